@@ -1,0 +1,230 @@
+//! One connection to BuildKit, whatever the transport: found by resolution, proven by a probe, then shared by
+//! everything that talks to the daemon (Info, ListWorkers, Solve, Status, Session, the gateway).
+
+use std::time::{Duration, Instant};
+
+use hive_proto::control::control_client::ControlClient;
+use hive_proto::control::types::WorkerRecord;
+use hive_proto::control::{InfoRequest, ListWorkersRequest};
+use hive_proto::tonic::transport::Channel;
+use hive_proto::tonic::{Code, Request};
+
+use super::address::Address;
+use super::errors::ConnectError;
+use super::resolve::{Candidate, Environment, ManifestSettings, Origin, candidates};
+use super::tls::TlsSettings;
+use super::transport;
+
+/// How long an explicitly named daemon gets to connect and answer the probe.
+const EXPLICIT_TIMEOUT: Duration = Duration::from_secs(6);
+/// How long each auto-detected candidate gets.
+const AUTO_TIMEOUT: Duration = Duration::from_secs(3);
+/// Messages BuildKit sends (definitions, status batches) can exceed tonic's 4 MiB default.
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// What the caller knows about where BuildKit is.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnectOptions {
+    /// `--addr`.
+    pub(crate) addr: Option<String>,
+    /// TLS flags (they win over the manifest's, option by option).
+    pub(crate) tls: TlsSettings,
+    /// `[workspace.metadata.hive]` connection keys, if a workspace was found.
+    pub(crate) manifest: Option<ManifestSettings>,
+    /// The process environment.
+    pub(crate) env: Environment,
+}
+
+/// One candidate tried, and how it went.
+#[derive(Debug, Clone)]
+pub(crate) struct Attempt {
+    /// The address as written (or as configured, when it did not parse).
+    pub(crate) address: String,
+    /// Why it was tried.
+    pub(crate) origin: Origin,
+    /// How long connect + probe took, or why it failed.
+    pub(crate) outcome: Result<Duration, String>,
+}
+
+/// A live, probed connection to BuildKit.
+#[derive(Debug, Clone)]
+pub(crate) struct Buildkit {
+    channel: Channel,
+    /// Where it is.
+    pub(crate) address: Address,
+    /// Why this one was chosen.
+    pub(crate) origin: Origin,
+    /// Every candidate tried, in order, the winner last.
+    pub(crate) attempts: Vec<Attempt>,
+    /// The daemon's workers, from the probe.
+    pub(crate) workers: Vec<WorkerRecord>,
+}
+
+impl Buildkit {
+    /// Resolves the address (flag, env, manifest, auto-detection), connects and probes.
+    pub(crate) async fn connect(options: &ConnectOptions) -> Result<Buildkit, ConnectError> {
+        let tls = options.tls.clone().or(options
+            .manifest
+            .as_ref()
+            .map(|manifest| manifest.tls.clone())
+            .unwrap_or_default());
+        let list = candidates(
+            options.addr.as_deref(),
+            options.manifest.as_ref(),
+            &options.env,
+        );
+        let mut attempts = Vec::new();
+        for Candidate { address, origin } in list {
+            let explicit = origin.is_explicit();
+            let address = match address {
+                Ok(address) => address,
+                Err(source) if explicit => {
+                    return Err(ConnectError::BadAddress {
+                        origin: origin.to_string(),
+                        reason: source,
+                    });
+                }
+                Err(source) => {
+                    attempts.push(Attempt {
+                        address: String::new(),
+                        origin,
+                        outcome: Err(source.to_string()),
+                    });
+                    continue;
+                }
+            };
+            let timeout = if explicit {
+                EXPLICIT_TIMEOUT
+            } else {
+                AUTO_TIMEOUT
+            };
+            let started = Instant::now();
+            match probe(&address, &tls, timeout).await {
+                Ok((channel, workers)) => {
+                    attempts.push(Attempt {
+                        address: address.to_string(),
+                        origin: origin.clone(),
+                        outcome: Ok(started.elapsed()),
+                    });
+                    return Ok(Buildkit {
+                        channel,
+                        address,
+                        origin,
+                        attempts,
+                        workers,
+                    });
+                }
+                Err(err) if explicit => return Err(err),
+                Err(err) => attempts.push(Attempt {
+                    address: address.to_string(),
+                    origin,
+                    outcome: Err(err.short()),
+                }),
+            }
+        }
+        Err(ConnectError::NothingReachable {
+            tried: attempts
+                .iter()
+                .map(|attempt| {
+                    let reason = attempt
+                        .outcome
+                        .as_ref()
+                        .err()
+                        .map(String::as_str)
+                        .unwrap_or("ok");
+                    let address = if attempt.address.is_empty() {
+                        "(invalid)"
+                    } else {
+                        attempt.address.as_str()
+                    };
+                    format!("{address} ({}): {reason}", attempt.origin)
+                })
+                .collect(),
+        })
+    }
+
+    /// The Control API client on this connection.
+    pub(crate) fn control(&self) -> ControlClient<Channel> {
+        ControlClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// The underlying channel, for other services on the same connection (the gateway).
+    pub(crate) fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// The daemon's BuildKit version, or `None` for daemons without the `Info` rpc (BuildKit < v0.11, Docker 20.10).
+    pub(crate) async fn version(&self) -> Result<Option<String>, ConnectError> {
+        let request = Request::new(InfoRequest {});
+        match tokio::time::timeout(EXPLICIT_TIMEOUT, self.control().info(request)).await {
+            Err(_) => Err(ConnectError::Timeout {
+                address: self.address.to_string(),
+                after: EXPLICIT_TIMEOUT,
+            }),
+            Ok(Err(status)) if status.code() == Code::Unimplemented => Ok(None),
+            Ok(Err(status)) => Err(ConnectError::Protocol {
+                address: self.address.to_string(),
+                detail: format!("Info failed: {}", status.message()),
+            }),
+            Ok(Ok(response)) => Ok(response
+                .into_inner()
+                .buildkit_version
+                .map(|version| version.version)),
+        }
+    }
+}
+
+/// Connects and asks for the worker list: the cheapest call every BuildKit version answers.
+async fn probe(
+    address: &Address,
+    tls: &TlsSettings,
+    timeout: Duration,
+) -> Result<(Channel, Vec<WorkerRecord>), ConnectError> {
+    let deadline = Instant::now() + timeout;
+    let channel = tokio::time::timeout(timeout, transport::connect(address, tls, timeout))
+        .await
+        .map_err(|_| ConnectError::Timeout {
+            address: address.to_string(),
+            after: timeout,
+        })??;
+    let mut control = ControlClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE);
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let workers = match tokio::time::timeout(
+        remaining,
+        control.list_workers(ListWorkersRequest::default()),
+    )
+    .await
+    {
+        Err(_) => {
+            return Err(ConnectError::Timeout {
+                address: address.to_string(),
+                after: timeout,
+            });
+        }
+        Ok(Err(status)) => {
+            let detail = transport::chain(&status);
+            return Err(
+                if detail.contains("certificate") || detail.contains("tls") {
+                    ConnectError::Tls {
+                        address: address.to_string(),
+                        detail,
+                    }
+                } else if status.code() == Code::Unavailable || status.code() == Code::Unknown {
+                    ConnectError::Unreachable {
+                        address: address.to_string(),
+                        detail,
+                    }
+                } else {
+                    ConnectError::Protocol {
+                        address: address.to_string(),
+                        detail,
+                    }
+                },
+            );
+        }
+        Ok(Ok(response)) => response.into_inner().record,
+    };
+    Ok((channel, workers))
+}

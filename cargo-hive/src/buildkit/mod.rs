@@ -1,0 +1,24 @@
+//! Everything that talks to BuildKit: addresses and their resolution, transports, the probed connection, LLB,
+//! solves and the Docker Engine API next to Docker's embedded BuildKit.
+
+mod address;
+mod client;
+pub(crate) mod docker_api;
+mod errors;
+pub(crate) mod llb;
+mod resolve;
+mod tls;
+mod transport;
+
+pub(crate) use address::Address;
+pub(crate) use client::{Attempt, Buildkit, ConnectOptions};
+pub(crate) use errors::ConnectError;
+pub(crate) use resolve::{Environment, Origin, manifest_settings, workspace_manifest};
+pub(crate) use tls::TlsSettings;
+
+/// A fresh random id for solves and sessions (BuildKit wants them unique per daemon).
+pub(crate) fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    hex::encode(bytes)
+}

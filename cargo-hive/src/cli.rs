@@ -1,0 +1,383 @@
+//! The command line: the only module that knows clap. Raw flags here; `config` and `plan` validate them.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::errors::HiveError;
+use crate::term::Term;
+
+/// Drops the `hive` that cargo passes first when run as `cargo hive …`, so `cargo-hive …` parses the same.
+pub(crate) fn normalized_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    if args.get(1).is_some_and(|arg| arg == "hive") {
+        args.remove(1);
+    }
+    args
+}
+
+/// Parses normalized arguments.
+pub(crate) fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(args)
+}
+
+/// Container images for Rust workspaces, built by your own BuildKit.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo-hive",
+    bin_name = "cargo hive",
+    version,
+    propagate_version = true
+)]
+#[command(arg_required_else_help = true, max_term_width = 110)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes, with cargo's names.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Use verbose output (-vv very verbose)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    /// Do not print cargo-hive's status messages
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    /// Coloring: auto, always, never
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, global = true, value_name = "WHEN")]
+    pub(crate) color: ColorWhen,
+    /// Path to Cargo.toml
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) manifest_path: Option<PathBuf>,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorWhen {
+    /// Colour when the stream is a terminal (and `CARGO_TERM_COLOR` does not say otherwise).
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// `cargo hive` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Check that a BuildKit is reachable and ready, and show what it can do
+    Doctor(DoctorArgs),
+    /// Show every image `build` would produce, with where each value came from
+    Plan(PlanArgs),
+    /// Build the workspace's images with BuildKit
+    Build(Box<BuildArgs>),
+}
+
+/// Human or machine-readable output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum Format {
+    /// Readable text
+    #[default]
+    Human,
+    /// Versioned JSON on stdout
+    Json,
+}
+
+/// How to reach BuildKit (`buildctl`'s flag names).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "BuildKit Connection")]
+pub(crate) struct ConnectArgs {
+    /// BuildKit address: unix://PATH, tcp://HOST:PORT, docker://, docker+unix://PATH [env: BUILDKIT_HOST]
+    #[arg(long, value_name = "ADDRESS")]
+    pub(crate) addr: Option<String>,
+    /// CA certificate for tcp:// with TLS
+    #[arg(long, value_name = "PATH")]
+    pub(crate) tlscacert: Option<PathBuf>,
+    /// Client certificate for mutual TLS
+    #[arg(long, value_name = "PATH")]
+    pub(crate) tlscert: Option<PathBuf>,
+    /// Client key for mutual TLS
+    #[arg(long, value_name = "PATH")]
+    pub(crate) tlskey: Option<PathBuf>,
+    /// Server name to verify the daemon's certificate against
+    #[arg(long, value_name = "NAME")]
+    pub(crate) tlsservername: Option<String>,
+}
+
+/// `cargo hive doctor`.
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+/// Which packages and images (cargo's selection flags plus `--image`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Package Selection")]
+pub(crate) struct SelectionArgs {
+    /// Package(s) whose images to select
+    #[arg(short, long = "package", value_name = "SPEC")]
+    pub(crate) packages: Vec<String>,
+    /// Select every package in the workspace
+    #[arg(long)]
+    pub(crate) workspace: bool,
+    /// Exclude packages from the selection (with --workspace)
+    #[arg(long, value_name = "SPEC", requires = "workspace")]
+    pub(crate) exclude: Vec<String>,
+    /// Only these images (by name)
+    #[arg(long = "image", value_name = "NAME")]
+    pub(crate) images: Vec<String>,
+}
+
+/// `cargo hive plan`.
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    pub(crate) selection: SelectionArgs,
+    #[command(flatten)]
+    pub(crate) features: FeatureArgs,
+    #[command(flatten)]
+    pub(crate) compile: CompileArgs,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+/// Cargo's feature flags, forwarded as they are.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Feature Selection")]
+pub(crate) struct FeatureArgs {
+    /// Space or comma separated list of features to activate
+    #[arg(short = 'F', long, value_name = "FEATURES")]
+    pub(crate) features: Vec<String>,
+    /// Activate all available features
+    #[arg(long)]
+    pub(crate) all_features: bool,
+    /// Do not activate the `default` feature
+    #[arg(long)]
+    pub(crate) no_default_features: bool,
+}
+
+/// Cargo's compilation flags, forwarded as they are.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Compilation Options")]
+pub(crate) struct CompileArgs {
+    /// Build artifacts in release mode, with optimizations
+    #[arg(short, long, conflicts_with = "profile")]
+    pub(crate) release: bool,
+    /// Build artifacts with the specified profile
+    #[arg(long, value_name = "PROFILE-NAME")]
+    pub(crate) profile: Option<String>,
+    /// Build for the target triple(s)
+    #[arg(long, value_name = "TRIPLE")]
+    pub(crate) target: Vec<String>,
+    /// Assert that `Cargo.lock` will remain unchanged
+    #[arg(long)]
+    pub(crate) locked: bool,
+    /// Run without accessing the network
+    #[arg(long)]
+    pub(crate) offline: bool,
+}
+
+impl FeatureArgs {
+    /// The flags to pass to cargo.
+    pub(crate) fn to_cargo_args(&self) -> Vec<String> {
+        let FeatureArgs {
+            features,
+            all_features,
+            no_default_features,
+        } = self;
+        let mut args = Vec::new();
+        for feature in features {
+            args.push("--features".to_owned());
+            args.push(feature.clone());
+        }
+        if *all_features {
+            args.push("--all-features".to_owned());
+        }
+        if *no_default_features {
+            args.push("--no-default-features".to_owned());
+        }
+        args
+    }
+}
+
+impl CompileArgs {
+    /// The flags to pass to cargo.
+    pub(crate) fn to_cargo_args(&self) -> Vec<String> {
+        let CompileArgs {
+            release,
+            profile,
+            target,
+            locked,
+            offline,
+        } = self;
+        let mut args = Vec::new();
+        if *release {
+            args.push("--release".to_owned());
+        }
+        if let Some(profile) = profile {
+            args.push("--profile".to_owned());
+            args.push(profile.clone());
+        }
+        for triple in target {
+            args.push("--target".to_owned());
+            args.push(triple.clone());
+        }
+        if *locked {
+            args.push("--locked".to_owned());
+        }
+        if *offline {
+            args.push("--offline".to_owned());
+        }
+        args
+    }
+
+    /// The cargo profile these flags select (`dev` by default, as cargo).
+    pub(crate) fn profile_name(&self) -> &str {
+        match (&self.profile, self.release) {
+            (Some(profile), _) => profile,
+            (None, true) => "release",
+            (None, false) => "dev",
+        }
+    }
+}
+
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum ProgressMode {
+    /// tty when stderr is a terminal, plain otherwise
+    #[default]
+    Auto,
+    /// Live, redrawn lines
+    Tty,
+    /// Stable lines for CI logs
+    Plain,
+    /// One JSON event per line
+    Json,
+}
+
+/// `cargo hive build`.
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    #[command(flatten)]
+    pub(crate) selection: SelectionArgs,
+    #[command(flatten)]
+    pub(crate) features: FeatureArgs,
+    #[command(flatten)]
+    pub(crate) compile: CompileArgs,
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// Images to build at once (default: all)
+    #[arg(short, long, value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+    /// Load the images into Docker
+    #[arg(long, help_heading = "Output")]
+    pub(crate) load: bool,
+    /// Push the images to their registries
+    #[arg(long, help_heading = "Output")]
+    pub(crate) push: bool,
+    /// Raw exporter spec, as buildx: type=TYPE[,KEY=VALUE...]
+    #[arg(long, value_name = "SPEC", help_heading = "Output")]
+    pub(crate) output: Vec<String>,
+    /// Progress output: auto, tty, plain, json
+    #[arg(long, value_enum, default_value_t, help_heading = "Output")]
+    pub(crate) progress: ProgressMode,
+    /// Write each image's references and digests to this JSON file
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
+    pub(crate) metadata_file: Option<PathBuf>,
+    /// Do not use BuildKit's cache
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+    /// Print the LLB of every image as JSON instead of building
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+/// Runs the parsed command; `Ok` carries the exit code (a command such as `doctor` may report "not ready").
+pub(crate) async fn dispatch(cli: Cli, term: &Term) -> Result<i32, HiveError> {
+    let Cli { global, command } = cli;
+    match command {
+        Command::Doctor(args) => crate::doctor::run(&global, &args, term).await,
+        Command::Plan(_) => Err(HiveError::Message(
+            "`cargo hive plan` is not available yet".to_owned(),
+        )),
+        Command::Build(_) => Err(HiveError::Message(
+            "`cargo hive build` is not available yet".to_owned(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(line: &str) -> Result<Cli, clap::Error> {
+        parse(normalized_args(line.split_whitespace().map(OsString::from)))
+    }
+
+    #[test]
+    fn command_lines() {
+        // (command line, parses?)
+        let table: &[(&str, bool)] = &[
+            ("cargo-hive hive doctor", true),
+            ("cargo-hive doctor", true),
+            ("cargo-hive doctor --format json --addr unix:///x", true),
+            ("cargo-hive doctor --format yaml", false),
+            ("cargo-hive -v doctor", true),
+            ("cargo-hive doctor -vv --color never", true),
+            ("cargo-hive doctor -q -v", false),
+            ("cargo-hive plan -p a -p b --image x --format json", true),
+            ("cargo-hive plan --exclude a", false),
+            ("cargo-hive plan --workspace --exclude a", true),
+            ("cargo-hive build --release --profile x", false),
+            (
+                "cargo-hive build --release --load --jobs 4 --progress plain",
+                true,
+            ),
+            (
+                "cargo-hive build --output type=oci,dest=x.tar --metadata-file m.json",
+                true,
+            ),
+            ("cargo-hive frobnicate", false),
+        ];
+        for (line, ok) in table {
+            assert_eq!(parse_str(line).is_ok(), *ok, "{line}");
+        }
+    }
+
+    #[test]
+    fn forwards_every_cargo_flag() {
+        let cli = parse_str(
+            "cargo-hive build --profile bench --target x86_64-unknown-linux-musl --locked --offline \
+             -F a,b --no-default-features",
+        )
+        .unwrap();
+        let Command::Build(build) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(
+            build.compile.to_cargo_args(),
+            [
+                "--profile",
+                "bench",
+                "--target",
+                "x86_64-unknown-linux-musl",
+                "--locked",
+                "--offline"
+            ]
+        );
+        assert_eq!(
+            build.features.to_cargo_args(),
+            ["--features", "a,b", "--no-default-features"]
+        );
+        assert_eq!(build.compile.profile_name(), "bench");
+    }
+}

@@ -1,0 +1,408 @@
+//! `cargo hive doctor`: which BuildKit, why, what it can do, and whether a real solve works.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use hive_proto::control::SolveRequest;
+use serde::Serialize;
+
+use crate::buildkit::docker_api::DockerInfo;
+use crate::buildkit::{
+    Address, Attempt, Buildkit, ConnectError, ConnectOptions, Environment, TlsSettings, llb,
+    manifest_settings, workspace_manifest,
+};
+use crate::cli::{DoctorArgs, Format, GlobalArgs};
+use crate::errors::{HiveError, exit_codes};
+use crate::term::Term;
+
+/// Version of doctor's JSON output.
+const FORMAT_VERSION: u32 = 1;
+/// How long the live solve may take (a cold daemon may need a moment).
+const LIVE_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything doctor found, as printed with `--format json`.
+#[derive(Debug, Serialize)]
+struct Report {
+    format_version: u32,
+    ready: bool,
+    endpoint: Option<Endpoint>,
+    candidates: Vec<CandidateReport>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Endpoint {
+    address: String,
+    origin: String,
+    reason: String,
+    transport: String,
+    buildkit_version: Option<String>,
+    /// Why there is no version, when there is none.
+    version_note: Option<String>,
+    daemon: Daemon,
+    workers: Vec<Worker>,
+    exporters: Vec<&'static str>,
+    live_check: LiveCheck,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+enum Daemon {
+    Buildkitd,
+    Docker {
+        version: String,
+        storage_driver: String,
+        containerd_image_store: bool,
+    },
+    DockerUnknown {
+        error: String,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct Worker {
+    id: String,
+    platforms: Vec<String>,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+struct LiveCheck {
+    ok: bool,
+    millis: u64,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct CandidateReport {
+    address: String,
+    origin: String,
+    ok: bool,
+    millis: Option<u64>,
+    error: Option<String>,
+}
+
+/// Runs doctor; exit 0 when the daemon is ready, 1 otherwise.
+pub(crate) async fn run(
+    global: &GlobalArgs,
+    args: &DoctorArgs,
+    term: &Term,
+) -> Result<i32, HiveError> {
+    let manifest = match workspace_manifest(global.manifest_path.as_deref()) {
+        Some(path) => Some(manifest_settings(&path).map_err(HiveError::Message)?),
+        None if global.manifest_path.is_some() => {
+            return Err(HiveError::Message(format!(
+                "no Cargo.toml at {}",
+                global
+                    .manifest_path
+                    .as_ref()
+                    .map(|path| path.display().to_string())
+                    .unwrap_or_default()
+            )));
+        }
+        None => None,
+    };
+    let options = ConnectOptions {
+        addr: args.connect.addr.clone(),
+        tls: TlsSettings {
+            ca: args.connect.tlscacert.clone(),
+            cert: args.connect.tlscert.clone(),
+            key: args.connect.tlskey.clone(),
+            server_name: args.connect.tlsservername.clone(),
+        },
+        manifest,
+        env: Environment::from_process(),
+    };
+    let report = match Buildkit::connect(&options).await {
+        Ok(buildkit) => examine(&buildkit).await,
+        Err(err) if args.format == Format::Human => return Err(err.into()),
+        Err(err) => {
+            let candidates = match &err {
+                ConnectError::NothingReachable { tried } => tried
+                    .iter()
+                    .map(|line| CandidateReport {
+                        address: line.split(' ').next().unwrap_or_default().to_owned(),
+                        origin: String::new(),
+                        ok: false,
+                        millis: None,
+                        error: Some(line.clone()),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Report {
+                format_version: FORMAT_VERSION,
+                ready: false,
+                endpoint: None,
+                candidates,
+                error: Some(err.to_string()),
+            }
+        }
+    };
+    let code = if report.ready {
+        exit_codes::SUCCESS
+    } else {
+        exit_codes::FAILURE
+    };
+    match args.format {
+        Format::Json => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &report)
+                .map_err(|err| HiveError::Output(err.into()))?;
+            writeln!(out).map_err(HiveError::Output)?;
+        }
+        Format::Human => print_human(&report, term).map_err(HiveError::Output)?,
+    }
+    Ok(code)
+}
+
+async fn examine(buildkit: &Buildkit) -> Report {
+    let candidates = buildkit.attempts.iter().map(candidate_report).collect();
+    let (buildkit_version, version_note) = match buildkit.version().await {
+        Ok(Some(version)) => (Some(version), None),
+        Ok(None) => (
+            None,
+            Some("this BuildKit has no Info rpc (older than v0.11, e.g. Docker 20.10)".to_owned()),
+        ),
+        Err(err) => (None, Some(err.to_string())),
+    };
+    let daemon = match &buildkit.address {
+        Address::Docker(socket) => match DockerInfo::fetch(socket).await {
+            Ok(info) => Daemon::Docker {
+                version: info.version,
+                storage_driver: info.driver,
+                containerd_image_store: info.containerd_store,
+            },
+            Err(error) => Daemon::DockerUnknown { error },
+        },
+        Address::Unix(_) | Address::Tcp { .. } => Daemon::Buildkitd,
+    };
+    let workers: Vec<Worker> = buildkit
+        .workers
+        .iter()
+        .map(|worker| Worker {
+            id: worker.id.clone(),
+            platforms: worker.platforms.iter().map(platform_string).collect(),
+            labels: worker
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+        .collect();
+    let platform = buildkit
+        .workers
+        .first()
+        .and_then(|worker| worker.platforms.first().cloned())
+        .unwrap_or_else(|| llb::linux(llb::host_architecture()));
+    let live_check = live_check(buildkit, platform).await;
+    let ready = live_check.ok;
+    Report {
+        format_version: FORMAT_VERSION,
+        ready,
+        endpoint: Some(Endpoint {
+            address: buildkit.address.to_string(),
+            origin: buildkit.origin.key().to_owned(),
+            reason: reason(buildkit),
+            transport: buildkit.address.transport().to_owned(),
+            buildkit_version,
+            version_note,
+            exporters: exporters(&daemon),
+            daemon,
+            workers,
+            live_check,
+        }),
+        candidates,
+        error: None,
+    }
+}
+
+/// Which exporters this daemon serves. Docker's BuildKit without the containerd image store has only moby, local
+/// and tar (`image`, `oci` and `docker` answer "exporter could not be found").
+fn exporters(daemon: &Daemon) -> Vec<&'static str> {
+    match daemon {
+        Daemon::Buildkitd => vec!["image", "oci", "docker", "local", "tar"],
+        Daemon::Docker {
+            containerd_image_store: true,
+            ..
+        } => vec!["image", "oci", "docker", "moby", "local", "tar"],
+        Daemon::Docker {
+            containerd_image_store: false,
+            ..
+        }
+        | Daemon::DockerUnknown { .. } => {
+            vec!["moby", "local", "tar"]
+        }
+    }
+}
+
+fn reason(buildkit: &Buildkit) -> String {
+    if buildkit.origin.is_explicit() {
+        format!("given by {}", buildkit.origin)
+    } else {
+        let failed = buildkit.attempts.len() - 1;
+        if failed == 0 {
+            format!("auto-detected: the {} answered first", buildkit.origin)
+        } else {
+            format!(
+                "auto-detected: the {} answered after {failed} earlier candidate{} did not",
+                buildkit.origin,
+                if failed == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+async fn live_check(buildkit: &Buildkit, platform: hive_proto::pb::Platform) -> LiveCheck {
+    let definition = llb::file_on_scratch("/hive-doctor", b"cargo hive doctor\n", platform);
+    let request = SolveRequest {
+        r#ref: crate::buildkit::new_id(),
+        definition: Some(definition),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let result = tokio::time::timeout(LIVE_CHECK_TIMEOUT, buildkit.control().solve(request)).await;
+    let millis = started.elapsed().as_millis() as u64;
+    let error = match result {
+        Err(_) => Some(format!(
+            "the solve did not finish within {} s",
+            LIVE_CHECK_TIMEOUT.as_secs()
+        )),
+        Ok(Err(status)) => Some(format!("the solve failed: {}", status.message())),
+        Ok(Ok(_)) => None,
+    };
+    LiveCheck {
+        ok: error.is_none(),
+        millis,
+        error,
+    }
+}
+
+fn candidate_report(attempt: &Attempt) -> CandidateReport {
+    CandidateReport {
+        address: attempt.address.clone(),
+        origin: attempt.origin.key().to_owned(),
+        ok: attempt.outcome.is_ok(),
+        millis: attempt
+            .outcome
+            .as_ref()
+            .ok()
+            .map(|elapsed| elapsed.as_millis() as u64),
+        error: attempt.outcome.as_ref().err().cloned(),
+    }
+}
+
+fn platform_string(platform: &hive_proto::pb::Platform) -> String {
+    let mut text = format!("{}/{}", platform.os, platform.architecture);
+    if !platform.variant.is_empty() {
+        text.push('/');
+        text.push_str(&platform.variant);
+    }
+    text
+}
+
+fn print_human(report: &Report, term: &Term) -> std::io::Result<()> {
+    use owo_colors::OwoColorize;
+    let color = term.stdout_color();
+    let paint = |text: &str, good: bool| -> String {
+        match (color, good) {
+            (false, _) => text.to_owned(),
+            (true, true) => text.green().bold().to_string(),
+            (true, false) => text.red().bold().to_string(),
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let Some(endpoint) = &report.endpoint else {
+        writeln!(
+            out,
+            "{} {}",
+            paint("not ready:", false),
+            report.error.as_deref().unwrap_or("unknown error")
+        )?;
+        return Ok(());
+    };
+    writeln!(out, "BuildKit      {}", endpoint.address)?;
+    writeln!(out, "  chosen      {}", endpoint.reason)?;
+    writeln!(out, "  transport   {}", endpoint.transport)?;
+    match (&endpoint.buildkit_version, &endpoint.version_note) {
+        (Some(version), _) => writeln!(out, "  version     {version}")?,
+        (None, Some(note)) => writeln!(out, "  version     unknown: {note}")?,
+        (None, None) => writeln!(out, "  version     unknown")?,
+    }
+    match &endpoint.daemon {
+        Daemon::Buildkitd => writeln!(out, "  daemon      buildkitd")?,
+        Daemon::Docker {
+            version,
+            storage_driver,
+            containerd_image_store,
+        } => writeln!(
+            out,
+            "  daemon      Docker {version} ({})",
+            if *containerd_image_store {
+                "containerd image store".to_owned()
+            } else {
+                format!("{storage_driver} graph driver, no containerd image store")
+            }
+        )?,
+        Daemon::DockerUnknown { error } => {
+            writeln!(out, "  daemon      Docker (its /info failed: {error})")?
+        }
+    }
+    writeln!(out, "Candidates")?;
+    for candidate in &report.candidates {
+        let address = if candidate.address.is_empty() {
+            "(invalid)"
+        } else {
+            candidate.address.as_str()
+        };
+        match (&candidate.millis, &candidate.error) {
+            (Some(millis), _) => writeln!(
+                out,
+                "  {} {address} ({}) answered in {millis} ms",
+                paint("ok", true),
+                candidate.origin
+            )?,
+            (None, error) => writeln!(
+                out,
+                "  {} {address} ({}): {}",
+                paint("--", false),
+                candidate.origin,
+                error.as_deref().unwrap_or_default()
+            )?,
+        }
+    }
+    writeln!(out, "Workers")?;
+    for worker in &endpoint.workers {
+        writeln!(out, "  {}  {}", worker.id, worker.platforms.join(", "))?;
+        for (key, value) in &worker.labels {
+            writeln!(out, "      {key}={value}")?;
+        }
+    }
+    writeln!(out, "Exporters     {}", endpoint.exporters.join(", "))?;
+    if let Daemon::Docker {
+        containerd_image_store: false,
+        ..
+    } = endpoint.daemon
+    {
+        writeln!(
+            out,
+            "              (turn on Docker's containerd image store for image, oci and docker: \
+             {{\"features\":{{\"containerd-snapshotter\":true}}}} in daemon.json)"
+        )?;
+    }
+    match &endpoint.live_check.error {
+        None => writeln!(
+            out,
+            "Live check    {} a file on scratch solved in {} ms",
+            paint("ok", true),
+            endpoint.live_check.millis
+        )?,
+        Some(error) => writeln!(out, "Live check    {} {error}", paint("failed", false))?,
+    }
+    if report.ready {
+        writeln!(out, "{}", paint("Ready.", true))?;
+    } else {
+        writeln!(out, "{}", paint("Not ready.", false))?;
+    }
+    Ok(())
+}

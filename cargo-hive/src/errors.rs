@@ -1,0 +1,51 @@
+//! The one top-level error type: it owns the exit code and how an error is shown.
+
+use crate::buildkit::ConnectError;
+
+/// Documented exit codes of `cargo hive`.
+pub mod exit_codes {
+    /// Everything worked.
+    pub const SUCCESS: i32 = 0;
+    /// Any error: bad input, an unreachable daemon, a failed build, a daemon that is not ready.
+    pub const FAILURE: i32 = 1;
+    /// The command line could not be parsed (clap's usage errors).
+    pub const USAGE: i32 = 2;
+    /// Interrupted by Ctrl-C.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// Anything that makes `cargo hive` fail.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HiveError {
+    /// Errors in the user's input that have places (spans) in their files; all of them, rendered by miette.
+    #[error("{} error{} in the image definitions", .0.len(), if .0.len() == 1 { "" } else { "s" })]
+    Diagnostics(Vec<miette::Report>),
+    /// BuildKit could not be reached or answered wrongly.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// A message that needs no more structure; reads after "error: ".
+    #[error("{0}")]
+    Message(String),
+    /// Writing the command's output failed.
+    #[error("failed to write output")]
+    Output(#[source] std::io::Error),
+    /// Ctrl-C.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl HiveError {
+    /// The process exit code for this error; every variant chooses its own.
+    pub(crate) fn exit_code(&self) -> i32 {
+        match self {
+            HiveError::Diagnostics(_) => exit_codes::FAILURE,
+            HiveError::Connect(_) => exit_codes::FAILURE,
+            HiveError::Message(_) => exit_codes::FAILURE,
+            HiveError::Output(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+                exit_codes::SUCCESS
+            }
+            HiveError::Output(_) => exit_codes::FAILURE,
+            HiveError::Interrupted => exit_codes::INTERRUPTED,
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The engine behind `cargo hive`.
+//!
+//! Data flows one way: [`cli`] (raw flags) → `config` (metadata and build.rs output merged and validated) → `plan`
+//! (images × platforms × tags) → `buildkit` (connect, session, LLB, solve, progress) → `output`. Only code after
+//! `plan` talks to BuildKit. The binary calls [`main_from_env`] and nothing else.
+
+mod buildkit;
+mod cli;
+mod doctor;
+mod errors;
+mod term;
+
+use std::process::ExitCode;
+
+pub use errors::exit_codes;
+
+/// Runs `cargo hive` (or `cargo-hive`) with the process's arguments and environment; returns the exit code.
+pub fn main_from_env() -> ExitCode {
+    let args = cli::normalized_args(std::env::args_os());
+    let cli = match cli::parse(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() {
+                exit_codes::USAGE
+            } else {
+                exit_codes::SUCCESS
+            };
+            let _ = err.print();
+            return ExitCode::from(code as u8);
+        }
+    };
+    let term = term::Term::new(cli.global.color, cli.global.verbose, cli.global.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            term.error(&format!("failed to start the async runtime: {err}"));
+            return ExitCode::from(exit_codes::FAILURE as u8);
+        }
+    };
+    let result = runtime.block_on(cli::dispatch(cli, &term));
+    // Lingering connection tasks must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(err) => {
+            let code = err.exit_code();
+            // A closed stdout (`cargo hive doctor --format json | head`) is the reader's choice, not an error.
+            if code != exit_codes::SUCCESS {
+                term.report(err);
+            }
+            ExitCode::from(code as u8)
+        }
+    }
+}

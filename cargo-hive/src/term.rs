@@ -1,0 +1,115 @@
+//! Messages to stderr in cargo's style (`error:`, `warning:`, `Caused by:`), honouring `--color`, `-v` and `-q`.
+
+use std::error::Error as _;
+use std::io::Write;
+
+use anstream::ColorChoice;
+use owo_colors::OwoColorize;
+
+use crate::cli::ColorWhen;
+use crate::errors::HiveError;
+
+/// Where human-facing messages go, and how they look.
+#[derive(Debug, Clone)]
+pub(crate) struct Term {
+    choice: ColorChoice,
+    verbose: u8,
+    quiet: bool,
+}
+
+impl Term {
+    pub(crate) fn new(color: ColorWhen, verbose: u8, quiet: bool) -> Self {
+        let choice = match color {
+            ColorWhen::Always => ColorChoice::Always,
+            ColorWhen::Never => ColorChoice::Never,
+            ColorWhen::Auto => match std::env::var("CARGO_TERM_COLOR").as_deref() {
+                Ok("always") => ColorChoice::Always,
+                Ok("never") => ColorChoice::Never,
+                _ => ColorChoice::Auto,
+            },
+        };
+        Term {
+            choice,
+            verbose,
+            quiet,
+        }
+    }
+
+    /// Whether colour escapes go to stderr.
+    pub(crate) fn stderr_color(&self) -> bool {
+        anstream::AutoStream::new(std::io::stderr(), self.choice).current_choice()
+            != ColorChoice::Never
+    }
+
+    /// Whether colour escapes go to stdout.
+    pub(crate) fn stdout_color(&self) -> bool {
+        anstream::AutoStream::new(std::io::stdout(), self.choice).current_choice()
+            != ColorChoice::Never
+    }
+
+    /// `-v` count.
+    pub(crate) fn verbosity(&self) -> u8 {
+        self.verbose
+    }
+
+    fn stderr(&self) -> anstream::AutoStream<std::io::Stderr> {
+        anstream::AutoStream::new(std::io::stderr(), self.choice)
+    }
+
+    /// A status line like cargo's (`    Building …`), suppressed by `-q`.
+    pub(crate) fn status(&self, verb: &str, message: &str) {
+        if self.quiet {
+            return;
+        }
+        let _ = writeln!(self.stderr(), "{:>12} {message}", verb.green().bold());
+    }
+
+    /// A warning, suppressed by `-q`.
+    pub(crate) fn warn(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        let _ = writeln!(self.stderr(), "{}: {message}", "warning".yellow().bold());
+    }
+
+    /// An error line.
+    pub(crate) fn error(&self, message: &str) {
+        let _ = writeln!(self.stderr(), "{}: {message}", "error".red().bold());
+    }
+
+    /// Shows an error with its causes; diagnostics are rendered by miette with their source spans.
+    pub(crate) fn report(&self, err: HiveError) {
+        match err {
+            HiveError::Diagnostics(reports) => {
+                let count = reports.len();
+                let handler = miette::GraphicalReportHandler::new_themed(if self.stderr_color() {
+                    miette::GraphicalTheme::unicode()
+                } else {
+                    miette::GraphicalTheme::unicode_nocolor()
+                });
+                let mut out = String::new();
+                for report in &reports {
+                    out.clear();
+                    let _ = handler.render_report(&mut out, report.as_ref());
+                    let _ = writeln!(self.stderr(), "{out}");
+                }
+                self.error(&format!(
+                    "{count} error{} in the image definitions",
+                    if count == 1 { "" } else { "s" }
+                ));
+            }
+            HiveError::Interrupted => self.error("interrupted"),
+            other => {
+                self.error(&other.to_string());
+                let mut source = other.source();
+                if source.is_some() {
+                    let _ = writeln!(self.stderr(), "\nCaused by:");
+                }
+                while let Some(cause) = source {
+                    let _ = writeln!(self.stderr(), "  {cause}");
+                    source = cause.source();
+                }
+            }
+        }
+    }
+}

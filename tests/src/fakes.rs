@@ -1,0 +1,175 @@
+//! In-process peers for the failure and TLS cases: a listener that accepts and never answers, a TLS server with
+//! a certificate for the wrong name, and a TLS (optionally mutual) front for the real daemon's gRPC endpoint, so
+//! `tcp://` with TLS is tested against the real BuildKit.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::runtime::Runtime;
+
+/// The runtime the fakes run on, in the background while a test waits for the binary.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime starts")
+    })
+}
+
+/// A CA, a server certificate for one name, and a client certificate, written as PEM files into a directory.
+#[derive(Debug)]
+pub struct Pki {
+    /// CA certificate.
+    pub ca: PathBuf,
+    /// Server certificate chain.
+    pub server_cert: PathBuf,
+    /// Server key.
+    pub server_key: PathBuf,
+    /// Client certificate (signed by the CA).
+    pub client_cert: PathBuf,
+    /// Client key.
+    pub client_key: PathBuf,
+}
+
+impl Pki {
+    /// Makes the files in `dir`; the server certificate is valid for `server_name` only.
+    pub fn generate(dir: &Path, server_name: &str) -> Pki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "hive test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = |name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(vec![name.to_owned()])
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf(server_name);
+        let (client_cert, client_key) = leaf("hive-client");
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        Pki {
+            ca: write("ca.pem", &ca_cert.pem()),
+            server_cert: write("server.pem", &server_cert),
+            server_key: write("server-key.pem", &server_key),
+            client_cert: write("client.pem", &client_cert),
+            client_key: write("client-key.pem", &client_key),
+        }
+    }
+
+    fn server_config(&self, require_client_cert: bool) -> rustls::ServerConfig {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.server_cert)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(&self.server_key).unwrap();
+        let builder = rustls::ServerConfig::builder();
+        let builder = if require_client_cert {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(&self.ca).unwrap() {
+                roots.add(cert.unwrap()).unwrap();
+            }
+            builder.with_client_cert_verifier(
+                rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .unwrap(),
+            )
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder.with_single_cert(certs, key).unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        config
+    }
+}
+
+/// A unix socket that accepts connections and never says anything.
+pub fn silent_unix_socket(path: &Path) {
+    let listener = runtime()
+        .block_on(async { UnixListener::bind(path) })
+        .unwrap();
+    runtime().spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+}
+
+/// A TCP port on 127.0.0.1 that accepts connections and never says anything.
+pub fn silent_tcp_port() -> u16 {
+    let listener = runtime()
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    runtime().spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    port
+}
+
+/// TLS on 127.0.0.1 in front of Docker's embedded BuildKit: each connection is upgraded on the Docker socket's
+/// `/grpc` and spliced to the TLS stream, so the client speaks plain BuildKit gRPC over TLS to the real daemon.
+pub fn tls_front_for_docker(pki: &Pki, docker_socket: &Path, require_client_cert: bool) -> u16 {
+    let acceptor =
+        tokio_rustls::TlsAcceptor::from(Arc::new(pki.server_config(require_client_cert)));
+    let listener = runtime()
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let docker_socket = docker_socket.to_path_buf();
+    runtime().spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let docker_socket = docker_socket.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut docker) = upgrade(&docker_socket).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut docker).await;
+            });
+        }
+    });
+    port
+}
+
+async fn upgrade(socket: &Path) -> std::io::Result<UnixStream> {
+    let mut stream = UnixStream::connect(socket).await?;
+    stream
+        .write_all(
+            b"POST /grpc HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+        )
+        .await?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(byte[0]);
+    }
+    Ok(stream)
+}

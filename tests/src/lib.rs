@@ -1,0 +1,119 @@
+//! Helpers for cargo-hive's end-to-end tests: the freshly built binary, isolated environments, the real daemon.
+//!
+//! Tests that need BuildKit use [`buildkit_addr`]: it fails (never skips) when no daemon answers, with a message
+//! saying to run `scripts/buildkit-up`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub mod fakes;
+
+/// The workspace root (the directory holding the top `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The path of an up-to-date `cargo-hive` binary (built once per test process).
+pub fn cargo_hive_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "cargo-hive",
+                "--bin",
+                "cargo-hive",
+            ])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building cargo-hive failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
+        let bin = target.join("debug").join("cargo-hive");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+}
+
+/// Environment variables that choose a BuildKit or change output; cleared so each test states what it wants.
+pub const ISOLATED_VARS: &[&str] = &[
+    "BUILDKIT_HOST",
+    "DOCKER_HOST",
+    "XDG_RUNTIME_DIR",
+    "CARGO_TERM_COLOR",
+    "NO_COLOR",
+    "CLICOLOR_FORCE",
+    "__HIVE_ROOTFUL_BUILDKIT_SOCKET",
+    "__HIVE_DOCKER_DEFAULT_SOCKET",
+];
+
+/// A `cargo-hive` command with the BuildKit-selecting environment cleared and colour off.
+pub fn cargo_hive() -> Command {
+    let mut command = Command::new(cargo_hive_bin());
+    for var in ISOLATED_VARS {
+        command.env_remove(var);
+    }
+    command.arg("--color").arg("never");
+    command
+}
+
+/// The address of the real BuildKit the suite runs against: `HIVE_TEST_BUILDKIT_HOST`, else Docker's default
+/// socket. Panics with instructions when it does not answer: an e2e test never passes without its daemon.
+pub fn buildkit_addr() -> String {
+    let addr = std::env::var("HIVE_TEST_BUILDKIT_HOST")
+        .unwrap_or_else(|_| "docker+unix:///var/run/docker.sock".to_owned());
+    if let Some(path) = addr
+        .strip_prefix("docker+unix://")
+        .or_else(|| addr.strip_prefix("unix://"))
+    {
+        assert!(
+            std::os::unix::net::UnixStream::connect(path).is_ok(),
+            "no BuildKit answers at {addr}: run `scripts/buildkit-up` first (or set HIVE_TEST_BUILDKIT_HOST)"
+        );
+    }
+    addr
+}
+
+/// The Docker API socket of the daemon under test.
+pub fn docker_socket() -> PathBuf {
+    let addr = buildkit_addr();
+    PathBuf::from(
+        addr.strip_prefix("docker+unix://")
+            .expect("the suite's BuildKit is Docker's (docker+unix://)"),
+    )
+}
+
+/// Output of a finished command, with stdout and stderr as text.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs a command to completion.
+pub fn run(command: &mut Command) -> Run {
+    command.output().expect("command starts").into()
+}
