@@ -14,6 +14,12 @@ pub mod control {
     pub use bollard_buildkit_proto::moby::buildkit::v1::*;
 }
 
+/// The gateway API (`moby.buildkit.v1.frontend.LLBBridge`): how a client acts as its own frontend.
+pub mod gateway {
+    pub use bollard_buildkit_proto::moby::buildkit::v1::apicaps::ApiCap;
+    pub use bollard_buildkit_proto::moby::buildkit::v1::frontend::*;
+}
+
 /// Session services the client serves to the daemon: file sync, file send, auth, secrets, ssh forwarding.
 pub mod session {
     /// `moby.filesync.v1`: FileSync and FileSend over `BytesMessage`, and Auth.

@@ -1,0 +1,273 @@
+//! cargo hive as a client-side frontend on BuildKit's gateway API, the way buildx drives every build: a
+//! `Control.Solve` with no frontend and no definition, then `LLBBridge` calls on the same connection tagged with the
+//! build id — `Ping`, `ResolveImageConfig`, `Solve`, and `Return` of the result with the image config in its
+//! metadata. The exporters named in the `Control.Solve` then run on what we returned.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hive_proto::control::{Exporter, SolveRequest as ControlSolveRequest, SolveResponse as ControlSolveResponse};
+use hive_proto::gateway::llb_bridge_client::LlbBridgeClient;
+use hive_proto::gateway::{
+    PingRequest, Ref, ResolveImageConfigRequest, ReturnRequest, SolveRequest, result::Result as ResultKind,
+};
+use hive_proto::pb;
+use hive_proto::tonic::metadata::MetadataValue;
+use hive_proto::tonic::service::Interceptor;
+use hive_proto::tonic::service::interceptor::InterceptedService;
+use hive_proto::tonic::transport::Channel;
+use hive_proto::tonic::{Request, Status};
+
+use super::client::Buildkit;
+
+/// The metadata key that ties gateway calls to their `Control.Solve`.
+const BUILD_ID_KEY: &str = "buildkit-controlapi-buildid";
+
+/// Adds the build id to every gateway call.
+#[derive(Clone)]
+pub(crate) struct BuildId(MetadataValue<hive_proto::tonic::metadata::Ascii>);
+
+impl Interceptor for BuildId {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request.metadata_mut().insert(BUILD_ID_KEY, self.0.clone());
+        Ok(request)
+    }
+}
+
+/// What the daemon's gateway supports, from `Ping`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Caps {
+    frontend: BTreeMap<String, bool>,
+}
+
+impl Caps {
+    fn supports(&self, cap: &str) -> bool {
+        self.frontend.get(cap).copied().unwrap_or(false)
+    }
+
+    /// Whether results are returned as `Ref` messages (newer daemons) rather than bare id strings.
+    pub(crate) fn ref_messages(&self) -> bool {
+        self.supports("proto.refarray")
+    }
+}
+
+/// A result of a gateway solve: the daemon's id for it.
+#[derive(Debug, Clone)]
+pub(crate) struct ResultRef {
+    id: String,
+}
+
+/// The frontend side of one build: gateway calls carrying this build's id.
+#[derive(Clone)]
+pub(crate) struct Gateway {
+    client: LlbBridgeClient<InterceptedService<Channel, BuildId>>,
+    caps: Caps,
+}
+
+/// A resolved base image: its digest (to pin the LLB source) and its config JSON.
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedImage {
+    /// Manifest digest for the requested platform (`sha256:…`).
+    pub(crate) digest: String,
+    /// The image config JSON.
+    pub(crate) config: Vec<u8>,
+}
+
+impl Gateway {
+    /// The gateway capabilities of this daemon.
+    pub(crate) fn caps(&self) -> &Caps {
+        &self.caps
+    }
+
+    /// Resolves an image reference through the daemon (its local store, mirrors, registry settings and the
+    /// session's credentials).
+    pub(crate) async fn resolve_image_config(
+        &self,
+        reference: &str,
+        platform: &pb::Platform,
+        session_id: &str,
+    ) -> Result<ResolvedImage, Status> {
+        let request = ResolveImageConfigRequest {
+            r#ref: reference.to_owned(),
+            platform: Some(platform.clone()),
+            resolve_mode: "default".to_owned(),
+            log_name: format!("resolve image config for {reference}"),
+            session_id: session_id.to_owned(),
+            ..Default::default()
+        };
+        let response = self.client.clone().resolve_image_config(request).await?.into_inner();
+        Ok(ResolvedImage { digest: response.digest, config: response.config })
+    }
+
+    /// Solves a definition into a result the build can return.
+    pub(crate) async fn solve(&self, definition: pb::Definition) -> Result<ResultRef, Status> {
+        let request = SolveRequest {
+            definition: Some(definition),
+            allow_result_return: true,
+            allow_result_array_ref: self.caps.ref_messages(),
+            ..Default::default()
+        };
+        let response = self.client.clone().solve(request).await?.into_inner();
+        let id = match response.result.and_then(|result| result.result) {
+            Some(ResultKind::Ref(reference)) => reference.id,
+            Some(ResultKind::RefDeprecated(id)) => id,
+            _ => response.r#ref,
+        };
+        Ok(ResultRef { id })
+    }
+
+    /// Returns the build's result, with metadata for the exporters (`containerimage.config`, ...).
+    pub(crate) async fn return_result(
+        &self,
+        result: &ResultRef,
+        metadata: BTreeMap<String, Vec<u8>>,
+    ) -> Result<(), Status> {
+        let kind = if self.caps.ref_messages() {
+            ResultKind::Ref(Ref { id: result.id.clone(), def: None })
+        } else {
+            ResultKind::RefDeprecated(result.id.clone())
+        };
+        let result = hive_proto::gateway::Result {
+            result: Some(kind),
+            metadata: metadata.into_iter().collect::<HashMap<_, _>>(),
+            attestations: HashMap::new(),
+        };
+        self.client.clone().r#return(ReturnRequest { result: Some(result), error: None }).await?;
+        Ok(())
+    }
+
+    /// Ends the build with an error, so the daemon's `Control.Solve` fails with it instead of waiting.
+    pub(crate) async fn return_error(&self, message: &str) -> Result<(), Status> {
+        let error = hive_proto::google::rpc::Status { code: 2, message: message.to_owned(), details: vec![] };
+        self.client.clone().r#return(ReturnRequest { result: None, error: Some(error) }).await?;
+        Ok(())
+    }
+}
+
+/// Everything the `Control.Solve` of a gateway build carries.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BuildRequest {
+    /// The build's id (also the id of its status stream).
+    pub(crate) build_ref: String,
+    /// The session the daemon calls back on.
+    pub(crate) session_id: String,
+    /// Where the result goes.
+    pub(crate) exporters: Vec<Exporter>,
+    /// Frontend attributes (`build-arg:SOURCE_DATE_EPOCH`, ...).
+    pub(crate) frontend_attrs: BTreeMap<String, String>,
+}
+
+/// An error of a gateway build: the frontend's own, or the daemon's answer to the solve.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BuildError {
+    /// Our frontend function failed (already returned to the daemon as the build's error).
+    #[error("{0}")]
+    Frontend(String),
+    /// The daemon failed the build (a step, an exporter, a push).
+    #[error("{}", .0.message())]
+    Solve(Status),
+}
+
+/// Runs one gateway build: starts the `Control.Solve`, runs `frontend` against the gateway, and waits for the
+/// exporters. `frontend` must end with [`Gateway::return_result`]; when it fails, its error is returned to the
+/// daemon so the solve ends at once.
+pub(crate) async fn build<F, Fut>(
+    buildkit: &Buildkit,
+    request: BuildRequest,
+    frontend: F,
+) -> Result<ControlSolveResponse, BuildError>
+where
+    F: FnOnce(Gateway) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let build_id = MetadataValue::try_from(request.build_ref.as_str())
+        .map_err(|_| BuildError::Frontend(format!("build id {:?} is not ASCII", request.build_ref)))?;
+    let solve_request = ControlSolveRequest {
+        r#ref: request.build_ref.clone(),
+        session: request.session_id.clone(),
+        exporters: request.exporters.clone(),
+        frontend_attrs: request.frontend_attrs.clone().into_iter().collect(),
+        ..Default::default()
+    };
+    let mut control = buildkit.control();
+    let solve = tokio::spawn(async move { control.solve(solve_request).await.map(|response| response.into_inner()) });
+
+    let client = LlbBridgeClient::with_interceptor(buildkit.channel(), BuildId(build_id))
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024);
+    // The daemon registers the build when the Control.Solve arrives; Ping waits for that registration.
+    let frontend_result = async {
+        let pong = client.clone().ping(PingRequest {}).await.map_err(|status| status.message().to_owned())?.into_inner();
+        let caps = Caps {
+            frontend: pong.frontend_api_caps.iter().map(|cap| (cap.id.clone(), cap.enabled)).collect(),
+        };
+        let gateway = Gateway { client: client.clone(), caps };
+        let outcome = frontend(gateway.clone()).await;
+        if let Err(message) = &outcome {
+            // Best effort: the solve reports the error either way.
+            let _ = gateway.return_error(message).await;
+        }
+        outcome
+    }
+    .await;
+
+    let solved = solve.await.map_err(|err| BuildError::Frontend(format!("the solve task failed: {err}")))?;
+    match (frontend_result, solved) {
+        (Err(message), _) => Err(BuildError::Frontend(message)),
+        (Ok(()), Err(status)) => Err(BuildError::Solve(status)),
+        (Ok(()), Ok(response)) => Ok(response),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buildkit::{ConnectOptions, image, llb};
+
+    /// Against the real daemon (fails without one): resolve a base, solve, return a config, push.
+    #[tokio::test]
+    async fn gateway_build_resolves_solves_returns_and_pushes() {
+        let options = ConnectOptions { addr: Some("docker+unix:///var/run/docker.sock".into()), ..Default::default() };
+        let buildkit = Buildkit::connect(&options).await.expect("run scripts/buildkit-up: no BuildKit");
+        let platform = llb::linux(llb::host_architecture());
+        let target = format!("localhost:5000/hive-test/gateway:{}", crate::buildkit::new_id());
+        let exporter = Exporter {
+            r#type: "image".into(),
+            attrs: HashMap::from([("name".into(), target.clone()), ("push".into(), "true".into())]),
+        };
+        let request = BuildRequest { build_ref: crate::buildkit::new_id(), exporters: vec![exporter], ..Default::default() };
+        let response = build(&buildkit, request, |gateway| async move {
+            let base = gateway
+                .resolve_image_config("localhost:5000/hive/busybox:latest", &platform, "")
+                .await
+                .map_err(|status| status.message().to_owned())?;
+            assert!(base.digest.starts_with("sha256:"), "{base:?}");
+            let overrides = image::ConfigOverrides { cmd: vec!["/bin/hello".into()], ..Default::default() };
+            let config = image::image_config(Some(&base.config), &platform, &overrides, 0)?;
+            let result = gateway
+                .solve(llb::file_on_scratch("/hello", b"hi", platform.clone()))
+                .await
+                .map_err(|status| status.message().to_owned())?;
+            gateway
+                .return_result(&result, BTreeMap::from([("containerimage.config".to_owned(), config)]))
+                .await
+                .map_err(|status| status.message().to_owned())
+        })
+        .await
+        .expect("gateway build");
+        let digest = response.exporter_response.get("containerimage.digest").expect("digest");
+        assert!(digest.starts_with("sha256:"), "{:?}", response.exporter_response);
+    }
+
+    #[tokio::test]
+    async fn frontend_errors_end_the_solve() {
+        let options = ConnectOptions { addr: Some("docker+unix:///var/run/docker.sock".into()), ..Default::default() };
+        let buildkit = Buildkit::connect(&options).await.expect("run scripts/buildkit-up: no BuildKit");
+        let request = BuildRequest { build_ref: crate::buildkit::new_id(), ..Default::default() };
+        let started = std::time::Instant::now();
+        let err = build(&buildkit, request, |_gateway| async move { Err("no such binary".to_owned()) })
+            .await
+            .expect_err("must fail");
+        assert_eq!(err.to_string(), "no such binary");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+}

@@ -1,0 +1,442 @@
+//! The LLB and image config of one image for one platform: the base (scratch, or an image pinned to the digest
+//! the daemon resolved), then one layer holding the binary and the declared files, copied from `local://` sources
+//! with their owner, mode and the build's timestamp; the config merged over the base image's config.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use hive_proto::pb;
+use serde_json::{Map, Value, json};
+
+use super::llb::{DefinitionBuilder, Output, input};
+
+/// A file or directory to copy into the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CopyEntry {
+    /// Path relative to its local source's root.
+    pub(crate) source: String,
+    /// Absolute path in the image.
+    pub(crate) destination: String,
+    /// Permission bits, or `None` to keep the file's own.
+    pub(crate) mode: Option<u32>,
+}
+
+/// One `local://` source: a directory on this machine and the entries the image takes from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LocalInput {
+    /// The name the session serves it under.
+    pub(crate) name: String,
+    /// The directory.
+    pub(crate) root: PathBuf,
+    /// What is copied from it.
+    pub(crate) entries: Vec<CopyEntry>,
+}
+
+impl LocalInput {
+    /// The paths the daemon may ask for (the include patterns).
+    pub(crate) fn include_patterns(&self) -> Vec<String> {
+        let mut patterns: Vec<String> = self.entries.iter().map(|entry| entry.source.clone()).collect();
+        patterns.sort();
+        patterns.dedup();
+        patterns
+    }
+}
+
+/// Everything that goes into one image's LLB.
+#[derive(Debug, Clone)]
+pub(crate) struct ImageLayout {
+    /// The platform.
+    pub(crate) platform: pb::Platform,
+    /// `None` for scratch, else the reference and the digest resolved for this platform.
+    pub(crate) base: Option<PinnedBase>,
+    /// The local sources, in a fixed order.
+    pub(crate) inputs: Vec<LocalInput>,
+    /// A stable key per workspace and image: the daemon keeps the previous transfer under it, so a rebuild sends
+    /// only what changed.
+    pub(crate) shared_key_hint: String,
+    /// SOURCE_DATE_EPOCH, seconds: the time of every file in our layer.
+    pub(crate) epoch: i64,
+    /// Owner of the copied files.
+    pub(crate) uid: u32,
+    /// Group of the copied files.
+    pub(crate) gid: u32,
+}
+
+/// A base image pinned to a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PinnedBase {
+    /// As written (normalized) in the plan.
+    pub(crate) reference: String,
+    /// The manifest digest resolved for the platform.
+    pub(crate) digest: String,
+}
+
+impl PinnedBase {
+    /// `name@digest`, dropping any tag: what the LLB source pulls.
+    pub(crate) fn pinned(&self) -> String {
+        let without_digest = self.reference.split('@').next().unwrap_or(&self.reference);
+        // A tag is the part after the last ':' that comes after the last '/' (a registry port is before a '/').
+        let name = match without_digest.rfind(':') {
+            Some(colon) if colon > without_digest.rfind('/').unwrap_or(0) => &without_digest[..colon],
+            _ => without_digest,
+        };
+        format!("{name}@{}", self.digest)
+    }
+}
+
+/// The LLB definition of the image.
+pub(crate) fn definition(layout: &ImageLayout) -> pb::Definition {
+    use pb::file_action::Action;
+    let mut builder = DefinitionBuilder::default();
+    let constraints = Some(pb::WorkerConstraints::default());
+    let mut op_inputs: Vec<Output> = Vec::new();
+    if let Some(base) = &layout.base {
+        let source = pb::Op {
+            op: Some(pb::op::Op::Source(pb::SourceOp {
+                identifier: format!("docker-image://{}", base.pinned()),
+                attrs: BTreeMap::new(),
+            })),
+            platform: Some(layout.platform.clone()),
+            constraints: constraints.clone(),
+            inputs: vec![],
+        };
+        op_inputs.push(builder.add(&source, metadata(&[("source.image", true)], &format!("base {}", base.reference))));
+    }
+    let base_inputs = op_inputs.len() as i64;
+    for local in &layout.inputs {
+        let patterns = serde_json::to_string(&local.include_patterns()).expect("strings serialize");
+        let attrs = BTreeMap::from([
+            ("local.followpaths".to_owned(), patterns.clone()),
+            ("local.includepattern".to_owned(), patterns),
+            ("local.sharedkeyhint".to_owned(), format!("{}:{}", layout.shared_key_hint, local.name)),
+        ]);
+        let source = pb::Op {
+            op: Some(pb::op::Op::Source(pb::SourceOp { identifier: format!("local://{}", local.name), attrs })),
+            platform: Some(layout.platform.clone()),
+            constraints: constraints.clone(),
+            inputs: vec![],
+        };
+        let caps = [("source.local", true), ("source.local.includepatterns", true), ("source.local.followpaths", true), ("source.local.sharedkeyhint", true)];
+        op_inputs.push(builder.add(&source, metadata(&caps, &format!("load {}", local.name))));
+    }
+
+    let owner = Some(pb::ChownOpt {
+        user: Some(pb::UserOpt { user: Some(pb::user_opt::User::ById(layout.uid)) }),
+        group: Some(pb::UserOpt { user: Some(pb::user_opt::User::ById(layout.gid)) }),
+    });
+    let timestamp = layout.epoch.saturating_mul(1_000_000_000);
+    let mut actions = Vec::new();
+    let total: usize = layout.inputs.iter().map(|local| local.entries.len()).sum();
+    for (index, local) in layout.inputs.iter().enumerate() {
+        for entry in &local.entries {
+            let position = actions.len() as i64;
+            // Each copy applies to the previous action's result; the first to the base (or scratch: -1).
+            let target = if position == 0 {
+                if layout.base.is_some() { 0 } else { -1 }
+            } else {
+                op_inputs.len() as i64 + position - 1
+            };
+            let last = actions.len() + 1 == total;
+            actions.push(pb::FileAction {
+                input: target,
+                secondary_input: base_inputs + index as i64,
+                output: if last { 0 } else { -1 },
+                action: Some(Action::Copy(pb::FileActionCopy {
+                    src: format!("/{}", entry.source),
+                    dest: entry.destination.clone(),
+                    owner: owner.clone(),
+                    mode: entry.mode.map_or(-1, |mode| mode as i32),
+                    follow_symlink: false,
+                    dir_copy_contents: true,
+                    create_dest_path: true,
+                    allow_wildcard: false,
+                    allow_empty_wildcard: false,
+                    timestamp,
+                    ..Default::default()
+                })),
+            });
+        }
+    }
+    let result = if actions.is_empty() {
+        op_inputs.first().cloned()
+    } else {
+        let file = pb::Op {
+            inputs: op_inputs.iter().map(input).collect(),
+            op: Some(pb::op::Op::File(pb::FileOp { actions })),
+            platform: Some(layout.platform.clone()),
+            constraints,
+        };
+        Some(builder.add(&file, metadata(&[("file.base", true)], "copy binary and files")))
+    };
+    match result {
+        Some(result) => builder.finish(&result),
+        // Scratch with nothing in it: an empty file op result keeps the definition well-formed.
+        None => super::llb::file_on_scratch("/.hive-empty", b"", layout.platform.clone()),
+    }
+}
+
+fn metadata(caps: &[(&str, bool)], description: &str) -> pb::OpMetadata {
+    pb::OpMetadata {
+        caps: caps.iter().map(|(cap, on)| ((*cap).to_owned(), *on)).collect(),
+        description: BTreeMap::from([("llb.customname".to_owned(), description.to_owned())]),
+        ..Default::default()
+    }
+}
+
+/// What cargo hive sets in the image config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ConfigOverrides {
+    /// Entrypoint (exec form); empty keeps the base's.
+    pub(crate) entrypoint: Vec<String>,
+    /// Cmd; empty keeps the base's unless the entrypoint is set (then, as Docker does, the base's cmd is dropped).
+    pub(crate) cmd: Vec<String>,
+    /// Environment, merged over the base's by name.
+    pub(crate) env: BTreeMap<String, String>,
+    /// Working directory.
+    pub(crate) workdir: Option<String>,
+    /// User.
+    pub(crate) user: Option<String>,
+    /// Exposed ports as `8080/tcp`.
+    pub(crate) exposed_ports: Vec<String>,
+    /// Labels, merged over the base's.
+    pub(crate) labels: BTreeMap<String, String>,
+}
+
+/// The image config JSON: `overrides` merged over the base image's config, with `created` and the history entry of
+/// our layer at SOURCE_DATE_EPOCH, so the same inputs give the same config bytes.
+pub(crate) fn image_config(
+    base: Option<&[u8]>,
+    platform: &pb::Platform,
+    overrides: &ConfigOverrides,
+    epoch: i64,
+) -> Result<Vec<u8>, String> {
+    let mut image: Map<String, Value> = match base {
+        Some(bytes) => serde_json::from_slice(bytes).map_err(|err| format!("the base image config is not JSON: {err}"))?,
+        None => Map::new(),
+    };
+    let created = rfc3339(epoch);
+    image.insert("architecture".to_owned(), json!(platform.architecture));
+    image.insert("os".to_owned(), json!(platform.os));
+    if platform.variant.is_empty() {
+        image.remove("variant");
+    } else {
+        image.insert("variant".to_owned(), json!(platform.variant));
+    }
+    image.insert("created".to_owned(), json!(created));
+
+    let mut config = match image.remove("config") {
+        Some(Value::Object(config)) => config,
+        _ => Map::new(),
+    };
+    // Env: the base's entries in order, ours replacing by name, new names appended in order.
+    let mut env: Vec<(String, String)> = config
+        .get("Env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|entry| match entry.split_once('=') {
+            Some((key, value)) => (key.to_owned(), value.to_owned()),
+            None => (entry.to_owned(), String::new()),
+        })
+        .collect();
+    for (key, value) in &overrides.env {
+        match env.iter_mut().find(|(existing, _)| existing == key) {
+            Some(slot) => slot.1 = value.clone(),
+            None => env.push((key.clone(), value.clone())),
+        }
+    }
+    if env.iter().all(|(key, _)| key != "PATH") {
+        env.insert(0, ("PATH".to_owned(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()));
+    }
+    config.insert("Env".to_owned(), json!(env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()));
+    if !overrides.entrypoint.is_empty() {
+        config.insert("Entrypoint".to_owned(), json!(overrides.entrypoint));
+        if overrides.cmd.is_empty() {
+            config.remove("Cmd");
+        }
+    }
+    if !overrides.cmd.is_empty() {
+        config.insert("Cmd".to_owned(), json!(overrides.cmd));
+    }
+    if let Some(workdir) = &overrides.workdir {
+        config.insert("WorkingDir".to_owned(), json!(workdir));
+    }
+    if let Some(user) = &overrides.user {
+        config.insert("User".to_owned(), json!(user));
+    }
+    if !overrides.exposed_ports.is_empty() {
+        let ports = config.entry("ExposedPorts").or_insert_with(|| json!({}));
+        if let Value::Object(ports) = ports {
+            for port in &overrides.exposed_ports {
+                ports.insert(port.clone(), json!({}));
+            }
+        }
+    }
+    if !overrides.labels.is_empty() {
+        let labels = config.entry("Labels").or_insert_with(|| json!({}));
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        if let Value::Object(labels) = labels {
+            for (key, value) in &overrides.labels {
+                labels.insert(key.clone(), json!(value));
+            }
+        }
+    }
+    image.insert("config".to_owned(), Value::Object(sorted(config)));
+
+    let mut rootfs = match image.remove("rootfs") {
+        Some(Value::Object(rootfs)) => rootfs,
+        _ => Map::new(),
+    };
+    rootfs.insert("type".to_owned(), json!("layers"));
+    rootfs.entry("diff_ids").or_insert_with(|| json!([]));
+    image.insert("rootfs".to_owned(), Value::Object(rootfs));
+    let mut history = match image.remove("history") {
+        Some(Value::Array(history)) => history,
+        _ => Vec::new(),
+    };
+    history.push(json!({"created": created, "created_by": "cargo hive: copy binary and files", "comment": "cargo-hive"}));
+    image.insert("history".to_owned(), Value::Array(history));
+    serde_json::to_vec(&Value::Object(sorted(image))).map_err(|err| err.to_string())
+}
+
+fn sorted(map: Map<String, Value>) -> Map<String, Value> {
+    // serde_json's Map is a BTreeMap without `preserve_order`: already sorted; the call documents the intent.
+    map.into_iter().collect()
+}
+
+/// Seconds since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
+pub(crate) fn rfc3339(epoch: i64) -> String {
+    let days = epoch.div_euclid(86_400);
+    let seconds = epoch.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3_600,
+        seconds % 3_600 / 60,
+        seconds % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hive_proto::prost::Message;
+
+    fn layout(base: Option<PinnedBase>) -> ImageLayout {
+        ImageLayout {
+            platform: super::super::llb::linux("amd64"),
+            base,
+            inputs: vec![
+                LocalInput {
+                    name: "bin".into(),
+                    root: "/ws/target/release".into(),
+                    entries: vec![CopyEntry { source: "hello".into(), destination: "/app/hello".into(), mode: Some(0o755) }],
+                },
+                LocalInput {
+                    name: "files-0".into(),
+                    root: "/ws/hello".into(),
+                    entries: vec![CopyEntry { source: "static".into(), destination: "/app/static".into(), mode: None }],
+                },
+            ],
+            shared_key_hint: "ws-hello".into(),
+            epoch: 1_700_000_000,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn pins_the_base_by_digest() {
+        let base = |reference: &str| PinnedBase { reference: reference.into(), digest: "sha256:abc".into() };
+        assert_eq!(base("localhost:5000/hive/glibc:latest").pinned(), "localhost:5000/hive/glibc@sha256:abc");
+        assert_eq!(base("localhost:5000/hive/glibc").pinned(), "localhost:5000/hive/glibc@sha256:abc");
+        assert_eq!(base("docker.io/library/debian:12@sha256:old").pinned(), "docker.io/library/debian@sha256:abc");
+    }
+
+    #[test]
+    fn definition_is_deterministic_and_chains_copies() {
+        let base = PinnedBase { reference: "localhost:5000/hive/glibc:latest".into(), digest: "sha256:abc".into() };
+        let a = definition(&layout(Some(base.clone())));
+        assert_eq!(a, definition(&layout(Some(base))));
+        // base source, two local sources, the file op, the terminal op
+        assert_eq!(a.def.len(), 5);
+        let file = pb::Op::decode(a.def[3].as_slice()).unwrap();
+        let Some(pb::op::Op::File(file_op)) = file.op else { panic!("not a file op") };
+        let positions: Vec<(i64, i64, i64)> =
+            file_op.actions.iter().map(|a| (a.input, a.secondary_input, a.output)).collect();
+        assert_eq!(positions, [(0, 1, -1), (3, 2, 0)]);
+        let Some(pb::file_action::Action::Copy(copy)) = &file_op.actions[0].action else { panic!() };
+        assert_eq!((copy.mode, copy.timestamp), (0o755, 1_700_000_000_000_000_000));
+    }
+
+    #[test]
+    fn scratch_copies_start_from_nothing() {
+        let definition = definition(&layout(None));
+        assert_eq!(definition.def.len(), 4);
+        let file = pb::Op::decode(definition.def[2].as_slice()).unwrap();
+        let Some(pb::op::Op::File(file_op)) = file.op else { panic!() };
+        assert_eq!(file_op.actions[0].input, -1);
+        assert_eq!(file_op.actions[0].secondary_input, 0);
+        assert_eq!(file_op.actions[1].input, 2);
+    }
+
+    #[test]
+    fn config_merges_over_the_base() {
+        let base = serde_json::to_vec(&json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Env": ["PATH=/bin", "LANG=C"], "Cmd": ["/bin/sh"], "Labels": {"from": "base"}},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:1"]},
+            "history": [{"created_by": "base"}]
+        }))
+        .unwrap();
+        let overrides = ConfigOverrides {
+            entrypoint: vec!["/app/hello".into()],
+            env: BTreeMap::from([("LANG".into(), "C.UTF-8".into()), ("RUST_LOG".into(), "info".into())]),
+            user: Some("65534".into()),
+            exposed_ports: vec!["8080/tcp".into()],
+            labels: BTreeMap::from([("org.opencontainers.image.title".into(), "hello".into())]),
+            ..Default::default()
+        };
+        let bytes = image_config(Some(&base), &super::super::llb::linux("amd64"), &overrides, 0).unwrap();
+        let config: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(config["created"], "1970-01-01T00:00:00Z");
+        assert_eq!(config["config"]["Env"], json!(["PATH=/bin", "LANG=C.UTF-8", "RUST_LOG=info"]));
+        assert_eq!(config["config"]["Entrypoint"], json!(["/app/hello"]));
+        assert!(config["config"].get("Cmd").is_none(), "an entrypoint drops the base's cmd");
+        assert_eq!(config["config"]["User"], "65534");
+        assert_eq!(config["config"]["ExposedPorts"], json!({"8080/tcp": {}}));
+        assert_eq!(config["config"]["Labels"]["from"], "base");
+        assert_eq!(config["rootfs"]["diff_ids"], json!(["sha256:1"]));
+        assert_eq!(config["history"].as_array().unwrap().len(), 2);
+        // Same inputs, same bytes.
+        assert_eq!(bytes, image_config(Some(&base), &super::super::llb::linux("amd64"), &overrides, 0).unwrap());
+    }
+
+    #[test]
+    fn scratch_config_gets_a_path() {
+        let bytes = image_config(None, &super::super::llb::linux("arm64"), &ConfigOverrides::default(), 5).unwrap();
+        let config: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(config["architecture"], "arm64");
+        assert!(config["config"]["Env"][0].as_str().unwrap().starts_with("PATH="));
+        assert_eq!(config["rootfs"], json!({"type": "layers", "diff_ids": []}));
+    }
+}
