@@ -1,0 +1,27 @@
+//! SOURCE_DATE_EPOCH: the one timestamp of a reproducible build. The environment wins; else the last commit's
+//! time; else 0 (outside git).
+
+use std::path::Path;
+
+/// The build's timestamp in seconds since 1970.
+pub(crate) fn source_date_epoch(workspace_root: &Path) -> Result<i64, String> {
+    if let Ok(value) = std::env::var("SOURCE_DATE_EPOCH") {
+        return value
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|seconds| *seconds >= 0)
+            .ok_or_else(|| format!("SOURCE_DATE_EPOCH is `{value}`, not a number of seconds since 1970"));
+    }
+    let output = std::process::Command::new("git")
+        .args(["log", "-1", "--format=%ct"])
+        .current_dir(workspace_root)
+        .stderr(std::process::Stdio::null())
+        .output();
+    Ok(match output {
+        Ok(output) if output.status.success() => {
+            String::from_utf8_lossy(&output.stdout).trim().parse::<i64>().unwrap_or(0)
+        }
+        _ => 0,
+    })
+}

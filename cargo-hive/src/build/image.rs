@@ -1,0 +1,324 @@
+//! One image: its session (the binary and files served to the daemon), its gateway build (base resolved and
+//! pinned, LLB solved, config returned), its exporters, and what came out.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hive_build::plan::{Base, PlanImage};
+use hive_proto::control::StatusRequest;
+use sha2::{Digest, Sha256};
+
+use crate::buildkit::gateway::{self, BuildRequest};
+use crate::buildkit::image::{self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, PinnedBase};
+use crate::buildkit::session::{LocalDir, Session, SessionConfig};
+use crate::buildkit::{Buildkit, llb};
+use crate::compile::Executable;
+use crate::output::{self, DaemonKind, Destination};
+
+/// What every image build shares.
+pub(crate) struct BuildContext {
+    /// The connection.
+    pub(crate) buildkit: Buildkit,
+    /// What the daemon can export.
+    pub(crate) daemon: DaemonKind,
+    /// Where images go.
+    pub(crate) destinations: Vec<Destination>,
+    /// SOURCE_DATE_EPOCH.
+    pub(crate) epoch: i64,
+    /// Cargo's target directory (archives go to `target/hive/`).
+    pub(crate) target_dir: PathBuf,
+    /// The workspace root (part of the shared keys).
+    pub(crate) workspace_root: PathBuf,
+    /// `--no-cache`.
+    pub(crate) no_cache: bool,
+}
+
+/// A built image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct BuiltImage {
+    /// Image name.
+    pub(crate) name: String,
+    /// Full references.
+    pub(crate) references: Vec<String>,
+    /// Manifest digest.
+    pub(crate) digest: String,
+    /// Config digest.
+    pub(crate) config_digest: Option<String>,
+    /// Where it went (a path, "docker", "registry").
+    pub(crate) output: String,
+    /// The archive, when one was written.
+    pub(crate) archive: Option<PathBuf>,
+    /// File bytes our session sent to the daemon.
+    pub(crate) bytes_sent: u64,
+    /// How long the image took.
+    pub(crate) duration: Duration,
+}
+
+/// A stable key per workspace and image: the daemon keeps each local source's last transfer under it.
+fn shared_key(workspace_root: &Path, image: &str) -> String {
+    let digest = Sha256::digest(format!("{}\0{image}", workspace_root.display()).as_bytes());
+    format!("{image}-{}", &hex::encode(digest)[..16])
+}
+
+/// The local sources of an image: the binary's directory, and one per distinct directory of declared files.
+fn local_inputs(planned: &PlanImage, executable: &Executable) -> Result<Vec<LocalInput>, String> {
+    let bin_dir = executable.path.parent().ok_or("the binary has no parent directory")?.to_path_buf();
+    let bin_name = executable.path.file_name().ok_or("the binary has no file name")?.to_string_lossy().into_owned();
+    let mut inputs = vec![LocalInput {
+        name: "bin".to_owned(),
+        root: bin_dir,
+        entries: vec![CopyEntry { source: bin_name, destination: planned.binary.path.clone(), mode: Some(0o755) }],
+    }];
+    let mut by_dir: BTreeMap<PathBuf, Vec<CopyEntry>> = BTreeMap::new();
+    for file in &planned.files {
+        let source = Path::new(&file.source);
+        let (Some(parent), Some(name)) = (source.parent(), source.file_name()) else {
+            return Err(format!("`{}` is not a file or directory path", file.source));
+        };
+        if !source.exists() {
+            return Err(format!("`{}` (for {}) does not exist", file.source, file.destination));
+        }
+        by_dir.entry(parent.to_path_buf()).or_default().push(CopyEntry {
+            source: name.to_string_lossy().into_owned(),
+            destination: file.destination.clone(),
+            mode: file.mode.map(|mode| mode.0),
+        });
+    }
+    for (index, (root, entries)) in by_dir.into_iter().enumerate() {
+        inputs.push(LocalInput { name: format!("files-{index}"), root, entries });
+    }
+    Ok(inputs)
+}
+
+fn overrides(planned: &PlanImage) -> ConfigOverrides {
+    let config = &planned.config;
+    ConfigOverrides {
+        entrypoint: config.entrypoint.clone(),
+        cmd: config.cmd.clone(),
+        env: config.env.clone(),
+        workdir: config.workdir.clone(),
+        user: config.user.clone(),
+        exposed_ports: config.exposed_ports.iter().map(ToString::to_string).collect(),
+        labels: config.labels.clone(),
+    }
+}
+
+fn platform_of(planned: &PlanImage) -> hive_proto::pb::Platform {
+    let text = planned.platforms.first().cloned().unwrap_or_else(|| format!("linux/{}", llb::host_architecture()));
+    let mut parts = text.split('/');
+    hive_proto::pb::Platform {
+        os: parts.next().unwrap_or("linux").to_owned(),
+        architecture: parts.next().unwrap_or_else(|| llb::host_architecture()).to_owned(),
+        variant: parts.next().unwrap_or_default().to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Explains a dynamically linked binary on a base that cannot run it.
+fn loader_error(planned: &PlanImage, interpreter: &str, base: &str) -> String {
+    format!(
+        "the binary `{}` of image `{}` is dynamically linked (it needs the loader {interpreter}), but {base}: the \
+         container would fail at start with \"no such file or directory\". Build a static binary (e.g. \
+         `--target x86_64-unknown-linux-musl`), or use a base with glibc (e.g. `base = \
+         \"localhost:5000/hive/glibc:latest\"` from scripts/buildkit-up, or a distroless/debian image)",
+        planned.binary.target, planned.name
+    )
+}
+
+/// Builds one image.
+pub(crate) async fn build_image(
+    context: &BuildContext,
+    planned: &PlanImage,
+    executable: &Executable,
+) -> Result<BuiltImage, String> {
+    let started = Instant::now();
+    let interpreter = crate::elf::interpreter(&executable.path)
+        .map_err(|err| format!("cannot read {}: {err}", executable.path.display()))?;
+    if let (Some(interpreter), Base::Scratch) = (&interpreter, &planned.base) {
+        return Err(loader_error(planned, interpreter, "the base is `scratch`, which has no loader"));
+    }
+    let inputs = local_inputs(planned, executable)?;
+    let key = shared_key(&context.workspace_root, &planned.name);
+    let archive = output::archive_path(&context.target_dir, &planned.name);
+    let mut exporters = Vec::new();
+    let mut export_file = None;
+    for destination in &context.destinations {
+        let (exporter, file) = output::exporter(destination, &planned.references, context.daemon, &archive, context.epoch)?;
+        exporters.push(exporter);
+        if file.is_some() {
+            export_file = file;
+        }
+    }
+    if let Some(file) = &export_file
+        && let Some(parent) = file.parent()
+    {
+        std::fs::create_dir_all(parent).map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
+    }
+    let session = Session::start(
+        &context.buildkit,
+        SessionConfig {
+            name: planned.name.clone(),
+            shared_key: key.clone(),
+            local_dirs: inputs
+                .iter()
+                .map(|input| {
+                    (input.name.clone(), LocalDir { root: input.root.clone(), allow: Some(input.include_patterns()) })
+                })
+                .collect(),
+            export: export_file.clone(),
+        },
+    )
+    .await
+    .map_err(|err| format!("failed to start the BuildKit session: {err}"))?;
+
+    let build_ref = crate::buildkit::new_id();
+    let platform = platform_of(planned);
+    let mut frontend_attrs = BTreeMap::from([("build-arg:SOURCE_DATE_EPOCH".to_owned(), context.epoch.to_string())]);
+    if context.no_cache {
+        frontend_attrs.insert("no-cache".to_owned(), String::new());
+    }
+    let request = BuildRequest {
+        build_ref: build_ref.clone(),
+        session_id: session.id().to_owned(),
+        exporters,
+        frontend_attrs,
+    };
+    let session_id = session.id().to_owned();
+    let epoch = context.epoch;
+    let overrides = overrides(planned);
+    let base = planned.base.clone();
+    let status = spawn_status(&context.buildkit, &build_ref);
+    let result = gateway::build(&context.buildkit, request, |gateway| async move {
+        let (pinned, base_config) = match &base {
+            Base::Image { reference } => {
+                let resolved = gateway
+                    .resolve_image_config(reference, &platform, &session_id)
+                    .await
+                    .map_err(|status| format!("cannot resolve the base image `{reference}`: {}", status.message()))?;
+                (Some(PinnedBase { reference: reference.clone(), digest: resolved.digest }), Some(resolved.config))
+            }
+            Base::Scratch | Base::Hive { .. } => (None, None),
+        };
+        let definition = layout::definition(&ImageLayout {
+            platform: platform.clone(),
+            base: pinned,
+            inputs,
+            shared_key_hint: key,
+            epoch,
+            uid: 0,
+            gid: 0,
+        });
+        let config = layout::image_config(base_config.as_deref(), &platform, &overrides, epoch)?;
+        let result = gateway.solve(definition).await.map_err(|status| status.message().to_owned())?;
+        gateway
+            .return_result(&result, BTreeMap::from([("containerimage.config".to_owned(), config)]))
+            .await
+            .map_err(|status| status.message().to_owned())
+    })
+    .await;
+    status.abort();
+    let response = match result {
+        Ok(response) => response,
+        Err(err) => {
+            session.close().await;
+            return Err(err.to_string());
+        }
+    };
+    let archive_written = session.commit_export().await.map_err(|err| err.to_string())?;
+    let bytes_sent = session.bytes_sent();
+    session.close().await;
+    let digest = response.exporter_response.get("containerimage.digest").cloned().unwrap_or_default();
+    let output = context
+        .destinations
+        .iter()
+        .map(|destination| match destination {
+            Destination::OciArchive => archive.display().to_string(),
+            Destination::Load => "docker".to_owned(),
+            Destination::Push => "registry".to_owned(),
+            Destination::Raw { kind, dest, .. } => {
+                dest.as_ref().map_or_else(|| format!("type={kind}"), |dest| dest.display().to_string())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(BuiltImage {
+        name: planned.name.clone(),
+        references: planned.references.clone(),
+        digest,
+        config_digest: response.exporter_response.get("containerimage.config.digest").cloned(),
+        output,
+        archive: archive_written,
+        bytes_sent,
+        duration: started.elapsed(),
+    })
+}
+
+fn spawn_status(buildkit: &Buildkit, build_ref: &str) -> tokio::task::JoinHandle<()> {
+    let mut control = buildkit.control();
+    let request = StatusRequest { r#ref: build_ref.to_owned() };
+    tokio::spawn(async move {
+        let Ok(response) = control.status(request).await else { return };
+        let mut stream = response.into_inner();
+        while let Ok(Some(_status)) = stream.message().await {}
+    })
+}
+
+/// `--metadata-file`: every image's references and digests, written atomically.
+pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), String> {
+    let images: BTreeMap<&str, serde_json::Value> = built
+        .iter()
+        .map(|image| {
+            (
+                image.name.as_str(),
+                serde_json::json!({
+                    "references": image.references,
+                    "containerimage.digest": image.digest,
+                    "containerimage.config.digest": image.config_digest,
+                    "archive": image.archive,
+                    "bytes_sent": image.bytes_sent,
+                }),
+            )
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&serde_json::json!({"format_version": 1, "images": images}))
+        .expect("JSON values serialize");
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    temp.persist(path).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    Ok(())
+}
+
+/// `--dry-run`: the LLB of an image as JSON (base not yet pinned: that needs the daemon).
+pub(crate) fn dry_run_json(planned: &PlanImage, epoch: i64) -> serde_json::Value {
+    use hive_proto::prost::Message;
+    let executable = Executable {
+        manifest_path: PathBuf::new(),
+        target: planned.binary.target.clone(),
+        path: PathBuf::from("/target").join(&planned.binary.target),
+        fresh: true,
+    };
+    let inputs = local_inputs(planned, &executable).unwrap_or_default();
+    let definition = layout::definition(&ImageLayout {
+        platform: platform_of(planned),
+        base: match &planned.base {
+            Base::Image { reference } => Some(PinnedBase { reference: reference.clone(), digest: "sha256:<resolved at build>".to_owned() }),
+            _ => None,
+        },
+        inputs,
+        shared_key_hint: planned.name.clone(),
+        epoch,
+        uid: 0,
+        gid: 0,
+    });
+    let ops: Vec<serde_json::Value> = definition
+        .def
+        .iter()
+        .map(|bytes| {
+            let op = hive_proto::pb::Op::decode(bytes.as_slice()).expect("we encoded it");
+            serde_json::json!({"digest": format!("sha256:{}", hex::encode(Sha256::digest(bytes))), "op": format!("{op:?}")})
+        })
+        .collect();
+    serde_json::json!({"image": planned.name, "references": planned.references, "ops": ops})
+}

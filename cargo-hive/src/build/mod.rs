@@ -1,0 +1,208 @@
+//! `cargo hive build`: plan → cargo → one gateway solve per image over one connection → outputs.
+
+mod epoch;
+mod image;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use hive_build::plan::{Base, Plan};
+
+use crate::buildkit::docker_api::DockerInfo;
+use crate::buildkit::{Address, Buildkit, ConnectOptions, Environment, TlsSettings, manifest_settings};
+use crate::cli::{BuildArgs, GlobalArgs};
+use crate::compile::{self, CompileRequest};
+use crate::errors::{HiveError, exit_codes};
+use crate::output::{self, DaemonKind};
+use crate::term::Term;
+
+pub(crate) use image::BuiltImage;
+
+/// Runs `cargo hive build`.
+pub(crate) async fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<i32, HiveError> {
+    let plan = crate::plan::command::compute(global, &args.selection, &args.features, &args.compile)?;
+    let destinations = output::destinations(args.load, args.push, &args.output).map_err(HiveError::Message)?;
+    check_supported(&plan)?;
+    let workspace_root = PathBuf::from(&plan.workspace_root);
+    let epoch = epoch::source_date_epoch(&workspace_root).map_err(HiveError::Message)?;
+
+    if args.dry_run {
+        return dry_run(&plan, epoch);
+    }
+
+    // The user's cargo builds the binaries, with their flags, cache and toolchain.
+    let request = CompileRequest {
+        manifest_path: global.manifest_path.clone(),
+        targets: targets(&plan),
+        features: args.features.clone(),
+        compile: args.compile.clone(),
+        quiet: global.quiet,
+    };
+    let artifacts = compile::build(&request, &std::env::current_dir().map_err(|err| HiveError::Message(err.to_string()))?)
+        .await
+        .map_err(|err| HiveError::Message(err.to_string()))?;
+    let target_dir = target_directory(&workspace_root, global.manifest_path.as_deref()).await?;
+
+    let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
+    let options = ConnectOptions {
+        addr: args.connect.addr.clone(),
+        tls: TlsSettings {
+            ca: args.connect.tlscacert.clone(),
+            cert: args.connect.tlscert.clone(),
+            key: args.connect.tlskey.clone(),
+            server_name: args.connect.tlsservername.clone(),
+        },
+        manifest,
+        env: Environment::from_process(),
+    };
+    let buildkit = Buildkit::connect(&options).await?;
+    let daemon = daemon_kind(&buildkit).await;
+
+    let started = Instant::now();
+    let jobs = args.jobs.unwrap_or(usize::MAX).max(1);
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.min(1024)));
+    let context = Arc::new(image::BuildContext {
+        buildkit,
+        daemon,
+        destinations,
+        epoch,
+        target_dir: target_dir.clone(),
+        workspace_root: workspace_root.clone(),
+        no_cache: args.no_cache,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for planned in plan.images.iter().filter(|image| image.selected).cloned() {
+        let key = (planned.package.name.clone(), planned.binary.target.clone());
+        let Some(executable) = artifacts.executables.get(&key).cloned() else {
+            return Err(HiveError::Message(format!(
+                "cargo did not produce the binary `{}` of package `{}` for image `{}`",
+                planned.binary.target, planned.package.name, planned.name
+            )));
+        };
+        let context = context.clone();
+        let semaphore = semaphore.clone();
+        tasks.spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            let name = planned.name.clone();
+            (name, image::build_image(&context, &planned, &executable).await)
+        });
+    }
+    let mut built = Vec::new();
+    let mut failures = Vec::new();
+    let interrupted = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => match next {
+                None => break,
+                Some(Ok((_, Ok(image)))) => {
+                    term.status("Built", &format!("{} {} ({})", image.name, image.digest, image.output));
+                    built.push(image);
+                }
+                Some(Ok((name, Err(err)))) => failures.push((name, err)),
+                Some(Err(err)) => failures.push(("?".to_owned(), format!("the build task failed: {err}"))),
+            },
+            () = &mut interrupted => {
+                // Dropping the tasks drops their gRPC calls: the daemon cancels those solves; temp files go with
+                // their sessions.
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                return Err(HiveError::Interrupted);
+            }
+        }
+    }
+    built.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(path) = &args.metadata_file {
+        image::write_metadata(path, &built).map_err(HiveError::Message)?;
+    }
+    if !failures.is_empty() {
+        failures.sort();
+        let text = failures.iter().map(|(name, err)| format!("image `{name}`: {err}")).collect::<Vec<_>>().join("\n");
+        return Err(HiveError::Message(if failures.len() == 1 {
+            text
+        } else {
+            format!("{} images failed:\n{text}", failures.len())
+        }));
+    }
+    term.status(
+        "Finished",
+        &format!("{} image{} in {:.2}s", built.len(), if built.len() == 1 { "" } else { "s" }, started.elapsed().as_secs_f64()),
+    );
+    Ok(exit_codes::SUCCESS)
+}
+
+/// What the first version of build does not do yet, said plainly instead of half-done.
+fn check_supported(plan: &Plan) -> Result<(), HiveError> {
+    for image in &plan.images {
+        if let Base::Hive { image: base } = &image.base {
+            return Err(HiveError::Message(format!(
+                "image `{}` is based on the workspace image `hive:{base}`; building image graphs is not supported yet",
+                image.name
+            )));
+        }
+        let host = format!("linux/{}", crate::buildkit::llb::host_architecture());
+        if image.platforms.iter().any(|platform| platform != &host) {
+            return Err(HiveError::Message(format!(
+                "image `{}` targets {}; this version builds for the host platform ({host}) only",
+                image.name,
+                image.platforms.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn targets(plan: &Plan) -> BTreeMap<String, Vec<String>> {
+    let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for image in plan.images.iter().filter(|image| image.selected) {
+        let bins = targets.entry(image.package.name.clone()).or_default();
+        if !bins.contains(&image.binary.target) {
+            bins.push(image.binary.target.clone());
+        }
+    }
+    targets
+}
+
+async fn daemon_kind(buildkit: &Buildkit) -> DaemonKind {
+    match &buildkit.address {
+        Address::Docker(socket) => match DockerInfo::fetch(socket).await {
+            Ok(info) if info.containerd_store => DaemonKind::DockerContainerd,
+            _ => DaemonKind::DockerGraphDriver,
+        },
+        Address::Unix(_) | Address::Tcp { .. } => DaemonKind::Buildkitd,
+    }
+}
+
+/// Cargo's target directory (respects `CARGO_TARGET_DIR` and `.cargo/config.toml`).
+async fn target_directory(workspace_root: &Path, manifest_path: Option<&Path>) -> Result<PathBuf, HiveError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = tokio::process::Command::new(cargo);
+    command.args(["metadata", "--no-deps", "--format-version", "1", "--offline"]).current_dir(workspace_root);
+    if let Some(manifest) = manifest_path {
+        command.arg("--manifest-path").arg(manifest);
+    }
+    let output = command.output().await.map_err(|err| HiveError::Message(format!("failed to run cargo metadata: {err}")))?;
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|err| HiveError::Message(format!("cargo metadata printed no JSON: {err}")))?;
+    metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| HiveError::Message("cargo metadata has no target_directory".to_owned()))
+}
+
+fn dry_run(plan: &Plan, epoch: i64) -> Result<i32, HiveError> {
+    use std::io::Write;
+    let mut documents = Vec::new();
+    for planned in plan.images.iter().filter(|image| image.selected) {
+        documents.push(image::dry_run_json(planned, epoch));
+    }
+    let text = serde_json::to_string_pretty(&serde_json::json!({"format_version": 1, "images": documents}))
+        .expect("JSON values serialize");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").map_err(HiveError::Output)?;
+    Ok(exit_codes::SUCCESS)
+}

@@ -1,0 +1,181 @@
+//! Runs the user's cargo to build the binaries the images need, and takes their paths from cargo's
+//! `compiler-artifact` messages (never by guessing `target/` paths). Cargo's own diagnostics go to stderr as cargo
+//! renders them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::cli::{CompileArgs, FeatureArgs};
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CompileRequest {
+    /// `--manifest-path`, passed through.
+    pub(crate) manifest_path: Option<PathBuf>,
+    /// Packages and, for each, the bin targets to build.
+    pub(crate) targets: BTreeMap<String, Vec<String>>,
+    /// Feature flags.
+    pub(crate) features: FeatureArgs,
+    /// Profile, target, --locked, --offline.
+    pub(crate) compile: CompileArgs,
+    /// `-q`: cargo stays quiet too.
+    pub(crate) quiet: bool,
+}
+
+/// A built executable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Executable {
+    /// The package's `Cargo.toml` (absolute, as cargo reports it).
+    pub(crate) manifest_path: PathBuf,
+    /// The bin target's name.
+    pub(crate) target: String,
+    /// The file cargo produced.
+    pub(crate) path: PathBuf,
+    /// Whether cargo reused it without compiling.
+    pub(crate) fresh: bool,
+}
+
+/// What cargo produced.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Artifacts {
+    /// Every executable of a bin target, keyed by (package name, target name).
+    pub(crate) executables: BTreeMap<(String, String), Executable>,
+    /// How long cargo took.
+    pub(crate) elapsed: Duration,
+}
+
+/// Why cargo could not give us the binaries.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CompileError {
+    /// Cargo did not start.
+    #[error("failed to run cargo: {0}")]
+    Spawn(std::io::Error),
+    /// Cargo failed; its diagnostics are already on stderr.
+    #[error("cargo build failed ({0}); see cargo's messages above")]
+    Failed(String),
+}
+
+/// The cargo command line for `request` (without the program).
+pub(crate) fn cargo_args(request: &CompileRequest) -> Vec<String> {
+    let mut args = vec!["build".to_owned(), "--message-format=json-render-diagnostics".to_owned()];
+    if request.quiet {
+        args.push("--quiet".to_owned());
+    }
+    if let Some(manifest) = &request.manifest_path {
+        args.push("--manifest-path".to_owned());
+        args.push(manifest.display().to_string());
+    }
+    for (package, bins) in &request.targets {
+        args.push("--package".to_owned());
+        args.push(package.clone());
+        for bin in bins {
+            args.push("--bin".to_owned());
+            args.push(bin.clone());
+        }
+    }
+    args.extend(request.features.to_cargo_args());
+    args.extend(request.compile.to_cargo_args());
+    args
+}
+
+/// Runs cargo and collects the executables.
+pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifacts, CompileError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let started = Instant::now();
+    let mut child = Command::new(cargo)
+        .args(cargo_args(request))
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(CompileError::Spawn)?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut artifacts = Artifacts::default();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(executable) = parse_artifact(&line) {
+            let package = package_name(&line).unwrap_or_default();
+            artifacts.executables.insert((package, executable.target.clone()), executable);
+        }
+    }
+    let status = child.wait().await.map_err(CompileError::Spawn)?;
+    if !status.success() {
+        return Err(CompileError::Failed(status.to_string()));
+    }
+    artifacts.elapsed = started.elapsed();
+    Ok(artifacts)
+}
+
+/// An executable from one `compiler-artifact` message, if the line is one for a bin target.
+fn parse_artifact(line: &str) -> Option<Executable> {
+    if !line.contains("\"compiler-artifact\"") {
+        return None;
+    }
+    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+    if message["reason"] != "compiler-artifact" {
+        return None;
+    }
+    let kinds = message["target"]["kind"].as_array()?;
+    if !kinds.iter().any(|kind| kind == "bin") {
+        return None;
+    }
+    Some(Executable {
+        manifest_path: PathBuf::from(message["manifest_path"].as_str()?),
+        target: message["target"]["name"].as_str()?.to_owned(),
+        path: PathBuf::from(message["executable"].as_str()?),
+        fresh: message["fresh"].as_bool().unwrap_or(false),
+    })
+}
+
+/// The package name of a message. Cargo's package ids are `…#name@version`, or `…/name#version` when the name
+/// equals the directory's.
+fn package_name(line: &str) -> Option<String> {
+    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+    let id = message["package_id"].as_str()?;
+    let (location, fragment) = id.rsplit_once('#')?;
+    match fragment.split_once('@') {
+        Some((name, _version)) => Some(name.to_owned()),
+        None => location.rsplit('/').next().map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bin_artifacts_only() {
+        let bin = r#"{"reason":"compiler-artifact","package_id":"path+file:///ws/hello#0.1.0","manifest_path":"/ws/hello/Cargo.toml","target":{"kind":["bin"],"name":"hello"},"executable":"/ws/target/debug/hello","fresh":true}"#;
+        let lib = r#"{"reason":"compiler-artifact","package_id":"registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0","manifest_path":"/x/Cargo.toml","target":{"kind":["lib"],"name":"serde"},"executable":null,"fresh":false}"#;
+        let renamed = r#"{"reason":"compiler-artifact","package_id":"path+file:///ws/crates/api#api-server@0.2.0","manifest_path":"/ws/crates/api/Cargo.toml","target":{"kind":["bin"],"name":"api"},"executable":"/ws/target/debug/api","fresh":false}"#;
+        let executable = parse_artifact(bin).unwrap();
+        assert_eq!(executable.path, PathBuf::from("/ws/target/debug/hello"));
+        assert!(executable.fresh);
+        assert_eq!(package_name(bin).as_deref(), Some("hello"));
+        assert!(parse_artifact(lib).is_none());
+        assert_eq!(package_name(renamed).as_deref(), Some("api-server"));
+        assert!(parse_artifact(r#"{"reason":"build-finished","success":true}"#).is_none());
+    }
+
+    #[test]
+    fn command_line_forwards_everything() {
+        let request = CompileRequest {
+            manifest_path: Some("/ws/Cargo.toml".into()),
+            targets: BTreeMap::from([("a".into(), vec!["a1".into()]), ("b".into(), vec![])]),
+            compile: CompileArgs { release: true, locked: true, ..Default::default() },
+            ..Default::default()
+        };
+        assert_eq!(
+            cargo_args(&request).join(" "),
+            "build --message-format=json-render-diagnostics --manifest-path /ws/Cargo.toml --package a --bin a1 \
+             --package b --release --locked"
+        );
+    }
+}

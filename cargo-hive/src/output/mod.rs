@@ -1,0 +1,241 @@
+//! Where built images go: an OCI archive under `target/hive/` (the default), the Docker image store (`--load`), a
+//! registry (`--push`), or a raw exporter spec (`--output type=…`), and which BuildKit exporter serves each on the
+//! daemon at hand.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use hive_proto::control::Exporter;
+
+/// One requested destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Destination {
+    /// An OCI image layout tarball (the default): `target/hive/<image>.oci.tar`.
+    OciArchive,
+    /// The Docker image store.
+    Load,
+    /// The registry named by the image's repository.
+    Push,
+    /// `--output type=…,k=v`, passed to the exporter.
+    Raw {
+        /// Exporter type.
+        kind: String,
+        /// Its attributes, `dest` excepted.
+        attrs: BTreeMap<String, String>,
+        /// `dest=` for the tarball exporters.
+        dest: Option<PathBuf>,
+    },
+}
+
+/// What the daemon can export, from doctor's view of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DaemonKind {
+    /// A standalone buildkitd: image, oci, docker, local, tar.
+    Buildkitd,
+    /// Docker with the containerd image store: everything, plus moby.
+    DockerContainerd,
+    /// Docker with a graph driver: moby, local, tar only.
+    DockerGraphDriver,
+}
+
+/// The destinations the flags ask for; no flag means the OCI archive.
+pub(crate) fn destinations(load: bool, push: bool, outputs: &[String]) -> Result<Vec<Destination>, String> {
+    let mut list = Vec::new();
+    if load {
+        list.push(Destination::Load);
+    }
+    if push {
+        list.push(Destination::Push);
+    }
+    for spec in outputs {
+        list.push(parse_output(spec)?);
+    }
+    if list.is_empty() {
+        list.push(Destination::OciArchive);
+    }
+    let tarballs = list.iter().filter(|destination| writes_file(destination)).count();
+    if tarballs > 1 {
+        return Err("only one output per build can write a file (oci, docker or tar)".to_owned());
+    }
+    Ok(list)
+}
+
+fn writes_file(destination: &Destination) -> bool {
+    match destination {
+        Destination::OciArchive => true,
+        Destination::Raw { dest, .. } => dest.is_some(),
+        Destination::Load | Destination::Push => false,
+    }
+}
+
+/// Parses a buildx-style output spec: `type=oci,dest=out.tar`, `type=image,push=true`, `type=registry`.
+pub(crate) fn parse_output(spec: &str) -> Result<Destination, String> {
+    let mut attrs = BTreeMap::new();
+    for field in spec.split(',').map(str::trim).filter(|field| !field.is_empty()) {
+        let Some((key, value)) = field.split_once('=') else {
+            return Err(format!("--output `{spec}`: `{field}` is not KEY=VALUE"));
+        };
+        if attrs.insert(key.trim().to_owned(), value.trim().to_owned()).is_some() {
+            return Err(format!("--output `{spec}`: `{key}` is given twice"));
+        }
+    }
+    let Some(kind) = attrs.remove("type") else {
+        return Err(format!("--output `{spec}` has no type=… (oci, docker, tar, image, registry, moby)"));
+    };
+    let dest = attrs.remove("dest").map(PathBuf::from);
+    match kind.as_str() {
+        "oci" | "docker" | "tar" => {
+            if dest.is_none() {
+                return Err(format!("--output `{spec}`: type={kind} writes a tarball and needs dest=PATH"));
+            }
+            Ok(Destination::Raw { kind, attrs, dest })
+        }
+        "registry" => {
+            attrs.insert("push".to_owned(), "true".to_owned());
+            Ok(Destination::Raw { kind: "image".to_owned(), attrs, dest: None })
+        }
+        "image" | "moby" => Ok(Destination::Raw { kind, attrs, dest: None }),
+        "local" => Err(format!(
+            "--output `{spec}`: type=local is not supported yet; use type=tar,dest=FILE and unpack it"
+        )),
+        other => Err(format!(
+            "--output `{spec}`: unknown type `{other}`; use oci, docker, tar, image, registry or moby"
+        )),
+    }
+}
+
+/// The default archive path of an image.
+pub(crate) fn archive_path(target_dir: &Path, image: &str) -> PathBuf {
+    target_dir.join("hive").join(format!("{image}.oci.tar"))
+}
+
+/// Attributes that make every image exporter reproducible (BuildKit ignores attributes it does not know).
+fn reproducible(attrs: &mut HashMap<String, String>, epoch: i64) {
+    attrs.insert("source-date-epoch".to_owned(), epoch.to_string());
+    attrs.insert("rewrite-timestamp".to_owned(), "true".to_owned());
+}
+
+/// An exporter for one destination of one image, and the file it writes (through the session), if any.
+pub(crate) fn exporter(
+    destination: &Destination,
+    references: &[String],
+    daemon: DaemonKind,
+    archive: &Path,
+    epoch: i64,
+) -> Result<(Exporter, Option<PathBuf>), String> {
+    let names = references.join(",");
+    let mut attrs = HashMap::new();
+    let (kind, file) = match destination {
+        Destination::OciArchive => {
+            if daemon == DaemonKind::DockerGraphDriver {
+                return Err("this Docker daemon cannot write OCI archives: its BuildKit has only the moby, local \
+                            and tar exporters. Turn on Docker's containerd image store \
+                            ({\"features\":{\"containerd-snapshotter\":true}} in daemon.json), or use --load \
+                            to load the images into Docker instead"
+                    .to_owned());
+            }
+            attrs.insert("name".to_owned(), names);
+            attrs.insert("oci-mediatypes".to_owned(), "true".to_owned());
+            reproducible(&mut attrs, epoch);
+            ("oci", Some(archive.to_path_buf()))
+        }
+        Destination::Load => match daemon {
+            DaemonKind::DockerContainerd | DaemonKind::DockerGraphDriver => {
+                attrs.insert("name".to_owned(), names);
+                reproducible(&mut attrs, epoch);
+                ("moby", None)
+            }
+            DaemonKind::Buildkitd => {
+                return Err("--load with a standalone buildkitd is not supported yet: point cargo hive at Docker's \
+                            BuildKit (--addr docker://), or write an archive and `docker load` it"
+                    .to_owned());
+            }
+        },
+        Destination::Push => {
+            if daemon == DaemonKind::DockerGraphDriver {
+                return Err("this Docker daemon cannot push from BuildKit without the containerd image store: \
+                            turn it on ({\"features\":{\"containerd-snapshotter\":true}} in daemon.json), or use \
+                            --load and `docker push`"
+                    .to_owned());
+            }
+            attrs.insert("name".to_owned(), names);
+            attrs.insert("push".to_owned(), "true".to_owned());
+            attrs.insert("oci-mediatypes".to_owned(), "true".to_owned());
+            reproducible(&mut attrs, epoch);
+            ("image", None)
+        }
+        Destination::Raw { kind, attrs: raw, dest } => {
+            if daemon == DaemonKind::DockerGraphDriver && matches!(kind.as_str(), "oci" | "docker" | "image") {
+                return Err(format!(
+                    "this Docker daemon has no `{kind}` exporter: turn on Docker's containerd image store, or use \
+                     type=moby / type=tar"
+                ));
+            }
+            if kind != "tar" && !raw.contains_key("name") {
+                attrs.insert("name".to_owned(), names);
+            }
+            if kind != "tar" {
+                reproducible(&mut attrs, epoch);
+            }
+            attrs.extend(raw.iter().map(|(key, value)| (key.clone(), value.clone())));
+            (kind.as_str(), dest.clone())
+        }
+    };
+    Ok((Exporter { r#type: kind.to_owned(), attrs }, file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_the_oci_archive() {
+        assert_eq!(destinations(false, false, &[]).unwrap(), [Destination::OciArchive]);
+        assert_eq!(destinations(true, true, &[]).unwrap(), [Destination::Load, Destination::Push]);
+    }
+
+    #[test]
+    fn output_specs() {
+        let oci = parse_output("type=oci,dest=out.tar,compression=zstd").unwrap();
+        assert_eq!(
+            oci,
+            Destination::Raw {
+                kind: "oci".into(),
+                attrs: BTreeMap::from([("compression".into(), "zstd".into())]),
+                dest: Some("out.tar".into())
+            }
+        );
+        let Destination::Raw { kind, attrs, .. } = parse_output("type=registry").unwrap() else { panic!() };
+        assert_eq!((kind.as_str(), attrs["push"].as_str()), ("image", "true"));
+        for (spec, fragment) in [
+            ("dest=x", "has no type"),
+            ("type=oci", "needs dest=PATH"),
+            ("type=local,dest=x", "not supported yet"),
+            ("type=zip", "unknown type `zip`"),
+            ("type=oci,dest", "is not KEY=VALUE"),
+            ("type=oci,type=tar", "given twice"),
+        ] {
+            let err = parse_output(spec).unwrap_err();
+            assert!(err.contains(fragment), "{spec}: {err}");
+        }
+        let err = destinations(false, false, &["type=tar,dest=a".into(), "type=oci,dest=b".into()]).unwrap_err();
+        assert!(err.contains("only one output"), "{err}");
+    }
+
+    #[test]
+    fn exporters_follow_the_daemon() {
+        let refs = vec!["localhost:5000/a:1".to_owned(), "localhost:5000/a:latest".to_owned()];
+        let archive = Path::new("/ws/target/hive/a.oci.tar");
+        let (oci, file) = exporter(&Destination::OciArchive, &refs, DaemonKind::DockerContainerd, archive, 7).unwrap();
+        assert_eq!(oci.r#type, "oci");
+        assert_eq!(oci.attrs["name"], "localhost:5000/a:1,localhost:5000/a:latest");
+        assert_eq!(oci.attrs["source-date-epoch"], "7");
+        assert_eq!(file.as_deref(), Some(archive));
+        let err = exporter(&Destination::OciArchive, &refs, DaemonKind::DockerGraphDriver, archive, 7).unwrap_err();
+        assert!(err.contains("containerd image store") && err.contains("--load"), "{err}");
+        let (load, _) = exporter(&Destination::Load, &refs, DaemonKind::DockerGraphDriver, archive, 7).unwrap();
+        assert_eq!(load.r#type, "moby");
+        let (push, file) = exporter(&Destination::Push, &refs, DaemonKind::Buildkitd, archive, 7).unwrap();
+        assert_eq!((push.r#type.as_str(), push.attrs["push"].as_str(), file), ("image", "true", None));
+    }
+}
