@@ -306,9 +306,7 @@ pub(crate) async fn dispatch(cli: Cli, term: &Term) -> Result<i32, HiveError> {
     let Cli { global, command } = cli;
     match command {
         Command::Doctor(args) => crate::doctor::run(&global, &args, term).await,
-        Command::Plan(_) => Err(HiveError::Message(
-            "`cargo hive plan` is not available yet".to_owned(),
-        )),
+        Command::Plan(args) => crate::plan::run_command(&global, &args, term),
         Command::Build(_) => Err(HiveError::Message(
             "`cargo hive build` is not available yet".to_owned(),
         )),

@@ -6,8 +6,13 @@
 
 mod buildkit;
 mod cli;
+mod compile;
+mod config;
 mod doctor;
+mod elf;
 mod errors;
+mod output;
+mod plan;
 mod term;
 
 use std::process::ExitCode;

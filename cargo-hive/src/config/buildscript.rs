@@ -1,0 +1,128 @@
+//! Runs the build scripts that use `hive-build` and reads back what they declared.
+//!
+//! `cargo check --message-format=json-render-diagnostics` runs build scripts with the user's feature and compilation
+//! flags; each `build-script-executed` message carries the script's `rustc-env` lines, among them
+//! `HIVE_BUILD_IMAGES=<OUT_DIR>/hive-images.json` when the script called `emit`. Packages without such a build
+//! script cost nothing: cargo is not run at all when none has one.
+
+use std::io::BufReader;
+use std::process::{Command, Stdio};
+
+use cargo_metadata::Message;
+use hive_build::{BuildScriptOutput, OUTPUT_ENV, OUTPUT_FORMAT_VERSION};
+
+use crate::cli::{CompileArgs, FeatureArgs};
+use crate::config::workspace::Workspace;
+use crate::errors::HiveError;
+
+/// What one package's build script emitted.
+#[derive(Debug)]
+pub(crate) struct ScriptOutput {
+    /// Index into [`Workspace::packages`].
+    pub(crate) package: usize,
+    pub(crate) output: BuildScriptOutput,
+}
+
+/// Runs the build scripts of every member that uses `hive-build`.
+///
+/// All of them, not only the selected packages': a `hive:` base or a duplicate image name can involve any member,
+/// and the set of images must not depend on the selection.
+pub(crate) fn run(
+    workspace: &Workspace,
+    features: &FeatureArgs,
+    compile: &CompileArgs,
+    quiet: bool,
+) -> Result<Vec<ScriptOutput>, HiveError> {
+    let users: Vec<usize> = (0..workspace.packages.len())
+        .filter(|i| workspace.packages[*i].uses_hive_build)
+        .collect();
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .arg("check")
+        .arg("--message-format=json-render-diagnostics")
+        .arg("--manifest-path")
+        .arg(&workspace.root_manifest)
+        .args(features.to_cargo_args())
+        .args(compile.to_cargo_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        // cargo's own errors (a failing build script) reach the user; `--quiet` drops only its progress.
+        .stderr(Stdio::inherit());
+    if quiet {
+        command.arg("--quiet");
+    }
+    for index in &users {
+        command
+            .arg("--package")
+            .arg(&workspace.packages[*index].name);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|err| HiveError::Message(format!("failed to run `cargo check`: {err}")))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    // Several messages per package with several `--target`s; the last one wins, as cargo's own order is stable.
+    let mut files: Vec<Option<String>> = vec![None; users.len()];
+    let mut ran = vec![false; users.len()];
+    for message in Message::parse_stream(BufReader::new(stdout)) {
+        let message = message
+            .map_err(|err| HiveError::Message(format!("failed to read cargo's output: {err}")))?;
+        let Message::BuildScriptExecuted(script) = message else {
+            continue;
+        };
+        let Some(slot) = users
+            .iter()
+            .position(|index| workspace.packages[*index].id == script.package_id.repr)
+        else {
+            continue;
+        };
+        ran[slot] = true;
+        files[slot] = script
+            .env
+            .iter()
+            .find(|(name, _)| name == OUTPUT_ENV)
+            .map(|(_, path)| path.clone());
+    }
+    // A compile error in the crate itself does not matter here: its build script ran before it.
+    let status = child
+        .wait()
+        .map_err(|err| HiveError::Message(format!("failed to run `cargo check`: {err}")))?;
+    let mut outputs = Vec::new();
+    for (slot, index) in users.iter().enumerate() {
+        let package = &workspace.packages[*index];
+        if !ran[slot] {
+            return Err(HiveError::Message(format!(
+                "the build script of package `{}` did not run: `cargo check` failed ({status}) before it finished",
+                package.name
+            )));
+        }
+        let Some(path) = &files[slot] else { continue };
+        let text = std::fs::read(path).map_err(|err| {
+            HiveError::Message(format!(
+                "failed to read the images of `{}`'s build script from {path}: {err}",
+                package.name
+            ))
+        })?;
+        let output: BuildScriptOutput = serde_json::from_slice(&text).map_err(|err| {
+            HiveError::Message(format!(
+                "the images of `{}`'s build script in {path} are not valid: {err}",
+                package.name
+            ))
+        })?;
+        if output.format_version > OUTPUT_FORMAT_VERSION {
+            return Err(HiveError::Message(format!(
+                "the build script of `{}` uses a newer hive-build (output format {}) than this cargo-hive reads ({}); \
+                 update cargo-hive",
+                package.name, output.format_version, OUTPUT_FORMAT_VERSION
+            )));
+        }
+        outputs.push(ScriptOutput {
+            package: *index,
+            output,
+        });
+    }
+    Ok(outputs)
+}

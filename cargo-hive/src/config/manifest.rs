@@ -1,0 +1,747 @@
+//! Reads `[workspace.metadata.hive]` and `[package.metadata.hive]` from a manifest's text, keeping the span of every
+//! key and value. cargo_metadata hands over the same data without spans, so the text is parsed here with toml's
+//! span-preserving `DeTable`; every mistake is collected, the walk goes on past it.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use hive_build::schema::{self, FILE_KEYS, KEYS, Scope};
+use hive_build::{FileSpec, ImageDef, Mode, Port};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::config::diagnostic::{ConfigError, Diagnostics, did_you_mean};
+use crate::config::source::{Place, SourceFile};
+
+/// One layer of definitions (a defaults table, an image table, or a build script's image) with the place of each
+/// value, keyed by path: `tags`, `tags[1]`, `env.RUST_LOG`, `files[0].src`.
+#[derive(Debug, Clone)]
+pub(crate) struct Layer {
+    pub(crate) def: ImageDef,
+    /// `registry`, only in the defaults tables.
+    pub(crate) registry: Option<String>,
+    places: BTreeMap<String, Place>,
+    /// The place of the layer as a whole: its table's key, or the build script.
+    pub(crate) whole: Place,
+}
+
+impl Layer {
+    pub(crate) fn new(whole: Place) -> Layer {
+        Layer {
+            def: ImageDef::default(),
+            registry: None,
+            places: BTreeMap::new(),
+            whole,
+        }
+    }
+
+    /// A build script's image: every value's place is the build script.
+    pub(crate) fn from_build_script(package: &str, image: &str, def: ImageDef) -> Layer {
+        Layer {
+            def,
+            ..Layer::new(Place::BuildScript {
+                package: package.to_owned(),
+                image: image.to_owned(),
+            })
+        }
+    }
+
+    /// The place of the value at `path`, else of its parent (`tags` for `tags[1]`), else of the layer.
+    pub(crate) fn place(&self, path: &str) -> Place {
+        let mut path = path;
+        loop {
+            if let Some(place) = self.places.get(path) {
+                return place.clone();
+            }
+            match path.rfind(['[', '.', '#']) {
+                Some(end) => path = &path[..end],
+                None => return self.whole.clone(),
+            }
+        }
+    }
+}
+
+/// An image table: `[package.metadata.hive.images.<name>]`.
+#[derive(Debug, Clone)]
+pub(crate) struct ImageTable {
+    pub(crate) name: String,
+    /// The table's key, where image-level mistakes (an ambiguous bin, a duplicate name) are shown.
+    pub(crate) name_place: Place,
+    pub(crate) layer: Layer,
+}
+
+/// `[package.metadata.hive]`.
+#[derive(Debug, Clone)]
+pub(crate) struct PackageHive {
+    pub(crate) defaults: Layer,
+    pub(crate) images: Vec<ImageTable>,
+}
+
+/// What one manifest says.
+#[derive(Debug, Default)]
+pub(crate) struct ManifestHive {
+    pub(crate) workspace: Option<Layer>,
+    pub(crate) package: Option<PackageHive>,
+}
+
+/// Reads the hive tables of a manifest; `workspace` and `package` say which of them to look for.
+pub(crate) fn read_manifest(
+    file: &Arc<SourceFile>,
+    workspace: bool,
+    package: bool,
+    diags: &mut Diagnostics,
+) -> ManifestHive {
+    let text = Arc::clone(&file.text);
+    let (root, errors) = DeTable::parse_recoverable(&text);
+    let mut walker = Walker { file, diags };
+    for error in errors {
+        let span = error.span().unwrap_or(0..0);
+        let place = walker.place(span, "");
+        walker.diags.push(
+            ConfigError::new(
+                "toml",
+                &place,
+                format!("could not parse `{}`", file.display_name),
+                error.message(),
+            )
+            .help("fix the TOML syntax; cargo reports the same problem"),
+        );
+    }
+    let root = root.get_ref();
+    let mut manifest = ManifestHive::default();
+    if workspace && let Some((hive, whole)) = walker.hive_table(root, "workspace") {
+        manifest.workspace = Some(
+            walker
+                .layer(hive, "workspace.metadata.hive", Scope::Workspace, whole)
+                .0,
+        );
+    }
+    if package && let Some((hive, whole)) = walker.hive_table(root, "package") {
+        let (defaults, images) = walker.layer(hive, "package.metadata.hive", Scope::Package, whole);
+        manifest.package = Some(PackageHive { defaults, images });
+    }
+    manifest
+}
+
+struct Walker<'a> {
+    file: &'a Arc<SourceFile>,
+    diags: &'a mut Diagnostics,
+}
+
+/// "an array", "a string": how a TOML type reads in a sentence.
+fn a(value: &DeValue<'_>) -> String {
+    let kind = value.type_str();
+    let article = if matches!(kind, "array" | "integer") {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {kind}")
+}
+
+impl Walker<'_> {
+    fn place(&self, span: Range<usize>, table: &str) -> Place {
+        Place::Manifest {
+            file: Arc::clone(self.file),
+            span,
+            table: Arc::from(table),
+        }
+    }
+
+    fn error(
+        &mut self,
+        code: &'static str,
+        span: Range<usize>,
+        table: &str,
+        message: String,
+        label: &str,
+    ) {
+        let place = self.place(span, table);
+        self.diags
+            .push(ConfigError::new(code, &place, message, label));
+    }
+
+    /// `<section>.metadata.hive`, when present and a table; its key's place.
+    fn hive_table<'t, 'i>(
+        &mut self,
+        root: &'t DeTable<'i>,
+        section: &str,
+    ) -> Option<(&'t DeTable<'i>, Place)> {
+        let metadata = root
+            .get(section)?
+            .get_ref()
+            .as_table()?
+            .get("metadata")?
+            .get_ref()
+            .as_table()?;
+        let (key, value) = metadata.get_key_value("hive")?;
+        let table_name = format!("{section}.metadata.hive");
+        match value.get_ref().as_table() {
+            Some(table) => Some((table, self.place(key.span(), &table_name))),
+            None => {
+                let message = format!("`{table_name}` must be a table, not {}", a(value.get_ref()));
+                self.error(
+                    "wrong-type",
+                    value.span(),
+                    &table_name,
+                    message,
+                    "expected a table",
+                );
+                None
+            }
+        }
+    }
+
+    /// Reads one table of keys in `scope`. Returns the layer and, for a package, its image tables.
+    fn layer(
+        &mut self,
+        table: &DeTable<'_>,
+        table_name: &str,
+        scope: Scope,
+        whole: Place,
+    ) -> (Layer, Vec<ImageTable>) {
+        let mut layer = Layer::new(whole);
+        let mut images = Vec::new();
+        for (key, value) in table {
+            let name: &str = key.get_ref();
+            let known = schema::key(name);
+            match known {
+                Some(known) if known.scopes.contains(&scope) => {}
+                Some(known) => {
+                    self.misplaced_key(key, table_name, known.scopes);
+                    continue;
+                }
+                None => {
+                    self.unknown_key(key, table_name, scope);
+                    continue;
+                }
+            }
+            let place = self.place(value.span(), table_name);
+            let set = |layer: &mut Layer, path: &str| {
+                layer.places.insert(path.to_owned(), place.clone());
+            };
+            match name {
+                "images" => images = self.images(value, table_name),
+                "bin" => layer.def.bin = self.string(name, value, table_name),
+                "base" => layer.def.base = self.string(name, value, table_name),
+                "workdir" => layer.def.workdir = self.string(name, value, table_name),
+                "user" => layer.def.user = self.string(name, value, table_name),
+                "repository" => layer.def.repository = self.string(name, value, table_name),
+                "registry" => layer.registry = self.string(name, value, table_name),
+                "buildkit" | "tlscacert" | "tlscert" | "tlskey" | "tlsservername" => {
+                    // Read by the BuildKit connection code from the manifest itself; only the type is checked here.
+                    self.string(name, value, table_name);
+                }
+                "entrypoint" => {
+                    layer.def.entrypoint = self.strings(name, value, table_name, &mut layer.places)
+                }
+                "cmd" => layer.def.cmd = self.strings(name, value, table_name, &mut layer.places),
+                "tags" => layer.def.tags = self.strings(name, value, table_name, &mut layer.places),
+                "platforms" => {
+                    layer.def.platforms = self.strings(name, value, table_name, &mut layer.places)
+                }
+                "env" => {
+                    layer.def.env = self.string_map(name, value, table_name, &mut layer.places)
+                }
+                "labels" => {
+                    layer.def.labels = self.string_map(name, value, table_name, &mut layer.places)
+                }
+                "annotations" => {
+                    layer.def.annotations =
+                        self.string_map(name, value, table_name, &mut layer.places)
+                }
+                "expose" => layer.def.expose = self.ports(value, table_name, &mut layer.places),
+                "files" => layer.def.files = self.files(value, table_name, &mut layer.places),
+                other => unreachable!("schema key `{other}` has no reader"),
+            }
+            set(&mut layer, name);
+        }
+        (layer, images)
+    }
+
+    fn unknown_key(
+        &mut self,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        table_name: &str,
+        scope: Scope,
+    ) {
+        let name: &str = key.get_ref();
+        let allowed = KEYS
+            .iter()
+            .filter(|known| known.scopes.contains(&scope))
+            .map(|known| known.name);
+        let place = self.place(key.span(), table_name);
+        let mut error = ConfigError::new(
+            "unknown-key",
+            &place,
+            format!("unknown key `{name}` in `[{table_name}]`"),
+            "unknown key",
+        );
+        error = match did_you_mean(name, allowed) {
+            Some(suggestion) => error.help(format!("did you mean `{suggestion}`?")),
+            None => error.help(format!(
+                "the keys of `[{table_name}]` are listed in the README's schema section"
+            )),
+        };
+        self.diags.push(error);
+    }
+
+    fn misplaced_key(
+        &mut self,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        table_name: &str,
+        scopes: &[Scope],
+    ) {
+        let name: &str = key.get_ref();
+        let place = self.place(key.span(), table_name);
+        let tables: Vec<&str> = scopes
+            .iter()
+            .map(|scope| match scope {
+                Scope::Workspace => "`[workspace.metadata.hive]`",
+                Scope::Package => "`[package.metadata.hive]`",
+                Scope::Image => "`[package.metadata.hive.images.<name>]`",
+            })
+            .collect();
+        let message = format!("`{name}` cannot be set in `[{table_name}]`");
+        self.diags.push(
+            ConfigError::new("misplaced-key", &place, message, "not allowed here")
+                .help(format!("`{name}` belongs in {}", tables.join(" or "))),
+        );
+    }
+
+    fn wrong_type(
+        &mut self,
+        path: &str,
+        value: &Spanned<DeValue<'_>>,
+        table_name: &str,
+        expected: &str,
+    ) {
+        let message = format!("`{path}` must be {expected}, not {}", a(value.get_ref()));
+        let place = self.place(value.span(), table_name);
+        let mut error = ConfigError::new(
+            "wrong-type",
+            &place,
+            message,
+            format!("expected {expected}"),
+        );
+        if expected.starts_with("an array") && value.get_ref().is_str() {
+            error = error.help(format!("write one value as a list: `{path} = [\"…\"]`"));
+        } else if expected == "a string"
+            && !value.get_ref().is_array()
+            && !value.get_ref().is_table()
+        {
+            error = error.help("quote the value to make it a string");
+        }
+        self.diags.push(error);
+    }
+
+    fn string(
+        &mut self,
+        path: &str,
+        value: &Spanned<DeValue<'_>>,
+        table_name: &str,
+    ) -> Option<String> {
+        match value.get_ref() {
+            DeValue::String(text) => Some(text.to_string()),
+            _ => {
+                self.wrong_type(path, value, table_name, "a string");
+                None
+            }
+        }
+    }
+
+    fn array<'t, 'i>(
+        &mut self,
+        path: &str,
+        value: &'t Spanned<DeValue<'i>>,
+        table_name: &str,
+        expected: &str,
+    ) -> Option<&'t [Spanned<DeValue<'i>>]> {
+        match value.get_ref() {
+            DeValue::Array(items) => Some(items),
+            _ => {
+                self.wrong_type(path, value, table_name, expected);
+                None
+            }
+        }
+    }
+
+    fn strings(
+        &mut self,
+        path: &str,
+        value: &Spanned<DeValue<'_>>,
+        table_name: &str,
+        places: &mut BTreeMap<String, Place>,
+    ) -> Option<Vec<String>> {
+        let items = self.array(path, value, table_name, "an array of strings")?;
+        let mut strings = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let item_path = format!("{path}[{index}]");
+            if let Some(text) = self.string(&item_path, item, table_name) {
+                places.insert(item_path, self.place(item.span(), table_name));
+                strings.push(text);
+            }
+        }
+        Some(strings)
+    }
+
+    fn string_map(
+        &mut self,
+        path: &str,
+        value: &Spanned<DeValue<'_>>,
+        table_name: &str,
+        places: &mut BTreeMap<String, Place>,
+    ) -> BTreeMap<String, String> {
+        let mut map = BTreeMap::new();
+        let Some(table) = value.get_ref().as_table() else {
+            self.wrong_type(path, value, table_name, "a table of strings");
+            return map;
+        };
+        for (key, item) in table {
+            let item_path = format!("{path}.{}", key.get_ref());
+            if let Some(text) = self.string(&item_path, item, table_name) {
+                places.insert(
+                    format!("{item_path}#key"),
+                    self.place(key.span(), table_name),
+                );
+                places.insert(item_path, self.place(item.span(), table_name));
+                map.insert(key.get_ref().to_string(), text);
+            }
+        }
+        map
+    }
+
+    fn ports(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        table_name: &str,
+        places: &mut BTreeMap<String, Place>,
+    ) -> Option<Vec<Port>> {
+        let items = self.array("expose", value, table_name, "an array of ports")?;
+        let mut ports = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let path = format!("expose[{index}]");
+            let parsed = match item.get_ref() {
+                DeValue::Integer(number) => {
+                    let text = number.as_str();
+                    let value = u16::from_str_radix(text, number.radix())
+                        .ok()
+                        .filter(|n| *n != 0);
+                    value
+                        .map(Port::tcp)
+                        .ok_or_else(|| format!("`{text}` is not a port number (1 to 65535)"))
+                }
+                DeValue::String(text) => text.parse::<Port>().map_err(|err| err.to_string()),
+                _ => {
+                    self.wrong_type(
+                        &path,
+                        item,
+                        table_name,
+                        "a port (an integer or a string like \"53/udp\")",
+                    );
+                    continue;
+                }
+            };
+            match parsed {
+                Ok(port) => {
+                    places.insert(path, self.place(item.span(), table_name));
+                    ports.push(port);
+                }
+                Err(reason) => {
+                    let place = self.place(item.span(), table_name);
+                    self.diags.push(
+                        ConfigError::new("invalid-port", &place, format!("invalid port in `expose`: {reason}"), "here")
+                            .help("a port is a number from 1 to 65535, optionally with /tcp, /udp or /sctp"),
+                    );
+                }
+            }
+        }
+        Some(ports)
+    }
+
+    fn files(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        table_name: &str,
+        places: &mut BTreeMap<String, Place>,
+    ) -> Option<Vec<FileSpec>> {
+        let items = self.array("files", value, table_name, "an array of tables")?;
+        let mut files = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let path = format!("files[{index}]");
+            let Some(table) = item.get_ref().as_table() else {
+                self.wrong_type(
+                    &path,
+                    item,
+                    table_name,
+                    "a table (`{ src = \"…\", dst = \"…\" }`)",
+                );
+                continue;
+            };
+            // Places are keyed by the index in the list that is kept, which skips broken entries.
+            let kept = format!("files[{}]", files.len());
+            let mut entry_places = vec![(kept.clone(), self.place(item.span(), table_name))];
+            let (mut src, mut dst, mut mode, mut complete) = (None, None, None, true);
+            for (key, field) in table {
+                let field_path = format!("{path}.{}", key.get_ref());
+                match key.get_ref().as_ref() {
+                    "src" => src = self.string(&field_path, field, table_name),
+                    "dst" => dst = self.string(&field_path, field, table_name),
+                    "mode" => mode = self.mode(&field_path, field, table_name),
+                    other => {
+                        let place = self.place(key.span(), table_name);
+                        let mut error = ConfigError::new(
+                            "unknown-key",
+                            &place,
+                            format!("unknown key `{other}` in an entry of `files`"),
+                            "unknown key",
+                        );
+                        error = match did_you_mean(other, FILE_KEYS.iter().copied()) {
+                            Some(suggestion) => error.help(format!("did you mean `{suggestion}`?")),
+                            None => error
+                                .help("an entry of `files` has the keys `src`, `dst` and `mode`"),
+                        };
+                        self.diags.push(error);
+                        complete = false;
+                    }
+                }
+                entry_places.push((
+                    format!("{kept}.{}", key.get_ref()),
+                    self.place(field.span(), table_name),
+                ));
+            }
+            for (required, present) in [("src", src.is_some()), ("dst", dst.is_some())] {
+                if !present && !table.contains_key(required) {
+                    let place = self.place(item.span(), table_name);
+                    self.diags.push(
+                        ConfigError::new(
+                            "missing-key",
+                            &place,
+                            format!("an entry of `files` has no `{required}`"),
+                            format!("`{required}` missing"),
+                        )
+                        .help("write each entry as `{ src = \"path/in/package\", dst = \"/path/in/image\" }`"),
+                    );
+                }
+            }
+            if let (Some(src), Some(dst), true) = (src, dst, complete) {
+                places.extend(entry_places);
+                files.push(FileSpec { src, dst, mode });
+            }
+        }
+        Some(files)
+    }
+
+    fn mode(&mut self, path: &str, value: &Spanned<DeValue<'_>>, table_name: &str) -> Option<Mode> {
+        let (parsed, shown) = match value.get_ref() {
+            DeValue::Integer(number) => (
+                u32::from_str_radix(number.as_str(), number.radix())
+                    .ok()
+                    .filter(|mode| *mode <= Mode::MAX)
+                    .map(Mode),
+                number.as_str().to_owned(),
+            ),
+            DeValue::String(text) => (Mode::parse_octal(text), text.to_string()),
+            _ => {
+                self.wrong_type(path, value, table_name, "a mode (`0o644` or \"0644\")");
+                return None;
+            }
+        };
+        if parsed.is_none() {
+            let place = self.place(value.span(), table_name);
+            self.diags.push(
+                ConfigError::new("invalid-mode", &place, format!("`{shown}` is not a file mode"), "not a mode")
+                    .help("write permission bits in octal, up to 0o7777: `mode = 0o755` or `mode = \"0755\"`"),
+            );
+        } else if let DeValue::Integer(number) = value.get_ref()
+            && number.radix() == 10
+            && number.as_str().len() >= 3
+        {
+            // `mode = 755` is decimal 755 (0o1363): almost certainly meant as octal.
+            let place = self.place(value.span(), table_name);
+            self.diags.push(
+                ConfigError::new(
+                    "invalid-mode",
+                    &place,
+                    format!("`mode = {}` is a decimal number", number.as_str()),
+                    "decimal, not octal",
+                )
+                .help(format!(
+                    "write it in octal: `mode = 0o{}` or `mode = \"{}\"`",
+                    number.as_str(),
+                    number.as_str()
+                )),
+            );
+            return None;
+        }
+        parsed
+    }
+
+    fn images(&mut self, value: &Spanned<DeValue<'_>>, table_name: &str) -> Vec<ImageTable> {
+        let mut images = Vec::new();
+        let Some(table) = value.get_ref().as_table() else {
+            self.wrong_type("images", value, table_name, "a table of image tables");
+            return images;
+        };
+        for (key, image) in table {
+            let name = key.get_ref().to_string();
+            let image_table_name = format!("{table_name}.images.{name}");
+            let name_place = self.place(key.span(), &image_table_name);
+            if let Err(reason) = check_image_name(&name) {
+                self.diags.push(
+                    ConfigError::new("invalid-image-name", &name_place, format!("invalid image name `{name}`"), reason)
+                        .help("image names become repository names: use lowercase letters, digits, `.`, `_` and `-`"),
+                );
+                continue;
+            }
+            let Some(fields) = image.get_ref().as_table() else {
+                self.wrong_type(&format!("images.{name}"), image, table_name, "a table");
+                continue;
+            };
+            let (layer, _) =
+                self.layer(fields, &image_table_name, Scope::Image, name_place.clone());
+            images.push(ImageTable {
+                name,
+                name_place,
+                layer,
+            });
+        }
+        images
+    }
+}
+
+/// Image names are repository path components (they name the default repository) and `hive:` references:
+/// lowercase alphanumerics separated by single `.`, `_`, `-`.
+pub(crate) fn check_image_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("empty name");
+    }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err("uppercase letters are not allowed");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err("only lowercase letters, digits, `.`, `_` and `-` are allowed");
+    }
+    let bytes = name.as_bytes();
+    let separator = |b: &u8| matches!(b, b'.' | b'_' | b'-');
+    if separator(&bytes[0]) || separator(&bytes[bytes.len() - 1]) {
+        return Err("must start and end with a letter or digit");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> (ManifestHive, Vec<String>) {
+        let file = Arc::new(SourceFile::new(
+            "Cargo.toml".into(),
+            "Cargo.toml".into(),
+            text.into(),
+        ));
+        let mut diags = Diagnostics::default();
+        let manifest = read_manifest(&file, true, true, &mut diags);
+        (manifest, diags.messages())
+    }
+
+    #[test]
+    fn reads_every_key_with_places() {
+        let (manifest, errors) = read(
+            r#"
+[workspace.metadata.hive]
+registry = "ghcr.io/acme"
+platforms = ["linux/amd64", "linux/arm64"]
+buildkit = "tcp://127.0.0.1:1234"
+
+[package.metadata.hive]
+labels = { team = "core" }
+
+[package.metadata.hive.images.api]
+bin = "api"
+base = "scratch"
+entrypoint = ["/usr/local/bin/api"]
+cmd = ["--port", "8080"]
+env = { RUST_LOG = "info" }
+workdir = "/srv"
+user = "65532:65532"
+expose = [8080, "53/udp"]
+annotations = { "org.example/x" = "y" }
+files = [{ src = "static", dst = "/srv/static", mode = 0o644 }, { src = "a", dst = "/a", mode = "0755" }]
+tags = ["{version}"]
+repository = "ghcr.io/acme/the-api"
+"#,
+        );
+        assert_eq!(errors, Vec::<String>::new());
+        let workspace = manifest.workspace.unwrap();
+        assert_eq!(workspace.registry.as_deref(), Some("ghcr.io/acme"));
+        assert_eq!(workspace.def.platforms.as_ref().unwrap().len(), 2);
+        let package = manifest.package.unwrap();
+        assert_eq!(package.defaults.def.labels["team"], "core");
+        let image = &package.images[0];
+        assert_eq!(image.name, "api");
+        let def = &image.layer.def;
+        assert_eq!(
+            def.expose.as_deref(),
+            Some(&[Port::tcp(8080), Port::udp(53)][..])
+        );
+        assert_eq!(def.files.as_ref().unwrap()[0].mode, Some(Mode(0o644)));
+        assert_eq!(def.files.as_ref().unwrap()[1].mode, Some(Mode(0o755)));
+        let Place::Manifest { span, file, .. } = image.layer.place("cmd[1]") else {
+            panic!("no place")
+        };
+        assert_eq!(&file.text[span], "\"8080\"");
+        let Place::Manifest { span, file, .. } = image.layer.place("env.RUST_LOG#key") else {
+            panic!("no place")
+        };
+        assert_eq!(&file.text[span], "RUST_LOG");
+    }
+
+    #[test]
+    fn collects_every_mistake() {
+        let (_, errors) = read(
+            r#"
+[workspace.metadata.hive]
+bin = "x"
+tgas = ["a"]
+
+[package.metadata.hive.images.api]
+tags = "latest"
+env = { PORT = 8080 }
+expose = [0, "80/icmp"]
+files = [{ src = "a", dest = "/a" }, { src = "b", dst = "/b", mode = 755 }]
+
+[package.metadata.hive.images.Bad]
+"#,
+        );
+        assert_eq!(
+            errors,
+            [
+                "misplaced-key: `bin` cannot be set in `[workspace.metadata.hive]`",
+                "unknown-key: unknown key `tgas` in `[workspace.metadata.hive]`",
+                "invalid-image-name: invalid image name `Bad`",
+                "wrong-type: `env.PORT` must be a string, not an integer",
+                "invalid-port: invalid port in `expose`: `0` is not a port number (1 to 65535)",
+                "invalid-port: invalid port in `expose`: unknown protocol `icmp`: expected tcp, udp or sctp",
+                "unknown-key: unknown key `dest` in an entry of `files`",
+                "missing-key: an entry of `files` has no `dst`",
+                "invalid-mode: `mode = 755` is a decimal number",
+                "wrong-type: `tags` must be an array of strings, not a string",
+            ]
+        );
+    }
+
+    #[test]
+    fn image_names() {
+        assert!(check_image_name("api").is_ok());
+        assert!(check_image_name("api-v2.x_y").is_ok());
+        assert!(check_image_name("Api").is_err());
+        assert!(check_image_name("-api").is_err());
+        assert!(check_image_name("a/b").is_err());
+        assert!(check_image_name("").is_err());
+    }
+}

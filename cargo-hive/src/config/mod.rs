@@ -1,0 +1,208 @@
+//! Image definitions as the user wrote them: `[workspace.metadata.hive]`, `[package.metadata.hive]`, the image
+//! tables and what build scripts emitted through `hive-build`, each value with its place. Type and key mistakes are
+//! found here; whether values make sense together is `plan`'s job.
+
+mod buildscript;
+mod diagnostic;
+mod manifest;
+mod source;
+mod workspace;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hive_build::Action;
+
+pub(crate) use diagnostic::{ConfigError, Diagnostics, did_you_mean};
+#[cfg(test)]
+pub(crate) use manifest::read_manifest;
+pub(crate) use manifest::{Layer, check_image_name};
+pub(crate) use source::{Place, SourceFile};
+pub(crate) use workspace::{Package, Workspace};
+
+use crate::cli::{CompileArgs, FeatureArgs, SelectionArgs};
+use crate::errors::HiveError;
+
+/// One image and the layers that define it, lowest precedence first: workspace defaults, package defaults, the
+/// image's own table (or the build script's declaration), then build-script changes.
+#[derive(Debug)]
+pub(crate) struct ImageDefinition {
+    pub(crate) name: String,
+    /// Index into [`Workspace::packages`].
+    pub(crate) package: usize,
+    /// Where the image was declared: its table's key, or the build script.
+    pub(crate) declared: Place,
+    pub(crate) layers: Vec<Layer>,
+}
+
+/// Everything the workspace declares.
+#[derive(Debug)]
+pub(crate) struct Definitions {
+    pub(crate) workspace: Workspace,
+    /// Every image of every member, in declaration order.
+    pub(crate) images: Vec<ImageDefinition>,
+}
+
+/// Options that decide what is read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoadOptions<'a> {
+    pub(crate) manifest_path: Option<&'a Path>,
+    pub(crate) selection: &'a SelectionArgs,
+    pub(crate) features: &'a FeatureArgs,
+    pub(crate) compile: &'a CompileArgs,
+    pub(crate) quiet: bool,
+}
+
+/// Reads the workspace's definitions; mistakes with a place go to `diags`, anything else is an `Err`.
+pub(crate) fn load(
+    options: LoadOptions<'_>,
+    diags: &mut Diagnostics,
+) -> Result<Definitions, HiveError> {
+    let workspace = workspace::load(options.manifest_path, options.selection)?;
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let read = |path: &Path| -> Result<Arc<SourceFile>, HiveError> {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            HiveError::Message(format!("failed to read {}: {err}", path.display()))
+        })?;
+        let display = path
+            .strip_prefix(&cwd)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        let relative = path
+            .strip_prefix(&workspace.root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        Ok(Arc::new(SourceFile::new(display, relative, text)))
+    };
+
+    let root_file = read(&workspace.root_manifest)?;
+    let root_is_member = workspace
+        .packages
+        .iter()
+        .any(|package| package.manifest_path == workspace.root_manifest);
+    let root_hive = manifest::read_manifest(&root_file, true, root_is_member, diags);
+    let workspace_layer = root_hive.workspace;
+
+    let mut images: Vec<ImageDefinition> = Vec::new();
+    // `[package.metadata.hive]` per member, for images its build script declares.
+    let mut package_defaults: Vec<Option<Layer>> = vec![None; workspace.packages.len()];
+    for (index, package) in workspace.packages.iter().enumerate() {
+        let package_hive = if package.manifest_path == workspace.root_manifest {
+            root_hive.package.clone()
+        } else {
+            manifest::read_manifest(&read(&package.manifest_path)?, false, true, diags).package
+        };
+        let Some(package_hive) = package_hive else {
+            continue;
+        };
+        package_defaults[index] = Some(package_hive.defaults.clone());
+        for image in package_hive.images {
+            let mut layers: Vec<Layer> = workspace_layer.iter().cloned().collect();
+            layers.push(package_hive.defaults.clone());
+            layers.push(image.layer);
+            add_image(
+                &mut images,
+                ImageDefinition {
+                    name: image.name,
+                    package: index,
+                    declared: image.name_place,
+                    layers,
+                },
+                diags,
+            );
+        }
+    }
+
+    for script in buildscript::run(&workspace, options.features, options.compile, options.quiet)? {
+        let package = &workspace.packages[script.package];
+        for declared in script.output.images {
+            let layer = Layer::from_build_script(&package.name, &declared.name, declared.image);
+            let place = layer.whole.clone();
+            if let Err(reason) = check_image_name(&declared.name) {
+                diags.push(ConfigError::new(
+                    "invalid-image-name",
+                    &place,
+                    format!("invalid image name `{}`: {reason}", declared.name),
+                    "",
+                ));
+                continue;
+            }
+            match declared.action {
+                Action::Declare => {
+                    let mut layers: Vec<Layer> = workspace_layer.iter().cloned().collect();
+                    // The package defaults still apply to an image its build script declares.
+                    layers.extend(package_defaults[script.package].iter().cloned());
+                    layers.push(layer);
+                    let definition = ImageDefinition {
+                        name: declared.name,
+                        package: script.package,
+                        declared: place,
+                        layers,
+                    };
+                    add_image(&mut images, definition, diags);
+                }
+                Action::Modify => {
+                    match images.iter_mut().find(|image| {
+                        image.name == declared.name && image.package == script.package
+                    }) {
+                        Some(image) => image.layers.push(layer),
+                        None => {
+                            let own = images
+                                .iter()
+                                .filter(|image| image.package == script.package);
+                            let mut error = ConfigError::new(
+                                "unknown-image",
+                                &place,
+                                format!(
+                                    "the build script changes image `{}`, which `[package.metadata.hive.images]` of package `{}` does not declare",
+                                    declared.name, package.name
+                                ),
+                                "",
+                            );
+                            error = match did_you_mean(
+                                &declared.name,
+                                own.map(|image| image.name.as_str()),
+                            ) {
+                                Some(close) => error.help(format!("did you mean `{close}`?")),
+                                None => error.help(
+                                    "declare a new image with `declare(Image::new(…))` instead",
+                                ),
+                            };
+                            diags.push(error);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Definitions { workspace, images })
+}
+
+/// Adds an image unless its name is taken: image names are unique across the workspace.
+fn add_image(images: &mut Vec<ImageDefinition>, image: ImageDefinition, diags: &mut Diagnostics) {
+    if let Some(first) = images.iter().find(|other| other.name == image.name) {
+        let first_at = match first.declared.origin() {
+            hive_build::plan::Origin::Manifest { file, line, .. } => format!("{file}:{line}"),
+            other => other.to_string(),
+        };
+        diags.push(
+            ConfigError::new(
+                "duplicate-image",
+                &image.declared,
+                format!("image `{}` is declared twice in the workspace", image.name),
+                "declared again here",
+            )
+            .help(match (&image.declared, &first.declared) {
+                (Place::BuildScript { .. }, Place::Manifest { .. }) if first.package == image.package => format!(
+                    "{first_at} already declares it: change it with `modify(\"{}\", |image| …)` instead of `declare`",
+                    image.name
+                ),
+                _ => format!("the first declaration is at {first_at}; image names must be unique across the workspace"),
+            }),
+        );
+        return;
+    }
+    images.push(image);
+}

@@ -1,0 +1,170 @@
+//! `plan`'s human output: one block per image, a row per value, and where the value came from in a dim column.
+
+use std::fmt::Write;
+
+use hive_build::plan::{Base, Origin, Plan, PlanImage};
+use owo_colors::OwoColorize;
+
+/// Renders the plan as text.
+pub(crate) fn render(plan: &Plan, color: bool) -> String {
+    let mut out = String::new();
+    if plan.images.is_empty() {
+        out.push_str("no images: declare one in `[package.metadata.hive.images.<name>]`\n");
+        return out;
+    }
+    for (index, image) in plan.images.iter().enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        render_image(&mut out, image, &plan.workspace_root, color);
+    }
+    let references: usize = plan.images.iter().map(|image| image.references.len()).sum();
+    let count = plan.images.len();
+    let _ = writeln!(
+        out,
+        "\n{count} image{}, {references} reference{} ({} profile)",
+        if count == 1 { "" } else { "s" },
+        if references == 1 { "" } else { "s" },
+        plan.profile
+    );
+    out
+}
+
+struct Row {
+    key: &'static str,
+    value: String,
+    origin: Option<String>,
+}
+
+fn origin(image: &PlanImage, key: &str) -> Option<String> {
+    image.origins.get(key).map(|origin| match origin {
+        Origin::Default => "default".to_owned(),
+        other => other.to_string(),
+    })
+}
+
+fn render_image(out: &mut String, image: &PlanImage, root: &str, color: bool) {
+    let mut header = image.name.clone();
+    if color {
+        header = header.bold().to_string();
+    }
+    let mut note = format!("package {} {}", image.package.name, image.package.version);
+    if !image.selected {
+        note.push_str(", base of a selected image");
+    }
+    let _ = writeln!(out, "{header}  ({note})");
+
+    let mut rows: Vec<Row> = Vec::new();
+    let mut row = |key: &'static str, value: String, origin: Option<String>| {
+        rows.push(Row { key, value, origin })
+    };
+    for (index, reference) in image.references.iter().enumerate() {
+        let from = (index == 0).then(|| origin(image, "tags")).flatten();
+        row(
+            if index == 0 { "references" } else { "" },
+            reference.clone(),
+            from,
+        );
+    }
+    row(
+        "platforms",
+        image.platforms.join(", "),
+        origin(image, "platforms"),
+    );
+    let base = match &image.base {
+        Base::Scratch => "scratch".to_owned(),
+        Base::Image { reference } => reference.clone(),
+        Base::Hive { image } => format!("hive:{image}"),
+    };
+    row("base", base, origin(image, "base"));
+    row(
+        "binary",
+        format!("{} → {}", image.binary.target, image.binary.path),
+        origin(image, "bin"),
+    );
+    for file in &image.files {
+        let mode = file
+            .mode
+            .map(|mode| format!(" ({mode})"))
+            .unwrap_or_default();
+        // Relative to the workspace: shorter, and what the user wrote.
+        let source = file
+            .source
+            .strip_prefix(root)
+            .map_or(file.source.as_str(), |rest| rest.trim_start_matches('/'));
+        row(
+            "file",
+            format!("{source} → {}{mode}", file.destination),
+            origin(image, "files"),
+        );
+    }
+    let config = &image.config;
+    row(
+        "entrypoint",
+        json_list(&config.entrypoint),
+        origin(image, "entrypoint"),
+    );
+    if !config.cmd.is_empty() {
+        row("cmd", json_list(&config.cmd), origin(image, "cmd"));
+    }
+    for (key, value) in &config.env {
+        row(
+            "env",
+            format!("{key}={value}"),
+            origin(image, &format!("env.{key}")),
+        );
+    }
+    if let Some(workdir) = &config.workdir {
+        row("workdir", workdir.clone(), origin(image, "workdir"));
+    }
+    if let Some(user) = &config.user {
+        row("user", user.clone(), origin(image, "user"));
+    }
+    if !config.exposed_ports.is_empty() {
+        let ports: Vec<String> = config
+            .exposed_ports
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        row("expose", ports.join(", "), origin(image, "expose"));
+    }
+    for (key, value) in &config.labels {
+        row(
+            "label",
+            format!("{key}={value}"),
+            origin(image, &format!("labels.{key}")),
+        );
+    }
+    for (key, value) in &config.annotations {
+        row(
+            "annotation",
+            format!("{key}={value}"),
+            origin(image, &format!("annotations.{key}")),
+        );
+    }
+
+    // Origins line up in a column unless a value is too long to bother.
+    let width = rows
+        .iter()
+        .map(|row| row.value.chars().count())
+        .filter(|width| *width <= 56)
+        .max()
+        .unwrap_or(0);
+    for Row { key, value, origin } in rows {
+        let _ = write!(out, "  {key:<11} {value}");
+        if let Some(origin) = origin {
+            let pad = width.saturating_sub(value.chars().count());
+            let origin = format!("{:pad$}  {origin}", "");
+            if color {
+                let _ = write!(out, "{}", origin.dimmed());
+            } else {
+                out.push_str(&origin);
+            }
+        }
+        out.push('\n');
+    }
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_default()
+}

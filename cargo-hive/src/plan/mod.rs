@@ -1,0 +1,11 @@
+//! The plan: every image `cargo hive build` would produce, resolved and validated, with the origin of each value.
+//! Its data type is `hive_build::plan::Plan`, the same one `plan --format json` prints, so what `build` consumes
+//! and what users see cannot drift apart.
+
+mod command;
+mod human;
+mod reference;
+mod resolve;
+mod template;
+
+pub(crate) use command::run_command;

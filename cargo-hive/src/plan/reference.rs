@@ -1,0 +1,274 @@
+//! Image references, tags and platforms. References are parsed with `oci-spec`'s port of the distribution
+//! reference grammar (the one Docker and BuildKit use); tags follow the OCI distribution spec's
+//! `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`; platforms are `os/arch[/variant]` with the values BuildKit knows.
+
+use hive_build::plan::Base;
+use oci_spec::distribution::{ParseError, Reference};
+
+/// Why a value is not valid: a sentence, and a hint when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Invalid {
+    pub(crate) reason: String,
+    pub(crate) help: Option<String>,
+}
+
+impl Invalid {
+    fn new(reason: impl Into<String>, help: Option<String>) -> Invalid {
+        Invalid {
+            reason: reason.into(),
+            help,
+        }
+    }
+}
+
+fn explain(text: &str, err: &ParseError) -> Invalid {
+    // The grammar rejects uppercase as a format error; say what is actually wrong.
+    let lowercase_parses =
+        text != text.to_lowercase() && Reference::try_from(text.to_lowercase()).is_ok();
+    if lowercase_parses || *err == ParseError::NameContainsUppercase {
+        return Invalid::new(
+            "repository names must be lowercase",
+            Some(format!("write `{}`", text.to_lowercase())),
+        );
+    }
+    let help = match err {
+        ParseError::DigestInvalidLength
+        | ParseError::DigestInvalidFormat
+        | ParseError::DigestUnsupported => "a digest is `sha256:` followed by 64 hex digits",
+        _ => {
+            "a reference looks like `registry.example.com/team/name:tag` or `name@sha256:<64 hex digits>`"
+        }
+    };
+    Invalid::new(err.to_string(), Some(help.to_owned()))
+}
+
+/// Parses `base`: `scratch`, `hive:<image>` or a registry reference (returned fully qualified).
+pub(crate) fn parse_base(text: &str) -> Result<Base, Invalid> {
+    if text == "scratch" {
+        return Ok(Base::Scratch);
+    }
+    if let Some(image) = text.strip_prefix("hive:") {
+        return Ok(Base::Hive {
+            image: image.to_owned(),
+        });
+    }
+    let reference = Reference::try_from(text).map_err(|err| explain(text, &err))?;
+    Ok(Base::Image {
+        reference: reference.whole(),
+    })
+}
+
+/// Checks a repository: a reference name without tag or digest.
+pub(crate) fn check_repository(text: &str) -> Result<(), Invalid> {
+    if Reference::try_from(format!("{text}:tag")).is_ok() {
+        return Ok(());
+    }
+    if Reference::try_from(text).is_ok() {
+        return Err(Invalid::new(
+            "a repository has no tag or digest",
+            Some(
+                "set tags with `tags`; `repository` is only the name, like `ghcr.io/acme/api`"
+                    .to_owned(),
+            ),
+        ));
+    }
+    Err(explain(
+        text,
+        &Reference::try_from(text)
+            .err()
+            .unwrap_or(ParseError::ReferenceInvalidFormat),
+    ))
+}
+
+/// Checks a rendered tag against the OCI grammar.
+pub(crate) fn check_tag(tag: &str) -> Result<(), Invalid> {
+    let help = Some(
+        "a tag has 1 to 128 of `A-Z a-z 0-9 _ . -` and does not start with `.` or `-`".to_owned(),
+    );
+    let mut bytes = tag.bytes();
+    match bytes.next() {
+        None => return Err(Invalid::new("a tag cannot be empty", help)),
+        Some(first) if !(first.is_ascii_alphanumeric() || first == b'_') => {
+            return Err(Invalid::new(
+                format!("a tag cannot start with `{}`", first as char),
+                help,
+            ));
+        }
+        Some(_) => {}
+    }
+    if let Some(bad) = tag
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(Invalid::new(
+            format!("`{bad}` is not allowed in a tag"),
+            help,
+        ));
+    }
+    if tag.len() > 128 {
+        return Err(Invalid::new(
+            format!(
+                "a tag has at most 128 characters, this one has {}",
+                tag.len()
+            ),
+            help,
+        ));
+    }
+    Ok(())
+}
+
+const OSES: &[&str] = &["linux"];
+/// Architectures and their variants, as in the OCI image index spec and BuildKit.
+const ARCHES: &[(&str, &[&str])] = &[
+    ("amd64", &["v1", "v2", "v3", "v4"]),
+    ("arm64", &["v8"]),
+    ("arm", &["v5", "v6", "v7", "v8"]),
+    ("386", &[]),
+    ("ppc64le", &[]),
+    ("s390x", &[]),
+    ("riscv64", &[]),
+    ("mips64le", &[]),
+    ("loong64", &[]),
+];
+/// Names people write for an architecture, and the OCI name for it.
+const ALIASES: &[(&str, &str)] = &[
+    ("x86_64", "amd64"),
+    ("x86-64", "amd64"),
+    ("aarch64", "arm64"),
+    ("armhf", "arm"),
+    ("i386", "386"),
+    ("i686", "386"),
+];
+
+/// Checks a platform, `os/arch[/variant]`.
+pub(crate) fn check_platform(text: &str) -> Result<(), Invalid> {
+    let parts: Vec<&str> = text.split('/').collect();
+    let (os, arch, variant) = match parts[..] {
+        [os, arch] => (os, arch, None),
+        [os, arch, variant] => (os, arch, Some(variant)),
+        _ => {
+            return Err(Invalid::new(
+                "a platform is `os/arch` or `os/arch/variant`",
+                Some("for example `linux/amd64` or `linux/arm/v7`".to_owned()),
+            ));
+        }
+    };
+    if !OSES.contains(&os) {
+        return Err(Invalid::new(
+            format!("unsupported operating system `{os}`"),
+            Some("cargo-hive builds Linux images: use `linux/<arch>`".to_owned()),
+        ));
+    }
+    let Some((_, variants)) = ARCHES.iter().find(|(name, _)| *name == arch) else {
+        let help = match ALIASES.iter().find(|(alias, _)| *alias == arch) {
+            Some((_, oci)) => format!("OCI calls this architecture `{oci}`: write `{os}/{oci}`"),
+            None => format!(
+                "known architectures: {}",
+                ARCHES
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        return Err(Invalid::new(
+            format!("unknown architecture `{arch}`"),
+            Some(help),
+        ));
+    };
+    if let Some(variant) = variant
+        && !variants.contains(&variant)
+    {
+        let help = if variants.is_empty() {
+            format!("`{arch}` has no variants: write `{os}/{arch}`")
+        } else {
+            format!("variants of `{arch}`: {}", variants.join(", "))
+        };
+        return Err(Invalid::new(
+            format!("unknown variant `{variant}` of `{arch}`"),
+            Some(help),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bases() {
+        assert_eq!(parse_base("scratch").unwrap(), Base::Scratch);
+        assert_eq!(
+            parse_base("hive:api").unwrap(),
+            Base::Hive {
+                image: "api".into()
+            }
+        );
+        assert_eq!(
+            parse_base("debian:12-slim").unwrap(),
+            Base::Image {
+                reference: "docker.io/library/debian:12-slim".into()
+            }
+        );
+        assert_eq!(
+            parse_base("gcr.io/distroless/cc-debian12").unwrap(),
+            Base::Image {
+                reference: "gcr.io/distroless/cc-debian12:latest".into()
+            }
+        );
+        let digest = format!("alpine@sha256:{}", "a".repeat(64));
+        assert!(parse_base(&digest).is_ok());
+        assert_eq!(
+            parse_base("Debian:12").unwrap_err().reason,
+            "repository names must be lowercase"
+        );
+        assert!(parse_base("debian:12:13").is_err());
+        assert!(parse_base("alpine@sha256:abc").is_err());
+        assert!(parse_base("").is_err());
+    }
+
+    #[test]
+    fn repositories() {
+        assert!(check_repository("ghcr.io/acme/api").is_ok());
+        assert!(check_repository("localhost:5000/api").is_ok());
+        assert!(check_repository("api").is_ok());
+        assert_eq!(
+            check_repository("ghcr.io/acme/api:1").unwrap_err().reason,
+            "a repository has no tag or digest"
+        );
+        assert!(check_repository("ghcr.io/acme//api").is_err());
+        assert!(check_repository("acme/API").is_err());
+    }
+
+    #[test]
+    fn tags() {
+        for ok in ["latest", "1.2.3", "_x", "v1-rc.1_a", &"a".repeat(128)] {
+            assert!(check_tag(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a/b", "a+b", "é", &"a".repeat(129)] {
+            assert!(check_tag(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn platforms() {
+        for ok in [
+            "linux/amd64",
+            "linux/arm64",
+            "linux/arm64/v8",
+            "linux/arm/v7",
+            "linux/riscv64",
+        ] {
+            assert!(check_platform(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            check_platform("linux/x86_64").unwrap_err().help.unwrap(),
+            "OCI calls this architecture `amd64`: write `linux/amd64`"
+        );
+        assert!(check_platform("windows/amd64").is_err());
+        assert!(check_platform("linux").is_err());
+        assert!(check_platform("linux/386/v7").is_err());
+        assert!(check_platform("linux/arm/v9").is_err());
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("worker-admin: no jobs to inspect");
+}

@@ -1,0 +1,184 @@
+//! The JSON of `cargo hive plan --format json`: every image `cargo hive build` would produce, fully resolved, with
+//! where each value came from.
+//!
+//! Stability: fields may be added in a minor release (readers must ignore unknown fields); removing or changing the
+//! meaning of a field bumps [`FORMAT_VERSION`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{Mode, Port};
+
+/// The version of this format, the `format_version` of every [`Plan`].
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The resolved plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Always [`FORMAT_VERSION`] for this crate's version of the format.
+    pub format_version: u32,
+    /// The workspace root (absolute; `[workspace]` when redacted with `HIVE_REDACT=1`).
+    pub workspace_root: String,
+    /// The cargo profile the binaries are built with (`dev`, `release`, …).
+    pub profile: String,
+    /// The images, sorted by name.
+    pub images: Vec<PlanImage>,
+}
+
+/// One image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanImage {
+    /// The image's name (the key of its table, or the name a build script gave it).
+    pub name: String,
+    /// The package the image belongs to.
+    pub package: PackageInfo,
+    /// Where the image was declared.
+    pub declared_in: Origin,
+    /// The binary packaged into the image.
+    pub binary: Binary,
+    /// The repository (registry host, path), without tag.
+    pub repository: String,
+    /// The rendered tags.
+    pub tags: Vec<String>,
+    /// `repository:tag` for every tag.
+    pub references: Vec<String>,
+    /// Target platforms, `os/arch[/variant]`.
+    pub platforms: Vec<String>,
+    /// What the image starts from.
+    pub base: Base,
+    /// Extra files copied into the image.
+    pub files: Vec<PlanFile>,
+    /// The image config.
+    pub config: ImageConfig,
+    /// Where each value came from, keyed by field name (`base`, `tags`, …) and, for maps, `env.NAME`,
+    /// `labels.KEY`, `annotations.KEY`.
+    pub origins: BTreeMap<String, Origin>,
+    /// Whether the image was selected itself, rather than pulled in as the `hive:` base of a selected image.
+    pub selected: bool,
+}
+
+/// The package an image belongs to, with the fields OCI labels are derived from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageInfo {
+    /// Package name.
+    pub name: String,
+    /// Package version.
+    pub version: String,
+    /// Its `Cargo.toml`, relative to the workspace root.
+    pub manifest_path: String,
+    /// `package.description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `package.license`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// `package.repository`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// `package.homepage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub homepage: Option<String>,
+}
+
+/// The binary target packaged into an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binary {
+    /// The `[[bin]]` target name (`cargo build --bin <target>`).
+    pub target: String,
+    /// Its absolute path in the image.
+    pub path: String,
+}
+
+/// What an image starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Base {
+    /// An empty file system.
+    Scratch,
+    /// A registry image, fully qualified (`docker.io/library/debian:12-slim`).
+    Image {
+        /// The normalized reference.
+        reference: String,
+    },
+    /// Another image of this workspace, built first.
+    Hive {
+        /// That image's name.
+        image: String,
+    },
+}
+
+/// A file or directory copied into an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanFile {
+    /// Absolute path on this machine (under `[workspace]` when redacted).
+    pub source: String,
+    /// Absolute path in the image.
+    pub destination: String,
+    /// Permission bits for every copied file, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+}
+
+/// The OCI image config of an image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    /// Entrypoint, exec form.
+    pub entrypoint: Vec<String>,
+    /// Default arguments.
+    pub cmd: Vec<String>,
+    /// Environment.
+    pub env: BTreeMap<String, String>,
+    /// Working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// User.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Exposed ports.
+    pub exposed_ports: Vec<Port>,
+    /// Config labels, including the `org.opencontainers.image.*` ones derived from the package.
+    pub labels: BTreeMap<String, String>,
+    /// Manifest annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Origin {
+    /// `cargo hive`'s own default.
+    Default,
+    /// A `Cargo.toml` table.
+    Manifest {
+        /// The manifest, relative to the workspace root.
+        file: String,
+        /// 1-based line of the value.
+        line: usize,
+        /// 1-based column of the value.
+        column: usize,
+        /// The table, e.g. `package.metadata.hive.images.api`.
+        table: String,
+    },
+    /// A package's build script, through `hive-build`.
+    BuildScript {
+        /// The package whose build script it was.
+        package: String,
+    },
+    /// A field of the package's `[package]` table (for the derived OCI labels).
+    Package {
+        /// The field, e.g. `description`.
+        field: String,
+    },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::Manifest { file, line, .. } => write!(f, "{file}:{line}"),
+            Origin::BuildScript { package } => write!(f, "build.rs of {package}"),
+            Origin::Package { field } => write!(f, "package.{field}"),
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The events of `cargo hive build --progress json`: one [`Record`] per line on stdout, while human messages stay on
+//! stderr.
+//!
+//! A build emits, in order: `cargo-started`/`cargo-finished`, then for each image (images run concurrently, so their
+//! events interleave) `image-started`, the BuildKit steps of that image (`vertex-*`), `bytes-sent`, and one of
+//! `image-finished`/`image-failed`; `build-finished` comes last. Every step that starts gets exactly one
+//! `vertex-started` and at most one of `vertex-cached`, `vertex-completed` or `vertex-errored` (none when the build
+//! is interrupted first).
+//!
+//! Stability: fields and event types may be added in a minor release (readers must ignore unknown fields and
+//! types); removing or changing the meaning of a field bumps [`FORMAT_VERSION`].
+//!
+//! ```
+//! use hive_build::progress::{Event, Record};
+//!
+//! let line = r#"{"format_version":1,"type":"bytes-sent","image":"hello","bytes_sent":1024}"#;
+//! let record: Record = serde_json::from_str(line).unwrap();
+//! assert_eq!(record.event, Event::BytesSent { image: "hello".into(), bytes_sent: 1024 });
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// The version of this format, the `format_version` of every [`Record`].
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One line of `--progress json` output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Always [`FORMAT_VERSION`] for this crate's version of the format.
+    pub format_version: u32,
+    /// The event, with its `type` next to `format_version`.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Record {
+    /// Wraps an event with the current [`FORMAT_VERSION`].
+    pub fn new(event: Event) -> Self {
+        Record {
+            format_version: FORMAT_VERSION,
+            event,
+        }
+    }
+}
+
+/// What happened. Durations are in seconds; `vertex` is the step's number, unique within one build and the same as
+/// the `#N` of `--progress plain`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Event {
+    /// cargo started compiling the binaries.
+    CargoStarted {},
+    /// cargo exited.
+    CargoFinished {
+        /// Whether cargo succeeded.
+        success: bool,
+        /// Wall time of the cargo run.
+        duration_secs: f64,
+    },
+    /// A solve for one image started.
+    ImageStarted {
+        /// The image's name (as in `cargo hive plan`).
+        image: String,
+        /// The image's first reference (`repository:tag`).
+        reference: String,
+        /// The platforms built, `os/arch[/variant]`.
+        platforms: Vec<String>,
+    },
+    /// A BuildKit step of an image started.
+    VertexStarted {
+        /// The image the step belongs to.
+        image: String,
+        /// The step's number.
+        vertex: u32,
+        /// BuildKit's digest of the step.
+        digest: String,
+        /// BuildKit's name of the step (`[internal] load metadata for …`, `copy /hello /usr/local/bin/hello`, …).
+        name: String,
+    },
+    /// The step's result came from BuildKit's cache.
+    VertexCached {
+        /// The image the step belongs to.
+        image: String,
+        /// The step's number.
+        vertex: u32,
+    },
+    /// The step finished.
+    VertexCompleted {
+        /// The image the step belongs to.
+        image: String,
+        /// The step's number.
+        vertex: u32,
+        /// How long the step ran, by the daemon's clock.
+        duration_secs: f64,
+    },
+    /// The step failed (or was cancelled because another step failed).
+    VertexErrored {
+        /// The image the step belongs to.
+        image: String,
+        /// The step's number.
+        vertex: u32,
+        /// BuildKit's error message.
+        error: String,
+        /// How long the step ran, when the daemon said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_secs: Option<f64>,
+    },
+    /// One line of a step's output.
+    VertexLog {
+        /// The image the step belongs to.
+        image: String,
+        /// The step's number.
+        vertex: u32,
+        /// Which stream the line was written to.
+        stream: LogStream,
+        /// The line, without its line terminator (invalid UTF-8 replaced).
+        line: String,
+    },
+    /// Progress of a task within a step (a layer download, the transfer of local files); sent when it changes.
+    VertexProgress {
+        /// The image the step belongs to.
+        image: String,
+        /// The step's number.
+        vertex: u32,
+        /// The task (`transferring hello:`, `sha256:…`).
+        id: String,
+        /// Units done (bytes for transfers).
+        current: u64,
+        /// Units in all, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+        /// Whether the task is complete.
+        completed: bool,
+    },
+    /// BuildKit warned about a step.
+    VertexWarning {
+        /// The image the step belongs to.
+        image: String,
+        /// The step's number.
+        vertex: u32,
+        /// The warning's short message.
+        message: String,
+    },
+    /// A warning from cargo-hive itself, about one image or the whole build.
+    Warning {
+        /// The image concerned, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        /// The message.
+        message: String,
+    },
+    /// The bytes cargo-hive's session has sent to the daemon for an image so far (file contents of local sources).
+    BytesSent {
+        /// The image.
+        image: String,
+        /// Bytes sent so far; only grows.
+        bytes_sent: u64,
+    },
+    /// An image was built and exported.
+    ImageFinished {
+        /// The image.
+        image: String,
+        /// The image's digest (`sha256:…`), when the exporter reported one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+        /// Where it went: a path such as `target/hive/hello.oci.tar`, `loaded` or `pushed`.
+        output: String,
+        /// Wall time from `image-started`.
+        duration_secs: f64,
+        /// Bytes the session sent for the image in all.
+        bytes_sent: u64,
+    },
+    /// An image failed.
+    ImageFailed {
+        /// The image.
+        image: String,
+        /// The error message.
+        error: String,
+        /// Wall time from `image-started`.
+        duration_secs: f64,
+    },
+    /// The build is over.
+    BuildFinished {
+        /// Whether cargo and every image succeeded.
+        success: bool,
+        /// Images built.
+        images_finished: u32,
+        /// Images that failed.
+        images_failed: u32,
+        /// Wall time of the whole build.
+        duration_secs: f64,
+    },
+}
+
+/// The stream a log line was written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error (and anything else BuildKit reports).
+    Stderr,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_flat_and_tagged() {
+        let record = Record::new(Event::ImageFinished {
+            image: "hello".into(),
+            digest: Some("sha256:abc".into()),
+            output: "loaded".into(),
+            duration_secs: 1.5,
+            bytes_sent: 7,
+        });
+        let json = serde_json::to_string(&record).unwrap();
+        assert_eq!(
+            json,
+            r#"{"format_version":1,"type":"image-finished","image":"hello","digest":"sha256:abc","output":"loaded","duration_secs":1.5,"bytes_sent":7}"#
+        );
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
+        let started = serde_json::to_string(&Record::new(Event::CargoStarted {})).unwrap();
+        assert_eq!(started, r#"{"format_version":1,"type":"cargo-started"}"#);
+        assert_eq!(
+            serde_json::from_str::<Record>(&started).unwrap().event,
+            Event::CargoStarted {}
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let line =
+            r#"{"format_version":1,"type":"vertex-cached","image":"a","vertex":3,"new":true}"#;
+        let record: Record = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            record.event,
+            Event::VertexCached {
+                image: "a".into(),
+                vertex: 3
+            }
+        );
+    }
+}

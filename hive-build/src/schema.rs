@@ -1,0 +1,493 @@
+//! The image definition: the keys of `[package.metadata.hive.images.<name>]`, of the defaults tables, and of what a
+//! build script declares. Every field is optional because a definition is one layer of several (workspace → package →
+//! image → build.rs) that `cargo hive` merges: maps merge key by key, lists and single values replace.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One layer of an image definition. In `Cargo.toml` the same keys are spelled the same way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageDef {
+    /// The binary target to package (default: the package's only `[[bin]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin: Option<String>,
+    /// `scratch`, an image reference (`debian:12-slim`, `gcr.io/distroless/cc-debian12@sha256:…`) or
+    /// `hive:<image>` for another image of this workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// The image's entrypoint, exec form (default: `["/usr/local/bin/<bin>"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Default arguments to the entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    /// Environment variables; merged key by key across layers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory (an absolute path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// User (and group) the entrypoint runs as: `name`, `uid`, `uid:gid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Ports the image documents as listening: `8080` (TCP) or `"53/udp"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<Vec<Port>>,
+    /// Image config labels; merged key by key across layers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Manifest annotations; merged key by key across layers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Extra files or directories from the package, copied into the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileSpec>>,
+    /// Tag templates (default: `["{version}", "latest"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// Target platforms, `os/arch[/variant]` (default: `["linux/amd64"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platforms: Option<Vec<String>>,
+    /// The full repository name, overriding `<registry>/<image name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+}
+
+/// A file or directory of the package copied into the image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Path relative to the package directory (the one holding its `Cargo.toml`).
+    pub src: String,
+    /// Absolute destination path in the image.
+    pub dst: String,
+    /// Permission bits for every copied file (default: the source's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+}
+
+/// Unix permission bits. Serialized as an octal string (`"0755"`); read from an integer (`0o755` in TOML) or a
+/// string of octal digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mode(pub u32);
+
+impl Mode {
+    /// The largest mode accepted: permission bits plus setuid, setgid and sticky.
+    pub const MAX: u32 = 0o7777;
+
+    /// Parses octal digits (`"755"`, `"0755"`, `"0o755"`).
+    pub fn parse_octal(text: &str) -> Option<Mode> {
+        let digits = text.strip_prefix("0o").unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return None;
+        }
+        u32::from_str_radix(digits, 8)
+            .ok()
+            .filter(|mode| *mode <= Mode::MAX)
+            .map(Mode)
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Mode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a file mode: an integer up to 0o7777 or a string of octal digits")
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Mode, E> {
+                u32::try_from(value)
+                    .ok()
+                    .filter(|mode| *mode <= Mode::MAX)
+                    .map(Mode)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Unsigned(value), &self))
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Mode, E> {
+                u64::try_from(value)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(value), &self))
+                    .and_then(|value| self.visit_u64(value))
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Mode, E> {
+                Mode::parse_octal(value)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(value), &self))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// The transport protocol of an exposed port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    /// TCP, the default.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Protocol {
+    fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// An exposed port: `8080/tcp`. Serialized as that string; read from an integer (TCP) or such a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Port {
+    /// The port number, 1 to 65535.
+    pub number: u16,
+    /// Its protocol.
+    pub protocol: Protocol,
+}
+
+impl Port {
+    /// A TCP port.
+    pub fn tcp(number: u16) -> Port {
+        Port {
+            number,
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    /// A UDP port.
+    pub fn udp(number: u16) -> Port {
+        Port {
+            number,
+            protocol: Protocol::Udp,
+        }
+    }
+}
+
+impl From<u16> for Port {
+    fn from(number: u16) -> Port {
+        Port::tcp(number)
+    }
+}
+
+/// Why a port could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortError(String);
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PortError {}
+
+impl FromStr for Port {
+    type Err = PortError;
+
+    fn from_str(text: &str) -> Result<Port, PortError> {
+        let (number, protocol) = match text.split_once('/') {
+            Some((number, "tcp")) => (number, Protocol::Tcp),
+            Some((number, "udp")) => (number, Protocol::Udp),
+            Some((number, "sctp")) => (number, Protocol::Sctp),
+            Some((_, other)) => {
+                return Err(PortError(format!(
+                    "unknown protocol `{other}`: expected tcp, udp or sctp"
+                )));
+            }
+            None => (text, Protocol::Tcp),
+        };
+        match number.parse::<u16>() {
+            Ok(0) | Err(_) => Err(PortError(format!(
+                "`{number}` is not a port number (1 to 65535)"
+            ))),
+            Ok(number) => Ok(Port { number, protocol }),
+        }
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.number, self.protocol.as_str())
+    }
+}
+
+impl Serialize for Port {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Port;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port: an integer from 1 to 65535 or a string like \"53/udp\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Port, E> {
+                u16::try_from(value)
+                    .ok()
+                    .filter(|number| *number != 0)
+                    .map(Port::tcp)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Unsigned(value), &self))
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Port, E> {
+                u64::try_from(value)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(value), &self))
+                    .and_then(|value| self.visit_u64(value))
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Port, E> {
+                value.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Where a key may appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// `[workspace.metadata.hive]`.
+    Workspace,
+    /// `[package.metadata.hive]`.
+    Package,
+    /// `[package.metadata.hive.images.<name>]` (and a build script's images).
+    Image,
+}
+
+/// A key of the schema: its name, the scopes it is allowed in, and a one-line description.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// The key as written in `Cargo.toml`.
+    pub name: &'static str,
+    /// Where it may appear.
+    pub scopes: &'static [Scope],
+    /// What it means, for documentation and `help:` lines.
+    pub doc: &'static str,
+}
+
+const ALL: &[Scope] = &[Scope::Workspace, Scope::Package, Scope::Image];
+const DEFAULTS: &[Scope] = &[Scope::Workspace, Scope::Package];
+const WORKSPACE: &[Scope] = &[Scope::Workspace];
+const PACKAGE: &[Scope] = &[Scope::Package];
+const IMAGE: &[Scope] = &[Scope::Image];
+
+/// Every key of the schema, in documentation order. The keys allowed in [`Scope::Image`] are exactly the fields of
+/// [`ImageDef`].
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "bin",
+        scopes: IMAGE,
+        doc: "the binary target to package",
+    },
+    Key {
+        name: "base",
+        scopes: ALL,
+        doc: "`scratch`, an image reference, or `hive:<image>`",
+    },
+    Key {
+        name: "entrypoint",
+        scopes: ALL,
+        doc: "the entrypoint, exec form",
+    },
+    Key {
+        name: "cmd",
+        scopes: ALL,
+        doc: "default arguments to the entrypoint",
+    },
+    Key {
+        name: "env",
+        scopes: ALL,
+        doc: "environment variables (merged)",
+    },
+    Key {
+        name: "workdir",
+        scopes: ALL,
+        doc: "working directory",
+    },
+    Key {
+        name: "user",
+        scopes: ALL,
+        doc: "user the entrypoint runs as",
+    },
+    Key {
+        name: "expose",
+        scopes: ALL,
+        doc: "exposed ports",
+    },
+    Key {
+        name: "labels",
+        scopes: ALL,
+        doc: "image config labels (merged)",
+    },
+    Key {
+        name: "annotations",
+        scopes: ALL,
+        doc: "manifest annotations (merged)",
+    },
+    Key {
+        name: "files",
+        scopes: ALL,
+        doc: "extra files copied into the image",
+    },
+    Key {
+        name: "tags",
+        scopes: ALL,
+        doc: "tag templates",
+    },
+    Key {
+        name: "platforms",
+        scopes: ALL,
+        doc: "target platforms",
+    },
+    Key {
+        name: "repository",
+        scopes: IMAGE,
+        doc: "the full repository name",
+    },
+    Key {
+        name: "registry",
+        scopes: DEFAULTS,
+        doc: "prefix of default repository names",
+    },
+    Key {
+        name: "images",
+        scopes: PACKAGE,
+        doc: "the package's images, one table per image",
+    },
+    Key {
+        name: "buildkit",
+        scopes: WORKSPACE,
+        doc: "BuildKit address",
+    },
+    Key {
+        name: "tlscacert",
+        scopes: WORKSPACE,
+        doc: "CA certificate for BuildKit over TLS",
+    },
+    Key {
+        name: "tlscert",
+        scopes: WORKSPACE,
+        doc: "client certificate for BuildKit over TLS",
+    },
+    Key {
+        name: "tlskey",
+        scopes: WORKSPACE,
+        doc: "client key for BuildKit over TLS",
+    },
+    Key {
+        name: "tlsservername",
+        scopes: WORKSPACE,
+        doc: "server name BuildKit's certificate is checked against",
+    },
+];
+
+/// The keys of one `files` entry.
+pub const FILE_KEYS: &[&str] = &["src", "dst", "mode"];
+
+/// Looks a key up by name.
+pub fn key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|key| key.name == name)
+}
+
+/// Where a binary is put in the image: `/usr/local/bin/<bin>`.
+pub fn binary_path(bin: &str) -> String {
+    format!("/usr/local/bin/{bin}")
+}
+
+/// Defaults `cargo hive` applies when no layer sets a value.
+pub mod defaults {
+    /// The base image: distroless with glibc and libgcc, what a default (gnu) Rust binary needs.
+    pub const BASE: &str = "gcr.io/distroless/cc-debian12";
+    /// Tag templates: the package version, and `latest` as `docker build`, buildx and ko give.
+    pub const TAGS: &[&str] = &["{version}", "latest"];
+    /// Platforms, as ko.
+    pub const PLATFORMS: &[&str] = &["linux/amd64"];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_read_and_print() {
+        assert_eq!("8080".parse::<Port>().unwrap(), Port::tcp(8080));
+        assert_eq!("53/udp".parse::<Port>().unwrap(), Port::udp(53));
+        assert_eq!(Port::udp(53).to_string(), "53/udp");
+        assert!("0".parse::<Port>().is_err());
+        assert!("70000".parse::<Port>().is_err());
+        assert!("80/icmp".parse::<Port>().is_err());
+        let ports: Vec<Port> = serde_json::from_str(r#"[80, "53/udp", "9000/sctp"]"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&ports).unwrap(),
+            r#"["80/tcp","53/udp","9000/sctp"]"#
+        );
+        assert!(serde_json::from_str::<Port>("0").is_err());
+    }
+
+    #[test]
+    fn modes_read_and_print() {
+        assert_eq!(Mode::parse_octal("755"), Some(Mode(0o755)));
+        assert_eq!(Mode::parse_octal("0o644"), Some(Mode(0o644)));
+        assert_eq!(Mode::parse_octal("0644"), Some(Mode(0o644)));
+        assert_eq!(Mode::parse_octal("8"), None);
+        assert_eq!(Mode::parse_octal("17777"), None);
+        assert_eq!(Mode(0o755).to_string(), "0755");
+        assert_eq!(serde_json::from_str::<Mode>("493").unwrap(), Mode(0o755));
+        assert_eq!(
+            serde_json::from_str::<Mode>("\"0755\"").unwrap(),
+            Mode(0o755)
+        );
+    }
+
+    #[test]
+    fn image_keys_are_the_fields_of_image_def() {
+        let full = ImageDef {
+            bin: Some(String::new()),
+            base: Some(String::new()),
+            entrypoint: Some(vec![]),
+            cmd: Some(vec![]),
+            env: [(String::new(), String::new())].into(),
+            workdir: Some(String::new()),
+            user: Some(String::new()),
+            expose: Some(vec![]),
+            labels: [(String::new(), String::new())].into(),
+            annotations: [(String::new(), String::new())].into(),
+            files: Some(vec![]),
+            tags: Some(vec![]),
+            platforms: Some(vec![]),
+            repository: Some(String::new()),
+        };
+        let serde_json::Value::Object(fields) = serde_json::to_value(&full).unwrap() else {
+            unreachable!()
+        };
+        let mut fields: Vec<&str> = fields.keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = KEYS
+            .iter()
+            .filter(|key| key.scopes.contains(&Scope::Image))
+            .map(|key| key.name)
+            .collect();
+        fields.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(fields, keys);
+    }
+}
