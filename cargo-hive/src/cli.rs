@@ -307,9 +307,7 @@ pub(crate) async fn dispatch(cli: Cli, term: &Term) -> Result<i32, HiveError> {
     match command {
         Command::Doctor(args) => crate::doctor::run(&global, &args, term).await,
         Command::Plan(args) => crate::plan::run_command(&global, &args, term),
-        Command::Build(_) => Err(HiveError::Message(
-            "`cargo hive build` is not available yet".to_owned(),
-        )),
+        Command::Build(args) => crate::build::run(&global, &args, term).await,
     }
 }
 

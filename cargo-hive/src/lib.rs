@@ -4,6 +4,7 @@
 //! (images × platforms × tags) → `buildkit` (connect, session, LLB, solve, progress) → `output`. Only code after
 //! `plan` talks to BuildKit. The binary calls [`main_from_env`] and nothing else.
 
+mod build;
 mod buildkit;
 mod cli;
 mod compile;
@@ -13,6 +14,7 @@ mod elf;
 mod errors;
 mod output;
 mod plan;
+mod progress;
 mod term;
 
 use std::process::ExitCode;

@@ -15,6 +15,7 @@ use crate::buildkit::session::{LocalDir, Session, SessionConfig};
 use crate::buildkit::{Buildkit, llb};
 use crate::compile::Executable;
 use crate::output::{self, DaemonKind, Destination};
+use crate::progress::{Event, Progress};
 
 /// What every image build shares.
 pub(crate) struct BuildContext {
@@ -32,6 +33,8 @@ pub(crate) struct BuildContext {
     pub(crate) workspace_root: PathBuf,
     /// `--no-cache`.
     pub(crate) no_cache: bool,
+    /// Where progress goes.
+    pub(crate) progress: Progress,
 }
 
 /// A built image.
@@ -126,12 +129,35 @@ fn loader_error(planned: &PlanImage, interpreter: &str, base: &str) -> String {
     )
 }
 
-/// Builds one image.
+/// Builds one image, reporting its progress.
 pub(crate) async fn build_image(
     context: &BuildContext,
     planned: &PlanImage,
     executable: &Executable,
 ) -> Result<BuiltImage, String> {
+    context.progress.event(Event::ImageStarted {
+        image: planned.name.clone(),
+        reference: planned.references.first().cloned().unwrap_or_default(),
+        platforms: planned.platforms.clone(),
+    });
+    let result = build_one(context, planned, executable).await;
+    match &result {
+        Ok(built) => {
+            context.progress.event(Event::BytesSent { image: built.name.clone(), bytes_sent: built.bytes_sent });
+            context.progress.event(Event::ImageFinished {
+                image: built.name.clone(),
+                digest: Some(built.digest.clone()).filter(|digest| !digest.is_empty()),
+                output: built.output.clone(),
+            });
+        }
+        Err(error) => {
+            context.progress.event(Event::ImageFailed { image: planned.name.clone(), error: error.clone() })
+        }
+    }
+    result
+}
+
+async fn build_one(context: &BuildContext, planned: &PlanImage, executable: &Executable) -> Result<BuiltImage, String> {
     let started = Instant::now();
     let interpreter = crate::elf::interpreter(&executable.path)
         .map_err(|err| format!("cannot read {}: {err}", executable.path.display()))?;
@@ -188,7 +214,7 @@ pub(crate) async fn build_image(
     let epoch = context.epoch;
     let overrides = overrides(planned);
     let base = planned.base.clone();
-    let status = spawn_status(&context.buildkit, &build_ref);
+    let status = spawn_status(&context.buildkit, &build_ref, &planned.name, context.progress.clone());
     let result = gateway::build(&context.buildkit, request, |gateway| async move {
         let (pinned, base_config) = match &base {
             Base::Image { reference } => {
@@ -217,7 +243,8 @@ pub(crate) async fn build_image(
             .map_err(|status| status.message().to_owned())
     })
     .await;
-    status.abort();
+    // The status stream ends with the build; its last messages (the final steps) are worth a short wait.
+    let _ = tokio::time::timeout(Duration::from_secs(2), status).await;
     let response = match result {
         Ok(response) => response,
         Err(err) => {
@@ -254,13 +281,16 @@ pub(crate) async fn build_image(
     })
 }
 
-fn spawn_status(buildkit: &Buildkit, build_ref: &str) -> tokio::task::JoinHandle<()> {
+fn spawn_status(buildkit: &Buildkit, build_ref: &str, image: &str, progress: Progress) -> tokio::task::JoinHandle<()> {
     let mut control = buildkit.control();
     let request = StatusRequest { r#ref: build_ref.to_owned() };
+    let image = image.to_owned();
     tokio::spawn(async move {
         let Ok(response) = control.status(request).await else { return };
         let mut stream = response.into_inner();
-        while let Ok(Some(_status)) = stream.message().await {}
+        while let Ok(Some(status)) = stream.message().await {
+            progress.status(&image, status);
+        }
     })
 }
 

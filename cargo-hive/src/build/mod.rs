@@ -6,7 +6,6 @@ mod image;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use hive_build::plan::{Base, Plan};
 
@@ -16,13 +15,12 @@ use crate::cli::{BuildArgs, GlobalArgs};
 use crate::compile::{self, CompileRequest};
 use crate::errors::{HiveError, exit_codes};
 use crate::output::{self, DaemonKind};
+use crate::progress::{self, Event, Progress};
 use crate::term::Term;
-
-pub(crate) use image::BuiltImage;
 
 /// Runs `cargo hive build`.
 pub(crate) async fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<i32, HiveError> {
-    let plan = crate::plan::command::compute(global, &args.selection, &args.features, &args.compile)?;
+    let plan = crate::plan::compute(global, &args.selection, &args.features, &args.compile)?;
     let destinations = output::destinations(args.load, args.push, &args.output).map_err(HiveError::Message)?;
     check_supported(&plan)?;
     let workspace_root = PathBuf::from(&plan.workspace_root);
@@ -32,6 +30,22 @@ pub(crate) async fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> R
         return dry_run(&plan, epoch);
     }
 
+    let (progress, progress_handle) = Progress::start(progress::detect(args.progress), term);
+    let result = build_all(global, args, &plan, destinations, epoch, &progress).await;
+    progress.event(Event::BuildFinished);
+    progress_handle.finish().await;
+    result
+}
+
+async fn build_all(
+    global: &GlobalArgs,
+    args: &BuildArgs,
+    plan: &Plan,
+    destinations: Vec<output::Destination>,
+    epoch: i64,
+    progress: &Progress,
+) -> Result<i32, HiveError> {
+    let workspace_root = PathBuf::from(&plan.workspace_root);
     // The user's cargo builds the binaries, with their flags, cache and toolchain.
     let request = CompileRequest {
         manifest_path: global.manifest_path.clone(),
@@ -40,9 +54,11 @@ pub(crate) async fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> R
         compile: args.compile.clone(),
         quiet: global.quiet,
     };
-    let artifacts = compile::build(&request, &std::env::current_dir().map_err(|err| HiveError::Message(err.to_string()))?)
-        .await
-        .map_err(|err| HiveError::Message(err.to_string()))?;
+    progress.event(Event::CargoStarted);
+    let cwd = std::env::current_dir().map_err(|err| HiveError::Message(err.to_string()))?;
+    let artifacts = compile::build(&request, &cwd).await;
+    progress.event(Event::CargoFinished { success: artifacts.is_ok() });
+    let artifacts = artifacts.map_err(|err| HiveError::Message(err.to_string()))?;
     let target_dir = target_directory(&workspace_root, global.manifest_path.as_deref()).await?;
 
     let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
@@ -60,7 +76,6 @@ pub(crate) async fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> R
     let buildkit = Buildkit::connect(&options).await?;
     let daemon = daemon_kind(&buildkit).await;
 
-    let started = Instant::now();
     let jobs = args.jobs.unwrap_or(usize::MAX).max(1);
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.min(1024)));
     let context = Arc::new(image::BuildContext {
@@ -71,6 +86,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> R
         target_dir: target_dir.clone(),
         workspace_root: workspace_root.clone(),
         no_cache: args.no_cache,
+        progress: progress.clone(),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for planned in plan.images.iter().filter(|image| image.selected).cloned() {
@@ -99,10 +115,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> R
         tokio::select! {
             next = tasks.join_next() => match next {
                 None => break,
-                Some(Ok((_, Ok(image)))) => {
-                    term.status("Built", &format!("{} {} ({})", image.name, image.digest, image.output));
-                    built.push(image);
-                }
+                Some(Ok((_, Ok(image)))) => built.push(image),
                 Some(Ok((name, Err(err)))) => failures.push((name, err)),
                 Some(Err(err)) => failures.push(("?".to_owned(), format!("the build task failed: {err}"))),
             },
@@ -128,10 +141,6 @@ pub(crate) async fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> R
             format!("{} images failed:\n{text}", failures.len())
         }));
     }
-    term.status(
-        "Finished",
-        &format!("{} image{} in {:.2}s", built.len(), if built.len() == 1 { "" } else { "s" }, started.elapsed().as_secs_f64()),
-    );
     Ok(exit_codes::SUCCESS)
 }
 

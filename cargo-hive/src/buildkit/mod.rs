@@ -5,15 +5,18 @@ mod address;
 mod client;
 pub(crate) mod docker_api;
 mod errors;
+pub(crate) mod gateway;
+pub(crate) mod image;
 pub(crate) mod llb;
 mod resolve;
+pub(crate) mod session;
 mod tls;
 mod transport;
 
 pub(crate) use address::Address;
 pub(crate) use client::{Attempt, Buildkit, ConnectOptions};
 pub(crate) use errors::ConnectError;
-pub(crate) use resolve::{Environment, Origin, manifest_settings, workspace_manifest};
+pub(crate) use resolve::{Environment, manifest_settings, workspace_manifest};
 pub(crate) use tls::TlsSettings;
 
 /// A fresh random id for solves and sessions (BuildKit wants them unique per daemon).

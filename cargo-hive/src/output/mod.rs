@@ -115,6 +115,12 @@ fn reproducible(attrs: &mut HashMap<String, String>, epoch: i64) {
     attrs.insert("rewrite-timestamp".to_owned(), "true".to_owned());
 }
 
+/// The moby exporter unpacks into Docker's store, which BuildKit refuses to combine with `rewrite-timestamp`; our
+/// own layer's times are set to SOURCE_DATE_EPOCH by the copy itself.
+fn reproducible_unpacked(attrs: &mut HashMap<String, String>, epoch: i64) {
+    attrs.insert("source-date-epoch".to_owned(), epoch.to_string());
+}
+
 /// An exporter for one destination of one image, and the file it writes (through the session), if any.
 pub(crate) fn exporter(
     destination: &Destination,
@@ -142,7 +148,7 @@ pub(crate) fn exporter(
         Destination::Load => match daemon {
             DaemonKind::DockerContainerd | DaemonKind::DockerGraphDriver => {
                 attrs.insert("name".to_owned(), names);
-                reproducible(&mut attrs, epoch);
+                reproducible_unpacked(&mut attrs, epoch);
                 ("moby", None)
             }
             DaemonKind::Buildkitd => {
@@ -174,8 +180,13 @@ pub(crate) fn exporter(
             if kind != "tar" && !raw.contains_key("name") {
                 attrs.insert("name".to_owned(), names);
             }
-            if kind != "tar" {
-                reproducible(&mut attrs, epoch);
+            match kind.as_str() {
+                "tar" => {}
+                "moby" => reproducible_unpacked(&mut attrs, epoch),
+                _ if raw.get("unpack").is_some_and(|value| value == "true") => {
+                    reproducible_unpacked(&mut attrs, epoch)
+                }
+                _ => reproducible(&mut attrs, epoch),
             }
             attrs.extend(raw.iter().map(|(key, value)| (key.clone(), value.clone())));
             (kind.as_str(), dest.clone())

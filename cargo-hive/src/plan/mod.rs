@@ -8,4 +8,4 @@ mod reference;
 mod resolve;
 mod template;
 
-pub(crate) use command::run_command;
+pub(crate) use command::{compute, run_command};

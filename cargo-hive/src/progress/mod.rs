@@ -1,0 +1,23 @@
+//! Live progress of `cargo hive build`.
+//!
+//! The engine reports what happens through [`Progress`]: its own [`Event`]s and BuildKit's raw status batches. The
+//! renderer thread turns both into one event stream (`tracker`: de-duplicated vertex transitions, log lines, durations
+//! from an injected clock), which is the JSON contract of `hive_build::progress` and which the renderers only consume:
+//! `tty` (live lines on stderr), `plain` (stable lines on stderr, for CI) and `json` (one event per line on stdout).
+//! [`choose`] decides which one runs.
+
+mod display;
+mod event;
+mod json;
+mod mode;
+mod plain;
+mod reporter;
+mod tracker;
+mod tty;
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) use event::Event;
+pub(crate) use mode::{Mode, choose, detect};
+pub(crate) use reporter::{Progress, ProgressHandle};

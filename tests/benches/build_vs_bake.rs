@@ -1,0 +1,195 @@
+//! `cargo hive build --release --load` against `cargo build --release && docker buildx bake --load` on the same
+//! daemon, for a generated workspace of 20 binary crates: cold (BuildKit cache pruned), nothing changed, one binary
+//! changed; median of several runs; plus the bytes our session sent. Prints a markdown table.
+//!
+//! Run: `cargo bench -p hive-e2e --bench build_vs_bake` (needs `scripts/buildkit-up` first). `HIVE_BENCH_RUNS`
+//! sets the runs per cell (default 5), `HIVE_BENCH_CRATES` the number of crates (default 20).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BASE: &str = "localhost:5000/hive/glibc:latest";
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    let runs: usize = std::env::var("HIVE_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let crates: usize = std::env::var("HIVE_BENCH_CRATES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let root = hive_e2e::workspace_root();
+    hive_e2e::buildkit_addr();
+    assert!(
+        Command::new("docker").args(["buildx", "version"]).output().is_ok_and(|o| o.status.success()),
+        "docker buildx is missing: scripts/buildkit-up installs the plugin"
+    );
+    eprintln!("building cargo-hive (release)…");
+    must(Command::new("cargo").args(["build", "--release", "--quiet", "-p", "cargo-hive"]).current_dir(&root));
+    let hive = root.join("target/release/cargo-hive");
+    let ws = root.join("target/bench/workspace");
+    generate(&ws, crates);
+    eprintln!("warming cargo's cache for the generated workspace…");
+    must(Command::new("cargo").args(["build", "--release", "--quiet"]).current_dir(&ws));
+
+    let hive_cmd = || {
+        let mut command = Command::new(&hive);
+        command
+            .args(["hive", "build", "--release", "--load", "--quiet", "--metadata-file", "target/hive-metadata.json"])
+            .current_dir(&ws);
+        command
+    };
+    let bake_cmd = || {
+        let mut command = Command::new("sh");
+        command.args(["-c", "cargo build --release --quiet && docker buildx bake --load --progress quiet"]).current_dir(&ws);
+        command
+    };
+
+    let mut table = Vec::new();
+    let mut counter = 0u32;
+    for scenario in ["cold", "nothing changed", "one binary changed"] {
+        let mut hive_times = Vec::new();
+        let mut bake_times = Vec::new();
+        let mut bytes = Vec::new();
+        for run in 0..runs {
+            for tool in ["hive", "bake"] {
+                match scenario {
+                    "cold" => prune(),
+                    "one binary changed" => {
+                        counter += 1;
+                        touch_binary(&ws, counter);
+                    }
+                    _ => {}
+                }
+                let mut command = if tool == "hive" { hive_cmd() } else { bake_cmd() };
+                let elapsed = time(&mut command);
+                eprintln!("{scenario:>20} run {run} {tool}: {:.3}s", elapsed.as_secs_f64());
+                if tool == "hive" {
+                    hive_times.push(elapsed);
+                    bytes.push(bytes_sent(&ws));
+                } else {
+                    bake_times.push(elapsed);
+                }
+            }
+        }
+        table.push((scenario, median(&mut hive_times), median(&mut bake_times), median_u64(&mut bytes)));
+    }
+    let changed_size = std::fs::metadata(ws.join("target/release/bin07")).map(|m| m.len()).unwrap_or(0);
+
+    println!("\n| scenario ({crates} images, median of {runs}) | cargo hive | cargo + bake | ratio | target | bytes sent |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (scenario, hive, bake, bytes) in &table {
+        let target = match *scenario {
+            "cold" => "≤ 0.50",
+            "nothing changed" => "≤ 0.20",
+            _ => "≤ 0.50",
+        };
+        println!(
+            "| {scenario} | {:.3} s | {:.3} s | {:.2} | {target} | {} |",
+            hive.as_secs_f64(),
+            bake.as_secs_f64(),
+            hive.as_secs_f64() / bake.as_secs_f64(),
+            human_bytes(*bytes)
+        );
+    }
+    let one_changed_bytes = table.last().map(|row| row.3).unwrap_or(0);
+    println!(
+        "\nbytes sent for one changed binary: {} for a {} binary ({:.3}×; target ≤ 1.05×)",
+        human_bytes(one_changed_bytes),
+        human_bytes(changed_size),
+        one_changed_bytes as f64 / changed_size.max(1) as f64
+    );
+}
+
+fn generate(ws: &Path, crates: usize) {
+    std::fs::create_dir_all(ws.join("crates")).unwrap();
+    let members: Vec<String> = (1..=crates).map(|i| format!("\"crates/bin{i:02}\"")).collect();
+    write(
+        &ws.join("Cargo.toml"),
+        &format!(
+            "[workspace]\nresolver = \"3\"\nmembers = [{}]\n\n[workspace.package]\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [workspace.metadata.hive]\nregistry = \"localhost:5000/bench\"\nbase = \"{BASE}\"\ntags = [\"latest\"]\n\n\
+             [profile.release]\nopt-level = 1\n",
+            members.join(", ")
+        ),
+    );
+    let mut targets = Vec::new();
+    for i in 1..=crates {
+        let name = format!("bin{i:02}");
+        let dir = ws.join("crates").join(&name);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        write(
+            &dir.join("Cargo.toml"),
+            &format!(
+                "[package]\nname = \"{name}\"\nversion.workspace = true\nedition.workspace = true\n\n\
+                 [package.metadata.hive.images.{name}]\n"
+            ),
+        );
+        let main = dir.join("src/main.rs");
+        if !main.exists() {
+            write(&main, &format!("fn main() {{\n    println!(\"{name} 0\");\n}}\n"));
+        }
+        targets.push(format!(
+            "target \"{name}\" {{\n  dockerfile = \"Dockerfile\"\n  args = {{ BIN = \"{name}\" }}\n  tags = [\"localhost:5000/bench-bake/{name}:latest\"]\n}}\n"
+        ));
+    }
+    let names: Vec<String> = (1..=crates).map(|i| format!("\"bin{i:02}\"")).collect();
+    write(
+        &ws.join("docker-bake.hcl"),
+        &format!("group \"default\" {{\n  targets = [{}]\n}}\n\n{}", names.join(", "), targets.join("\n")),
+    );
+    write(
+        &ws.join("Dockerfile"),
+        &format!("FROM {BASE}\nARG BIN\nCOPY target/release/${{BIN}} /usr/local/bin/app\nENTRYPOINT [\"/usr/local/bin/app\"]\n"),
+    );
+    write(&ws.join(".dockerignore"), "*\n!target/release/bin*\ntarget/release/*.d\n");
+}
+
+fn write(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+fn touch_binary(ws: &Path, counter: u32) {
+    let main: PathBuf = ws.join("crates/bin07/src/main.rs");
+    std::fs::write(&main, format!("fn main() {{\n    println!(\"bin07 {counter}\");\n}}\n")).unwrap();
+}
+
+fn prune() {
+    must(Command::new("docker").args(["builder", "prune", "-af"]).stdout(std::process::Stdio::null()));
+}
+
+fn time(command: &mut Command) -> Duration {
+    let started = Instant::now();
+    must(command);
+    started.elapsed()
+}
+
+fn must(command: &mut Command) {
+    let status = command.status().expect("command starts");
+    assert!(status.success(), "{command:?} failed: {status}");
+}
+
+fn bytes_sent(ws: &Path) -> u64 {
+    let text = std::fs::read_to_string(ws.join("target/hive-metadata.json")).unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    value["images"].as_object().map_or(0, |images| images.values().filter_map(|i| i["bytes_sent"].as_u64()).sum())
+}
+
+fn median(values: &mut [Duration]) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn median_u64(values: &mut [u64]) -> u64 {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn human_bytes(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.2} MiB", bytes as f64 / f64::from(1 << 20))
+    } else if bytes >= 1 << 10 {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
