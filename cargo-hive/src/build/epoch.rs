@@ -25,3 +25,15 @@ pub(crate) fn source_date_epoch(workspace_root: &Path) -> Result<i64, String> {
         _ => 0,
     })
 }
+
+/// The commit the workspace is at, if it is a git checkout.
+pub(crate) fn revision(workspace_root: &Path) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(workspace_root)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let sha = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && !sha.is_empty()).then_some(sha)
+}

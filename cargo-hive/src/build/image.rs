@@ -35,6 +35,59 @@ pub(crate) struct BuildContext {
     pub(crate) no_cache: bool,
     /// Where progress goes.
     pub(crate) progress: Progress,
+    /// Every image of the plan by name (for `hive:` bases).
+    pub(crate) images: BTreeMap<String, PlanImage>,
+    /// What cargo built, by (package, bin target).
+    pub(crate) executables: BTreeMap<(String, String), Executable>,
+    /// `git rev-parse HEAD` of the workspace, for the `revision` label.
+    pub(crate) revision: Option<String>,
+}
+
+/// One image of a `hive:` chain: what it adds on top of the one below.
+struct ChainLayer {
+    planned: PlanImage,
+    executable: Executable,
+    inputs: Vec<LocalInput>,
+}
+
+impl BuildContext {
+    fn executable(&self, planned: &PlanImage) -> Result<Executable, String> {
+        let key = (planned.package.name.clone(), planned.binary.target.clone());
+        self.executables.get(&key).cloned().ok_or_else(|| {
+            format!(
+                "cargo did not produce the binary `{}` of package `{}` for image `{}`",
+                planned.binary.target, planned.package.name, planned.name
+            )
+        })
+    }
+
+    /// The image and its `hive:` bases, bottom first, and the base at the bottom (scratch or a registry image).
+    fn chain(&self, planned: &PlanImage) -> Result<(Base, Vec<ChainLayer>), String> {
+        let mut layers = Vec::new();
+        let mut current = planned.clone();
+        loop {
+            let executable = self.executable(&current)?;
+            let inputs = local_inputs(&current, &executable)?;
+            let base = current.base.clone();
+            layers.push(ChainLayer { planned: current, executable, inputs });
+            match base {
+                Base::Hive { image } => {
+                    if layers.len() > self.images.len() {
+                        return Err(format!("the `hive:` bases of image `{}` form a cycle", planned.name));
+                    }
+                    current = self
+                        .images
+                        .get(&image)
+                        .cloned()
+                        .ok_or_else(|| format!("the base `hive:{image}` is not in the plan"))?;
+                }
+                root => {
+                    layers.reverse();
+                    return Ok((root, layers));
+                }
+            }
+        }
+    }
 }
 
 /// A built image.
@@ -69,7 +122,7 @@ fn local_inputs(planned: &PlanImage, executable: &Executable) -> Result<Vec<Loca
     let bin_dir = executable.path.parent().ok_or("the binary has no parent directory")?.to_path_buf();
     let bin_name = executable.path.file_name().ok_or("the binary has no file name")?.to_string_lossy().into_owned();
     let mut inputs = vec![LocalInput {
-        name: "bin".to_owned(),
+        name: format!("{}-bin", planned.name),
         root: bin_dir,
         entries: vec![CopyEntry { source: bin_name, destination: planned.binary.path.clone(), mode: Some(0o755) }],
     }];
@@ -89,13 +142,19 @@ fn local_inputs(planned: &PlanImage, executable: &Executable) -> Result<Vec<Loca
         });
     }
     for (index, (root, entries)) in by_dir.into_iter().enumerate() {
-        inputs.push(LocalInput { name: format!("files-{index}"), root, entries });
+        inputs.push(LocalInput { name: format!("{}-files-{index}", planned.name), root, entries });
     }
     Ok(inputs)
 }
 
-fn overrides(planned: &PlanImage) -> ConfigOverrides {
+fn overrides(planned: &PlanImage, epoch: i64, revision: Option<&str>) -> ConfigOverrides {
     let config = &planned.config;
+    let mut labels = config.labels.clone();
+    // The build's own facts, unless the definitions set them.
+    labels.entry("org.opencontainers.image.created".to_owned()).or_insert_with(|| layout::rfc3339(epoch));
+    if let Some(revision) = revision {
+        labels.entry("org.opencontainers.image.revision".to_owned()).or_insert_with(|| revision.to_owned());
+    }
     ConfigOverrides {
         entrypoint: config.entrypoint.clone(),
         cmd: config.cmd.clone(),
@@ -103,7 +162,7 @@ fn overrides(planned: &PlanImage) -> ConfigOverrides {
         workdir: config.workdir.clone(),
         user: config.user.clone(),
         exposed_ports: config.exposed_ports.iter().map(ToString::to_string).collect(),
-        labels: config.labels.clone(),
+        labels,
     }
 }
 
@@ -130,17 +189,13 @@ fn loader_error(planned: &PlanImage, interpreter: &str, base: &str) -> String {
 }
 
 /// Builds one image, reporting its progress.
-pub(crate) async fn build_image(
-    context: &BuildContext,
-    planned: &PlanImage,
-    executable: &Executable,
-) -> Result<BuiltImage, String> {
+pub(crate) async fn build_image(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, String> {
     context.progress.event(Event::ImageStarted {
         image: planned.name.clone(),
         reference: planned.references.first().cloned().unwrap_or_default(),
         platforms: planned.platforms.clone(),
     });
-    let result = build_one(context, planned, executable).await;
+    let result = build_one(context, planned).await;
     match &result {
         Ok(built) => {
             context.progress.event(Event::BytesSent { image: built.name.clone(), bytes_sent: built.bytes_sent });
@@ -157,14 +212,15 @@ pub(crate) async fn build_image(
     result
 }
 
-async fn build_one(context: &BuildContext, planned: &PlanImage, executable: &Executable) -> Result<BuiltImage, String> {
+async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, String> {
     let started = Instant::now();
-    let interpreter = crate::elf::interpreter(&executable.path)
-        .map_err(|err| format!("cannot read {}: {err}", executable.path.display()))?;
-    if let (Some(interpreter), Base::Scratch) = (&interpreter, &planned.base) {
+    let (root, chain) = context.chain(planned)?;
+    let own = chain.last().expect("a chain holds at least the image itself");
+    let interpreter = crate::elf::interpreter(&own.executable.path)
+        .map_err(|err| format!("cannot read {}: {err}", own.executable.path.display()))?;
+    if let (Some(interpreter), Base::Scratch, 1) = (&interpreter, &root, chain.len()) {
         return Err(loader_error(planned, interpreter, "the base is `scratch`, which has no loader"));
     }
-    let inputs = local_inputs(planned, executable)?;
     let key = shared_key(&context.workspace_root, &planned.name);
     let archive = output::archive_path(&context.target_dir, &planned.name);
     let mut exporters = Vec::new();
@@ -186,8 +242,9 @@ async fn build_one(context: &BuildContext, planned: &PlanImage, executable: &Exe
         SessionConfig {
             name: planned.name.clone(),
             shared_key: key.clone(),
-            local_dirs: inputs
+            local_dirs: chain
                 .iter()
+                .flat_map(|layer| layer.inputs.iter())
                 .map(|input| {
                     (input.name.clone(), LocalDir { root: input.root.clone(), allow: Some(input.include_patterns()) })
                 })
@@ -212,8 +269,15 @@ async fn build_one(context: &BuildContext, planned: &PlanImage, executable: &Exe
     };
     let session_id = session.id().to_owned();
     let epoch = context.epoch;
-    let overrides = overrides(planned);
-    let base = planned.base.clone();
+    let layer_overrides: Vec<ConfigOverrides> =
+        chain.iter().map(|layer| overrides(&layer.planned, epoch, context.revision.as_deref())).collect();
+    let layers: Vec<Vec<LocalInput>> = chain.iter().map(|layer| layer.inputs.clone()).collect();
+    let base = root;
+    let base_name = match &base {
+        Base::Image { reference } => format!("the base `{reference}`"),
+        _ => format!("the base `{}`", match &planned.base { Base::Hive { image } => format!("hive:{image}"), _ => "scratch".to_owned() }),
+    };
+    let planned_for_errors = planned.clone();
     let status = spawn_status(&context.buildkit, &build_ref, &planned.name, context.progress.clone());
     let result = gateway::build(&context.buildkit, request, |gateway| async move {
         let (pinned, base_config) = match &base {
@@ -226,16 +290,21 @@ async fn build_one(context: &BuildContext, planned: &PlanImage, executable: &Exe
             }
             Base::Scratch | Base::Hive { .. } => (None, None),
         };
-        let definition = layout::definition(&ImageLayout {
-            platform: platform.clone(),
-            base: pinned,
-            inputs,
-            shared_key_hint: key,
-            epoch,
-            uid: 0,
-            gid: 0,
-        });
-        let config = layout::image_config(base_config.as_deref(), &platform, &overrides, epoch)?;
+        let image_layout = ImageLayout { platform: platform.clone(), base: pinned, layers, shared_key_hint: key, epoch, uid: 0, gid: 0 };
+        // A dynamically linked binary needs its loader below it; ask the daemon before building on top.
+        if let (Some(interpreter), Some(below)) = (&interpreter, layout::base_definition(&image_layout)) {
+            let below = gateway.solve(below).await.map_err(|status| status.message().to_owned())?;
+            let found = gateway.exists(&below, interpreter).await.map_err(|status| status.message().to_owned())?;
+            if !found {
+                return Err(loader_error(&planned_for_errors, interpreter, &format!("{base_name} has no {interpreter}")));
+            }
+        }
+        let definition = layout::definition(&image_layout);
+        let mut config = base_config;
+        for overrides in &layer_overrides {
+            config = Some(layout::image_config(config.as_deref(), &platform, overrides, epoch)?);
+        }
+        let config = config.expect("a chain has at least one layer");
         let result = gateway.solve(definition).await.map_err(|status| status.message().to_owned())?;
         gateway
             .return_result(&result, BTreeMap::from([("containerimage.config".to_owned(), config)]))
@@ -331,12 +400,12 @@ pub(crate) fn dry_run_json(planned: &PlanImage, epoch: i64) -> serde_json::Value
     };
     let inputs = local_inputs(planned, &executable).unwrap_or_default();
     let definition = layout::definition(&ImageLayout {
+        layers: vec![inputs],
         platform: platform_of(planned),
         base: match &planned.base {
             Base::Image { reference } => Some(PinnedBase { reference: reference.clone(), digest: "sha256:<resolved at build>".to_owned() }),
             _ => None,
         },
-        inputs,
         shared_key_hint: planned.name.clone(),
         epoch,
         uid: 0,

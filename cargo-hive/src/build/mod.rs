@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hive_build::plan::{Base, Plan};
+use hive_build::plan::Plan;
 
 use crate::buildkit::docker_api::DockerInfo;
 use crate::buildkit::{Address, Buildkit, ConnectOptions, Environment, TlsSettings, manifest_settings};
@@ -87,22 +87,18 @@ async fn build_all(
         workspace_root: workspace_root.clone(),
         no_cache: args.no_cache,
         progress: progress.clone(),
+        images: plan.images.iter().map(|image| (image.name.clone(), image.clone())).collect(),
+        executables: artifacts.executables.clone(),
+        revision: epoch::revision(&workspace_root),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for planned in plan.images.iter().filter(|image| image.selected).cloned() {
-        let key = (planned.package.name.clone(), planned.binary.target.clone());
-        let Some(executable) = artifacts.executables.get(&key).cloned() else {
-            return Err(HiveError::Message(format!(
-                "cargo did not produce the binary `{}` of package `{}` for image `{}`",
-                planned.binary.target, planned.package.name, planned.name
-            )));
-        };
         let context = context.clone();
         let semaphore = semaphore.clone();
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
             let name = planned.name.clone();
-            (name, image::build_image(&context, &planned, &executable).await)
+            (name, image::build_image(&context, &planned).await)
         });
     }
     let mut built = Vec::new();
@@ -147,12 +143,6 @@ async fn build_all(
 /// What the first version of build does not do yet, said plainly instead of half-done.
 fn check_supported(plan: &Plan) -> Result<(), HiveError> {
     for image in &plan.images {
-        if let Base::Hive { image: base } = &image.base {
-            return Err(HiveError::Message(format!(
-                "image `{}` is based on the workspace image `hive:{base}`; building image graphs is not supported yet",
-                image.name
-            )));
-        }
         let host = format!("linux/{}", crate::buildkit::llb::host_architecture());
         if image.platforms.iter().any(|platform| platform != &host) {
             return Err(HiveError::Message(format!(
@@ -167,7 +157,8 @@ fn check_supported(plan: &Plan) -> Result<(), HiveError> {
 
 fn targets(plan: &Plan) -> BTreeMap<String, Vec<String>> {
     let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for image in plan.images.iter().filter(|image| image.selected) {
+    // `hive:` bases are in the plan unselected; their binaries go into the images built on them.
+    for image in &plan.images {
         let bins = targets.entry(image.package.name.clone()).or_default();
         if !bins.contains(&image.binary.target) {
             bins.push(image.binary.target.clone());

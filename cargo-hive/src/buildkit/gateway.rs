@@ -8,14 +8,15 @@ use std::collections::{BTreeMap, HashMap};
 use hive_proto::control::{Exporter, SolveRequest as ControlSolveRequest, SolveResponse as ControlSolveResponse};
 use hive_proto::gateway::llb_bridge_client::LlbBridgeClient;
 use hive_proto::gateway::{
-    PingRequest, Ref, ResolveImageConfigRequest, ReturnRequest, SolveRequest, result::Result as ResultKind,
+    PingRequest, Ref, ResolveImageConfigRequest, ReturnRequest, SolveRequest, StatFileRequest,
+    result::Result as ResultKind,
 };
 use hive_proto::pb;
 use hive_proto::tonic::metadata::MetadataValue;
 use hive_proto::tonic::service::Interceptor;
 use hive_proto::tonic::service::interceptor::InterceptedService;
 use hive_proto::tonic::transport::Channel;
-use hive_proto::tonic::{Request, Status};
+use hive_proto::tonic::{Code, Request, Status};
 
 use super::client::Buildkit;
 
@@ -113,6 +114,17 @@ impl Gateway {
             _ => response.r#ref,
         };
         Ok(ResultRef { id })
+    }
+
+    /// Whether `path` exists in a solved result (the gateway's StatFile).
+    pub(crate) async fn exists(&self, result: &ResultRef, path: &str) -> Result<bool, Status> {
+        let request = StatFileRequest { r#ref: result.id.clone(), path: path.to_owned(), mount_index: 0 };
+        match self.client.clone().stat_file(request).await {
+            Ok(_) => Ok(true),
+            // BuildKit answers a missing path with a plain error naming it ("…: no such file or directory").
+            Err(status) if status.message().contains("no such file") || status.code() == Code::NotFound => Ok(false),
+            Err(status) => Err(status),
+        }
     }
 
     /// Returns the build's result, with metadata for the exporters (`containerimage.config`, ...).

@@ -49,12 +49,13 @@ pub(crate) struct ImageLayout {
     pub(crate) platform: pb::Platform,
     /// `None` for scratch, else the reference and the digest resolved for this platform.
     pub(crate) base: Option<PinnedBase>,
-    /// The local sources, in a fixed order.
-    pub(crate) inputs: Vec<LocalInput>,
+    /// Our layers, bottom first: one per image of a `hive:` chain, the image itself last. Each layer's local
+    /// sources are copied in one file op, so each is one image layer.
+    pub(crate) layers: Vec<Vec<LocalInput>>,
     /// A stable key per workspace and image: the daemon keeps the previous transfer under it, so a rebuild sends
     /// only what changed.
     pub(crate) shared_key_hint: String,
-    /// SOURCE_DATE_EPOCH, seconds: the time of every file in our layer.
+    /// SOURCE_DATE_EPOCH, seconds: the time of every file in our layers.
     pub(crate) epoch: i64,
     /// Owner of the copied files.
     pub(crate) uid: u32,
@@ -84,26 +85,56 @@ impl PinnedBase {
     }
 }
 
-/// The LLB definition of the image.
+/// The LLB definition of the whole image.
 pub(crate) fn definition(layout: &ImageLayout) -> pb::Definition {
-    use pb::file_action::Action;
+    definition_of_layers(layout, layout.layers.len())
+}
+
+/// The LLB of everything below the image's own layer (its base, with any `hive:` layers), or `None` when that is
+/// empty (scratch): what the image's binary must be able to run on.
+pub(crate) fn base_definition(layout: &ImageLayout) -> Option<pb::Definition> {
+    let below = layout.layers.len().saturating_sub(1);
+    (layout.base.is_some() || below > 0).then(|| definition_of_layers(layout, below))
+}
+
+fn definition_of_layers(layout: &ImageLayout, count: usize) -> pb::Definition {
     let mut builder = DefinitionBuilder::default();
-    let constraints = Some(pb::WorkerConstraints::default());
-    let mut op_inputs: Vec<Output> = Vec::new();
-    if let Some(base) = &layout.base {
+    let mut current: Option<Output> = layout.base.as_ref().map(|base| {
         let source = pb::Op {
             op: Some(pb::op::Op::Source(pb::SourceOp {
                 identifier: format!("docker-image://{}", base.pinned()),
                 attrs: BTreeMap::new(),
             })),
             platform: Some(layout.platform.clone()),
-            constraints: constraints.clone(),
+            constraints: Some(pb::WorkerConstraints::default()),
             inputs: vec![],
         };
-        op_inputs.push(builder.add(&source, metadata(&[("source.image", true)], &format!("base {}", base.reference))));
+        builder.add(&source, metadata(&[("source.image", true)], &format!("base {}", base.reference)))
+    });
+    for inputs in layout.layers.iter().take(count) {
+        if let Some(output) = add_layer(&mut builder, layout, current.as_ref(), inputs) {
+            current = Some(output);
+        }
     }
-    let base_inputs = op_inputs.len() as i64;
-    for local in &layout.inputs {
+    match current {
+        Some(result) => builder.finish(&result),
+        // Scratch with nothing in it: an empty file keeps the definition well-formed.
+        None => super::llb::file_on_scratch("/.hive-empty", b"", layout.platform.clone()),
+    }
+}
+
+/// One file op copying every entry of `inputs` onto `below` (or scratch).
+fn add_layer(
+    builder: &mut DefinitionBuilder,
+    layout: &ImageLayout,
+    below: Option<&Output>,
+    inputs: &[LocalInput],
+) -> Option<Output> {
+    use pb::file_action::Action;
+    let constraints = Some(pb::WorkerConstraints::default());
+    let mut op_inputs: Vec<Output> = below.into_iter().cloned().collect();
+    let first_source = op_inputs.len() as i64;
+    for local in inputs {
         let patterns = serde_json::to_string(&local.include_patterns()).expect("strings serialize");
         let attrs = BTreeMap::from([
             ("local.followpaths".to_owned(), patterns.clone()),
@@ -116,30 +147,37 @@ pub(crate) fn definition(layout: &ImageLayout) -> pb::Definition {
             constraints: constraints.clone(),
             inputs: vec![],
         };
-        let caps = [("source.local", true), ("source.local.includepatterns", true), ("source.local.followpaths", true), ("source.local.sharedkeyhint", true)];
+        let caps = [
+            ("source.local", true),
+            ("source.local.includepatterns", true),
+            ("source.local.followpaths", true),
+            ("source.local.sharedkeyhint", true),
+        ];
         op_inputs.push(builder.add(&source, metadata(&caps, &format!("load {}", local.name))));
     }
-
     let owner = Some(pb::ChownOpt {
         user: Some(pb::UserOpt { user: Some(pb::user_opt::User::ById(layout.uid)) }),
         group: Some(pb::UserOpt { user: Some(pb::user_opt::User::ById(layout.gid)) }),
     });
     let timestamp = layout.epoch.saturating_mul(1_000_000_000);
+    let total: usize = inputs.iter().map(|local| local.entries.len()).sum();
+    if total == 0 {
+        return None;
+    }
     let mut actions = Vec::new();
-    let total: usize = layout.inputs.iter().map(|local| local.entries.len()).sum();
-    for (index, local) in layout.inputs.iter().enumerate() {
+    for (index, local) in inputs.iter().enumerate() {
         for entry in &local.entries {
             let position = actions.len() as i64;
-            // Each copy applies to the previous action's result; the first to the base (or scratch: -1).
-            let target = if position == 0 {
-                if layout.base.is_some() { 0 } else { -1 }
-            } else {
-                op_inputs.len() as i64 + position - 1
+            // Each copy applies to the previous action's result; the first to what is below (or scratch: -1).
+            let target = match (position, below) {
+                (0, Some(_)) => 0,
+                (0, None) => -1,
+                _ => op_inputs.len() as i64 + position - 1,
             };
             let last = actions.len() + 1 == total;
             actions.push(pb::FileAction {
                 input: target,
-                secondary_input: base_inputs + index as i64,
+                secondary_input: first_source + index as i64,
                 output: if last { 0 } else { -1 },
                 action: Some(Action::Copy(pb::FileActionCopy {
                     src: format!("/{}", entry.source),
@@ -157,22 +195,13 @@ pub(crate) fn definition(layout: &ImageLayout) -> pb::Definition {
             });
         }
     }
-    let result = if actions.is_empty() {
-        op_inputs.first().cloned()
-    } else {
-        let file = pb::Op {
-            inputs: op_inputs.iter().map(input).collect(),
-            op: Some(pb::op::Op::File(pb::FileOp { actions })),
-            platform: Some(layout.platform.clone()),
-            constraints,
-        };
-        Some(builder.add(&file, metadata(&[("file.base", true)], "copy binary and files")))
+    let file = pb::Op {
+        inputs: op_inputs.iter().map(input).collect(),
+        op: Some(pb::op::Op::File(pb::FileOp { actions })),
+        platform: Some(layout.platform.clone()),
+        constraints,
     };
-    match result {
-        Some(result) => builder.finish(&result),
-        // Scratch with nothing in it: an empty file op result keeps the definition well-formed.
-        None => super::llb::file_on_scratch("/.hive-empty", b"", layout.platform.clone()),
-    }
+    Some(builder.add(&file, metadata(&[("file.base", true)], "copy binary and files")))
 }
 
 fn metadata(caps: &[(&str, bool)], description: &str) -> pb::OpMetadata {
@@ -338,7 +367,7 @@ mod tests {
         ImageLayout {
             platform: super::super::llb::linux("amd64"),
             base,
-            inputs: vec![
+            layers: vec![vec![
                 LocalInput {
                     name: "bin".into(),
                     root: "/ws/target/release".into(),
@@ -349,7 +378,7 @@ mod tests {
                     root: "/ws/hello".into(),
                     entries: vec![CopyEntry { source: "static".into(), destination: "/app/static".into(), mode: None }],
                 },
-            ],
+            ]],
             shared_key_hint: "ws-hello".into(),
             epoch: 1_700_000_000,
             uid: 0,
@@ -397,6 +426,27 @@ mod tests {
         assert_eq!(file_op.actions[0].input, -1);
         assert_eq!(file_op.actions[0].secondary_input, 0);
         assert_eq!(file_op.actions[1].input, 2);
+    }
+
+    #[test]
+    fn hive_chains_stack_layers_and_the_base_definition_stops_below_the_image() {
+        let mut chain = layout(None);
+        let lower = vec![LocalInput {
+            name: "worker-bin".into(),
+            root: "/ws/target/release".into(),
+            entries: vec![CopyEntry { source: "worker".into(), destination: "/w".into(), mode: Some(0o755) }],
+        }];
+        chain.layers.insert(0, lower);
+        let full = definition(&chain);
+        // worker's local source and file op, then the image's two sources and file op, then the terminal op.
+        assert_eq!(full.def.len(), 6);
+        let top = pb::Op::decode(full.def[4].as_slice()).unwrap();
+        assert_eq!(top.inputs.len(), 3, "the lower layer plus two local sources");
+        let Some(pb::op::Op::File(file_op)) = top.op else { panic!() };
+        assert_eq!(file_op.actions[0].input, 0, "copies onto the lower layer");
+        let below = base_definition(&chain).expect("a lower layer exists");
+        assert_eq!(below.def.len(), 3);
+        assert!(base_definition(&layout(None)).is_none(), "scratch below");
     }
 
     #[test]
