@@ -25,6 +25,8 @@ pub(crate) struct CompileRequest {
     pub(crate) compile: CompileArgs,
     /// `-q`: cargo stays quiet too.
     pub(crate) quiet: bool,
+    /// `-v` count, passed on to cargo.
+    pub(crate) verbose: u8,
 }
 
 /// A built executable.
@@ -62,9 +64,15 @@ pub(crate) enum CompileError {
 
 /// The cargo command line for `request` (without the program).
 pub(crate) fn cargo_args(request: &CompileRequest) -> Vec<String> {
-    let mut args = vec!["build".to_owned(), "--message-format=json-render-diagnostics".to_owned()];
+    let mut args = vec![
+        "build".to_owned(),
+        "--message-format=json-render-diagnostics".to_owned(),
+    ];
     if request.quiet {
         args.push("--quiet".to_owned());
+    }
+    for _ in 0..request.verbose {
+        args.push("--verbose".to_owned());
     }
     if let Some(manifest) = &request.manifest_path {
         args.push("--manifest-path".to_owned());
@@ -102,7 +110,9 @@ pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifa
     while let Ok(Some(line)) = lines.next_line().await {
         if let Some(executable) = parse_artifact(&line) {
             let package = package_name(&line).unwrap_or_default();
-            artifacts.executables.insert((package, executable.target.clone()), executable);
+            artifacts
+                .executables
+                .insert((package, executable.target.clone()), executable);
         }
     }
     let status = child.wait().await.map_err(CompileError::Spawn)?;
@@ -169,7 +179,11 @@ mod tests {
         let request = CompileRequest {
             manifest_path: Some("/ws/Cargo.toml".into()),
             targets: BTreeMap::from([("a".into(), vec!["a1".into()]), ("b".into(), vec![])]),
-            compile: CompileArgs { release: true, locked: true, ..Default::default() },
+            compile: CompileArgs {
+                release: true,
+                locked: true,
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert_eq!(

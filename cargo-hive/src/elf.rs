@@ -20,7 +20,11 @@ fn interpreter_of(bytes: &[u8]) -> Option<String> {
         let slice = bytes.get(offset..offset + size)?;
         let mut value = 0u64;
         for index in 0..size {
-            let byte = if little { slice[size - 1 - index] } else { slice[index] };
+            let byte = if little {
+                slice[size - 1 - index]
+            } else {
+                slice[index]
+            };
             value = (value << 8) | u64::from(byte);
         }
         Some(value)
@@ -60,7 +64,10 @@ mod tests {
         let interp = interpreter(&me).unwrap();
         if cfg!(all(target_os = "linux", target_env = "gnu")) {
             let interp = interp.expect("gnu binaries have an interpreter");
-            assert!(interp.starts_with('/') && interp.contains("ld-"), "{interp}");
+            assert!(
+                interp.starts_with('/') && interp.contains("ld-"),
+                "{interp}"
+            );
         }
     }
 

@@ -36,7 +36,7 @@ pub fn main_from_env() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    let term = term::Term::new(cli.global.color, cli.global.verbose, cli.global.quiet);
+    let term = term::Term::new(cli.global.color, cli.global.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -13,12 +13,11 @@ use crate::errors::HiveError;
 #[derive(Debug, Clone)]
 pub(crate) struct Term {
     choice: ColorChoice,
-    verbose: u8,
     quiet: bool,
 }
 
 impl Term {
-    pub(crate) fn new(color: ColorWhen, verbose: u8, quiet: bool) -> Self {
+    pub(crate) fn new(color: ColorWhen, quiet: bool) -> Self {
         let choice = match color {
             ColorWhen::Always => ColorChoice::Always,
             ColorWhen::Never => ColorChoice::Never,
@@ -28,11 +27,7 @@ impl Term {
                 _ => ColorChoice::Auto,
             },
         };
-        Term {
-            choice,
-            verbose,
-            quiet,
-        }
+        Term { choice, quiet }
     }
 
     /// Whether colour escapes go to stderr.
@@ -47,29 +42,13 @@ impl Term {
             != ColorChoice::Never
     }
 
-    /// `-v` count.
-    pub(crate) fn verbosity(&self) -> u8 {
-        self.verbose
+    /// `-q`.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.quiet
     }
 
     fn stderr(&self) -> anstream::AutoStream<std::io::Stderr> {
         anstream::AutoStream::new(std::io::stderr(), self.choice)
-    }
-
-    /// A status line like cargo's (`    Building …`), suppressed by `-q`.
-    pub(crate) fn status(&self, verb: &str, message: &str) {
-        if self.quiet {
-            return;
-        }
-        let _ = writeln!(self.stderr(), "{:>12} {message}", verb.green().bold());
-    }
-
-    /// A warning, suppressed by `-q`.
-    pub(crate) fn warn(&self, message: &str) {
-        if self.quiet {
-            return;
-        }
-        let _ = writeln!(self.stderr(), "{}: {message}", "warning".yellow().bold());
     }
 
     /// An error line.

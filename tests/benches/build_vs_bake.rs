@@ -13,32 +13,62 @@ const BASE: &str = "localhost:5000/hive/glibc:latest";
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let runs: usize = std::env::var("HIVE_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    let crates: usize = std::env::var("HIVE_BENCH_CRATES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let runs: usize = std::env::var("HIVE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let crates: usize = std::env::var("HIVE_BENCH_CRATES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let root = hive_e2e::workspace_root();
     hive_e2e::buildkit_addr();
     assert!(
-        Command::new("docker").args(["buildx", "version"]).output().is_ok_and(|o| o.status.success()),
+        Command::new("docker")
+            .args(["buildx", "version"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
         "docker buildx is missing: scripts/buildkit-up installs the plugin"
     );
     eprintln!("building cargo-hive (release)…");
-    must(Command::new("cargo").args(["build", "--release", "--quiet", "-p", "cargo-hive"]).current_dir(&root));
+    must(
+        Command::new("cargo")
+            .args(["build", "--release", "--quiet", "-p", "cargo-hive"])
+            .current_dir(&root),
+    );
     let hive = root.join("target/release/cargo-hive");
     let ws = root.join("target/bench/workspace");
     generate(&ws, crates);
     eprintln!("warming cargo's cache for the generated workspace…");
-    must(Command::new("cargo").args(["build", "--release", "--quiet"]).current_dir(&ws));
+    must(
+        Command::new("cargo")
+            .args(["build", "--release", "--quiet"])
+            .current_dir(&ws),
+    );
 
     let hive_cmd = || {
         let mut command = Command::new(&hive);
         command
-            .args(["hive", "build", "--release", "--load", "--quiet", "--metadata-file", "target/hive-metadata.json"])
+            .args([
+                "hive",
+                "build",
+                "--release",
+                "--load",
+                "--quiet",
+                "--metadata-file",
+                "target/hive-metadata.json",
+            ])
             .current_dir(&ws);
         command
     };
     let bake_cmd = || {
         let mut command = Command::new("sh");
-        command.args(["-c", "cargo build --release --quiet && docker buildx bake --load --progress quiet"]).current_dir(&ws);
+        command
+            .args([
+                "-c",
+                "cargo build --release --quiet && docker buildx bake --load --progress quiet",
+            ])
+            .current_dir(&ws);
         command
     };
 
@@ -58,9 +88,16 @@ fn main() {
                     }
                     _ => {}
                 }
-                let mut command = if tool == "hive" { hive_cmd() } else { bake_cmd() };
+                let mut command = if tool == "hive" {
+                    hive_cmd()
+                } else {
+                    bake_cmd()
+                };
                 let elapsed = time(&mut command);
-                eprintln!("{scenario:>20} run {run} {tool}: {:.3}s", elapsed.as_secs_f64());
+                eprintln!(
+                    "{scenario:>20} run {run} {tool}: {:.3}s",
+                    elapsed.as_secs_f64()
+                );
                 if tool == "hive" {
                     hive_times.push(elapsed);
                     bytes.push(bytes_sent(&ws));
@@ -69,11 +106,20 @@ fn main() {
                 }
             }
         }
-        table.push((scenario, median(&mut hive_times), median(&mut bake_times), median_u64(&mut bytes)));
+        table.push((
+            scenario,
+            median(&mut hive_times),
+            median(&mut bake_times),
+            median_u64(&mut bytes),
+        ));
     }
-    let changed_size = std::fs::metadata(ws.join("target/release/bin07")).map(|m| m.len()).unwrap_or(0);
+    let changed_size = std::fs::metadata(ws.join("target/release/bin07"))
+        .map(|m| m.len())
+        .unwrap_or(0);
 
-    println!("\n| scenario ({crates} images, median of {runs}) | cargo hive | cargo + bake | ratio | target | bytes sent |");
+    println!(
+        "\n| scenario ({crates} images, median of {runs}) | cargo hive | cargo + bake | ratio | target | bytes sent |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for (scenario, hive, bake, bytes) in &table {
         let target = match *scenario {
@@ -100,7 +146,9 @@ fn main() {
 
 fn generate(ws: &Path, crates: usize) {
     std::fs::create_dir_all(ws.join("crates")).unwrap();
-    let members: Vec<String> = (1..=crates).map(|i| format!("\"crates/bin{i:02}\"")).collect();
+    let members: Vec<String> = (1..=crates)
+        .map(|i| format!("\"crates/bin{i:02}\""))
+        .collect();
     write(
         &ws.join("Cargo.toml"),
         &format!(
@@ -124,7 +172,10 @@ fn generate(ws: &Path, crates: usize) {
         );
         let main = dir.join("src/main.rs");
         if !main.exists() {
-            write(&main, &format!("fn main() {{\n    println!(\"{name} 0\");\n}}\n"));
+            write(
+                &main,
+                &format!("fn main() {{\n    println!(\"{name} 0\");\n}}\n"),
+            );
         }
         targets.push(format!(
             "target \"{name}\" {{\n  dockerfile = \"Dockerfile\"\n  args = {{ BIN = \"{name}\" }}\n  tags = [\"localhost:5000/bench-bake/{name}:latest\"]\n}}\n"
@@ -133,13 +184,22 @@ fn generate(ws: &Path, crates: usize) {
     let names: Vec<String> = (1..=crates).map(|i| format!("\"bin{i:02}\"")).collect();
     write(
         &ws.join("docker-bake.hcl"),
-        &format!("group \"default\" {{\n  targets = [{}]\n}}\n\n{}", names.join(", "), targets.join("\n")),
+        &format!(
+            "group \"default\" {{\n  targets = [{}]\n}}\n\n{}",
+            names.join(", "),
+            targets.join("\n")
+        ),
     );
     write(
         &ws.join("Dockerfile"),
-        &format!("FROM {BASE}\nARG BIN\nCOPY target/release/${{BIN}} /usr/local/bin/app\nENTRYPOINT [\"/usr/local/bin/app\"]\n"),
+        &format!(
+            "FROM {BASE}\nARG BIN\nCOPY target/release/${{BIN}} /usr/local/bin/app\nENTRYPOINT [\"/usr/local/bin/app\"]\n"
+        ),
     );
-    write(&ws.join(".dockerignore"), "*\n!target/release/bin*\ntarget/release/*.d\n");
+    write(
+        &ws.join(".dockerignore"),
+        "*\n!target/release/bin*\ntarget/release/*.d\n",
+    );
 }
 
 fn write(path: &Path, text: &str) {
@@ -150,11 +210,19 @@ fn write(path: &Path, text: &str) {
 
 fn touch_binary(ws: &Path, counter: u32) {
     let main: PathBuf = ws.join("crates/bin07/src/main.rs");
-    std::fs::write(&main, format!("fn main() {{\n    println!(\"bin07 {counter}\");\n}}\n")).unwrap();
+    std::fs::write(
+        &main,
+        format!("fn main() {{\n    println!(\"bin07 {counter}\");\n}}\n"),
+    )
+    .unwrap();
 }
 
 fn prune() {
-    must(Command::new("docker").args(["builder", "prune", "-af"]).stdout(std::process::Stdio::null()));
+    must(
+        Command::new("docker")
+            .args(["builder", "prune", "-af"])
+            .stdout(std::process::Stdio::null()),
+    );
 }
 
 fn time(command: &mut Command) -> Duration {
@@ -171,7 +239,12 @@ fn must(command: &mut Command) {
 fn bytes_sent(ws: &Path) -> u64 {
     let text = std::fs::read_to_string(ws.join("target/hive-metadata.json")).unwrap_or_default();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    value["images"].as_object().map_or(0, |images| images.values().filter_map(|i| i["bytes_sent"].as_u64()).sum())
+    value["images"].as_object().map_or(0, |images| {
+        images
+            .values()
+            .filter_map(|i| i["bytes_sent"].as_u64())
+            .sum()
+    })
 }
 
 fn median(values: &mut [Duration]) -> Duration {

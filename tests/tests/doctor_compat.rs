@@ -7,7 +7,9 @@ use hive_e2e::{cargo_hive, run};
 fn docker20_addr() -> String {
     let addr = std::env::var("HIVE_TEST_DOCKER20_HOST")
         .unwrap_or_else(|_| "docker+unix:///var/run/hive-docker20.sock".to_owned());
-    let path = addr.strip_prefix("docker+unix://").expect("a docker+unix:// address");
+    let path = addr
+        .strip_prefix("docker+unix://")
+        .expect("a docker+unix:// address");
     assert!(
         std::os::unix::net::UnixStream::connect(path).is_ok(),
         "no Docker 20.10 at {addr}: run `scripts/buildkit-up --docker20` first"
@@ -24,13 +26,32 @@ fn doctor_on_docker_20_10() {
     assert_eq!(report["ready"], true, "{report:#}");
     let endpoint = &report["endpoint"];
     assert!(endpoint["buildkit_version"].is_null(), "{endpoint:#}");
-    assert!(endpoint["version_note"].as_str().unwrap().contains("no Info rpc"), "{endpoint:#}");
+    assert!(
+        endpoint["version_note"]
+            .as_str()
+            .unwrap()
+            .contains("no Info rpc"),
+        "{endpoint:#}"
+    );
     assert_eq!(endpoint["daemon"]["containerd_image_store"], false);
-    assert!(endpoint["daemon"]["version"].as_str().unwrap().starts_with("20.10"), "{endpoint:#}");
-    assert_eq!(endpoint["exporters"], serde_json::json!(["moby", "local", "tar"]));
+    assert!(
+        endpoint["daemon"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("20.10"),
+        "{endpoint:#}"
+    );
+    assert_eq!(
+        endpoint["exporters"],
+        serde_json::json!(["moby", "local", "tar"])
+    );
     assert_eq!(endpoint["live_check"]["ok"], true);
 
     let human = run(cargo_hive().args(["doctor", "--addr", &addr]));
     assert_eq!(human.code, 0, "{human:?}");
-    assert!(human.stdout.contains("containerd-snapshotter"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("containerd-snapshotter"),
+        "{}",
+        human.stdout
+    );
 }

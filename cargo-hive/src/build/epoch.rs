@@ -3,27 +3,45 @@
 
 use std::path::Path;
 
-/// The build's timestamp in seconds since 1970.
-pub(crate) fn source_date_epoch(workspace_root: &Path) -> Result<i64, String> {
+/// Where the build's timestamp came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EpochSource {
+    /// `SOURCE_DATE_EPOCH` in the environment.
+    Env,
+    /// The last commit.
+    Git,
+    /// Neither: 1970.
+    Zero,
+}
+
+/// The build's timestamp in seconds since 1970, and where it came from.
+pub(crate) fn source_date_epoch(workspace_root: &Path) -> Result<(i64, EpochSource), String> {
     if let Ok(value) = std::env::var("SOURCE_DATE_EPOCH") {
         return value
             .trim()
             .parse::<i64>()
             .ok()
             .filter(|seconds| *seconds >= 0)
-            .ok_or_else(|| format!("SOURCE_DATE_EPOCH is `{value}`, not a number of seconds since 1970"));
+            .map(|seconds| (seconds, EpochSource::Env))
+            .ok_or_else(|| {
+                format!("SOURCE_DATE_EPOCH is `{value}`, not a number of seconds since 1970")
+            });
     }
     let output = std::process::Command::new("git")
         .args(["log", "-1", "--format=%ct"])
         .current_dir(workspace_root)
         .stderr(std::process::Stdio::null())
         .output();
-    Ok(match output {
-        Ok(output) if output.status.success() => {
-            String::from_utf8_lossy(&output.stdout).trim().parse::<i64>().unwrap_or(0)
-        }
-        _ => 0,
-    })
+    let from_git = match output {
+        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse::<i64>()
+            .ok(),
+        _ => None,
+    };
+    Ok(from_git.map_or((0, EpochSource::Zero), |seconds| {
+        (seconds, EpochSource::Git)
+    }))
 }
 
 /// The commit the workspace is at, if it is a git checkout.

@@ -10,7 +10,9 @@ use hive_proto::control::StatusRequest;
 use sha2::{Digest, Sha256};
 
 use crate::buildkit::gateway::{self, BuildRequest};
-use crate::buildkit::image::{self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, PinnedBase};
+use crate::buildkit::image::{
+    self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, PinnedBase,
+};
 use crate::buildkit::session::{LocalDir, Session, SessionConfig};
 use crate::buildkit::{Buildkit, llb};
 use crate::compile::Executable;
@@ -69,11 +71,18 @@ impl BuildContext {
             let executable = self.executable(&current)?;
             let inputs = local_inputs(&current, &executable)?;
             let base = current.base.clone();
-            layers.push(ChainLayer { planned: current, executable, inputs });
+            layers.push(ChainLayer {
+                planned: current,
+                executable,
+                inputs,
+            });
             match base {
                 Base::Hive { image } => {
                     if layers.len() > self.images.len() {
-                        return Err(format!("the `hive:` bases of image `{}` form a cycle", planned.name));
+                        return Err(format!(
+                            "the `hive:` bases of image `{}` form a cycle",
+                            planned.name
+                        ));
                     }
                     current = self
                         .images
@@ -119,12 +128,25 @@ fn shared_key(workspace_root: &Path, image: &str) -> String {
 
 /// The local sources of an image: the binary's directory, and one per distinct directory of declared files.
 fn local_inputs(planned: &PlanImage, executable: &Executable) -> Result<Vec<LocalInput>, String> {
-    let bin_dir = executable.path.parent().ok_or("the binary has no parent directory")?.to_path_buf();
-    let bin_name = executable.path.file_name().ok_or("the binary has no file name")?.to_string_lossy().into_owned();
+    let bin_dir = executable
+        .path
+        .parent()
+        .ok_or("the binary has no parent directory")?
+        .to_path_buf();
+    let bin_name = executable
+        .path
+        .file_name()
+        .ok_or("the binary has no file name")?
+        .to_string_lossy()
+        .into_owned();
     let mut inputs = vec![LocalInput {
         name: format!("{}-bin", planned.name),
         root: bin_dir,
-        entries: vec![CopyEntry { source: bin_name, destination: planned.binary.path.clone(), mode: Some(0o755) }],
+        entries: vec![CopyEntry {
+            source: bin_name,
+            destination: planned.binary.path.clone(),
+            mode: Some(0o755),
+        }],
     }];
     let mut by_dir: BTreeMap<PathBuf, Vec<CopyEntry>> = BTreeMap::new();
     for file in &planned.files {
@@ -133,16 +155,26 @@ fn local_inputs(planned: &PlanImage, executable: &Executable) -> Result<Vec<Loca
             return Err(format!("`{}` is not a file or directory path", file.source));
         };
         if !source.exists() {
-            return Err(format!("`{}` (for {}) does not exist", file.source, file.destination));
+            return Err(format!(
+                "`{}` (for {}) does not exist",
+                file.source, file.destination
+            ));
         }
-        by_dir.entry(parent.to_path_buf()).or_default().push(CopyEntry {
-            source: name.to_string_lossy().into_owned(),
-            destination: file.destination.clone(),
-            mode: file.mode.map(|mode| mode.0),
-        });
+        by_dir
+            .entry(parent.to_path_buf())
+            .or_default()
+            .push(CopyEntry {
+                source: name.to_string_lossy().into_owned(),
+                destination: file.destination.clone(),
+                mode: file.mode.map(|mode| mode.0),
+            });
     }
     for (index, (root, entries)) in by_dir.into_iter().enumerate() {
-        inputs.push(LocalInput { name: format!("{}-files-{index}", planned.name), root, entries });
+        inputs.push(LocalInput {
+            name: format!("{}-files-{index}", planned.name),
+            root,
+            entries,
+        });
     }
     Ok(inputs)
 }
@@ -151,9 +183,13 @@ fn overrides(planned: &PlanImage, epoch: i64, revision: Option<&str>) -> ConfigO
     let config = &planned.config;
     let mut labels = config.labels.clone();
     // The build's own facts, unless the definitions set them.
-    labels.entry("org.opencontainers.image.created".to_owned()).or_insert_with(|| layout::rfc3339(epoch));
+    labels
+        .entry("org.opencontainers.image.created".to_owned())
+        .or_insert_with(|| layout::rfc3339(epoch));
     if let Some(revision) = revision {
-        labels.entry("org.opencontainers.image.revision".to_owned()).or_insert_with(|| revision.to_owned());
+        labels
+            .entry("org.opencontainers.image.revision".to_owned())
+            .or_insert_with(|| revision.to_owned());
     }
     ConfigOverrides {
         entrypoint: config.entrypoint.clone(),
@@ -161,17 +197,28 @@ fn overrides(planned: &PlanImage, epoch: i64, revision: Option<&str>) -> ConfigO
         env: config.env.clone(),
         workdir: config.workdir.clone(),
         user: config.user.clone(),
-        exposed_ports: config.exposed_ports.iter().map(ToString::to_string).collect(),
+        exposed_ports: config
+            .exposed_ports
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         labels,
     }
 }
 
 fn platform_of(planned: &PlanImage) -> hive_proto::pb::Platform {
-    let text = planned.platforms.first().cloned().unwrap_or_else(|| format!("linux/{}", llb::host_architecture()));
+    let text = planned
+        .platforms
+        .first()
+        .cloned()
+        .unwrap_or_else(|| format!("linux/{}", llb::host_architecture()));
     let mut parts = text.split('/');
     hive_proto::pb::Platform {
         os: parts.next().unwrap_or("linux").to_owned(),
-        architecture: parts.next().unwrap_or_else(|| llb::host_architecture()).to_owned(),
+        architecture: parts
+            .next()
+            .unwrap_or_else(|| llb::host_architecture())
+            .to_owned(),
         variant: parts.next().unwrap_or_default().to_owned(),
         ..Default::default()
     }
@@ -189,7 +236,10 @@ fn loader_error(planned: &PlanImage, interpreter: &str, base: &str) -> String {
 }
 
 /// Builds one image, reporting its progress.
-pub(crate) async fn build_image(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, String> {
+pub(crate) async fn build_image(
+    context: &BuildContext,
+    planned: &PlanImage,
+) -> Result<BuiltImage, String> {
     context.progress.event(Event::ImageStarted {
         image: planned.name.clone(),
         reference: planned.references.first().cloned().unwrap_or_default(),
@@ -198,16 +248,20 @@ pub(crate) async fn build_image(context: &BuildContext, planned: &PlanImage) -> 
     let result = build_one(context, planned).await;
     match &result {
         Ok(built) => {
-            context.progress.event(Event::BytesSent { image: built.name.clone(), bytes_sent: built.bytes_sent });
+            context.progress.event(Event::BytesSent {
+                image: built.name.clone(),
+                bytes_sent: built.bytes_sent,
+            });
             context.progress.event(Event::ImageFinished {
                 image: built.name.clone(),
                 digest: Some(built.digest.clone()).filter(|digest| !digest.is_empty()),
                 output: built.output.clone(),
             });
         }
-        Err(error) => {
-            context.progress.event(Event::ImageFailed { image: planned.name.clone(), error: error.clone() })
-        }
+        Err(error) => context.progress.event(Event::ImageFailed {
+            image: planned.name.clone(),
+            error: error.clone(),
+        }),
     }
     result
 }
@@ -215,18 +269,30 @@ pub(crate) async fn build_image(context: &BuildContext, planned: &PlanImage) -> 
 async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, String> {
     let started = Instant::now();
     let (root, chain) = context.chain(planned)?;
-    let own = chain.last().expect("a chain holds at least the image itself");
+    let own = chain
+        .last()
+        .expect("a chain holds at least the image itself");
     let interpreter = crate::elf::interpreter(&own.executable.path)
         .map_err(|err| format!("cannot read {}: {err}", own.executable.path.display()))?;
     if let (Some(interpreter), Base::Scratch, 1) = (&interpreter, &root, chain.len()) {
-        return Err(loader_error(planned, interpreter, "the base is `scratch`, which has no loader"));
+        return Err(loader_error(
+            planned,
+            interpreter,
+            "the base is `scratch`, which has no loader",
+        ));
     }
     let key = shared_key(&context.workspace_root, &planned.name);
     let archive = output::archive_path(&context.target_dir, &planned.name);
     let mut exporters = Vec::new();
     let mut export_file = None;
     for destination in &context.destinations {
-        let (exporter, file) = output::exporter(destination, &planned.references, context.daemon, &archive, context.epoch)?;
+        let (exporter, file) = output::exporter(
+            destination,
+            &planned.references,
+            context.daemon,
+            &archive,
+            context.epoch,
+        )?;
         exporters.push(exporter);
         if file.is_some() {
             export_file = file;
@@ -235,7 +301,8 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     if let Some(file) = &export_file
         && let Some(parent) = file.parent()
     {
-        std::fs::create_dir_all(parent).map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
     }
     let session = Session::start(
         &context.buildkit,
@@ -246,7 +313,13 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
                 .iter()
                 .flat_map(|layer| layer.inputs.iter())
                 .map(|input| {
-                    (input.name.clone(), LocalDir { root: input.root.clone(), allow: Some(input.include_patterns()) })
+                    (
+                        input.name.clone(),
+                        LocalDir {
+                            root: input.root.clone(),
+                            allow: Some(input.include_patterns()),
+                        },
+                    )
                 })
                 .collect(),
             export: export_file.clone(),
@@ -257,7 +330,10 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
 
     let build_ref = crate::buildkit::new_id();
     let platform = platform_of(planned);
-    let mut frontend_attrs = BTreeMap::from([("build-arg:SOURCE_DATE_EPOCH".to_owned(), context.epoch.to_string())]);
+    let mut frontend_attrs = BTreeMap::from([(
+        "build-arg:SOURCE_DATE_EPOCH".to_owned(),
+        context.epoch.to_string(),
+    )]);
     if context.no_cache {
         frontend_attrs.insert("no-cache".to_owned(), String::new());
     }
@@ -269,45 +345,100 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     };
     let session_id = session.id().to_owned();
     let epoch = context.epoch;
-    let layer_overrides: Vec<ConfigOverrides> =
-        chain.iter().map(|layer| overrides(&layer.planned, epoch, context.revision.as_deref())).collect();
+    let layer_overrides: Vec<ConfigOverrides> = chain
+        .iter()
+        .map(|layer| overrides(&layer.planned, epoch, context.revision.as_deref()))
+        .collect();
     let layers: Vec<Vec<LocalInput>> = chain.iter().map(|layer| layer.inputs.clone()).collect();
     let base = root;
     let base_name = match &base {
         Base::Image { reference } => format!("the base `{reference}`"),
-        _ => format!("the base `{}`", match &planned.base { Base::Hive { image } => format!("hive:{image}"), _ => "scratch".to_owned() }),
+        _ => format!(
+            "the base `{}`",
+            match &planned.base {
+                Base::Hive { image } => format!("hive:{image}"),
+                _ => "scratch".to_owned(),
+            }
+        ),
     };
     let planned_for_errors = planned.clone();
-    let status = spawn_status(&context.buildkit, &build_ref, &planned.name, context.progress.clone());
+    let status = spawn_status(
+        &context.buildkit,
+        &build_ref,
+        &planned.name,
+        context.progress.clone(),
+    );
     let result = gateway::build(&context.buildkit, request, |gateway| async move {
         let (pinned, base_config) = match &base {
             Base::Image { reference } => {
                 let resolved = gateway
                     .resolve_image_config(reference, &platform, &session_id)
                     .await
-                    .map_err(|status| format!("cannot resolve the base image `{reference}`: {}", status.message()))?;
-                (Some(PinnedBase { reference: reference.clone(), digest: resolved.digest }), Some(resolved.config))
+                    .map_err(|status| {
+                        format!(
+                            "cannot resolve the base image `{reference}`: {}",
+                            status.message()
+                        )
+                    })?;
+                (
+                    Some(PinnedBase {
+                        reference: reference.clone(),
+                        digest: resolved.digest,
+                    }),
+                    Some(resolved.config),
+                )
             }
             Base::Scratch | Base::Hive { .. } => (None, None),
         };
-        let image_layout = ImageLayout { platform: platform.clone(), base: pinned, layers, shared_key_hint: key, epoch, uid: 0, gid: 0 };
+        let image_layout = ImageLayout {
+            platform: platform.clone(),
+            base: pinned,
+            layers,
+            shared_key_hint: key,
+            epoch,
+            uid: 0,
+            gid: 0,
+        };
         // A dynamically linked binary needs its loader below it; ask the daemon before building on top.
-        if let (Some(interpreter), Some(below)) = (&interpreter, layout::base_definition(&image_layout)) {
-            let below = gateway.solve(below).await.map_err(|status| status.message().to_owned())?;
-            let found = gateway.exists(&below, interpreter).await.map_err(|status| status.message().to_owned())?;
+        if let (Some(interpreter), Some(below)) =
+            (&interpreter, layout::base_definition(&image_layout))
+        {
+            let below = gateway
+                .solve(below)
+                .await
+                .map_err(|status| status.message().to_owned())?;
+            let found = gateway
+                .exists(&below, interpreter)
+                .await
+                .map_err(|status| status.message().to_owned())?;
             if !found {
-                return Err(loader_error(&planned_for_errors, interpreter, &format!("{base_name} has no {interpreter}")));
+                return Err(loader_error(
+                    &planned_for_errors,
+                    interpreter,
+                    &format!("{base_name} has no {interpreter}"),
+                ));
             }
         }
         let definition = layout::definition(&image_layout);
         let mut config = base_config;
         for overrides in &layer_overrides {
-            config = Some(layout::image_config(config.as_deref(), &platform, overrides, epoch)?);
+            config = Some(layout::image_config(
+                config.as_deref(),
+                &platform,
+                overrides,
+                epoch,
+            )?);
         }
         let config = config.expect("a chain has at least one layer");
-        let result = gateway.solve(definition).await.map_err(|status| status.message().to_owned())?;
+        let result = gateway
+            .solve(definition)
+            .await
+            .map_err(|status| status.message().to_owned())?;
         gateway
-            .return_result(&result, BTreeMap::from([("containerimage.config".to_owned(), config)]))
+            .return_result(
+                &result,
+                BTreeMap::from([("containerimage.config".to_owned(), config)]),
+            )
             .await
             .map_err(|status| status.message().to_owned())
     })
@@ -321,10 +452,17 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             return Err(err.to_string());
         }
     };
-    let archive_written = session.commit_export().await.map_err(|err| err.to_string())?;
+    let archive_written = session
+        .commit_export()
+        .await
+        .map_err(|err| err.to_string())?;
     let bytes_sent = session.bytes_sent();
     session.close().await;
-    let digest = response.exporter_response.get("containerimage.digest").cloned().unwrap_or_default();
+    let digest = response
+        .exporter_response
+        .get("containerimage.digest")
+        .cloned()
+        .unwrap_or_default();
     let output = context
         .destinations
         .iter()
@@ -332,9 +470,9 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             Destination::OciArchive => archive.display().to_string(),
             Destination::Load => "docker".to_owned(),
             Destination::Push => "registry".to_owned(),
-            Destination::Raw { kind, dest, .. } => {
-                dest.as_ref().map_or_else(|| format!("type={kind}"), |dest| dest.display().to_string())
-            }
+            Destination::Raw { kind, dest, .. } => dest
+                .as_ref()
+                .map_or_else(|| format!("type={kind}"), |dest| dest.display().to_string()),
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -342,7 +480,10 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         name: planned.name.clone(),
         references: planned.references.clone(),
         digest,
-        config_digest: response.exporter_response.get("containerimage.config.digest").cloned(),
+        config_digest: response
+            .exporter_response
+            .get("containerimage.config.digest")
+            .cloned(),
         output,
         archive: archive_written,
         bytes_sent,
@@ -350,12 +491,21 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     })
 }
 
-fn spawn_status(buildkit: &Buildkit, build_ref: &str, image: &str, progress: Progress) -> tokio::task::JoinHandle<()> {
+fn spawn_status(
+    buildkit: &Buildkit,
+    build_ref: &str,
+    image: &str,
+    progress: Progress,
+) -> tokio::task::JoinHandle<()> {
     let mut control = buildkit.control();
-    let request = StatusRequest { r#ref: build_ref.to_owned() };
+    let request = StatusRequest {
+        r#ref: build_ref.to_owned(),
+    };
     let image = image.to_owned();
     tokio::spawn(async move {
-        let Ok(response) = control.status(request).await else { return };
+        let Ok(response) = control.status(request).await else {
+            return;
+        };
         let mut stream = response.into_inner();
         while let Ok(Some(status)) = stream.message().await {
             progress.status(&image, status);
@@ -380,12 +530,19 @@ pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), St
             )
         })
         .collect();
-    let text = serde_json::to_string_pretty(&serde_json::json!({"format_version": 1, "images": images}))
-        .expect("JSON values serialize");
-    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-    std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-    temp.persist(path).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    let text =
+        serde_json::to_string_pretty(&serde_json::json!({"format_version": 1, "images": images}))
+            .expect("JSON values serialize");
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    std::io::Write::write_all(&mut temp, text.as_bytes())
+        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    temp.persist(path)
+        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
     Ok(())
 }
 
@@ -403,7 +560,10 @@ pub(crate) fn dry_run_json(planned: &PlanImage, epoch: i64) -> serde_json::Value
         layers: vec![inputs],
         platform: platform_of(planned),
         base: match &planned.base {
-            Base::Image { reference } => Some(PinnedBase { reference: reference.clone(), digest: "sha256:<resolved at build>".to_owned() }),
+            Base::Image { reference } => Some(PinnedBase {
+                reference: reference.clone(),
+                digest: "sha256:<resolved at build>".to_owned(),
+            }),
             _ => None,
         },
         shared_key_hint: planned.name.clone(),

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use hive_build::plan::Plan;
 
 use crate::buildkit::docker_api::DockerInfo;
-use crate::buildkit::{Address, Buildkit, ConnectOptions, Environment, TlsSettings, manifest_settings};
+use crate::buildkit::{
+    Address, Buildkit, ConnectOptions, Environment, TlsSettings, manifest_settings,
+};
 use crate::cli::{BuildArgs, GlobalArgs};
 use crate::compile::{self, CompileRequest};
 use crate::errors::{HiveError, exit_codes};
@@ -19,21 +21,44 @@ use crate::progress::{self, Event, Progress};
 use crate::term::Term;
 
 /// Runs `cargo hive build`.
-pub(crate) async fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<i32, HiveError> {
+pub(crate) async fn run(
+    global: &GlobalArgs,
+    args: &BuildArgs,
+    term: &Term,
+) -> Result<i32, HiveError> {
     let plan = crate::plan::compute(global, &args.selection, &args.features, &args.compile)?;
-    let destinations = output::destinations(args.load, args.push, &args.output).map_err(HiveError::Message)?;
+    let destinations =
+        output::destinations(args.load, args.push, &args.output).map_err(HiveError::Message)?;
     check_supported(&plan)?;
     let workspace_root = PathBuf::from(&plan.workspace_root);
-    let epoch = epoch::source_date_epoch(&workspace_root).map_err(HiveError::Message)?;
+    let (epoch, epoch_source) =
+        epoch::source_date_epoch(&workspace_root).map_err(HiveError::Message)?;
 
     if args.dry_run {
         return dry_run(&plan, epoch);
     }
 
-    let (progress, progress_handle) = Progress::start(progress::detect(args.progress), term);
+    let mode = progress::detect(args.progress);
+    // -q silences the human renderers; JSON is data and stays.
+    let (progress, progress_handle) = if term.is_quiet() && mode != progress::Mode::Json {
+        (Progress::disabled(), None)
+    } else {
+        let (progress, handle) = Progress::start(mode, term);
+        (progress, Some(handle))
+    };
+    if epoch_source == epoch::EpochSource::Zero {
+        progress.event(Event::Warning {
+            image: None,
+            message: "the workspace is not a git checkout with commits and SOURCE_DATE_EPOCH is unset: file and \
+                      image times are 1970-01-01"
+                .to_owned(),
+        });
+    }
     let result = build_all(global, args, &plan, destinations, epoch, &progress).await;
     progress.event(Event::BuildFinished);
-    progress_handle.finish().await;
+    if let Some(handle) = progress_handle {
+        handle.finish().await;
+    }
     result
 }
 
@@ -49,15 +74,18 @@ async fn build_all(
     // The user's cargo builds the binaries, with their flags, cache and toolchain.
     let request = CompileRequest {
         manifest_path: global.manifest_path.clone(),
-        targets: targets(&plan),
+        targets: targets(plan),
         features: args.features.clone(),
         compile: args.compile.clone(),
         quiet: global.quiet,
+        verbose: global.verbose,
     };
     progress.event(Event::CargoStarted);
     let cwd = std::env::current_dir().map_err(|err| HiveError::Message(err.to_string()))?;
     let artifacts = compile::build(&request, &cwd).await;
-    progress.event(Event::CargoFinished { success: artifacts.is_ok() });
+    progress.event(Event::CargoFinished {
+        success: artifacts.is_ok(),
+    });
     let artifacts = artifacts.map_err(|err| HiveError::Message(err.to_string()))?;
     let target_dir = target_directory(&workspace_root, global.manifest_path.as_deref()).await?;
 
@@ -87,7 +115,11 @@ async fn build_all(
         workspace_root: workspace_root.clone(),
         no_cache: args.no_cache,
         progress: progress.clone(),
-        images: plan.images.iter().map(|image| (image.name.clone(), image.clone())).collect(),
+        images: plan
+            .images
+            .iter()
+            .map(|image| (image.name.clone(), image.clone()))
+            .collect(),
         executables: artifacts.executables.clone(),
         revision: epoch::revision(&workspace_root),
     });
@@ -130,7 +162,11 @@ async fn build_all(
     }
     if !failures.is_empty() {
         failures.sort();
-        let text = failures.iter().map(|(name, err)| format!("image `{name}`: {err}")).collect::<Vec<_>>().join("\n");
+        let text = failures
+            .iter()
+            .map(|(name, err)| format!("image `{name}`: {err}"))
+            .collect::<Vec<_>>()
+            .join("\n");
         return Err(HiveError::Message(if failures.len() == 1 {
             text
         } else {
@@ -178,14 +214,28 @@ async fn daemon_kind(buildkit: &Buildkit) -> DaemonKind {
 }
 
 /// Cargo's target directory (respects `CARGO_TARGET_DIR` and `.cargo/config.toml`).
-async fn target_directory(workspace_root: &Path, manifest_path: Option<&Path>) -> Result<PathBuf, HiveError> {
+async fn target_directory(
+    workspace_root: &Path,
+    manifest_path: Option<&Path>,
+) -> Result<PathBuf, HiveError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = tokio::process::Command::new(cargo);
-    command.args(["metadata", "--no-deps", "--format-version", "1", "--offline"]).current_dir(workspace_root);
+    command
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(workspace_root);
     if let Some(manifest) = manifest_path {
         command.arg("--manifest-path").arg(manifest);
     }
-    let output = command.output().await.map_err(|err| HiveError::Message(format!("failed to run cargo metadata: {err}")))?;
+    let output = command
+        .output()
+        .await
+        .map_err(|err| HiveError::Message(format!("failed to run cargo metadata: {err}")))?;
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
         .map_err(|err| HiveError::Message(format!("cargo metadata printed no JSON: {err}")))?;
     metadata["target_directory"]
@@ -200,8 +250,10 @@ fn dry_run(plan: &Plan, epoch: i64) -> Result<i32, HiveError> {
     for planned in plan.images.iter().filter(|image| image.selected) {
         documents.push(image::dry_run_json(planned, epoch));
     }
-    let text = serde_json::to_string_pretty(&serde_json::json!({"format_version": 1, "images": documents}))
-        .expect("JSON values serialize");
+    let text = serde_json::to_string_pretty(
+        &serde_json::json!({"format_version": 1, "images": documents}),
+    )
+    .expect("JSON values serialize");
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}").map_err(HiveError::Output)?;
     Ok(exit_codes::SUCCESS)

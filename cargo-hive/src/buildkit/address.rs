@@ -91,12 +91,8 @@ pub(crate) fn parse(input: &str, docker_host: Option<&str>) -> Result<Address, A
         reason: reason.to_owned(),
     };
     match scheme {
-        "unix" => Ok(Address::Unix(
-            socket_path(rest).map_err(|reason| malformed(reason))?,
-        )),
-        "docker+unix" => Ok(Address::Docker(
-            socket_path(rest).map_err(|reason| malformed(reason))?,
-        )),
+        "unix" => Ok(Address::Unix(socket_path(rest).map_err(malformed)?)),
+        "docker+unix" => Ok(Address::Docker(socket_path(rest).map_err(malformed)?)),
         "docker" => {
             if !rest.is_empty() {
                 return Err(malformed(

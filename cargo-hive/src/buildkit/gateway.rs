@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use hive_proto::control::{Exporter, SolveRequest as ControlSolveRequest, SolveResponse as ControlSolveResponse};
+use hive_proto::control::{
+    Exporter, SolveRequest as ControlSolveRequest, SolveResponse as ControlSolveResponse,
+};
 use hive_proto::gateway::llb_bridge_client::LlbBridgeClient;
 use hive_proto::gateway::{
     PingRequest, Ref, ResolveImageConfigRequest, ReturnRequest, SolveRequest, StatFileRequest,
@@ -74,11 +76,6 @@ pub(crate) struct ResolvedImage {
 }
 
 impl Gateway {
-    /// The gateway capabilities of this daemon.
-    pub(crate) fn caps(&self) -> &Caps {
-        &self.caps
-    }
-
     /// Resolves an image reference through the daemon (its local store, mirrors, registry settings and the
     /// session's credentials).
     pub(crate) async fn resolve_image_config(
@@ -95,8 +92,16 @@ impl Gateway {
             session_id: session_id.to_owned(),
             ..Default::default()
         };
-        let response = self.client.clone().resolve_image_config(request).await?.into_inner();
-        Ok(ResolvedImage { digest: response.digest, config: response.config })
+        let response = self
+            .client
+            .clone()
+            .resolve_image_config(request)
+            .await?
+            .into_inner();
+        Ok(ResolvedImage {
+            digest: response.digest,
+            config: response.config,
+        })
     }
 
     /// Solves a definition into a result the build can return.
@@ -118,11 +123,19 @@ impl Gateway {
 
     /// Whether `path` exists in a solved result (the gateway's StatFile).
     pub(crate) async fn exists(&self, result: &ResultRef, path: &str) -> Result<bool, Status> {
-        let request = StatFileRequest { r#ref: result.id.clone(), path: path.to_owned(), mount_index: 0 };
+        let request = StatFileRequest {
+            r#ref: result.id.clone(),
+            path: path.to_owned(),
+            mount_index: 0,
+        };
         match self.client.clone().stat_file(request).await {
             Ok(_) => Ok(true),
             // BuildKit answers a missing path with a plain error naming it ("…: no such file or directory").
-            Err(status) if status.message().contains("no such file") || status.code() == Code::NotFound => Ok(false),
+            Err(status)
+                if status.message().contains("no such file") || status.code() == Code::NotFound =>
+            {
+                Ok(false)
+            }
             Err(status) => Err(status),
         }
     }
@@ -134,7 +147,10 @@ impl Gateway {
         metadata: BTreeMap<String, Vec<u8>>,
     ) -> Result<(), Status> {
         let kind = if self.caps.ref_messages() {
-            ResultKind::Ref(Ref { id: result.id.clone(), def: None })
+            ResultKind::Ref(Ref {
+                id: result.id.clone(),
+                def: None,
+            })
         } else {
             ResultKind::RefDeprecated(result.id.clone())
         };
@@ -143,14 +159,30 @@ impl Gateway {
             metadata: metadata.into_iter().collect::<HashMap<_, _>>(),
             attestations: HashMap::new(),
         };
-        self.client.clone().r#return(ReturnRequest { result: Some(result), error: None }).await?;
+        self.client
+            .clone()
+            .r#return(ReturnRequest {
+                result: Some(result),
+                error: None,
+            })
+            .await?;
         Ok(())
     }
 
     /// Ends the build with an error, so the daemon's `Control.Solve` fails with it instead of waiting.
     pub(crate) async fn return_error(&self, message: &str) -> Result<(), Status> {
-        let error = hive_proto::google::rpc::Status { code: 2, message: message.to_owned(), details: vec![] };
-        self.client.clone().r#return(ReturnRequest { result: None, error: Some(error) }).await?;
+        let error = hive_proto::google::rpc::Status {
+            code: 2,
+            message: message.to_owned(),
+            details: vec![],
+        };
+        self.client
+            .clone()
+            .r#return(ReturnRequest {
+                result: None,
+                error: Some(error),
+            })
+            .await?;
         Ok(())
     }
 }
@@ -191,8 +223,9 @@ where
     F: FnOnce(Gateway) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let build_id = MetadataValue::try_from(request.build_ref.as_str())
-        .map_err(|_| BuildError::Frontend(format!("build id {:?} is not ASCII", request.build_ref)))?;
+    let build_id = MetadataValue::try_from(request.build_ref.as_str()).map_err(|_| {
+        BuildError::Frontend(format!("build id {:?} is not ASCII", request.build_ref))
+    })?;
     let solve_request = ControlSolveRequest {
         r#ref: request.build_ref.clone(),
         session: request.session_id.clone(),
@@ -201,18 +234,35 @@ where
         ..Default::default()
     };
     let mut control = buildkit.control();
-    let solve = tokio::spawn(async move { control.solve(solve_request).await.map(|response| response.into_inner()) });
+    let solve = tokio::spawn(async move {
+        control
+            .solve(solve_request)
+            .await
+            .map(|response| response.into_inner())
+    });
 
     let client = LlbBridgeClient::with_interceptor(buildkit.channel(), BuildId(build_id))
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);
     // The daemon registers the build when the Control.Solve arrives; Ping waits for that registration.
     let frontend_result = async {
-        let pong = client.clone().ping(PingRequest {}).await.map_err(|status| status.message().to_owned())?.into_inner();
+        let pong = client
+            .clone()
+            .ping(PingRequest {})
+            .await
+            .map_err(|status| status.message().to_owned())?
+            .into_inner();
         let caps = Caps {
-            frontend: pong.frontend_api_caps.iter().map(|cap| (cap.id.clone(), cap.enabled)).collect(),
+            frontend: pong
+                .frontend_api_caps
+                .iter()
+                .map(|cap| (cap.id.clone(), cap.enabled))
+                .collect(),
         };
-        let gateway = Gateway { client: client.clone(), caps };
+        let gateway = Gateway {
+            client: client.clone(),
+            caps,
+        };
         let outcome = frontend(gateway.clone()).await;
         if let Err(message) = &outcome {
             // Best effort: the solve reports the error either way.
@@ -222,7 +272,9 @@ where
     }
     .await;
 
-    let solved = solve.await.map_err(|err| BuildError::Frontend(format!("the solve task failed: {err}")))?;
+    let solved = solve
+        .await
+        .map_err(|err| BuildError::Frontend(format!("the solve task failed: {err}")))?;
     match (frontend_result, solved) {
         (Err(message), _) => Err(BuildError::Frontend(message)),
         (Ok(()), Err(status)) => Err(BuildError::Solve(status)),
@@ -238,48 +290,90 @@ mod tests {
     /// Against the real daemon (fails without one): resolve a base, solve, return a config, push.
     #[tokio::test]
     async fn gateway_build_resolves_solves_returns_and_pushes() {
-        let options = ConnectOptions { addr: Some("docker+unix:///var/run/docker.sock".into()), ..Default::default() };
-        let buildkit = Buildkit::connect(&options).await.expect("run scripts/buildkit-up: no BuildKit");
+        let options = ConnectOptions {
+            addr: Some("docker+unix:///var/run/docker.sock".into()),
+            ..Default::default()
+        };
+        let buildkit = Buildkit::connect(&options)
+            .await
+            .expect("run scripts/buildkit-up: no BuildKit");
         let platform = llb::linux(llb::host_architecture());
-        let target = format!("localhost:5000/hive-test/gateway:{}", crate::buildkit::new_id());
+        let target = format!(
+            "localhost:5000/hive-test/gateway:{}",
+            crate::buildkit::new_id()
+        );
         let exporter = Exporter {
             r#type: "image".into(),
-            attrs: HashMap::from([("name".into(), target.clone()), ("push".into(), "true".into())]),
+            attrs: HashMap::from([
+                ("name".into(), target.clone()),
+                ("push".into(), "true".into()),
+            ]),
         };
-        let request = BuildRequest { build_ref: crate::buildkit::new_id(), exporters: vec![exporter], ..Default::default() };
+        let request = BuildRequest {
+            build_ref: crate::buildkit::new_id(),
+            exporters: vec![exporter],
+            ..Default::default()
+        };
         let response = build(&buildkit, request, |gateway| async move {
             let base = gateway
                 .resolve_image_config("localhost:5000/hive/busybox:latest", &platform, "")
                 .await
                 .map_err(|status| status.message().to_owned())?;
             assert!(base.digest.starts_with("sha256:"), "{base:?}");
-            let overrides = image::ConfigOverrides { cmd: vec!["/bin/hello".into()], ..Default::default() };
+            let overrides = image::ConfigOverrides {
+                cmd: vec!["/bin/hello".into()],
+                ..Default::default()
+            };
             let config = image::image_config(Some(&base.config), &platform, &overrides, 0)?;
             let result = gateway
                 .solve(llb::file_on_scratch("/hello", b"hi", platform.clone()))
                 .await
                 .map_err(|status| status.message().to_owned())?;
             gateway
-                .return_result(&result, BTreeMap::from([("containerimage.config".to_owned(), config)]))
+                .return_result(
+                    &result,
+                    BTreeMap::from([("containerimage.config".to_owned(), config)]),
+                )
                 .await
                 .map_err(|status| status.message().to_owned())
         })
         .await
         .expect("gateway build");
-        let digest = response.exporter_response.get("containerimage.digest").expect("digest");
-        assert!(digest.starts_with("sha256:"), "{:?}", response.exporter_response);
+        let digest = response
+            .exporter_response
+            .get("containerimage.digest")
+            .expect("digest");
+        assert!(
+            digest.starts_with("sha256:"),
+            "{:?}",
+            response.exporter_response
+        );
     }
 
     #[tokio::test]
     async fn frontend_errors_end_the_solve() {
-        let options = ConnectOptions { addr: Some("docker+unix:///var/run/docker.sock".into()), ..Default::default() };
-        let buildkit = Buildkit::connect(&options).await.expect("run scripts/buildkit-up: no BuildKit");
-        let request = BuildRequest { build_ref: crate::buildkit::new_id(), ..Default::default() };
-        let started = std::time::Instant::now();
-        let err = build(&buildkit, request, |_gateway| async move { Err("no such binary".to_owned()) })
+        let options = ConnectOptions {
+            addr: Some("docker+unix:///var/run/docker.sock".into()),
+            ..Default::default()
+        };
+        let buildkit = Buildkit::connect(&options)
             .await
-            .expect_err("must fail");
+            .expect("run scripts/buildkit-up: no BuildKit");
+        let request = BuildRequest {
+            build_ref: crate::buildkit::new_id(),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let err = build(&buildkit, request, |_gateway| async move {
+            Err("no such binary".to_owned())
+        })
+        .await
+        .expect_err("must fail");
         assert_eq!(err.to_string(), "no such binary");
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

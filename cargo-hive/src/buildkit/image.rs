@@ -35,7 +35,11 @@ pub(crate) struct LocalInput {
 impl LocalInput {
     /// The paths the daemon may ask for (the include patterns).
     pub(crate) fn include_patterns(&self) -> Vec<String> {
-        let mut patterns: Vec<String> = self.entries.iter().map(|entry| entry.source.clone()).collect();
+        let mut patterns: Vec<String> = self
+            .entries
+            .iter()
+            .map(|entry| entry.source.clone())
+            .collect();
         patterns.sort();
         patterns.dedup();
         patterns
@@ -78,7 +82,9 @@ impl PinnedBase {
         let without_digest = self.reference.split('@').next().unwrap_or(&self.reference);
         // A tag is the part after the last ':' that comes after the last '/' (a registry port is before a '/').
         let name = match without_digest.rfind(':') {
-            Some(colon) if colon > without_digest.rfind('/').unwrap_or(0) => &without_digest[..colon],
+            Some(colon) if colon > without_digest.rfind('/').unwrap_or(0) => {
+                &without_digest[..colon]
+            }
             _ => without_digest,
         };
         format!("{name}@{}", self.digest)
@@ -109,7 +115,13 @@ fn definition_of_layers(layout: &ImageLayout, count: usize) -> pb::Definition {
             constraints: Some(pb::WorkerConstraints::default()),
             inputs: vec![],
         };
-        builder.add(&source, metadata(&[("source.image", true)], &format!("base {}", base.reference)))
+        builder.add(
+            &source,
+            metadata(
+                &[("source.image", true)],
+                &format!("base {}", base.reference),
+            ),
+        )
     });
     for inputs in layout.layers.iter().take(count) {
         if let Some(output) = add_layer(&mut builder, layout, current.as_ref(), inputs) {
@@ -135,29 +147,21 @@ fn add_layer(
     let mut op_inputs: Vec<Output> = below.into_iter().cloned().collect();
     let first_source = op_inputs.len() as i64;
     for local in inputs {
-        let patterns = serde_json::to_string(&local.include_patterns()).expect("strings serialize");
-        let attrs = BTreeMap::from([
-            ("local.followpaths".to_owned(), patterns.clone()),
-            ("local.includepattern".to_owned(), patterns),
-            ("local.sharedkeyhint".to_owned(), format!("{}:{}", layout.shared_key_hint, local.name)),
-        ]);
-        let source = pb::Op {
-            op: Some(pb::op::Op::Source(pb::SourceOp { identifier: format!("local://{}", local.name), attrs })),
-            platform: Some(layout.platform.clone()),
-            constraints: constraints.clone(),
-            inputs: vec![],
-        };
-        let caps = [
-            ("source.local", true),
-            ("source.local.includepatterns", true),
-            ("source.local.followpaths", true),
-            ("source.local.sharedkeyhint", true),
-        ];
-        op_inputs.push(builder.add(&source, metadata(&caps, &format!("load {}", local.name))));
+        let hint = format!("{}:{}", layout.shared_key_hint, local.name);
+        let (mut source, mut meta) =
+            super::llb::local_source(&local.name, &hint, &local.include_patterns(), None);
+        source.platform = Some(layout.platform.clone());
+        meta.description =
+            BTreeMap::from([("llb.customname".to_owned(), format!("load {}", local.name))]);
+        op_inputs.push(builder.add(&source, meta));
     }
     let owner = Some(pb::ChownOpt {
-        user: Some(pb::UserOpt { user: Some(pb::user_opt::User::ById(layout.uid)) }),
-        group: Some(pb::UserOpt { user: Some(pb::user_opt::User::ById(layout.gid)) }),
+        user: Some(pb::UserOpt {
+            user: Some(pb::user_opt::User::ById(layout.uid)),
+        }),
+        group: Some(pb::UserOpt {
+            user: Some(pb::user_opt::User::ById(layout.gid)),
+        }),
     });
     let timestamp = layout.epoch.saturating_mul(1_000_000_000);
     let total: usize = inputs.iter().map(|local| local.entries.len()).sum();
@@ -201,12 +205,18 @@ fn add_layer(
         platform: Some(layout.platform.clone()),
         constraints,
     };
-    Some(builder.add(&file, metadata(&[("file.base", true)], "copy binary and files")))
+    Some(builder.add(
+        &file,
+        metadata(&[("file.base", true)], "copy binary and files"),
+    ))
 }
 
 fn metadata(caps: &[(&str, bool)], description: &str) -> pb::OpMetadata {
     pb::OpMetadata {
-        caps: caps.iter().map(|(cap, on)| ((*cap).to_owned(), *on)).collect(),
+        caps: caps
+            .iter()
+            .map(|(cap, on)| ((*cap).to_owned(), *on))
+            .collect(),
         description: BTreeMap::from([("llb.customname".to_owned(), description.to_owned())]),
         ..Default::default()
     }
@@ -240,7 +250,8 @@ pub(crate) fn image_config(
     epoch: i64,
 ) -> Result<Vec<u8>, String> {
     let mut image: Map<String, Value> = match base {
-        Some(bytes) => serde_json::from_slice(bytes).map_err(|err| format!("the base image config is not JSON: {err}"))?,
+        Some(bytes) => serde_json::from_slice(bytes)
+            .map_err(|err| format!("the base image config is not JSON: {err}"))?,
         None => Map::new(),
     };
     let created = rfc3339(epoch);
@@ -276,9 +287,22 @@ pub(crate) fn image_config(
         }
     }
     if env.iter().all(|(key, _)| key != "PATH") {
-        env.insert(0, ("PATH".to_owned(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()));
+        env.insert(
+            0,
+            (
+                "PATH".to_owned(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+            ),
+        );
     }
-    config.insert("Env".to_owned(), json!(env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()));
+    config.insert(
+        "Env".to_owned(),
+        json!(
+            env.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+        ),
+    );
     if !overrides.entrypoint.is_empty() {
         config.insert("Entrypoint".to_owned(), json!(overrides.entrypoint));
         if overrides.cmd.is_empty() {
@@ -371,12 +395,20 @@ mod tests {
                 LocalInput {
                     name: "bin".into(),
                     root: "/ws/target/release".into(),
-                    entries: vec![CopyEntry { source: "hello".into(), destination: "/app/hello".into(), mode: Some(0o755) }],
+                    entries: vec![CopyEntry {
+                        source: "hello".into(),
+                        destination: "/app/hello".into(),
+                        mode: Some(0o755),
+                    }],
                 },
                 LocalInput {
                     name: "files-0".into(),
                     root: "/ws/hello".into(),
-                    entries: vec![CopyEntry { source: "static".into(), destination: "/app/static".into(), mode: None }],
+                    entries: vec![CopyEntry {
+                        source: "static".into(),
+                        destination: "/app/static".into(),
+                        mode: None,
+                    }],
                 },
             ]],
             shared_key_hint: "ws-hello".into(),
@@ -395,26 +427,51 @@ mod tests {
 
     #[test]
     fn pins_the_base_by_digest() {
-        let base = |reference: &str| PinnedBase { reference: reference.into(), digest: "sha256:abc".into() };
-        assert_eq!(base("localhost:5000/hive/glibc:latest").pinned(), "localhost:5000/hive/glibc@sha256:abc");
-        assert_eq!(base("localhost:5000/hive/glibc").pinned(), "localhost:5000/hive/glibc@sha256:abc");
-        assert_eq!(base("docker.io/library/debian:12@sha256:old").pinned(), "docker.io/library/debian@sha256:abc");
+        let base = |reference: &str| PinnedBase {
+            reference: reference.into(),
+            digest: "sha256:abc".into(),
+        };
+        assert_eq!(
+            base("localhost:5000/hive/glibc:latest").pinned(),
+            "localhost:5000/hive/glibc@sha256:abc"
+        );
+        assert_eq!(
+            base("localhost:5000/hive/glibc").pinned(),
+            "localhost:5000/hive/glibc@sha256:abc"
+        );
+        assert_eq!(
+            base("docker.io/library/debian:12@sha256:old").pinned(),
+            "docker.io/library/debian@sha256:abc"
+        );
     }
 
     #[test]
     fn definition_is_deterministic_and_chains_copies() {
-        let base = PinnedBase { reference: "localhost:5000/hive/glibc:latest".into(), digest: "sha256:abc".into() };
+        let base = PinnedBase {
+            reference: "localhost:5000/hive/glibc:latest".into(),
+            digest: "sha256:abc".into(),
+        };
         let a = definition(&layout(Some(base.clone())));
         assert_eq!(a, definition(&layout(Some(base))));
         // base source, two local sources, the file op, the terminal op
         assert_eq!(a.def.len(), 5);
         let file = pb::Op::decode(a.def[3].as_slice()).unwrap();
-        let Some(pb::op::Op::File(file_op)) = file.op else { panic!("not a file op") };
-        let positions: Vec<(i64, i64, i64)> =
-            file_op.actions.iter().map(|a| (a.input, a.secondary_input, a.output)).collect();
+        let Some(pb::op::Op::File(file_op)) = file.op else {
+            panic!("not a file op")
+        };
+        let positions: Vec<(i64, i64, i64)> = file_op
+            .actions
+            .iter()
+            .map(|a| (a.input, a.secondary_input, a.output))
+            .collect();
         assert_eq!(positions, [(0, 1, -1), (3, 2, 0)]);
-        let Some(pb::file_action::Action::Copy(copy)) = &file_op.actions[0].action else { panic!() };
-        assert_eq!((copy.mode, copy.timestamp), (0o755, 1_700_000_000_000_000_000));
+        let Some(pb::file_action::Action::Copy(copy)) = &file_op.actions[0].action else {
+            panic!()
+        };
+        assert_eq!(
+            (copy.mode, copy.timestamp),
+            (0o755, 1_700_000_000_000_000_000)
+        );
     }
 
     #[test]
@@ -422,7 +479,9 @@ mod tests {
         let definition = definition(&layout(None));
         assert_eq!(definition.def.len(), 4);
         let file = pb::Op::decode(definition.def[2].as_slice()).unwrap();
-        let Some(pb::op::Op::File(file_op)) = file.op else { panic!() };
+        let Some(pb::op::Op::File(file_op)) = file.op else {
+            panic!()
+        };
         assert_eq!(file_op.actions[0].input, -1);
         assert_eq!(file_op.actions[0].secondary_input, 0);
         assert_eq!(file_op.actions[1].input, 2);
@@ -434,15 +493,25 @@ mod tests {
         let lower = vec![LocalInput {
             name: "worker-bin".into(),
             root: "/ws/target/release".into(),
-            entries: vec![CopyEntry { source: "worker".into(), destination: "/w".into(), mode: Some(0o755) }],
+            entries: vec![CopyEntry {
+                source: "worker".into(),
+                destination: "/w".into(),
+                mode: Some(0o755),
+            }],
         }];
         chain.layers.insert(0, lower);
         let full = definition(&chain);
         // worker's local source and file op, then the image's two sources and file op, then the terminal op.
         assert_eq!(full.def.len(), 6);
         let top = pb::Op::decode(full.def[4].as_slice()).unwrap();
-        assert_eq!(top.inputs.len(), 3, "the lower layer plus two local sources");
-        let Some(pb::op::Op::File(file_op)) = top.op else { panic!() };
+        assert_eq!(
+            top.inputs.len(),
+            3,
+            "the lower layer plus two local sources"
+        );
+        let Some(pb::op::Op::File(file_op)) = top.op else {
+            panic!()
+        };
         assert_eq!(file_op.actions[0].input, 0, "copies onto the lower layer");
         let below = base_definition(&chain).expect("a lower layer exists");
         assert_eq!(below.def.len(), 3);
@@ -460,33 +529,68 @@ mod tests {
         .unwrap();
         let overrides = ConfigOverrides {
             entrypoint: vec!["/app/hello".into()],
-            env: BTreeMap::from([("LANG".into(), "C.UTF-8".into()), ("RUST_LOG".into(), "info".into())]),
+            env: BTreeMap::from([
+                ("LANG".into(), "C.UTF-8".into()),
+                ("RUST_LOG".into(), "info".into()),
+            ]),
             user: Some("65534".into()),
             exposed_ports: vec!["8080/tcp".into()],
             labels: BTreeMap::from([("org.opencontainers.image.title".into(), "hello".into())]),
             ..Default::default()
         };
-        let bytes = image_config(Some(&base), &super::super::llb::linux("amd64"), &overrides, 0).unwrap();
+        let bytes = image_config(
+            Some(&base),
+            &super::super::llb::linux("amd64"),
+            &overrides,
+            0,
+        )
+        .unwrap();
         let config: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(config["created"], "1970-01-01T00:00:00Z");
-        assert_eq!(config["config"]["Env"], json!(["PATH=/bin", "LANG=C.UTF-8", "RUST_LOG=info"]));
+        assert_eq!(
+            config["config"]["Env"],
+            json!(["PATH=/bin", "LANG=C.UTF-8", "RUST_LOG=info"])
+        );
         assert_eq!(config["config"]["Entrypoint"], json!(["/app/hello"]));
-        assert!(config["config"].get("Cmd").is_none(), "an entrypoint drops the base's cmd");
+        assert!(
+            config["config"].get("Cmd").is_none(),
+            "an entrypoint drops the base's cmd"
+        );
         assert_eq!(config["config"]["User"], "65534");
         assert_eq!(config["config"]["ExposedPorts"], json!({"8080/tcp": {}}));
         assert_eq!(config["config"]["Labels"]["from"], "base");
         assert_eq!(config["rootfs"]["diff_ids"], json!(["sha256:1"]));
         assert_eq!(config["history"].as_array().unwrap().len(), 2);
         // Same inputs, same bytes.
-        assert_eq!(bytes, image_config(Some(&base), &super::super::llb::linux("amd64"), &overrides, 0).unwrap());
+        assert_eq!(
+            bytes,
+            image_config(
+                Some(&base),
+                &super::super::llb::linux("amd64"),
+                &overrides,
+                0
+            )
+            .unwrap()
+        );
     }
 
     #[test]
     fn scratch_config_gets_a_path() {
-        let bytes = image_config(None, &super::super::llb::linux("arm64"), &ConfigOverrides::default(), 5).unwrap();
+        let bytes = image_config(
+            None,
+            &super::super::llb::linux("arm64"),
+            &ConfigOverrides::default(),
+            5,
+        )
+        .unwrap();
         let config: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(config["architecture"], "arm64");
-        assert!(config["config"]["Env"][0].as_str().unwrap().starts_with("PATH="));
+        assert!(
+            config["config"]["Env"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("PATH=")
+        );
         assert_eq!(config["rootfs"], json!({"type": "layers", "diff_ids": []}));
     }
 }

@@ -14,13 +14,6 @@ pub(crate) struct Output {
     index: i64,
 }
 
-impl Output {
-    /// The op's digest (`sha256:…`).
-    pub(crate) fn digest(&self) -> &str {
-        &self.digest
-    }
-}
-
 /// Collects marshaled ops and their metadata; [`DefinitionBuilder::finish`] adds the terminal op.
 #[derive(Debug, Default)]
 pub(crate) struct DefinitionBuilder {
@@ -167,5 +160,200 @@ mod tests {
         let second = builder.add(&op, pb::OpMetadata::default());
         assert_eq!(first, second);
         assert_eq!(builder.finish(&first).def.len(), 2);
+    }
+}
+
+// -----------------------------------------------------------------------------------------------------------------
+// Local sources and copies: a dir the session serves, and FileOp copies out of it. Each returns an op and its
+// metadata for `DefinitionBuilder::add`; the platform is left unset (set `op.platform` where it matters).
+
+/// A `local://<name>` source op: the session's dir `name`, limited to `include_patterns` (none: everything).
+/// `shared_key_hint` keys the daemon's snapshot of the dir (with the session's shared key), so a stable hint makes
+/// rebuilds incremental. Without `session_id` the daemon reads from the solve's session, which keeps the op (and
+/// so the definition's digests) the same from run to run.
+pub(crate) fn local_source(
+    name: &str,
+    shared_key_hint: &str,
+    include_patterns: &[String],
+    session_id: Option<&str>,
+) -> (pb::Op, pb::OpMetadata) {
+    let mut attrs = BTreeMap::new();
+    let mut caps = BTreeMap::from([("source.local".to_owned(), true)]);
+    if !shared_key_hint.is_empty() {
+        attrs.insert("local.sharedkeyhint".to_owned(), shared_key_hint.to_owned());
+        caps.insert("source.local.sharedkeyhint".to_owned(), true);
+    }
+    if !include_patterns.is_empty() {
+        let json = serde_json::to_string(include_patterns).expect("strings serialize");
+        attrs.insert("local.includepattern".to_owned(), json);
+        caps.insert("source.local.includepatterns".to_owned(), true);
+    }
+    if let Some(session_id) = session_id {
+        attrs.insert("local.session".to_owned(), session_id.to_owned());
+        caps.insert("source.local.sessionid".to_owned(), true);
+    }
+    let op = pb::Op {
+        op: Some(pb::op::Op::Source(pb::SourceOp {
+            identifier: format!("local://{name}"),
+            attrs,
+        })),
+        constraints: Some(pb::WorkerConstraints::default()),
+        ..Default::default()
+    };
+    let metadata = pb::OpMetadata {
+        caps,
+        ..Default::default()
+    };
+    (op, metadata)
+}
+
+/// How [`copy`] copies. `Default` means: keep the source's owner, mode and times, don't follow a symlink at the
+/// source path, copy a dir as a dir.
+#[cfg(test)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CopyOptions {
+    /// `chown` to uid:gid.
+    pub(crate) owner: Option<(u32, u32)>,
+    /// `chmod` to this Unix mode.
+    pub(crate) mode: Option<u32>,
+    /// Set every copied file's times (Unix nanoseconds).
+    pub(crate) timestamp: Option<i64>,
+    /// Follow a symlink at the source path itself.
+    pub(crate) follow_symlink: bool,
+    /// Copy a dir's contents rather than the dir.
+    pub(crate) dir_copy_contents: bool,
+    /// Create missing parents of the destination.
+    pub(crate) create_dest_path: bool,
+    /// The source path may be a glob.
+    pub(crate) allow_wildcard: bool,
+}
+
+/// A FileOp copying `src_path` of `from` to `dest_path` on `onto` (`None`: on scratch).
+#[cfg(test)]
+pub(crate) fn copy(
+    onto: Option<&Output>,
+    from: &Output,
+    src_path: &str,
+    dest_path: &str,
+    options: &CopyOptions,
+) -> (pb::Op, pb::OpMetadata) {
+    use pb::file_action::Action;
+    let (inputs, base, source) = match onto {
+        Some(onto) => (vec![input(onto), input(from)], 0, 1),
+        None => (vec![input(from)], -1, 0),
+    };
+    let id = |id: u32| {
+        Some(pb::UserOpt {
+            user: Some(pb::user_opt::User::ById(id)),
+        })
+    };
+    let copy = pb::FileActionCopy {
+        src: src_path.to_owned(),
+        dest: dest_path.to_owned(),
+        owner: options.owner.map(|(uid, gid)| pb::ChownOpt {
+            user: id(uid),
+            group: id(gid),
+        }),
+        // Zero values are real values here (mode 0 = chmod 000, time 0 = 1970): -1 is "unset".
+        mode: options.mode.map_or(-1, |mode| mode as i32),
+        follow_symlink: options.follow_symlink,
+        dir_copy_contents: options.dir_copy_contents,
+        create_dest_path: options.create_dest_path,
+        allow_wildcard: options.allow_wildcard,
+        timestamp: options.timestamp.unwrap_or(-1),
+        ..Default::default()
+    };
+    let op = pb::Op {
+        inputs,
+        op: Some(pb::op::Op::File(pb::FileOp {
+            actions: vec![pb::FileAction {
+                input: base,
+                secondary_input: source,
+                output: 0,
+                action: Some(Action::Copy(copy)),
+            }],
+        })),
+        constraints: Some(pb::WorkerConstraints::default()),
+        ..Default::default()
+    };
+    let metadata = pb::OpMetadata {
+        caps: BTreeMap::from([("file.base".to_owned(), true)]),
+        ..Default::default()
+    };
+    (op, metadata)
+}
+
+#[cfg(test)]
+mod local_tests {
+    use super::*;
+
+    #[test]
+    fn local_source_attrs() {
+        let (op, metadata) = local_source("ctx", "hint", &["bin/app".to_owned()], None);
+        let Some(pb::op::Op::Source(source)) = op.op else {
+            panic!("not a source op")
+        };
+        assert_eq!(source.identifier, "local://ctx");
+        assert_eq!(
+            source.attrs,
+            BTreeMap::from([
+                (
+                    "local.includepattern".to_owned(),
+                    r#"["bin/app"]"#.to_owned()
+                ),
+                ("local.sharedkeyhint".to_owned(), "hint".to_owned()),
+            ])
+        );
+        assert!(metadata.caps["source.local"]);
+        let (with_session, _) = local_source("ctx", "", &[], Some("abc"));
+        let Some(pb::op::Op::Source(source)) = with_session.op else {
+            panic!("not a source op")
+        };
+        assert_eq!(
+            source.attrs,
+            BTreeMap::from([("local.session".to_owned(), "abc".to_owned())])
+        );
+    }
+
+    #[test]
+    fn copy_onto_scratch_and_onto_a_base() {
+        let mut builder = DefinitionBuilder::default();
+        let (source, metadata) = local_source("ctx", "", &[], None);
+        let from = builder.add(&source, metadata);
+        let (on_scratch, _) = copy(None, &from, "/a", "/b", &CopyOptions::default());
+        assert_eq!(on_scratch.inputs, vec![input(&from)]);
+        let Some(pb::op::Op::File(file)) = &on_scratch.op else {
+            panic!("not a file op")
+        };
+        assert_eq!(
+            (file.actions[0].input, file.actions[0].secondary_input),
+            (-1, 0)
+        );
+        let Some(pb::file_action::Action::Copy(action)) = &file.actions[0].action else {
+            panic!("not a copy")
+        };
+        assert_eq!((action.mode, action.timestamp), (-1, -1));
+        assert!(action.owner.is_none());
+
+        let options = CopyOptions {
+            owner: Some((1000, 1000)),
+            mode: Some(0o755),
+            timestamp: Some(0),
+            ..Default::default()
+        };
+        let (onto_base, _) = copy(Some(&from), &from, "/a", "/b", &options);
+        assert_eq!(onto_base.inputs.len(), 2);
+        let Some(pb::op::Op::File(file)) = &onto_base.op else {
+            panic!("not a file op")
+        };
+        assert_eq!(
+            (file.actions[0].input, file.actions[0].secondary_input),
+            (0, 1)
+        );
+        let Some(pb::file_action::Action::Copy(action)) = &file.actions[0].action else {
+            panic!("not a copy")
+        };
+        assert_eq!((action.mode, action.timestamp), (0o755, 0));
+        assert!(action.owner.is_some());
     }
 }

@@ -39,7 +39,11 @@ pub(crate) enum DaemonKind {
 }
 
 /// The destinations the flags ask for; no flag means the OCI archive.
-pub(crate) fn destinations(load: bool, push: bool, outputs: &[String]) -> Result<Vec<Destination>, String> {
+pub(crate) fn destinations(
+    load: bool,
+    push: bool,
+    outputs: &[String],
+) -> Result<Vec<Destination>, String> {
     let mut list = Vec::new();
     if load {
         list.push(Destination::Load);
@@ -53,7 +57,10 @@ pub(crate) fn destinations(load: bool, push: bool, outputs: &[String]) -> Result
     if list.is_empty() {
         list.push(Destination::OciArchive);
     }
-    let tarballs = list.iter().filter(|destination| writes_file(destination)).count();
+    let tarballs = list
+        .iter()
+        .filter(|destination| writes_file(destination))
+        .count();
     if tarballs > 1 {
         return Err("only one output per build can write a file (oci, docker or tar)".to_owned());
     }
@@ -71,30 +78,49 @@ fn writes_file(destination: &Destination) -> bool {
 /// Parses a buildx-style output spec: `type=oci,dest=out.tar`, `type=image,push=true`, `type=registry`.
 pub(crate) fn parse_output(spec: &str) -> Result<Destination, String> {
     let mut attrs = BTreeMap::new();
-    for field in spec.split(',').map(str::trim).filter(|field| !field.is_empty()) {
+    for field in spec
+        .split(',')
+        .map(str::trim)
+        .filter(|field| !field.is_empty())
+    {
         let Some((key, value)) = field.split_once('=') else {
             return Err(format!("--output `{spec}`: `{field}` is not KEY=VALUE"));
         };
-        if attrs.insert(key.trim().to_owned(), value.trim().to_owned()).is_some() {
+        if attrs
+            .insert(key.trim().to_owned(), value.trim().to_owned())
+            .is_some()
+        {
             return Err(format!("--output `{spec}`: `{key}` is given twice"));
         }
     }
     let Some(kind) = attrs.remove("type") else {
-        return Err(format!("--output `{spec}` has no type=… (oci, docker, tar, image, registry, moby)"));
+        return Err(format!(
+            "--output `{spec}` has no type=… (oci, docker, tar, image, registry, moby)"
+        ));
     };
     let dest = attrs.remove("dest").map(PathBuf::from);
     match kind.as_str() {
         "oci" | "docker" | "tar" => {
             if dest.is_none() {
-                return Err(format!("--output `{spec}`: type={kind} writes a tarball and needs dest=PATH"));
+                return Err(format!(
+                    "--output `{spec}`: type={kind} writes a tarball and needs dest=PATH"
+                ));
             }
             Ok(Destination::Raw { kind, attrs, dest })
         }
         "registry" => {
             attrs.insert("push".to_owned(), "true".to_owned());
-            Ok(Destination::Raw { kind: "image".to_owned(), attrs, dest: None })
+            Ok(Destination::Raw {
+                kind: "image".to_owned(),
+                attrs,
+                dest: None,
+            })
         }
-        "image" | "moby" => Ok(Destination::Raw { kind, attrs, dest: None }),
+        "image" | "moby" => Ok(Destination::Raw {
+            kind,
+            attrs,
+            dest: None,
+        }),
         "local" => Err(format!(
             "--output `{spec}`: type=local is not supported yet; use type=tar,dest=FILE and unpack it"
         )),
@@ -170,8 +196,14 @@ pub(crate) fn exporter(
             reproducible(&mut attrs, epoch);
             ("image", None)
         }
-        Destination::Raw { kind, attrs: raw, dest } => {
-            if daemon == DaemonKind::DockerGraphDriver && matches!(kind.as_str(), "oci" | "docker" | "image") {
+        Destination::Raw {
+            kind,
+            attrs: raw,
+            dest,
+        } => {
+            if daemon == DaemonKind::DockerGraphDriver
+                && matches!(kind.as_str(), "oci" | "docker" | "image")
+            {
                 return Err(format!(
                     "this Docker daemon has no `{kind}` exporter: turn on Docker's containerd image store, or use \
                      type=moby / type=tar"
@@ -192,7 +224,13 @@ pub(crate) fn exporter(
             (kind.as_str(), dest.clone())
         }
     };
-    Ok((Exporter { r#type: kind.to_owned(), attrs }, file))
+    Ok((
+        Exporter {
+            r#type: kind.to_owned(),
+            attrs,
+        },
+        file,
+    ))
 }
 
 #[cfg(test)]
@@ -201,8 +239,14 @@ mod tests {
 
     #[test]
     fn default_is_the_oci_archive() {
-        assert_eq!(destinations(false, false, &[]).unwrap(), [Destination::OciArchive]);
-        assert_eq!(destinations(true, true, &[]).unwrap(), [Destination::Load, Destination::Push]);
+        assert_eq!(
+            destinations(false, false, &[]).unwrap(),
+            [Destination::OciArchive]
+        );
+        assert_eq!(
+            destinations(true, true, &[]).unwrap(),
+            [Destination::Load, Destination::Push]
+        );
     }
 
     #[test]
@@ -216,7 +260,9 @@ mod tests {
                 dest: Some("out.tar".into())
             }
         );
-        let Destination::Raw { kind, attrs, .. } = parse_output("type=registry").unwrap() else { panic!() };
+        let Destination::Raw { kind, attrs, .. } = parse_output("type=registry").unwrap() else {
+            panic!()
+        };
         assert_eq!((kind.as_str(), attrs["push"].as_str()), ("image", "true"));
         for (spec, fragment) in [
             ("dest=x", "has no type"),
@@ -229,24 +275,63 @@ mod tests {
             let err = parse_output(spec).unwrap_err();
             assert!(err.contains(fragment), "{spec}: {err}");
         }
-        let err = destinations(false, false, &["type=tar,dest=a".into(), "type=oci,dest=b".into()]).unwrap_err();
+        let err = destinations(
+            false,
+            false,
+            &["type=tar,dest=a".into(), "type=oci,dest=b".into()],
+        )
+        .unwrap_err();
         assert!(err.contains("only one output"), "{err}");
     }
 
     #[test]
     fn exporters_follow_the_daemon() {
-        let refs = vec!["localhost:5000/a:1".to_owned(), "localhost:5000/a:latest".to_owned()];
+        let refs = vec![
+            "localhost:5000/a:1".to_owned(),
+            "localhost:5000/a:latest".to_owned(),
+        ];
         let archive = Path::new("/ws/target/hive/a.oci.tar");
-        let (oci, file) = exporter(&Destination::OciArchive, &refs, DaemonKind::DockerContainerd, archive, 7).unwrap();
+        let (oci, file) = exporter(
+            &Destination::OciArchive,
+            &refs,
+            DaemonKind::DockerContainerd,
+            archive,
+            7,
+        )
+        .unwrap();
         assert_eq!(oci.r#type, "oci");
-        assert_eq!(oci.attrs["name"], "localhost:5000/a:1,localhost:5000/a:latest");
+        assert_eq!(
+            oci.attrs["name"],
+            "localhost:5000/a:1,localhost:5000/a:latest"
+        );
         assert_eq!(oci.attrs["source-date-epoch"], "7");
         assert_eq!(file.as_deref(), Some(archive));
-        let err = exporter(&Destination::OciArchive, &refs, DaemonKind::DockerGraphDriver, archive, 7).unwrap_err();
-        assert!(err.contains("containerd image store") && err.contains("--load"), "{err}");
-        let (load, _) = exporter(&Destination::Load, &refs, DaemonKind::DockerGraphDriver, archive, 7).unwrap();
+        let err = exporter(
+            &Destination::OciArchive,
+            &refs,
+            DaemonKind::DockerGraphDriver,
+            archive,
+            7,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("containerd image store") && err.contains("--load"),
+            "{err}"
+        );
+        let (load, _) = exporter(
+            &Destination::Load,
+            &refs,
+            DaemonKind::DockerGraphDriver,
+            archive,
+            7,
+        )
+        .unwrap();
         assert_eq!(load.r#type, "moby");
-        let (push, file) = exporter(&Destination::Push, &refs, DaemonKind::Buildkitd, archive, 7).unwrap();
-        assert_eq!((push.r#type.as_str(), push.attrs["push"].as_str(), file), ("image", "true", None));
+        let (push, file) =
+            exporter(&Destination::Push, &refs, DaemonKind::Buildkitd, archive, 7).unwrap();
+        assert_eq!(
+            (push.r#type.as_str(), push.attrs["push"].as_str(), file),
+            ("image", "true", None)
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! renderer thread turns both into one event stream (`tracker`: de-duplicated vertex transitions, log lines, durations
 //! from an injected clock), which is the JSON contract of `hive_build::progress` and which the renderers only consume:
 //! `tty` (live lines on stderr), `plain` (stable lines on stderr, for CI) and `json` (one event per line on stdout).
-//! [`choose`] decides which one runs.
+//! `mode::choose` decides which one runs.
 
 mod display;
 mod event;
@@ -19,5 +19,5 @@ mod tty;
 mod tests;
 
 pub(crate) use event::Event;
-pub(crate) use mode::{Mode, choose, detect};
-pub(crate) use reporter::{Progress, ProgressHandle};
+pub(crate) use mode::{Mode, detect};
+pub(crate) use reporter::Progress;

@@ -1,0 +1,44 @@
+//! Errors of the session: setting it up and taking its export.
+
+use std::path::PathBuf;
+
+/// A session that could not start, or an export that could not be delivered.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SessionError {
+    /// A session name or shared key that gRPC metadata can't carry (visible ASCII only).
+    #[error("the session {what} {value:?} is not valid gRPC metadata (visible ASCII only)")]
+    InvalidHeader {
+        /// Which header.
+        what: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// The daemon refused or never answered the `Session` call.
+    #[error("BuildKit did not accept our session: {detail}")]
+    Start {
+        /// Why.
+        detail: String,
+    },
+    /// The daemon's export stream broke.
+    #[error("the export to {path} failed: {detail}")]
+    ExportFailed {
+        /// The destination.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// [`super::Session::commit_export`] was called while the daemon was still sending.
+    #[error("the export to {path} was still being received")]
+    ExportIncomplete {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// The received archive could not be moved into place.
+    #[error("cannot move the export into place at {path}: {source}")]
+    ExportRename {
+        /// The destination.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}

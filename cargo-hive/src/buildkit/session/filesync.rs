@@ -1,0 +1,424 @@
+//! `moby.filesync.v1.FileSync/DiffCopy`: how the daemon reads a local source from us. We list the dir (filtered by
+//! the patterns the daemon passes as call metadata and by our own allowlist), then send the content of the files
+//! the daemon asks for — only those whose stat changed since the snapshot it keeps under the session's shared key.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hive_proto::fsutil::types::Packet;
+use hive_proto::fsutil::types::packet::PacketType;
+use hive_proto::session::packet::file_sync_server::FileSync;
+use hive_proto::tonic::metadata::MetadataMap;
+use hive_proto::tonic::{self, Request, Response, Status, Streaming};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::LocalDir;
+use super::patterns::Patterns;
+use super::walk::{self, Entry, Filter};
+
+/// Size of the DATA chunks (fsutil's).
+const CHUNK: usize = 32 * 1024;
+/// Files read at once (fsutil's sender runs four).
+const SENDERS: usize = 4;
+/// Packets queued towards the daemon.
+const QUEUE: usize = 64;
+
+/// The FileSync service of one session.
+pub(crate) struct FileSyncService {
+    dirs: Arc<BTreeMap<String, LocalDir>>,
+    sent: Arc<AtomicU64>,
+}
+
+impl FileSyncService {
+    /// Serves `dirs` by name, adding the bytes of file content sent to `sent`.
+    pub(crate) fn new(dirs: Arc<BTreeMap<String, LocalDir>>, sent: Arc<AtomicU64>) -> Self {
+        FileSyncService { dirs, sent }
+    }
+}
+
+type PacketStream = ReceiverStream<Result<Packet, Status>>;
+
+#[tonic::async_trait]
+impl FileSync for FileSyncService {
+    type DiffCopyStream = PacketStream;
+
+    async fn diff_copy(
+        &self,
+        request: Request<Streaming<Packet>>,
+    ) -> Result<Response<PacketStream>, Status> {
+        let options = CallOptions::from_metadata(request.metadata())?;
+        let dir = self.dirs.get(&options.dir_name).ok_or_else(|| {
+            Status::not_found(format!("no access allowed to dir {:?}", options.dir_name))
+        })?;
+        let invalid =
+            |err: super::patterns::PatternError| Status::invalid_argument(err.to_string());
+        let include = Patterns::new(&options.include).map_err(invalid)?;
+        let exclude = Patterns::new(&options.exclude).map_err(invalid)?;
+        let allow = dir.allow.as_deref().map(Patterns::literal);
+        let root = dir.root.clone();
+        let follow = options.follow;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let sent = self.sent.clone();
+        let inbound = request.into_inner();
+        tokio::spawn(async move {
+            let listing = tokio::task::spawn_blocking(move || {
+                let filter = Filter::new(&root, include, exclude, &follow, allow);
+                walk::list(&root, &filter)
+            })
+            .await;
+            let entries = match listing {
+                Ok(Ok(entries)) => Arc::new(entries),
+                Ok(Err(err)) => {
+                    // fsutil's sender reports walk errors in an ERR packet, then fails the call.
+                    let message = err.to_string();
+                    let _ = tx
+                        .send(Ok(packet(
+                            PacketType::PacketErr,
+                            0,
+                            message.clone().into_bytes(),
+                        )))
+                        .await;
+                    let _ = tx.send(Err(Status::internal(message))).await;
+                    return;
+                }
+                Err(join) => {
+                    let _ = tx.send(Err(Status::internal(join.to_string()))).await;
+                    return;
+                }
+            };
+            if let Err(status) = serve(entries, inbound, tx.clone(), sent).await {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type TarStreamStream = PacketStream;
+
+    async fn tar_stream(
+        &self,
+        _request: Request<Streaming<Packet>>,
+    ) -> Result<Response<PacketStream>, Status> {
+        Err(Status::unimplemented("only diffcopy is served"))
+    }
+}
+
+/// The listing, then the content of each requested file, until the daemon's FIN.
+async fn serve(
+    entries: Arc<Vec<Entry>>,
+    mut inbound: Streaming<Packet>,
+    tx: mpsc::Sender<Result<Packet, Status>>,
+    sent: Arc<AtomicU64>,
+) -> Result<(), Status> {
+    // The listing goes out from a task of its own: the daemon requests files while it is still arriving.
+    let mut stats = {
+        let entries = entries.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            for entry in entries.iter() {
+                let mut stat = packet(PacketType::PacketStat, 0, Vec::new());
+                stat.stat = Some(entry.stat.clone());
+                if tx.send(Ok(stat)).await.is_err() {
+                    return;
+                }
+            }
+            // The end of the listing: a STAT without a stat (a default Stat would be an entry with no path).
+            let _ = tx
+                .send(Ok(packet(PacketType::PacketStat, 0, Vec::new())))
+                .await;
+        })
+    };
+    let workers = Arc::new(Semaphore::new(SENDERS));
+    let mut requested = vec![false; entries.len()];
+    while let Some(received) = inbound.message().await? {
+        match PacketType::try_from(received.r#type) {
+            Ok(PacketType::PacketReq) => {
+                let id = received.id;
+                let index = id as usize;
+                let valid = entries.get(index).is_some_and(Entry::is_file)
+                    && !std::mem::replace(&mut requested[index], true);
+                if !valid {
+                    return Err(Status::invalid_argument(format!("invalid file id {id}")));
+                }
+                let permit = workers
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let (entries, tx, sent) = (entries.clone(), tx.clone(), sent.clone());
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    if let Err(status) = send_file(&entries[index], id, &tx, &sent) {
+                        let _ = tx.blocking_send(Err(status));
+                    }
+                });
+            }
+            Ok(PacketType::PacketFin) => {
+                // The daemon says FIN once it has all it asked for; the workers are done by then, but a FIN
+                // must never overtake a DATA packet.
+                let _all = workers
+                    .acquire_many(SENDERS as u32)
+                    .await
+                    .expect("the semaphore is never closed");
+                let _ = (&mut stats).await;
+                let _ = tx
+                    .send(Ok(packet(PacketType::PacketFin, 0, Vec::new())))
+                    .await;
+                return Ok(());
+            }
+            Ok(PacketType::PacketErr) => {
+                stats.abort();
+                return Err(Status::aborted(format!(
+                    "error from receiver: {}",
+                    String::from_utf8_lossy(&received.data)
+                )));
+            }
+            _ => {}
+        }
+    }
+    stats.abort();
+    Ok(())
+}
+
+/// Sends one file as DATA chunks and the empty DATA that ends it (runs on a blocking thread).
+fn send_file(
+    entry: &Entry,
+    id: u32,
+    tx: &mpsc::Sender<Result<Packet, Status>>,
+    sent: &AtomicU64,
+) -> Result<(), Status> {
+    let failed =
+        |err: io::Error| Status::internal(format!("cannot read {}: {err}", entry.stat.path));
+    let mut file = File::open(&entry.path).map_err(failed)?;
+    let metadata = file.metadata().map_err(failed)?;
+    if !metadata.is_file() || metadata.dev() != entry.dev || metadata.ino() != entry.ino {
+        return Err(Status::failed_precondition(format!(
+            "{} was replaced while it was being sent",
+            entry.stat.path
+        )));
+    }
+    let mut buffer = vec![0; CHUNK];
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(failed(err)),
+        };
+        let chunk = packet(PacketType::PacketData, id, buffer[..read].to_vec());
+        if tx.blocking_send(Ok(chunk)).is_err() {
+            // The call is gone; its own status says why.
+            return Ok(());
+        }
+        sent.fetch_add(read as u64, Ordering::Relaxed);
+    }
+    let _ = tx.blocking_send(Ok(packet(PacketType::PacketData, id, Vec::new())));
+    Ok(())
+}
+
+fn packet(kind: PacketType, id: u32, data: Vec<u8>) -> Packet {
+    Packet {
+        r#type: kind as i32,
+        stat: None,
+        id,
+        data,
+    }
+}
+
+/// What the daemon asks for, from the call's metadata (BuildKit's `dir-name`, `include-patterns`,
+/// `exclude-patterns`, `followpaths`; the last three repeated, one value per pattern).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct CallOptions {
+    dir_name: String,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    follow: Vec<String>,
+}
+
+impl CallOptions {
+    fn from_metadata(metadata: &MetadataMap) -> Result<CallOptions, Status> {
+        Ok(CallOptions {
+            dir_name: values(metadata, "dir-name")?
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+            include: values(metadata, "include-patterns")?,
+            exclude: values(metadata, "exclude-patterns")?,
+            follow: values(metadata, "followpaths")?,
+        })
+    }
+}
+
+/// All values of `key`. BuildKit query-escapes every value of a key whose values are not all ASCII and says so
+/// with `<key>-encoded: 1`.
+fn values(metadata: &MetadataMap, key: &str) -> Result<Vec<String>, Status> {
+    let encoded = metadata
+        .get(format!("{key}-encoded").as_str())
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True"));
+    metadata
+        .get_all(key)
+        .iter()
+        .map(|value| {
+            let text = value
+                .to_str()
+                .map_err(|_| Status::invalid_argument(format!("metadata {key} is not ASCII")))?;
+            if encoded {
+                query_unescape(text).ok_or_else(|| {
+                    Status::invalid_argument(format!("metadata {key} is badly escaped"))
+                })
+            } else {
+                Ok(text.to_owned())
+            }
+        })
+        .collect()
+}
+
+/// Go's `url.QueryUnescape`.
+fn query_unescape(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    use hive_proto::session::packet::file_sync_client::FileSyncClient;
+    use hive_proto::session::packet::file_sync_server::FileSyncServer;
+    use hive_proto::tonic::metadata::MetadataValue;
+    use hive_proto::tonic::transport::{Endpoint, Server};
+
+    use futures::StreamExt;
+
+    use super::*;
+
+    #[test]
+    fn metadata_values_repeat_and_may_be_escaped() {
+        let mut metadata = MetadataMap::new();
+        metadata.insert("dir-name", MetadataValue::from_static("context"));
+        metadata.append("include-patterns", MetadataValue::from_static("bin/app"));
+        metadata.append("include-patterns", MetadataValue::from_static("etc"));
+        metadata.append(
+            "followpaths",
+            MetadataValue::from_static("d%C3%A9j%C3%A0+vu"),
+        );
+        metadata.append("followpaths-encoded", MetadataValue::from_static("1"));
+        let options = CallOptions::from_metadata(&metadata).unwrap();
+        assert_eq!(
+            options,
+            CallOptions {
+                dir_name: "context".into(),
+                include: vec!["bin/app".into(), "etc".into()],
+                exclude: vec![],
+                follow: vec!["déjà vu".into()],
+            }
+        );
+        assert_eq!(query_unescape("%zz"), None);
+        assert_eq!(query_unescape("100%"), None);
+    }
+
+    /// Plays the daemon's part in-process: list, request every file, check the content arrives, FIN.
+    #[tokio::test]
+    async fn serves_a_listing_and_requested_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        fs::create_dir(dir.path().join("bin")).unwrap();
+        fs::write(dir.path().join("bin/app"), &big).unwrap();
+        fs::write(dir.path().join("secret"), b"no").unwrap();
+        symlink("bin/app", dir.path().join("link")).unwrap();
+        let dirs = BTreeMap::from([(
+            "context".to_owned(),
+            LocalDir {
+                root: dir.path().to_owned(),
+                allow: None,
+            },
+        )]);
+        let sent = Arc::new(AtomicU64::new(0));
+        let service = FileSyncServer::new(FileSyncService::new(Arc::new(dirs), sent.clone()));
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(
+            Server::builder().serve_with_incoming(
+                service,
+                futures::stream::iter([Ok::<_, io::Error>(server_io)])
+                    .chain(futures::stream::pending()),
+            ),
+        );
+        let mut client_io = Some(client_io);
+        let channel = Endpoint::from_static("http://session")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let io = client_io.take();
+                async move {
+                    io.map(hyper_util::rt::TokioIo::new)
+                        .ok_or_else(|| io::Error::other("one connection only"))
+                }
+            }))
+            .await
+            .unwrap();
+        let mut client = FileSyncClient::new(channel);
+
+        let (tx, rx) = mpsc::channel(16);
+        let mut request = Request::new(ReceiverStream::new(rx));
+        request
+            .metadata_mut()
+            .insert("dir-name", MetadataValue::from_static("context"));
+        request
+            .metadata_mut()
+            .append("exclude-patterns", MetadataValue::from_static("secret"));
+        let mut inbound = client.diff_copy(request).await.unwrap().into_inner();
+        let mut listing = Vec::new();
+        loop {
+            let packet = inbound.message().await.unwrap().unwrap();
+            assert_eq!(packet.r#type, PacketType::PacketStat as i32);
+            match packet.stat {
+                Some(stat) => listing.push(stat),
+                None => break,
+            }
+        }
+        let paths: Vec<&str> = listing.iter().map(|stat| stat.path.as_str()).collect();
+        assert_eq!(paths, ["bin", "bin/app", "link"]);
+        tx.send(packet(PacketType::PacketReq, 1, Vec::new()))
+            .await
+            .unwrap();
+        let mut received = Vec::new();
+        loop {
+            let packet = inbound.message().await.unwrap().unwrap();
+            assert_eq!(packet.r#type, PacketType::PacketData as i32);
+            assert_eq!(packet.id, 1);
+            if packet.data.is_empty() {
+                break;
+            }
+            assert!(packet.data.len() <= CHUNK);
+            received.extend(packet.data);
+        }
+        assert_eq!(received, big);
+        assert_eq!(sent.load(Ordering::Relaxed), big.len() as u64);
+        tx.send(packet(PacketType::PacketFin, 0, Vec::new()))
+            .await
+            .unwrap();
+        let fin = inbound.message().await.unwrap().unwrap();
+        assert_eq!(fin.r#type, PacketType::PacketFin as i32);
+        drop(tx);
+        assert!(inbound.message().await.unwrap().is_none());
+    }
+}

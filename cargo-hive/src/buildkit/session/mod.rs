@@ -1,0 +1,18 @@
+//! The BuildKit session: the gRPC services we serve to the daemon while it builds — our local dirs (file sync), a
+//! destination for exported archives (file send), registry credentials (auth) and a health check — over an
+//! HTTP/2 connection tunnelled inside the `Control.Session` call. One session per solve; the same code serves
+//! standalone buildkitd and Docker's embedded BuildKit.
+
+mod auth;
+mod connection;
+mod errors;
+mod export;
+mod filesync;
+mod health;
+mod patterns;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) use connection::{LocalDir, Session, SessionConfig};
