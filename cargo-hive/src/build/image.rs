@@ -9,12 +9,13 @@ use hive_build::plan::{Base, PlanImage};
 use hive_proto::control::StatusRequest;
 use sha2::{Digest, Sha256};
 
+use super::fresh;
 use crate::buildkit::gateway::{self, BuildRequest};
 use crate::buildkit::image::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, PinnedBase,
 };
 use crate::buildkit::session::{LocalDir, Session, SessionConfig};
-use crate::buildkit::{Buildkit, llb};
+use crate::buildkit::{Address, Buildkit, llb};
 use crate::compile::Executable;
 use crate::output::{self, DaemonKind, Destination};
 use crate::progress::{Event, Progress};
@@ -43,6 +44,8 @@ pub(crate) struct BuildContext {
     pub(crate) executables: BTreeMap<(String, String), Executable>,
     /// `git rev-parse HEAD` of the workspace, for the `revision` label.
     pub(crate) revision: Option<String>,
+    /// The bases, resolved once for all images.
+    pub(crate) prepared: super::prepare::Prepared,
 }
 
 /// One image of a `hive:` chain: what it adds on top of the one below.
@@ -281,6 +284,47 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             "the base is `scratch`, which has no loader",
         ));
     }
+    let platform_text = planned
+        .platforms
+        .first()
+        .cloned()
+        .unwrap_or_else(|| format!("linux/{}", llb::host_architecture()));
+    let resolved_base = match &root {
+        Base::Image { reference } => {
+            let key = (reference.clone(), platform_text.clone());
+            match context.prepared.bases.get(&key) {
+                Some(Ok(resolved)) => Some((reference.clone(), resolved.clone())),
+                Some(Err(message)) => {
+                    return Err(format!(
+                        "cannot resolve the base image `{reference}`: {message}"
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "the base image `{reference}` was not resolved (a bug)"
+                    ));
+                }
+            }
+        }
+        Base::Scratch | Base::Hive { .. } => None,
+    };
+    // The loader of an image right on a registry base was checked once for all images.
+    if let (Some(interpreter), Some((reference, _)), 1) =
+        (&interpreter, &resolved_base, chain.len())
+    {
+        let key = (
+            reference.clone(),
+            platform_text.clone(),
+            interpreter.clone(),
+        );
+        if context.prepared.loaders.get(&key) == Some(&false) {
+            return Err(loader_error(
+                planned,
+                interpreter,
+                &format!("the base `{reference}` has no {interpreter}"),
+            ));
+        }
+    }
     let key = shared_key(&context.workspace_root, &planned.name);
     let archive = output::archive_path(&context.target_dir, &planned.name);
     let mut exporters = Vec::new();
@@ -289,6 +333,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         let (exporter, file) = output::exporter(
             destination,
             &planned.references,
+            &planned.config.annotations,
             context.daemon,
             &archive,
             context.epoch,
@@ -298,6 +343,76 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             export_file = file;
         }
     }
+    let epoch = context.epoch;
+    let platform = platform_of(planned);
+    let (pinned, base_config) = match resolved_base {
+        Some((reference, resolved)) => (
+            Some(PinnedBase {
+                reference,
+                digest: resolved.digest,
+            }),
+            Some(resolved.config),
+        ),
+        None => (None, None),
+    };
+    let image_layout = ImageLayout {
+        platform: platform.clone(),
+        base: pinned,
+        layers: chain.iter().map(|layer| layer.inputs.clone()).collect(),
+        shared_key_hint: key.clone(),
+        epoch,
+        uid: 0,
+        gid: 0,
+    };
+    let definition = layout::definition(&image_layout);
+    let mut config = base_config;
+    for layer in &chain {
+        let overrides = overrides(&layer.planned, epoch, context.revision.as_deref());
+        config = Some(layout::image_config(
+            config.as_deref(),
+            &platform,
+            &overrides,
+            epoch,
+        )?);
+    }
+    let config = config.expect("a chain has at least one layer");
+    let output = describe_outputs(&context.destinations, &archive);
+
+    // Up to date? Then BuildKit has nothing to do for this image.
+    let all_inputs: Vec<&LocalInput> = chain.iter().flat_map(|layer| layer.inputs.iter()).collect();
+    let record_path = fresh::record_path(&context.target_dir, &planned.name);
+    let fingerprint = fresh::fingerprint(&definition, &config, &exporters, &all_inputs)?;
+    let docker_socket = match &context.buildkit.address {
+        Address::Docker(socket) => Some(socket.clone()),
+        _ => None,
+    };
+    let checkable = !context.no_cache
+        && context
+            .destinations
+            .iter()
+            .all(|destination| matches!(destination, Destination::OciArchive | Destination::Load));
+    if checkable
+        && let Some(record) =
+            fresh::up_to_date(&record_path, &fingerprint, docker_socket.as_deref()).await
+    {
+        return Ok(BuiltImage {
+            name: planned.name.clone(),
+            references: planned.references.clone(),
+            digest: record.digest,
+            config_digest: record.config_digest,
+            output: format!("{output} (fresh)"),
+            archive: export_file.filter(|_| {
+                record
+                    .outputs
+                    .iter()
+                    .any(|o| matches!(o, fresh::OutputRecord::Archive { .. }))
+            }),
+            bytes_sent: 0,
+            duration: started.elapsed(),
+        });
+    }
+    fresh::forget(&record_path);
+
     if let Some(file) = &export_file
         && let Some(parent) = file.parent()
     {
@@ -309,9 +424,8 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         SessionConfig {
             name: planned.name.clone(),
             shared_key: key.clone(),
-            local_dirs: chain
+            local_dirs: all_inputs
                 .iter()
-                .flat_map(|layer| layer.inputs.iter())
                 .map(|input| {
                     (
                         input.name.clone(),
@@ -329,7 +443,6 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     .map_err(|err| format!("failed to start the BuildKit session: {err}"))?;
 
     let build_ref = crate::buildkit::new_id();
-    let platform = platform_of(planned);
     let mut frontend_attrs = BTreeMap::from([(
         "build-arg:SOURCE_DATE_EPOCH".to_owned(),
         context.epoch.to_string(),
@@ -340,26 +453,20 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let request = BuildRequest {
         build_ref: build_ref.clone(),
         session_id: session.id().to_owned(),
-        exporters,
+        exporters: exporters.clone(),
         frontend_attrs,
     };
-    let session_id = session.id().to_owned();
-    let epoch = context.epoch;
-    let layer_overrides: Vec<ConfigOverrides> = chain
-        .iter()
-        .map(|layer| overrides(&layer.planned, epoch, context.revision.as_deref()))
-        .collect();
-    let layers: Vec<Vec<LocalInput>> = chain.iter().map(|layer| layer.inputs.clone()).collect();
-    let base = root;
-    let base_name = match &base {
+    // With `hive:` layers below, the loader check needs those layers: the daemon answers it inside this build.
+    let loader_below = match (&interpreter, chain.len() > 1) {
+        (Some(interpreter), true) => {
+            layout::base_definition(&image_layout).map(|below| (interpreter.clone(), below))
+        }
+        _ => None,
+    };
+    let base_name = match &planned.base {
+        Base::Hive { image } => format!("the base `hive:{image}`"),
         Base::Image { reference } => format!("the base `{reference}`"),
-        _ => format!(
-            "the base `{}`",
-            match &planned.base {
-                Base::Hive { image } => format!("hive:{image}"),
-                _ => "scratch".to_owned(),
-            }
-        ),
+        Base::Scratch => "the base `scratch`".to_owned(),
     };
     let planned_for_errors = planned.clone();
     let status = spawn_status(
@@ -369,67 +476,23 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         context.progress.clone(),
     );
     let result = gateway::build(&context.buildkit, request, |gateway| async move {
-        let (pinned, base_config) = match &base {
-            Base::Image { reference } => {
-                let resolved = gateway
-                    .resolve_image_config(reference, &platform, &session_id)
-                    .await
-                    .map_err(|status| {
-                        format!(
-                            "cannot resolve the base image `{reference}`: {}",
-                            status.message()
-                        )
-                    })?;
-                (
-                    Some(PinnedBase {
-                        reference: reference.clone(),
-                        digest: resolved.digest,
-                    }),
-                    Some(resolved.config),
-                )
-            }
-            Base::Scratch | Base::Hive { .. } => (None, None),
-        };
-        let image_layout = ImageLayout {
-            platform: platform.clone(),
-            base: pinned,
-            layers,
-            shared_key_hint: key,
-            epoch,
-            uid: 0,
-            gid: 0,
-        };
-        // A dynamically linked binary needs its loader below it; ask the daemon before building on top.
-        if let (Some(interpreter), Some(below)) =
-            (&interpreter, layout::base_definition(&image_layout))
-        {
+        if let Some((interpreter, below)) = loader_below {
             let below = gateway
                 .solve(below)
                 .await
                 .map_err(|status| status.message().to_owned())?;
             let found = gateway
-                .exists(&below, interpreter)
+                .exists(&below, &interpreter)
                 .await
                 .map_err(|status| status.message().to_owned())?;
             if !found {
                 return Err(loader_error(
                     &planned_for_errors,
-                    interpreter,
+                    &interpreter,
                     &format!("{base_name} has no {interpreter}"),
                 ));
             }
         }
-        let definition = layout::definition(&image_layout);
-        let mut config = base_config;
-        for overrides in &layer_overrides {
-            config = Some(layout::image_config(
-                config.as_deref(),
-                &platform,
-                overrides,
-                epoch,
-            )?);
-        }
-        let config = config.expect("a chain has at least one layer");
         let result = gateway
             .solve(definition)
             .await
@@ -463,8 +526,56 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         .get("containerimage.digest")
         .cloned()
         .unwrap_or_default();
-    let output = context
-        .destinations
+    let config_digest = response
+        .exporter_response
+        .get("containerimage.config.digest")
+        .cloned();
+
+    if checkable {
+        let mut outputs = Vec::new();
+        for destination in &context.destinations {
+            let recorded = match destination {
+                Destination::OciArchive => {
+                    archive_written.as_deref().and_then(fresh::archive_record)
+                }
+                Destination::Load => match (&docker_socket, planned.references.first()) {
+                    (Some(socket), Some(reference)) => fresh::docker_id(socket, reference)
+                        .await
+                        .map(|id| fresh::OutputRecord::Docker {
+                            reference: reference.clone(),
+                            id,
+                        }),
+                    _ => None,
+                },
+                Destination::Push | Destination::Raw { .. } => None,
+            };
+            outputs.extend(recorded);
+        }
+        if outputs.len() == context.destinations.len() {
+            let record = fresh::Record {
+                fingerprint,
+                digest: digest.clone(),
+                config_digest: config_digest.clone(),
+                outputs,
+            };
+            fresh::save(&record_path, &record);
+        }
+    }
+    Ok(BuiltImage {
+        name: planned.name.clone(),
+        references: planned.references.clone(),
+        digest,
+        config_digest,
+        output,
+        archive: archive_written,
+        bytes_sent,
+        duration: started.elapsed(),
+    })
+}
+
+/// Where an image goes, for people.
+fn describe_outputs(destinations: &[Destination], archive: &Path) -> String {
+    destinations
         .iter()
         .map(|destination| match destination {
             Destination::OciArchive => archive.display().to_string(),
@@ -475,20 +586,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
                 .map_or_else(|| format!("type={kind}"), |dest| dest.display().to_string()),
         })
         .collect::<Vec<_>>()
-        .join(", ");
-    Ok(BuiltImage {
-        name: planned.name.clone(),
-        references: planned.references.clone(),
-        digest,
-        config_digest: response
-            .exporter_response
-            .get("containerimage.config.digest")
-            .cloned(),
-        output,
-        archive: archive_written,
-        bytes_sent,
-        duration: started.elapsed(),
-    })
+        .join(", ")
 }
 
 fn spawn_status(

@@ -1,7 +1,9 @@
 //! `cargo hive build`: plan → cargo → one gateway solve per image over one connection → outputs.
 
 mod epoch;
+mod fresh;
 mod image;
+mod prepare;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -104,6 +106,9 @@ async fn build_all(
     let buildkit = Buildkit::connect(&options).await?;
     let daemon = daemon_kind(&buildkit).await;
 
+    let prepared = prepare::prepare(&buildkit, needs(plan, &artifacts.executables))
+        .await
+        .map_err(HiveError::Message)?;
     let jobs = args.jobs.unwrap_or(usize::MAX).max(1);
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.min(1024)));
     let context = Arc::new(image::BuildContext {
@@ -122,7 +127,12 @@ async fn build_all(
             .collect(),
         executables: artifacts.executables.clone(),
         revision: epoch::revision(&workspace_root),
+        prepared,
     });
+    // Listen before the first image starts: tokio installs its SIGINT handler when a listener is created (an
+    // unpolled `ctrl_c()` future is none yet), and until then a Ctrl-C kills the process instead of cancelling.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|err| HiveError::Message(format!("failed to listen for Ctrl-C: {err}")))?;
     let mut tasks = tokio::task::JoinSet::new();
     for planned in plan.images.iter().filter(|image| image.selected).cloned() {
         let context = context.clone();
@@ -135,8 +145,8 @@ async fn build_all(
     }
     let mut built = Vec::new();
     let mut failures = Vec::new();
-    let interrupted = async {
-        let _ = tokio::signal::ctrl_c().await;
+    let interrupted = async move {
+        sigint.recv().await;
     };
     tokio::pin!(interrupted);
     loop {
@@ -189,6 +199,45 @@ fn check_supported(plan: &Plan) -> Result<(), HiveError> {
         }
     }
     Ok(())
+}
+
+/// The registry bases of the selected images (at the bottom of any `hive:` chain) and the loaders their binaries need.
+fn needs(
+    plan: &Plan,
+    executables: &BTreeMap<(String, String), compile::Executable>,
+) -> std::collections::BTreeSet<prepare::Need> {
+    let by_name: BTreeMap<&str, &hive_build::plan::PlanImage> = plan
+        .images
+        .iter()
+        .map(|image| (image.name.as_str(), image))
+        .collect();
+    let mut needs = std::collections::BTreeSet::new();
+    for image in plan.images.iter().filter(|image| image.selected) {
+        let mut current = image;
+        let mut depth = 0;
+        while let hive_build::plan::Base::Hive { image: below } = &current.base {
+            match by_name.get(below.as_str()) {
+                Some(next) if depth < plan.images.len() => current = *next,
+                _ => break,
+            }
+            depth += 1;
+        }
+        let hive_build::plan::Base::Image { reference } = &current.base else {
+            continue;
+        };
+        let loader = (depth == 0)
+            .then(|| executables.get(&(image.package.name.clone(), image.binary.target.clone())))
+            .flatten()
+            .and_then(|executable| crate::elf::interpreter(&executable.path).ok().flatten());
+        for platform in &image.platforms {
+            needs.insert(prepare::Need {
+                reference: reference.clone(),
+                platform: platform.clone(),
+                loader: loader.clone(),
+            });
+        }
+    }
+    needs
 }
 
 fn targets(plan: &Plan) -> BTreeMap<String, Vec<String>> {

@@ -169,6 +169,19 @@ impl Gateway {
         Ok(())
     }
 
+    /// Ends a build that produced nothing to export (it only asked questions).
+    pub(crate) async fn return_empty(&self) -> Result<(), Status> {
+        let result = hive_proto::gateway::Result::default();
+        self.client
+            .clone()
+            .r#return(ReturnRequest {
+                result: Some(result),
+                error: None,
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Ends the build with an error, so the daemon's `Control.Solve` fails with it instead of waiting.
     pub(crate) async fn return_error(&self, message: &str) -> Result<(), Status> {
         let error = hive_proto::google::rpc::Status {

@@ -147,10 +147,12 @@ fn reproducible_unpacked(attrs: &mut HashMap<String, String>, epoch: i64) {
     attrs.insert("source-date-epoch".to_owned(), epoch.to_string());
 }
 
-/// An exporter for one destination of one image, and the file it writes (through the session), if any.
+/// An exporter for one destination of one image, and the file it writes (through the session), if any. The
+/// image's `annotations` go on its manifest (`annotation.KEY`) with every exporter that makes an image.
 pub(crate) fn exporter(
     destination: &Destination,
     references: &[String],
+    annotations: &BTreeMap<String, String>,
     daemon: DaemonKind,
     archive: &Path,
     epoch: i64,
@@ -224,6 +226,14 @@ pub(crate) fn exporter(
             (kind.as_str(), dest.clone())
         }
     };
+    if kind != "tar" {
+        for (key, value) in annotations {
+            // A raw `--output …,annotation.KEY=…` wins over the definitions.
+            attrs
+                .entry(format!("annotation.{key}"))
+                .or_insert_with(|| value.clone());
+        }
+    }
     Ok((
         Exporter {
             r#type: kind.to_owned(),
@@ -291,9 +301,11 @@ mod tests {
             "localhost:5000/a:latest".to_owned(),
         ];
         let archive = Path::new("/ws/target/hive/a.oci.tar");
+        let annotations = BTreeMap::from([("org.example.doc".to_owned(), "https://x".to_owned())]);
         let (oci, file) = exporter(
             &Destination::OciArchive,
             &refs,
+            &annotations,
             DaemonKind::DockerContainerd,
             archive,
             7,
@@ -305,10 +317,12 @@ mod tests {
             "localhost:5000/a:1,localhost:5000/a:latest"
         );
         assert_eq!(oci.attrs["source-date-epoch"], "7");
+        assert_eq!(oci.attrs["annotation.org.example.doc"], "https://x");
         assert_eq!(file.as_deref(), Some(archive));
         let err = exporter(
             &Destination::OciArchive,
             &refs,
+            &annotations,
             DaemonKind::DockerGraphDriver,
             archive,
             7,
@@ -321,17 +335,34 @@ mod tests {
         let (load, _) = exporter(
             &Destination::Load,
             &refs,
+            &annotations,
             DaemonKind::DockerGraphDriver,
             archive,
             7,
         )
         .unwrap();
         assert_eq!(load.r#type, "moby");
-        let (push, file) =
-            exporter(&Destination::Push, &refs, DaemonKind::Buildkitd, archive, 7).unwrap();
+        let (push, file) = exporter(
+            &Destination::Push,
+            &refs,
+            &annotations,
+            DaemonKind::Buildkitd,
+            archive,
+            7,
+        )
+        .unwrap();
         assert_eq!(
             (push.r#type.as_str(), push.attrs["push"].as_str(), file),
             ("image", "true", None)
         );
+        assert_eq!(push.attrs["annotation.org.example.doc"], "https://x");
+        let tar = Destination::Raw {
+            kind: "tar".into(),
+            attrs: BTreeMap::new(),
+            dest: Some("out.tar".into()),
+        };
+        let (tar, _) =
+            exporter(&tar, &refs, &annotations, DaemonKind::Buildkitd, archive, 7).unwrap();
+        assert!(!tar.attrs.contains_key("annotation.org.example.doc"));
     }
 }

@@ -1,0 +1,285 @@
+//! Up-to-date checks, as cargo's fingerprints: an image whose LLB, config, exporters and input files (by stat, as
+//! BuildKit's own file sync decides) are what they were at its last successful build, and whose outputs are still
+//! there unchanged, is not sent to BuildKit again. `--no-cache` turns this off; pushes are always rebuilt (the
+//! registry's state is not ours to trust).
+
+use std::path::{Path, PathBuf};
+
+use hive_proto::control::Exporter;
+use hive_proto::pb;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::buildkit::docker_api;
+use crate::buildkit::image::LocalInput;
+
+/// What a successful build left behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Record {
+    /// The inputs' fingerprint.
+    pub(crate) fingerprint: String,
+    /// The manifest digest.
+    pub(crate) digest: String,
+    /// The config digest.
+    pub(crate) config_digest: Option<String>,
+    /// Every output, as it was right after the build.
+    pub(crate) outputs: Vec<OutputRecord>,
+}
+
+/// One output that can be checked without BuildKit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub(crate) enum OutputRecord {
+    /// An archive file.
+    Archive {
+        /// Its path.
+        path: PathBuf,
+        /// Its size.
+        len: u64,
+        /// Its modification time, nanoseconds.
+        mtime_ns: i64,
+    },
+    /// An image in Docker's store.
+    Docker {
+        /// The name it was loaded as.
+        reference: String,
+        /// Docker's image id for it.
+        id: String,
+    },
+}
+
+/// Where an image's record lives.
+pub(crate) fn record_path(target_dir: &Path, image: &str) -> PathBuf {
+    target_dir
+        .join("hive")
+        .join(".fresh")
+        .join(format!("{image}.json"))
+}
+
+/// The fingerprint of everything that decides an image's content and where it goes.
+pub(crate) fn fingerprint(
+    definition: &pb::Definition,
+    config: &[u8],
+    exporters: &[Exporter],
+    inputs: &[&LocalInput],
+) -> Result<String, String> {
+    let mut hasher = Sha256::new();
+    hasher.update(concat!("cargo-hive ", env!("CARGO_PKG_VERSION"), "\n"));
+    for op in &definition.def {
+        hasher.update((op.len() as u64).to_le_bytes());
+        hasher.update(op);
+    }
+    hasher.update((config.len() as u64).to_le_bytes());
+    hasher.update(config);
+    for exporter in exporters {
+        let mut attrs: Vec<_> = exporter.attrs.iter().collect();
+        attrs.sort();
+        hasher.update(format!("exporter {} {attrs:?}\n", exporter.r#type));
+    }
+    for input in inputs {
+        for entry in &input.entries {
+            stat_tree(&input.root.join(&entry.source), &mut hasher)?;
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Hashes the stat data of a file or of a directory's whole tree, in a stable order.
+fn stat_tree(path: &Path, hasher: &mut Sha256) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    hasher.update(format!(
+        "{}\0{}\0{}\0{}\0{}\0{}\n",
+        path.display(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.mode(),
+        meta.ino()
+    ));
+    if meta.is_dir() {
+        let mut children: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|err| format!("cannot read {}: {err}", path.display()))?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .collect();
+        children.sort();
+        for child in children {
+            stat_tree(&child, hasher)?;
+        }
+    }
+    Ok(())
+}
+
+/// The record of the last build, if its fingerprint matches and every output is still as it left it.
+pub(crate) async fn up_to_date(
+    path: &Path,
+    fingerprint: &str,
+    docker: Option<&Path>,
+) -> Option<Record> {
+    let text = tokio::fs::read_to_string(path).await.ok()?;
+    let record: Record = serde_json::from_str(&text).ok()?;
+    if record.fingerprint != fingerprint || record.outputs.is_empty() {
+        return None;
+    }
+    for output in &record.outputs {
+        let intact = match output {
+            OutputRecord::Archive {
+                path,
+                len,
+                mtime_ns,
+            } => std::fs::metadata(path)
+                .is_ok_and(|meta| meta.len() == *len && mtime(&meta) == *mtime_ns),
+            OutputRecord::Docker { reference, id } => match docker {
+                Some(socket) => docker_id(socket, reference).await.as_deref() == Some(id.as_str()),
+                None => false,
+            },
+        };
+        if !intact {
+            return None;
+        }
+    }
+    Some(record)
+}
+
+/// Records a successful build (atomically; a failure to record only costs the next build its shortcut).
+pub(crate) fn save(path: &Path, record: &Record) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let Ok(mut temp) = tempfile::NamedTempFile::new_in(dir) else {
+        return;
+    };
+    let text = serde_json::to_string_pretty(record).expect("records serialize");
+    if std::io::Write::write_all(&mut temp, text.as_bytes()).is_ok() {
+        let _ = temp.persist(path);
+    }
+}
+
+/// Forgets a record (before a build that may change the outputs).
+pub(crate) fn forget(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+/// An archive's record.
+pub(crate) fn archive_record(path: &Path) -> Option<OutputRecord> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(OutputRecord::Archive {
+        path: path.to_path_buf(),
+        len: meta.len(),
+        mtime_ns: mtime(&meta),
+    })
+}
+
+/// Docker's id of an image name, if Docker has it.
+pub(crate) async fn docker_id(socket: &Path, reference: &str) -> Option<String> {
+    let info = docker_api::get_json(
+        socket,
+        &format!("/images/{reference}/json"),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .ok()?;
+    info["Id"].as_str().map(str::to_owned)
+}
+
+fn mtime(meta: &std::fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buildkit::image::CopyEntry;
+
+    fn input(root: &Path) -> LocalInput {
+        LocalInput {
+            name: "x-bin".into(),
+            root: root.to_path_buf(),
+            entries: vec![CopyEntry {
+                source: "app".into(),
+                destination: "/app".into(),
+                mode: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn fingerprint_follows_inputs_config_and_exporters() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app"), b"v1").unwrap();
+        let input = input(dir.path());
+        let definition = pb::Definition::default();
+        let exporter = Exporter {
+            r#type: "oci".into(),
+            attrs: [("name".into(), "a".into())].into(),
+        };
+        let base = fingerprint(
+            &definition,
+            b"{}",
+            std::slice::from_ref(&exporter),
+            &[&input],
+        )
+        .unwrap();
+        assert_eq!(
+            base,
+            fingerprint(
+                &definition,
+                b"{}",
+                std::slice::from_ref(&exporter),
+                &[&input]
+            )
+            .unwrap()
+        );
+        assert_ne!(
+            base,
+            fingerprint(
+                &definition,
+                b"{ }",
+                std::slice::from_ref(&exporter),
+                &[&input]
+            )
+            .unwrap()
+        );
+        let moby = Exporter {
+            r#type: "moby".into(),
+            ..exporter.clone()
+        };
+        assert_ne!(
+            base,
+            fingerprint(&definition, b"{}", &[moby], &[&input]).unwrap()
+        );
+        // A rewritten binary has a new mtime (and usually size): a new fingerprint.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(dir.path().join("app"), b"v2").unwrap();
+        assert_ne!(
+            base,
+            fingerprint(&definition, b"{}", &[exporter], &[&input]).unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_record_holds_only_while_its_outputs_are_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("a.oci.tar");
+        std::fs::write(&archive, b"tar").unwrap();
+        let record = Record {
+            fingerprint: "f".into(),
+            digest: "sha256:1".into(),
+            config_digest: None,
+            outputs: vec![archive_record(&archive).unwrap()],
+        };
+        let path = record_path(dir.path(), "a");
+        save(&path, &record);
+        assert_eq!(up_to_date(&path, "f", None).await, Some(record.clone()));
+        assert_eq!(up_to_date(&path, "other", None).await, None);
+        std::fs::write(&archive, b"changed").unwrap();
+        assert_eq!(up_to_date(&path, "f", None).await, None);
+        std::fs::remove_file(&archive).unwrap();
+        assert_eq!(up_to_date(&path, "f", None).await, None);
+        forget(&path);
+        assert!(!path.exists());
+    }
+}
