@@ -364,7 +364,13 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         uid: 0,
         gid: 0,
     };
-    let definition = layout::definition(&image_layout);
+    let mut definition = layout::definition(&image_layout);
+    if context.no_cache {
+        // What `--no-cache` means to BuildKit for LLB: every op is run again, none is taken from the cache.
+        for metadata in definition.metadata.values_mut() {
+            metadata.ignore_cache = true;
+        }
+    }
     let mut config = base_config;
     for layer in &chain {
         let overrides = overrides(&layer.planned, epoch, context.revision.as_deref());
@@ -443,13 +449,11 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     .map_err(|err| format!("failed to start the BuildKit session: {err}"))?;
 
     let build_ref = crate::buildkit::new_id();
-    let mut frontend_attrs = BTreeMap::from([(
+    // The controller takes the build's SOURCE_DATE_EPOCH from this attribute (the exporters get it too).
+    let frontend_attrs = BTreeMap::from([(
         "build-arg:SOURCE_DATE_EPOCH".to_owned(),
         context.epoch.to_string(),
     )]);
-    if context.no_cache {
-        frontend_attrs.insert("no-cache".to_owned(), String::new());
-    }
     let request = BuildRequest {
         build_ref: build_ref.clone(),
         session_id: session.id().to_owned(),
