@@ -117,3 +117,98 @@ impl From<Output> for Run {
 pub fn run(command: &mut Command) -> Run {
     command.output().expect("command starts").into()
 }
+
+/// Copies the directory `from` into `to` (created), leaving out every `target/` directory: an example's own build
+/// output is neither needed nor wanted in a test's copy.
+pub fn copy_workspace(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|err| panic!("create {}: {err}", to.display()));
+    for entry in
+        std::fs::read_dir(from).unwrap_or_else(|err| panic!("read {}: {err}", from.display()))
+    {
+        let entry = entry.unwrap();
+        let source = entry.path();
+        let destination = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            if entry.file_name() != "target" {
+                copy_workspace(&source, &destination);
+            }
+        } else if kind.is_file() {
+            std::fs::copy(&source, &destination)
+                .unwrap_or_else(|err| panic!("copy {}: {err}", source.display()));
+        }
+    }
+}
+
+/// A `docker` CLI command talking to the daemon under test.
+pub fn docker() -> Command {
+    let mut command = Command::new("docker");
+    command.env(
+        "DOCKER_HOST",
+        format!("unix://{}", docker_socket().display()),
+    );
+    command
+}
+
+/// The members of a tar archive, by name, in order. Panics unless `bytes` is a well-formed tar (ustar headers with
+/// valid checksums, ending in zero blocks); a pax header's `path` names the member after it.
+pub fn tar_members(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    fn octal(field: &[u8]) -> u64 {
+        let text = std::str::from_utf8(field).expect("tar numbers are ASCII");
+        let text = text.trim_matches(|c: char| c == '\0' || c == ' ');
+        u64::from_str_radix(text, 8).unwrap_or_else(|_| panic!("bad tar number {text:?}"))
+    }
+    fn text(field: &[u8]) -> String {
+        let end = field.iter().position(|b| *b == 0).unwrap_or(field.len());
+        String::from_utf8(field[..end].to_vec()).expect("tar names are UTF-8")
+    }
+    let mut members = Vec::new();
+    let mut offset = 0;
+    let mut pax_path = None;
+    loop {
+        let header = bytes
+            .get(offset..offset + 512)
+            .unwrap_or_else(|| panic!("tar truncated at {offset} (no end-of-archive blocks)"));
+        if header.iter().all(|b| *b == 0) {
+            return members;
+        }
+        let expected = octal(&header[148..156]);
+        let sum: u64 = header
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(*b)
+                }
+            })
+            .sum();
+        assert_eq!(sum, expected, "tar header checksum at offset {offset}");
+        let size = usize::try_from(octal(&header[124..136])).unwrap();
+        let mut name = text(&header[..100]);
+        if &header[257..262] == b"ustar" {
+            let prefix = text(&header[345..500]);
+            if !prefix.is_empty() {
+                name = format!("{prefix}/{name}");
+            }
+        }
+        let data_start = offset + 512;
+        let data = bytes
+            .get(data_start..data_start + size)
+            .unwrap_or_else(|| panic!("tar member {name} truncated"))
+            .to_vec();
+        match header[156] {
+            b'x' => {
+                let records = String::from_utf8(data).expect("pax records are UTF-8");
+                pax_path = records.lines().find_map(|record| {
+                    let (_, field) = record.split_once(' ')?;
+                    field.strip_prefix("path=").map(str::to_owned)
+                });
+            }
+            b'g' => {}
+            _ => members.push((pax_path.take().unwrap_or(name), data)),
+        }
+        offset = data_start + size.div_ceil(512) * 512;
+    }
+}

@@ -186,7 +186,9 @@ pub(crate) async fn docker_id(socket: &Path, reference: &str) -> Option<String> 
 
 fn mtime(meta: &std::fs::Metadata) -> i64 {
     use std::os::unix::fs::MetadataExt;
-    meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec())
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub(crate) async fn run(
     let destinations =
         output::destinations(args.load, args.push, &args.output).map_err(HiveError::Message)?;
     check_supported(&plan)?;
+    check_one_file_per_image(&plan, &destinations)?;
     let workspace_root = PathBuf::from(&plan.workspace_root);
     let (epoch, epoch_source) =
         epoch::source_date_epoch(&workspace_root).map_err(HiveError::Message)?;
@@ -57,7 +58,9 @@ pub(crate) async fn run(
         });
     }
     let result = build_all(global, args, &plan, destinations, epoch, &progress).await;
-    progress.event(Event::BuildFinished);
+    progress.event(Event::BuildFinished {
+        success: result.is_ok(),
+    });
     if let Some(handle) = progress_handle {
         handle.finish().await;
     }
@@ -89,7 +92,7 @@ async fn build_all(
         success: artifacts.is_ok(),
     });
     let artifacts = artifacts.map_err(|err| HiveError::Message(err.to_string()))?;
-    let target_dir = target_directory(&workspace_root, global.manifest_path.as_deref()).await?;
+    let target_dir = target_directory(&workspace_root).await?;
 
     let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
     let options = ConnectOptions {
@@ -201,6 +204,35 @@ fn check_supported(plan: &Plan) -> Result<(), HiveError> {
     Ok(())
 }
 
+/// `--output type=oci|docker|tar,dest=PATH` names one file: with several images, each would replace the last.
+fn check_one_file_per_image(
+    plan: &Plan,
+    destinations: &[output::Destination],
+) -> Result<(), HiveError> {
+    let selected: Vec<&str> = plan
+        .images
+        .iter()
+        .filter(|image| image.selected)
+        .map(|image| image.name.as_str())
+        .collect();
+    for destination in destinations {
+        if let output::Destination::Raw {
+            dest: Some(dest), ..
+        } = destination
+            && selected.len() > 1
+        {
+            return Err(HiveError::Message(format!(
+                "--output with dest={} writes one file, but {} images are selected ({}): pick one with \
+                 --image NAME, or leave --output out to get one archive per image (target/hive/<image>.oci.tar)",
+                dest.display(),
+                selected.len(),
+                selected.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The registry bases of the selected images (at the bottom of any `hive:` chain) and the loaders their binaries need.
 fn needs(
     plan: &Plan,
@@ -263,10 +295,7 @@ async fn daemon_kind(buildkit: &Buildkit) -> DaemonKind {
 }
 
 /// Cargo's target directory (respects `CARGO_TARGET_DIR` and `.cargo/config.toml`).
-async fn target_directory(
-    workspace_root: &Path,
-    manifest_path: Option<&Path>,
-) -> Result<PathBuf, HiveError> {
+async fn target_directory(workspace_root: &Path) -> Result<PathBuf, HiveError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = tokio::process::Command::new(cargo);
     command
@@ -277,16 +306,18 @@ async fn target_directory(
             "1",
             "--offline",
         ])
+        // The workspace root's own manifest: a relative --manifest-path would not hold from there.
         .current_dir(workspace_root);
-    if let Some(manifest) = manifest_path {
-        command.arg("--manifest-path").arg(manifest);
-    }
     let output = command
         .output()
         .await
         .map_err(|err| HiveError::Message(format!("failed to run cargo metadata: {err}")))?;
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .map_err(|err| HiveError::Message(format!("cargo metadata printed no JSON: {err}")))?;
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|err| {
+        HiveError::Message(format!(
+            "cargo metadata printed no JSON ({err}): {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    })?;
     metadata["target_directory"]
         .as_str()
         .map(PathBuf::from)

@@ -211,7 +211,23 @@ async fn probe(
                         address: address.to_string(),
                         detail,
                     }
-                } else if status.code() == Code::Unavailable || status.code() == Code::Unknown {
+                } else if tls.is_enabled() && detail.contains("connection closed") {
+                    // With TLS 1.3 a server that wants a client certificate hangs up after the handshake.
+                    let hint = if tls.cert.is_none() {
+                        "the daemon closed the connection right after the handshake; it may require a client \
+                         certificate (--tlscert and --tlskey)"
+                    } else {
+                        "the daemon closed the connection right after the handshake; it may not accept this client \
+                         certificate"
+                    };
+                    ConnectError::Tls {
+                        address: address.to_string(),
+                        detail: hint.to_owned(),
+                    }
+                } else if matches!(
+                    status.code(),
+                    Code::Unavailable | Code::Unknown | Code::Cancelled
+                ) {
                     ConnectError::Unreachable {
                         address: address.to_string(),
                         detail,

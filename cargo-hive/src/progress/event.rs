@@ -51,5 +51,9 @@ pub(crate) enum Event {
         message: String,
     },
     /// All images are done; renderers print a summary.
-    BuildFinished,
+    BuildFinished {
+        /// Whether the engine ended without an error (an interrupt or a connection error fails the build even
+        /// when no image did).
+        success: bool,
+    },
 }

@@ -219,7 +219,7 @@ fn script() -> Vec<Step> {
                     .to_owned(),
             },
         ),
-        Step::Event(3700, Event::BuildFinished),
+        Step::Event(3700, Event::BuildFinished { success: true }),
     ]
 }
 
@@ -567,7 +567,7 @@ async fn progress_from_many_tasks() {
     for task in tasks {
         task.await.unwrap();
     }
-    progress.event(Event::BuildFinished);
+    progress.event(Event::BuildFinished { success: true });
     handle.finish().await;
     // After `finish`, nothing more is rendered.
     progress.event(Event::CargoStarted);

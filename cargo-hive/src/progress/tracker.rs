@@ -160,7 +160,7 @@ impl Tracker {
                 });
             }
             Event::Warning { image, message } => out.push(Out::Warning { image, message }),
-            Event::BuildFinished => {
+            Event::BuildFinished { success } => {
                 let count = |pred: fn(&Outcome) -> bool| {
                     self.images
                         .iter()
@@ -170,7 +170,7 @@ impl Tracker {
                 let images_finished = count(|outcome| matches!(outcome, Outcome::Finished { .. }));
                 let images_failed = count(|outcome| matches!(outcome, Outcome::Failed { .. }));
                 out.push(Out::BuildFinished {
-                    success: !self.cargo_failed && images_failed == 0,
+                    success: success && !self.cargo_failed && images_failed == 0,
                     images_finished,
                     images_failed,
                     duration_secs: secs(at),
