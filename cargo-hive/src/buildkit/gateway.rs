@@ -239,10 +239,26 @@ where
     let build_id = MetadataValue::try_from(request.build_ref.as_str()).map_err(|_| {
         BuildError::Frontend(format!("build id {:?} is not ASCII", request.build_ref))
     })?;
+    let single = match request.exporters.as_slice() {
+        [only] => Some(only),
+        _ => None,
+    };
     let solve_request = ControlSolveRequest {
         r#ref: request.build_ref.clone(),
         session: request.session_id.clone(),
-        exporters: request.exporters.clone(),
+        // One exporter goes in the original fields, which every BuildKit knows (the list is v0.13+); several need
+        // the list.
+        exporter_deprecated: single
+            .map(|exporter| exporter.r#type.clone())
+            .unwrap_or_default(),
+        exporter_attrs_deprecated: single
+            .map(|exporter| exporter.attrs.clone())
+            .unwrap_or_default(),
+        exporters: if single.is_some() {
+            Vec::new()
+        } else {
+            request.exporters.clone()
+        },
         frontend_attrs: request.frontend_attrs.clone().into_iter().collect(),
         ..Default::default()
     };

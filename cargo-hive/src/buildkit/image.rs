@@ -79,6 +79,10 @@ pub(crate) struct PinnedBase {
 impl PinnedBase {
     /// `name@digest`, dropping any tag: what the LLB source pulls.
     pub(crate) fn pinned(&self) -> String {
+        // Docker 20.10 answers an image of its own store with no digest: then the reference is all there is.
+        if self.digest.is_empty() {
+            return self.reference.clone();
+        }
         let without_digest = self.reference.split('@').next().unwrap_or(&self.reference);
         // A tag is the part after the last ':' that comes after the last '/' (a registry port is before a '/').
         let name = match without_digest.rfind(':') {
@@ -443,6 +447,12 @@ mod tests {
             base("docker.io/library/debian:12@sha256:old").pinned(),
             "docker.io/library/debian@sha256:abc"
         );
+        // Docker 20.10 resolves images of its own store without a digest.
+        let unpinned = PinnedBase {
+            reference: "localhost:5000/hive/glibc:latest".into(),
+            digest: String::new(),
+        };
+        assert_eq!(unpinned.pinned(), "localhost:5000/hive/glibc:latest");
     }
 
     #[test]

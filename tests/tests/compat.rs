@@ -1,0 +1,97 @@
+//! Doctor and build against Docker 20.10's embedded BuildKit (v0.8), started by `scripts/buildkit-up --docker20`:
+//! no `Info` rpc, no containerd image store — reported, not failed; `--load` works, OCI archives are refused clearly.
+
+use hive_e2e::{cargo_hive, run};
+
+/// The Docker 20.10 daemon of the compatibility run.
+fn docker20_addr() -> String {
+    let addr = std::env::var("HIVE_TEST_DOCKER20_HOST")
+        .unwrap_or_else(|_| "docker+unix:///var/run/hive-docker20.sock".to_owned());
+    let path = addr
+        .strip_prefix("docker+unix://")
+        .expect("a docker+unix:// address");
+    assert!(
+        std::os::unix::net::UnixStream::connect(path).is_ok(),
+        "no Docker 20.10 at {addr}: run `scripts/buildkit-up --docker20` first"
+    );
+    addr
+}
+
+#[test]
+fn doctor_on_docker_20_10() {
+    let addr = docker20_addr();
+    let result = run(cargo_hive().args(["doctor", "--format", "json", "--addr", &addr]));
+    assert_eq!(result.code, 0, "{result:?}");
+    let report: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    assert_eq!(report["ready"], true, "{report:#}");
+    let endpoint = &report["endpoint"];
+    assert!(endpoint["buildkit_version"].is_null(), "{endpoint:#}");
+    assert!(
+        endpoint["version_note"]
+            .as_str()
+            .unwrap()
+            .contains("no Info rpc"),
+        "{endpoint:#}"
+    );
+    assert_eq!(endpoint["daemon"]["containerd_image_store"], false);
+    assert!(
+        endpoint["daemon"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("20.10"),
+        "{endpoint:#}"
+    );
+    assert_eq!(
+        endpoint["exporters"],
+        serde_json::json!(["moby", "local", "tar"])
+    );
+    assert_eq!(endpoint["live_check"]["ok"], true);
+
+    let human = run(cargo_hive().args(["doctor", "--addr", &addr]));
+    assert_eq!(human.code, 0, "{human:?}");
+    assert!(
+        human.stdout.contains("containerd-snapshotter"),
+        "{}",
+        human.stdout
+    );
+}
+
+/// A copy of examples/hello in a temp dir, with its own cargo target dir.
+fn hello_copy() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = dir.path().join("hello");
+    hive_e2e::copy_workspace(
+        &hive_e2e::workspace_root().join("examples/hello"),
+        &workspace,
+    );
+    (dir, workspace)
+}
+
+#[test]
+fn build_and_load_on_docker_20_10() {
+    let addr = docker20_addr();
+    let socket = addr.strip_prefix("docker+unix://").unwrap().to_owned();
+    let (dir, workspace) = hello_copy();
+    let result = run(cargo_hive()
+        .args(["build", "--load", "--progress", "plain", "--addr", &addr])
+        .current_dir(&workspace)
+        .env("CARGO_TARGET_DIR", dir.path().join("target")));
+    assert_eq!(result.code, 0, "{result:?}");
+    let output = run(hive_e2e::docker()
+        .args(["run", "--rm", "hello:0.1.0"])
+        .env("DOCKER_HOST", format!("unix://{socket}")));
+    assert_eq!(output.code, 0, "{output:?}");
+    assert_eq!(output.stdout, "Hello from a cargo-hive image!\n");
+
+    // Without the containerd image store there is no OCI exporter: said before anything is built.
+    let result = run(cargo_hive()
+        .args(["build", "--addr", &addr])
+        .current_dir(&workspace)
+        .env("CARGO_TARGET_DIR", dir.path().join("target")));
+    assert_eq!(result.code, 1, "{result:?}");
+    assert!(
+        result.stderr.contains("containerd image store") && result.stderr.contains("--load"),
+        "{result:?}"
+    );
+    assert!(!dir.path().join("target/hive/hello.oci.tar").exists());
+}
