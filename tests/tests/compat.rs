@@ -95,3 +95,39 @@ fn build_and_load_on_docker_20_10() {
     );
     assert!(!dir.path().join("target/hive/hello.oci.tar").exists());
 }
+
+/// Docker 20.10 cannot push from BuildKit: cargo hive exports with `moby` and pushes through the Docker API.
+#[test]
+fn push_on_docker_20_10_goes_through_the_docker_api() {
+    let addr = docker20_addr();
+    let (dir, workspace) = hello_copy();
+    let repository = format!("localhost:5000/e2e/compat-push-{}", std::process::id());
+    let manifest = workspace.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replacen(
+        "[package.metadata.hive.images.hello]",
+        &format!("[package.metadata.hive.images.hello]\nrepository = \"{repository}\""),
+        1,
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let result = run(cargo_hive()
+        .args(["build", "--push", "--progress", "plain", "--addr", &addr])
+        .current_dir(&workspace)
+        .env("CARGO_TARGET_DIR", dir.path().join("target")));
+    assert_eq!(result.code, 0, "{result:?}");
+    let path = repository.strip_prefix("localhost:5000/").unwrap();
+    let status = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args([
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        ])
+        .arg(format!("http://127.0.0.1:5000/v2/{path}/manifests/0.1.0"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout),
+        "200",
+        "the pushed manifest is not in the registry"
+    );
+}

@@ -10,11 +10,12 @@ use hive_proto::control::StatusRequest;
 use sha2::{Digest, Sha256};
 
 use super::fresh;
+use crate::buildkit::docker_api;
 use crate::buildkit::gateway::{self, BuildRequest};
 use crate::buildkit::image::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, PinnedBase,
 };
-use crate::buildkit::session::{LocalDir, Session, SessionConfig};
+use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig};
 use crate::buildkit::{Address, Buildkit, llb};
 use crate::compile::Executable;
 use crate::output::{self, DaemonKind, Destination};
@@ -327,22 +328,22 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     }
     let key = shared_key(&context.workspace_root, &planned.name);
     let archive = output::archive_path(&context.target_dir, &planned.name);
-    let mut exporters = Vec::new();
-    let mut export_file = None;
-    for destination in &context.destinations {
-        let (exporter, file) = output::exporter(
-            destination,
-            &planned.references,
-            &planned.config.annotations,
-            context.daemon,
-            &archive,
-            context.epoch,
-        )?;
-        exporters.push(exporter);
-        if file.is_some() {
-            export_file = file;
-        }
-    }
+    let load_archive = context
+        .target_dir
+        .join("hive")
+        .join(".load")
+        .join(format!("{}.tar", planned.name));
+    let export_plan = output::export_plan(
+        &context.destinations,
+        &planned.references,
+        &planned.config.annotations,
+        context.daemon,
+        &archive,
+        &load_archive,
+        context.epoch,
+    )?;
+    let exporters = export_plan.exporters.clone();
+    let export_file = export_plan.file.clone();
     let epoch = context.epoch;
     let platform = platform_of(planned);
     let (pinned, base_config) = match resolved_base {
@@ -388,10 +389,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let all_inputs: Vec<&LocalInput> = chain.iter().flat_map(|layer| layer.inputs.iter()).collect();
     let record_path = fresh::record_path(&context.target_dir, &planned.name);
     let fingerprint = fresh::fingerprint(&definition, &config, &exporters, &all_inputs)?;
-    let docker_socket = match &context.buildkit.address {
-        Address::Docker(socket) => Some(socket.clone()),
-        _ => None,
-    };
+    let docker_socket = Some(docker_socket(&context.buildkit.address));
     let checkable = !context.no_cache
         && context
             .destinations
@@ -519,12 +517,43 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             return Err(err.to_string());
         }
     };
-    let archive_written = session
+    let mut archive_written = session
         .commit_export()
         .await
         .map_err(|err| err.to_string())?;
     let bytes_sent = session.bytes_sent();
     session.close().await;
+    let socket = docker_socket.clone().expect("always known");
+    for step in &export_plan.after {
+        match step {
+            output::After::DockerLoad(tar) => {
+                let loaded = docker_api::load(&socket, tar).await;
+                let _ = std::fs::remove_file(tar);
+                if archive_written.as_deref() == Some(tar.as_path()) {
+                    archive_written = None;
+                }
+                loaded?;
+            }
+            output::After::DockerPush(references) => {
+                let auth = DockerAuth::from_env();
+                for reference in references {
+                    let credentials =
+                        auth.credentials(registry_host(reference))
+                            .await
+                            .map_err(|err| {
+                                format!("cannot read the credentials for {reference}: {err}")
+                            })?;
+                    docker_api::push(
+                        &socket,
+                        reference,
+                        &credentials.username,
+                        &credentials.secret,
+                    )
+                    .await?;
+                }
+            }
+        }
+    }
     let digest = response
         .exporter_response
         .get("containerimage.digest")
@@ -575,6 +604,26 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         bytes_sent,
         duration: started.elapsed(),
     })
+}
+
+/// The Docker daemon that `--load` and pushes through Docker go to: BuildKit's own when it is Docker's, else
+/// `DOCKER_HOST` (a unix socket) or Docker's default socket.
+fn docker_socket(address: &Address) -> PathBuf {
+    if let Address::Docker(socket) = address {
+        return socket.clone();
+    }
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(crate::buildkit::DOCKER_DEFAULT_SOCKET))
+}
+
+/// The registry host of a normalized reference (`localhost:5000/a/b:1` → `localhost:5000`).
+fn registry_host(reference: &str) -> &str {
+    match reference.split_once('/') {
+        Some((host, _)) if host.contains('.') || host.contains(':') || host == "localhost" => host,
+        _ => "docker.io",
+    }
 }
 
 /// Where an image goes, for people.

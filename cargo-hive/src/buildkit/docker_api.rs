@@ -106,3 +106,146 @@ mod tests {
         assert_eq!(DockerInfo::from_json(&without).version, "20.10.24");
     }
 }
+
+/// `POST path` on the Docker API socket with extra headers and an optional file as the body; returns the status
+/// code and the body. The body streams from the file, so a large archive is never held in memory.
+async fn post(
+    socket: &Path,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<&Path>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), String> {
+    let exchange = async {
+        let mut stream = UnixStream::connect(socket)
+            .await
+            .map_err(|err| err.to_string())?;
+        let length = match body {
+            Some(file) => tokio::fs::metadata(file)
+                .await
+                .map_err(|err| err.to_string())?
+                .len(),
+            None => 0,
+        };
+        let mut request =
+            format!("POST {path} HTTP/1.0\r\nHost: docker\r\nContent-Length: {length}\r\n");
+        if body.is_some() {
+            request.push_str("Content-Type: application/x-tar\r\n");
+        }
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|err| err.to_string())?;
+        if let Some(file) = body {
+            let mut file = tokio::fs::File::open(file)
+                .await
+                .map_err(|err| err.to_string())?;
+            tokio::io::copy(&mut file, &mut stream)
+                .await
+                .map_err(|err| err.to_string())?;
+        }
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok::<_, String>(response)
+    };
+    let response = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| {
+            format!(
+                "the Docker API did not answer POST {path} within {} s",
+                timeout.as_secs()
+            )
+        })??;
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .ok_or_else(|| format!("the Docker API's answer to POST {path} is not HTTP"))?;
+    let head = String::from_utf8_lossy(&response[..split]);
+    let status = head
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    Ok((status, response[split + 4..].to_vec()))
+}
+
+/// The first `error` of a Docker JSON message stream (load and push report failures in the stream, after a 200).
+fn stream_error(body: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find_map(|message| message["error"].as_str().map(str::to_owned))
+}
+
+/// Loads an image archive (`docker save` format) into Docker: `POST /images/load`.
+pub(crate) async fn load(socket: &Path, archive: &Path) -> Result<(), String> {
+    let (status, body) = post(
+        socket,
+        "/images/load?quiet=1",
+        &[],
+        Some(archive),
+        Duration::from_secs(600),
+    )
+    .await?;
+    if status != 200 {
+        return Err(format!(
+            "Docker refused the image ({status}): {}",
+            String::from_utf8_lossy(&body).trim()
+        ));
+    }
+    match stream_error(&body) {
+        Some(error) => Err(format!("Docker could not load the image: {error}")),
+        None => Ok(()),
+    }
+}
+
+/// Pushes an image of Docker's store: `POST /images/{name}/push?tag=…`, with the registry credentials in
+/// `X-Registry-Auth` (base64 JSON; `{}` for anonymous).
+pub(crate) async fn push(
+    socket: &Path,
+    reference: &str,
+    username: &str,
+    secret: &str,
+) -> Result<(), String> {
+    use base64::Engine;
+    // The tag is the part after the last ':' that follows the last '/' (a registry port comes before a '/').
+    let (name, tag) = match reference.rfind(':') {
+        Some(colon) if colon > reference.rfind('/').unwrap_or(0) => {
+            (&reference[..colon], &reference[colon + 1..])
+        }
+        _ => (reference, "latest"),
+    };
+    let auth = if username.is_empty() && secret.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({"username": username, "password": secret})
+    };
+    let auth = base64::engine::general_purpose::URL_SAFE.encode(auth.to_string());
+    let path = format!("/images/{name}/push?tag={tag}");
+    let (status, body) = post(
+        socket,
+        &path,
+        &[("X-Registry-Auth", auth)],
+        None,
+        Duration::from_secs(600),
+    )
+    .await?;
+    if status != 200 {
+        return Err(format!(
+            "Docker refused to push {reference} ({status}): {}",
+            String::from_utf8_lossy(&body).trim()
+        ));
+    }
+    match stream_error(&body) {
+        Some(error) => Err(format!("failed to push {reference}: {error}")),
+        None => Ok(()),
+    }
+}

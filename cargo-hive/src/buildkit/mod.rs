@@ -13,7 +13,7 @@ pub(crate) mod session;
 mod tls;
 mod transport;
 
-pub(crate) use address::Address;
+pub(crate) use address::{Address, DOCKER_DEFAULT_SOCKET};
 pub(crate) use client::{Attempt, Buildkit, ConnectOptions};
 pub(crate) use errors::ConnectError;
 pub(crate) use resolve::{Environment, manifest_settings, workspace_manifest};

@@ -147,6 +147,90 @@ fn reproducible_unpacked(attrs: &mut HashMap<String, String>, epoch: i64) {
     attrs.insert("source-date-epoch".to_owned(), epoch.to_string());
 }
 
+/// What to do after the solve, for outputs BuildKit cannot finish on this daemon by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum After {
+    /// Load this `docker`-format archive into Docker (a standalone buildkitd has no way into Docker's store), then
+    /// delete it.
+    DockerLoad(PathBuf),
+    /// Push these references from Docker's store (Docker without the containerd image store cannot push from
+    /// BuildKit), as buildx does.
+    DockerPush(Vec<String>),
+}
+
+/// Every exporter of one image's solve, the file they write, and the steps that finish the outputs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ExportPlan {
+    /// The exporters.
+    pub(crate) exporters: Vec<Exporter>,
+    /// The file written through the session, if any.
+    pub(crate) file: Option<PathBuf>,
+    /// What runs after the solve.
+    pub(crate) after: Vec<After>,
+}
+
+/// The export plan of one image for all its destinations on this daemon. `load_archive` is where a standalone
+/// buildkitd's `--load` goes before Docker reads it.
+pub(crate) fn export_plan(
+    destinations: &[Destination],
+    references: &[String],
+    annotations: &BTreeMap<String, String>,
+    daemon: DaemonKind,
+    archive: &Path,
+    load_archive: &Path,
+    epoch: i64,
+) -> Result<ExportPlan, String> {
+    let mut plan = ExportPlan::default();
+    let has_moby = |plan: &ExportPlan| {
+        plan.exporters
+            .iter()
+            .any(|exporter| exporter.r#type == "moby")
+    };
+    for destination in destinations {
+        let (exporter, file) = match (destination, daemon) {
+            (Destination::Load, DaemonKind::Buildkitd) => {
+                let mut attrs = HashMap::from([("name".to_owned(), references.join(","))]);
+                reproducible(&mut attrs, epoch);
+                plan.after
+                    .push(After::DockerLoad(load_archive.to_path_buf()));
+                (
+                    Exporter {
+                        r#type: "docker".to_owned(),
+                        attrs,
+                    },
+                    Some(load_archive.to_path_buf()),
+                )
+            }
+            (Destination::Push, DaemonKind::DockerGraphDriver) => {
+                plan.after.push(After::DockerPush(references.to_vec()));
+                if has_moby(&plan) {
+                    continue;
+                }
+                exporter(
+                    &Destination::Load,
+                    references,
+                    annotations,
+                    daemon,
+                    archive,
+                    epoch,
+                )?
+            }
+            (Destination::Load, _) if has_moby(&plan) => continue,
+            _ => exporter(destination, references, annotations, daemon, archive, epoch)?,
+        };
+        if let Some(file) = file {
+            if plan.file.is_some() {
+                return Err("only one output per image can write a file (oci, docker or tar; --load with a \
+                            standalone buildkitd writes one too)"
+                    .to_owned());
+            }
+            plan.file = Some(file);
+        }
+        plan.exporters.push(exporter);
+    }
+    Ok(plan)
+}
+
 /// An exporter for one destination of one image, and the file it writes (through the session), if any. The
 /// image's `annotations` go on its manifest (`annotation.KEY`) with every exporter that makes an image.
 pub(crate) fn exporter(
@@ -173,18 +257,18 @@ pub(crate) fn exporter(
             reproducible(&mut attrs, epoch);
             ("oci", Some(archive.to_path_buf()))
         }
-        Destination::Load => match daemon {
-            DaemonKind::DockerContainerd | DaemonKind::DockerGraphDriver => {
-                attrs.insert("name".to_owned(), names);
-                reproducible_unpacked(&mut attrs, epoch);
-                ("moby", None)
+        Destination::Load => {
+            match daemon {
+                DaemonKind::DockerContainerd | DaemonKind::DockerGraphDriver => {
+                    attrs.insert("name".to_owned(), names);
+                    reproducible_unpacked(&mut attrs, epoch);
+                    ("moby", None)
+                }
+                DaemonKind::Buildkitd => {
+                    return Err("a standalone buildkitd loads into Docker through an archive (see export_plan)".to_owned());
+                }
             }
-            DaemonKind::Buildkitd => {
-                return Err("--load with a standalone buildkitd is not supported yet: point cargo hive at Docker's \
-                            BuildKit (--addr docker://), or write an archive and `docker load` it"
-                    .to_owned());
-            }
-        },
+        }
         Destination::Push => {
             if daemon == DaemonKind::DockerGraphDriver {
                 return Err("this Docker daemon cannot push from BuildKit without the containerd image store: \
@@ -364,5 +448,54 @@ mod tests {
         let (tar, _) =
             exporter(&tar, &refs, &annotations, DaemonKind::Buildkitd, archive, 7).unwrap();
         assert!(!tar.attrs.contains_key("annotation.org.example.doc"));
+    }
+
+    #[test]
+    fn export_plans_finish_what_the_daemon_cannot() {
+        let refs = vec!["localhost:5000/a:1".to_owned()];
+        let none = BTreeMap::new();
+        let archive = Path::new("/t/hive/a.oci.tar");
+        let load_archive = Path::new("/t/hive/.load/a.tar");
+        let plan = |destinations: &[Destination], daemon| {
+            export_plan(destinations, &refs, &none, daemon, archive, load_archive, 0)
+        };
+        // Standalone buildkitd: a docker archive, loaded into Docker afterwards.
+        let load = plan(&[Destination::Load], DaemonKind::Buildkitd).unwrap();
+        assert_eq!(load.exporters[0].r#type, "docker");
+        assert_eq!(load.file.as_deref(), Some(load_archive));
+        assert_eq!(load.after, [After::DockerLoad(load_archive.to_path_buf())]);
+        // Docker without the containerd store: one moby export, pushed through the Docker API.
+        let both = plan(
+            &[Destination::Load, Destination::Push],
+            DaemonKind::DockerGraphDriver,
+        )
+        .unwrap();
+        let kinds: Vec<&str> = both.exporters.iter().map(|e| e.r#type.as_str()).collect();
+        assert_eq!(kinds, ["moby"]);
+        assert_eq!(both.after, [After::DockerPush(refs.clone())]);
+        let push = plan(&[Destination::Push], DaemonKind::DockerGraphDriver).unwrap();
+        assert_eq!(push.exporters[0].r#type, "moby");
+        // Docker with the containerd store does it all itself.
+        let native = plan(
+            &[Destination::Load, Destination::Push],
+            DaemonKind::DockerContainerd,
+        )
+        .unwrap();
+        assert!(native.after.is_empty());
+        assert_eq!(native.exporters.len(), 2);
+        // Two files from one solve cannot be.
+        let err = plan(
+            &[
+                Destination::Load,
+                Destination::Raw {
+                    kind: "tar".into(),
+                    attrs: BTreeMap::new(),
+                    dest: Some("x".into()),
+                },
+            ],
+            DaemonKind::Buildkitd,
+        )
+        .unwrap_err();
+        assert!(err.contains("only one output"), "{err}");
     }
 }

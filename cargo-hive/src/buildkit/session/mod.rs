@@ -15,4 +15,5 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use auth::DockerAuth;
 pub(crate) use connection::{LocalDir, Session, SessionConfig};
