@@ -91,22 +91,6 @@ impl DockerInfo {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detects_the_containerd_image_store() {
-        let with = serde_json::json!({"ServerVersion": "26.1.5", "Driver": "overlayfs",
-            "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]]});
-        let without = serde_json::json!({"ServerVersion": "20.10.24", "Driver": "overlay2",
-            "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]]});
-        assert!(DockerInfo::from_json(&with).containerd_store);
-        assert!(!DockerInfo::from_json(&without).containerd_store);
-        assert_eq!(DockerInfo::from_json(&without).version, "20.10.24");
-    }
-}
-
 /// `POST path` on the Docker API socket with extra headers and an optional file as the body; returns the status
 /// code and the body. The body streams from the file, so a large archive is never held in memory.
 async fn post(
@@ -247,5 +231,21 @@ pub(crate) async fn push(
     match stream_error(&body) {
         Some(error) => Err(format!("failed to push {reference}: {error}")),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_the_containerd_image_store() {
+        let with = serde_json::json!({"ServerVersion": "26.1.5", "Driver": "overlayfs",
+            "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]]});
+        let without = serde_json::json!({"ServerVersion": "20.10.24", "Driver": "overlay2",
+            "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]]});
+        assert!(DockerInfo::from_json(&with).containerd_store);
+        assert!(!DockerInfo::from_json(&without).containerd_store);
+        assert_eq!(DockerInfo::from_json(&without).version, "20.10.24");
     }
 }
