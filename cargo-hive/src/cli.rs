@@ -108,6 +108,33 @@ pub(crate) struct ConnectArgs {
     pub(crate) tlsservername: Option<String>,
 }
 
+impl ConnectArgs {
+    /// The connection options: these flags, the manifest's settings, and the process environment.
+    pub(crate) fn options(
+        &self,
+        manifest: Option<crate::buildkit::ManifestSettings>,
+    ) -> crate::buildkit::ConnectOptions {
+        let ConnectArgs {
+            addr,
+            tlscacert,
+            tlscert,
+            tlskey,
+            tlsservername,
+        } = self;
+        crate::buildkit::ConnectOptions {
+            addr: addr.clone(),
+            tls: crate::buildkit::TlsSettings {
+                ca: tlscacert.clone(),
+                cert: tlscert.clone(),
+                key: tlskey.clone(),
+                server_name: tlsservername.clone(),
+            },
+            manifest,
+            env: crate::buildkit::Environment::from_process(),
+        }
+    }
+}
+
 /// `cargo hive doctor`.
 #[derive(Debug, Args)]
 pub(crate) struct DoctorArgs {

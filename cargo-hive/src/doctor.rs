@@ -8,8 +8,7 @@ use serde::Serialize;
 
 use crate::buildkit::docker_api::DockerInfo;
 use crate::buildkit::{
-    Address, Attempt, Buildkit, ConnectError, ConnectOptions, Environment, TlsSettings, llb,
-    manifest_settings, workspace_manifest,
+    Address, Attempt, Buildkit, ConnectError, llb, manifest_settings, workspace_manifest,
 };
 use crate::cli::{DoctorArgs, Format, GlobalArgs};
 use crate::errors::{HiveError, exit_codes};
@@ -102,17 +101,7 @@ pub(crate) async fn run(
         }
         None => None,
     };
-    let options = ConnectOptions {
-        addr: args.connect.addr.clone(),
-        tls: TlsSettings {
-            ca: args.connect.tlscacert.clone(),
-            cert: args.connect.tlscert.clone(),
-            key: args.connect.tlskey.clone(),
-            server_name: args.connect.tlsservername.clone(),
-        },
-        manifest,
-        env: Environment::from_process(),
-    };
+    let options = args.connect.options(manifest);
     let report = match Buildkit::connect(&options).await {
         Ok(buildkit) => examine(&buildkit).await,
         Err(err) if args.format == Format::Human => return Err(err.into()),

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use hive_build::plan::Plan;
 
 use crate::buildkit::docker_api::DockerInfo;
-use crate::buildkit::{
-    Address, Buildkit, ConnectOptions, Environment, TlsSettings, manifest_settings,
-};
+use crate::buildkit::{Address, Buildkit, manifest_settings};
 use crate::cli::{BuildArgs, GlobalArgs};
 use crate::compile::{self, CompileRequest};
 use crate::errors::{HiveError, exit_codes};
@@ -95,17 +93,7 @@ async fn build_all(
     let target_dir = target_directory(&workspace_root).await?;
 
     let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
-    let options = ConnectOptions {
-        addr: args.connect.addr.clone(),
-        tls: TlsSettings {
-            ca: args.connect.tlscacert.clone(),
-            cert: args.connect.tlscert.clone(),
-            key: args.connect.tlskey.clone(),
-            server_name: args.connect.tlsservername.clone(),
-        },
-        manifest,
-        env: Environment::from_process(),
-    };
+    let options = args.connect.options(manifest);
     let buildkit = Buildkit::connect(&options).await?;
     let daemon = daemon_kind(&buildkit).await;
 

@@ -12,44 +12,11 @@ pub(crate) async fn get_json(
     path: &str,
     timeout: Duration,
 ) -> Result<serde_json::Value, String> {
-    let exchange = async {
-        let mut stream = UnixStream::connect(socket)
-            .await
-            .map_err(|err| err.to_string())?;
-        // HTTP/1.0: the daemon closes the connection after the body, so reading to the end is the whole answer.
-        let request = format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|err| err.to_string())?;
-        let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .await
-            .map_err(|err| err.to_string())?;
-        Ok::<_, String>(response)
-    };
-    let response = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| {
-            format!(
-                "the Docker API did not answer GET {path} within {} s",
-                timeout.as_secs()
-            )
-        })??;
-    let split = response
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .ok_or_else(|| format!("the Docker API's answer to GET {path} is not HTTP"))?;
-    let head = String::from_utf8_lossy(&response[..split]);
-    let status = head.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(format!(
-            "the Docker API answered GET {path} with `{}`",
-            status.trim()
-        ));
+    let (status, body) = request(socket, "GET", path, &[], None, timeout).await?;
+    if status != 200 {
+        return Err(format!("the Docker API answered GET {path} with {status}"));
     }
-    serde_json::from_slice(&response[split + 4..])
+    serde_json::from_slice(&body)
         .map_err(|err| format!("the Docker API's {path} is not JSON: {err}"))
 }
 
@@ -91,10 +58,12 @@ impl DockerInfo {
     }
 }
 
-/// `POST path` on the Docker API socket with extra headers and an optional file as the body; returns the status
-/// code and the body. The body streams from the file, so a large archive is never held in memory.
-async fn post(
+/// One HTTP/1.0 exchange on the Docker API socket, with extra headers and an optional file as the body; returns
+/// the status code and the body. HTTP/1.0: the daemon closes the connection after the body, so reading to the end
+/// is the whole answer. The body streams from the file, so a large archive is never held in memory.
+async fn request(
     socket: &Path,
+    method: &str,
     path: &str,
     headers: &[(&str, String)],
     body: Option<&Path>,
@@ -104,17 +73,17 @@ async fn post(
         let mut stream = UnixStream::connect(socket)
             .await
             .map_err(|err| err.to_string())?;
-        let length = match body {
-            Some(file) => tokio::fs::metadata(file)
+        let mut request = format!("{method} {path} HTTP/1.0\r\nHost: docker\r\n");
+        if let Some(file) = body {
+            let length = tokio::fs::metadata(file)
                 .await
                 .map_err(|err| err.to_string())?
-                .len(),
-            None => 0,
-        };
-        let mut request =
-            format!("POST {path} HTTP/1.0\r\nHost: docker\r\nContent-Length: {length}\r\n");
-        if body.is_some() {
-            request.push_str("Content-Type: application/x-tar\r\n");
+                .len();
+            request.push_str(&format!(
+                "Content-Length: {length}\r\nContent-Type: application/x-tar\r\n"
+            ));
+        } else if method == "POST" {
+            request.push_str("Content-Length: 0\r\n");
         }
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
@@ -143,14 +112,14 @@ async fn post(
         .await
         .map_err(|_| {
             format!(
-                "the Docker API did not answer POST {path} within {} s",
+                "the Docker API did not answer {method} {path} within {} s",
                 timeout.as_secs()
             )
         })??;
     let split = response
         .windows(4)
         .position(|window| window == b"\r\n\r\n")
-        .ok_or_else(|| format!("the Docker API's answer to POST {path} is not HTTP"))?;
+        .ok_or_else(|| format!("the Docker API's answer to {method} {path} is not HTTP"))?;
     let head = String::from_utf8_lossy(&response[..split]);
     let status = head
         .lines()
@@ -171,8 +140,9 @@ fn stream_error(body: &[u8]) -> Option<String> {
 
 /// Loads an image archive (`docker save` format) into Docker: `POST /images/load`.
 pub(crate) async fn load(socket: &Path, archive: &Path) -> Result<(), String> {
-    let (status, body) = post(
+    let (status, body) = request(
         socket,
+        "POST",
         "/images/load?quiet=1",
         &[],
         Some(archive),
@@ -214,8 +184,9 @@ pub(crate) async fn push(
     };
     let auth = base64::engine::general_purpose::URL_SAFE.encode(auth.to_string());
     let path = format!("/images/{name}/push?tag={tag}");
-    let (status, body) = post(
+    let (status, body) = request(
         socket,
+        "POST",
         &path,
         &[("X-Registry-Auth", auth)],
         None,
