@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -32,14 +31,12 @@ pub(crate) struct CompileRequest {
 /// A built executable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Executable {
-    /// The package's `Cargo.toml` (absolute, as cargo reports it).
-    pub(crate) manifest_path: PathBuf,
     /// The bin target's name.
     pub(crate) target: String,
     /// The file cargo produced.
     pub(crate) path: PathBuf,
-    /// Whether cargo reused it without compiling.
-    pub(crate) fresh: bool,
+    /// Its ELF program interpreter (the loader a dynamically linked binary needs), read once here.
+    pub(crate) interpreter: Option<String>,
 }
 
 /// What cargo produced.
@@ -47,8 +44,6 @@ pub(crate) struct Executable {
 pub(crate) struct Artifacts {
     /// Every executable of a bin target, keyed by (package name, target name).
     pub(crate) executables: BTreeMap<(String, String), Executable>,
-    /// How long cargo took.
-    pub(crate) elapsed: Duration,
 }
 
 /// Why cargo could not give us the binaries.
@@ -57,6 +52,14 @@ pub(crate) enum CompileError {
     /// Cargo did not start.
     #[error("failed to run cargo: {0}")]
     Spawn(std::io::Error),
+    /// A built binary could not be read.
+    #[error("cannot read the binary {path}: {source}")]
+    Read {
+        /// The binary.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Cargo failed; its diagnostics are already on stderr.
     #[error("cargo build failed ({0}); see cargo's messages above")]
     Failed(String),
@@ -94,7 +97,6 @@ pub(crate) fn cargo_args(request: &CompileRequest) -> Vec<String> {
 /// Runs cargo and collects the executables.
 pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifacts, CompileError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let started = Instant::now();
     let mut child = Command::new(cargo)
         .args(cargo_args(request))
         .current_dir(cwd)
@@ -108,8 +110,7 @@ pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifa
     let mut lines = BufReader::new(stdout).lines();
     let mut artifacts = Artifacts::default();
     while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(executable) = parse_artifact(&line) {
-            let package = package_name(&line).unwrap_or_default();
+        if let Some((package, executable)) = parse_artifact(&line) {
             artifacts
                 .executables
                 .insert((package, executable.target.clone()), executable);
@@ -119,12 +120,18 @@ pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifa
     if !status.success() {
         return Err(CompileError::Failed(status.to_string()));
     }
-    artifacts.elapsed = started.elapsed();
+    for executable in artifacts.executables.values_mut() {
+        executable.interpreter =
+            crate::elf::interpreter(&executable.path).map_err(|source| CompileError::Read {
+                path: executable.path.clone(),
+                source,
+            })?;
+    }
     Ok(artifacts)
 }
 
-/// An executable from one `compiler-artifact` message, if the line is one for a bin target.
-fn parse_artifact(line: &str) -> Option<Executable> {
+/// The package name and executable of one `compiler-artifact` message, if the line is one for a bin target.
+fn parse_artifact(line: &str) -> Option<(String, Executable)> {
     if !line.contains("\"compiler-artifact\"") {
         return None;
     }
@@ -136,18 +143,17 @@ fn parse_artifact(line: &str) -> Option<Executable> {
     if !kinds.iter().any(|kind| kind == "bin") {
         return None;
     }
-    Some(Executable {
-        manifest_path: PathBuf::from(message["manifest_path"].as_str()?),
+    let executable = Executable {
         target: message["target"]["name"].as_str()?.to_owned(),
         path: PathBuf::from(message["executable"].as_str()?),
-        fresh: message["fresh"].as_bool().unwrap_or(false),
-    })
+        interpreter: None,
+    };
+    Some((package_name(&message)?, executable))
 }
 
 /// The package name of a message. Cargo's package ids are `…#name@version`, or `…/name#version` when the name
 /// equals the directory's.
-fn package_name(line: &str) -> Option<String> {
-    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+fn package_name(message: &serde_json::Value) -> Option<String> {
     let id = message["package_id"].as_str()?;
     let (location, fragment) = id.rsplit_once('#')?;
     match fragment.split_once('@') {
@@ -165,12 +171,12 @@ mod tests {
         let bin = r#"{"reason":"compiler-artifact","package_id":"path+file:///ws/hello#0.1.0","manifest_path":"/ws/hello/Cargo.toml","target":{"kind":["bin"],"name":"hello"},"executable":"/ws/target/debug/hello","fresh":true}"#;
         let lib = r#"{"reason":"compiler-artifact","package_id":"registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0","manifest_path":"/x/Cargo.toml","target":{"kind":["lib"],"name":"serde"},"executable":null,"fresh":false}"#;
         let renamed = r#"{"reason":"compiler-artifact","package_id":"path+file:///ws/crates/api#api-server@0.2.0","manifest_path":"/ws/crates/api/Cargo.toml","target":{"kind":["bin"],"name":"api"},"executable":"/ws/target/debug/api","fresh":false}"#;
-        let executable = parse_artifact(bin).unwrap();
+        let (package, executable) = parse_artifact(bin).unwrap();
         assert_eq!(executable.path, PathBuf::from("/ws/target/debug/hello"));
-        assert!(executable.fresh);
-        assert_eq!(package_name(bin).as_deref(), Some("hello"));
+        assert_eq!(executable.target, "hello");
+        assert_eq!(package, "hello");
         assert!(parse_artifact(lib).is_none());
-        assert_eq!(package_name(renamed).as_deref(), Some("api-server"));
+        assert_eq!(parse_artifact(renamed).unwrap().0, "api-server");
         assert!(parse_artifact(r#"{"reason":"build-finished","success":true}"#).is_none());
     }
 

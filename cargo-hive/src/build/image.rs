@@ -210,22 +210,17 @@ fn overrides(planned: &PlanImage, epoch: i64, revision: Option<&str>) -> ConfigO
     }
 }
 
-fn platform_of(planned: &PlanImage) -> hive_proto::pb::Platform {
-    let text = planned
+/// The image's platform as written (`os/arch[/variant]`); the host's when the plan names none.
+fn platform_text(planned: &PlanImage) -> String {
+    planned
         .platforms
         .first()
         .cloned()
-        .unwrap_or_else(|| format!("linux/{}", llb::host_architecture()));
-    let mut parts = text.split('/');
-    hive_proto::pb::Platform {
-        os: parts.next().unwrap_or("linux").to_owned(),
-        architecture: parts
-            .next()
-            .unwrap_or_else(|| llb::host_architecture())
-            .to_owned(),
-        variant: parts.next().unwrap_or_default().to_owned(),
-        ..Default::default()
-    }
+        .unwrap_or_else(|| format!("linux/{}", llb::host_architecture()))
+}
+
+fn platform_of(planned: &PlanImage) -> hive_proto::pb::Platform {
+    super::prepare::platform(&platform_text(planned))
 }
 
 /// Explains a dynamically linked binary on a base that cannot run it.
@@ -276,8 +271,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let own = chain
         .last()
         .expect("a chain holds at least the image itself");
-    let interpreter = crate::elf::interpreter(&own.executable.path)
-        .map_err(|err| format!("cannot read {}: {err}", own.executable.path.display()))?;
+    let interpreter = own.executable.interpreter.clone();
     if let (Some(interpreter), Base::Scratch, 1) = (&interpreter, &root, chain.len()) {
         return Err(loader_error(
             planned,
@@ -285,11 +279,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             "the base is `scratch`, which has no loader",
         ));
     }
-    let platform_text = planned
-        .platforms
-        .first()
-        .cloned()
-        .unwrap_or_else(|| format!("linux/{}", llb::host_architecture()));
+    let platform_text = platform_text(planned);
     let resolved_base = match &root {
         Base::Image { reference } => {
             let key = (reference.clone(), platform_text.clone());
@@ -389,7 +379,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let all_inputs: Vec<&LocalInput> = chain.iter().flat_map(|layer| layer.inputs.iter()).collect();
     let record_path = fresh::record_path(&context.target_dir, &planned.name);
     let fingerprint = fresh::fingerprint(&definition, &config, &exporters, &all_inputs)?;
-    let docker_socket = Some(docker_socket(&context.buildkit.address));
+    let docker_socket = docker_socket(&context.buildkit.address);
     let checkable = !context.no_cache
         && context
             .destinations
@@ -397,7 +387,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             .all(|destination| matches!(destination, Destination::OciArchive | Destination::Load));
     if checkable
         && let Some(record) =
-            fresh::up_to_date(&record_path, &fingerprint, docker_socket.as_deref()).await
+            fresh::up_to_date(&record_path, &fingerprint, Some(&docker_socket)).await
     {
         return Ok(BuiltImage {
             name: planned.name.clone(),
@@ -523,11 +513,10 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         .map_err(|err| err.to_string())?;
     let bytes_sent = session.bytes_sent();
     session.close().await;
-    let socket = docker_socket.clone().expect("always known");
     for step in &export_plan.after {
         match step {
             output::After::DockerLoad(tar) => {
-                let loaded = docker_api::load(&socket, tar).await;
+                let loaded = docker_api::load(&docker_socket, tar).await;
                 let _ = std::fs::remove_file(tar);
                 if archive_written.as_deref() == Some(tar.as_path()) {
                     archive_written = None;
@@ -544,7 +533,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
                                 format!("cannot read the credentials for {reference}: {err}")
                             })?;
                     docker_api::push(
-                        &socket,
+                        &docker_socket,
                         reference,
                         &credentials.username,
                         &credentials.secret,
@@ -571,13 +560,15 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
                 Destination::OciArchive => {
                     archive_written.as_deref().and_then(fresh::archive_record)
                 }
-                Destination::Load => match (&docker_socket, planned.references.first()) {
-                    (Some(socket), Some(reference)) => fresh::docker_id(socket, reference)
-                        .await
-                        .map(|id| fresh::OutputRecord::Docker {
-                            reference: reference.clone(),
-                            id,
-                        }),
+                Destination::Load => match planned.references.first() {
+                    Some(reference) => {
+                        fresh::docker_id(&docker_socket, reference).await.map(|id| {
+                            fresh::OutputRecord::Docker {
+                                reference: reference.clone(),
+                                id,
+                            }
+                        })
+                    }
                     _ => None,
                 },
                 Destination::Push | Destination::Raw { .. } => None,
@@ -701,10 +692,9 @@ pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), St
 pub(crate) fn dry_run_json(planned: &PlanImage, epoch: i64) -> serde_json::Value {
     use hive_proto::prost::Message;
     let executable = Executable {
-        manifest_path: PathBuf::new(),
         target: planned.binary.target.clone(),
         path: PathBuf::from("/target").join(&planned.binary.target),
-        fresh: true,
+        interpreter: None,
     };
     let inputs = local_inputs(planned, &executable).unwrap_or_default();
     let definition = layout::definition(&ImageLayout {

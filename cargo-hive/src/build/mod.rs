@@ -26,7 +26,8 @@ pub(crate) async fn run(
     args: &BuildArgs,
     term: &Term,
 ) -> Result<i32, HiveError> {
-    let plan = crate::plan::compute(global, &args.selection, &args.features, &args.compile)?;
+    let (plan, target_dir) =
+        crate::plan::compute(global, &args.selection, &args.features, &args.compile)?;
     let destinations =
         output::destinations(args.load, args.push, &args.output).map_err(HiveError::Message)?;
     check_supported(&plan)?;
@@ -55,7 +56,16 @@ pub(crate) async fn run(
                 .to_owned(),
         });
     }
-    let result = build_all(global, args, &plan, destinations, epoch, &progress).await;
+    let result = build_all(
+        global,
+        args,
+        &plan,
+        &target_dir,
+        destinations,
+        epoch,
+        &progress,
+    )
+    .await;
     progress.event(Event::BuildFinished {
         success: result.is_ok(),
     });
@@ -69,6 +79,7 @@ async fn build_all(
     global: &GlobalArgs,
     args: &BuildArgs,
     plan: &Plan,
+    target_dir: &Path,
     destinations: Vec<output::Destination>,
     epoch: i64,
     progress: &Progress,
@@ -90,7 +101,6 @@ async fn build_all(
         success: artifacts.is_ok(),
     });
     let artifacts = artifacts.map_err(|err| HiveError::Message(err.to_string()))?;
-    let target_dir = target_directory(&workspace_root).await?;
 
     let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
     let options = args.connect.options(manifest);
@@ -107,7 +117,7 @@ async fn build_all(
         daemon,
         destinations,
         epoch,
-        target_dir: target_dir.clone(),
+        target_dir: target_dir.to_path_buf(),
         workspace_root: workspace_root.clone(),
         no_cache: args.no_cache,
         progress: progress.clone(),
@@ -116,7 +126,7 @@ async fn build_all(
             .iter()
             .map(|image| (image.name.clone(), image.clone()))
             .collect(),
-        executables: artifacts.executables.clone(),
+        executables: artifacts.executables,
         revision: epoch::revision(&workspace_root),
         prepared,
     });
@@ -248,7 +258,7 @@ fn needs(
         let loader = (depth == 0)
             .then(|| executables.get(&(image.package.name.clone(), image.binary.target.clone())))
             .flatten()
-            .and_then(|executable| crate::elf::interpreter(&executable.path).ok().flatten());
+            .and_then(|executable| executable.interpreter.clone());
         for platform in &image.platforms {
             needs.insert(prepare::Need {
                 reference: reference.clone(),
@@ -280,36 +290,6 @@ async fn daemon_kind(buildkit: &Buildkit) -> DaemonKind {
         },
         Address::Unix(_) | Address::Tcp { .. } => DaemonKind::Buildkitd,
     }
-}
-
-/// Cargo's target directory (respects `CARGO_TARGET_DIR` and `.cargo/config.toml`).
-async fn target_directory(workspace_root: &Path) -> Result<PathBuf, HiveError> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = tokio::process::Command::new(cargo);
-    command
-        .args([
-            "metadata",
-            "--no-deps",
-            "--format-version",
-            "1",
-            "--offline",
-        ])
-        // The workspace root's own manifest: a relative --manifest-path would not hold from there.
-        .current_dir(workspace_root);
-    let output = command
-        .output()
-        .await
-        .map_err(|err| HiveError::Message(format!("failed to run cargo metadata: {err}")))?;
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|err| {
-        HiveError::Message(format!(
-            "cargo metadata printed no JSON ({err}): {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    })?;
-    metadata["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .ok_or_else(|| HiveError::Message("cargo metadata has no target_directory".to_owned()))
 }
 
 fn dry_run(plan: &Plan, epoch: i64) -> Result<i32, HiveError> {

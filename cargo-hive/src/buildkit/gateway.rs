@@ -314,23 +314,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buildkit::{ConnectOptions, image, llb};
+    use crate::buildkit::{image, llb, test_daemon};
 
     /// Against the real daemon (fails without one): resolve a base, solve, return a config, push.
     #[tokio::test]
     async fn gateway_build_resolves_solves_returns_and_pushes() {
-        let options = ConnectOptions {
-            addr: Some("docker+unix:///var/run/docker.sock".into()),
-            ..Default::default()
-        };
-        let buildkit = Buildkit::connect(&options)
-            .await
-            .expect("run scripts/buildkit-up: no BuildKit");
+        let buildkit = test_daemon().await;
         let platform = llb::linux(llb::host_architecture());
-        let target = format!(
-            "localhost:5000/hive-test/gateway:{}",
-            crate::buildkit::new_id()
-        );
+        // One fixed tag: every run replaces the last one instead of adding an image to the store and registry.
+        let target = "localhost:5000/hive-test/gateway:latest".to_owned();
         let exporter = Exporter {
             r#type: "image".into(),
             attrs: HashMap::from([
@@ -381,13 +373,7 @@ mod tests {
 
     #[tokio::test]
     async fn frontend_errors_end_the_solve() {
-        let options = ConnectOptions {
-            addr: Some("docker+unix:///var/run/docker.sock".into()),
-            ..Default::default()
-        };
-        let buildkit = Buildkit::connect(&options)
-            .await
-            .expect("run scripts/buildkit-up: no BuildKit");
+        let buildkit = test_daemon().await;
         let request = BuildRequest {
             build_ref: crate::buildkit::new_id(),
             ..Default::default()

@@ -38,6 +38,8 @@ impl Package {
 pub(crate) struct Workspace {
     pub(crate) root: PathBuf,
     pub(crate) root_manifest: PathBuf,
+    /// Cargo's target directory (honours `CARGO_TARGET_DIR` and `.cargo/config.toml`).
+    pub(crate) target_directory: PathBuf,
     /// Every member, in `cargo metadata`'s order.
     pub(crate) packages: Vec<Package>,
     /// Indices into `packages` of the selected members.
@@ -118,6 +120,7 @@ pub(crate) fn load(
     let selected = select(&packages, default_members, selection)?;
     Ok(Workspace {
         root_manifest: root.join("Cargo.toml"),
+        target_directory: metadata.target_directory.clone().into_std_path_buf(),
         root,
         packages,
         selected,

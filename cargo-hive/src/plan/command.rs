@@ -1,6 +1,7 @@
 //! `cargo hive plan`: load, resolve, select, and print the plan as text or versioned JSON.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use hive_build::plan::Plan;
 
@@ -11,14 +12,14 @@ use crate::plan::template::{Context, GitRepo};
 use crate::plan::{human, resolve};
 use crate::term::Term;
 
-/// Computes the plan of the selected images: what `cargo hive build` builds. Every mistake in the definitions is
-/// reported at once, as [`HiveError::Diagnostics`].
+/// Computes the plan of the selected images: what `cargo hive build` builds, and cargo's target directory (where
+/// `build` writes). Every mistake in the definitions is reported at once, as [`HiveError::Diagnostics`].
 pub(crate) fn compute(
     global: &GlobalArgs,
     selection: &SelectionArgs,
     features: &FeatureArgs,
     compile: &CompileArgs,
-) -> Result<Plan, HiveError> {
+) -> Result<(Plan, PathBuf), HiveError> {
     let mut diags = Diagnostics::default();
     let options = LoadOptions {
         manifest_path: global.manifest_path.as_deref(),
@@ -40,7 +41,8 @@ pub(crate) fn compute(
     let packages_given = selection.workspace || !selection.packages.is_empty();
     let images = resolve::select(images, &definitions, &selection.images, packages_given)
         .map_err(HiveError::Message)?;
-    Ok(resolve::plan(images, &definitions, compile.profile_name()))
+    let plan = resolve::plan(images, &definitions, compile.profile_name());
+    Ok((plan, definitions.workspace.target_directory))
 }
 
 /// Runs `cargo hive plan`.
@@ -55,7 +57,7 @@ pub(crate) fn run_command(
         compile,
         format,
     } = args;
-    let mut plan = compute(global, selection, features, compile)?;
+    let (mut plan, _) = compute(global, selection, features, compile)?;
     if std::env::var_os("HIVE_REDACT").is_some_and(|value| value == "1") {
         redact(&mut plan);
     }

@@ -802,6 +802,7 @@ mod tests {
             workspace: Workspace {
                 root: PathBuf::from("/w"),
                 root_manifest: PathBuf::from("/w/Cargo.toml"),
+                target_directory: PathBuf::from("/w/target"),
                 packages: vec![package],
                 selected: vec![0],
             },

@@ -37,6 +37,11 @@ impl Display {
     }
 }
 
+/// `1 image`, `2 images`.
+pub(super) fn images(count: u32) -> String {
+    format!("{count} image{}", if count == 1 { "" } else { "s" })
+}
+
 /// A byte count in decimal units, as BuildKit prints transfer sizes: `512B`, `2.31kB`, `14.6MB`.
 pub(super) fn bytes(count: u64) -> String {
     const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];

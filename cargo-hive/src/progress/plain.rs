@@ -157,8 +157,7 @@ impl<W: Write + Send> Plain<W> {
                 images_failed,
                 duration_secs,
             } => {
-                let images =
-                    |count: u32| format!("{count} image{}", if count == 1 { "" } else { "s" });
+                let images = display::images;
                 let line = if *success {
                     format!(
                         "build DONE {} in {}",

@@ -247,8 +247,7 @@ impl<W: Write + Send> Renderer for Tty<W> {
                 duration_secs,
             } => {
                 let d = self.display;
-                let images =
-                    |count: u32| format!("{count} image{}", if count == 1 { "" } else { "s" });
+                let images = display::images;
                 self.summary = Some(if *success {
                     format!(
                         "{} {} in {}",
@@ -259,11 +258,18 @@ impl<W: Write + Send> Renderer for Tty<W> {
                         images(*images_finished),
                         d.secs(*duration_secs)
                     )
-                } else {
+                } else if *images_failed > 0 {
                     format!(
                         "{}: {images_failed} of {} failed",
                         self.paint("error", Style::new().red().bold()),
                         images(images_finished + images_failed)
+                    )
+                } else {
+                    // Stopped by something other than an image (cargo, the connection, Ctrl-C): its own error
+                    // follows.
+                    format!(
+                        "{}: the build stopped",
+                        self.paint("error", Style::new().red().bold())
                     )
                 });
             }

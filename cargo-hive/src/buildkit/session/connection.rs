@@ -202,11 +202,33 @@ fn session_metadata(
     Ok(metadata)
 }
 
-/// Serves the tunnel's end until aborted. tonic's server takes a stream of connections and returns when it
-/// ends, detaching the connection: a pending tail keeps it (and so the session) alive.
+/// One connection as the stream of connections tonic's server takes. The server returns when that stream ends,
+/// detaching the connection: a pending tail keeps it (and so the session) alive.
+pub(super) fn single_connection(
+    io: DuplexStream,
+) -> impl futures::Stream<Item = Result<DuplexStream, io::Error>> {
+    futures::stream::iter([Ok(io)]).chain(futures::stream::pending())
+}
+
+/// A client channel over one in-process connection (the tests' end of a `single_connection`).
+#[cfg(test)]
+pub(super) async fn channel_over(io: DuplexStream) -> hive_proto::tonic::transport::Channel {
+    let mut io = Some(io);
+    hive_proto::tonic::transport::Endpoint::from_static("http://session")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let io = io.take();
+            async move {
+                io.map(hyper_util::rt::TokioIo::new)
+                    .ok_or_else(|| io::Error::other("one connection only"))
+            }
+        }))
+        .await
+        .expect("an in-process connection opens")
+}
+
+/// Serves the tunnel's end until aborted.
 async fn serve(services: Services, io: DuplexStream) {
-    let incoming =
-        futures::stream::iter([Ok::<_, io::Error>(io)]).chain(futures::stream::pending());
+    let incoming = single_connection(io);
     let _ = Server::builder()
         .initial_stream_window_size(RECEIVE_WINDOW)
         .initial_connection_window_size(RECEIVE_WINDOW)

@@ -209,12 +209,11 @@ async fn receive(
 
 #[cfg(test)]
 mod tests {
-    use std::io;
+    use crate::buildkit::session::connection::{channel_over, single_connection};
 
-    use futures::StreamExt;
     use hive_proto::session::filesync::file_send_client::FileSendClient;
     use hive_proto::session::filesync::file_send_server::FileSendServer;
-    use hive_proto::tonic::transport::{Endpoint, Server};
+    use hive_proto::tonic::transport::Server;
     use tokio::sync::mpsc;
     use tokio::task::JoinHandle;
     use tokio_stream::wrappers::ReceiverStream;
@@ -235,22 +234,11 @@ mod tests {
             let _ = Server::builder()
                 .serve_with_incoming(
                     FileSendServer::new(FileSendService::new(export)),
-                    futures::stream::iter([Ok::<_, io::Error>(server_io)])
-                        .chain(futures::stream::pending()),
+                    single_connection(server_io),
                 )
                 .await;
         });
-        let mut client_io = Some(client_io);
-        let channel = Endpoint::from_static("http://session")
-            .connect_with_connector(tower::service_fn(move |_| {
-                let io = client_io.take();
-                async move {
-                    io.map(hyper_util::rt::TokioIo::new)
-                        .ok_or_else(|| io::Error::other("one connection only"))
-                }
-            }))
-            .await
-            .unwrap();
+        let channel = channel_over(client_io).await;
         (FileSendClient::new(channel), server, relay)
     }
 

@@ -301,15 +301,14 @@ fn query_unescape(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use crate::buildkit::session::connection::{channel_over, single_connection};
     use std::fs;
     use std::os::unix::fs::symlink;
 
     use hive_proto::session::packet::file_sync_client::FileSyncClient;
     use hive_proto::session::packet::file_sync_server::FileSyncServer;
     use hive_proto::tonic::metadata::MetadataValue;
-    use hive_proto::tonic::transport::{Endpoint, Server};
-
-    use futures::StreamExt;
+    use hive_proto::tonic::transport::Server;
 
     use super::*;
 
@@ -357,25 +356,8 @@ mod tests {
         let sent = Arc::new(AtomicU64::new(0));
         let service = FileSyncServer::new(FileSyncService::new(Arc::new(dirs), sent.clone()));
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(
-            Server::builder().serve_with_incoming(
-                service,
-                futures::stream::iter([Ok::<_, io::Error>(server_io)])
-                    .chain(futures::stream::pending()),
-            ),
-        );
-        let mut client_io = Some(client_io);
-        let channel = Endpoint::from_static("http://session")
-            .connect_with_connector(tower::service_fn(move |_| {
-                let io = client_io.take();
-                async move {
-                    io.map(hyper_util::rt::TokioIo::new)
-                        .ok_or_else(|| io::Error::other("one connection only"))
-                }
-            }))
-            .await
-            .unwrap();
-        let mut client = FileSyncClient::new(channel);
+        tokio::spawn(Server::builder().serve_with_incoming(service, single_connection(server_io)));
+        let mut client = FileSyncClient::new(channel_over(client_io).await);
 
         let (tx, rx) = mpsc::channel(16);
         let mut request = Request::new(ReceiverStream::new(rx));

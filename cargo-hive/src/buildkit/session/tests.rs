@@ -14,20 +14,9 @@ use hive_proto::pb;
 use super::errors::SessionError;
 use super::{LocalDir, Session, SessionConfig};
 use crate::buildkit::llb::{self, CopyOptions, DefinitionBuilder};
-use crate::buildkit::{Buildkit, ConnectOptions, new_id};
+use crate::buildkit::{Buildkit, new_id, test_daemon as connect};
 
-const DOCKER: &str = "docker+unix:///var/run/docker.sock";
 const SOLVE_TIMEOUT: Duration = Duration::from_secs(120);
-
-async fn connect() -> Buildkit {
-    let options = ConnectOptions {
-        addr: Some(DOCKER.into()),
-        ..Default::default()
-    };
-    Buildkit::connect(&options)
-        .await
-        .unwrap_or_else(|err| panic!("these tests need the daemon at {DOCKER}: {err}"))
-}
 
 /// `local://context` (optionally limited to `include`) copied onto scratch: the whole dir at `/`.
 fn copy_context(include: &[String], hint: &str) -> pb::Definition {
