@@ -1,0 +1,475 @@
+//! Shared by the end-to-end tests: a copied example workspace with its own target dir and Docker config, the
+//! contract of a failed or interrupted build, OCI archives, registry reads and builds running in the background.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hive_build::progress::{Event, FORMAT_VERSION, Record};
+use serde_json::Value;
+
+use crate::{
+    Run, buildkit_addr, cargo_hive, copy_workspace, docker, run, tar_members, workspace_root,
+};
+
+/// A fixed commit, so `{git.short_sha}` tags render the same everywhere.
+pub const GIT_SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+/// What examples/hello prints.
+pub const GREETING: &str = "Hello from a cargo-hive image!\n";
+/// The plain registry `scripts/buildkit-up` runs.
+pub const REGISTRY: &str = "127.0.0.1:5000";
+/// The local registry that wants a login (user `hive`).
+pub const AUTH_REGISTRY: &str = "127.0.0.1:5001";
+/// Where `scripts/buildkit-up` keeps that registry's password.
+pub const AUTH_PASSWORD_FILE: &str = "/var/lib/hive/auth-registry.password";
+/// Where a SIGINT'd build must have exited by: only a guard against a hang, far above any real build here.
+pub const EXIT_GUARD: Duration = Duration::from_secs(120);
+
+/// A copy of a workspace in a temp dir, with its own cargo target dir and an empty Docker config.
+pub struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A copy of `examples/<name>`.
+    pub fn example(name: &str) -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("hive-e2e-{name}-"))
+            .tempdir()
+            .unwrap();
+        copy_workspace(
+            &workspace_root().join("examples").join(name),
+            &dir.path().join("ws"),
+        );
+        std::fs::create_dir(dir.path().join("docker-config")).unwrap();
+        Fixture { dir }
+    }
+
+    /// The workspace copy.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("ws")
+    }
+
+    /// Its cargo target dir.
+    pub fn target(&self) -> PathBuf {
+        self.dir.path().join("target")
+    }
+
+    /// A path in the fixture's temp dir but outside the workspace.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The default OCI archive of an image.
+    pub fn archive(&self, image: &str) -> PathBuf {
+        self.target().join("hive").join(format!("{image}.oci.tar"))
+    }
+
+    /// Replaces the one occurrence of `from` in a workspace file.
+    pub fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.root().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{from:?} in {}",
+            path.display()
+        );
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// Adds `lines` to the `[package.metadata.hive.images.<image>]` table of a manifest.
+    pub fn set_image_keys(&self, manifest: &str, image: &str, lines: &str) {
+        let header = format!("[package.metadata.hive.images.{image}]\n");
+        self.edit(manifest, &header, &format!("{header}{lines}\n"));
+    }
+
+    /// `cargo hive build --addr <the suite's daemon>` in the workspace.
+    pub fn build(&self) -> Command {
+        self.build_at(&buildkit_addr())
+    }
+
+    /// `cargo hive build --addr ADDR` in the workspace.
+    pub fn build_at(&self, addr: &str) -> Command {
+        let mut command = cargo_hive();
+        command
+            .current_dir(self.root())
+            .env("CARGO_TARGET_DIR", self.target())
+            .env("DOCKER_CONFIG", self.scratch("docker-config"))
+            .env("HIVE_GIT_SHA", GIT_SHA)
+            .env("HIVE_GIT_BRANCH", "main")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(["build", "--addr", addr]);
+        command
+    }
+
+    /// What is in `<target>/hive/` (nothing when it does not exist), but for `.fresh/`, cargo-hive's records of
+    /// what it built last (its up-to-date checks), which is bookkeeping rather than output.
+    pub fn outputs(&self) -> Vec<String> {
+        let mut names = files_in(&self.target().join("hive"));
+        names.retain(|name| name != ".fresh");
+        names
+    }
+
+    /// The common contract of a failed build: exit 1, `error:` on stderr with every needle, no panic, nothing
+    /// written to `<target>/hive/` (neither an archive nor a `.partial` temp file).
+    pub fn assert_fails(&self, result: &Run, needles: &[&str]) {
+        assert_eq!(result.code, 1, "{result:#?}");
+        assert!(!result.stderr.contains("panicked"), "{result:#?}");
+        assert!(result.stderr.contains("error: "), "{result:#?}");
+        for needle in needles {
+            assert!(
+                result.stderr.contains(needle),
+                "missing {needle:?} in stderr:\n{}",
+                result.stderr
+            );
+        }
+        assert_eq!(
+            self.outputs(),
+            Vec::<String>::new(),
+            "a failed build left output behind"
+        );
+    }
+}
+
+/// The names in a directory, sorted (none when it does not exist).
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A repository name unique to this test process.
+pub fn unique_repository(prefix: &str) -> String {
+    format!("{prefix}-{}", std::process::id())
+}
+
+/// Removes images from the Docker store when dropped, so the suite leaves no tags behind (even when it fails).
+pub struct LocalImages(pub Vec<String>);
+
+impl Drop for LocalImages {
+    fn drop(&mut self) {
+        let _ = docker().arg("rmi").arg("--force").args(&self.0).output();
+    }
+}
+
+/// Runs a command that must succeed without a panic.
+pub fn succeed(command: &mut Command) -> Run {
+    let result = run(command);
+    assert_eq!(result.code, 0, "{result:#?}");
+    assert!(!result.stderr.contains("panicked"), "{result:#?}");
+    result
+}
+
+/// The `--progress json` events of a run; every line must decode with hive-build's types.
+pub fn events(result: &Run) -> Vec<Event> {
+    result
+        .stdout
+        .lines()
+        .map(|line| {
+            let record: Record = serde_json::from_str(line)
+                .unwrap_or_else(|err| panic!("not a progress record ({err}): {line}"));
+            assert_eq!(record.format_version, FORMAT_VERSION);
+            record.event
+        })
+        .collect()
+}
+
+/// What each `image-finished` event said: (digest, bytes sent), by image.
+pub fn finished(events: &[Event]) -> BTreeMap<String, (Option<String>, u64)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::ImageFinished {
+                image,
+                digest,
+                bytes_sent,
+                ..
+            } => Some((image.clone(), (digest.clone(), *bytes_sent))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The images BuildKit worked on in a run (images that are up to date are finished without any step).
+pub fn solved(events: &[Event]) -> std::collections::BTreeSet<String> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::VertexStarted { image, .. } => Some(image.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A JSON file, parsed.
+pub fn read_json(path: &Path) -> Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+/// An OCI image layout archive, checked and opened.
+pub struct OciArchive {
+    members: BTreeMap<String, Vec<u8>>,
+}
+
+impl OciArchive {
+    /// Opens and checks an archive.
+    pub fn open(path: &Path) -> OciArchive {
+        let bytes = std::fs::read(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        let members: BTreeMap<String, Vec<u8>> = tar_members(&bytes).into_iter().collect();
+        let archive = OciArchive { members };
+        assert_eq!(archive.json("oci-layout")["imageLayoutVersion"], "1.0.0");
+        archive
+    }
+
+    /// A JSON member of the archive.
+    pub fn json(&self, name: &str) -> Value {
+        let bytes = self
+            .members
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in the archive: {:?}", self.members.keys()));
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    /// A JSON blob by digest.
+    pub fn blob(&self, digest: &str) -> Value {
+        let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+        self.json(&format!("blobs/sha256/{hex}"))
+    }
+
+    /// The image's manifest: index.json lists it once per reference (the same digest each time). Returns its
+    /// digest, the names it is listed under (`io.containerd.image.name`) and the manifest.
+    pub fn manifest(&self) -> (String, Vec<String>, Value) {
+        let index = self.json("index.json");
+        assert_eq!(
+            index["mediaType"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        let descriptors = index["manifests"]
+            .as_array()
+            .expect("index.json lists manifests");
+        assert!(!descriptors.is_empty(), "{index:#}");
+        let digest = descriptors[0]["digest"].as_str().unwrap().to_owned();
+        let names = descriptors
+            .iter()
+            .map(|descriptor| {
+                assert_eq!(
+                    descriptor["digest"],
+                    digest.as_str(),
+                    "two images in one archive: {index:#}"
+                );
+                descriptor["annotations"]["io.containerd.image.name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let manifest = self.blob(&digest);
+        (digest, names, manifest)
+    }
+
+    /// The image config.
+    pub fn config(&self) -> Value {
+        let (_, _, manifest) = self.manifest();
+        self.blob(manifest["config"]["digest"].as_str().unwrap())
+    }
+
+    /// The layer digests, each present in the archive.
+    pub fn layers(&self) -> Vec<String> {
+        let (_, _, manifest) = self.manifest();
+        manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|layer| {
+                let digest = layer["digest"].as_str().unwrap().to_owned();
+                let hex = digest.strip_prefix("sha256:").unwrap();
+                assert!(
+                    self.members.contains_key(&format!("blobs/sha256/{hex}")),
+                    "layer {digest} missing"
+                );
+                digest
+            })
+            .collect()
+    }
+}
+
+/// A GET from a registry over plain HTTP/1.0: (status, headers lowercased, body).
+pub fn registry_get(
+    host: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> (u16, BTreeMap<String, String>, Vec<u8>) {
+    let mut stream =
+        std::net::TcpStream::connect(host).unwrap_or_else(|err| panic!("registry {host}: {err}"));
+    let mut request = format!(
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/vnd.oci.image.manifest.v1+json, \
+         application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json\r\n"
+    );
+    if let Some(authorization) = authorization {
+        request.push_str(&format!("Authorization: {authorization}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("an HTTP response");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(key, value)| (key.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    (status, headers, response[split + 4..].to_vec())
+}
+
+/// Standard base64 with padding.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `docker image inspect` of one reference.
+pub fn docker_inspect(reference: &str) -> Value {
+    let result = succeed(docker().args(["image", "inspect", reference]));
+    let mut list: Vec<Value> = serde_json::from_str(&result.stdout).unwrap();
+    assert_eq!(list.len(), 1);
+    list.remove(0)
+}
+
+/// A build running in the background, its output collected by threads (stdout also line by line).
+pub struct Spawned {
+    /// The build process.
+    pub child: std::process::Child,
+    /// Its stdout, line by line, as it comes.
+    pub lines: std::sync::mpsc::Receiver<String>,
+    stdout: std::thread::JoinHandle<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Spawned {
+    /// Starts a command with piped output.
+    pub fn start(command: &mut Command) -> Spawned {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let stdout = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in stdout.lines() {
+                let line = line.unwrap();
+                all.push_str(&line);
+                all.push('\n');
+                let _ = sender.send(line);
+            }
+            all
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            let _ = stderr.read_to_string(&mut all);
+            all
+        });
+        Spawned {
+            child,
+            lines,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Sends SIGINT, as a terminal's Ctrl-C does.
+    pub fn interrupt(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("the build had already exited ({status}) when SIGINT was to be sent");
+        }
+        let sent = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -INT failed");
+    }
+
+    /// Waits for the exit: (status, stdout, stderr).
+    pub fn finish(mut self) -> (std::process::ExitStatus, String, String) {
+        let deadline = Instant::now() + EXIT_GUARD;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the build did not exit within {EXIT_GUARD:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (
+            status,
+            self.stdout.join().unwrap(),
+            self.stderr.join().unwrap(),
+        )
+    }
+}
+
+/// A copy of hello whose image also holds a sparse file of `mib` MiB: its transfer keeps the build busy.
+pub fn hello_with_big_file(mib: u64) -> Fixture {
+    let fixture = Fixture::example("hello");
+    let big = std::fs::File::create(fixture.root().join("big.bin")).unwrap();
+    big.set_len(mib * 1024 * 1024).unwrap();
+    drop(big);
+    fixture.set_image_keys(
+        "Cargo.toml",
+        "hello",
+        "files = [{ src = \"big.bin\", dst = \"/big.bin\" }]",
+    );
+    fixture
+}
+
+/// The contract of an interrupted build: exit 130, `interrupted` said, no panic, no image finished.
+pub fn assert_interrupted(status: std::process::ExitStatus, stdout: &str, stderr: &str) {
+    assert!(
+        !stdout.contains("\"type\":\"image-finished\"") && status.code() != Some(0),
+        "the build finished before SIGINT arrived: make it take longer for this test to mean anything\n\
+         {stdout}\n{stderr}"
+    );
+    assert_eq!(status.code(), Some(130), "{status}\n{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
