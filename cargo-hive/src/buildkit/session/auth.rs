@@ -4,17 +4,23 @@
 //! `docker-credential-<name> get` with the server address on stdin.
 //!
 //! Only `Credentials` is served: the token methods answer Unimplemented, on which BuildKit fetches registry tokens
-//! itself with the credentials. Secrets are never logged, printed or put in an error.
+//! itself with the credentials. Secrets are never logged, printed or put in an error: the config file and a
+//! helper's answer are read as untyped JSON and checked by hand, because serde's type errors quote the offending
+//! value, and a helper's failure output is never quoted. Each helper is asked at most once per registry per
+//! process (one `cargo hive build`): every session and the Docker API push share its answer, failures included.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use hive_proto::session::filesync::auth_server::Auth;
 use hive_proto::session::filesync::{
     CredentialsRequest, CredentialsResponse, FetchTokenRequest, FetchTokenResponse,
@@ -22,13 +28,14 @@ use hive_proto::session::filesync::{
     VerifyTokenAuthorityResponse,
 };
 use hive_proto::tonic::{self, Request, Response, Status};
-use serde::Deserialize;
+use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
 
 /// Docker Hub's key in config files and credential stores.
 const DOCKER_HUB: &str = "https://index.docker.io/v1/";
-/// How long a credential helper may take (it may prompt a keychain); BuildKit itself waits 60 s.
-const HELPER_TIMEOUT: Duration = Duration::from_secs(50);
+/// How long a credential helper may take (a keychain prompt fits). Asked once per build, so this is the most a
+/// helper that never answers can cost.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(20);
 /// What a helper (and so Docker) uses as the user name of an identity token.
 const TOKEN_USERNAME: &str = "<token>";
 
@@ -57,8 +64,9 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Why credentials could not be found.
-#[derive(Debug, thiserror::Error)]
+/// Why credentials could not be found. No variant holds any part of a credential: values are named by file (or
+/// helper) and key, never quoted.
+#[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum AuthError {
     /// The config file exists but can't be read.
     #[error("cannot read {path}: {source}")]
@@ -66,21 +74,35 @@ pub(crate) enum AuthError {
         /// The config file.
         path: PathBuf,
         /// The cause.
-        source: io::Error,
+        source: Arc<io::Error>,
     },
-    /// The config file is not Docker's JSON.
-    #[error("{path} is not a valid Docker config file: {source}")]
-    Parse {
+    /// The config file is not JSON (serde_json's syntax errors hold only a position; we keep just that).
+    #[error("{path} is not valid JSON (line {line}, column {column})")]
+    Syntax {
         /// The config file.
         path: PathBuf,
-        /// The cause (serde's messages never quote the input).
-        source: serde_json::Error,
+        /// Where the parser stopped.
+        line: usize,
+        /// Where the parser stopped.
+        column: usize,
+    },
+    /// A value of the config file with the wrong JSON type.
+    #[error("`{key}` in {path} must be {expected}, not {found}")]
+    WrongType {
+        /// The config file.
+        path: PathBuf,
+        /// Where the value is, e.g. `auths."localhost:5000".password`.
+        key: String,
+        /// The type Docker expects there.
+        expected: &'static str,
+        /// The type found.
+        found: &'static str,
     },
     /// An `auth` value that is not base64 of `user:password`.
-    #[error("the `auth` of {server} in {path} is not base64 of user:password")]
+    #[error("`auths.\"{key}\".auth` in {path} is not base64 of user:password")]
     BadAuth {
-        /// The registry.
-        server: String,
+        /// The registry's key in `auths`.
+        key: String,
         /// The config file.
         path: PathBuf,
     },
@@ -94,17 +116,83 @@ pub(crate) enum AuthError {
         /// The registry.
         server: String,
     },
-    /// A credential helper that failed.
-    #[error("credential helper docker-credential-{name} failed for {server}: {detail}")]
+    /// A credential helper that could not be started.
+    #[error("cannot run credential helper docker-credential-{name} for {server}: {source}")]
+    HelperSpawn {
+        /// The helper's name.
+        name: String,
+        /// The registry.
+        server: String,
+        /// The cause.
+        source: Arc<io::Error>,
+    },
+    /// A credential helper that did not answer in time (it was killed).
+    #[error(
+        "credential helper docker-credential-{name} did not answer for {server} within {} s",
+        timeout.as_secs()
+    )]
+    HelperTimeout {
+        /// The helper's name.
+        name: String,
+        /// The registry.
+        server: String,
+        /// How long it had.
+        timeout: Duration,
+    },
+    /// A credential helper that failed. Its output is not shown: a half-working helper may print the secret.
+    #[error(
+        "credential helper docker-credential-{name} failed for {server} ({status}); its output is not shown, \
+         as it may hold a credential: run `echo {server} | docker-credential-{name} get` to see it"
+    )]
     HelperFailed {
         /// The helper's name.
         name: String,
         /// The registry.
         server: String,
-        /// What went wrong (its error output, never its answer).
-        detail: String,
+        /// Its exit status.
+        status: String,
+    },
+    /// A credential helper's answer that is not what the protocol says.
+    #[error("credential helper docker-credential-{name} answered for {server} with {problem}")]
+    HelperAnswer {
+        /// The helper's name.
+        name: String,
+        /// The registry.
+        server: String,
+        /// What is wrong with it.
+        problem: AnswerProblem,
     },
 }
+
+/// What is wrong with a credential helper's answer (which must be `{"Username": "...", "Secret": "..."}`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AnswerProblem {
+    /// Not JSON at all.
+    #[error("output that is not JSON (line {line}, column {column})")]
+    NotJson {
+        /// Where the parser stopped.
+        line: usize,
+        /// Where the parser stopped.
+        column: usize,
+    },
+    /// JSON, but not an object.
+    #[error("{found} instead of a JSON object")]
+    NotObject {
+        /// The type found.
+        found: &'static str,
+    },
+    /// A field with the wrong type.
+    #[error("`{key}` as {found}, not a string")]
+    WrongType {
+        /// `Username` or `Secret`.
+        key: &'static str,
+        /// The type found.
+        found: &'static str,
+    },
+}
+
+/// One helper's answer for one registry, computed once and awaited by every asker.
+type SharedAnswer = Shared<BoxFuture<'static, Result<Credentials, AuthError>>>;
 
 /// Where credentials come from.
 #[derive(Debug, Clone)]
@@ -112,19 +200,36 @@ pub(crate) struct DockerAuth {
     config: Option<PathBuf>,
     /// `PATH` for finding credential helpers; the process's when `None`.
     helper_path: Option<OsString>,
+    helper_timeout: Duration,
+    /// Helpers' answers by (helper, server).
+    answers: Arc<Mutex<HashMap<(String, String), SharedAnswer>>>,
 }
 
 impl DockerAuth {
-    /// The Docker CLI's config file for this process's environment.
+    /// The Docker CLI's config file for this process's environment. One instance per process, so that a build's
+    /// sessions and pushes share what the credential helpers answered.
     pub(crate) fn from_env() -> DockerAuth {
-        let config = std::env::var_os("DOCKER_CONFIG")
-            .filter(|dir| !dir.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker")))
-            .map(|dir| dir.join("config.json"));
+        static SHARED: OnceLock<DockerAuth> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let config = std::env::var_os("DOCKER_CONFIG")
+                    .filter(|dir| !dir.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| {
+                        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker"))
+                    })
+                    .map(|dir| dir.join("config.json"));
+                DockerAuth::new(config, None)
+            })
+            .clone()
+    }
+
+    fn new(config: Option<PathBuf>, helper_path: Option<OsString>) -> DockerAuth {
         DockerAuth {
             config,
-            helper_path: None,
+            helper_path,
+            helper_timeout: HELPER_TIMEOUT,
+            answers: Arc::default(),
         }
     }
 
@@ -139,92 +244,166 @@ impl DockerAuth {
             Err(source) => {
                 return Err(AuthError::Read {
                     path: path.clone(),
-                    source,
+                    source: Arc::new(source),
                 });
             }
         };
-        let config: ConfigFile =
-            serde_json::from_str(&text).map_err(|source| AuthError::Parse {
-                path: path.clone(),
-                source,
-            })?;
+        let config = ConfigFile::parse(path, &text)?;
         let server = server_address(host);
-        let helper = config
-            .cred_helpers
-            .get(&server)
-            .or_else(|| config.cred_helpers.get(host))
-            .or(config.creds_store.as_ref())
-            .filter(|name| !name.is_empty());
-        match helper {
-            Some(name) => self.run_helper(name, &server).await,
-            None => config.stored(&server, path),
+        match config.helper(&server, host)? {
+            Some(name) => self.helper_answer(name, &server).await,
+            None => config.stored(&server),
         }
     }
 
-    async fn run_helper(&self, name: &str, server: &str) -> Result<Credentials, AuthError> {
-        let failed = |detail: String| AuthError::HelperFailed {
-            name: name.to_owned(),
-            server: server.to_owned(),
-            detail,
+    /// What helper `name` answers for `server`: asked once, the answer (or failure) kept for every later asker.
+    /// The helper runs in a task of its own, so an asker that gives up (BuildKit cancelling its call) does not
+    /// make the next one ask again.
+    async fn helper_answer(&self, name: &str, server: &str) -> Result<Credentials, AuthError> {
+        let answer = {
+            let mut answers = self.answers.lock().expect("not poisoned");
+            answers
+                .entry((name.to_owned(), server.to_owned()))
+                .or_insert_with(|| {
+                    let task = tokio::spawn(run_helper(
+                        name.to_owned(),
+                        server.to_owned(),
+                        self.helper_path.clone(),
+                        self.helper_timeout,
+                    ));
+                    let (name, server) = (name.to_owned(), server.to_owned());
+                    async move {
+                        task.await.unwrap_or_else(|_| {
+                            Err(AuthError::HelperFailed {
+                                name,
+                                server,
+                                status: "cancelled".to_owned(),
+                            })
+                        })
+                    }
+                    .boxed()
+                    .shared()
+                })
+                .clone()
         };
-        let mut command = tokio::process::Command::new(format!("docker-credential-{name}"));
-        command
-            .arg("get")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(path) = &self.helper_path {
-            command.env("PATH", path);
+        answer.await
+    }
+}
+
+/// Runs `docker-credential-<name> get` once, with a bounded wait (the helper is killed after it).
+async fn run_helper(
+    name: String,
+    server: String,
+    helper_path: Option<OsString>,
+    timeout: Duration,
+) -> Result<Credentials, AuthError> {
+    let mut command = tokio::process::Command::new(format!("docker-credential-{name}"));
+    command
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(path) = &helper_path {
+        command.env("PATH", path);
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return Err(AuthError::HelperMissing { name, server });
         }
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                return Err(AuthError::HelperMissing {
-                    name: name.to_owned(),
-                    server: server.to_owned(),
-                });
-            }
-            Err(err) => return Err(failed(err.to_string())),
-        };
-        if let Some(mut stdin) = child.stdin.take() {
+        Err(source) => {
+            return Err(AuthError::HelperSpawn {
+                name,
+                server,
+                source: Arc::new(source),
+            });
+        }
+    };
+    let stdin = child.stdin.take();
+    let exchange = async {
+        if let Some(mut stdin) = stdin {
             // A helper that exits without reading is judged by its exit status below.
             let _ = stdin.write_all(server.as_bytes()).await;
         }
-        let output = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
-            .await
-            .map_err(|_| failed(format!("no answer after {} s", HELPER_TIMEOUT.as_secs())))?
-            .map_err(|err| failed(err.to_string()))?;
-        if !output.status.success() {
-            // Helpers report errors on stdout (and some on stderr); neither holds a secret then.
-            let text = String::from_utf8_lossy(&output.stdout).into_owned()
-                + &String::from_utf8_lossy(&output.stderr);
-            if text.contains("credentials not found") {
-                return Ok(Credentials::default());
-            }
-            let first = text
-                .lines()
-                .find(|line| !line.trim().is_empty())
-                .unwrap_or("");
-            return Err(failed(format!(
-                "{} ({})",
-                first.chars().take(200).collect::<String>(),
-                output.status
-            )));
+        child.wait_with_output().await
+    };
+    // Dropping the exchange on timeout drops the child, which kills it.
+    let output = match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(source)) => {
+            return Err(AuthError::HelperSpawn {
+                name,
+                server,
+                source: Arc::new(source),
+            });
         }
-        let reply: HelperReply = serde_json::from_slice(&output.stdout)
-            .map_err(|err| failed(format!("unreadable answer: {err}")))?;
-        Ok(if reply.username == TOKEN_USERNAME {
-            Credentials {
-                username: String::new(),
-                secret: reply.secret,
-            }
-        } else {
-            Credentials {
-                username: reply.username,
-                secret: reply.secret,
-            }
-        })
+        Err(_) => {
+            return Err(AuthError::HelperTimeout {
+                name,
+                server,
+                timeout,
+            });
+        }
+    };
+    if !output.status.success() {
+        // Docker's helpers say this on stdout for a registry they hold nothing for: anonymous access.
+        if String::from_utf8_lossy(&output.stdout).contains("credentials not found") {
+            return Ok(Credentials::default());
+        }
+        return Err(AuthError::HelperFailed {
+            name,
+            server,
+            status: output.status.to_string(),
+        });
+    }
+    parse_answer(&output.stdout).map_err(|problem| AuthError::HelperAnswer {
+        name,
+        server,
+        problem,
+    })
+}
+
+/// A helper's `{"Username": ..., "Secret": ...}`; `<token>` as the user name marks an identity token.
+fn parse_answer(stdout: &[u8]) -> Result<Credentials, AnswerProblem> {
+    let value: Value = serde_json::from_slice(stdout).map_err(|err| AnswerProblem::NotJson {
+        line: err.line(),
+        column: err.column(),
+    })?;
+    let Value::Object(answer) = value else {
+        return Err(AnswerProblem::NotObject {
+            found: json_type(&value),
+        });
+    };
+    let field = |key: &'static str| match answer.get(key) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(other) => Err(AnswerProblem::WrongType {
+            key,
+            found: json_type(other),
+        }),
+    };
+    let username = field("Username")?;
+    let secret = field("Secret")?;
+    Ok(if username == TOKEN_USERNAME {
+        Credentials {
+            username: String::new(),
+            secret,
+        }
+    } else {
+        Credentials { username, secret }
+    })
+}
+
+/// A JSON value's type, as an error message names it (never the value itself).
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -245,81 +424,129 @@ fn hostname(key: &str) -> &str {
     key.split('/').next().unwrap_or(key)
 }
 
-/// The parts of Docker's config file we read.
-#[derive(Debug, Default, Deserialize)]
-struct ConfigFile {
-    #[serde(default)]
-    auths: BTreeMap<String, AuthEntry>,
-    #[serde(default, rename = "credHelpers")]
-    cred_helpers: BTreeMap<String, String>,
-    #[serde(default, rename = "credsStore")]
-    creds_store: Option<String>,
+/// Docker's config file as untyped JSON; the parts we read are checked as they are read.
+struct ConfigFile<'a> {
+    path: &'a Path,
+    root: Map<String, Value>,
 }
 
-#[derive(Default, Deserialize)]
-struct AuthEntry {
-    #[serde(default)]
-    auth: Option<String>,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    password: Option<String>,
-    #[serde(default)]
-    identitytoken: Option<String>,
-}
-
-impl fmt::Debug for AuthEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AuthEntry { <redacted> }")
+impl<'a> ConfigFile<'a> {
+    fn parse(path: &'a Path, text: &str) -> Result<ConfigFile<'a>, AuthError> {
+        let value: Value = serde_json::from_str(text).map_err(|err| AuthError::Syntax {
+            path: path.to_owned(),
+            line: err.line(),
+            column: err.column(),
+        })?;
+        match value {
+            Value::Object(root) => Ok(ConfigFile { path, root }),
+            other => Err(AuthError::WrongType {
+                path: path.to_owned(),
+                key: "(the whole file)".to_owned(),
+                expected: "an object",
+                found: json_type(&other),
+            }),
+        }
     }
-}
 
-#[derive(Deserialize)]
-struct HelperReply {
-    #[serde(rename = "Username", default)]
-    username: String,
-    #[serde(rename = "Secret", default)]
-    secret: String,
-}
+    fn wrong_type(&self, key: String, expected: &'static str, found: &Value) -> AuthError {
+        AuthError::WrongType {
+            path: self.path.to_owned(),
+            key,
+            expected,
+            found: json_type(found),
+        }
+    }
 
-impl ConfigFile {
-    /// Credentials stored in the file itself (no helper).
-    fn stored(&self, server: &str, path: &std::path::Path) -> Result<Credentials, AuthError> {
-        let entry = self.auths.get(server).or_else(|| {
-            self.auths
-                .iter()
-                .find(|(key, _)| hostname(key) == hostname(server))
-                .map(|(_, entry)| entry)
-        });
-        let Some(entry) = entry else {
+    /// A top-level object (`auths`, `credHelpers`); absent or null is empty.
+    fn section(&self, key: &str) -> Result<Option<&Map<String, Value>>, AuthError> {
+        match self.root.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(section)) => Ok(Some(section)),
+            Some(other) => Err(self.wrong_type(key.to_owned(), "an object", other)),
+        }
+    }
+
+    /// A string at `key` of `map` (absent or null is `None`); `shown` names it in an error.
+    fn string<'m>(
+        &self,
+        map: &'m Map<String, Value>,
+        key: &str,
+        shown: impl FnOnce() -> String,
+    ) -> Result<Option<&'m str>, AuthError> {
+        match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(other) => Err(self.wrong_type(shown(), "a string", other)),
+        }
+    }
+
+    /// The helper configured for a registry: its `credHelpers` entry, else the `credsStore`. An empty name means
+    /// the file's own `auths`, as in Docker.
+    fn helper(&self, server: &str, host: &str) -> Result<Option<&str>, AuthError> {
+        let mut helper = None;
+        if let Some(helpers) = self.section("credHelpers")? {
+            for key in [server, host] {
+                if helper.is_none() {
+                    helper = self.string(helpers, key, || format!("credHelpers.\"{key}\""))?;
+                }
+            }
+        }
+        if helper.is_none() {
+            helper = self.string(&self.root, "credsStore", || "credsStore".to_owned())?;
+        }
+        Ok(helper.filter(|name| !name.is_empty()))
+    }
+
+    /// Credentials stored in the file itself (no helper): an `auths` entry, matched exactly or by host name.
+    fn stored(&self, server: &str) -> Result<Credentials, AuthError> {
+        let Some(auths) = self.section("auths")? else {
             return Ok(Credentials::default());
         };
-        if let Some(token) = entry.identitytoken.as_ref().filter(|t| !t.is_empty()) {
+        let found = auths.get_key_value(server).or_else(|| {
+            auths
+                .iter()
+                .find(|(key, _)| hostname(key) == hostname(server))
+        });
+        let Some((key, entry)) = found else {
+            return Ok(Credentials::default());
+        };
+        let at = format!("auths.\"{key}\"");
+        let entry = match entry {
+            Value::Null => return Ok(Credentials::default()),
+            Value::Object(entry) => entry,
+            other => return Err(self.wrong_type(at, "an object", other)),
+        };
+        let field = |name: &str| self.string(entry, name, || format!("{at}.{name}"));
+        if let Some(token) = field("identitytoken")?.filter(|token| !token.is_empty()) {
             return Ok(Credentials {
                 username: String::new(),
-                secret: token.clone(),
+                secret: token.to_owned(),
             });
         }
-        if let Some(auth) = entry.auth.as_ref().filter(|a| !a.is_empty()) {
-            let bad = || AuthError::BadAuth {
-                server: server.to_owned(),
-                path: path.to_owned(),
-            };
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(auth.trim())
-                .map_err(|_| bad())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-            let (username, secret) = decoded.split_once(':').ok_or_else(bad)?;
-            return Ok(Credentials {
-                username: username.to_owned(),
-                secret: secret.to_owned(),
+        if let Some(auth) = field("auth")?.filter(|auth| !auth.is_empty()) {
+            return decode_auth(auth).ok_or_else(|| AuthError::BadAuth {
+                key: key.clone(),
+                path: self.path.to_owned(),
             });
         }
         Ok(Credentials {
-            username: entry.username.clone().unwrap_or_default(),
-            secret: entry.password.clone().unwrap_or_default(),
+            username: field("username")?.unwrap_or_default().to_owned(),
+            secret: field("password")?.unwrap_or_default().to_owned(),
         })
     }
+}
+
+/// An `auth` value: base64 of `user:password`.
+fn decode_auth(auth: &str) -> Option<Credentials> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (username, secret) = decoded.split_once(':')?;
+    Some(Credentials {
+        username: username.to_owned(),
+        secret: secret.to_owned(),
+    })
 }
 
 /// The Auth service of one session.
@@ -382,13 +609,23 @@ mod tests {
 
     use super::*;
 
+    /// A secret-looking value no message may contain.
+    const SECRET: &str = "73195028461937";
+
     fn auth_with(dir: &Path, config: &str) -> DockerAuth {
         let path = dir.join("config.json");
         fs::write(&path, config).unwrap();
-        DockerAuth {
-            config: Some(path),
-            helper_path: Some(format!("{}:/usr/bin:/bin", dir.display()).into()),
-        }
+        DockerAuth::new(
+            Some(path),
+            Some(format!("{}:/usr/bin:/bin", dir.display()).into()),
+        )
+    }
+
+    /// Writes `docker-credential-<name>` into `dir`.
+    fn helper(dir: &Path, name: &str, script: &str) {
+        let path = dir.join(format!("docker-credential-{name}"));
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     fn credentials(username: &str, secret: &str) -> Credentials {
@@ -408,7 +645,9 @@ mod tests {
                     "localhost:5000": {"auth": "dXNlcjpwYTpzcw=="},
                     "https://index.docker.io/v1/": {"username": "hub", "password": "hubpass"},
                     "http://other.example/v2/": {"identitytoken": "tok"},
-                    "broken.example": {"auth": "!!!"}
+                    "broken.example": {"auth": "!!!"},
+                    "null.example": null,
+                    "elsewhere.example": 42
                 },
                 "HttpHeaders": {"X": "y"}
             }"#,
@@ -427,10 +666,13 @@ mod tests {
             auth.credentials("other.example").await.unwrap(),
             credentials("", "tok")
         );
-        assert_eq!(
-            auth.credentials("unknown.example").await.unwrap(),
-            Credentials::default()
-        );
+        // Entries of other registries are not read, so their types don't matter.
+        for anonymous in ["unknown.example", "null.example"] {
+            assert_eq!(
+                auth.credentials(anonymous).await.unwrap(),
+                Credentials::default()
+            );
+        }
         let err = auth.credentials("broken.example").await.unwrap_err();
         assert!(matches!(err, AuthError::BadAuth { .. }), "{err}");
         assert!(!err.to_string().contains("!!!"));
@@ -439,10 +681,7 @@ mod tests {
     #[tokio::test]
     async fn missing_or_invalid_config() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = DockerAuth {
-            config: Some(dir.path().join("nope.json")),
-            helper_path: None,
-        };
+        let missing = DockerAuth::new(Some(dir.path().join("nope.json")), None);
         assert_eq!(
             missing.credentials("docker.io").await.unwrap(),
             Credentials::default()
@@ -450,26 +689,139 @@ mod tests {
         let invalid = auth_with(dir.path(), "{not json");
         assert!(matches!(
             invalid.credentials("docker.io").await,
-            Err(AuthError::Parse { .. })
+            Err(AuthError::Syntax {
+                line: 1,
+                column: 2,
+                ..
+            })
         ));
+    }
+
+    /// Every wrongly typed or unparsable value is named by file and key, and never quoted (serde's own errors
+    /// quote it: `invalid type: integer `73195028461937``).
+    #[tokio::test]
+    async fn config_errors_name_the_key_never_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let entry = r#"auths."reg.example:5001""#;
+        let cases = [
+            (
+                format!(
+                    r#"{{"auths": {{"reg.example:5001": {{"username": "u", "password": {SECRET}}}}}}}"#
+                ),
+                format!(
+                    "`{entry}.password` in {} must be a string, not a number",
+                    path.display()
+                ),
+            ),
+            (
+                format!(r#"{{"auths": {{"reg.example:5001": "{SECRET}"}}}}"#),
+                format!(
+                    "`{entry}` in {} must be an object, not a string",
+                    path.display()
+                ),
+            ),
+            (
+                format!(
+                    r#"{{"auths": {{"https://reg.example:5001/v1/": {{"auth": ["{SECRET}"]}}}}}}"#
+                ),
+                "`auths.\"https://reg.example:5001/v1/\".auth` in".to_owned(),
+            ),
+            (
+                format!(
+                    r#"{{"auths": {{"reg.example:5001": {{"identitytoken": {{"t": "{SECRET}"}}}}}}}}"#
+                ),
+                format!("`{entry}.identitytoken`"),
+            ),
+            (
+                format!(r#"{{"auths": {{"reg.example:5001": {{"username": {SECRET}}}}}}}"#),
+                format!("`{entry}.username`"),
+            ),
+            (
+                format!(r#"{{"auths": "{SECRET}"}}"#),
+                "`auths` in".to_owned(),
+            ),
+            (
+                format!(r#"["{SECRET}"]"#),
+                "must be an object, not an array".to_owned(),
+            ),
+            (
+                format!(r#"{{"credHelpers": {{"reg.example:5001": {SECRET}}}}}"#),
+                "`credHelpers.\"reg.example:5001\"` in".to_owned(),
+            ),
+            (
+                format!(r#"{{"credsStore": [{SECRET}]}}"#),
+                "`credsStore` in".to_owned(),
+            ),
+            (
+                format!(r#"{{"auths": {{"reg.example:5001": {{"password": {SECRET}x}}}}}}"#),
+                format!("{} is not valid JSON (line 1, column", path.display()),
+            ),
+            (
+                format!(r#"{{"auths": {{"reg.example:5001": {{"password": "{SECRET}"#),
+                "is not valid JSON".to_owned(),
+            ),
+        ];
+        for (config, expected) in cases {
+            let auth = auth_with(dir.path(), &config);
+            let err = auth.credentials("reg.example:5001").await.unwrap_err();
+            let shown = err.to_string();
+            assert!(shown.contains(&expected), "{config}: {shown}");
+            assert!(!shown.contains(SECRET), "{config}: {shown}");
+            assert!(!format!("{err:?}").contains(SECRET), "{config}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn helper_answers_are_checked_by_hand() {
+        assert_eq!(
+            parse_answer(br#"{"ServerURL": "x", "Username": "u", "Secret": "s"}"#),
+            Ok(credentials("u", "s"))
+        );
+        assert_eq!(
+            parse_answer(br#"{"Username": "<token>", "Secret": "id"}"#),
+            Ok(credentials("", "id"))
+        );
+        let wrong = [
+            format!(r#"{{"Username": "u", "Secret": {SECRET}}}"#),
+            format!(r#"{{"Username": ["{SECRET}"], "Secret": "x"}}"#),
+            format!(r#""{SECRET}""#),
+            format!(r#"{{"Secret": "{SECRET}""#),
+            format!("{SECRET}x"),
+        ];
+        for answer in wrong {
+            let problem = parse_answer(answer.as_bytes()).unwrap_err();
+            assert!(!problem.to_string().contains(SECRET), "{answer}: {problem}");
+        }
+        assert_eq!(
+            parse_answer(format!(r#"{{"Secret": {SECRET}}}"#).as_bytes()),
+            Err(AnswerProblem::WrongType {
+                key: "Secret",
+                found: "a number"
+            })
+        );
     }
 
     #[tokio::test]
     async fn credential_helpers_and_stores() {
         let dir = tempfile::tempdir().unwrap();
-        let script = r#"#!/bin/sh
+        helper(
+            dir.path(),
+            "fake",
+            &format!(
+                r#"#!/bin/sh
 [ "$1" = "get" ] || exit 3
 read -r server || true
 case "$server" in
-  registry.example:5000) printf '{"ServerURL":"%s","Username":"helper-user","Secret":"helper-pass"}' "$server" ;;
-  https://index.docker.io/v1/) printf '{"ServerURL":"%s","Username":"<token>","Secret":"id-token"}' "$server" ;;
-  broken.example) echo "keychain locked" >&2; exit 1 ;;
+  registry.example:5000) printf '{{"ServerURL":"%s","Username":"helper-user","Secret":"helper-pass"}}' "$server" ;;
+  https://index.docker.io/v1/) printf '{{"ServerURL":"%s","Username":"<token>","Secret":"id-token"}}' "$server" ;;
+  broken.example) printf '{{"Secret":"{SECRET}"'; echo "keychain locked {SECRET}" >&2; exit 1 ;;
+  numeric.example) printf '{{"Username":"u","Secret":{SECRET}}}' ;;
   *) echo "credentials not found in native keychain"; exit 1 ;;
 esac
-"#;
-        let helper = dir.path().join("docker-credential-fake");
-        fs::write(&helper, script).unwrap();
-        fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+"#
+            ),
+        );
         let auth = auth_with(
             dir.path(),
             r#"{
@@ -491,8 +843,17 @@ esac
             auth.credentials("nothing.example").await.unwrap(),
             Credentials::default()
         );
+        // A failing helper's output may hold the secret: never quoted.
         let err = auth.credentials("broken.example").await.unwrap_err();
-        assert!(err.to_string().contains("keychain locked"), "{err}");
+        assert!(matches!(err, AuthError::HelperFailed { .. }), "{err}");
+        assert!(err.to_string().contains("docker-credential-fake"), "{err}");
+        assert!(!err.to_string().contains(SECRET), "{err}");
+        let err = auth.credentials("numeric.example").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "credential helper docker-credential-fake answered for numeric.example with `Secret` as a \
+             number, not a string"
+        );
         let err = auth.credentials("missing.example").await.unwrap_err();
         assert!(matches!(err, AuthError::HelperMissing { .. }), "{err}");
         // An empty helper name means the file itself for that registry, as in Docker, not the store.
@@ -500,6 +861,65 @@ esac
             auth.credentials("plain.example").await.unwrap(),
             credentials("file", "file")
         );
+    }
+
+    /// A helper is asked once per registry, whatever the number of askers, at once or later, and a failure is
+    /// kept too.
+    #[tokio::test]
+    async fn each_helper_is_asked_once_per_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let counter = dir.path().join("count");
+        helper(
+            dir.path(),
+            "counting",
+            &format!(
+                r#"#!/bin/sh
+read -r server || true
+echo "$server" >> '{}'
+case "$server" in
+  good.example) printf '{{"Username":"u","Secret":"s"}}' ;;
+  *) exit 1 ;;
+esac
+"#,
+                counter.display()
+            ),
+        );
+        let auth = auth_with(dir.path(), r#"{"credsStore": "counting"}"#);
+        for _ in 0..2 {
+            let asks = (0..4).map(|_| auth.credentials("good.example"));
+            for answer in futures::future::join_all(asks).await {
+                assert_eq!(answer.unwrap(), credentials("u", "s"));
+            }
+            // A clone (another session) shares the answers.
+            for _ in 0..3 {
+                let err = auth.clone().credentials("bad.example").await.unwrap_err();
+                assert!(matches!(err, AuthError::HelperFailed { .. }), "{err}");
+            }
+        }
+        let asked = fs::read_to_string(&counter).unwrap();
+        assert_eq!(asked, "good.example\nbad.example\n");
+    }
+
+    #[tokio::test]
+    async fn a_helper_that_never_answers_is_killed_and_asked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let counter = dir.path().join("count");
+        helper(
+            dir.path(),
+            "stuck",
+            &format!(
+                "#!/bin/sh\necho asked >> '{}'\nexec sleep 600\n",
+                counter.display()
+            ),
+        );
+        let mut auth = auth_with(dir.path(), r#"{"credHelpers": {"reg.example": "stuck"}}"#);
+        auth.helper_timeout = Duration::from_millis(300);
+        for _ in 0..3 {
+            let err = auth.credentials("reg.example").await.unwrap_err();
+            assert!(matches!(err, AuthError::HelperTimeout { .. }), "{err}");
+            assert!(err.to_string().contains("docker-credential-stuck"), "{err}");
+        }
+        assert_eq!(fs::read_to_string(&counter).unwrap(), "asked\n");
     }
 
     #[test]
