@@ -169,7 +169,6 @@ pub(crate) async fn push(
     username: &str,
     secret: &str,
 ) -> Result<(), String> {
-    use base64::Engine;
     // The tag is the part after the last ':' that follows the last '/' (a registry port comes before a '/').
     let (name, tag) = match reference.rfind(':') {
         Some(colon) if colon > reference.rfind('/').unwrap_or(0) => {
@@ -177,12 +176,7 @@ pub(crate) async fn push(
         }
         _ => (reference, "latest"),
     };
-    let auth = if username.is_empty() && secret.is_empty() {
-        serde_json::json!({})
-    } else {
-        serde_json::json!({"username": username, "password": secret})
-    };
-    let auth = base64::engine::general_purpose::URL_SAFE.encode(auth.to_string());
+    let auth = registry_auth(username, secret);
     let path = format!("/images/{name}/push?tag={tag}");
     let (status, body) = request(
         socket,
@@ -205,6 +199,18 @@ pub(crate) async fn push(
     }
 }
 
+/// The `X-Registry-Auth` header: base64url of Docker's `AuthConfig` JSON; `{}` for anonymous access, and a
+/// secret without a user name is an identity token (what a credential helper's `<token>` user means).
+fn registry_auth(username: &str, secret: &str) -> String {
+    use base64::Engine;
+    let auth = match (username.is_empty(), secret.is_empty()) {
+        (true, true) => serde_json::json!({}),
+        (true, false) => serde_json::json!({"identitytoken": secret}),
+        (false, _) => serde_json::json!({"username": username, "password": secret}),
+    };
+    base64::engine::general_purpose::URL_SAFE.encode(auth.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +224,26 @@ mod tests {
         assert!(DockerInfo::from_json(&with).containerd_store);
         assert!(!DockerInfo::from_json(&without).containerd_store);
         assert_eq!(DockerInfo::from_json(&without).version, "20.10.24");
+    }
+
+    #[test]
+    fn registry_auth_header() {
+        use base64::Engine;
+        let decode = |header: String| -> serde_json::Value {
+            let json = base64::engine::general_purpose::URL_SAFE
+                .decode(header)
+                .unwrap();
+            serde_json::from_slice(&json).unwrap()
+        };
+        assert_eq!(decode(registry_auth("", "")), serde_json::json!({}));
+        assert_eq!(
+            decode(registry_auth("me", "pw")),
+            serde_json::json!({"username": "me", "password": "pw"})
+        );
+        // Docker uses an identity token as an OAuth refresh token, never as a password.
+        assert_eq!(
+            decode(registry_auth("", "tok")),
+            serde_json::json!({"identitytoken": "tok"})
+        );
     }
 }
