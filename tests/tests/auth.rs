@@ -209,29 +209,39 @@ fn a_failing_helper_output_is_not_quoted() {
     );
 }
 
-/// The images Docker keeps of a repository prefix (with the containerd store it keeps what failed to push).
-fn local_images(prefix: &str) -> LocalImages {
-    let listed = run(docker().args(["images", "--format", "{{.Repository}}:{{.Tag}}"]));
-    LocalImages(
-        listed
+/// Removes, when dropped, the images Docker keeps under a prefix (with the containerd store it keeps what failed
+/// to push), listed then so that a failed test cleans up too.
+struct ImagesUnder(String);
+
+impl Drop for ImagesUnder {
+    fn drop(&mut self) {
+        let listed = run(docker().args(["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+        let names: Vec<String> = listed
             .stdout
             .lines()
-            .filter(|name| name.starts_with(prefix))
+            .filter(|name| name.starts_with(&self.0))
             .map(str::to_owned)
-            .collect(),
-    )
+            .collect();
+        drop(LocalImages(names));
+    }
 }
 
-/// A helper that never answers: asked once for the whole build (three images, each with its own session, and
+/// A helper that never answers: asked once for the whole build (four images, each with its own session, and
 /// BuildKit asking again after each failure), killed after one bounded wait, and named in the error.
 #[test]
 fn a_helper_that_never_answers_is_asked_once_per_build() {
     let fixture = Fixture::example("workspace");
     let registry = unique_repository(&format!("{AUTH_REGISTRY}/e2e/stuck"));
+    let _cleanup = ImagesUnder(format!("{registry}/"));
     fixture.edit(
         "Cargo.toml",
         "registry = \"localhost:5000/acme\"",
         &format!("registry = \"{registry}\""),
+    );
+    fixture.edit(
+        "crates/worker/Cargo.toml",
+        "repository = \"localhost:5000/acme/ops/worker-admin\"",
+        &format!("repository = \"{registry}/worker-admin\""),
     );
     let counter = fixture.scratch("asked");
     write_docker_config(
@@ -255,7 +265,6 @@ fn a_helper_that_never_answers_is_asked_once_per_build() {
                 .args(["--push", "--progress", "plain"]),
         );
     let (status, stdout, stderr) = spawned.finish();
-    let _cleanup = local_images(&registry);
     let result = hive_e2e::Run {
         code: status.code().unwrap_or(-1),
         stdout,
