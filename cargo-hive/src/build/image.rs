@@ -15,7 +15,7 @@ use crate::buildkit::gateway::{self, BuildRequest};
 use crate::buildkit::image::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, PinnedBase,
 };
-use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig};
+use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig, SessionError};
 use crate::buildkit::{Address, Buildkit, llb};
 use crate::compile::Executable;
 use crate::output::{self, DaemonKind, Destination};
@@ -500,6 +500,10 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     .await;
     // The status stream ends with the build; its last messages (the final steps) are worth a short wait.
     let _ = tokio::time::timeout(Duration::from_secs(2), status).await;
+    if let Some(path) = session.changed_file() {
+        session.close().await;
+        return Err(SessionError::ChangedWhileSent { path }.to_string());
+    }
     let response = match result {
         Ok(response) => response,
         Err(err) => {
