@@ -63,3 +63,81 @@ fn a_file_rewritten_while_it_is_sent_fails_the_image() {
         ],
     );
 }
+
+/// A `CARGO` for cargo-hive to run: the real cargo, then, after `cargo build`, `replace` (shell) runs with
+/// `$artifact` set to the path cargo reported for hello's binary.
+fn cargo_then(fixture: &Fixture, replace: &str) -> std::path::PathBuf {
+    let real = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let script = fixture.scratch("cargo-wrapper");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n'{real}' \"$@\" || exit $?\n[ \"$1\" = build ] || exit 0\n\
+             artifact=\"$CARGO_TARGET_DIR/debug/hello\"\nrm -f \"$artifact\"\n{replace}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn an_artifact_that_is_not_an_executable_is_refused_before_connecting() {
+    let cases = [
+        (": > \"$artifact\"", "is an empty file"),
+        ("mkdir \"$artifact\"", "is a directory"),
+        (
+            "printf '#!/bin/sh\\necho hi\\n' > \"$artifact\"; chmod +x \"$artifact\"",
+            "is a script (`#!/bin/sh`)",
+        ),
+        (
+            "ln -s /nonexistent/hello \"$artifact\"",
+            "is a dangling symlink (to /nonexistent/hello",
+        ),
+    ];
+    for (replace, what) in cases {
+        let fixture = Fixture::example("hello");
+        let cargo = cargo_then(&fixture, replace);
+        // No daemon at this address: the artifact must be refused before any connection is tried.
+        let result = hive_e2e::run(
+            fixture
+                .build_at("unix:///nonexistent/buildkitd.sock")
+                .env("CARGO", &cargo),
+        );
+        let artifact = fixture.target().join("debug").join("hello");
+        fixture.assert_fails(
+            &result,
+            &[&format!("{} {what}", artifact.display()), "ELF executable"],
+        );
+        assert!(
+            !result.stderr.contains("nonexistent/buildkitd.sock"),
+            "{result:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_binary_for_another_architecture_is_refused() {
+    let fixture = Fixture::example("hello");
+    let result = hive_e2e::run(
+        fixture
+            .build()
+            .args(["--target", "aarch64-unknown-linux-musl"])
+            .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld"),
+    );
+    let artifact = fixture
+        .target()
+        .join("aarch64-unknown-linux-musl/debug/hello");
+    fixture.assert_fails(
+        &result,
+        &[
+            "image `hello` is for linux/amd64",
+            &format!(
+                "{} is an executable for AArch64 (64-bit, little-endian)",
+                artifact.display()
+            ),
+            "platforms = [\"linux/arm64\"]",
+            "host platform",
+        ],
+    );
+}

@@ -699,6 +699,7 @@ pub(crate) fn dry_run_json(planned: &PlanImage, epoch: i64) -> serde_json::Value
         target: planned.binary.target.clone(),
         path: PathBuf::from("/target").join(&planned.binary.target),
         interpreter: None,
+        machine: None,
     };
     let inputs = local_inputs(planned, &executable).unwrap_or_default();
     let definition = layout::definition(&ImageLayout {
