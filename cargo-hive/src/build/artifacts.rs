@@ -28,7 +28,7 @@ pub(crate) struct WrongArchitecture {
 pub(crate) fn check_architectures(
     plan: &Plan,
     executables: &BTreeMap<(String, String), Executable>,
-) -> Result<(), WrongArchitecture> {
+) -> Result<(), Box<WrongArchitecture>> {
     let host = format!("linux/{}", crate::buildkit::llb::host_architecture());
     for image in &plan.images {
         let key = (image.package.name.clone(), image.binary.target.clone());
@@ -59,14 +59,14 @@ pub(crate) fn check_architectures(
                 ),
                 None => ("which no image platform runs".to_owned(), String::new()),
             };
-            return Err(WrongArchitecture {
+            return Err(Box::new(WrongArchitecture {
                 image: image.name.clone(),
                 platform: platform.clone(),
                 path: executable.path.clone(),
                 machine,
                 runs,
                 declare,
-            });
+            }));
         }
     }
     Ok(())
