@@ -141,3 +141,28 @@ fn a_binary_for_another_architecture_is_refused() {
         ],
     );
 }
+
+#[test]
+fn a_record_of_another_output_path_does_not_make_the_image_fresh() {
+    let fixture = Fixture::example("hello");
+    succeed(&mut fixture.build());
+    let archive = fixture.archive("hello");
+    let digest = OciArchive::open(&archive).manifest().0;
+    // The archive moves away (a rename keeps its size and mtime) and the record is made to name where it went: an
+    // intact output, but not the one this build writes.
+    let elsewhere = fixture.scratch("elsewhere.oci.tar");
+    std::fs::rename(&archive, &elsewhere).unwrap();
+    let record_path = fixture.target().join("hive/.fresh/hello.json");
+    let mut record = read_json(&record_path);
+    assert_eq!(record["outputs"][0]["path"], archive.display().to_string());
+    record["outputs"][0]["path"] = elsewhere.display().to_string().into();
+    std::fs::write(&record_path, record.to_string()).unwrap();
+
+    let result = succeed(fixture.build().args(["--progress", "json"]));
+    let progress = events(&result);
+    assert!(solved(&progress).contains("hello"), "{}", result.stdout);
+    assert_eq!(OciArchive::open(&archive).manifest().0, digest);
+    // Its new record names the archive it wrote: the next build is fresh again.
+    let again = succeed(fixture.build().args(["--progress", "json"]));
+    assert!(solved(&events(&again)).is_empty(), "{}", again.stdout);
+}

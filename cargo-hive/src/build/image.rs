@@ -385,9 +385,20 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             .destinations
             .iter()
             .all(|destination| matches!(destination, Destination::OciArchive | Destination::Load));
+    let expected: Vec<fresh::Expected> = (context.destinations.iter())
+        .filter_map(|destination| match destination {
+            Destination::OciArchive => Some(fresh::Expected::Archive(archive.clone())),
+            Destination::Load => planned
+                .references
+                .first()
+                .cloned()
+                .map(fresh::Expected::Docker),
+            Destination::Push | Destination::Raw { .. } => None,
+        })
+        .collect();
     if checkable
         && let Some(record) =
-            fresh::up_to_date(&record_path, &fingerprint, Some(&docker_socket)).await
+            fresh::up_to_date(&record_path, &fingerprint, &expected, Some(&docker_socket)).await
     {
         return Ok(BuiltImage {
             name: planned.name.clone(),
