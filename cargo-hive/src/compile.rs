@@ -10,6 +10,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::cli::{CompileArgs, FeatureArgs};
+use crate::elf::{self, InspectError, Machine, NotABinary};
 
 /// What to build.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +38,8 @@ pub(crate) struct Executable {
     pub(crate) path: PathBuf,
     /// Its ELF program interpreter (the loader a dynamically linked binary needs), read once here.
     pub(crate) interpreter: Option<String>,
+    /// The machine it runs on, read once here (`None` only before cargo ran, as in `--dry-run`).
+    pub(crate) machine: Option<Machine>,
 }
 
 /// What cargo produced.
@@ -59,6 +62,18 @@ pub(crate) enum CompileError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// Something other than an executable is at the artifact path: an image of it could not start.
+    #[error(
+        "cargo's artifact {path} is {reason}: an image needs a regular, non-empty ELF executable there, or it \
+         cannot start. Check what replaced it (a build script, a wrapper around cargo, another build in the same \
+         target dir) and build again"
+    )]
+    NotABinary {
+        /// The artifact path.
+        path: PathBuf,
+        /// What is there instead.
+        reason: NotABinary,
     },
     /// Cargo failed; its diagnostics are already on stderr.
     #[error("cargo build failed ({0}); see cargo's messages above")]
@@ -120,12 +135,15 @@ pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifa
     if !status.success() {
         return Err(CompileError::Failed(status.to_string()));
     }
+    // Checked before anything connects: an image of anything but an executable could never start.
     for executable in artifacts.executables.values_mut() {
-        executable.interpreter =
-            crate::elf::interpreter(&executable.path).map_err(|source| CompileError::Read {
-                path: executable.path.clone(),
-                source,
-            })?;
+        let path = executable.path.clone();
+        let binary = elf::inspect(&path).map_err(|err| match err {
+            InspectError::NotABinary(reason) => CompileError::NotABinary { path, reason },
+            InspectError::Io(source) => CompileError::Read { path, source },
+        })?;
+        executable.interpreter = binary.interpreter;
+        executable.machine = Some(binary.machine);
     }
     Ok(artifacts)
 }
@@ -147,6 +165,7 @@ fn parse_artifact(line: &str) -> Option<(String, Executable)> {
         target: message["target"]["name"].as_str()?.to_owned(),
         path: PathBuf::from(message["executable"].as_str()?),
         interpreter: None,
+        machine: None,
     };
     Some((package_name(&message)?, executable))
 }

@@ -11,5 +11,8 @@ ensure_toolchain() {
   if command -v rustup >/dev/null 2>&1; then
     rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+    # The e2e suite cross-builds for aarch64 (linked with rust-lld, no system linker needed).
+    rustup target list --installed 2>/dev/null | grep -qx 'aarch64-unknown-linux-musl' ||
+      rustup target add aarch64-unknown-linux-musl
   fi
 }

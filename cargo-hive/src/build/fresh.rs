@@ -48,6 +48,25 @@ pub(crate) enum OutputRecord {
     },
 }
 
+/// An output this build will write, which a record must name to stand for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Expected {
+    /// An archive at this path.
+    Archive(PathBuf),
+    /// An image in Docker's store under this name.
+    Docker(String),
+}
+
+impl OutputRecord {
+    /// The output this record is about.
+    fn expected(&self) -> Expected {
+        match self {
+            OutputRecord::Archive { path, .. } => Expected::Archive(path.clone()),
+            OutputRecord::Docker { reference, .. } => Expected::Docker(reference.clone()),
+        }
+    }
+}
+
 /// Where an image's record lives.
 pub(crate) fn record_path(target_dir: &Path, image: &str) -> PathBuf {
     target_dir
@@ -111,15 +130,18 @@ fn stat_tree(path: &Path, hasher: &mut Sha256) -> Result<(), String> {
     Ok(())
 }
 
-/// The record of the last build, if its fingerprint matches and every output is still as it left it.
+/// The record of the last build, if its fingerprint matches, it names exactly the outputs this build expects (a
+/// record of an archive elsewhere says nothing about the one expected here), and each is still as it left it.
 pub(crate) async fn up_to_date(
     path: &Path,
     fingerprint: &str,
+    expected: &[Expected],
     docker: Option<&Path>,
 ) -> Option<Record> {
     let text = tokio::fs::read_to_string(path).await.ok()?;
     let record: Record = serde_json::from_str(&text).ok()?;
-    if record.fingerprint != fingerprint || record.outputs.is_empty() {
+    let recorded: Vec<Expected> = record.outputs.iter().map(OutputRecord::expected).collect();
+    if record.fingerprint != fingerprint || recorded.is_empty() || recorded != expected {
         return None;
     }
     for output in &record.outputs {
@@ -275,13 +297,44 @@ mod tests {
         };
         let path = record_path(dir.path(), "a");
         save(&path, &record);
-        assert_eq!(up_to_date(&path, "f", None).await, Some(record.clone()));
-        assert_eq!(up_to_date(&path, "other", None).await, None);
+        let expected = [Expected::Archive(archive.clone())];
+        assert_eq!(
+            up_to_date(&path, "f", &expected, None).await,
+            Some(record.clone())
+        );
+        assert_eq!(up_to_date(&path, "other", &expected, None).await, None);
         std::fs::write(&archive, b"changed").unwrap();
-        assert_eq!(up_to_date(&path, "f", None).await, None);
+        assert_eq!(up_to_date(&path, "f", &expected, None).await, None);
         std::fs::remove_file(&archive).unwrap();
-        assert_eq!(up_to_date(&path, "f", None).await, None);
+        assert_eq!(up_to_date(&path, "f", &expected, None).await, None);
         forget(&path);
         assert!(!path.exists());
+    }
+
+    /// An intact archive elsewhere, or other outputs, do not make the expected output fresh.
+    #[tokio::test]
+    async fn a_record_only_stands_for_the_outputs_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere.oci.tar");
+        std::fs::write(&elsewhere, b"tar").unwrap();
+        let record = Record {
+            fingerprint: "f".into(),
+            digest: "sha256:1".into(),
+            config_digest: None,
+            outputs: vec![archive_record(&elsewhere).unwrap()],
+        };
+        let path = record_path(dir.path(), "a");
+        save(&path, &record);
+        let here = Expected::Archive(dir.path().join("a.oci.tar"));
+        assert_eq!(
+            up_to_date(&path, "f", std::slice::from_ref(&here), None).await,
+            None
+        );
+        let both = [Expected::Archive(elsewhere.clone()), here];
+        assert_eq!(up_to_date(&path, "f", &both, None).await, None);
+        let docker = [Expected::Docker("a:latest".into())];
+        assert_eq!(up_to_date(&path, "f", &docker, None).await, None);
+        let same = [Expected::Archive(elsewhere)];
+        assert_eq!(up_to_date(&path, "f", &same, None).await, Some(record));
     }
 }

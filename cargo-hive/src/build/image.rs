@@ -15,7 +15,7 @@ use crate::buildkit::gateway::{self, BuildRequest};
 use crate::buildkit::image::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, PinnedBase,
 };
-use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig};
+use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig, SessionError};
 use crate::buildkit::{Address, Buildkit, llb};
 use crate::compile::Executable;
 use crate::output::{self, DaemonKind, Destination};
@@ -385,9 +385,20 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             .destinations
             .iter()
             .all(|destination| matches!(destination, Destination::OciArchive | Destination::Load));
+    let expected: Vec<fresh::Expected> = (context.destinations.iter())
+        .filter_map(|destination| match destination {
+            Destination::OciArchive => Some(fresh::Expected::Archive(archive.clone())),
+            Destination::Load => planned
+                .references
+                .first()
+                .cloned()
+                .map(fresh::Expected::Docker),
+            Destination::Push | Destination::Raw { .. } => None,
+        })
+        .collect();
     if checkable
         && let Some(record) =
-            fresh::up_to_date(&record_path, &fingerprint, Some(&docker_socket)).await
+            fresh::up_to_date(&record_path, &fingerprint, &expected, Some(&docker_socket)).await
     {
         return Ok(BuiltImage {
             name: planned.name.clone(),
@@ -500,6 +511,10 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     .await;
     // The status stream ends with the build; its last messages (the final steps) are worth a short wait.
     let _ = tokio::time::timeout(Duration::from_secs(2), status).await;
+    if let Some(path) = session.changed_file() {
+        session.close().await;
+        return Err(SessionError::ChangedWhileSent { path }.to_string());
+    }
     let response = match result {
         Ok(response) => response,
         Err(err) => {
@@ -695,6 +710,7 @@ pub(crate) fn dry_run_json(planned: &PlanImage, epoch: i64) -> serde_json::Value
         target: planned.binary.target.clone(),
         path: PathBuf::from("/target").join(&planned.binary.target),
         interpreter: None,
+        machine: None,
     };
     let inputs = local_inputs(planned, &executable).unwrap_or_default();
     let definition = layout::definition(&ImageLayout {

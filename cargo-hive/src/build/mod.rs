@@ -1,5 +1,6 @@
 //! `cargo hive build`: plan → cargo → one gateway solve per image over one connection → outputs.
 
+mod artifacts;
 mod epoch;
 mod fresh;
 mod image;
@@ -101,6 +102,8 @@ async fn build_all(
         success: artifacts.is_ok(),
     });
     let artifacts = artifacts.map_err(|err| HiveError::Message(err.to_string()))?;
+    artifacts::check_architectures(plan, &artifacts.executables)
+        .map_err(|err| HiveError::Message(err.to_string()))?;
 
     let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
     let options = args.connect.options(manifest);

@@ -9,7 +9,6 @@ use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::auth::{AuthService, DockerAuth};
 use super::errors::SessionError;
 use super::export::{Export, FileSendService};
-use super::filesync::FileSyncService;
+use super::filesync::{FileSyncService, SendLog};
 use super::health::HealthService;
 use crate::buildkit::{Buildkit, new_id};
 
@@ -75,7 +74,7 @@ pub(crate) struct LocalDir {
 #[derive(Debug)]
 pub(crate) struct Session {
     id: String,
-    sent: Arc<AtomicU64>,
+    log: Arc<SendLog>,
     export: Option<Arc<Export>>,
     /// Serves the tunnel; never ends by itself.
     server: JoinHandle<()>,
@@ -92,9 +91,9 @@ impl Session {
         config: SessionConfig,
     ) -> Result<Session, SessionError> {
         let id = new_id();
-        let sent = Arc::new(AtomicU64::new(0));
+        let log = Arc::new(SendLog::default());
         let export = config.export.map(|path| Arc::new(Export::new(path)));
-        let services = Services::new(config.local_dirs, sent.clone(), export.clone());
+        let services = Services::new(config.local_dirs, log.clone(), export.clone());
         let metadata = session_metadata(&id, &config.name, &config.shared_key, &services)?;
 
         let (ours, theirs) = tokio::io::duplex(TUNNEL_BUFFER);
@@ -117,7 +116,7 @@ impl Session {
         });
         let session = Session {
             id,
-            sent,
+            log,
             export,
             server: tokio::spawn(serve(services, theirs)),
             outbound: tokio::spawn(pump_out(reader, tx)),
@@ -145,7 +144,13 @@ impl Session {
 
     /// Bytes of file content sent to the daemon so far (local sources).
     pub(crate) fn bytes_sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+        self.log.bytes_sent()
+    }
+
+    /// A local file that changed while it was being sent: the image would hold neither its old nor its new
+    /// content, so it must not be exported.
+    pub(crate) fn changed_file(&self) -> Option<PathBuf> {
+        self.log.changed_file()
     }
 
     /// Moves the exported archive into place; call it once the solve has succeeded. `Ok(None)` when the session
@@ -277,11 +282,11 @@ struct Services {
 impl Services {
     fn new(
         dirs: BTreeMap<String, LocalDir>,
-        sent: Arc<AtomicU64>,
+        log: Arc<SendLog>,
         export: Option<Arc<Export>>,
     ) -> Services {
         let file_sync = (!dirs.is_empty())
-            .then(|| FileSyncServer::new(FileSyncService::new(Arc::new(dirs), sent)));
+            .then(|| FileSyncServer::new(FileSyncService::new(Arc::new(dirs), log)));
         Services {
             file_sync,
             file_send: export.map(|export| FileSendServer::new(FileSendService::new(export))),

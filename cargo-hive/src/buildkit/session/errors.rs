@@ -41,4 +41,14 @@ pub(crate) enum SessionError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A local file was rewritten while the daemon was reading it.
+    #[error(
+        "{path} changed while it was being sent to BuildKit (a concurrent build, or a linker rewriting it in \
+         place?): the image would hold neither the old file nor the new one, so nothing was written; rebuild once \
+         the file is stable"
+    )]
+    ChangedWhileSent {
+        /// The file.
+        path: PathBuf,
+    },
 }

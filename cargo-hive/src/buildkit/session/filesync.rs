@@ -3,17 +3,19 @@
 //! the daemon asks for — only those whose stat changed since the snapshot it keeps under the session's shared key.
 
 use std::collections::BTreeMap;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
-use std::sync::Arc;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use hive_proto::fsutil::types::Packet;
 use hive_proto::fsutil::types::packet::PacketType;
 use hive_proto::session::packet::file_sync_server::FileSync;
 use hive_proto::tonic::metadata::MetadataMap;
 use hive_proto::tonic::{self, Request, Response, Status, Streaming};
+use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -28,16 +30,50 @@ const SENDERS: usize = 4;
 /// Packets queued towards the daemon.
 const QUEUE: usize = 64;
 
+/// What the senders of one session did: bytes sent, and the files that changed while they were being sent.
+#[derive(Debug, Default)]
+pub(crate) struct SendLog {
+    sent: AtomicU64,
+    changed: Mutex<Vec<PathBuf>>,
+}
+
+impl SendLog {
+    /// Bytes of file content sent so far.
+    pub(crate) fn bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// The first file whose content or stat changed while it was being sent, if any.
+    pub(crate) fn changed_file(&self) -> Option<PathBuf> {
+        self.changed.lock().expect("not poisoned").first().cloned()
+    }
+
+    fn add_sent(&self, bytes: usize) {
+        self.sent.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn changed(&self, entry: &Entry) -> Status {
+        self.changed
+            .lock()
+            .expect("not poisoned")
+            .push(entry.path.clone());
+        Status::failed_precondition(format!(
+            "{} changed while it was being sent",
+            entry.stat.path
+        ))
+    }
+}
+
 /// The FileSync service of one session.
 pub(crate) struct FileSyncService {
     dirs: Arc<BTreeMap<String, LocalDir>>,
-    sent: Arc<AtomicU64>,
+    log: Arc<SendLog>,
 }
 
 impl FileSyncService {
-    /// Serves `dirs` by name, adding the bytes of file content sent to `sent`.
-    pub(crate) fn new(dirs: Arc<BTreeMap<String, LocalDir>>, sent: Arc<AtomicU64>) -> Self {
-        FileSyncService { dirs, sent }
+    /// Serves `dirs` by name, keeping what it sent in `log`.
+    pub(crate) fn new(dirs: Arc<BTreeMap<String, LocalDir>>, log: Arc<SendLog>) -> Self {
+        FileSyncService { dirs, log }
     }
 }
 
@@ -63,7 +99,7 @@ impl FileSync for FileSyncService {
         let root = dir.root.clone();
         let follow = options.follow;
         let (tx, rx) = mpsc::channel(QUEUE);
-        let sent = self.sent.clone();
+        let log = self.log.clone();
         let inbound = request.into_inner();
         tokio::spawn(async move {
             let listing = tokio::task::spawn_blocking(move || {
@@ -91,7 +127,7 @@ impl FileSync for FileSyncService {
                     return;
                 }
             };
-            if let Err(status) = serve(entries, inbound, tx.clone(), sent).await {
+            if let Err(status) = serve(entries, inbound, tx.clone(), log).await {
                 let _ = tx.send(Err(status)).await;
             }
         });
@@ -113,7 +149,7 @@ async fn serve(
     entries: Arc<Vec<Entry>>,
     mut inbound: Streaming<Packet>,
     tx: mpsc::Sender<Result<Packet, Status>>,
-    sent: Arc<AtomicU64>,
+    log: Arc<SendLog>,
 ) -> Result<(), Status> {
     // The listing goes out from a task of its own: the daemon requests files while it is still arriving.
     let mut stats = {
@@ -150,10 +186,10 @@ async fn serve(
                     .acquire_owned()
                     .await
                     .expect("the semaphore is never closed");
-                let (entries, tx, sent) = (entries.clone(), tx.clone(), sent.clone());
+                let (entries, tx, log) = (entries.clone(), tx.clone(), log.clone());
                 tokio::task::spawn_blocking(move || {
                     let _permit = permit;
-                    if let Err(status) = send_file(&entries[index], id, &tx, &sent) {
+                    if let Err(status) = send_file(&entries[index], id, &tx, &log) {
                         let _ = tx.blocking_send(Err(status));
                     }
                 });
@@ -185,23 +221,28 @@ async fn serve(
     Ok(())
 }
 
-/// Sends one file as DATA chunks and the empty DATA that ends it (runs on a blocking thread).
+/// Sends one file as DATA chunks and the empty DATA that ends it (runs on a blocking thread). A file rewritten in
+/// place while it is read would reach the image as neither its old nor its new content: its stat must be the
+/// listing's before and after, and its content afterwards must hash as the bytes sent, or the call fails and the
+/// file is logged as changed.
 fn send_file(
     entry: &Entry,
     id: u32,
     tx: &mpsc::Sender<Result<Packet, Status>>,
-    sent: &AtomicU64,
+    log: &SendLog,
 ) -> Result<(), Status> {
     let failed =
         |err: io::Error| Status::internal(format!("cannot read {}: {err}", entry.stat.path));
     let mut file = File::open(&entry.path).map_err(failed)?;
     let metadata = file.metadata().map_err(failed)?;
-    if !metadata.is_file() || metadata.dev() != entry.dev || metadata.ino() != entry.ino {
-        return Err(Status::failed_precondition(format!(
-            "{} was replaced while it was being sent",
-            entry.stat.path
-        )));
+    // Another file at the path (a rename over it, a symlink to outside the root) is never read.
+    let replaced =
+        !metadata.is_file() || metadata.dev() != entry.dev || metadata.ino() != entry.ino;
+    if replaced || !same_stat(entry, &metadata) {
+        return Err(log.changed(entry));
     }
+    let mut hasher = Sha256::new();
+    let mut length = 0u64;
     let mut buffer = vec![0; CHUNK];
     loop {
         let read = match file.read(&mut buffer) {
@@ -210,15 +251,52 @@ fn send_file(
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(failed(err)),
         };
+        hasher.update(&buffer[..read]);
+        length += read as u64;
         let chunk = packet(PacketType::PacketData, id, buffer[..read].to_vec());
         if tx.blocking_send(Ok(chunk)).is_err() {
             // The call is gone; its own status says why.
             return Ok(());
         }
-        sent.fetch_add(read as u64, Ordering::Relaxed);
+        log.add_sent(read);
+    }
+    let after = file.metadata().map_err(failed)?;
+    let unchanged = same_stat(entry, &after)
+        && u64::try_from(entry.stat.size) == Ok(length)
+        && content_hash(&file).map_err(failed)? == hasher.finalize()[..];
+    if !unchanged {
+        // No end-of-file DATA: the daemon must not take what it got as the file.
+        return Err(log.changed(entry));
     }
     let _ = tx.blocking_send(Ok(packet(PacketType::PacketData, id, Vec::new())));
     Ok(())
+}
+
+/// Whether a file's size and modification time are still what the listing said.
+fn same_stat(entry: &Entry, metadata: &Metadata) -> bool {
+    let mtime = metadata
+        .mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(metadata.mtime_nsec());
+    u64::try_from(entry.stat.size) == Ok(metadata.len()) && entry.stat.mod_time == mtime
+}
+
+/// The SHA-256 of a file's whole content as it is now.
+fn content_hash(file: &File) -> io::Result<Vec<u8>> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 8 * CHUNK];
+    let mut offset = 0;
+    loop {
+        let read = match file.read_at(&mut buffer, offset) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        hasher.update(&buffer[..read]);
+        offset += read as u64;
+    }
+    Ok(hasher.finalize().to_vec())
 }
 
 fn packet(kind: PacketType, id: u32, data: Vec<u8>) -> Packet {
@@ -303,7 +381,7 @@ fn query_unescape(text: &str) -> Option<String> {
 mod tests {
     use crate::buildkit::session::connection::{channel_over, single_connection};
     use std::fs;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{FileExt, symlink};
 
     use hive_proto::session::packet::file_sync_client::FileSyncClient;
     use hive_proto::session::packet::file_sync_server::FileSyncServer;
@@ -337,6 +415,72 @@ mod tests {
         assert_eq!(query_unescape("100%"), None);
     }
 
+    /// Our FileSync service for `root` as dir `context`, over an in-process connection.
+    async fn serve_dir(
+        root: &std::path::Path,
+    ) -> (
+        FileSyncClient<hive_proto::tonic::transport::Channel>,
+        Arc<SendLog>,
+    ) {
+        let dirs = BTreeMap::from([(
+            "context".to_owned(),
+            LocalDir {
+                root: root.to_owned(),
+                allow: None,
+            },
+        )]);
+        let log = Arc::new(SendLog::default());
+        let service = FileSyncServer::new(FileSyncService::new(Arc::new(dirs), log.clone()));
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(Server::builder().serve_with_incoming(service, single_connection(server_io)));
+        (FileSyncClient::new(channel_over(client_io).await), log)
+    }
+
+    /// A file rewritten in place after its first chunk went out: the sender must not end it as if whole, must
+    /// fail the call and must log the file as changed.
+    #[tokio::test]
+    async fn a_file_rewritten_while_sent_fails_the_transfer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app");
+        // Far more than the packet queue and the connection's buffers hold: the sender is still reading when the
+        // first chunk arrives here.
+        fs::write(&path, vec![0u8; 32 * 1024 * 1024]).unwrap();
+        let (mut client, log) = serve_dir(dir.path()).await;
+        let (tx, rx) = mpsc::channel(16);
+        let mut request = Request::new(ReceiverStream::new(rx));
+        request
+            .metadata_mut()
+            .insert("dir-name", MetadataValue::from_static("context"));
+        let mut inbound = client.diff_copy(request).await.unwrap().into_inner();
+        while inbound.message().await.unwrap().unwrap().stat.is_some() {}
+        tx.send(packet(PacketType::PacketReq, 0, Vec::new()))
+            .await
+            .unwrap();
+        let first = inbound.message().await.unwrap().unwrap();
+        assert!(!first.data.is_empty());
+        // Same size, new bytes near the end, written through the same inode (as a linker rewriting in place).
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .write_all_at(b"new", 32 * 1024 * 1024 - 3)
+            .unwrap();
+        let status = loop {
+            match inbound.message().await {
+                Ok(Some(packet)) => assert!(!packet.data.is_empty(), "the file was ended as whole"),
+                Ok(None) => panic!("the call ended without an error"),
+                Err(status) => break status,
+            }
+        };
+        assert!(
+            status
+                .message()
+                .contains("app changed while it was being sent"),
+            "{status:?}"
+        );
+        assert_eq!(log.changed_file(), Some(path));
+    }
+
     /// Plays the daemon's part in-process: list, request every file, check the content arrives, FIN.
     #[tokio::test]
     async fn serves_a_listing_and_requested_files() {
@@ -346,19 +490,7 @@ mod tests {
         fs::write(dir.path().join("bin/app"), &big).unwrap();
         fs::write(dir.path().join("secret"), b"no").unwrap();
         symlink("bin/app", dir.path().join("link")).unwrap();
-        let dirs = BTreeMap::from([(
-            "context".to_owned(),
-            LocalDir {
-                root: dir.path().to_owned(),
-                allow: None,
-            },
-        )]);
-        let sent = Arc::new(AtomicU64::new(0));
-        let service = FileSyncServer::new(FileSyncService::new(Arc::new(dirs), sent.clone()));
-        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(Server::builder().serve_with_incoming(service, single_connection(server_io)));
-        let mut client = FileSyncClient::new(channel_over(client_io).await);
-
+        let (mut client, log) = serve_dir(dir.path()).await;
         let (tx, rx) = mpsc::channel(16);
         let mut request = Request::new(ReceiverStream::new(rx));
         request
@@ -394,7 +526,8 @@ mod tests {
             received.extend(packet.data);
         }
         assert_eq!(received, big);
-        assert_eq!(sent.load(Ordering::Relaxed), big.len() as u64);
+        assert_eq!(log.bytes_sent(), big.len() as u64);
+        assert_eq!(log.changed_file(), None);
         tx.send(packet(PacketType::PacketFin, 0, Vec::new()))
             .await
             .unwrap();
