@@ -17,3 +17,4 @@ mod tests;
 
 pub(crate) use auth::DockerAuth;
 pub(crate) use connection::{LocalDir, Session, SessionConfig};
+pub(crate) use export::partial_owner;
