@@ -61,3 +61,21 @@ impl HiveError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_exits_with_128_plus_its_number() {
+        for (signal, code) in [
+            (Signal::Hangup, 129),
+            (Signal::Interrupt, 130),
+            (Signal::Terminate, 143),
+        ] {
+            let err = HiveError::Interrupted(signal);
+            assert_eq!(err.exit_code(), code);
+            assert_eq!(err.to_string(), format!("interrupted by {}", signal.name()));
+        }
+    }
+}

@@ -96,17 +96,23 @@ pub(crate) async fn check_load_target(
     if daemon != DaemonKind::Buildkitd || !destinations.contains(&Destination::Load) {
         return Ok(());
     }
-    let docker_host = std::env::var("DOCKER_HOST").ok();
-    if let Some(host) = &docker_host
-        && !host.is_empty()
-        && !host.starts_with("unix://")
-    {
-        return Err(DestinationError::DockerHostNotUnix(host.clone()));
-    }
-    let endpoint = endpoint_from(address, docker_host);
+    let endpoint = load_endpoint(address, std::env::var("DOCKER_HOST").ok())?;
     match DockerInfo::fetch(&endpoint.socket).await {
         Ok(_) => Ok(()),
         Err(detail) => Err(DestinationError::DockerUnreachable { endpoint, detail }),
+    }
+}
+
+/// Where `--load` goes: a `DOCKER_HOST` we cannot load through is an error, not a silent fallback to the default.
+fn load_endpoint(
+    address: &Address,
+    docker_host: Option<String>,
+) -> Result<DockerEndpoint, DestinationError> {
+    match docker_host {
+        Some(host) if !host.is_empty() && !host.starts_with("unix://") => {
+            Err(DestinationError::DockerHostNotUnix(host))
+        }
+        docker_host => Ok(endpoint_from(address, docker_host)),
     }
 }
 
@@ -133,5 +139,24 @@ mod tests {
             PathBuf::from(crate::buildkit::DOCKER_DEFAULT_SOCKET)
         );
         assert!(default.to_string().contains("default socket"), "{default}");
+    }
+
+    #[test]
+    fn load_needs_a_unix_docker_host() {
+        let standalone = Address::Tcp {
+            host: "buildkit".into(),
+            port: 1234,
+        };
+        let err = load_endpoint(&standalone, Some("tcp://docker:2375".to_owned())).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("DOCKER_HOST is `tcp://docker:2375`"),
+            "{err}"
+        );
+        let endpoint = load_endpoint(&standalone, Some(String::new())).unwrap();
+        assert_eq!(
+            endpoint.socket,
+            PathBuf::from(crate::buildkit::DOCKER_DEFAULT_SOCKET)
+        );
     }
 }
