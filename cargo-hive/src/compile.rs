@@ -112,15 +112,17 @@ pub(crate) fn cargo_args(request: &CompileRequest) -> Vec<String> {
 /// Runs cargo and collects the executables.
 pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifacts, CompileError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut child = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    command
         .args(cargo_args(request))
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(CompileError::Spawn)?;
+        .kill_on_drop(true);
+    // Its own process group: a signal, or a cancelled build dropping this future, ends rustc and build scripts too.
+    let (mut child, group) =
+        crate::interrupt::spawn_async(&mut command).map_err(CompileError::Spawn)?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut lines = BufReader::new(stdout).lines();
     let mut artifacts = Artifacts::default();
@@ -132,6 +134,7 @@ pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifa
         }
     }
     let status = child.wait().await.map_err(CompileError::Spawn)?;
+    group.reaped();
     if !status.success() {
         return Err(CompileError::Failed(status.to_string()));
     }

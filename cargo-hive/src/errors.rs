@@ -1,6 +1,8 @@
 //! The one top-level error type: it owns the exit code and how an error is shown.
 
 use crate::buildkit::ConnectError;
+use crate::interrupt::Signal;
+use crate::output::DestinationError;
 
 /// Documented exit codes of `cargo hive`.
 pub mod exit_codes {
@@ -10,8 +12,12 @@ pub mod exit_codes {
     pub const FAILURE: i32 = 1;
     /// The command line could not be parsed (clap's usage errors).
     pub const USAGE: i32 = 2;
-    /// Interrupted by Ctrl-C.
+    /// Interrupted by SIGHUP (the terminal closed): 128 + 1, as a shell reports a process the signal ended.
+    pub const HANGUP: i32 = 129;
+    /// Interrupted by SIGINT (Ctrl-C): 128 + 2.
     pub const INTERRUPTED: i32 = 130;
+    /// Interrupted by SIGTERM (`kill`, `timeout`, a CI cancel): 128 + 15.
+    pub const TERMINATED: i32 = 143;
 }
 
 /// Anything that makes `cargo hive` fail.
@@ -29,9 +35,12 @@ pub(crate) enum HiveError {
     /// Writing the command's output failed.
     #[error("failed to write output")]
     Output(#[source] std::io::Error),
-    /// Ctrl-C.
-    #[error("interrupted")]
-    Interrupted,
+    /// A destination cannot take the images (e.g. `--load` with no Docker to load into).
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    /// SIGINT, SIGTERM or SIGHUP: the build was cancelled and cleaned up after.
+    #[error("interrupted by {}", .0.name())]
+    Interrupted(Signal),
 }
 
 impl HiveError {
@@ -45,7 +54,28 @@ impl HiveError {
                 exit_codes::SUCCESS
             }
             HiveError::Output(_) => exit_codes::FAILURE,
-            HiveError::Interrupted => exit_codes::INTERRUPTED,
+            HiveError::Destination(_) => exit_codes::FAILURE,
+            HiveError::Interrupted(Signal::Interrupt) => exit_codes::INTERRUPTED,
+            HiveError::Interrupted(Signal::Terminate) => exit_codes::TERMINATED,
+            HiveError::Interrupted(Signal::Hangup) => exit_codes::HANGUP,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_exits_with_128_plus_its_number() {
+        for (signal, code) in [
+            (Signal::Hangup, 129),
+            (Signal::Interrupt, 130),
+            (Signal::Terminate, 143),
+        ] {
+            let err = HiveError::Interrupted(signal);
+            assert_eq!(err.exit_code(), code);
+            assert_eq!(err.to_string(), format!("interrupted by {}", signal.name()));
         }
     }
 }

@@ -12,6 +12,7 @@ mod config;
 mod doctor;
 mod elf;
 mod errors;
+mod interrupt;
 mod output;
 mod plan;
 mod progress;
@@ -19,6 +20,7 @@ mod term;
 
 use std::process::ExitCode;
 
+use errors::HiveError;
 pub use errors::exit_codes;
 
 /// Runs `cargo hive` (or `cargo-hive`) with the process's arguments and environment; returns the exit code.
@@ -48,7 +50,21 @@ pub fn main_from_env() -> ExitCode {
             return ExitCode::from(exit_codes::FAILURE as u8);
         }
     };
-    let result = runtime.block_on(cli::dispatch(cli, &term));
+    // `build` cancels its own work on a signal (its images drain, its progress ends); the others just stop.
+    let cancels_itself = matches!(cli.command, cli::Command::Build(_));
+    let result = runtime.block_on(async {
+        interrupt::listen().map_err(|err| {
+            HiveError::Message(format!(
+                "failed to listen for SIGINT, SIGTERM and SIGHUP: {err}"
+            ))
+        })?;
+        let work = cli::dispatch(cli, &term);
+        if cancels_itself {
+            interrupt::prefer_signal(work.await)
+        } else {
+            interrupt::until_signal(work).await
+        }
+    });
     // Lingering connection tasks must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {

@@ -77,7 +77,6 @@ impl Term {
                     if count == 1 { "" } else { "s" }
                 ));
             }
-            HiveError::Interrupted => self.error("interrupted"),
             other => {
                 self.error(&other.to_string());
                 let mut source = other.source();

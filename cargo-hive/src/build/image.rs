@@ -16,7 +16,7 @@ use crate::buildkit::image::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, PinnedBase,
 };
 use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig, SessionError};
-use crate::buildkit::{Address, Buildkit, llb};
+use crate::buildkit::{Buildkit, llb};
 use crate::compile::Executable;
 use crate::output::{self, DaemonKind, Destination};
 use crate::progress::{Event, Progress};
@@ -318,11 +318,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     }
     let key = shared_key(&context.workspace_root, &planned.name);
     let archive = output::archive_path(&context.target_dir, &planned.name);
-    let load_archive = context
-        .target_dir
-        .join("hive")
-        .join(".load")
-        .join(format!("{}.tar", planned.name));
+    let load_archive = output::load_archive_path(&context.target_dir, &planned.name);
     let export_plan = output::export_plan(
         &context.destinations,
         &planned.references,
@@ -379,7 +375,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let all_inputs: Vec<&LocalInput> = chain.iter().flat_map(|layer| layer.inputs.iter()).collect();
     let record_path = fresh::record_path(&context.target_dir, &planned.name);
     let fingerprint = fresh::fingerprint(&definition, &config, &exporters, &all_inputs)?;
-    let docker_socket = docker_socket(&context.buildkit.address);
+    let docker_socket = output::docker_endpoint(&context.buildkit.address).socket;
     let checkable = !context.no_cache
         && context
             .destinations
@@ -418,6 +414,12 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     }
     fresh::forget(&record_path);
 
+    // The docker archive for `--load` goes once Docker has it, and on every other way out (an error, a cancel).
+    let _load_archive = export_plan
+        .after
+        .iter()
+        .any(|step| matches!(step, output::After::DockerLoad(_)))
+        .then(|| output::RemoveOnDrop(load_archive.clone()));
     if let Some(file) = &export_file
         && let Some(parent) = file.parent()
     {
@@ -610,18 +612,6 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         bytes_sent,
         duration: started.elapsed(),
     })
-}
-
-/// The Docker daemon that `--load` and pushes through Docker go to: BuildKit's own when it is Docker's, else
-/// `DOCKER_HOST` (a unix socket) or Docker's default socket.
-fn docker_socket(address: &Address) -> PathBuf {
-    if let Address::Docker(socket) = address {
-        return socket.clone();
-    }
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|host| host.strip_prefix("unix://").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(crate::buildkit::DOCKER_DEFAULT_SOCKET))
 }
 
 /// The registry host of a normalized reference (`localhost:5000/a/b:1` → `localhost:5000`).

@@ -17,6 +17,7 @@ use crate::buildkit::{Address, Buildkit, manifest_settings};
 use crate::cli::{BuildArgs, GlobalArgs};
 use crate::compile::{self, CompileRequest};
 use crate::errors::{HiveError, exit_codes};
+use crate::interrupt;
 use crate::output::{self, DaemonKind};
 use crate::progress::{self, Event, Progress};
 use crate::term::Term;
@@ -27,8 +28,13 @@ pub(crate) async fn run(
     args: &BuildArgs,
     term: &Term,
 ) -> Result<i32, HiveError> {
-    let (plan, target_dir) =
-        crate::plan::compute(global, &args.selection, &args.features, &args.compile)?;
+    // Cargo runs here (metadata, build scripts): a signal kills it, and the signal is what we report.
+    let (plan, target_dir) = interrupt::prefer_signal(crate::plan::compute(
+        global,
+        &args.selection,
+        &args.features,
+        &args.compile,
+    ))?;
     let destinations =
         output::destinations(args.load, args.push, &args.output).map_err(HiveError::Message)?;
     check_supported(&plan)?;
@@ -40,6 +46,9 @@ pub(crate) async fn run(
     if args.dry_run {
         return dry_run(&plan, epoch);
     }
+
+    // What builds killed outright (SIGKILL, a crash) left in target/hive/ goes now, if their build is gone.
+    output::remove_stale(&target_dir);
 
     let mode = progress::detect(args.progress);
     // -q silences the human renderers; JSON is data and stays.
@@ -85,58 +94,20 @@ async fn build_all(
     epoch: i64,
     progress: &Progress,
 ) -> Result<i32, HiveError> {
-    let workspace_root = PathBuf::from(&plan.workspace_root);
-    // The user's cargo builds the binaries, with their flags, cache and toolchain.
-    let request = CompileRequest {
-        manifest_path: global.manifest_path.clone(),
-        targets: targets(plan),
-        features: args.features.clone(),
-        compile: args.compile.clone(),
-        quiet: global.quiet,
-        verbose: global.verbose,
-    };
-    progress.event(Event::CargoStarted);
-    let cwd = std::env::current_dir().map_err(|err| HiveError::Message(err.to_string()))?;
-    let artifacts = compile::build(&request, &cwd).await;
-    progress.event(Event::CargoFinished {
-        success: artifacts.is_ok(),
-    });
-    let artifacts = artifacts.map_err(|err| HiveError::Message(err.to_string()))?;
-    artifacts::check_architectures(plan, &artifacts.executables)
-        .map_err(|err| HiveError::Message(err.to_string()))?;
-
-    let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
-    let options = args.connect.options(manifest);
-    let buildkit = Buildkit::connect(&options).await?;
-    let daemon = daemon_kind(&buildkit).await;
-
-    let prepared = prepare::prepare(&buildkit, needs(plan, &artifacts.executables))
-        .await
-        .map_err(HiveError::Message)?;
-    let jobs = args.jobs.unwrap_or(usize::MAX).max(1);
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.min(1024)));
-    let context = Arc::new(image::BuildContext {
-        buildkit,
-        daemon,
+    // Until the images start, a signal drops whatever runs (cargo's tree is killed, connections close).
+    let context = interrupt::until_signal(prepare_context(
+        global,
+        args,
+        plan,
+        target_dir,
         destinations,
         epoch,
-        target_dir: target_dir.to_path_buf(),
-        workspace_root: workspace_root.clone(),
-        no_cache: args.no_cache,
-        progress: progress.clone(),
-        images: plan
-            .images
-            .iter()
-            .map(|image| (image.name.clone(), image.clone()))
-            .collect(),
-        executables: artifacts.executables,
-        revision: epoch::revision(&workspace_root),
-        prepared,
-    });
-    // Listen before the first image starts: tokio installs its SIGINT handler when a listener is created (an
-    // unpolled `ctrl_c()` future is none yet), and until then a Ctrl-C kills the process instead of cancelling.
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|err| HiveError::Message(format!("failed to listen for Ctrl-C: {err}")))?;
+        progress,
+    ))
+    .await?;
+    let context = Arc::new(context);
+    let jobs = args.jobs.unwrap_or(usize::MAX).max(1);
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.min(1024)));
     let mut tasks = tokio::task::JoinSet::new();
     for planned in plan.images.iter().filter(|image| image.selected).cloned() {
         let context = context.clone();
@@ -149,10 +120,6 @@ async fn build_all(
     }
     let mut built = Vec::new();
     let mut failures = Vec::new();
-    let interrupted = async move {
-        sigint.recv().await;
-    };
-    tokio::pin!(interrupted);
     loop {
         tokio::select! {
             next = tasks.join_next() => match next {
@@ -161,12 +128,12 @@ async fn build_all(
                 Some(Ok((name, Err(err)))) => failures.push((name, err)),
                 Some(Err(err)) => failures.push(("?".to_owned(), format!("the build task failed: {err}"))),
             },
-            () = &mut interrupted => {
-                // Dropping the tasks drops their gRPC calls: the daemon cancels those solves; temp files go with
-                // their sessions.
+            signal = interrupt::wait() => {
+                // Dropping the tasks drops their gRPC calls: the daemon cancels those solves; temp files and
+                // load archives go with their sessions and guards, before we exit.
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
-                return Err(HiveError::Interrupted);
+                return Err(HiveError::Interrupted(signal));
             }
         }
     }
@@ -188,6 +155,71 @@ async fn build_all(
         }));
     }
     Ok(exit_codes::SUCCESS)
+}
+
+/// Everything before the images: cargo builds the binaries, BuildKit is connected, the destinations are checked
+/// and the bases resolved.
+async fn prepare_context(
+    global: &GlobalArgs,
+    args: &BuildArgs,
+    plan: &Plan,
+    target_dir: &Path,
+    destinations: Vec<output::Destination>,
+    epoch: i64,
+    progress: &Progress,
+) -> Result<image::BuildContext, HiveError> {
+    let workspace_root = PathBuf::from(&plan.workspace_root);
+    // The user's cargo builds the binaries, with their flags, cache and toolchain.
+    let request = CompileRequest {
+        manifest_path: global.manifest_path.clone(),
+        targets: targets(plan),
+        features: args.features.clone(),
+        compile: args.compile.clone(),
+        quiet: global.quiet,
+        verbose: global.verbose,
+    };
+    progress.event(Event::CargoStarted);
+    let cwd = std::env::current_dir().map_err(|err| HiveError::Message(err.to_string()))?;
+    let artifacts = interrupt::prefer_signal(
+        compile::build(&request, &cwd)
+            .await
+            .map_err(|err| HiveError::Message(err.to_string())),
+    );
+    progress.event(Event::CargoFinished {
+        success: artifacts.is_ok(),
+    });
+    let artifacts = artifacts?;
+    artifacts::check_architectures(plan, &artifacts.executables)
+        .map_err(|err| HiveError::Message(err.to_string()))?;
+
+    let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
+    let options = args.connect.options(manifest);
+    let buildkit = Buildkit::connect(&options).await?;
+    let daemon = daemon_kind(&buildkit).await;
+    // Where the images go is known now: a missing Docker for --load fails before anything is built for it.
+    output::check_load_target(&destinations, daemon, &buildkit.address).await?;
+
+    let prepared = prepare::prepare(&buildkit, needs(plan, &artifacts.executables))
+        .await
+        .map_err(HiveError::Message)?;
+    Ok(image::BuildContext {
+        buildkit,
+        daemon,
+        destinations,
+        epoch,
+        target_dir: target_dir.to_path_buf(),
+        workspace_root: workspace_root.clone(),
+        no_cache: args.no_cache,
+        progress: progress.clone(),
+        images: plan
+            .images
+            .iter()
+            .map(|image| (image.name.clone(), image.clone()))
+            .collect(),
+        executables: artifacts.executables,
+        revision: epoch::revision(&workspace_root),
+        prepared,
+    })
 }
 
 /// What the first version of build does not do yet, said plainly instead of half-done.

@@ -60,8 +60,8 @@ pub(crate) fn run(
             .arg("--package")
             .arg(&workspace.packages[*index].name);
     }
-    let mut child = command
-        .spawn()
+    // Its own process group: a signal ends cargo with its build scripts (see `interrupt`).
+    let (mut child, group) = crate::interrupt::spawn_blocking(&mut command)
         .map_err(|err| HiveError::Message(format!("failed to run `cargo check`: {err}")))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     // Several messages per package with several `--target`s; the last one wins, as cargo's own order is stable.
@@ -90,6 +90,7 @@ pub(crate) fn run(
     let status = child
         .wait()
         .map_err(|err| HiveError::Message(format!("failed to run `cargo check`: {err}")))?;
+    group.reaped();
     let mut outputs = Vec::new();
     for (slot, index) in users.iter().enumerate() {
         let package = &workspace.packages[*index];

@@ -46,6 +46,21 @@ pub(crate) struct Workspace {
     pub(crate) selected: Vec<usize>,
 }
 
+/// `MetadataCommand::exec`, with cargo in its own process group so that a signal ends it (see `interrupt`).
+fn exec(command: &MetadataCommand) -> Result<cargo_metadata::Metadata, cargo_metadata::Error> {
+    let output = crate::interrupt::output(&mut command.cargo_command())?;
+    if !output.status.success() {
+        return Err(cargo_metadata::Error::CargoMetadata {
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    let stdout = std::str::from_utf8(&output.stdout)?
+        .lines()
+        .find(|line| line.starts_with('{'))
+        .ok_or(cargo_metadata::Error::NoJson)?;
+    MetadataCommand::parse(stdout)
+}
+
 /// Runs `cargo metadata --no-deps` (no dependency resolution, no network) and applies the package selection.
 pub(crate) fn load(
     manifest_path: Option<&Path>,
@@ -56,7 +71,7 @@ pub(crate) fn load(
     if let Some(path) = manifest_path {
         command.manifest_path(path);
     }
-    let metadata = command.exec().map_err(|err| match err {
+    let metadata = exec(&command).map_err(|err| match err {
         cargo_metadata::Error::CargoMetadata { stderr } => {
             HiveError::Message(format!("`cargo metadata` failed:\n{}", stderr.trim_end()))
         }

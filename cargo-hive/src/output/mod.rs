@@ -2,6 +2,12 @@
 //! registry (`--push`), or a raw exporter spec (`--output type=…`), and which BuildKit exporter serves each on the
 //! daemon at hand.
 
+mod cleanup;
+mod docker;
+
+pub(crate) use cleanup::{RemoveOnDrop, load_archive_path, remove_stale};
+pub(crate) use docker::{DestinationError, check_load_target, docker_endpoint};
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 

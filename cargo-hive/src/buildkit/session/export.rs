@@ -169,6 +169,27 @@ impl Drop for ReceivingGuard<'_> {
     }
 }
 
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// The start of the temp file's name for `destination_name`: it carries our pid, so that a later build can tell
+/// the leftovers of a build that was killed from the files of one still running (see [`partial_owner`]).
+fn partial_prefix(destination_name: &str) -> String {
+    format!(".{destination_name}.{}.", std::process::id())
+}
+
+/// The pid of the build that wrote a partial archive called `file_name`: `.<destination>.<pid>.<random>.partial`.
+pub(crate) fn partial_owner(file_name: &str) -> Option<u32> {
+    let middle = file_name.strip_prefix('.')?.strip_suffix(PARTIAL_SUFFIX)?;
+    let mut parts = middle.rsplitn(3, '.');
+    let random = parts.next()?;
+    let pid = parts.next()?;
+    let destination = parts.next()?;
+    let ours = !destination.is_empty()
+        && !random.is_empty()
+        && random.bytes().all(|byte| byte.is_ascii_alphanumeric());
+    ours.then(|| pid.parse().ok()).flatten()
+}
+
 /// Writes the stream into a temp file beside `destination`, flushed to disk.
 async fn receive(
     destination: &Path,
@@ -184,10 +205,16 @@ async fn receive(
         .unwrap_or_else(|| "export".to_owned());
     let shown = destination.display().to_string();
     let temp = tokio::task::spawn_blocking(move || {
-        tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".partial")
-            .tempfile_in(dir)
+        let temp = tempfile::Builder::new()
+            .prefix(&partial_prefix(&name))
+            .suffix(PARTIAL_SUFFIX)
+            .tempfile_in(dir)?;
+        // Held until the file is closed, even by a SIGKILL: a later build sees the file is in use.
+        let _ = rustix::fs::flock(
+            temp.as_file(),
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        );
+        Ok::<_, std::io::Error>(temp)
     })
     .await
     .expect("creating a temp file does not panic")
@@ -274,6 +301,21 @@ mod tests {
         // One export per session.
         let again = futures::stream::iter([BytesMessage { data: vec![1] }]);
         assert!(client.diff_copy(again).await.is_err());
+    }
+
+    #[test]
+    fn partial_names_carry_their_writer() {
+        let name = format!("{}abc123{PARTIAL_SUFFIX}", partial_prefix("hello.oci.tar"));
+        assert_eq!(partial_owner(&name), Some(std::process::id()));
+        for foreign in [
+            "hello.oci.tar",
+            ".hello.oci.tar.abc123.partial",
+            ".hello.oci.tar.12x.abc123.partial",
+            "..12.abc123.partial",
+            ".hello.oci.tar.12.abc123.tmp",
+        ] {
+            assert_eq!(partial_owner(foreign), None, "{foreign}");
+        }
     }
 
     #[tokio::test]

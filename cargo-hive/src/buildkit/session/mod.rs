@@ -18,3 +18,4 @@ mod tests;
 pub(crate) use auth::DockerAuth;
 pub(crate) use connection::{LocalDir, Session, SessionConfig};
 pub(crate) use errors::SessionError;
+pub(crate) use export::partial_owner;
