@@ -85,6 +85,15 @@ async fn build_all(
     progress: &Progress,
 ) -> Result<i32, HiveError> {
     let workspace_root = PathBuf::from(&plan.workspace_root);
+    // Connection settings that cannot work are bad input: said before cargo spends minutes compiling.
+    let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
+    let options = args.connect.options(manifest, global.verbose > 0);
+    for message in options.check_tls()? {
+        progress.event(Event::Warning {
+            image: None,
+            message,
+        });
+    }
     // The user's cargo builds the binaries, with their flags, cache and toolchain.
     let request = CompileRequest {
         manifest_path: global.manifest_path.clone(),
@@ -102,8 +111,6 @@ async fn build_all(
     });
     let artifacts = artifacts.map_err(|err| HiveError::Message(err.to_string()))?;
 
-    let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
-    let options = args.connect.options(manifest);
     let buildkit = Buildkit::connect(&options).await?;
     let daemon = daemon_kind(&buildkit).await;
 

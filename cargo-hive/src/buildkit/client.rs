@@ -33,6 +33,93 @@ pub(crate) struct ConnectOptions {
     pub(crate) manifest: Option<ManifestSettings>,
     /// The process environment.
     pub(crate) env: Environment,
+    /// `-v`: errors keep the transport's own wording after the plain one.
+    pub(crate) verbose: bool,
+}
+
+impl ConnectOptions {
+    /// Checks that TLS settings can apply to the address they come with; TLS exists only on `tcp://`. Settings
+    /// given with the address they contradict (flags on this command line, or the manifest's keys beside its own
+    /// `buildkit`) are an error; manifest keys overridden by an address from elsewhere are a warning, returned.
+    pub(crate) fn check_tls(&self) -> Result<Vec<String>, ConnectError> {
+        let flags = tls_keys(&self.tls, |key| format!("--{key}"));
+        let manifest_keys = self
+            .manifest
+            .as_ref()
+            .map(|manifest| tls_keys(&manifest.tls, |key| format!("`{key}`")))
+            .unwrap_or_default();
+        if flags.is_empty() && manifest_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = candidates(
+            self.addr.as_deref(),
+            self.manifest.as_ref(),
+            &self.env,
+        );
+        let explicit = list.into_iter().find(|candidate| candidate.origin.is_explicit());
+        let target = match &explicit {
+            // A bad address is reported by itself when connecting.
+            Some(Candidate {
+                address: Ok(Address::Tcp { .. }) | Err(_),
+                ..
+            }) => return Ok(Vec::new()),
+            Some(Candidate {
+                address: Ok(address),
+                origin,
+            }) => format!(
+                "the BuildKit address `{address}` (from {origin}) is {}, which has no TLS",
+                match address {
+                    Address::Docker(_) => "Docker's API socket",
+                    _ => "a unix socket",
+                }
+            ),
+            None => "no BuildKit address is set, and auto-detection finds only local sockets, which have no TLS"
+                .to_owned(),
+        };
+        let from_manifest = matches!(
+            &explicit,
+            Some(Candidate {
+                origin: Origin::Manifest(_),
+                ..
+            })
+        );
+        if !flags.is_empty() || from_manifest {
+            let options = if flags.is_empty() {
+                let manifest = self.manifest.as_ref().map(|m| m.manifest.display().to_string());
+                format!(
+                    "{} in [workspace.metadata.hive] of {}",
+                    manifest_keys.join(", "),
+                    manifest.unwrap_or_default()
+                )
+            } else {
+                flags.join(", ")
+            };
+            return Err(ConnectError::TlsWithoutTcp { options, target });
+        }
+        let manifest = self
+            .manifest
+            .as_ref()
+            .map(|m| m.manifest.display().to_string())
+            .unwrap_or_default();
+        Ok(vec![format!(
+            "TLS settings {} in [workspace.metadata.hive] of {manifest} are ignored: {target}",
+            manifest_keys.join(", ")
+        )])
+    }
+}
+
+/// The TLS keys set, in buildctl's order, each named by `name`.
+fn tls_keys(tls: &TlsSettings, name: impl Fn(&str) -> String) -> Vec<String> {
+    [
+        ("tlscacert", tls.ca.is_some()),
+        ("tlscert", tls.cert.is_some()),
+        ("tlskey", tls.key.is_some()),
+        ("tlsservername", tls.server_name.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(key, _)| name(key))
+    .collect()
 }
 
 /// One candidate tried, and how it went.
@@ -63,6 +150,7 @@ pub(crate) struct Buildkit {
 impl Buildkit {
     /// Resolves the address (flag, env, manifest, auto-detection), connects and probes.
     pub(crate) async fn connect(options: &ConnectOptions) -> Result<Buildkit, ConnectError> {
+        options.check_tls()?;
         let tls = options.tls.clone().or(options
             .manifest
             .as_ref()

@@ -47,6 +47,17 @@ pub(crate) enum ConnectError {
         /// What failed.
         detail: String,
     },
+    /// TLS settings for an address that has no TLS (only `tcp://` has).
+    #[error(
+        "TLS options ({options}) apply only to tcp:// addresses, but {target}; drop them, or give the daemon's \
+         tcp://HOST:PORT address"
+    )]
+    TlsWithoutTcp {
+        /// The options, as flags or manifest keys.
+        options: String,
+        /// What the address is, and where it came from.
+        target: String,
+    },
     /// Connection refused, reset, or similar.
     #[error(
         "cannot connect to BuildKit at {address}: {detail}; is the daemon running and listening there?"
@@ -93,6 +104,7 @@ impl ConnectError {
             ConnectError::NoSocket { path, .. } => format!("no socket at {}", path.display()),
             ConnectError::NotASocket { path, .. } => format!("{} is not a socket", path.display()),
             ConnectError::Tls { detail, .. } => format!("TLS failed: {detail}"),
+            ConnectError::TlsWithoutTcp { .. } => "TLS options without a tcp:// address".to_owned(),
             ConnectError::Unreachable { detail, .. } => detail.clone(),
             ConnectError::Timeout { after, .. } => {
                 format!("no answer within {} s", after.as_secs_f32())

@@ -1,0 +1,164 @@
+//! The connection to BuildKit fails clearly and in bounded time: TLS settings that cannot apply, a peer that is not
+//! BuildKit, a daemon that goes away mid-build, and client certificates buildctl accepts.
+
+use std::time::{Duration, Instant};
+
+use hive_e2e::fixture::Fixture;
+use hive_e2e::{Run, buildkit_addr, cargo_hive, run};
+
+/// A guard against hangs only: every failure here is expected within seconds.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// Exit 1, `error:` with every needle, no panic.
+fn assert_error(result: &Run, needles: &[&str]) {
+    assert_eq!(result.code, 1, "{result:#?}");
+    assert!(!result.stderr.contains("panicked"), "{result:#?}");
+    assert!(result.stderr.contains("error: "), "{result:#?}");
+    for needle in needles {
+        assert!(
+            result.stderr.contains(needle),
+            "missing {needle:?} in stderr:\n{}",
+            result.stderr
+        );
+    }
+}
+
+fn timed(command: &mut std::process::Command) -> Run {
+    let started = Instant::now();
+    let result = run(command);
+    assert!(started.elapsed() < HANG_GUARD, "{result:#?}");
+    result
+}
+
+/// TLS flags with a unix or Docker address are an error naming the flags and the address, whatever the scheme and
+/// wherever the address came from.
+#[test]
+fn tls_flags_with_a_socket_address_are_an_error() {
+    let table: &[(&str, &str, &[&str])] = &[
+        (
+            "unix:///run/buildkit/buildkitd.sock",
+            "a unix socket",
+            &["--tlscacert"],
+        ),
+        (
+            "docker+unix:///var/run/docker.sock",
+            "Docker's API socket",
+            &["--tlscacert", "--tlsservername"],
+        ),
+        ("docker://", "Docker's API socket", &["--tlscert", "--tlskey"]),
+    ];
+    for (addr, kind, flags) in table {
+        let mut command = cargo_hive();
+        command.args(["doctor", "--addr", addr]);
+        for flag in *flags {
+            command.args([flag, "/nonexistent/tls-file"]);
+        }
+        let result = timed(&mut command);
+        let shown = if *addr == "docker://" {
+            "`docker+unix://".to_owned()
+        } else {
+            format!("`{addr}` (from --addr)")
+        };
+        let named = flags.join(", ");
+        assert_error(
+            &result,
+            &[&format!("TLS options ({named})"), &shown, kind, "tcp://"],
+        );
+    }
+    // From BUILDKIT_HOST, the message says so.
+    let result = timed(
+        cargo_hive()
+            .args(["doctor", "--tlscacert", "/nonexistent/ca.pem"])
+            .env("BUILDKIT_HOST", "unix:///run/buildkit/buildkitd.sock"),
+    );
+    assert_error(&result, &["--tlscacert", "(from BUILDKIT_HOST)"]);
+    // No address at all: auto-detection only finds local sockets.
+    let result = timed(cargo_hive().args(["doctor", "--tlscacert", "/nonexistent/ca.pem"]));
+    assert_error(&result, &["--tlscacert", "no BuildKit address is set"]);
+}
+
+/// The manifest's TLS keys beside its own unix `buildkit` contradict each other: an error naming the keys.
+#[test]
+fn manifest_tls_keys_with_its_own_socket_address_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[workspace]\nmembers = []\n\n[workspace.metadata.hive]\nbuildkit = \"unix:///run/buildkit/buildkitd.sock\"\n\
+         tlscacert = \"ca.pem\"\ntlscert = \"cert.pem\"\n",
+    )
+    .unwrap();
+    let result = timed(cargo_hive().arg("doctor").current_dir(dir.path()));
+    assert_error(
+        &result,
+        &[
+            "`tlscacert`, `tlscert` in [workspace.metadata.hive]",
+            "Cargo.toml",
+            "`unix:///run/buildkit/buildkitd.sock` (from `buildkit` in [workspace.metadata.hive]",
+        ],
+    );
+}
+
+/// The manifest's TLS keys are for its TCP daemon; `--addr` naming a local socket overrides that address, and the
+/// keys are ignored with a warning.
+#[test]
+fn manifest_tls_keys_overridden_by_a_socket_flag_warn() {
+    let addr = buildkit_addr();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[workspace]\nmembers = []\n\n[workspace.metadata.hive]\nbuildkit = \"tcp://buildkit.internal:1234\"\n\
+         tlscacert = \"ca.pem\"\n",
+    )
+    .unwrap();
+    let result = timed(
+        cargo_hive()
+            .args(["doctor", "--addr", &addr])
+            .current_dir(dir.path()),
+    );
+    assert_eq!(result.code, 0, "{result:#?}");
+    assert!(
+        result.stderr.contains(&format!(
+            "warning: TLS settings `tlscacert` in [workspace.metadata.hive] of {} are ignored: the BuildKit \
+             address `{addr}` (from --addr)",
+            dir.path().join("Cargo.toml").display()
+        )),
+        "{result:#?}"
+    );
+}
+
+/// `cargo hive build` says so too, before cargo compiles anything, and writes nothing.
+#[test]
+fn build_with_tls_flags_and_a_socket_address_fails_before_compiling() {
+    let fixture = Fixture::example("hello");
+    let addr = buildkit_addr();
+    let result = timed(fixture.build_at(&addr).args([
+        "--tlscacert",
+        "/nonexistent/ca.pem",
+        "--progress",
+        "plain",
+    ]));
+    fixture.assert_fails(&result, &["TLS options (--tlscacert)", &addr]);
+    assert!(
+        !fixture.target().join("debug").exists(),
+        "cargo ran before the bad connection settings were reported"
+    );
+}
+
+/// A build whose manifest holds TLS keys for another daemon warns and builds against the `--addr` socket.
+#[test]
+fn build_warns_about_manifest_tls_keys_it_ignores() {
+    let fixture = Fixture::example("hello");
+    fixture.edit(
+        "Cargo.toml",
+        "[workspace]\n",
+        "[workspace]\n\n[workspace.metadata.hive]\ntlscacert = \"ca.pem\"\n",
+    );
+    let result = timed(fixture.build().args(["--progress", "plain"]));
+    assert_eq!(result.code, 0, "{result:#?}");
+    assert!(
+        result
+            .stderr
+            .contains("warning: TLS settings `tlscacert` in [workspace.metadata.hive]"),
+        "{result:#?}"
+    );
+}
