@@ -128,6 +128,81 @@ pub fn silent_tcp_port() -> u16 {
     port
 }
 
+/// A TCP port on 127.0.0.1 that accepts connections, reads what the client sends first, answers `reply` (an HTTP/1.1
+/// response, random bytes: anything but HTTP/2) and keeps the connection open.
+pub fn junk_tcp_port(reply: &'static [u8]) -> u16 {
+    let listener = runtime()
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    runtime().spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut first = [0u8; 1024];
+                let _ = stream.read(&mut first).await;
+                let _ = stream.write_all(reply).await;
+                let mut rest = Vec::new();
+                let _ = stream.read_to_end(&mut rest).await;
+            });
+        }
+    });
+    port
+}
+
+/// Plain TCP on 127.0.0.1 in front of Docker's embedded BuildKit (each connection upgraded on `/grpc`) that cuts
+/// every connection, and stops listening, once `cut_after` bytes have gone from the client to the daemon: a daemon
+/// that goes away mid-build.
+pub fn cutting_front_for_docker(docker_socket: &Path, cut_after: u64) -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = runtime()
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let docker_socket = docker_socket.to_path_buf();
+    let sent = Arc::new(AtomicU64::new(0));
+    let (cut, _) = tokio::sync::broadcast::channel::<()>(1);
+    runtime().spawn(async move {
+        let mut cut_seen = cut.subscribe();
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = cut_seen.recv() => return, // dropping the listener: later connects are refused
+            };
+            let Ok((tcp, _)) = accepted else { return };
+            let Ok(docker) = upgrade(&docker_socket).await else {
+                continue;
+            };
+            let (sent, cut, mut cut_seen) = (sent.clone(), cut.clone(), cut.subscribe());
+            tokio::spawn(async move {
+                let (mut client_read, mut client_write) = tcp.into_split();
+                let (mut daemon_read, mut daemon_write) = docker.into_split();
+                let upstream = async {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    loop {
+                        let read = client_read.read(&mut buffer).await.unwrap_or(0);
+                        if read == 0 || daemon_write.write_all(&buffer[..read]).await.is_err() {
+                            return;
+                        }
+                        if sent.fetch_add(read as u64, Ordering::SeqCst) + read as u64 >= cut_after
+                        {
+                            let _ = cut.send(());
+                            return;
+                        }
+                    }
+                };
+                let downstream = tokio::io::copy(&mut daemon_read, &mut client_write);
+                // Whichever ends first, both halves of both streams are dropped: the connection is gone.
+                tokio::select! {
+                    () = upstream => {}
+                    _ = downstream => {}
+                    _ = cut_seen.recv() => {}
+                }
+            });
+        }
+    });
+    port
+}
+
 /// TLS on 127.0.0.1 in front of Docker's embedded BuildKit: each connection is upgraded on the Docker socket's
 /// `/grpc` and spliced to the TLS stream, so the client speaks plain BuildKit gRPC over TLS to the real daemon.
 pub fn tls_front_for_docker(pki: &Pki, docker_socket: &Path, require_client_cert: bool) -> u16 {

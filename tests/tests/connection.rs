@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use hive_e2e::fixture::Fixture;
-use hive_e2e::{Run, buildkit_addr, cargo_hive, run};
+use hive_e2e::fakes;
+use hive_e2e::fixture::{self, Fixture};
+use hive_e2e::{Run, buildkit_addr, cargo_hive, docker_socket, run};
 
 /// A guard against hangs only: every failure here is expected within seconds.
 const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -45,7 +46,11 @@ fn tls_flags_with_a_socket_address_are_an_error() {
             "Docker's API socket",
             &["--tlscacert", "--tlsservername"],
         ),
-        ("docker://", "Docker's API socket", &["--tlscert", "--tlskey"]),
+        (
+            "docker://",
+            "Docker's API socket",
+            &["--tlscert", "--tlskey"],
+        ),
     ];
     for (addr, kind, flags) in table {
         let mut command = cargo_hive();
@@ -161,4 +166,50 @@ fn build_warns_about_manifest_tls_keys_it_ignores() {
             .contains("warning: TLS settings `tlscacert` in [workspace.metadata.hive]"),
         "{result:#?}"
     );
+}
+
+/// Something that is not BuildKit on the other end (an HTTP/1.1 server, random bytes) is said in words, for doctor
+/// and build; the transport's own wording shows with `-v` only.
+#[test]
+fn a_peer_that_is_not_buildkit_is_named_as_such() {
+    const HTTP: &[u8] =
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    const RANDOM: &[u8] =
+        b"\x13\x37\xfe\xed garbage that is not an HTTP/2 frame \x00\x01\x02\x03\x04\x05\x06";
+    for reply in [HTTP, RANDOM] {
+        let addr = format!("tcp://127.0.0.1:{}", fakes::junk_tcp_port(reply));
+        let expected = format!("{addr} did not answer as BuildKit (it is not a gRPC/HTTP2 server)");
+        let result = timed(cargo_hive().args(["doctor", "--addr", &addr]));
+        assert_error(&result, &[&expected]);
+        for raw in ["tonic::", "transport error", "h2 protocol", "Error("] {
+            assert!(!result.stderr.contains(raw), "{raw:?} in {result:#?}");
+        }
+        let verbose = timed(cargo_hive().args(["doctor", "-v", "--addr", &addr]));
+        assert_error(&verbose, &[&expected, "the transport said: "]);
+
+        let fixture = Fixture::example("hello");
+        let result = timed(fixture.build_at(&addr).args(["--progress", "plain"]));
+        fixture.assert_fails(&result, &[&expected]);
+        assert!(!result.stderr.contains("tonic::"), "{result:#?}");
+    }
+}
+
+/// A daemon that goes away mid-build (a proxy in front of the real one cuts every connection while the image's
+/// files are on their way) is reported in words, naming the image; nothing is left half-written.
+#[test]
+fn a_connection_lost_mid_build_is_said_in_words() {
+    let fixture = fixture::hello_with_big_file(64);
+    // Well past the requests that start the build, well before the 64 MiB file is through.
+    let port = fakes::cutting_front_for_docker(&docker_socket(), 8 * 1024 * 1024);
+    let addr = format!("tcp://127.0.0.1:{port}");
+    let result = timed(fixture.build_at(&addr).args(["--progress", "plain"]));
+    fixture.assert_fails(
+        &result,
+        &[&format!(
+            "image `hello`: the connection to BuildKit at {addr} was lost while the image was building"
+        )],
+    );
+    for raw in ["tonic::", "transport error", "h2 protocol", "http2 error"] {
+        assert!(!result.stderr.contains(raw), "{raw:?} in {result:#?}");
+    }
 }

@@ -7,7 +7,7 @@ use hive_proto::control::control_client::ControlClient;
 use hive_proto::control::types::WorkerRecord;
 use hive_proto::control::{InfoRequest, ListWorkersRequest};
 use hive_proto::tonic::transport::Channel;
-use hive_proto::tonic::{Code, Request};
+use hive_proto::tonic::{Code, Request, Status};
 
 use super::address::Address;
 use super::errors::ConnectError;
@@ -51,12 +51,10 @@ impl ConnectOptions {
         if flags.is_empty() && manifest_keys.is_empty() {
             return Ok(Vec::new());
         }
-        let list = candidates(
-            self.addr.as_deref(),
-            self.manifest.as_ref(),
-            &self.env,
-        );
-        let explicit = list.into_iter().find(|candidate| candidate.origin.is_explicit());
+        let list = candidates(self.addr.as_deref(), self.manifest.as_ref(), &self.env);
+        let explicit = list
+            .into_iter()
+            .find(|candidate| candidate.origin.is_explicit());
         let target = match &explicit {
             // A bad address is reported by itself when connecting.
             Some(Candidate {
@@ -85,7 +83,10 @@ impl ConnectOptions {
         );
         if !flags.is_empty() || from_manifest {
             let options = if flags.is_empty() {
-                let manifest = self.manifest.as_ref().map(|m| m.manifest.display().to_string());
+                let manifest = self
+                    .manifest
+                    .as_ref()
+                    .map(|m| m.manifest.display().to_string());
                 format!(
                     "{} in [workspace.metadata.hive] of {}",
                     manifest_keys.join(", "),
@@ -145,6 +146,8 @@ pub(crate) struct Buildkit {
     pub(crate) attempts: Vec<Attempt>,
     /// The daemon's workers, from the probe.
     pub(crate) workers: Vec<WorkerRecord>,
+    /// `-v`: errors keep the transport's own wording.
+    pub(crate) verbose: bool,
 }
 
 impl Buildkit {
@@ -187,7 +190,7 @@ impl Buildkit {
                 AUTO_TIMEOUT
             };
             let started = Instant::now();
-            match probe(&address, &tls, timeout).await {
+            match probe(&address, &tls, timeout, options.verbose).await {
                 Ok((channel, workers)) => {
                     attempts.push(Attempt {
                         address: address.to_string(),
@@ -200,6 +203,7 @@ impl Buildkit {
                         origin,
                         attempts,
                         workers,
+                        verbose: options.verbose,
                     });
                 }
                 Err(err) if explicit => return Err(err),
@@ -269,6 +273,7 @@ async fn probe(
     address: &Address,
     tls: &TlsSettings,
     timeout: Duration,
+    verbose: bool,
 ) -> Result<(Channel, Vec<WorkerRecord>), ConnectError> {
     let deadline = Instant::now() + timeout;
     let channel = tokio::time::timeout(timeout, transport::connect(address, tls, timeout))
@@ -291,44 +296,66 @@ async fn probe(
                 after: timeout,
             });
         }
-        Ok(Err(status)) => {
-            let detail = transport::chain(&status);
-            return Err(
-                if detail.contains("certificate") || detail.contains("tls") {
-                    ConnectError::Tls {
-                        address: address.to_string(),
-                        detail,
-                    }
-                } else if tls.is_enabled() && detail.contains("connection closed") {
-                    // With TLS 1.3 a server that wants a client certificate hangs up after the handshake.
-                    let hint = if tls.cert.is_none() {
-                        "the daemon closed the connection right after the handshake; it may require a client \
-                         certificate (--tlscert and --tlskey)"
-                    } else {
-                        "the daemon closed the connection right after the handshake; it may not accept this client \
-                         certificate"
-                    };
-                    ConnectError::Tls {
-                        address: address.to_string(),
-                        detail: hint.to_owned(),
-                    }
-                } else if matches!(
-                    status.code(),
-                    Code::Unavailable | Code::Unknown | Code::Cancelled
-                ) {
-                    ConnectError::Unreachable {
-                        address: address.to_string(),
-                        detail,
-                    }
-                } else {
-                    ConnectError::Protocol {
-                        address: address.to_string(),
-                        detail,
-                    }
-                },
-            );
-        }
+        Ok(Err(status)) => return Err(probe_error(address, tls, &status, verbose)),
         Ok(Ok(response)) => response.into_inner().record,
     };
     Ok((channel, workers))
+}
+
+/// Why the probe's call failed, in words. The connection is up by then, so a failure of the transport itself (not a
+/// gRPC status the peer sent) means the peer does not speak gRPC over HTTP/2.
+fn probe_error(
+    address: &Address,
+    tls: &TlsSettings,
+    status: &Status,
+    verbose: bool,
+) -> ConnectError {
+    let detail = transport::status_detail(status);
+    let address_text = address.to_string();
+    if detail.contains("certificate") || detail.contains("tls") {
+        return ConnectError::Tls {
+            address: address_text,
+            detail,
+        };
+    }
+    if tls.is_enabled() && detail.contains("connection closed") {
+        // With TLS 1.3 a server that wants a client certificate hangs up after the handshake.
+        let hint = if tls.cert.is_none() {
+            "the daemon closed the connection right after the handshake; it may require a client certificate \
+             (--tlscert and --tlskey)"
+        } else {
+            "the daemon closed the connection right after the handshake; it may not accept this client certificate"
+        };
+        return ConnectError::Tls {
+            address: address_text,
+            detail: hint.to_owned(),
+        };
+    }
+    if transport::is_transport_failure(status) {
+        return ConnectError::NotBuildkit {
+            address: address_text,
+            hint: match address {
+                Address::Unix(_) => "; for Docker's API socket write docker+unix://PATH",
+                Address::Tcp { .. } if !tls.is_enabled() => {
+                    "; if the daemon speaks TLS, give --tlscacert"
+                }
+                _ => "",
+            },
+            detail: verbose.then_some(detail),
+        };
+    }
+    if matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled
+    ) {
+        ConnectError::Unreachable {
+            address: address_text,
+            detail,
+        }
+    } else {
+        ConnectError::Protocol {
+            address: address_text,
+            detail,
+        }
+    }
 }

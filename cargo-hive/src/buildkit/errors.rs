@@ -80,6 +80,19 @@ pub(crate) enum ConnectError {
         /// How long we waited.
         after: Duration,
     },
+    /// The peer accepted the connection, but its bytes are not gRPC over HTTP/2.
+    #[error(
+        "{address} did not answer as BuildKit (it is not a gRPC/HTTP2 server){hint}{}",
+        detail.as_ref().map(|detail| format!("; the transport said: {detail}")).unwrap_or_default()
+    )]
+    NotBuildkit {
+        /// The address.
+        address: String,
+        /// What the address may have meant instead.
+        hint: &'static str,
+        /// The transport's own words, with `-v`.
+        detail: Option<String>,
+    },
     /// The daemon answered, but not like BuildKit.
     #[error("{address} answered, but not as BuildKit: {detail}")]
     Protocol {
@@ -110,6 +123,7 @@ impl ConnectError {
                 format!("no answer within {} s", after.as_secs_f32())
             }
             ConnectError::Protocol { detail, .. } => format!("not BuildKit: {detail}"),
+            ConnectError::NotBuildkit { .. } => "not BuildKit (not a gRPC/HTTP2 server)".to_owned(),
             ConnectError::NothingReachable { .. } => "nothing reachable".to_owned(),
         }
     }
