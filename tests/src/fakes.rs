@@ -28,6 +28,8 @@ pub fn runtime() -> &'static Runtime {
 pub struct Pki {
     /// CA certificate.
     pub ca: PathBuf,
+    /// CA key (to sign more certificates with `openssl`).
+    pub ca_key: PathBuf,
     /// Server certificate chain.
     pub server_cert: PathBuf,
     /// Server key.
@@ -48,6 +50,7 @@ impl Pki {
             .distinguished_name
             .push(DnType::CommonName, "hive test CA");
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let ca_key_pem = ca_key.serialize_pem();
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf = |name: &str| {
             let key = KeyPair::generate().unwrap();
@@ -66,6 +69,7 @@ impl Pki {
         };
         Pki {
             ca: write("ca.pem", &ca_cert.pem()),
+            ca_key: write("ca-key.pem", &ca_key_pem),
             server_cert: write("server.pem", &server_cert),
             server_key: write("server-key.pem", &server_key),
             client_cert: write("client.pem", &client_cert),
@@ -97,6 +101,101 @@ impl Pki {
         let mut config = builder.with_single_cert(certs, key).unwrap();
         config.alpn_protocols = vec![b"h2".to_vec()];
         config
+    }
+}
+
+impl Pki {
+    /// A TLS 1.3 server configuration that behaves as Go's TLS does for buildkitd where rustls is stricter: it
+    /// serves the server certificate file even when that is X.509 v1, and with `client` = (certificate DER, its
+    /// SubjectPublicKeyInfo DER) requires exactly that client certificate, v1 or not, and checks the handshake
+    /// signature with that key.
+    pub fn go_like_server_config(
+        &self,
+        client: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> rustls::ServerConfig {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.server_cert)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::from_pem_file(&self.server_key).unwrap())
+            .unwrap();
+        // `with_single_cert` parses the certificate with webpki, which refuses v1.
+        let resolver = Arc::new(rustls::sign::SingleCertAndKey::from(
+            rustls::sign::CertifiedKey::new(certs, key),
+        ));
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap();
+        let builder = match client {
+            Some((cert, spki)) => builder.with_client_cert_verifier(Arc::new(PinnedClient {
+                cert,
+                spki,
+                algorithms: provider.signature_verification_algorithms,
+            })),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(resolver);
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        config
+    }
+}
+
+/// Accepts one client certificate, compared byte for byte, whatever its X.509 version.
+#[derive(Debug)]
+struct PinnedClient {
+    cert: Vec<u8>,
+    spki: Vec<u8>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::server::danger::ClientCertVerifier for PinnedClient {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_slice() {
+            Ok(rustls::server::danger::ClientCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "not the expected client certificate".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.3 only".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        _cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature_with_raw_key(
+            message,
+            &rustls::pki_types::SubjectPublicKeyInfoDer::from(self.spki.as_slice()),
+            dss,
+            &self.algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -206,8 +305,12 @@ pub fn cutting_front_for_docker(docker_socket: &Path, cut_after: u64) -> u16 {
 /// TLS on 127.0.0.1 in front of Docker's embedded BuildKit: each connection is upgraded on the Docker socket's
 /// `/grpc` and spliced to the TLS stream, so the client speaks plain BuildKit gRPC over TLS to the real daemon.
 pub fn tls_front_for_docker(pki: &Pki, docker_socket: &Path, require_client_cert: bool) -> u16 {
-    let acceptor =
-        tokio_rustls::TlsAcceptor::from(Arc::new(pki.server_config(require_client_cert)));
+    tls_front_with_config(pki.server_config(require_client_cert), docker_socket)
+}
+
+/// [`tls_front_for_docker`] with a server configuration of the test's own.
+pub fn tls_front_with_config(config: rustls::ServerConfig, docker_socket: &Path) -> u16 {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = runtime()
         .block_on(TcpListener::bind("127.0.0.1:0"))
         .unwrap();

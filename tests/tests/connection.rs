@@ -1,9 +1,10 @@
 //! The connection to BuildKit fails clearly and in bounded time: TLS settings that cannot apply, a peer that is not
 //! BuildKit, a daemon that goes away mid-build, and client certificates buildctl accepts.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hive_e2e::fakes;
+use hive_e2e::fakes::{self, Pki};
 use hive_e2e::fixture::{self, Fixture};
 use hive_e2e::{Run, buildkit_addr, cargo_hive, docker_socket, run};
 
@@ -212,4 +213,200 @@ fn a_connection_lost_mid_build_is_said_in_words() {
     for raw in ["tonic::", "transport error", "h2 protocol", "http2 error"] {
         assert!(!result.stderr.contains(raw), "{raw:?} in {result:#?}");
     }
+}
+
+/// Runs `openssl` (as a user making certificates by hand would) and returns its stdout.
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl CLI is installed");
+    assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    output.stdout
+}
+
+/// A P-256 key and an X.509 v1 certificate for `cn`, signed by the test CA: what `openssl x509 -req` makes
+/// without `-extfile`. Returns (certificate, key).
+fn v1_certificate(pki: &Pki, dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
+    let path = |suffix: &str| dir.join(format!("{name}{suffix}")).display().to_string();
+    let (cert, key, csr) = (path(".pem"), path("-key.pem"), path(".csr"));
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &key,
+    ]);
+    let subject = format!("/CN={cn}");
+    openssl(&["req", "-new", "-key", &key, "-subj", &subject, "-out", &csr]);
+    let (ca, ca_key) = (
+        pki.ca.display().to_string(),
+        pki.ca_key.display().to_string(),
+    );
+    let serial = path(".srl");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAserial",
+        &serial,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        &cert,
+    ]);
+    let text = String::from_utf8(openssl(&["x509", "-in", &cert, "-noout", "-text"])).unwrap();
+    assert!(
+        text.contains("Version: 1 (0x0)"),
+        "not a v1 certificate:\n{text}"
+    );
+    (PathBuf::from(cert), PathBuf::from(key))
+}
+
+/// Mutual TLS with a client certificate without v3 extensions works, as with buildctl against buildkitd: the
+/// daemon (Go-like, behind the TLS front) requires exactly that certificate.
+#[test]
+fn a_v1_client_certificate_is_accepted_as_buildctl_accepts_it() {
+    buildkit_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(dir.path(), "buildkit.test");
+    let (cert, key) = v1_certificate(&pki, dir.path(), "client-v1", "hive-client");
+    let cert_der = openssl(&[
+        "x509",
+        "-in",
+        &cert.display().to_string(),
+        "-outform",
+        "DER",
+    ]);
+    let spki = openssl(&[
+        "pkey",
+        "-in",
+        &key.display().to_string(),
+        "-pubout",
+        "-outform",
+        "DER",
+    ]);
+    let config = pki.go_like_server_config(Some((cert_der, spki)));
+    let addr = format!(
+        "tcp://127.0.0.1:{}",
+        fakes::tls_front_with_config(config, &docker_socket())
+    );
+    let result = timed(
+        cargo_hive()
+            .args(["doctor", "--format", "json", "--addr", &addr])
+            .args(["--tlsservername", "buildkit.test", "--tlscacert"])
+            .arg(&pki.ca)
+            .arg("--tlscert")
+            .arg(&cert)
+            .arg("--tlskey")
+            .arg(&key),
+    );
+    assert_eq!(result.code, 0, "{result:#?}");
+    let report: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    assert_eq!(report["ready"], true, "{report:#}");
+    assert_eq!(report["endpoint"]["live_check"]["ok"], true, "{report:#}");
+
+    // The key must still belong to the certificate: checked before connecting, naming both files.
+    let (_, other_key) = v1_certificate(&pki, dir.path(), "other", "other");
+    let result = timed(
+        cargo_hive()
+            .args(["doctor", "--addr", &addr, "--tlscacert"])
+            .arg(&pki.ca)
+            .arg("--tlscert")
+            .arg(&cert)
+            .arg("--tlskey")
+            .arg(&other_key),
+    );
+    assert_error(
+        &result,
+        &[
+            &format!("--tlskey file {}", other_key.display()),
+            &format!("does not belong to the certificate in {}", cert.display()),
+        ],
+    );
+}
+
+/// A daemon that refuses a v1 client certificate (rustls-based servers do): the message names --tlscert and how to
+/// make a v3 one.
+#[test]
+fn a_v1_client_certificate_refused_by_the_daemon_is_named() {
+    buildkit_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(dir.path(), "buildkit.test");
+    let (cert, key) = v1_certificate(&pki, dir.path(), "client-v1", "hive-client");
+    let port = fakes::tls_front_for_docker(&pki, &docker_socket(), true);
+    let addr = format!("tcp://127.0.0.1:{port}");
+    let result = timed(
+        cargo_hive()
+            .args([
+                "doctor",
+                "--addr",
+                &addr,
+                "--tlsservername",
+                "buildkit.test",
+            ])
+            .arg("--tlscacert")
+            .arg(&pki.ca)
+            .arg("--tlscert")
+            .arg(&cert)
+            .arg("--tlskey")
+            .arg(&key),
+    );
+    assert_error(
+        &result,
+        &[
+            &format!("TLS to {addr} failed"),
+            &format!("the --tlscert file {}", cert.display()),
+            "X.509 v1",
+            "-extfile",
+            "extendedKeyUsage=clientAuth",
+        ],
+    );
+}
+
+/// A daemon certificate without v3 extensions cannot be accepted (webpki verifies only v3, and a custom verifier
+/// is no option): the message blames the daemon's certificate, not ours, and says how to make a v3 one.
+#[test]
+fn a_v1_daemon_certificate_is_named_with_the_fix() {
+    buildkit_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(dir.path(), "buildkit.test");
+    let (cert, key) = v1_certificate(&pki, dir.path(), "server-v1", "buildkit.test");
+    std::fs::copy(&cert, &pki.server_cert).unwrap();
+    std::fs::copy(&key, &pki.server_key).unwrap();
+    let config = pki.go_like_server_config(None);
+    let addr = format!(
+        "tcp://127.0.0.1:{}",
+        fakes::tls_front_with_config(config, &docker_socket())
+    );
+    let result = timed(
+        cargo_hive()
+            .args([
+                "doctor",
+                "--addr",
+                &addr,
+                "--tlsservername",
+                "buildkit.test",
+            ])
+            .arg("--tlscacert")
+            .arg(&pki.ca),
+    );
+    assert_error(
+        &result,
+        &[
+            &format!("TLS to {addr} failed"),
+            "the daemon's certificate is an X.509 v1 certificate",
+            "subjectAltName=DNS:",
+            "extendedKeyUsage=serverAuth",
+        ],
+    );
+    assert!(!result.stderr.contains("--tlscert file"), "{result:#?}");
 }

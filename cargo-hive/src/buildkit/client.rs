@@ -318,17 +318,29 @@ fn probe_error(
             detail,
         };
     }
-    if tls.is_enabled() && detail.contains("connection closed") {
-        // With TLS 1.3 a server that wants a client certificate hangs up after the handshake.
-        let hint = if tls.cert.is_none() {
-            "the daemon closed the connection right after the handshake; it may require a client certificate \
-             (--tlscert and --tlskey)"
-        } else {
-            "the daemon closed the connection right after the handshake; it may not accept this client certificate"
+    if tls.is_enabled()
+        && (detail.contains("connection closed") || transport::is_transport_failure(status))
+    {
+        // With TLS 1.3 a server that refuses the client's certificate (or its absence) hangs up after the
+        // handshake, which agreed on HTTP/2 already: the peer does speak gRPC.
+        let hint = match &tls.cert {
+            None => "the daemon closed the connection right after the handshake; it may require a client \
+                     certificate (--tlscert and --tlskey)"
+                .to_owned(),
+            Some(cert) if super::tls::is_v1_certificate(cert) => format!(
+                "the daemon closed the connection right after the handshake; it may not accept the --tlscert \
+                 file {}, an X.509 v1 certificate (no extensions): reissue it as v3 with `openssl x509 -req ... \
+                 -extfile <(printf 'basicConstraints=CA:FALSE\\nkeyUsage=digitalSignature\\n\
+                 extendedKeyUsage=clientAuth')`",
+                cert.display()
+            ),
+            Some(_) => "the daemon closed the connection right after the handshake; it may not accept this \
+                        client certificate"
+                .to_owned(),
         };
         return ConnectError::Tls {
             address: address_text,
-            detail: hint.to_owned(),
+            detail: hint,
         };
     }
     if transport::is_transport_failure(status) {

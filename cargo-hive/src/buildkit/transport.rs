@@ -9,7 +9,7 @@ use hive_proto::tonic::Status;
 use hive_proto::tonic::transport::{Channel, Endpoint, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use super::address::Address;
 use super::errors::ConnectError;
@@ -53,19 +53,21 @@ pub(crate) async fn connect(
                 format!("{host}:{port}")
             };
             if tls.is_enabled() {
-                let config = tls
-                    .client_config(host)
-                    .map_err(|detail| ConnectError::Tls {
-                        address: address.to_string(),
-                        detail,
-                    })?;
-                let endpoint = endpoint(&format!("https://{authority}"), timeout)
-                    .tls_config(config)
-                    .map_err(|err| ConnectError::Tls {
-                        address: address.to_string(),
-                        detail: chain(&err),
-                    })?;
-                endpoint.connect().await
+                let client = tls.client(host).map_err(|err| ConnectError::Tls {
+                    address: address.to_string(),
+                    detail: err.to_string(),
+                })?;
+                // TLS is ours rather than tonic's: its loader refuses client certificates buildctl accepts.
+                endpoint(&format!("http://{authority}"), timeout)
+                    .connect_with_connector(tower::service_fn(move |_: Uri| {
+                        let (client, authority) = (client.clone(), authority.clone());
+                        async move {
+                            let tcp = TcpStream::connect(authority).await?;
+                            tcp.set_nodelay(true)?;
+                            client.handshake(tcp).await.map(TokioIo::new)
+                        }
+                    }))
+                    .await
             } else {
                 endpoint(&format!("http://{authority}"), timeout)
                     .connect()
