@@ -403,7 +403,7 @@ fn a_v1_daemon_certificate_is_named_with_the_fix() {
         &result,
         &[
             &format!("TLS to {addr} failed"),
-            "the daemon's certificate is an X.509 v1 certificate",
+            "the daemon's certificate (buildkitd's own --tlscert) is an X.509 v1 certificate",
             "subjectAltName=DNS:",
             "extendedKeyUsage=serverAuth",
         ],
