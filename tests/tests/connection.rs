@@ -213,6 +213,17 @@ fn a_connection_lost_mid_build_is_said_in_words() {
     for raw in ["tonic::", "transport error", "h2 protocol", "http2 error"] {
         assert!(!result.stderr.contains(raw), "{raw:?} in {result:#?}");
     }
+    // With -v the transport's own words follow.
+    let port = fakes::cutting_front_for_docker(&docker_socket(), 8 * 1024 * 1024);
+    let addr = format!("tcp://127.0.0.1:{port}");
+    let result = timed(fixture.build_at(&addr).args(["-v", "--progress", "plain"]));
+    fixture.assert_fails(
+        &result,
+        &[
+            "was lost while the image was building",
+            "; the transport said: ",
+        ],
+    );
 }
 
 /// Runs `openssl` (as a user making certificates by hand would) and returns its stdout.
