@@ -371,3 +371,67 @@ fn probe_error(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn options(
+        addr: Option<&str>,
+        flag_ca: bool,
+        manifest_addr: Option<&str>,
+        manifest_ca: bool,
+    ) -> ConnectOptions {
+        let ca = |set: bool| set.then(|| PathBuf::from("/ca.pem"));
+        ConnectOptions {
+            addr: addr.map(str::to_owned),
+            tls: TlsSettings {
+                ca: ca(flag_ca),
+                ..Default::default()
+            },
+            manifest: Some(ManifestSettings {
+                manifest: PathBuf::from("/ws/Cargo.toml"),
+                buildkit: manifest_addr.map(str::to_owned),
+                tls: TlsSettings {
+                    ca: ca(manifest_ca),
+                    ..Default::default()
+                },
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// (flag address, TLS flag, manifest address, manifest TLS key) → error, warning, or nothing to say.
+    #[test]
+    fn tls_settings_apply_only_to_tcp() {
+        let unix = Some("unix:///b.sock");
+        let tcp = Some("tcp://b:1234");
+        let table: &[(Option<&str>, bool, Option<&str>, bool, &str)] = &[
+            (unix, false, None, false, "ok"),
+            (tcp, true, None, false, "ok"),
+            (unix, true, None, false, "error"),
+            (Some("docker://"), true, tcp, true, "error"),
+            (None, true, None, false, "error"),
+            (None, false, unix, true, "error"),
+            (None, false, tcp, true, "ok"),
+            (unix, false, tcp, true, "warning"),
+            (None, false, None, true, "warning"),
+            // A bad address is the connection's error to report, not this check's.
+            (Some("bogus"), true, None, false, "ok"),
+        ];
+        for (addr, flag_ca, manifest_addr, manifest_ca, expected) in table {
+            let outcome = match options(*addr, *flag_ca, *manifest_addr, *manifest_ca).check_tls() {
+                Err(ConnectError::TlsWithoutTcp { .. }) => "error",
+                Err(other) => panic!("{other}"),
+                Ok(warnings) if warnings.is_empty() => "ok",
+                Ok(_) => "warning",
+            };
+            assert_eq!(
+                outcome, *expected,
+                "{addr:?} {flag_ca} {manifest_addr:?} {manifest_ca}"
+            );
+        }
+    }
+}

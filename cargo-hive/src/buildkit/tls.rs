@@ -298,3 +298,31 @@ pub(crate) fn is_v1_certificate(path: &Path) -> bool {
     };
     der.get(outer + inner).is_some_and(|tag| *tag != 0xa0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate's first bytes: SEQUENCE (long length), TBSCertificate SEQUENCE, then either the `[0]` version
+    /// (v3) or the serial number INTEGER (v1).
+    fn pem(tbs_first: &[u8]) -> Vec<u8> {
+        use base64::Engine as _;
+        let mut der = vec![0x30, 0x82, 0x01, 0x00, 0x30, 0x81, 0xf0];
+        der.extend_from_slice(tbs_first);
+        der.resize(0x104, 0);
+        let body = base64::engine::general_purpose::STANDARD.encode(&der);
+        format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n").into_bytes()
+    }
+
+    #[test]
+    fn tells_v1_certificates_by_their_missing_version_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let v3 = dir.path().join("v3.pem");
+        std::fs::write(&v3, pem(&[0xa0, 0x03, 0x02, 0x01, 0x02])).unwrap();
+        let v1 = dir.path().join("v1.pem");
+        std::fs::write(&v1, pem(&[0x02, 0x01, 0x07])).unwrap();
+        assert!(!is_v1_certificate(&v3));
+        assert!(is_v1_certificate(&v1));
+        assert!(!is_v1_certificate(&dir.path().join("absent.pem")));
+    }
+}
