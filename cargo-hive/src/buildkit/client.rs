@@ -403,12 +403,20 @@ mod tests {
         }
     }
 
-    /// (flag address, TLS flag, manifest address, manifest TLS key) → error, warning, or nothing to say.
+    /// (flag address, TLS flag, manifest address, manifest TLS key, error/warning/ok).
+    type Row = (
+        Option<&'static str>,
+        bool,
+        Option<&'static str>,
+        bool,
+        &'static str,
+    );
+
     #[test]
     fn tls_settings_apply_only_to_tcp() {
         let unix = Some("unix:///b.sock");
         let tcp = Some("tcp://b:1234");
-        let table: &[(Option<&str>, bool, Option<&str>, bool, &str)] = &[
+        let table: &[Row] = &[
             (unix, false, None, false, "ok"),
             (tcp, true, None, false, "ok"),
             (unix, true, None, false, "error"),
