@@ -81,30 +81,24 @@ impl ConnectOptions {
                 ..
             })
         );
+        let in_manifest = format!(
+            "{} in [workspace.metadata.hive] of {}",
+            manifest_keys.join(", "),
+            self.manifest
+                .as_ref()
+                .map(|settings| settings.manifest.display().to_string())
+                .unwrap_or_default()
+        );
         if !flags.is_empty() || from_manifest {
             let options = if flags.is_empty() {
-                let manifest = self
-                    .manifest
-                    .as_ref()
-                    .map(|m| m.manifest.display().to_string());
-                format!(
-                    "{} in [workspace.metadata.hive] of {}",
-                    manifest_keys.join(", "),
-                    manifest.unwrap_or_default()
-                )
+                in_manifest
             } else {
                 flags.join(", ")
             };
             return Err(ConnectError::TlsWithoutTcp { options, target });
         }
-        let manifest = self
-            .manifest
-            .as_ref()
-            .map(|m| m.manifest.display().to_string())
-            .unwrap_or_default();
         Ok(vec![format!(
-            "TLS settings {} in [workspace.metadata.hive] of {manifest} are ignored: {target}",
-            manifest_keys.join(", ")
+            "TLS settings {in_manifest} are ignored: {target}"
         )])
     }
 }
