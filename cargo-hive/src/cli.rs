@@ -109,10 +109,12 @@ pub(crate) struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    /// The connection options: these flags, the manifest's settings, and the process environment.
+    /// The connection options: these flags, the manifest's settings, and the process environment; `verbose` keeps
+    /// the transport's own wording in connection errors.
     pub(crate) fn options(
         &self,
         manifest: Option<crate::buildkit::ManifestSettings>,
+        verbose: bool,
     ) -> crate::buildkit::ConnectOptions {
         let ConnectArgs {
             addr,
@@ -131,6 +133,7 @@ impl ConnectArgs {
             },
             manifest,
             env: crate::buildkit::Environment::from_process(),
+            verbose,
         }
     }
 }

@@ -101,7 +101,11 @@ pub(crate) async fn run(
         }
         None => None,
     };
-    let options = args.connect.options(manifest);
+    let options = args.connect.options(manifest, global.verbose > 0);
+    // An error here is reported by the connection below, in the chosen format.
+    for warning in options.check_tls().unwrap_or_default() {
+        term.warning(&warning);
+    }
     let report = match Buildkit::connect(&options).await {
         Ok(buildkit) => examine(&buildkit).await,
         Err(err) if args.format == Format::Human => return Err(err.into()),

@@ -56,6 +56,14 @@ impl Term {
         let _ = writeln!(self.stderr(), "{}: {message}", "error".red().bold());
     }
 
+    /// A warning line (none under `-q`, as with cargo).
+    pub(crate) fn warning(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        let _ = writeln!(self.stderr(), "{}: {message}", "warning".yellow().bold());
+    }
+
     /// Shows an error with its causes; diagnostics are rendered by miette with their source spans.
     pub(crate) fn report(&self, err: HiveError) {
         match err {

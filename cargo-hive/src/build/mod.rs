@@ -169,6 +169,15 @@ async fn prepare_context(
     progress: &Progress,
 ) -> Result<image::BuildContext, HiveError> {
     let workspace_root = PathBuf::from(&plan.workspace_root);
+    // Connection settings that cannot work are bad input: said before cargo spends minutes compiling.
+    let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
+    let options = args.connect.options(manifest, global.verbose > 0);
+    for message in options.check_tls()? {
+        progress.event(Event::Warning {
+            image: None,
+            message,
+        });
+    }
     // The user's cargo builds the binaries, with their flags, cache and toolchain.
     let request = CompileRequest {
         manifest_path: global.manifest_path.clone(),
@@ -192,8 +201,6 @@ async fn prepare_context(
     artifacts::check_architectures(plan, &artifacts.executables)
         .map_err(|err| HiveError::Message(err.to_string()))?;
 
-    let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
-    let options = args.connect.options(manifest);
     let buildkit = Buildkit::connect(&options).await?;
     let daemon = daemon_kind(&buildkit).await;
     // Where the images go is known now: a missing Docker for --load fails before anything is built for it.

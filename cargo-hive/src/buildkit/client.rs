@@ -7,7 +7,7 @@ use hive_proto::control::control_client::ControlClient;
 use hive_proto::control::types::WorkerRecord;
 use hive_proto::control::{InfoRequest, ListWorkersRequest};
 use hive_proto::tonic::transport::Channel;
-use hive_proto::tonic::{Code, Request};
+use hive_proto::tonic::{Code, Request, Status};
 
 use super::address::Address;
 use super::errors::ConnectError;
@@ -33,6 +33,88 @@ pub(crate) struct ConnectOptions {
     pub(crate) manifest: Option<ManifestSettings>,
     /// The process environment.
     pub(crate) env: Environment,
+    /// `-v`: errors keep the transport's own wording after the plain one.
+    pub(crate) verbose: bool,
+}
+
+impl ConnectOptions {
+    /// Checks that TLS settings can apply to the address they come with; TLS exists only on `tcp://`. Settings
+    /// given with the address they contradict (flags on this command line, or the manifest's keys beside its own
+    /// `buildkit`) are an error; manifest keys overridden by an address from elsewhere are a warning, returned.
+    pub(crate) fn check_tls(&self) -> Result<Vec<String>, ConnectError> {
+        let flags = tls_keys(&self.tls, |key| format!("--{key}"));
+        let manifest_keys = self
+            .manifest
+            .as_ref()
+            .map(|manifest| tls_keys(&manifest.tls, |key| format!("`{key}`")))
+            .unwrap_or_default();
+        if flags.is_empty() && manifest_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = candidates(self.addr.as_deref(), self.manifest.as_ref(), &self.env);
+        let explicit = list
+            .into_iter()
+            .find(|candidate| candidate.origin.is_explicit());
+        let target = match &explicit {
+            // A bad address is reported by itself when connecting.
+            Some(Candidate {
+                address: Ok(Address::Tcp { .. }) | Err(_),
+                ..
+            }) => return Ok(Vec::new()),
+            Some(Candidate {
+                address: Ok(address),
+                origin,
+            }) => format!(
+                "the BuildKit address `{address}` (from {origin}) is {}, which has no TLS",
+                match address {
+                    Address::Docker(_) => "Docker's API socket",
+                    _ => "a unix socket",
+                }
+            ),
+            None => "no BuildKit address is set, and auto-detection finds only local sockets, which have no TLS"
+                .to_owned(),
+        };
+        let from_manifest = matches!(
+            &explicit,
+            Some(Candidate {
+                origin: Origin::Manifest(_),
+                ..
+            })
+        );
+        let in_manifest = format!(
+            "{} in [workspace.metadata.hive] of {}",
+            manifest_keys.join(", "),
+            self.manifest
+                .as_ref()
+                .map(|settings| settings.manifest.display().to_string())
+                .unwrap_or_default()
+        );
+        if !flags.is_empty() || from_manifest {
+            let options = if flags.is_empty() {
+                in_manifest
+            } else {
+                flags.join(", ")
+            };
+            return Err(ConnectError::TlsWithoutTcp { options, target });
+        }
+        Ok(vec![format!(
+            "TLS settings {in_manifest} are ignored: {target}"
+        )])
+    }
+}
+
+/// The TLS keys set, in buildctl's order, each named by `name`.
+fn tls_keys(tls: &TlsSettings, name: impl Fn(&str) -> String) -> Vec<String> {
+    [
+        ("tlscacert", tls.ca.is_some()),
+        ("tlscert", tls.cert.is_some()),
+        ("tlskey", tls.key.is_some()),
+        ("tlsservername", tls.server_name.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(key, _)| name(key))
+    .collect()
 }
 
 /// One candidate tried, and how it went.
@@ -58,11 +140,14 @@ pub(crate) struct Buildkit {
     pub(crate) attempts: Vec<Attempt>,
     /// The daemon's workers, from the probe.
     pub(crate) workers: Vec<WorkerRecord>,
+    /// `-v`: errors keep the transport's own wording.
+    pub(crate) verbose: bool,
 }
 
 impl Buildkit {
     /// Resolves the address (flag, env, manifest, auto-detection), connects and probes.
     pub(crate) async fn connect(options: &ConnectOptions) -> Result<Buildkit, ConnectError> {
+        options.check_tls()?;
         let tls = options.tls.clone().or(options
             .manifest
             .as_ref()
@@ -99,7 +184,7 @@ impl Buildkit {
                 AUTO_TIMEOUT
             };
             let started = Instant::now();
-            match probe(&address, &tls, timeout).await {
+            match probe(&address, &tls, timeout, options.verbose).await {
                 Ok((channel, workers)) => {
                     attempts.push(Attempt {
                         address: address.to_string(),
@@ -112,6 +197,7 @@ impl Buildkit {
                         origin,
                         attempts,
                         workers,
+                        verbose: options.verbose,
                     });
                 }
                 Err(err) if explicit => return Err(err),
@@ -181,6 +267,7 @@ async fn probe(
     address: &Address,
     tls: &TlsSettings,
     timeout: Duration,
+    verbose: bool,
 ) -> Result<(Channel, Vec<WorkerRecord>), ConnectError> {
     let deadline = Instant::now() + timeout;
     let channel = tokio::time::timeout(timeout, transport::connect(address, tls, timeout))
@@ -203,44 +290,150 @@ async fn probe(
                 after: timeout,
             });
         }
-        Ok(Err(status)) => {
-            let detail = transport::chain(&status);
-            return Err(
-                if detail.contains("certificate") || detail.contains("tls") {
-                    ConnectError::Tls {
-                        address: address.to_string(),
-                        detail,
-                    }
-                } else if tls.is_enabled() && detail.contains("connection closed") {
-                    // With TLS 1.3 a server that wants a client certificate hangs up after the handshake.
-                    let hint = if tls.cert.is_none() {
-                        "the daemon closed the connection right after the handshake; it may require a client \
-                         certificate (--tlscert and --tlskey)"
-                    } else {
-                        "the daemon closed the connection right after the handshake; it may not accept this client \
-                         certificate"
-                    };
-                    ConnectError::Tls {
-                        address: address.to_string(),
-                        detail: hint.to_owned(),
-                    }
-                } else if matches!(
-                    status.code(),
-                    Code::Unavailable | Code::Unknown | Code::Cancelled
-                ) {
-                    ConnectError::Unreachable {
-                        address: address.to_string(),
-                        detail,
-                    }
-                } else {
-                    ConnectError::Protocol {
-                        address: address.to_string(),
-                        detail,
-                    }
-                },
-            );
-        }
+        Ok(Err(status)) => return Err(probe_error(address, tls, &status, verbose)),
         Ok(Ok(response)) => response.into_inner().record,
     };
     Ok((channel, workers))
+}
+
+/// Why the probe's call failed, in words. The connection is up by then, so a failure of the transport itself (not a
+/// gRPC status the peer sent) means the peer does not speak gRPC over HTTP/2.
+fn probe_error(
+    address: &Address,
+    tls: &TlsSettings,
+    status: &Status,
+    verbose: bool,
+) -> ConnectError {
+    let detail = transport::status_detail(status);
+    let address_text = address.to_string();
+    if detail.contains("certificate") || detail.contains("tls") {
+        return ConnectError::Tls {
+            address: address_text,
+            detail,
+        };
+    }
+    if tls.is_enabled()
+        && (detail.contains("connection closed") || transport::is_transport_failure(status))
+    {
+        // With TLS 1.3 a server that refuses the client's certificate (or its absence) hangs up after the
+        // handshake, which agreed on HTTP/2 already: the peer does speak gRPC.
+        let hint = match &tls.cert {
+            None => "the daemon closed the connection right after the handshake; it may require a client \
+                     certificate (--tlscert and --tlskey)"
+                .to_owned(),
+            Some(cert) if super::tls::is_v1_certificate(cert) => format!(
+                "the daemon closed the connection right after the handshake; it may not accept the --tlscert \
+                 file {}, an X.509 v1 certificate (no extensions): reissue it as v3 with `openssl x509 -req ... \
+                 -extfile <(printf 'basicConstraints=CA:FALSE\\nkeyUsage=digitalSignature\\n\
+                 extendedKeyUsage=clientAuth')`",
+                cert.display()
+            ),
+            Some(_) => "the daemon closed the connection right after the handshake; it may not accept this \
+                        client certificate"
+                .to_owned(),
+        };
+        return ConnectError::Tls {
+            address: address_text,
+            detail: hint,
+        };
+    }
+    if transport::is_transport_failure(status) {
+        return ConnectError::NotBuildkit {
+            address: address_text,
+            hint: match address {
+                Address::Unix(_) => "; for Docker's API socket write docker+unix://PATH",
+                Address::Tcp { .. } if !tls.is_enabled() => {
+                    "; if the daemon speaks TLS, give --tlscacert"
+                }
+                _ => "",
+            },
+            detail: verbose.then_some(detail),
+        };
+    }
+    if matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled
+    ) {
+        ConnectError::Unreachable {
+            address: address_text,
+            detail,
+        }
+    } else {
+        ConnectError::Protocol {
+            address: address_text,
+            detail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn options(
+        addr: Option<&str>,
+        flag_ca: bool,
+        manifest_addr: Option<&str>,
+        manifest_ca: bool,
+    ) -> ConnectOptions {
+        let ca = |set: bool| set.then(|| PathBuf::from("/ca.pem"));
+        ConnectOptions {
+            addr: addr.map(str::to_owned),
+            tls: TlsSettings {
+                ca: ca(flag_ca),
+                ..Default::default()
+            },
+            manifest: Some(ManifestSettings {
+                manifest: PathBuf::from("/ws/Cargo.toml"),
+                buildkit: manifest_addr.map(str::to_owned),
+                tls: TlsSettings {
+                    ca: ca(manifest_ca),
+                    ..Default::default()
+                },
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// (flag address, TLS flag, manifest address, manifest TLS key, error/warning/ok).
+    type Row = (
+        Option<&'static str>,
+        bool,
+        Option<&'static str>,
+        bool,
+        &'static str,
+    );
+
+    #[test]
+    fn tls_settings_apply_only_to_tcp() {
+        let unix = Some("unix:///b.sock");
+        let tcp = Some("tcp://b:1234");
+        let table: &[Row] = &[
+            (unix, false, None, false, "ok"),
+            (tcp, true, None, false, "ok"),
+            (unix, true, None, false, "error"),
+            (Some("docker://"), true, tcp, true, "error"),
+            (None, true, None, false, "error"),
+            (None, false, unix, true, "error"),
+            (None, false, tcp, true, "ok"),
+            (unix, false, tcp, true, "warning"),
+            (None, false, None, true, "warning"),
+            // A bad address is the connection's error to report, not this check's.
+            (Some("bogus"), true, None, false, "ok"),
+        ];
+        for (addr, flag_ca, manifest_addr, manifest_ca, expected) in table {
+            let outcome = match options(*addr, *flag_ca, *manifest_addr, *manifest_ca).check_tls() {
+                Err(ConnectError::TlsWithoutTcp { .. }) => "error",
+                Err(other) => panic!("{other}"),
+                Ok(warnings) if warnings.is_empty() => "ok",
+                Ok(_) => "warning",
+            };
+            assert_eq!(
+                outcome, *expected,
+                "{addr:?} {flag_ca} {manifest_addr:?} {manifest_ca}"
+            );
+        }
+    }
 }

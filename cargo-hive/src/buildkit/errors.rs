@@ -47,6 +47,17 @@ pub(crate) enum ConnectError {
         /// What failed.
         detail: String,
     },
+    /// TLS settings for an address that has no TLS (only `tcp://` has).
+    #[error(
+        "TLS options ({options}) apply only to tcp:// addresses, but {target}; drop them, or give the daemon's \
+         tcp://HOST:PORT address"
+    )]
+    TlsWithoutTcp {
+        /// The options, as flags or manifest keys.
+        options: String,
+        /// What the address is, and where it came from.
+        target: String,
+    },
     /// Connection refused, reset, or similar.
     #[error(
         "cannot connect to BuildKit at {address}: {detail}; is the daemon running and listening there?"
@@ -68,6 +79,19 @@ pub(crate) enum ConnectError {
         address: String,
         /// How long we waited.
         after: Duration,
+    },
+    /// The peer accepted the connection, but its bytes are not gRPC over HTTP/2.
+    #[error(
+        "{address} did not answer as BuildKit (it is not a gRPC/HTTP2 server){hint}{}",
+        detail.as_ref().map(|detail| format!("; the transport said: {detail}")).unwrap_or_default()
+    )]
+    NotBuildkit {
+        /// The address.
+        address: String,
+        /// What the address may have meant instead.
+        hint: &'static str,
+        /// The transport's own words, with `-v`.
+        detail: Option<String>,
     },
     /// The daemon answered, but not like BuildKit.
     #[error("{address} answered, but not as BuildKit: {detail}")]
@@ -93,11 +117,13 @@ impl ConnectError {
             ConnectError::NoSocket { path, .. } => format!("no socket at {}", path.display()),
             ConnectError::NotASocket { path, .. } => format!("{} is not a socket", path.display()),
             ConnectError::Tls { detail, .. } => format!("TLS failed: {detail}"),
+            ConnectError::TlsWithoutTcp { .. } => "TLS options without a tcp:// address".to_owned(),
             ConnectError::Unreachable { detail, .. } => detail.clone(),
             ConnectError::Timeout { after, .. } => {
                 format!("no answer within {} s", after.as_secs_f32())
             }
             ConnectError::Protocol { detail, .. } => format!("not BuildKit: {detail}"),
+            ConnectError::NotBuildkit { .. } => "not BuildKit (not a gRPC/HTTP2 server)".to_owned(),
             ConnectError::NothingReachable { .. } => "nothing reachable".to_owned(),
         }
     }

@@ -21,6 +21,7 @@ use hive_proto::tonic::transport::Channel;
 use hive_proto::tonic::{Code, Request, Status};
 
 use super::client::Buildkit;
+use super::transport;
 
 /// The metadata key that ties gateway calls to their `Control.Solve`.
 const BUILD_ID_KEY: &str = "buildkit-controlapi-buildid";
@@ -222,6 +223,18 @@ pub(crate) enum BuildError {
     /// The daemon failed the build (a step, an exporter, a push).
     #[error("{}", .0.message())]
     Solve(Status),
+    /// The connection broke while the build ran (the daemon went away, or something between cut it).
+    #[error(
+        "the connection to BuildKit at {address} was lost while the image was building: the daemon closed it or \
+         went away (restarted, crashed, or a proxy between cut it){}",
+        detail.as_ref().map(|detail| format!("; the transport said: {detail}")).unwrap_or_default()
+    )]
+    ConnectionLost {
+        /// The daemon's address.
+        address: String,
+        /// The transport's own words, with `-v`.
+        detail: Option<String>,
+    },
 }
 
 /// Runs one gateway build: starts the `Control.Solve`, runs `frontend` against the gateway, and waits for the
@@ -305,6 +318,13 @@ where
         .await
         .map_err(|err| BuildError::Frontend(format!("the solve task failed: {err}")))?;
     match (frontend_result, solved) {
+        // The frontend's calls fail too then, with the transport's words only: the lost connection is the news.
+        (_, Err(status)) if transport::is_transport_failure(&status) => {
+            Err(BuildError::ConnectionLost {
+                address: buildkit.address.to_string(),
+                detail: buildkit.verbose.then(|| transport::status_detail(&status)),
+            })
+        }
         (Err(message), _) => Err(BuildError::Frontend(message)),
         (Ok(()), Err(status)) => Err(BuildError::Solve(status)),
         (Ok(()), Ok(response)) => Ok(response),

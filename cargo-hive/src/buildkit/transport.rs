@@ -5,10 +5,11 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hive_proto::tonic::Status;
 use hive_proto::tonic::transport::{Channel, Endpoint, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use super::address::Address;
 use super::errors::ConnectError;
@@ -52,19 +53,21 @@ pub(crate) async fn connect(
                 format!("{host}:{port}")
             };
             if tls.is_enabled() {
-                let config = tls
-                    .client_config(host)
-                    .map_err(|detail| ConnectError::Tls {
-                        address: address.to_string(),
-                        detail,
-                    })?;
-                let endpoint = endpoint(&format!("https://{authority}"), timeout)
-                    .tls_config(config)
-                    .map_err(|err| ConnectError::Tls {
-                        address: address.to_string(),
-                        detail: chain(&err),
-                    })?;
-                endpoint.connect().await
+                let client = tls.client(host).map_err(|err| ConnectError::Tls {
+                    address: address.to_string(),
+                    detail: err.to_string(),
+                })?;
+                // TLS is ours rather than tonic's: its loader refuses client certificates buildctl accepts.
+                endpoint(&format!("http://{authority}"), timeout)
+                    .connect_with_connector(tower::service_fn(move |_: Uri| {
+                        let (client, authority) = (client.clone(), authority.clone());
+                        async move {
+                            let tcp = TcpStream::connect(authority).await?;
+                            tcp.set_nodelay(true)?;
+                            client.handshake(tcp).await.map(TokioIo::new)
+                        }
+                    }))
+                    .await
             } else {
                 endpoint(&format!("http://{authority}"), timeout)
                     .connect()
@@ -168,6 +171,27 @@ pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     parts.join(": ")
+}
+
+/// A status in words: its message, then the causes under it (tonic's own Display prints their Debug forms).
+pub(crate) fn status_detail(status: &Status) -> String {
+    let mut parts = vec![status.message().to_owned()];
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.retain(|part| !part.is_empty());
+    parts.join(": ")
+}
+
+/// Whether a call failed in the transport (the connection broke, or the peer's bytes were not HTTP/2), rather
+/// than with a gRPC status the peer sent: tonic makes the former from an error it keeps as the source.
+pub(crate) fn is_transport_failure(status: &Status) -> bool {
+    std::error::Error::source(status).is_some()
 }
 
 fn is_tls_failure(detail: &str) -> bool {
