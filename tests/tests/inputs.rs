@@ -3,9 +3,8 @@
 //! and nothing written. The daemon address is one nobody listens at, so a check that came too late would show as
 //! a connection error instead of the expected message.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use hive_e2e::fixture::{EXIT_GUARD, Fixture};
 use hive_e2e::{Run, cargo_hive, run, workspace_root};
@@ -60,7 +59,10 @@ fn files_over_the_binary_or_each_other_fail_before_the_build() {
 
 /// `mkfifo` at `path`.
 fn make_fifo(path: &Path) {
-    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo runs");
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
     assert!(status.success(), "mkfifo {}", path.display());
 }
 
@@ -88,7 +90,11 @@ fn fifos_and_sockets_are_not_files_to_copy() {
         .arg("plan"));
     assert_eq!(plan.code, 1, "{plan:#?}");
     for needle in needles {
-        assert!(plan.stderr.contains(needle), "missing {needle:?}:\n{}", plan.stderr);
+        assert!(
+            plan.stderr.contains(needle),
+            "missing {needle:?}:\n{}",
+            plan.stderr
+        );
     }
 
     let build = run(&mut fixture.build_at(NO_DAEMON));
@@ -98,9 +104,8 @@ fn fifos_and_sockets_are_not_files_to_copy() {
 
 #[test]
 fn nul_bytes_in_the_image_config_fail_before_the_build() {
-    let (fixture, result) = build_hello_with(
-        "env = { GREETING = \"hi\\u0000there\" }\ncmd = [\"--loud\\u0000\"]",
-    );
+    let (fixture, result) =
+        build_hello_with("env = { GREETING = \"hi\\u0000there\" }\ncmd = [\"--loud\\u0000\"]");
     fixture.assert_fails(
         &result,
         &[
@@ -111,4 +116,98 @@ fn nul_bytes_in_the_image_config_fail_before_the_build() {
         ],
     );
     assert_cargo_did_not_run(&fixture);
+}
+
+/// A one-package workspace whose build script build-depends on hive-build but points `HIVE_BUILD_IMAGES` at
+/// `output` instead of emitting, as a build script with a bug (or a stale path) would. Each test names its package
+/// differently: cargo gives same-named root packages the same build-script directory in the shared target dir.
+fn workspace_with_output_at(package: &str, output: &Path) -> tempfile::TempDir {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("ws");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let hive_build = workspace_root().join("hive-build");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{package}\"\nversion = \"1.0.0\"\nedition = \"2024\"\npublish = false\n\n[workspace]\n\n\
+             [build-dependencies]\nhive-build = {{ path = {:?} }}\n\n[package.metadata.hive.images.{package}]\n",
+            hive_build.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("src").join("main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(
+        dir.join("build.rs"),
+        format!(
+            "fn main() {{\n    println!(\"cargo::rustc-env=HIVE_BUILD_IMAGES={}\");\n}}\n",
+            output.display()
+        ),
+    )
+    .unwrap();
+    // The repository's lock file pins what hive-build needs, so nothing is resolved online.
+    std::fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    temp
+}
+
+/// `cargo hive plan` in `workspace`, killed (and the test failed) if it has not finished within [`EXIT_GUARD`]:
+/// reading a FIFO used to block forever.
+fn plan_guarded(workspace: &Path) -> Run {
+    let child = cargo_hive()
+        .current_dir(workspace.join("ws"))
+        .env(
+            "CARGO_TARGET_DIR",
+            workspace_root().join("target").join("hive-fixtures"),
+        )
+        .args(["--quiet", "plan"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cargo hive starts");
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(child.wait_with_output()));
+    match receiver.recv_timeout(EXIT_GUARD) {
+        Ok(output) => output.expect("cargo hive runs").into(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            panic!("cargo hive plan still running after {EXIT_GUARD:?}");
+        }
+    }
+}
+
+#[test]
+fn a_build_script_output_that_is_a_fifo_is_refused() {
+    let scratch = tempfile::tempdir().unwrap();
+    let fifo = scratch.path().join("images.fifo");
+    make_fifo(&fifo);
+    let workspace = workspace_with_output_at("fifo-output", &fifo);
+    let result = plan_guarded(workspace.path());
+    assert_eq!(result.code, 1, "{result:#?}");
+    assert!(!result.stderr.contains("panicked"), "{result:#?}");
+    let expected = format!(
+        "error: failed to read the images of `fifo-output`'s build script from {} (HIVE_BUILD_IMAGES): it is a FIFO (named \
+         pipe), not a regular file",
+        fifo.display()
+    );
+    assert!(result.stderr.contains(&expected), "{result:#?}");
+}
+
+#[test]
+fn a_build_script_output_over_the_size_cap_is_refused() {
+    let scratch = tempfile::tempdir().unwrap();
+    let big = scratch.path().join("images.json");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(hive_build::OUTPUT_MAX_BYTES + 1).unwrap();
+    let workspace = workspace_with_output_at("big-output", &big);
+    let result = plan_guarded(workspace.path());
+    assert_eq!(result.code, 1, "{result:#?}");
+    let expected = format!(
+        "error: failed to read the images of `big-output`'s build script from {} (HIVE_BUILD_IMAGES): it is larger than 8 \
+         MiB, the most cargo hive reads",
+        big.display()
+    );
+    assert!(result.stderr.contains(&expected), "{result:#?}");
 }

@@ -2,14 +2,12 @@
 //! and each destination checked against `/`, the binary and the other entries, so that nothing silently lands on
 //! the binary or on another entry's path, and the daemon is never the one to find out.
 
-use std::fs::FileType;
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use hive_build::plan::PlanFile;
 use hive_build::schema::FileSpec;
 
-use crate::config::{ConfigError, Diagnostics, Layer, Package};
+use crate::config::{ConfigError, Diagnostics, Layer, Package, file_kind};
 
 /// What a source is, as far as the destination checks care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +134,7 @@ fn check_source(
             format!(
                 "`{}` is {}, not a regular file or directory",
                 spec.src,
-                describe(file_type)
+                file_kind(file_type)
             ),
             "not a regular file or directory",
         )
@@ -145,20 +143,6 @@ fn check_source(
         ),
     );
     None
-}
-
-fn describe(file_type: FileType) -> &'static str {
-    if file_type.is_fifo() {
-        "a FIFO (named pipe)"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else if file_type.is_char_device() {
-        "a character device"
-    } else if file_type.is_block_device() {
-        "a block device"
-    } else {
-        "a special file"
-    }
 }
 
 /// A destination mistake, before it has a place.
@@ -193,10 +177,10 @@ fn destination_error(
                 .into(),
         });
     }
-    if let Some(binary) = binary {
-        if let Some(error) = binary_collision(entry, &shown, source, binary) {
-            return Some(error);
-        }
+    if let Some(binary) = binary
+        && let Some(error) = binary_collision(entry, &shown, source, binary)
+    {
+        return Some(error);
     }
     for other in earlier {
         let other_shown = shown_path(&other.dst);

@@ -44,10 +44,10 @@ pub(super) fn check(layers: &Layers<'_>, diags: &mut Diagnostics) {
         ("workdir", (|def| def.workdir.as_deref()) as Single),
         ("user", |def| def.user.as_deref()),
     ] {
-        if let Some((value, layer)) = layers.pick(get) {
-            if value.contains('\0') {
-                report(layer, field.to_owned(), format!("`{field}`"));
-            }
+        if let Some((value, layer)) = layers.pick(get)
+            && value.contains('\0')
+        {
+            report(layer, field.to_owned(), format!("`{field}`"));
         }
     }
     type Map = fn(&ImageDef) -> &BTreeMap<String, String>;
