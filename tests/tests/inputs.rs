@@ -211,3 +211,30 @@ fn a_build_script_output_over_the_size_cap_is_refused() {
     );
     assert!(result.stderr.contains(&expected), "{result:#?}");
 }
+
+#[test]
+fn an_unusable_source_date_epoch_fails_before_the_build() {
+    let fixture = Fixture::example("hello");
+    for value in ["253402300800", "9223372037", "-1", "", "1e9", "soon"] {
+        let result = run(fixture.build_at(NO_DAEMON).env("SOURCE_DATE_EPOCH", value));
+        fixture.assert_fails(
+            &result,
+            &[
+                &format!("error: SOURCE_DATE_EPOCH is `{value}`, "),
+                "it must be whole seconds since 1970-01-01 UTC, from 0 to 9223372036 (2262-04-11T23:47:16Z)",
+            ],
+        );
+        assert_cargo_did_not_run(&fixture);
+    }
+    // The last second of the range is accepted, and reaches the file times exactly, in nanoseconds.
+    let dry_run = run(fixture
+        .build_at(NO_DAEMON)
+        .env("SOURCE_DATE_EPOCH", "9223372036")
+        .arg("--dry-run"));
+    assert_eq!(dry_run.code, 0, "{dry_run:#?}");
+    assert!(
+        dry_run.stdout.contains("timestamp: 9223372036000000000,"),
+        "{}",
+        dry_run.stdout
+    );
+}
