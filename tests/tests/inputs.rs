@@ -35,7 +35,7 @@ fn files_over_the_binary_or_each_other_fail_before_the_build() {
     let (fixture, result) = build_hello_with(
         r#"files = [
   { src = "src", dst = "/" },
-  { src = "Cargo.toml", dst = "/usr/local/bin//hello/" },
+  { src = "Cargo.toml", dst = "/usr/local/bin//hello" },
   { src = "Cargo.toml", dst = "/usr/local/bin/hello/x" },
   { src = "src", dst = "/srv/src" },
   { src = "Cargo.toml", dst = "/srv/./src/" },
@@ -46,7 +46,7 @@ fn files_over_the_binary_or_each_other_fail_before_the_build() {
         &[
             "hive::root-destination",
             "`dst = \"/\"` would copy over the root of the image",
-            "`/usr/local/bin//hello/` (`/usr/local/bin/hello`) is where the binary goes",
+            "`/usr/local/bin//hello` (`/usr/local/bin/hello`) is where the binary goes",
             "`/usr/local/bin/hello/x` is inside `/usr/local/bin/hello`",
             "hive::duplicate-destination",
             "Cargo.toml:16:",

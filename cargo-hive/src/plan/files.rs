@@ -41,7 +41,7 @@ pub(super) fn resolve(
         let source = package.dir().join(&spec.src);
         let kind = check_source(spec, &source, index, layer, package, &canonical_root, diags);
         if spec.dst.starts_with('/') {
-            let dst = image_path(&spec.dst);
+            let dst = effective_destination(spec, kind, binary);
             let entry = Placed {
                 index,
                 spec,
@@ -168,7 +168,7 @@ fn destination_error(
 ) -> Option<DestinationError> {
     let written = &entry.spec.dst;
     let shown = shown(written, &entry.dst);
-    if entry.dst.is_empty() {
+    if image_path(written).is_empty() {
         return Some(DestinationError {
             code: "root-destination",
             message: format!("`dst = \"{written}\"` would copy over the root of the image"),
@@ -253,6 +253,29 @@ fn binary_collision(
             "the image's binary is `{binary}`; copy files somewhere else, for example under `/usr/local/share`"
         ),
     })
+}
+
+/// Where the entry lands, as the daemon copies: a file copied to a directory (a `dst` ending in `/`, or the
+/// binary's directory, which exists by then) goes inside it under its own name; anything else lands at `dst`.
+fn effective_destination<'a>(
+    spec: &'a FileSpec,
+    kind: Option<Kind>,
+    binary: Option<&str>,
+) -> Vec<&'a str> {
+    let mut dst = image_path(&spec.dst);
+    let into_dir = spec.dst.ends_with('/')
+        || spec.dst.ends_with("/.")
+        || binary.is_some_and(|binary| {
+            let binary = image_path(binary);
+            binary.len() == dst.len() + 1 && binary.starts_with(&dst)
+        });
+    let name = Path::new(&spec.src)
+        .file_name()
+        .and_then(|name| name.to_str());
+    if let (Some(Kind::File), true, Some(name)) = (kind, into_dir, name) {
+        dst.push(name);
+    }
+    dst
 }
 
 /// The components of an absolute image path, as the daemon resolves it: empty and `.` components dropped, `..`
