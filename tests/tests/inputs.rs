@@ -38,7 +38,7 @@ fn files_over_the_binary_or_each_other_fail_before_the_build() {
   { src = "Cargo.toml", dst = "/usr/local/bin//hello" },
   { src = "Cargo.toml", dst = "/usr/local/bin/hello/x" },
   { src = "src", dst = "/srv/src" },
-  { src = "Cargo.toml", dst = "/srv/./src/" },
+  { src = "src", dst = "/srv/./src/" },
 ]"#,
     );
     fixture.assert_fails(
