@@ -255,8 +255,8 @@ fn binary_collision(
     })
 }
 
-/// Where the entry lands, as the daemon copies: a file copied to a directory (a `dst` ending in `/`, or the
-/// binary's directory, which exists by then) goes inside it under its own name; anything else lands at `dst`.
+/// Where the entry lands, as the daemon copies: a file copied to a directory (a `dst` ending in `/`, or one of the
+/// binary's directories, which exist by then) goes inside it under its own name; anything else lands at `dst`.
 fn effective_destination<'a>(
     spec: &'a FileSpec,
     kind: Option<Kind>,
@@ -265,10 +265,7 @@ fn effective_destination<'a>(
     let mut dst = image_path(&spec.dst);
     let into_dir = spec.dst.ends_with('/')
         || spec.dst.ends_with("/.")
-        || binary.is_some_and(|binary| {
-            let binary = image_path(binary);
-            binary.len() == dst.len() + 1 && binary.starts_with(&dst)
-        });
+        || binary.is_some_and(|binary| is_inside(&image_path(binary), &dst));
     let name = Path::new(&spec.src)
         .file_name()
         .and_then(|name| name.to_str());
@@ -332,5 +329,35 @@ mod tests {
         assert!(!is_inside(&["ab"], &["a"]));
         assert_eq!(shown("/a", &["a"]), "`/a`");
         assert_eq!(shown("/a//b/", &["a", "b"]), "`/a//b/` (`/a/b`)");
+    }
+
+    #[test]
+    fn files_copied_into_directories_keep_their_names() {
+        let spec = |src: &str, dst: &str| FileSpec {
+            src: src.into(),
+            dst: dst.into(),
+            mode: None,
+        };
+        let bin = Some("/usr/local/bin/app");
+        let file = Some(Kind::File);
+        let at = |spec: &FileSpec, kind| effective_destination(spec, kind, bin).join("/");
+        assert_eq!(at(&spec("conf/a.toml", "/etc/a.toml"), file), "etc/a.toml");
+        assert_eq!(at(&spec("conf/a.toml", "/etc/"), file), "etc/a.toml");
+        assert_eq!(at(&spec("conf/a.toml", "/etc/."), file), "etc/a.toml");
+        // The binary's directories exist when files are copied.
+        assert_eq!(
+            at(&spec("tools/app", "/usr/local/bin"), file),
+            "usr/local/bin/app"
+        );
+        assert_eq!(at(&spec("notes", "/usr"), file), "usr/notes");
+        // A directory's contents land at `dst` itself.
+        assert_eq!(
+            at(&spec("static", "/srv/static/"), Some(Kind::Dir)),
+            "srv/static"
+        );
+        assert_eq!(
+            at(&spec("static", "/usr/local/bin"), Some(Kind::Dir)),
+            "usr/local/bin"
+        );
     }
 }
