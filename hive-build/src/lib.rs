@@ -28,5 +28,5 @@ mod script;
 pub use schema::{FileSpec, ImageDef, Mode, Port, Protocol};
 pub use script::{
     Action, BuildScriptImage, BuildScriptOutput, Image, Images, OUTPUT_ENV, OUTPUT_FILE,
-    OUTPUT_FORMAT_VERSION, images,
+    OUTPUT_FORMAT_VERSION, OUTPUT_MAX_BYTES, images,
 };

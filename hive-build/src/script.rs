@@ -18,6 +18,9 @@ pub const OUTPUT_FORMAT_VERSION: u32 = 1;
 pub const OUTPUT_FILE: &str = "hive-images.json";
 /// The `rustc-env` variable that carries the output file's path in cargo's `build-script-executed` message.
 pub const OUTPUT_ENV: &str = "HIVE_BUILD_IMAGES";
+/// The largest output file `cargo hive` reads (8 MiB): far above any real set of declarations, it bounds what a
+/// wrong path (`/dev/zero`, a huge file) can cost. [`Images::write_to`] refuses to write more.
+pub const OUTPUT_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
 /// What a build script emitted.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -254,12 +257,22 @@ impl Images {
     }
 
     /// Writes the images as [`OUTPUT_FILE`] into `dir` (atomically: a temporary file, then a rename) and returns the
-    /// file's path. [`Images::emit`] does this with `OUT_DIR`.
+    /// file's path. [`Images::emit`] does this with `OUT_DIR`. Fails, writing nothing, when the JSON would be larger
+    /// than [`OUTPUT_MAX_BYTES`].
     pub fn write_to(mut self, dir: &Path) -> std::io::Result<PathBuf> {
         self.output.format_version = OUTPUT_FORMAT_VERSION;
         let path = dir.join(OUTPUT_FILE);
         let temp = dir.join(format!(".{OUTPUT_FILE}.{}", std::process::id()));
         let json = serde_json::to_vec_pretty(&self.output).map_err(std::io::Error::other)?;
+        if json.len() as u64 > OUTPUT_MAX_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the images take {} bytes as JSON, more than cargo hive reads ({OUTPUT_MAX_BYTES})",
+                    json.len()
+                ),
+            ));
+        }
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(&json)?;
         file.sync_all()?;
@@ -300,5 +313,23 @@ mod tests {
             read.images[1].image.tags.as_deref(),
             Some(&["{version}".to_owned(), "edge".to_owned()][..])
         );
+    }
+
+    #[test]
+    fn output_larger_than_cargo_hive_reads_is_refused() {
+        let huge = "x".repeat(OUTPUT_MAX_BYTES as usize);
+        let images = images().declare(Image::new("big").label("blob", huge));
+        let dir = std::env::temp_dir().join(format!("hive-build-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = images.write_to(&dir);
+        let left = std::fs::read_dir(&dir).unwrap().count();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(
+            err.to_string().contains("more than cargo hive reads"),
+            "{err}"
+        );
+        assert_eq!(left, 0, "nothing is written");
     }
 }

@@ -40,8 +40,8 @@ pub(crate) async fn run(
     check_supported(&plan)?;
     check_one_file_per_image(&plan, &destinations)?;
     let workspace_root = PathBuf::from(&plan.workspace_root);
-    let (epoch, epoch_source) =
-        epoch::source_date_epoch(&workspace_root).map_err(HiveError::Message)?;
+    let (epoch, epoch_source) = epoch::source_date_epoch(&workspace_root)
+        .map_err(|err| HiveError::Message(err.to_string()))?;
 
     if args.dry_run {
         return dry_run(&plan, epoch);

@@ -5,13 +5,15 @@
 //! `HIVE_BUILD_IMAGES=<OUT_DIR>/hive-images.json` when the script called `emit`. Packages without such a build
 //! script cost nothing: cargo is not run at all when none has one.
 
-use std::io::BufReader;
+use std::io::{BufReader, Read};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use cargo_metadata::Message;
-use hive_build::{BuildScriptOutput, OUTPUT_ENV, OUTPUT_FORMAT_VERSION};
+use hive_build::{BuildScriptOutput, OUTPUT_ENV, OUTPUT_FORMAT_VERSION, OUTPUT_MAX_BYTES};
 
 use crate::cli::{CompileArgs, FeatureArgs};
+use crate::config::diagnostic::file_kind;
 use crate::config::workspace::Workspace;
 use crate::errors::HiveError;
 
@@ -101,9 +103,9 @@ pub(crate) fn run(
             )));
         }
         let Some(path) = &files[slot] else { continue };
-        let text = std::fs::read(path).map_err(|err| {
+        let text = read_output(Path::new(path)).map_err(|err| {
             HiveError::Message(format!(
-                "failed to read the images of `{}`'s build script from {path}: {err}",
+                "failed to read the images of `{}`'s build script from {path} ({OUTPUT_ENV}): {err}",
                 package.name
             ))
         })?;
@@ -126,4 +128,61 @@ pub(crate) fn run(
         });
     }
     Ok(outputs)
+}
+
+/// Why a build script's output file could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    /// A FIFO would block and a device (`/dev/zero`) would never end: only regular files are read.
+    #[error("it is {0}, not a regular file (hive-build writes one with `Images::emit`)")]
+    NotAFile(&'static str),
+    #[error("it is larger than {} MiB, the most cargo hive reads", OUTPUT_MAX_BYTES / (1024 * 1024))]
+    TooLarge,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The output file's bytes: only a regular file, and at most [`OUTPUT_MAX_BYTES`] of it.
+fn read_output(path: &Path) -> Result<Vec<u8>, ReadError> {
+    // Checked before opening: opening a FIFO for reading blocks until a writer comes.
+    let metadata = std::fs::metadata(path)?;
+    if !metadata.is_file() {
+        return Err(ReadError::NotAFile(file_kind(metadata.file_type())));
+    }
+    if metadata.len() > OUTPUT_MAX_BYTES {
+        return Err(ReadError::TooLarge);
+    }
+    let mut bytes = Vec::new();
+    // The file may grow after the check; never read more than the cap.
+    std::fs::File::open(path)?
+        .take(OUTPUT_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > OUTPUT_MAX_BYTES {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_up_to_the_cap_are_read() {
+        let err = read_output(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "it is a character device, not a regular file (hive-build writes one with `Images::emit`)"
+        );
+        let err = read_output(Path::new("/")).unwrap_err();
+        assert!(err.to_string().starts_with("it is a directory,"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.json");
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(OUTPUT_MAX_BYTES + 1).unwrap();
+        assert!(matches!(read_output(&big), Err(ReadError::TooLarge)));
+        file.set_len(OUTPUT_MAX_BYTES).unwrap();
+        assert_eq!(read_output(&big).unwrap().len() as u64, OUTPUT_MAX_BYTES);
+    }
 }

@@ -131,6 +131,26 @@ impl Diagnostics {
     }
 }
 
+/// What a file that is not a regular file is, for a message: `a FIFO (named pipe)`, `a socket`, ….
+pub(crate) fn file_kind(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_file() {
+        "a regular file"
+    } else {
+        "a special file"
+    }
+}
+
 /// The closest of `candidates` to `word`, if close enough to be a likely typo.
 pub(crate) fn did_you_mean<'a>(
     word: &str,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use hive_build::Action;
 
-pub(crate) use diagnostic::{ConfigError, Diagnostics, did_you_mean};
+pub(crate) use diagnostic::{ConfigError, Diagnostics, did_you_mean, file_kind};
 #[cfg(test)]
 pub(crate) use manifest::read_manifest;
 pub(crate) use manifest::{Layer, check_image_name};

@@ -3,7 +3,9 @@
 //! and what users see cannot drift apart.
 
 mod command;
+mod files;
 mod human;
+mod nul;
 mod reference;
 mod resolve;
 mod template;

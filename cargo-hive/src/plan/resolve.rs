@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hive_build::ImageDef;
-use hive_build::plan::{Base, Binary, ImageConfig, Origin, PackageInfo, Plan, PlanFile, PlanImage};
+use hive_build::plan::{Base, Binary, ImageConfig, Origin, PackageInfo, Plan, PlanImage};
 use hive_build::schema::{binary_path, defaults};
 
 use crate::config::{
@@ -15,11 +15,11 @@ use crate::plan::reference::{Invalid, check_platform, check_repository, check_ta
 use crate::plan::template::{self, Context};
 
 /// The layers of one image, lowest precedence first.
-struct Layers<'a>(&'a [Layer]);
+pub(super) struct Layers<'a>(&'a [Layer]);
 
 impl<'a> Layers<'a> {
     /// The value of the highest layer that sets it.
-    fn pick<T: ?Sized>(
+    pub(super) fn pick<T: ?Sized>(
         &self,
         get: impl Fn(&'a ImageDef) -> Option<&'a T>,
     ) -> Option<(&'a T, &'a Layer)> {
@@ -30,7 +30,7 @@ impl<'a> Layers<'a> {
     }
 
     /// A map merged key by key; each entry with the layer that set it.
-    fn merged(
+    pub(super) fn merged(
         &self,
         get: impl Fn(&'a ImageDef) -> &'a BTreeMap<String, String>,
     ) -> BTreeMap<&'a str, (&'a str, &'a Layer)> {
@@ -514,45 +514,14 @@ fn resolve_image(
         .map(|(key, (value, _))| (key.to_owned(), value.to_owned()))
         .collect();
 
+    super::nul::check(&layers, diags);
+
     // files
     let mut files = Vec::new();
     if let Some((specs, layer)) = layers.pick(|def| def.files.as_ref()) {
         origins.insert("files".into(), layer.place("files").origin());
-        for (index, spec) in specs.iter().enumerate() {
-            let src_place = layer.place(&format!("files[{index}].src"));
-            let dst_place = layer.place(&format!("files[{index}].dst"));
-            let source = package.dir().join(&spec.src);
-            match source.canonicalize() {
-                Err(_) => diags.push(
-                    ConfigError::new("missing-file", &src_place, format!("`{}` does not exist in package `{}`", spec.src, package.name), "not found")
-                        .help(format!("`src` is relative to {}", package.dir().strip_prefix(root).map_or_else(|_| package.dir().display().to_string(), |dir| if dir.as_os_str().is_empty() { "the package directory".into() } else { format!("`{}`", dir.display()) }))),
-                ),
-                Ok(canonical) if !canonical.starts_with(root.canonicalize().unwrap_or(root.to_path_buf())) => diags.push(
-                    ConfigError::new("file-outside-workspace", &src_place, format!("`{}` is outside the workspace", spec.src), "outside")
-                        .help("files are sent to BuildKit from the workspace; copy or link them into it"),
-                ),
-                Ok(_) => {}
-            }
-            if !spec.dst.starts_with('/') {
-                diags.push(
-                    ConfigError::new(
-                        "relative-path",
-                        &dst_place,
-                        format!(
-                            "`dst` must be an absolute path in the image, not `{}`",
-                            spec.dst
-                        ),
-                        "relative",
-                    )
-                    .help(format!("write `/{}`", spec.dst.trim_start_matches("./"))),
-                );
-            }
-            files.push(PlanFile {
-                source: normalize(&source).display().to_string(),
-                destination: spec.dst.clone(),
-                mode: spec.mode,
-            });
-        }
+        let binary = (!binary.target.is_empty()).then_some(binary.path.as_str());
+        files = super::files::resolve(specs, layer, package, root, binary, diags);
     }
 
     let manifest_path = package
@@ -603,7 +572,7 @@ fn resolve_image(
 }
 
 /// `a/./b/../c` → `a/c`, without touching the file system (the path may be a symlink the user wants kept).
-fn normalize(path: &std::path::Path) -> std::path::PathBuf {
+pub(super) fn normalize(path: &std::path::Path) -> std::path::PathBuf {
     use std::path::Component;
     let mut out = std::path::PathBuf::new();
     for component in path.components() {
