@@ -246,10 +246,9 @@ fn signal_during_build_script(fixture: &Fixture, signal: &str, code: i32) {
             .env_remove("HIVE_E2E_PID_FILE"),
     );
     assert!(status.success(), "{status}\n{stderr}");
-    assert!(
-        !stderr.contains("Blocking waiting for file lock"),
-        "{stderr}"
-    );
+    // Only the target dir's lock is the killed build's; the package cache lock is shared by every cargo on the
+    // machine (parallel tests take it briefly).
+    assert!(!stderr.contains("file lock on build directory"), "{stderr}");
 }
 
 #[test]
