@@ -364,26 +364,15 @@ fn sorted(map: Map<String, Value>) -> Map<String, Value> {
     map.into_iter().collect()
 }
 
-/// Seconds since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
+/// Seconds since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`), clamped to the years RFC 3339 can write
+/// (0000 to 9999): a commit time can be anything.
 pub(crate) fn rfc3339(epoch: i64) -> String {
-    let days = epoch.div_euclid(86_400);
-    let seconds = epoch.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3_600,
-        seconds % 3_600 / 60,
-        seconds % 60
-    )
+    const FIRST: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
+    const LAST: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    time::OffsetDateTime::from_unix_timestamp(epoch.clamp(FIRST, LAST))
+        .expect("a clamped timestamp is in time's range")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a year from 0000 to 9999 formats as RFC 3339")
 }
 
 #[cfg(test)]
@@ -427,6 +416,9 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MIN), "0000-01-01T00:00:00Z");
     }
 
     #[test]
