@@ -151,6 +151,41 @@ pub fn docker() -> Command {
     command
 }
 
+/// The host's architecture as OCI names it (`amd64`, `arm64`): what an image of a binary built here is for.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => panic!("the e2e suite knows no OCI name for the host architecture {other}"),
+    }
+}
+
+/// The program interpreter of a glibc binary built on the host (its path in the image).
+pub fn host_glibc_loader() -> &'static str {
+    match host_arch() {
+        "arm64" => "/lib/ld-linux-aarch64.so.1",
+        _ => "/lib64/ld-linux-x86-64.so.2",
+    }
+}
+
+/// A musl target of another architecture than the host's, for tests of a binary that does not fit its image:
+/// (target triple, the ELF machine as cargo-hive describes it, its OCI architecture).
+pub fn foreign_target() -> (&'static str, &'static str, &'static str) {
+    if host_arch() == "arm64" {
+        (
+            "x86_64-unknown-linux-musl",
+            "x86-64 (64-bit, little-endian)",
+            "amd64",
+        )
+    } else {
+        (
+            "aarch64-unknown-linux-musl",
+            "AArch64 (64-bit, little-endian)",
+            "arm64",
+        )
+    }
+}
+
 /// The members of a tar archive, by name, in order. Panics unless `bytes` is a well-formed tar (valid header
 /// checksums, no truncated member); a pax header's `path` names the member after it.
 pub fn tar_members(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
