@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use hive_proto::pb;
+use oci_spec::distribution::Reference;
 use serde_json::{Map, Value, json};
 
 use super::llb::{DefinitionBuilder, Output, input};
@@ -83,15 +84,16 @@ impl PinnedBase {
         if self.digest.is_empty() {
             return self.reference.clone();
         }
-        let without_digest = self.reference.split('@').next().unwrap_or(&self.reference);
-        // A tag is the part after the last ':' that comes after the last '/' (a registry port is before a '/').
-        let name = match without_digest.rfind(':') {
-            Some(colon) if colon > without_digest.rfind('/').unwrap_or(0) => {
-                &without_digest[..colon]
-            }
-            _ => without_digest,
-        };
-        format!("{name}@{}", self.digest)
+        match Reference::try_from(self.reference.as_str()) {
+            Ok(parsed) => format!(
+                "{}/{}@{}",
+                parsed.registry(),
+                parsed.repository(),
+                self.digest
+            ),
+            // Never from a plan, whose references all parsed: kept as it is, for the daemon to judge.
+            Err(_) => self.reference.clone(),
+        }
     }
 }
 
@@ -435,8 +437,13 @@ mod tests {
             base("localhost:5000/hive/glibc").pinned(),
             "localhost:5000/hive/glibc@sha256:abc"
         );
+        let old = format!("sha256:{}", "0".repeat(64));
         assert_eq!(
-            base("docker.io/library/debian:12@sha256:old").pinned(),
+            base(&format!("docker.io/library/debian:12@{old}")).pinned(),
+            "docker.io/library/debian@sha256:abc"
+        );
+        assert_eq!(
+            base("debian:12").pinned(),
             "docker.io/library/debian@sha256:abc"
         );
         // Docker 20.10 resolves images of its own store without a digest.
