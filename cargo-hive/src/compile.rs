@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use cargo_metadata::{Message, PackageId};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -153,31 +154,26 @@ pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifa
 
 /// The package name and executable of one `compiler-artifact` message, if the line is one for a bin target.
 fn parse_artifact(line: &str) -> Option<(String, Executable)> {
-    if !line.contains("\"compiler-artifact\"") {
+    // Anything else cargo prints (other messages, a wrapper's text) is not ours to read.
+    let Ok(Message::CompilerArtifact(artifact)) = serde_json::from_str(line) else {
         return None;
-    }
-    let message: serde_json::Value = serde_json::from_str(line).ok()?;
-    if message["reason"] != "compiler-artifact" {
-        return None;
-    }
-    let kinds = message["target"]["kind"].as_array()?;
-    if !kinds.iter().any(|kind| kind == "bin") {
+    };
+    if !artifact.target.is_bin() {
         return None;
     }
     let executable = Executable {
-        target: message["target"]["name"].as_str()?.to_owned(),
-        path: PathBuf::from(message["executable"].as_str()?),
+        target: artifact.target.name,
+        path: artifact.executable?.into_std_path_buf(),
         interpreter: None,
         machine: None,
     };
-    Some((package_name(&message)?, executable))
+    Some((package_name(&artifact.package_id)?, executable))
 }
 
-/// The package name of a message. Cargo's package ids are `…#name@version`, or `…/name#version` when the name
-/// equals the directory's.
-fn package_name(message: &serde_json::Value) -> Option<String> {
-    let id = message["package_id"].as_str()?;
-    let (location, fragment) = id.rsplit_once('#')?;
+/// The package name in a package id. cargo_metadata keeps ids opaque; cargo's are `…#name@version`, or
+/// `…/name#version` when the name equals the directory's.
+fn package_name(id: &PackageId) -> Option<String> {
+    let (location, fragment) = id.repr.rsplit_once('#')?;
     match fragment.split_once('@') {
         Some((name, _version)) => Some(name.to_owned()),
         None => location.rsplit('/').next().map(str::to_owned),
@@ -190,9 +186,10 @@ mod tests {
 
     #[test]
     fn reads_bin_artifacts_only() {
-        let bin = r#"{"reason":"compiler-artifact","package_id":"path+file:///ws/hello#0.1.0","manifest_path":"/ws/hello/Cargo.toml","target":{"kind":["bin"],"name":"hello"},"executable":"/ws/target/debug/hello","fresh":true}"#;
-        let lib = r#"{"reason":"compiler-artifact","package_id":"registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0","manifest_path":"/x/Cargo.toml","target":{"kind":["lib"],"name":"serde"},"executable":null,"fresh":false}"#;
-        let renamed = r#"{"reason":"compiler-artifact","package_id":"path+file:///ws/crates/api#api-server@0.2.0","manifest_path":"/ws/crates/api/Cargo.toml","target":{"kind":["bin"],"name":"api"},"executable":"/ws/target/debug/api","fresh":false}"#;
+        // Real messages, as cargo 1.9x prints them.
+        let bin = r#"{"reason":"compiler-artifact","package_id":"path+file:///ws/hello#0.1.0","manifest_path":"/ws/hello/Cargo.toml","target":{"kind":["bin"],"crate_types":["bin"],"name":"hello","src_path":"/ws/hello/src/main.rs","edition":"2024","doc":true,"doctest":false,"test":true},"profile":{"opt_level":"0","debuginfo":2,"debug_assertions":true,"overflow_checks":true,"test":false},"features":[],"filenames":["/ws/target/debug/hello"],"executable":"/ws/target/debug/hello","fresh":true}"#;
+        let lib = r#"{"reason":"compiler-artifact","package_id":"registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0","manifest_path":"/x/Cargo.toml","target":{"kind":["lib"],"crate_types":["lib"],"name":"serde","src_path":"/x/src/lib.rs","edition":"2021","doc":true,"doctest":true,"test":true},"profile":{"opt_level":"0","debuginfo":0,"debug_assertions":true,"overflow_checks":true,"test":false},"features":[],"filenames":["/ws/target/debug/deps/libserde.rlib"],"executable":null,"fresh":false}"#;
+        let renamed = r#"{"reason":"compiler-artifact","package_id":"path+file:///ws/crates/api#api-server@0.2.0","manifest_path":"/ws/crates/api/Cargo.toml","target":{"kind":["bin"],"crate_types":["bin"],"name":"api","src_path":"/ws/crates/api/src/main.rs","edition":"2024","doc":true,"doctest":false,"test":true},"profile":{"opt_level":"0","debuginfo":2,"debug_assertions":true,"overflow_checks":true,"test":false},"features":[],"filenames":["/ws/target/debug/api"],"executable":"/ws/target/debug/api","fresh":false}"#;
         let (package, executable) = parse_artifact(bin).unwrap();
         assert_eq!(executable.path, PathBuf::from("/ws/target/debug/hello"));
         assert_eq!(executable.target, "hello");
@@ -200,6 +197,7 @@ mod tests {
         assert!(parse_artifact(lib).is_none());
         assert_eq!(parse_artifact(renamed).unwrap().0, "api-server");
         assert!(parse_artifact(r#"{"reason":"build-finished","success":true}"#).is_none());
+        assert!(parse_artifact("not json: a wrapper's own line").is_none());
     }
 
     #[test]

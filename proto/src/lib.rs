@@ -2,8 +2,7 @@
 //!
 //! Everything else in the workspace depends on this crate only, never on the generated crate directly, so the
 //! source of the protocol types can change in one place. The bulk comes from `bollard-buildkit-proto` (BuildKit
-//! v0.29 protos, deterministic map encoding, server stubs for the session services); anything it lacks is added
-//! here from our own `.proto` files.
+//! v0.29 protos, deterministic map encoding, server stubs for the session services); nothing is generated here.
 
 pub use bollard_buildkit_proto::{fsutil, google, health, pb};
 pub use prost;

@@ -8,7 +8,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hive_build::progress::{Event, FORMAT_VERSION, Record};
+use rustix::process::{Pid, kill_process};
 use serde_json::Value;
+
+pub use rustix::process::Signal;
 
 use crate::{
     Run, buildkit_addr, cargo_hive, copy_workspace, docker, run, tar_members, workspace_root,
@@ -417,14 +420,45 @@ impl Spawned {
 
     /// Sends SIGINT, as a terminal's Ctrl-C does.
     pub fn interrupt(&mut self) {
+        self.signal(Signal::INT);
+    }
+
+    /// Sends `signal` to the process only, as `kill`, `timeout` or a CI runner does. Directly: starting `kill`
+    /// would put a process start between the moment a test chose and the signal.
+    pub fn signal(&mut self, signal: Signal) {
         if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("the build had already exited ({status}) when SIGINT was to be sent");
+            panic!("the build had already exited ({status}) when {signal:?} was to be sent");
         }
-        let sent = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill -INT failed");
+        kill_process(Pid::from_child(&self.child), signal)
+            .unwrap_or_else(|err| panic!("sending {signal:?}: {err}"));
+    }
+
+    /// Sends `signal` at a moment when `holds()`, whatever the machine's load: waits until it holds, stops the
+    /// process (SIGSTOP), checks it again while nothing moves, queues the signal and lets the process go on
+    /// (SIGCONT), which meets the signal first. Fails if the build ends first, or gets past `what` before it is
+    /// stopped (it then needs more work for the test to mean anything).
+    pub fn signal_when(mut self, signal: Signal, what: &str, holds: impl Fn() -> bool) -> Spawned {
+        let deadline = Instant::now() + EXIT_GUARD;
+        while !holds() {
+            if self.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                self.fail(&format!("the build ended (or hung) before {what}"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.signal(Signal::STOP);
+        if !holds() {
+            self.signal(Signal::CONT);
+            self.fail(&format!("the build got past {what} before it was stopped"));
+        }
+        self.signal(signal);
+        self.signal(Signal::CONT);
+        self
+    }
+
+    fn fail(mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        let (status, stdout, stderr) = self.finish();
+        panic!("{why} ({status}):\n{stdout}\n{stderr}");
     }
 
     /// Waits for the exit: (status, stdout, stderr).

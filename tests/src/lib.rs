@@ -151,65 +151,99 @@ pub fn docker() -> Command {
     command
 }
 
-/// The members of a tar archive, by name, in order. Panics unless `bytes` is a well-formed tar (ustar headers with
-/// valid checksums, ending in zero blocks); a pax header's `path` names the member after it.
+/// The host's architecture as OCI names it (`amd64`, `arm64`): what an image of a binary built here is for.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => panic!("the e2e suite knows no OCI name for the host architecture {other}"),
+    }
+}
+
+/// The program interpreter of a glibc binary built on the host (its path in the image).
+pub fn host_glibc_loader() -> &'static str {
+    match host_arch() {
+        "arm64" => "/lib/ld-linux-aarch64.so.1",
+        _ => "/lib64/ld-linux-x86-64.so.2",
+    }
+}
+
+/// A musl target of another architecture than the host's, for tests of a binary that does not fit its image:
+/// (target triple, the ELF machine as cargo-hive describes it, its OCI architecture).
+pub fn foreign_target() -> (&'static str, &'static str, &'static str) {
+    if host_arch() == "arm64" {
+        (
+            "x86_64-unknown-linux-musl",
+            "x86-64 (64-bit, little-endian)",
+            "amd64",
+        )
+    } else {
+        (
+            "aarch64-unknown-linux-musl",
+            "AArch64 (64-bit, little-endian)",
+            "arm64",
+        )
+    }
+}
+
+/// The members of a tar archive, by name, in order. Panics unless `bytes` is a well-formed tar (valid header
+/// checksums, no truncated member); a pax header's `path` names the member after it.
 pub fn tar_members(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    fn octal(field: &[u8]) -> u64 {
-        let text = std::str::from_utf8(field).expect("tar numbers are ASCII");
-        let text = text.trim_matches(|c: char| c == '\0' || c == ' ');
-        u64::from_str_radix(text, 8).unwrap_or_else(|_| panic!("bad tar number {text:?}"))
-    }
-    fn text(field: &[u8]) -> String {
-        let end = field.iter().position(|b| *b == 0).unwrap_or(field.len());
-        String::from_utf8(field[..end].to_vec()).expect("tar names are UTF-8")
-    }
+    let mut archive = tar::Archive::new(bytes);
     let mut members = Vec::new();
-    let mut offset = 0;
-    let mut pax_path = None;
-    loop {
-        let header = bytes
-            .get(offset..offset + 512)
-            .unwrap_or_else(|| panic!("tar truncated at {offset} (no end-of-archive blocks)"));
-        if header.iter().all(|b| *b == 0) {
-            return members;
+    for entry in archive.entries().expect("a tar archive") {
+        let mut entry = entry.unwrap_or_else(|err| panic!("malformed tar: {err}"));
+        if entry.header().entry_type().is_pax_global_extensions() {
+            continue;
         }
-        let expected = octal(&header[148..156]);
-        let sum: u64 = header
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u64::from(*b)
-                }
-            })
-            .sum();
-        assert_eq!(sum, expected, "tar header checksum at offset {offset}");
-        let size = usize::try_from(octal(&header[124..136])).unwrap();
-        let mut name = text(&header[..100]);
-        if &header[257..262] == b"ustar" {
-            let prefix = text(&header[345..500]);
-            if !prefix.is_empty() {
-                name = format!("{prefix}/{name}");
-            }
+        let name = entry
+            .path()
+            .unwrap_or_else(|err| panic!("tar member name: {err}"))
+            .to_str()
+            .expect("tar names are UTF-8")
+            .to_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data)
+            .unwrap_or_else(|err| panic!("tar member {name} truncated: {err}"));
+        members.push((name, data));
+    }
+    members
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tar_members_reads_long_names_in_order() {
+        let long = format!("blobs/sha256/{}", "a".repeat(120));
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in [("oci-layout", &b"{}"[..]), (long.as_str(), b"blob")] {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, name, data).unwrap();
         }
-        let data_start = offset + 512;
-        let data = bytes
-            .get(data_start..data_start + size)
-            .unwrap_or_else(|| panic!("tar member {name} truncated"))
-            .to_vec();
-        match header[156] {
-            b'x' => {
-                let records = String::from_utf8(data).expect("pax records are UTF-8");
-                pax_path = records.lines().find_map(|record| {
-                    let (_, field) = record.split_once(' ')?;
-                    field.strip_prefix("path=").map(str::to_owned)
-                });
-            }
-            b'g' => {}
-            _ => members.push((pax_path.take().unwrap_or(name), data)),
-        }
-        offset = data_start + size.div_ceil(512) * 512;
+        let bytes = builder.into_inner().unwrap();
+        assert_eq!(
+            tar_members(&bytes),
+            [
+                ("oci-layout".to_owned(), b"{}".to_vec()),
+                (long, b"blob".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "malformed tar")]
+    fn tar_members_rejects_a_bad_checksum() {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(0);
+        header.set_path("x").unwrap();
+        header.set_cksum();
+        let mut bytes = header.as_bytes().to_vec();
+        bytes[0] = b'y';
+        bytes.extend([0; 1024]);
+        tar_members(&bytes);
     }
 }

@@ -119,24 +119,24 @@ fn an_artifact_that_is_not_an_executable_is_refused_before_connecting() {
 #[test]
 fn a_binary_for_another_architecture_is_refused() {
     let fixture = Fixture::example("hello");
+    let (triple, machine, arch) = hive_e2e::foreign_target();
+    let linker = format!(
+        "CARGO_TARGET_{}_LINKER",
+        triple.to_uppercase().replace('-', "_")
+    );
     let result = hive_e2e::run(
         fixture
             .build()
-            .args(["--target", "aarch64-unknown-linux-musl"])
-            .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld"),
+            .args(["--target", triple])
+            .env(linker, "rust-lld"),
     );
-    let artifact = fixture
-        .target()
-        .join("aarch64-unknown-linux-musl/debug/hello");
+    let artifact = fixture.target().join(triple).join("debug/hello");
     fixture.assert_fails(
         &result,
         &[
-            "image `hello` is for linux/amd64",
-            &format!(
-                "{} is an executable for AArch64 (64-bit, little-endian)",
-                artifact.display()
-            ),
-            "platforms = [\"linux/arm64\"]",
+            &format!("image `hello` is for linux/{}", hive_e2e::host_arch()),
+            &format!("{} is an executable for {machine}", artifact.display()),
+            &format!("platforms = [\"linux/{arch}\"]"),
             "host platform",
         ],
     );

@@ -1,7 +1,7 @@
-//! `cargo hive plan` end to end on the examples: the JSON, decoded with hive-build's own types, must equal
-//! `examples/<name>/plan.expected.json`. Set `HIVE_BLESS=1` to rewrite the expected files after an intended change.
+//! `cargo hive plan` end to end on the examples: the JSON, decoded with hive-build's own types, must equal its insta
+//! snapshot in `snapshots/`. `cargo insta review` (or `INSTA_UPDATE=always`) updates them after an intended change.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use hive_build::plan::{Base, FORMAT_VERSION, Origin, Plan};
@@ -29,30 +29,11 @@ fn plan_command(example: &str) -> Command {
     command
 }
 
-fn expected_path(example: &str, extension: &str) -> PathBuf {
-    workspace_root()
-        .join("examples")
-        .join(example)
-        .join(format!("plan.expected.{extension}"))
-}
-
-fn check_snapshot(path: &Path, actual: &str) {
-    if std::env::var_os("HIVE_BLESS").is_some() {
-        std::fs::write(path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(path).unwrap_or_else(|err| {
-        panic!(
-            "{}: {err} (run with HIVE_BLESS=1 to create it)",
-            path.display()
-        )
+/// Checks `actual` against the snapshot `snapshots/plan__<name>.snap`.
+fn check_snapshot(name: &str, actual: &str) {
+    insta::with_settings!({ omit_expression => true }, {
+        insta::assert_snapshot!(name, actual);
     });
-    assert_eq!(
-        actual,
-        expected,
-        "{} differs (run with HIVE_BLESS=1 if the change is intended)",
-        path.display()
-    );
 }
 
 fn plan_json(example: &str) -> Plan {
@@ -64,7 +45,7 @@ fn plan_json(example: &str) -> Plan {
     assert_eq!(code, 0, "plan failed for {example}:\n{stderr}");
     let plan: Plan =
         serde_json::from_str(&stdout).expect("plan --format json decodes with hive-build's types");
-    check_snapshot(&expected_path(example, "json"), &stdout);
+    check_snapshot(example, &stdout);
     plan
 }
 
@@ -126,7 +107,7 @@ fn workspace() {
         stderr,
     } = run(&mut plan_command("workspace"));
     assert_eq!(code, 0, "{stderr}");
-    check_snapshot(&expected_path("workspace", "txt"), &stdout);
+    check_snapshot("workspace-human", &stdout);
 }
 
 #[test]

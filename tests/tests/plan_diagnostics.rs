@@ -1,14 +1,19 @@
 //! The bad-input corpus: every workspace under `tests/fixtures/bad/` must make `cargo hive plan` exit 1, without a
-//! panic, with exactly the diagnostics in its `expected.txt` (colour off, paths relative). Each case runs in a copy in
-//! a temporary directory, so nothing is written into the repository and git values are absent.
-//! `HIVE_BLESS=1` rewrites the expected files.
+//! panic, with exactly the diagnostics of its insta snapshot `expected.snap` (colour off, paths relative). Each
+//! directory is a test of its own, named after it; one without a snapshot fails. Each case runs in a copy in a
+//! temporary directory, so nothing is written into the repository and git values are absent.
+//! `cargo insta review` (or `INSTA_UPDATE=always`) updates the snapshots after an intended change.
 
 use std::path::{Path, PathBuf};
 
 use hive_e2e::{Run, cargo_hive, run, workspace_root};
+use libtest_mimic::{Arguments, Failed, Trial};
 
 /// The path fixtures use for their `hive-build` build-dependency, valid inside the repository.
 const HIVE_BUILD_PATH: &str = "../../../../hive-build";
+
+/// The file of a case's expected diagnostics, beside its `Cargo.toml`.
+const SNAPSHOT: &str = "expected";
 
 fn copy_fixture(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -17,7 +22,7 @@ fn copy_fixture(from: &Path, to: &Path) {
         let target = to.join(entry.file_name());
         if entry.file_type().unwrap().is_dir() {
             copy_fixture(&entry.path(), &target);
-        } else if entry.file_name() == "expected.txt" {
+        } else if entry.path().extension().is_some_and(|ext| ext == "snap") {
             continue;
         } else if entry.file_name() == "Cargo.toml" {
             let text = std::fs::read_to_string(entry.path()).unwrap();
@@ -33,6 +38,7 @@ fn copy_fixture(from: &Path, to: &Path) {
     }
 }
 
+/// Every directory of the corpus: a directory is a case, whatever it holds.
 fn cases() -> Vec<PathBuf> {
     let dir = workspace_root().join("tests").join("fixtures").join("bad");
     let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -55,9 +61,14 @@ fn run_case(case: &Path) -> Run {
     let mut command = cargo_hive();
     command
         .current_dir(&dir)
+        // One target dir per case: cases run in parallel, and cargo names a build script's `OUT_DIR` after the
+        // package alone, so two `server` packages in one target dir would read each other's declarations.
         .env(
             "CARGO_TARGET_DIR",
-            workspace_root().join("target").join("hive-fixtures"),
+            workspace_root()
+                .join("target")
+                .join("hive-fixtures")
+                .join(case.file_name().unwrap()),
         )
         .env_remove("HIVE_GIT_SHA")
         .env_remove("HIVE_GIT_BRANCH")
@@ -72,46 +83,48 @@ fn run_case(case: &Path) -> Run {
     result
 }
 
-#[test]
-fn bad_inputs_are_diagnosed() {
-    let cases = cases();
-    assert!(
-        cases.len() >= 25,
-        "the corpus has {} cases, fewer than 25",
-        cases.len()
-    );
-    let bless = std::env::var_os("HIVE_BLESS").is_some();
-    let mut failures = Vec::new();
-    for case in &cases {
-        let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        let Run {
-            code,
-            stdout,
-            stderr,
-        } = run_case(case);
-        if code != 1 || stderr.contains("panicked") || !stdout.is_empty() {
-            failures.push(format!("{name}: exit {code}, stdout {stdout:?}\n{stderr}"));
-            continue;
-        }
-        let expected_path = case.join("expected.txt");
-        if bless {
-            std::fs::write(&expected_path, &stderr).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if stderr != expected {
-            failures.push(format!("{name}: stderr differs from expected.txt\n--- expected\n{expected}\n--- actual\n{stderr}"));
-        }
-        // Diagnostics about a manifest name the file, line and column.
-        if !case.join("build.rs").exists() && !stderr.contains("Cargo.toml:") {
-            failures.push(format!("{name}: no `Cargo.toml:line:column` in\n{stderr}"));
-        }
+/// One case: exit 1, no panic, nothing on stdout, the snapshot's diagnostics, and a place in the manifest.
+fn check_case(case: &Path) -> Result<(), Failed> {
+    if !case.join("Cargo.toml").is_file() {
+        return Err("a case needs a Cargo.toml".into());
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed (HIVE_BLESS=1 rewrites expected.txt):\n\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n\n")
-    );
+    let Run {
+        code,
+        stdout,
+        stderr,
+    } = run_case(case);
+    if code != 1 || stderr.contains("panicked") || !stdout.is_empty() {
+        return Err(format!("exit {code}, stdout {stdout:?}\n{stderr}").into());
+    }
+    // Diagnostics about a manifest name the file, line and column.
+    if !case.join("build.rs").exists() && !stderr.contains("Cargo.toml:") {
+        return Err(format!("no `Cargo.toml:line:column` in\n{stderr}").into());
+    }
+    insta::with_settings!({
+        snapshot_path => case,
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(SNAPSHOT, stderr);
+    });
+    Ok(())
+}
+
+fn main() {
+    let cases = cases();
+    let mut trials = vec![Trial::test("corpus_has_at_least_25_cases", {
+        let count = cases.len();
+        move || {
+            if count >= 25 {
+                Ok(())
+            } else {
+                Err(format!("the corpus has {count} cases, fewer than 25").into())
+            }
+        }
+    })];
+    trials.extend(cases.into_iter().map(|case| {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        Trial::test(name, move || check_case(&case))
+    }));
+    libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }

@@ -19,6 +19,7 @@ use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig, Ses
 use crate::buildkit::{Buildkit, llb};
 use crate::compile::Executable;
 use crate::output::{self, DaemonKind, Destination};
+use crate::plan;
 use crate::progress::{Event, Progress};
 
 /// What every image build shares.
@@ -543,12 +544,12 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             output::After::DockerPush(references) => {
                 let auth = DockerAuth::from_env();
                 for reference in references {
-                    let credentials =
-                        auth.credentials(registry_host(reference))
-                            .await
-                            .map_err(|err| {
-                                format!("cannot read the credentials for {reference}: {err}")
-                            })?;
+                    let host = plan::registry_host(reference).map_err(|invalid| {
+                        format!("cannot push {reference}: {}", invalid.reason)
+                    })?;
+                    let credentials = auth.credentials(&host).await.map_err(|err| {
+                        format!("cannot read the credentials for {reference}: {err}")
+                    })?;
                     docker_api::push(
                         &docker_socket,
                         reference,
@@ -612,14 +613,6 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         bytes_sent,
         duration: started.elapsed(),
     })
-}
-
-/// The registry host of a normalized reference (`localhost:5000/a/b:1` → `localhost:5000`).
-fn registry_host(reference: &str) -> &str {
-    match reference.split_once('/') {
-        Some((host, _)) if host.contains('.') || host.contains(':') || host == "localhost" => host,
-        _ => "docker.io",
-    }
 }
 
 /// Where an image goes, for people.

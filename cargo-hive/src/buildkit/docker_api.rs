@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use oci_spec::distribution::Reference;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -169,13 +170,10 @@ pub(crate) async fn push(
     username: &str,
     secret: &str,
 ) -> Result<(), String> {
-    // The tag is the part after the last ':' that follows the last '/' (a registry port comes before a '/').
-    let (name, tag) = match reference.rfind(':') {
-        Some(colon) if colon > reference.rfind('/').unwrap_or(0) => {
-            (&reference[..colon], &reference[colon + 1..])
-        }
-        _ => (reference, "latest"),
-    };
+    let parsed = Reference::try_from(reference)
+        .map_err(|err| format!("cannot push `{reference}`: {err}"))?;
+    let name = format!("{}/{}", parsed.registry(), parsed.repository());
+    let tag = parsed.tag().unwrap_or("latest");
     let auth = registry_auth(username, secret);
     let path = format!("/images/{name}/push?tag={tag}");
     let (status, body) = request(

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use hive_proto::pb;
+use oci_spec::distribution::Reference;
 use serde_json::{Map, Value, json};
 
 use super::llb::{DefinitionBuilder, Output, input};
@@ -83,15 +84,16 @@ impl PinnedBase {
         if self.digest.is_empty() {
             return self.reference.clone();
         }
-        let without_digest = self.reference.split('@').next().unwrap_or(&self.reference);
-        // A tag is the part after the last ':' that comes after the last '/' (a registry port is before a '/').
-        let name = match without_digest.rfind(':') {
-            Some(colon) if colon > without_digest.rfind('/').unwrap_or(0) => {
-                &without_digest[..colon]
-            }
-            _ => without_digest,
-        };
-        format!("{name}@{}", self.digest)
+        match Reference::try_from(self.reference.as_str()) {
+            Ok(parsed) => format!(
+                "{}/{}@{}",
+                parsed.registry(),
+                parsed.repository(),
+                self.digest
+            ),
+            // Never from a plan, whose references all parsed: kept as it is, for the daemon to judge.
+            Err(_) => self.reference.clone(),
+        }
     }
 }
 
@@ -364,26 +366,15 @@ fn sorted(map: Map<String, Value>) -> Map<String, Value> {
     map.into_iter().collect()
 }
 
-/// Seconds since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
+/// Seconds since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`), clamped to the years RFC 3339 can write
+/// (0000 to 9999): a commit time can be anything.
 pub(crate) fn rfc3339(epoch: i64) -> String {
-    let days = epoch.div_euclid(86_400);
-    let seconds = epoch.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3_600,
-        seconds % 3_600 / 60,
-        seconds % 60
-    )
+    const FIRST: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
+    const LAST: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    time::OffsetDateTime::from_unix_timestamp(epoch.clamp(FIRST, LAST))
+        .expect("a clamped timestamp is in time's range")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a year from 0000 to 9999 formats as RFC 3339")
 }
 
 #[cfg(test)]
@@ -427,6 +418,9 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MIN), "0000-01-01T00:00:00Z");
     }
 
     #[test]
@@ -443,8 +437,13 @@ mod tests {
             base("localhost:5000/hive/glibc").pinned(),
             "localhost:5000/hive/glibc@sha256:abc"
         );
+        let old = format!("sha256:{}", "0".repeat(64));
         assert_eq!(
-            base("docker.io/library/debian:12@sha256:old").pinned(),
+            base(&format!("docker.io/library/debian:12@{old}")).pinned(),
+            "docker.io/library/debian@sha256:abc"
+        );
+        assert_eq!(
+            base("debian:12").pinned(),
             "docker.io/library/debian@sha256:abc"
         );
         // Docker 20.10 resolves images of its own store without a digest.

@@ -11,3 +11,4 @@ mod resolve;
 mod template;
 
 pub(crate) use command::{compute, run_command};
+pub(crate) use reference::registry_host;

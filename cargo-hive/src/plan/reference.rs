@@ -58,6 +58,13 @@ pub(crate) fn parse_base(text: &str) -> Result<Base, Invalid> {
     })
 }
 
+/// The registry host of a reference, as Docker and BuildKit name it (`localhost:5000/a/b:1` → `localhost:5000`,
+/// `debian` → `docker.io`): the key for its credentials.
+pub(crate) fn registry_host(reference: &str) -> Result<String, Invalid> {
+    let parsed = Reference::try_from(reference).map_err(|err| explain(reference, &err))?;
+    Ok(parsed.registry().to_owned())
+}
+
 /// Checks a repository: a reference name without tag or digest.
 pub(crate) fn check_repository(text: &str) -> Result<(), Invalid> {
     if Reference::try_from(format!("{text}:tag")).is_ok() {
@@ -195,6 +202,26 @@ pub(crate) fn check_platform(text: &str) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_hosts() {
+        for (reference, host) in [
+            ("localhost:5000/hive/glibc:latest", "localhost:5000"),
+            ("localhost/a:1", "localhost"),
+            ("ghcr.io/acme/api:1", "ghcr.io"),
+            (
+                "registry.example.com:5443/team/name@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                "registry.example.com:5443",
+            ),
+            ("docker.io/library/debian:12", "docker.io"),
+            ("index.docker.io/library/debian:12", "docker.io"),
+            ("acme/api:1", "docker.io"),
+            ("debian", "docker.io"),
+        ] {
+            assert_eq!(registry_host(reference).unwrap(), host, "{reference}");
+        }
+        assert!(registry_host("Not A Reference").is_err());
+    }
 
     #[test]
     fn bases() {

@@ -104,61 +104,31 @@ struct TarEntry {
     data: Vec<u8>,
 }
 
-/// Just enough of ustar/PAX to check an export.
+/// The entries of an exported tar, paths relative (no `./`, no trailing `/`).
 fn read_tar(bytes: &[u8]) -> Vec<TarEntry> {
-    fn text(field: &[u8]) -> String {
-        let end = field.iter().position(|b| *b == 0).unwrap_or(field.len());
-        String::from_utf8_lossy(&field[..end]).into_owned()
-    }
-    fn octal(field: &[u8]) -> usize {
-        let text = text(field);
-        let digits = text.trim_matches(|c: char| c == ' ' || c == '\0');
-        usize::from_str_radix(if digits.is_empty() { "0" } else { digits }, 8).unwrap()
-    }
+    let mut archive = tar::Archive::new(bytes);
     let mut entries = Vec::new();
-    let (mut pax_path, mut pax_link) = (None, None);
-    let mut offset = 0;
-    while offset + 512 <= bytes.len() {
-        let header = &bytes[offset..offset + 512];
-        if header.iter().all(|b| *b == 0) {
-            break;
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let header = entry.header().clone();
+        if header.entry_type().is_pax_global_extensions() {
+            continue;
         }
-        let size = octal(&header[124..136]);
-        let kind = header[156];
-        let data = bytes[offset + 512..offset + 512 + size].to_vec();
-        offset += 512 + size.div_ceil(512) * 512;
-        match kind {
-            b'x' => {
-                for record in String::from_utf8_lossy(&data).lines() {
-                    let Some((_, pair)) = record.split_once(' ') else {
-                        continue;
-                    };
-                    match pair.split_once('=') {
-                        Some(("path", value)) => pax_path = Some(value.to_owned()),
-                        Some(("linkpath", value)) => pax_link = Some(value.to_owned()),
-                        _ => {}
-                    }
-                }
-            }
-            b'g' => {}
-            _ => {
-                let prefix = text(&header[345..500]);
-                let name = text(&header[0..100]);
-                let path = pax_path.take().unwrap_or(if prefix.is_empty() {
-                    name
-                } else {
-                    format!("{prefix}/{name}")
-                });
-                entries.push(TarEntry {
-                    path: path.trim_start_matches("./").trim_matches('/').to_owned(),
-                    mode: octal(&header[100..108]) as u32 & 0o7777,
-                    uid: octal(&header[108..116]) as u32,
-                    kind,
-                    linkname: pax_link.take().unwrap_or_else(|| text(&header[157..257])),
-                    data,
-                });
-            }
-        }
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let linkname = entry
+            .link_name()
+            .unwrap()
+            .map_or_else(String::new, |link| link.to_string_lossy().into_owned());
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        entries.push(TarEntry {
+            path: path.trim_start_matches("./").trim_matches('/').to_owned(),
+            mode: header.mode().unwrap() & 0o7777,
+            uid: u32::try_from(header.uid().unwrap()).unwrap(),
+            kind: header.entry_type().as_byte(),
+            linkname,
+            data,
+        });
     }
     entries
 }
