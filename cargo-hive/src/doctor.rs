@@ -10,7 +10,7 @@ use crate::buildkit::docker_api::DockerInfo;
 use crate::buildkit::{
     Address, Attempt, Buildkit, ConnectError, llb, manifest_settings, workspace_manifest,
 };
-use crate::cli::{DoctorArgs, Format, GlobalArgs};
+use crate::commands::{DoctorArgs, Format, GlobalArgs};
 use crate::errors::{HiveError, exit_codes};
 use crate::term::Term;
 

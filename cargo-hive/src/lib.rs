@@ -6,8 +6,8 @@
 
 mod build;
 mod buildkit;
-mod cli;
-mod compile;
+mod cargo;
+mod commands;
 mod config;
 mod doctor;
 mod elf;
@@ -25,8 +25,8 @@ pub use errors::exit_codes;
 
 /// Runs `cargo hive` (or `cargo-hive`) with the process's arguments and environment; returns the exit code.
 pub fn main_from_env() -> ExitCode {
-    let args = cli::normalized_args(std::env::args_os());
-    let cli = match cli::parse(args) {
+    let args = commands::normalized_args(std::env::args_os());
+    let cli = match commands::parse(args) {
         Ok(cli) => cli,
         Err(err) => {
             let code = if err.use_stderr() {
@@ -51,14 +51,14 @@ pub fn main_from_env() -> ExitCode {
         }
     };
     // `build` cancels its own work on a signal (its images drain, its progress ends); the others just stop.
-    let cancels_itself = matches!(cli.command, cli::Command::Build(_));
+    let cancels_itself = matches!(cli.command, commands::Command::Build(_));
     let result = runtime.block_on(async {
         interrupt::listen().map_err(|err| {
             HiveError::Message(format!(
                 "failed to listen for SIGINT, SIGTERM and SIGHUP: {err}"
             ))
         })?;
-        let work = cli::dispatch(cli, &term);
+        let work = commands::dispatch(cli, &term);
         if cancels_itself {
             interrupt::prefer_signal(work.await)
         } else {

@@ -6,7 +6,7 @@ use std::io::Write;
 use anstream::ColorChoice;
 use owo_colors::OwoColorize;
 
-use crate::cli::ColorWhen;
+use crate::commands::ColorWhen;
 use crate::errors::HiveError;
 
 /// Where human-facing messages go, and how they look.

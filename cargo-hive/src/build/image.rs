@@ -17,7 +17,7 @@ use crate::buildkit::image::{
 };
 use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig, SessionError};
 use crate::buildkit::{Buildkit, llb};
-use crate::compile::Executable;
+use crate::cargo::Executable;
 use crate::output::{self, DaemonKind, Destination};
 use crate::progress::{Event, Progress};
 

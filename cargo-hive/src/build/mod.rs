@@ -14,8 +14,8 @@ use hive_build::plan::Plan;
 
 use crate::buildkit::docker_api::DockerInfo;
 use crate::buildkit::{Address, Buildkit, manifest_settings};
-use crate::cli::{BuildArgs, GlobalArgs};
-use crate::compile::{self, CompileRequest};
+use crate::commands::{BuildArgs, GlobalArgs};
+use crate::cargo::{self, CompileRequest};
 use crate::errors::{HiveError, exit_codes};
 use crate::interrupt;
 use crate::output::{self, DaemonKind};
@@ -190,7 +190,7 @@ async fn prepare_context(
     progress.event(Event::CargoStarted);
     let cwd = std::env::current_dir().map_err(|err| HiveError::Message(err.to_string()))?;
     let artifacts = interrupt::prefer_signal(
-        compile::build(&request, &cwd)
+        cargo::build(&request, &cwd)
             .await
             .map_err(|err| HiveError::Message(err.to_string())),
     );
@@ -276,7 +276,7 @@ fn check_one_file_per_image(
 /// The registry bases of the selected images (at the bottom of any `hive:` chain) and the loaders their binaries need.
 fn needs(
     plan: &Plan,
-    executables: &BTreeMap<(String, String), compile::Executable>,
+    executables: &BTreeMap<(String, String), cargo::Executable>,
 ) -> std::collections::BTreeSet<prepare::Need> {
     let by_name: BTreeMap<&str, &hive_build::plan::PlanImage> = plan
         .images

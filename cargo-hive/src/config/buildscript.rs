@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use cargo_metadata::Message;
 use hive_build::{BuildScriptOutput, OUTPUT_ENV, OUTPUT_FORMAT_VERSION, OUTPUT_MAX_BYTES};
 
-use crate::cli::{CompileArgs, FeatureArgs};
+use crate::commands::{CompileArgs, FeatureArgs};
 use crate::config::diagnostic::file_kind;
 use crate::config::workspace::Workspace;
 use crate::errors::HiveError;

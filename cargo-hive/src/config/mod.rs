@@ -20,7 +20,7 @@ pub(crate) use manifest::{Layer, check_image_name};
 pub(crate) use source::{Place, SourceFile};
 pub(crate) use workspace::{Package, Workspace};
 
-use crate::cli::{CompileArgs, FeatureArgs, SelectionArgs};
+use crate::commands::{CompileArgs, FeatureArgs, SelectionArgs};
 use crate::errors::HiveError;
 
 /// One image and the layers that define it, lowest precedence first: workspace defaults, package defaults, the

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use cargo_metadata::{DependencyKind, MetadataCommand, TargetKind};
 
-use crate::cli::SelectionArgs;
+use crate::commands::SelectionArgs;
 use crate::config::diagnostic::did_you_mean;
 use crate::errors::HiveError;
 

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use crate::cli::ProgressMode;
+use crate::commands::ProgressMode;
 
 /// A renderer of the build's progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

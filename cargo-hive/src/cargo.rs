@@ -9,7 +9,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::cli::{CompileArgs, FeatureArgs};
+use crate::commands::{CompileArgs, FeatureArgs};
 use crate::elf::{self, InspectError, Machine, NotABinary};
 
 /// What to build.
