@@ -4,15 +4,17 @@ use std::io::Write;
 
 use hive_build::plan::Plan;
 
-use super::{Format, GlobalArgs, PlanArgs};
+use super::args::{Format, GlobalArgs, PlanArgs};
+use super::{ProcessEnv, cargo};
 use crate::errors::{HiveError, exit_codes};
-use crate::plan::human;
+use crate::plan::{PlanRequest, human};
 use crate::term::Term;
 
 /// Runs `cargo hive plan`.
-pub(crate) fn run_command(
+pub(super) fn run(
     global: &GlobalArgs,
     args: &PlanArgs,
+    env: &ProcessEnv,
     term: &Term,
 ) -> Result<i32, HiveError> {
     let PlanArgs {
@@ -21,8 +23,13 @@ pub(crate) fn run_command(
         compile,
         format,
     } = args;
-    let (mut plan, _) = crate::plan::compute(global, selection, features, compile)?;
-    if std::env::var_os("HIVE_REDACT").is_some_and(|value| value == "1") {
+    let request = PlanRequest {
+        cargo: &cargo(global, features, compile, env),
+        selection: &selection.to_selection(),
+        env: &env.vars,
+    };
+    let mut plan = crate::plan::compute(request)?.plan;
+    if env.redact() {
         redact(&mut plan);
     }
     let text = match format {

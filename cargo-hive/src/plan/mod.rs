@@ -10,4 +10,4 @@ mod reference;
 mod resolve;
 pub(crate) mod template;
 
-pub(crate) use compute::compute;
+pub(crate) use compute::{PlanRequest, compute};

@@ -24,7 +24,7 @@ use std::io::{self, Write};
 use hive_build::progress::Event as Out;
 
 use super::display::{self, Display};
-use super::reporter::Renderer;
+use super::reporter::Sink;
 use super::tracker::Tracker;
 
 /// Where the previous line belonged.
@@ -60,7 +60,8 @@ impl<W: Write + Send> Plain<W> {
             vec![(Context::Vertex(*vertex), format!("#{vertex} {text}"))]
         };
         match event {
-            Out::CargoStarted {} | Out::BytesSent { .. } => vec![],
+            // The error itself is printed once, on stderr, by the command's error report.
+            Out::CargoStarted {} | Out::BytesSent { .. } | Out::Error { .. } => vec![],
             Out::CargoFinished {
                 success,
                 duration_secs,
@@ -179,7 +180,7 @@ impl<W: Write + Send> Plain<W> {
     }
 }
 
-impl<W: Write + Send> Renderer for Plain<W> {
+impl<W: Write + Send> Sink for Plain<W> {
     fn event(&mut self, event: &Out, _tracker: &Tracker) -> io::Result<()> {
         let mut text = String::new();
         let is_header = matches!(event, Out::VertexStarted { .. });

@@ -15,7 +15,7 @@ use hive_build::progress::{Event as Out, LogStream};
 use hive_proto::control::{StatusResponse, Vertex};
 use hive_proto::google::protobuf::Timestamp;
 
-use super::Event;
+use super::EngineEvent;
 
 /// Log lines kept per step, for showing a failed step's output.
 const LOG_TAIL: usize = 10;
@@ -93,13 +93,13 @@ impl Tracker {
     }
 
     /// Applies an engine event, appending what it means to `out`.
-    pub(super) fn event(&mut self, at: Duration, event: Event, out: &mut Vec<Out>) {
+    pub(super) fn event(&mut self, at: Duration, event: EngineEvent, out: &mut Vec<Out>) {
         match event {
-            Event::CargoStarted => {
+            EngineEvent::CargoStarted => {
                 self.cargo_started = Some(at);
                 out.push(Out::CargoStarted {});
             }
-            Event::CargoFinished { success } => {
+            EngineEvent::CargoFinished { success } => {
                 let started = self.cargo_started.take().unwrap_or(at);
                 self.cargo_failed |= !success;
                 out.push(Out::CargoFinished {
@@ -107,7 +107,7 @@ impl Tracker {
                     duration_secs: secs(at.saturating_sub(started)),
                 });
             }
-            Event::ImageStarted {
+            EngineEvent::ImageStarted {
                 image,
                 reference,
                 platforms,
@@ -120,14 +120,14 @@ impl Tracker {
                     platforms,
                 });
             }
-            Event::BytesSent { image, bytes_sent } => {
+            EngineEvent::BytesSent { image, bytes_sent } => {
                 let state = self.image_mut(&image, at);
                 if bytes_sent > state.bytes_sent {
                     state.bytes_sent = bytes_sent;
                     out.push(Out::BytesSent { image, bytes_sent });
                 }
             }
-            Event::ImageFinished {
+            EngineEvent::ImageFinished {
                 image,
                 digest,
                 output,
@@ -146,7 +146,7 @@ impl Tracker {
                     duration_secs: duration,
                 });
             }
-            Event::ImageFailed { image, error } => {
+            EngineEvent::ImageFailed { image, error } => {
                 let state = self.image_mut(&image, at);
                 let duration = secs(at.saturating_sub(state.started_at));
                 state.outcome = Outcome::Failed {
@@ -159,8 +159,9 @@ impl Tracker {
                     duration_secs: duration,
                 });
             }
-            Event::Warning { image, message } => out.push(Out::Warning { image, message }),
-            Event::BuildFinished { success } => {
+            EngineEvent::Warning { image, message } => out.push(Out::Warning { image, message }),
+            EngineEvent::Failed { kind, message } => out.push(Out::Error { kind, message }),
+            EngineEvent::BuildFinished { success } => {
                 let count = |pred: fn(&Outcome) -> bool| {
                     self.images
                         .iter()
