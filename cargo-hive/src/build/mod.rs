@@ -259,7 +259,7 @@ async fn prepare_context(
     artifacts::check_architectures(plan, &artifacts.executables)
         .map_err(|err| HiveError::Input(err.to_string()))?;
 
-    let buildkit = Buildkit::connect(&options).await?;
+    let buildkit = Buildkit::connect(options).await?;
     let daemon = daemon_kind(&buildkit).await;
     // Where the images go is known now: a missing Docker for --load fails before anything is built for it.
     output::check_load_target(&destinations, daemon, &buildkit.address).await?;

@@ -123,7 +123,37 @@ pub(crate) fn load(
         }
     }
 
-    for script in buildscript::run(&workspace, options.cargo)? {
+    let scripts = buildscript::run(&workspace, options.cargo)?;
+    let defaults = Defaults {
+        workspace: workspace_layer.as_ref(),
+        packages: &package_defaults,
+    };
+    add_script_images(&workspace, scripts, defaults, &mut images, diags);
+    Ok(Definitions {
+        workspace,
+        images,
+        connection,
+    })
+}
+
+/// The defaults an image declared by a build script starts from.
+#[derive(Clone, Copy)]
+struct Defaults<'a> {
+    /// `[workspace.metadata.hive]`.
+    workspace: Option<&'a Layer>,
+    /// `[package.metadata.hive]` of each member.
+    packages: &'a [Option<Layer>],
+}
+
+/// Adds what build scripts declared (new images) and changed (images of their package's manifest).
+fn add_script_images(
+    workspace: &Workspace,
+    scripts: Vec<buildscript::ScriptOutput>,
+    defaults: Defaults<'_>,
+    images: &mut Vec<ImageDefinition>,
+    diags: &mut Diagnostics,
+) {
+    for script in scripts {
         let package = &workspace.packages[script.package];
         for declared in script.output.images {
             let layer = Layer::from_build_script(&package.name, &declared.name, declared.image);
@@ -139,9 +169,9 @@ pub(crate) fn load(
             }
             match declared.action {
                 Action::Declare => {
-                    let mut layers: Vec<Layer> = workspace_layer.iter().cloned().collect();
+                    let mut layers: Vec<Layer> = defaults.workspace.into_iter().cloned().collect();
                     // The package defaults still apply to an image its build script declares.
-                    layers.extend(package_defaults[script.package].iter().cloned());
+                    layers.extend(defaults.packages[script.package].iter().cloned());
                     layers.push(layer);
                     let definition = ImageDefinition {
                         name: declared.name,
@@ -149,7 +179,7 @@ pub(crate) fn load(
                         declared: place,
                         layers,
                     };
-                    add_image(&mut images, definition, diags);
+                    add_image(images, definition, diags);
                 }
                 Action::Modify => {
                     match images.iter_mut().find(|image| {
@@ -185,11 +215,6 @@ pub(crate) fn load(
             }
         }
     }
-    Ok(Definitions {
-        workspace,
-        images,
-        connection,
-    })
 }
 
 /// Adds an image unless its name is taken: image names are unique across the workspace.

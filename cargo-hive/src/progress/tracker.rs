@@ -222,33 +222,7 @@ impl Tracker {
             }
         }
 
-        for status in statuses {
-            let Some(entry) = state.vertexes.get_mut(&status.vertex) else {
-                continue;
-            };
-            let Some(number) = entry.number else {
-                continue;
-            };
-            let current = u64::try_from(status.current).unwrap_or(0);
-            let total = u64::try_from(status.total).ok().filter(|&total| total > 0);
-            let completed = status.completed.is_some();
-            let last = entry.tasks.get(&status.id);
-            if last.is_some_and(|&(_, _, done)| done) || last == Some(&(current, total, completed))
-            {
-                continue;
-            }
-            entry
-                .tasks
-                .insert(status.id.clone(), (current, total, completed));
-            out.push(Out::VertexProgress {
-                image: image.to_owned(),
-                vertex: number,
-                id: status.id,
-                current,
-                total,
-                completed,
-            });
-        }
+        task_progress(&mut state.vertexes, image, statuses, out);
 
         for log in logs {
             let stream = if log.stream == 1 {
@@ -263,24 +237,7 @@ impl Tracker {
             }
         }
 
-        for warning in warnings {
-            let message = String::from_utf8_lossy(&warning.short).into_owned();
-            match state
-                .vertexes
-                .get(&warning.vertex)
-                .and_then(|entry| entry.number)
-            {
-                Some(number) => out.push(Out::VertexWarning {
-                    image: image.to_owned(),
-                    vertex: number,
-                    message,
-                }),
-                None => out.push(Out::Warning {
-                    image: Some(image.to_owned()),
-                    message,
-                }),
-            }
-        }
+        step_warnings(&state.vertexes, image, warnings, out);
 
         for vertex in &vertexes {
             if !busy.contains(&vertex.digest) {
@@ -447,6 +404,64 @@ impl VertexState {
                 stream,
                 line,
             });
+        }
+    }
+}
+
+/// The progress of tasks within steps, each sent when it changed.
+fn task_progress(
+    vertexes: &mut HashMap<String, VertexState>,
+    image: &str,
+    statuses: Vec<hive_proto::control::VertexStatus>,
+    out: &mut Vec<Out>,
+) {
+    for status in statuses {
+        let Some(entry) = vertexes.get_mut(&status.vertex) else {
+            continue;
+        };
+        let Some(number) = entry.number else {
+            continue;
+        };
+        let current = u64::try_from(status.current).unwrap_or(0);
+        let total = u64::try_from(status.total).ok().filter(|&total| total > 0);
+        let completed = status.completed.is_some();
+        let last = entry.tasks.get(&status.id);
+        if last.is_some_and(|&(_, _, done)| done) || last == Some(&(current, total, completed)) {
+            continue;
+        }
+        entry
+            .tasks
+            .insert(status.id.clone(), (current, total, completed));
+        out.push(Out::VertexProgress {
+            image: image.to_owned(),
+            vertex: number,
+            id: status.id,
+            current,
+            total,
+            completed,
+        });
+    }
+}
+
+/// BuildKit's warnings: about a step when it has a number, else about the image.
+fn step_warnings(
+    vertexes: &HashMap<String, VertexState>,
+    image: &str,
+    warnings: Vec<hive_proto::control::VertexWarning>,
+    out: &mut Vec<Out>,
+) {
+    for warning in warnings {
+        let message = String::from_utf8_lossy(&warning.short).into_owned();
+        match vertexes.get(&warning.vertex).and_then(|entry| entry.number) {
+            Some(number) => out.push(Out::VertexWarning {
+                image: image.to_owned(),
+                vertex: number,
+                message,
+            }),
+            None => out.push(Out::Warning {
+                image: Some(image.to_owned()),
+                message,
+            }),
         }
     }
 }
