@@ -7,10 +7,7 @@ use hive_proto::control::SolveRequest;
 use serde::Serialize;
 
 use crate::buildkit::docker_api::DockerInfo;
-use crate::buildkit::{
-    Address, Attempt, Buildkit, ConnectError, llb, manifest_settings, workspace_manifest,
-};
-use crate::cli::{DoctorArgs, Format, GlobalArgs};
+use crate::buildkit::{Address, Attempt, Buildkit, ConnectError, ConnectOptions, llb};
 use crate::errors::{HiveError, exit_codes};
 use crate::term::Term;
 
@@ -81,34 +78,29 @@ struct CandidateReport {
     error: Option<String>,
 }
 
+/// What `cargo hive doctor` is asked.
+#[derive(Debug, Clone)]
+pub(crate) struct DoctorRequest {
+    /// `--manifest-path`: whose workspace's connection settings apply (none outside a workspace).
+    pub(crate) manifest_path: Option<std::path::PathBuf>,
+    /// How to reach BuildKit, before the manifest's settings are added.
+    pub(crate) connect: ConnectOptions,
+    /// Versioned JSON on stdout instead of text.
+    pub(crate) json: bool,
+}
+
 /// Runs doctor; exit 0 when the daemon is ready, 1 otherwise.
-pub(crate) async fn run(
-    global: &GlobalArgs,
-    args: &DoctorArgs,
-    term: &Term,
-) -> Result<i32, HiveError> {
-    let manifest = match workspace_manifest(global.manifest_path.as_deref()) {
-        Some(path) => Some(manifest_settings(&path).map_err(HiveError::Message)?),
-        None if global.manifest_path.is_some() => {
-            return Err(HiveError::Message(format!(
-                "no Cargo.toml at {}",
-                global
-                    .manifest_path
-                    .as_ref()
-                    .map(|path| path.display().to_string())
-                    .unwrap_or_default()
-            )));
-        }
-        None => None,
-    };
-    let options = args.connect.options(manifest, global.verbose > 0);
+pub(crate) async fn run(request: &DoctorRequest, term: &Term) -> Result<i32, HiveError> {
+    let settings = crate::config::connection_settings(request.manifest_path.as_deref())?;
+    let mut options = request.connect.clone();
+    options.manifest = settings.map(|settings| settings.to_buildkit());
     // An error here is reported by the connection below, in the chosen format.
     for warning in options.check_tls().unwrap_or_default() {
         term.warning(&warning);
     }
     let report = match Buildkit::connect(&options).await {
         Ok(buildkit) => examine(&buildkit).await,
-        Err(err) if args.format == Format::Human => return Err(err.into()),
+        Err(err) if !request.json => return Err(err.into()),
         Err(err) => {
             let candidates = match &err {
                 ConnectError::NothingReachable { tried } => tried
@@ -137,14 +129,13 @@ pub(crate) async fn run(
     } else {
         exit_codes::FAILURE
     };
-    match args.format {
-        Format::Json => {
-            let mut out = std::io::stdout().lock();
-            serde_json::to_writer_pretty(&mut out, &report)
-                .map_err(|err| HiveError::Output(err.into()))?;
-            writeln!(out).map_err(HiveError::Output)?;
-        }
-        Format::Human => print_human(&report, term).map_err(HiveError::Output)?,
+    if request.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(|err| HiveError::Output(err.into()))?;
+        writeln!(out).map_err(HiveError::Output)?;
+    } else {
+        print_human(&report, term).map_err(HiveError::Output)?;
     }
     Ok(code)
 }

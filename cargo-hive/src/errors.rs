@@ -1,6 +1,9 @@
 //! The one top-level error type: it owns the exit code and how an error is shown.
 
+use hive_build::progress::ErrorKind;
+
 use crate::buildkit::ConnectError;
+use crate::cargo::CargoError;
 use crate::interrupt::Signal;
 use crate::output::DestinationError;
 
@@ -20,44 +23,116 @@ pub mod exit_codes {
     pub const TERMINATED: i32 = 143;
 }
 
-/// Anything that makes `cargo hive` fail.
+/// Anything that makes `cargo hive` fail: one variant per failure class, each keeping its cause.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HiveError {
     /// Errors in the user's input that have places (spans) in their files; all of them, rendered by miette.
     #[error("{} error{} in the image definitions", .0.len(), if .0.len() == 1 { "" } else { "s" })]
     Diagnostics(Vec<miette::Report>),
+    /// Bad input with no place in a file: a flag, a package name, an environment variable; reads after "error: ".
+    #[error("{0}")]
+    Input(String),
+    /// A file of the workspace could not be read.
+    #[error("failed to read {}", .path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The user's cargo failed or could not run (`cargo metadata`, build scripts, the build itself).
+    #[error(transparent)]
+    Cargo(#[from] CargoError),
     /// BuildKit could not be reached or answered wrongly.
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    /// A message that needs no more structure; reads after "error: ".
+    /// What every image needs from the daemon (its bases) could not be had.
     #[error("{0}")]
-    Message(String),
-    /// Writing the command's output failed.
-    #[error("failed to write output")]
-    Output(#[source] std::io::Error),
+    Prepare(String),
+    /// One or more images failed; the others were built.
+    #[error(transparent)]
+    Images(#[from] ImageFailures),
     /// A destination cannot take the images (e.g. `--load` with no Docker to load into).
     #[error(transparent)]
     Destination(#[from] DestinationError),
+    /// `--metadata-file` could not be written.
+    #[error("{0}")]
+    MetadataFile(String),
+    /// Writing the command's output failed.
+    #[error("failed to write output")]
+    Output(#[source] std::io::Error),
+    /// The process could not set itself up (the async runtime, signal handlers).
+    #[error("failed to {what}")]
+    Setup {
+        /// What could not be done.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// SIGINT, SIGTERM or SIGHUP: the build was cancelled and cleaned up after.
     #[error("interrupted by {}", .0.name())]
     Interrupted(Signal),
+}
+
+/// The images that failed, by name, each with its error.
+#[derive(Debug, thiserror::Error)]
+pub(crate) struct ImageFailures(pub(crate) Vec<(String, String)>);
+
+impl std::fmt::Display for ImageFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self
+            .0
+            .iter()
+            .map(|(name, err)| format!("image `{name}`: {err}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        match self.0.len() {
+            1 => f.write_str(&text),
+            count => write!(f, "{count} images failed:\n{text}"),
+        }
+    }
 }
 
 impl HiveError {
     /// The process exit code for this error; every variant chooses its own.
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
-            HiveError::Diagnostics(_) => exit_codes::FAILURE,
-            HiveError::Connect(_) => exit_codes::FAILURE,
-            HiveError::Message(_) => exit_codes::FAILURE,
             HiveError::Output(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
                 exit_codes::SUCCESS
             }
-            HiveError::Output(_) => exit_codes::FAILURE,
-            HiveError::Destination(_) => exit_codes::FAILURE,
+            HiveError::Diagnostics(_)
+            | HiveError::Input(_)
+            | HiveError::Read { .. }
+            | HiveError::Cargo(_)
+            | HiveError::Connect(_)
+            | HiveError::Prepare(_)
+            | HiveError::Images(_)
+            | HiveError::Destination(_)
+            | HiveError::MetadataFile(_)
+            | HiveError::Output(_)
+            | HiveError::Setup { .. } => exit_codes::FAILURE,
             HiveError::Interrupted(Signal::Interrupt) => exit_codes::INTERRUPTED,
             HiveError::Interrupted(Signal::Terminate) => exit_codes::TERMINATED,
             HiveError::Interrupted(Signal::Hangup) => exit_codes::HANGUP,
+        }
+    }
+
+    /// The failure's class, as `--progress json` reports it in its `error` event.
+    pub(crate) fn kind(&self) -> ErrorKind {
+        match self {
+            HiveError::Diagnostics(_) | HiveError::Input(_) | HiveError::Read { .. } => {
+                ErrorKind::InvalidDefinitions
+            }
+            HiveError::Cargo(_) => ErrorKind::CargoFailed,
+            HiveError::Connect(_) => ErrorKind::DaemonUnreachable,
+            HiveError::Prepare(_) | HiveError::Images(_) => ErrorKind::ImageFailed,
+            HiveError::Destination(_) | HiveError::MetadataFile(_) | HiveError::Output(_) => {
+                ErrorKind::OutputFailed
+            }
+            HiveError::Interrupted(_) => ErrorKind::Interrupted,
+            HiveError::Setup { .. } => ErrorKind::Internal,
         }
     }
 }
@@ -76,6 +151,19 @@ mod tests {
             let err = HiveError::Interrupted(signal);
             assert_eq!(err.exit_code(), code);
             assert_eq!(err.to_string(), format!("interrupted by {}", signal.name()));
+            assert_eq!(err.kind(), ErrorKind::Interrupted);
         }
+    }
+
+    #[test]
+    fn failed_images_are_listed_one_a_line() {
+        let one = ImageFailures(vec![("a".into(), "boom".into())]);
+        assert_eq!(one.to_string(), "image `a`: boom");
+        let two = ImageFailures(vec![("a".into(), "x".into()), ("b".into(), "y".into())]);
+        assert_eq!(
+            two.to_string(),
+            "2 images failed:\nimage `a`: x\nimage `b`: y"
+        );
+        assert_eq!(HiveError::Images(two).kind(), ErrorKind::ImageFailed);
     }
 }

@@ -1,13 +1,14 @@
 //! The engine behind `cargo hive`.
 //!
-//! Data flows one way: [`cli`] (raw flags) → `config` (metadata and build.rs output merged and validated) → `plan`
-//! (images × platforms × tags) → `buildkit` (connect, session, LLB, solve, progress) → `output`. Only code after
+//! Data flows one way: `commands` (flags and the environment, turned into engine types; the only module that sees
+//! clap) → `config` (metadata, settings and build.rs output, merged and validated) → `plan` (images × platforms ×
+//! tags) → `build` (cargo, then `buildkit`: connect, session, LLB, solve, progress) → `output`. Only code after
 //! `plan` talks to BuildKit. The binary calls [`main_from_env`] and nothing else.
 
 mod build;
 mod buildkit;
-mod cli;
-mod compile;
+mod cargo;
+mod commands;
 mod config;
 mod doctor;
 mod elf;
@@ -25,8 +26,9 @@ pub use errors::exit_codes;
 
 /// Runs `cargo hive` (or `cargo-hive`) with the process's arguments and environment; returns the exit code.
 pub fn main_from_env() -> ExitCode {
-    let args = cli::normalized_args(std::env::args_os());
-    let cli = match cli::parse(args) {
+    let env = commands::ProcessEnv::capture();
+    let args = commands::normalized_args(std::env::args_os());
+    let cli = match commands::parse(args) {
         Ok(cli) => cli,
         Err(err) => {
             let code = if err.use_stderr() {
@@ -38,7 +40,7 @@ pub fn main_from_env() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    let term = term::Term::new(cli.global.color, cli.global.quiet);
+    let term = commands::term(&cli.global, &env);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -51,14 +53,13 @@ pub fn main_from_env() -> ExitCode {
         }
     };
     // `build` cancels its own work on a signal (its images drain, its progress ends); the others just stop.
-    let cancels_itself = matches!(cli.command, cli::Command::Build(_));
+    let cancels_itself = matches!(cli.command, commands::Command::Build(_));
     let result = runtime.block_on(async {
-        interrupt::listen().map_err(|err| {
-            HiveError::Message(format!(
-                "failed to listen for SIGINT, SIGTERM and SIGHUP: {err}"
-            ))
+        interrupt::listen().map_err(|source| HiveError::Setup {
+            what: "listen for SIGINT, SIGTERM and SIGHUP",
+            source,
         })?;
-        let work = cli::dispatch(cli, &term);
+        let work = commands::dispatch(cli, &env, &term);
         if cancels_itself {
             interrupt::prefer_signal(work.await)
         } else {

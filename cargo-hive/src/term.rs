@@ -6,7 +6,6 @@ use std::io::Write;
 use anstream::ColorChoice;
 use owo_colors::OwoColorize;
 
-use crate::cli::ColorWhen;
 use crate::errors::HiveError;
 
 /// Where human-facing messages go, and how they look.
@@ -17,16 +16,8 @@ pub(crate) struct Term {
 }
 
 impl Term {
-    pub(crate) fn new(color: ColorWhen, quiet: bool) -> Self {
-        let choice = match color {
-            ColorWhen::Always => ColorChoice::Always,
-            ColorWhen::Never => ColorChoice::Never,
-            ColorWhen::Auto => match std::env::var("CARGO_TERM_COLOR").as_deref() {
-                Ok("always") => ColorChoice::Always,
-                Ok("never") => ColorChoice::Never,
-                _ => ColorChoice::Auto,
-            },
-        };
+    /// Messages coloured as `choice` says (the command line decides, from `--color` and `CARGO_TERM_COLOR`).
+    pub(crate) fn new(choice: ColorChoice, quiet: bool) -> Self {
         Term { choice, quiet }
     }
 

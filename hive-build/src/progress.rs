@@ -3,9 +3,10 @@
 //!
 //! A build emits, in order: `cargo-started`/`cargo-finished`, then for each image (images run concurrently, so their
 //! events interleave) `image-started`, the BuildKit steps of that image (`vertex-*`), `bytes-sent`, and one of
-//! `image-finished`/`image-failed`; `build-finished` comes last. Every step that starts gets exactly one
-//! `vertex-started` and at most one of `vertex-cached`, `vertex-completed` or `vertex-errored` (none when the build
-//! is interrupted first).
+//! `image-finished`/`image-failed`; a failed build then says why in one `error` event (its `kind`, an [`ErrorKind`],
+//! tells failures apart), and `build-finished` comes last. A build that fails before cargo runs (bad input) emits
+//! only `error` and `build-finished`. Every step that starts gets exactly one `vertex-started` and at most one of
+//! `vertex-cached`, `vertex-completed` or `vertex-errored` (none when the build is interrupted first).
 //!
 //! Stability: fields and event types may be added in a minor release (readers must ignore unknown fields and
 //! types); removing or changing the meaning of a field bumps [`FORMAT_VERSION`].
@@ -179,6 +180,13 @@ pub enum Event {
         /// Wall time from `image-started`.
         duration_secs: f64,
     },
+    /// Why the build failed, once, before `build-finished`; the same message is printed on stderr.
+    Error {
+        /// The class of failure, stable across releases: what CI branches on.
+        kind: ErrorKind,
+        /// The error, rendered (without its causes).
+        message: String,
+    },
     /// The build is over.
     BuildFinished {
         /// Whether cargo and every image succeeded.
@@ -190,6 +198,26 @@ pub enum Event {
         /// Wall time of the whole build.
         duration_secs: f64,
     },
+}
+
+/// Why a build failed, as the `kind` of an `error` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The input is wrong: image definitions, flags, package names, environment variables.
+    InvalidDefinitions,
+    /// The user's cargo failed (`cargo metadata`, build scripts, compiling) or produced no usable binary.
+    CargoFailed,
+    /// No BuildKit could be reached, or it answered wrongly.
+    DaemonUnreachable,
+    /// One or more images failed to build (the others were built).
+    ImageFailed,
+    /// The images could not go where they were asked to (`--load`, `--output`, `--metadata-file`).
+    OutputFailed,
+    /// A signal (SIGINT, SIGTERM, SIGHUP) cancelled the build.
+    Interrupted,
+    /// cargo-hive itself could not start its work (e.g. install signal handlers); not expected.
+    Internal,
 }
 
 /// The stream a log line was written to.
@@ -227,6 +255,20 @@ mod tests {
             serde_json::from_str::<Record>(&started).unwrap().event,
             Event::CargoStarted {}
         );
+    }
+
+    #[test]
+    fn error_kinds_are_kebab_case() {
+        let record = Record::new(Event::Error {
+            kind: ErrorKind::DaemonUnreachable,
+            message: "no".into(),
+        });
+        let json = serde_json::to_string(&record).unwrap();
+        assert_eq!(
+            json,
+            r#"{"format_version":1,"type":"error","kind":"daemon-unreachable","message":"no"}"#
+        );
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
     }
 
     #[test]

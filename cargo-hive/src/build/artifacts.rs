@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use hive_build::plan::Plan;
 
-use crate::compile::Executable;
+use crate::cargo::Executable;
 use crate::elf::Machine;
 
 /// An image whose binary is for another architecture than its platform.

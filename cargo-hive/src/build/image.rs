@@ -17,10 +17,10 @@ use crate::buildkit::image::{
 };
 use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig, SessionError};
 use crate::buildkit::{Buildkit, llb};
-use crate::compile::Executable;
+use crate::cargo::Executable;
 use crate::output::{self, DaemonKind, Destination};
 use crate::plan;
-use crate::progress::{Event, Progress};
+use crate::progress::{EngineEvent, Progress};
 
 /// What every image build shares.
 pub(crate) struct BuildContext {
@@ -240,7 +240,7 @@ pub(crate) async fn build_image(
     context: &BuildContext,
     planned: &PlanImage,
 ) -> Result<BuiltImage, String> {
-    context.progress.event(Event::ImageStarted {
+    context.progress.event(EngineEvent::ImageStarted {
         image: planned.name.clone(),
         reference: planned.references.first().cloned().unwrap_or_default(),
         platforms: planned.platforms.clone(),
@@ -248,17 +248,17 @@ pub(crate) async fn build_image(
     let result = build_one(context, planned).await;
     match &result {
         Ok(built) => {
-            context.progress.event(Event::BytesSent {
+            context.progress.event(EngineEvent::BytesSent {
                 image: built.name.clone(),
                 bytes_sent: built.bytes_sent,
             });
-            context.progress.event(Event::ImageFinished {
+            context.progress.event(EngineEvent::ImageFinished {
                 image: built.name.clone(),
                 digest: Some(built.digest.clone()).filter(|digest| !digest.is_empty()),
                 output: built.output.clone(),
             });
         }
-        Err(error) => context.progress.event(Event::ImageFailed {
+        Err(error) => context.progress.event(EngineEvent::ImageFailed {
             image: planned.name.clone(),
             error: error.clone(),
         }),

@@ -13,100 +13,170 @@ use std::sync::Arc;
 use hive_build::plan::Plan;
 
 use crate::buildkit::docker_api::DockerInfo;
-use crate::buildkit::{Address, Buildkit, manifest_settings};
-use crate::cli::{BuildArgs, GlobalArgs};
-use crate::compile::{self, CompileRequest};
-use crate::errors::{HiveError, exit_codes};
+use crate::buildkit::{Address, Buildkit, ConnectOptions};
+use crate::cargo::{self, Cargo, CompileRequest};
+use crate::config::Selection;
+use crate::errors::{HiveError, ImageFailures, exit_codes};
 use crate::interrupt;
 use crate::output::{self, DaemonKind};
-use crate::progress::{self, Event, Progress};
+use crate::progress::{EngineEvent, Progress, ProgressHandle, Renderer};
 use crate::term::Term;
 
+/// Everything `cargo hive build` is asked to do, in the engine's terms.
+#[derive(Debug, Clone)]
+pub(crate) struct BuildRequest {
+    /// The user's cargo and its flags.
+    pub(crate) cargo: Cargo,
+    /// Which packages and images.
+    pub(crate) selection: Selection,
+    /// How to reach BuildKit, before the manifest's settings are added.
+    pub(crate) connect: ConnectOptions,
+    /// The process environment, for `{env.NAME}` templates.
+    pub(crate) env: BTreeMap<String, String>,
+    /// Images built at once (`None`: all).
+    pub(crate) jobs: Option<usize>,
+    /// `--load`.
+    pub(crate) load: bool,
+    /// `--push`.
+    pub(crate) push: bool,
+    /// `--output` specs, as given.
+    pub(crate) outputs: Vec<String>,
+    /// Which progress renderer runs.
+    pub(crate) renderer: Renderer,
+    /// Durations and digests in human progress become placeholders (`HIVE_REDACT=1`).
+    pub(crate) redact: bool,
+    /// `--metadata-file`.
+    pub(crate) metadata_file: Option<PathBuf>,
+    /// `--no-cache`.
+    pub(crate) no_cache: bool,
+    /// `--dry-run`: print the LLB instead of building.
+    pub(crate) dry_run: bool,
+}
+
 /// Runs `cargo hive build`.
-pub(crate) async fn run(
-    global: &GlobalArgs,
-    args: &BuildArgs,
-    term: &Term,
-) -> Result<i32, HiveError> {
+pub(crate) async fn run(request: &BuildRequest, term: &Term) -> Result<i32, HiveError> {
+    let mut reporting = Reporting {
+        renderer: request.renderer,
+        redact: request.redact,
+        term,
+        started: None,
+    };
+    let result = stages(request, &mut reporting).await;
+    reporting.end(&result).await;
+    result
+}
+
+/// The build's progress output: started when the images' preparation begins, as the human renderers have nothing to
+/// show before; a JSON reader still learns why a build failed earlier.
+struct Reporting<'t> {
+    renderer: Renderer,
+    redact: bool,
+    term: &'t Term,
+    started: Option<(Progress, Option<ProgressHandle>)>,
+}
+
+impl Reporting<'_> {
+    fn start(&mut self) -> Progress {
+        let (renderer, term, redact) = (self.renderer, self.term, self.redact);
+        let (progress, _) = self.started.get_or_insert_with(|| {
+            // -q silences the human renderers; JSON is data and stays.
+            if term.is_quiet() && renderer != Renderer::Json {
+                (Progress::disabled(), None)
+            } else {
+                let (progress, handle) = Progress::start(renderer, term, redact);
+                (progress, Some(handle))
+            }
+        });
+        progress.clone()
+    }
+
+    /// Says why the build failed (JSON only, unless progress was running) and that it is over.
+    async fn end(mut self, result: &Result<i32, HiveError>) {
+        if self.started.is_none() && (result.is_ok() || self.renderer != Renderer::Json) {
+            return;
+        }
+        let progress = self.start();
+        if let Err(err) = result {
+            progress.event(EngineEvent::Failed {
+                kind: err.kind(),
+                message: err.to_string(),
+            });
+        }
+        progress.event(EngineEvent::BuildFinished {
+            success: result.is_ok(),
+        });
+        if let Some((_, Some(handle))) = self.started.take() {
+            handle.finish().await;
+        }
+    }
+}
+
+/// Plan, checks, then cargo, BuildKit and the images.
+async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result<i32, HiveError> {
     // Cargo runs here (metadata, build scripts): a signal kills it, and the signal is what we report.
-    let (plan, target_dir) = interrupt::prefer_signal(crate::plan::compute(
-        global,
-        &args.selection,
-        &args.features,
-        &args.compile,
-    ))?;
-    let destinations =
-        output::destinations(args.load, args.push, &args.output).map_err(HiveError::Message)?;
+    let computed = interrupt::prefer_signal(crate::plan::compute(crate::plan::PlanRequest {
+        cargo: &request.cargo,
+        selection: &request.selection,
+        env: &request.env,
+    }))?;
+    let plan = computed.plan;
+    let destinations = output::destinations(request.load, request.push, &request.outputs)
+        .map_err(HiveError::Input)?;
     check_supported(&plan)?;
     check_one_file_per_image(&plan, &destinations)?;
     let workspace_root = PathBuf::from(&plan.workspace_root);
     let (epoch, epoch_source) = epoch::source_date_epoch(&workspace_root)
-        .map_err(|err| HiveError::Message(err.to_string()))?;
+        .map_err(|err| HiveError::Input(err.to_string()))?;
 
-    if args.dry_run {
+    if request.dry_run {
         return dry_run(&plan, epoch);
     }
 
     // What builds killed outright (SIGKILL, a crash) left in target/hive/ goes now, if their build is gone.
-    output::remove_stale(&target_dir);
+    output::remove_stale(&computed.target_dir);
 
-    let mode = progress::detect(args.progress);
-    // -q silences the human renderers; JSON is data and stays.
-    let (progress, progress_handle) = if term.is_quiet() && mode != progress::Mode::Json {
-        (Progress::disabled(), None)
-    } else {
-        let (progress, handle) = Progress::start(mode, term);
-        (progress, Some(handle))
-    };
+    let progress = reporting.start();
     if epoch_source == epoch::EpochSource::Zero {
-        progress.event(Event::Warning {
+        progress.event(EngineEvent::Warning {
             image: None,
             message: "the workspace is not a git checkout with commits and SOURCE_DATE_EPOCH is unset: file and \
                       image times are 1970-01-01"
                 .to_owned(),
         });
     }
-    let result = build_all(
-        global,
-        args,
-        &plan,
-        &target_dir,
-        destinations,
+    let mut connect = request.connect.clone();
+    connect.manifest = Some(computed.connection.to_buildkit());
+    let inputs = Inputs {
+        request,
+        connect,
+        plan: &plan,
+        target_dir: &computed.target_dir,
         epoch,
-        &progress,
-    )
-    .await;
-    progress.event(Event::BuildFinished {
-        success: result.is_ok(),
-    });
-    if let Some(handle) = progress_handle {
-        handle.finish().await;
-    }
-    result
+        progress: &progress,
+    };
+    build_all(inputs, destinations).await
+}
+
+/// What the stages after the plan share.
+struct Inputs<'a> {
+    request: &'a BuildRequest,
+    /// The connection options, the manifest's settings included.
+    connect: ConnectOptions,
+    plan: &'a Plan,
+    target_dir: &'a Path,
+    epoch: i64,
+    progress: &'a Progress,
 }
 
 async fn build_all(
-    global: &GlobalArgs,
-    args: &BuildArgs,
-    plan: &Plan,
-    target_dir: &Path,
+    inputs: Inputs<'_>,
     destinations: Vec<output::Destination>,
-    epoch: i64,
-    progress: &Progress,
 ) -> Result<i32, HiveError> {
     // Until the images start, a signal drops whatever runs (cargo's tree is killed, connections close).
-    let context = interrupt::until_signal(prepare_context(
-        global,
-        args,
-        plan,
-        target_dir,
-        destinations,
-        epoch,
-        progress,
-    ))
-    .await?;
+    let context = interrupt::until_signal(prepare_context(&inputs, destinations)).await?;
+    let Inputs { request, plan, .. } = inputs;
     let context = Arc::new(context);
-    let jobs = args.jobs.unwrap_or(usize::MAX).max(1);
+    let jobs = request.jobs.unwrap_or(usize::MAX).max(1);
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.min(1024)));
     let mut tasks = tokio::task::JoinSet::new();
     for planned in plan.images.iter().filter(|image| image.selected).cloned() {
@@ -138,21 +208,12 @@ async fn build_all(
         }
     }
     built.sort_by(|a, b| a.name.cmp(&b.name));
-    if let Some(path) = &args.metadata_file {
-        image::write_metadata(path, &built).map_err(HiveError::Message)?;
+    if let Some(path) = &request.metadata_file {
+        image::write_metadata(path, &built).map_err(HiveError::MetadataFile)?;
     }
     if !failures.is_empty() {
         failures.sort();
-        let text = failures
-            .iter()
-            .map(|(name, err)| format!("image `{name}`: {err}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        return Err(HiveError::Message(if failures.len() == 1 {
-            text
-        } else {
-            format!("{} images failed:\n{text}", failures.len())
-        }));
+        return Err(ImageFailures(failures).into());
     }
     Ok(exit_codes::SUCCESS)
 }
@@ -160,64 +221,61 @@ async fn build_all(
 /// Everything before the images: cargo builds the binaries, BuildKit is connected, the destinations are checked
 /// and the bases resolved.
 async fn prepare_context(
-    global: &GlobalArgs,
-    args: &BuildArgs,
-    plan: &Plan,
-    target_dir: &Path,
+    inputs: &Inputs<'_>,
     destinations: Vec<output::Destination>,
-    epoch: i64,
-    progress: &Progress,
 ) -> Result<image::BuildContext, HiveError> {
+    let Inputs {
+        request,
+        connect: options,
+        plan,
+        target_dir,
+        epoch,
+        progress,
+    } = inputs;
     let workspace_root = PathBuf::from(&plan.workspace_root);
     // Connection settings that cannot work are bad input: said before cargo spends minutes compiling.
-    let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
-    let options = args.connect.options(manifest, global.verbose > 0);
     for message in options.check_tls()? {
-        progress.event(Event::Warning {
+        progress.event(EngineEvent::Warning {
             image: None,
             message,
         });
     }
     // The user's cargo builds the binaries, with their flags, cache and toolchain.
     let request = CompileRequest {
-        manifest_path: global.manifest_path.clone(),
+        cargo: request.cargo.clone(),
         targets: targets(plan),
-        features: args.features.clone(),
-        compile: args.compile.clone(),
-        quiet: global.quiet,
-        verbose: global.verbose,
     };
-    progress.event(Event::CargoStarted);
-    let cwd = std::env::current_dir().map_err(|err| HiveError::Message(err.to_string()))?;
-    let artifacts = interrupt::prefer_signal(
-        compile::build(&request, &cwd)
-            .await
-            .map_err(|err| HiveError::Message(err.to_string())),
-    );
-    progress.event(Event::CargoFinished {
+    progress.event(EngineEvent::CargoStarted);
+    let cwd = std::env::current_dir().map_err(|source| HiveError::Read {
+        path: PathBuf::from("."),
+        source,
+    })?;
+    let artifacts =
+        interrupt::prefer_signal(cargo::build(&request, &cwd).await.map_err(HiveError::Cargo));
+    progress.event(EngineEvent::CargoFinished {
         success: artifacts.is_ok(),
     });
     let artifacts = artifacts?;
     artifacts::check_architectures(plan, &artifacts.executables)
-        .map_err(|err| HiveError::Message(err.to_string()))?;
+        .map_err(|err| HiveError::Input(err.to_string()))?;
 
-    let buildkit = Buildkit::connect(&options).await?;
+    let buildkit = Buildkit::connect(options).await?;
     let daemon = daemon_kind(&buildkit).await;
     // Where the images go is known now: a missing Docker for --load fails before anything is built for it.
     output::check_load_target(&destinations, daemon, &buildkit.address).await?;
 
     let prepared = prepare::prepare(&buildkit, needs(plan, &artifacts.executables))
         .await
-        .map_err(HiveError::Message)?;
+        .map_err(HiveError::Prepare)?;
     Ok(image::BuildContext {
         buildkit,
         daemon,
         destinations,
-        epoch,
+        epoch: *epoch,
         target_dir: target_dir.to_path_buf(),
         workspace_root: workspace_root.clone(),
-        no_cache: args.no_cache,
-        progress: progress.clone(),
+        no_cache: inputs.request.no_cache,
+        progress: (*progress).clone(),
         images: plan
             .images
             .iter()
@@ -234,7 +292,7 @@ fn check_supported(plan: &Plan) -> Result<(), HiveError> {
     for image in &plan.images {
         let host = format!("linux/{}", crate::buildkit::llb::host_architecture());
         if image.platforms.iter().any(|platform| platform != &host) {
-            return Err(HiveError::Message(format!(
+            return Err(HiveError::Input(format!(
                 "image `{}` targets {}; this version builds for the host platform ({host}) only",
                 image.name,
                 image.platforms.join(", ")
@@ -261,7 +319,7 @@ fn check_one_file_per_image(
         } = destination
             && selected.len() > 1
         {
-            return Err(HiveError::Message(format!(
+            return Err(HiveError::Input(format!(
                 "--output with dest={} writes one file, but {} images are selected ({}): pick one with \
                  --image NAME, or leave --output out to get one archive per image (target/hive/<image>.oci.tar)",
                 dest.display(),
@@ -276,7 +334,7 @@ fn check_one_file_per_image(
 /// The registry bases of the selected images (at the bottom of any `hive:` chain) and the loaders their binaries need.
 fn needs(
     plan: &Plan,
-    executables: &BTreeMap<(String, String), compile::Executable>,
+    executables: &BTreeMap<(String, String), cargo::Executable>,
 ) -> std::collections::BTreeSet<prepare::Need> {
     let by_name: BTreeMap<&str, &hive_build::plan::PlanImage> = plan
         .images

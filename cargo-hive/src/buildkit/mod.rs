@@ -13,10 +13,10 @@ pub(crate) mod session;
 mod tls;
 mod transport;
 
-pub(crate) use address::{Address, DOCKER_DEFAULT_SOCKET};
+pub(crate) use address::{Address, DOCKER_DEFAULT_SOCKET, parse as parse_address};
 pub(crate) use client::{Attempt, Buildkit, ConnectOptions};
 pub(crate) use errors::ConnectError;
-pub(crate) use resolve::{Environment, ManifestSettings, manifest_settings, workspace_manifest};
+pub(crate) use resolve::{Environment, ManifestSettings};
 pub(crate) use tls::TlsSettings;
 
 /// A fresh random id for solves and sessions (BuildKit wants them unique per daemon).

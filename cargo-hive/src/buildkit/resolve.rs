@@ -5,7 +5,7 @@
 //! function that unit tests drive with any environment they like.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::address::{self, Address, AddressError, DOCKER_DEFAULT_SOCKET};
 use super::tls::TlsSettings;
@@ -196,74 +196,6 @@ pub(crate) fn candidates(
     list
 }
 
-/// Reads the connection keys of `[workspace.metadata.hive]` from the workspace manifest, if it has any.
-pub(crate) fn manifest_settings(manifest: &Path) -> Result<ManifestSettings, String> {
-    let text = std::fs::read_to_string(manifest)
-        .map_err(|err| format!("failed to read {}: {err}", manifest.display()))?;
-    let doc: toml::Table = toml::from_str(&text)
-        .map_err(|err| format!("failed to parse {}: {err}", manifest.display()))?;
-    let hive = doc
-        .get("workspace")
-        .and_then(|workspace| workspace.get("metadata"))
-        .and_then(|metadata| metadata.get("hive"));
-    let base = manifest.parent().unwrap_or(Path::new("."));
-    let string = |key: &str| -> Result<Option<String>, String> {
-        match hive.and_then(|hive| hive.get(key)) {
-            None => Ok(None),
-            Some(toml::Value::String(value)) => Ok(Some(value.clone())),
-            Some(other) => Err(format!(
-                "`{key}` in [workspace.metadata.hive] of {} must be a string, not {}",
-                manifest.display(),
-                other.type_str()
-            )),
-        }
-    };
-    let path = |key: &str| -> Result<Option<PathBuf>, String> {
-        Ok(string(key)?.map(|value| base.join(value)))
-    };
-    Ok(ManifestSettings {
-        manifest: manifest.to_path_buf(),
-        buildkit: string("buildkit")?,
-        tls: TlsSettings {
-            ca: path("tlscacert")?,
-            cert: path("tlscert")?,
-            key: path("tlskey")?,
-            server_name: string("tlsservername")?,
-        },
-    })
-}
-
-/// Finds the workspace manifest: `--manifest-path`'s workspace, else the one above the current directory.
-pub(crate) fn workspace_manifest(manifest_path: Option<&Path>) -> Option<PathBuf> {
-    let start = match manifest_path {
-        Some(path) => path.parent()?.to_path_buf(),
-        None => std::env::current_dir().ok()?,
-    };
-    let start = if start.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        start
-    };
-    let mut found = None;
-    // The outermost manifest with a [workspace] table wins; a lone package is its own workspace.
-    for dir in start.ancestors() {
-        let candidate = dir.join("Cargo.toml");
-        let Ok(text) = std::fs::read_to_string(&candidate) else {
-            continue;
-        };
-        let is_workspace = text
-            .parse::<toml::Table>()
-            .is_ok_and(|doc| doc.contains_key("workspace"));
-        if found.is_none() || is_workspace {
-            found = Some(candidate);
-        }
-        if is_workspace {
-            break;
-        }
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,25 +301,5 @@ mod tests {
         let list = candidates(Some("bogus"), None, &env());
         assert_eq!(list.len(), 1);
         assert!(list[0].address.is_err());
-    }
-
-    #[test]
-    fn manifest_settings_are_read_relative_to_the_manifest() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("Cargo.toml");
-        std::fs::write(
-            &path,
-            "[workspace]\n[workspace.metadata.hive]\nbuildkit = \"tcp://b:1\"\ntlscacert = \"certs/ca.pem\"\n",
-        )
-        .unwrap();
-        let settings = manifest_settings(&path).unwrap();
-        assert_eq!(settings.buildkit.as_deref(), Some("tcp://b:1"));
-        assert_eq!(settings.tls.ca, Some(dir.path().join("certs/ca.pem")));
-        std::fs::write(&path, "[workspace.metadata.hive]\nbuildkit = 3\n").unwrap();
-        assert!(
-            manifest_settings(&path)
-                .unwrap_err()
-                .contains("must be a string")
-        );
     }
 }

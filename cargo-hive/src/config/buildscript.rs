@@ -12,10 +12,9 @@ use std::process::{Command, Stdio};
 use cargo_metadata::Message;
 use hive_build::{BuildScriptOutput, OUTPUT_ENV, OUTPUT_FORMAT_VERSION, OUTPUT_MAX_BYTES};
 
-use crate::cli::{CompileArgs, FeatureArgs};
+use crate::cargo::{Cargo, CargoError};
 use crate::config::diagnostic::file_kind;
 use crate::config::workspace::Workspace;
-use crate::errors::HiveError;
 
 /// What one package's build script emitted.
 #[derive(Debug)]
@@ -29,32 +28,25 @@ pub(crate) struct ScriptOutput {
 ///
 /// All of them, not only the selected packages': a `hive:` base or a duplicate image name can involve any member,
 /// and the set of images must not depend on the selection.
-pub(crate) fn run(
-    workspace: &Workspace,
-    features: &FeatureArgs,
-    compile: &CompileArgs,
-    quiet: bool,
-) -> Result<Vec<ScriptOutput>, HiveError> {
+pub(crate) fn run(workspace: &Workspace, cargo: &Cargo) -> Result<Vec<ScriptOutput>, CargoError> {
     let users: Vec<usize> = (0..workspace.packages.len())
         .filter(|i| workspace.packages[*i].uses_hive_build)
         .collect();
     if users.is_empty() {
         return Ok(Vec::new());
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = Command::new(&cargo.program);
     command
         .arg("check")
         .arg("--message-format=json-render-diagnostics")
         .arg("--manifest-path")
         .arg(&workspace.root_manifest)
-        .args(features.to_cargo_args())
-        .args(compile.to_cargo_args())
+        .args(cargo.flags.to_args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         // cargo's own errors (a failing build script) reach the user; `--quiet` drops only its progress.
         .stderr(Stdio::inherit());
-    if quiet {
+    if cargo.quiet {
         command.arg("--quiet");
     }
     for index in &users {
@@ -63,15 +55,14 @@ pub(crate) fn run(
             .arg(&workspace.packages[*index].name);
     }
     // Its own process group: a signal ends cargo with its build scripts (see `interrupt`).
-    let (mut child, group) = crate::interrupt::spawn_blocking(&mut command)
-        .map_err(|err| HiveError::Message(format!("failed to run `cargo check`: {err}")))?;
+    let (mut child, group) =
+        crate::interrupt::spawn_blocking(&mut command).map_err(CargoError::Check)?;
     let stdout = child.stdout.take().expect("stdout is piped");
     // Several messages per package with several `--target`s; the last one wins, as cargo's own order is stable.
     let mut files: Vec<Option<String>> = vec![None; users.len()];
     let mut ran = vec![false; users.len()];
     for message in Message::parse_stream(BufReader::new(stdout)) {
-        let message = message
-            .map_err(|err| HiveError::Message(format!("failed to read cargo's output: {err}")))?;
+        let message = message.map_err(CargoError::CheckOutput)?;
         let Message::BuildScriptExecuted(script) = message else {
             continue;
         };
@@ -89,34 +80,32 @@ pub(crate) fn run(
             .map(|(_, path)| path.clone());
     }
     // A compile error in the crate itself does not matter here: its build script ran before it.
-    let status = child
-        .wait()
-        .map_err(|err| HiveError::Message(format!("failed to run `cargo check`: {err}")))?;
+    let status = child.wait().map_err(CargoError::Check)?;
     group.reaped();
     let mut outputs = Vec::new();
     for (slot, index) in users.iter().enumerate() {
         let package = &workspace.packages[*index];
         if !ran[slot] {
-            return Err(HiveError::Message(format!(
-                "the build script of package `{}` did not run: `cargo check` failed ({status}) before it finished",
-                package.name
-            )));
+            return Err(CargoError::ScriptDidNotRun {
+                package: package.name.clone(),
+                status,
+            });
         }
         let Some(path) = &files[slot] else { continue };
         let text = read_output(Path::new(path)).map_err(|err| {
-            HiveError::Message(format!(
+            CargoError::ScriptOutput(format!(
                 "failed to read the images of `{}`'s build script from {path} ({OUTPUT_ENV}): {err}",
                 package.name
             ))
         })?;
         let output: BuildScriptOutput = serde_json::from_slice(&text).map_err(|err| {
-            HiveError::Message(format!(
+            CargoError::ScriptOutput(format!(
                 "the images of `{}`'s build script in {path} are not valid: {err}",
                 package.name
             ))
         })?;
         if output.format_version > OUTPUT_FORMAT_VERSION {
-            return Err(HiveError::Message(format!(
+            return Err(CargoError::ScriptOutput(format!(
                 "the build script of `{}` uses a newer hive-build (output format {}) than this cargo-hive reads ({}); \
                  update cargo-hive",
                 package.name, output.format_version, OUTPUT_FORMAT_VERSION

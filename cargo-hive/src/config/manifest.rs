@@ -83,6 +83,25 @@ pub(crate) struct PackageHive {
 pub(crate) struct ManifestHive {
     pub(crate) workspace: Option<Layer>,
     pub(crate) package: Option<PackageHive>,
+    /// The BuildKit connection keys of `[workspace.metadata.hive]` that are strings.
+    pub(crate) connection: Vec<ConnectionKey>,
+}
+
+/// The connection keys of `[workspace.metadata.hive]`: the same names as `buildctl`'s flags.
+pub(crate) const CONNECTION_KEYS: [&str; 5] = [
+    "buildkit",
+    "tlscacert",
+    "tlscert",
+    "tlskey",
+    "tlsservername",
+];
+
+/// One connection key, its string value and the value's place.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionKey {
+    pub(crate) name: &'static str,
+    pub(crate) value: String,
+    pub(crate) place: Place,
 }
 
 /// Reads the hive tables of a manifest; `workspace` and `package` say which of them to look for.
@@ -94,7 +113,11 @@ pub(crate) fn read_manifest(
 ) -> ManifestHive {
     let text = Arc::clone(&file.text);
     let (root, errors) = DeTable::parse_recoverable(&text);
-    let mut walker = Walker { file, diags };
+    let mut walker = Walker {
+        file,
+        diags,
+        connection: Vec::new(),
+    };
     for error in errors {
         let span = error.span().unwrap_or(0..0);
         let place = walker.place(span, "");
@@ -121,12 +144,37 @@ pub(crate) fn read_manifest(
         let (defaults, images) = walker.layer(hive, "package.metadata.hive", Scope::Package, whole);
         manifest.package = Some(PackageHive { defaults, images });
     }
+    manifest.connection = walker.connection;
     manifest
+}
+
+/// Reads only the connection keys of `[workspace.metadata.hive]` (for `doctor`, which needs no image definitions).
+/// TOML syntax errors are left to cargo, which reads the same file first.
+pub(crate) fn read_connection(
+    file: &Arc<SourceFile>,
+    diags: &mut Diagnostics,
+) -> Vec<ConnectionKey> {
+    let text = Arc::clone(&file.text);
+    let (root, _) = DeTable::parse_recoverable(&text);
+    let mut walker = Walker {
+        file,
+        diags,
+        connection: Vec::new(),
+    };
+    if let Some((hive, _)) = walker.hive_table(root.get_ref(), "workspace") {
+        for (key, value) in hive {
+            if let Some(name) = CONNECTION_KEYS.iter().find(|name| **name == key.get_ref()) {
+                walker.connection_key(name, value, "workspace.metadata.hive");
+            }
+        }
+    }
+    walker.connection
 }
 
 struct Walker<'a> {
     file: &'a Arc<SourceFile>,
     diags: &'a mut Diagnostics,
+    connection: Vec<ConnectionKey>,
 }
 
 /// "an array", "a string": how a TOML type reads in a sentence.
@@ -230,8 +278,11 @@ impl Walker<'_> {
                 "repository" => layer.def.repository = self.string(name, value, table_name),
                 "registry" => layer.registry = self.string(name, value, table_name),
                 "buildkit" | "tlscacert" | "tlscert" | "tlskey" | "tlsservername" => {
-                    // Read by the BuildKit connection code from the manifest itself; only the type is checked here.
-                    self.string(name, value, table_name);
+                    let name = CONNECTION_KEYS
+                        .iter()
+                        .find(|key| **key == name)
+                        .expect("listed");
+                    self.connection_key(name, value, table_name);
                 }
                 "entrypoint" => {
                     layer.def.entrypoint = self.strings(name, value, table_name, &mut layer.places)
@@ -258,6 +309,23 @@ impl Walker<'_> {
             set(&mut layer, name);
         }
         (layer, images)
+    }
+
+    /// A connection key: a string, kept with its place for `config::settings` to check and resolve.
+    fn connection_key(
+        &mut self,
+        name: &'static str,
+        value: &Spanned<DeValue<'_>>,
+        table_name: &str,
+    ) {
+        if let Some(text) = self.string(name, value, table_name) {
+            let place = self.place(value.span(), table_name);
+            self.connection.push(ConnectionKey {
+                name,
+                value: text,
+                place,
+            });
+        }
     }
 
     fn unknown_key(

@@ -5,6 +5,7 @@
 mod buildscript;
 mod diagnostic;
 mod manifest;
+mod settings;
 mod source;
 mod workspace;
 
@@ -17,10 +18,11 @@ pub(crate) use diagnostic::{ConfigError, Diagnostics, did_you_mean, file_kind};
 #[cfg(test)]
 pub(crate) use manifest::read_manifest;
 pub(crate) use manifest::{Layer, check_image_name};
+pub(crate) use settings::{ConnectionSettings, connection_settings};
 pub(crate) use source::{Place, SourceFile};
-pub(crate) use workspace::{Package, Workspace};
+pub(crate) use workspace::{Package, Selection, Workspace};
 
-use crate::cli::{CompileArgs, FeatureArgs, SelectionArgs};
+use crate::cargo::Cargo;
 use crate::errors::HiveError;
 
 /// One image and the layers that define it, lowest precedence first: workspace defaults, package defaults, the
@@ -41,16 +43,36 @@ pub(crate) struct Definitions {
     pub(crate) workspace: Workspace,
     /// Every image of every member, in declaration order.
     pub(crate) images: Vec<ImageDefinition>,
+    /// How `[workspace.metadata.hive]` says to reach BuildKit.
+    pub(crate) connection: ConnectionSettings,
 }
 
 /// Options that decide what is read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LoadOptions<'a> {
-    pub(crate) manifest_path: Option<&'a Path>,
-    pub(crate) selection: &'a SelectionArgs,
-    pub(crate) features: &'a FeatureArgs,
-    pub(crate) compile: &'a CompileArgs,
-    pub(crate) quiet: bool,
+    /// The cargo that reads the workspace and runs its build scripts.
+    pub(crate) cargo: &'a Cargo,
+    pub(crate) selection: &'a Selection,
+}
+
+/// Reads a manifest of `workspace`, named for diagnostics relative to the current directory.
+fn read(path: &Path, workspace_root: &Path) -> Result<Arc<SourceFile>, HiveError> {
+    let text = std::fs::read_to_string(path).map_err(|source| HiveError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let shown = |base: &Path| {
+        path.strip_prefix(base)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    };
+    Ok(Arc::new(SourceFile::new(
+        shown(&cwd),
+        shown(workspace_root),
+        text,
+    )))
 }
 
 /// Reads the workspace's definitions; mistakes with a place go to `diags`, anything else is an `Err`.
@@ -58,24 +80,8 @@ pub(crate) fn load(
     options: LoadOptions<'_>,
     diags: &mut Diagnostics,
 ) -> Result<Definitions, HiveError> {
-    let workspace = workspace::load(options.manifest_path, options.selection)?;
-    let cwd = std::env::current_dir().unwrap_or_default();
-    let read = |path: &Path| -> Result<Arc<SourceFile>, HiveError> {
-        let text = std::fs::read_to_string(path).map_err(|err| {
-            HiveError::Message(format!("failed to read {}: {err}", path.display()))
-        })?;
-        let display = path
-            .strip_prefix(&cwd)
-            .unwrap_or(path)
-            .display()
-            .to_string();
-        let relative = path
-            .strip_prefix(&workspace.root)
-            .unwrap_or(path)
-            .display()
-            .to_string();
-        Ok(Arc::new(SourceFile::new(display, relative, text)))
-    };
+    let workspace = workspace::load(options.cargo.manifest_path.as_deref(), options.selection)?;
+    let read = |path: &Path| read(path, &workspace.root);
 
     let root_file = read(&workspace.root_manifest)?;
     let root_is_member = workspace
@@ -83,6 +89,8 @@ pub(crate) fn load(
         .iter()
         .any(|package| package.manifest_path == workspace.root_manifest);
     let root_hive = manifest::read_manifest(&root_file, true, root_is_member, diags);
+    let connection =
+        ConnectionSettings::from_keys(&workspace.root_manifest, root_hive.connection, diags);
     let workspace_layer = root_hive.workspace;
 
     let mut images: Vec<ImageDefinition> = Vec::new();
@@ -115,7 +123,37 @@ pub(crate) fn load(
         }
     }
 
-    for script in buildscript::run(&workspace, options.features, options.compile, options.quiet)? {
+    let scripts = buildscript::run(&workspace, options.cargo)?;
+    let defaults = Defaults {
+        workspace: workspace_layer.as_ref(),
+        packages: &package_defaults,
+    };
+    add_script_images(&workspace, scripts, defaults, &mut images, diags);
+    Ok(Definitions {
+        workspace,
+        images,
+        connection,
+    })
+}
+
+/// The defaults an image declared by a build script starts from.
+#[derive(Clone, Copy)]
+struct Defaults<'a> {
+    /// `[workspace.metadata.hive]`.
+    workspace: Option<&'a Layer>,
+    /// `[package.metadata.hive]` of each member.
+    packages: &'a [Option<Layer>],
+}
+
+/// Adds what build scripts declared (new images) and changed (images of their package's manifest).
+fn add_script_images(
+    workspace: &Workspace,
+    scripts: Vec<buildscript::ScriptOutput>,
+    defaults: Defaults<'_>,
+    images: &mut Vec<ImageDefinition>,
+    diags: &mut Diagnostics,
+) {
+    for script in scripts {
         let package = &workspace.packages[script.package];
         for declared in script.output.images {
             let layer = Layer::from_build_script(&package.name, &declared.name, declared.image);
@@ -131,9 +169,9 @@ pub(crate) fn load(
             }
             match declared.action {
                 Action::Declare => {
-                    let mut layers: Vec<Layer> = workspace_layer.iter().cloned().collect();
+                    let mut layers: Vec<Layer> = defaults.workspace.into_iter().cloned().collect();
                     // The package defaults still apply to an image its build script declares.
-                    layers.extend(package_defaults[script.package].iter().cloned());
+                    layers.extend(defaults.packages[script.package].iter().cloned());
                     layers.push(layer);
                     let definition = ImageDefinition {
                         name: declared.name,
@@ -141,7 +179,7 @@ pub(crate) fn load(
                         declared: place,
                         layers,
                     };
-                    add_image(&mut images, definition, diags);
+                    add_image(images, definition, diags);
                 }
                 Action::Modify => {
                     match images.iter_mut().find(|image| {
@@ -177,7 +215,6 @@ pub(crate) fn load(
             }
         }
     }
-    Ok(Definitions { workspace, images })
 }
 
 /// Adds an image unless its name is taken: image names are unique across the workspace.

@@ -5,9 +5,29 @@ use std::path::{Path, PathBuf};
 
 use cargo_metadata::{DependencyKind, MetadataCommand, TargetKind};
 
-use crate::cli::SelectionArgs;
+use crate::cargo::CargoError;
 use crate::config::diagnostic::did_you_mean;
 use crate::errors::HiveError;
+
+/// Which packages and images a command is about: cargo's `-p`, `--workspace` and `--exclude`, and `--image`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Selection {
+    /// Package specs (`name`, `name@version`).
+    pub(crate) packages: Vec<String>,
+    /// Every member.
+    pub(crate) workspace: bool,
+    /// Packages left out of `--workspace`.
+    pub(crate) exclude: Vec<String>,
+    /// Only these images, by name.
+    pub(crate) images: Vec<String>,
+}
+
+impl Selection {
+    /// Whether packages were named (`-p` or `--workspace`): then an image must belong to one of them.
+    pub(crate) fn names_packages(&self) -> bool {
+        self.workspace || !self.packages.is_empty()
+    }
+}
 
 /// A workspace member.
 #[derive(Debug, Clone)]
@@ -64,7 +84,7 @@ fn exec(command: &MetadataCommand) -> Result<cargo_metadata::Metadata, cargo_met
 /// Runs `cargo metadata --no-deps` (no dependency resolution, no network) and applies the package selection.
 pub(crate) fn load(
     manifest_path: Option<&Path>,
-    selection: &SelectionArgs,
+    selection: &Selection,
 ) -> Result<Workspace, HiveError> {
     let mut command = MetadataCommand::new();
     command.no_deps();
@@ -72,12 +92,10 @@ pub(crate) fn load(
         command.manifest_path(path);
     }
     let metadata = exec(&command).map_err(|err| match err {
-        cargo_metadata::Error::CargoMetadata { stderr } => {
-            HiveError::Message(format!("`cargo metadata` failed:\n{}", stderr.trim_end()))
-        }
-        other => HiveError::Message(format!(
-            "failed to read the workspace with `cargo metadata`: {other}"
-        )),
+        cargo_metadata::Error::CargoMetadata { stderr } => CargoError::Metadata {
+            stderr: stderr.trim_end().to_owned(),
+        },
+        other => CargoError::MetadataOutput(other),
     })?;
     let root = metadata.workspace_root.clone().into_std_path_buf();
     let members: Vec<&cargo_metadata::Package> = metadata.workspace_packages();
@@ -143,7 +161,7 @@ pub(crate) fn load(
 }
 
 /// The manifest cargo would use: `--manifest-path`, else the nearest `Cargo.toml` up from the current directory.
-fn current_manifest(manifest_path: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn current_manifest(manifest_path: Option<&Path>) -> Option<PathBuf> {
     if let Some(path) = manifest_path {
         return std::path::absolute(path).ok();
     }
@@ -168,9 +186,9 @@ fn spec_name(spec: &str) -> &str {
 fn select(
     packages: &[Package],
     default: Vec<usize>,
-    selection: &SelectionArgs,
+    selection: &Selection,
 ) -> Result<Vec<usize>, HiveError> {
-    let SelectionArgs {
+    let Selection {
         packages: specs,
         workspace,
         exclude,
@@ -188,7 +206,7 @@ fn select(
                 ) {
                     message.push_str(&format!("; did you mean `{close}`?"));
                 }
-                HiveError::Message(message)
+                HiveError::Input(message)
             })
     };
     let mut selected: Vec<usize> = if *workspace {
@@ -231,7 +249,7 @@ mod tests {
     #[test]
     fn selection_follows_cargo() {
         let packages = [package("api"), package("worker"), package("cli")];
-        let args = |specs: &[&str], workspace: bool, exclude: &[&str]| SelectionArgs {
+        let args = |specs: &[&str], workspace: bool, exclude: &[&str]| Selection {
             packages: specs.iter().map(|s| s.to_string()).collect(),
             workspace,
             exclude: exclude.iter().map(|s| s.to_string()).collect(),

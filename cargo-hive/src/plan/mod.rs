@@ -2,13 +2,13 @@
 //! Its data type is `hive_build::plan::Plan`, the same one `plan --format json` prints, so what `build` consumes
 //! and what users see cannot drift apart.
 
-mod command;
+mod compute;
 mod files;
-mod human;
+pub(crate) mod human;
 mod nul;
 mod reference;
 mod resolve;
-mod template;
+pub(crate) mod template;
 
-pub(crate) use command::{compute, run_command};
+pub(crate) use compute::{PlanRequest, compute};
 pub(crate) use reference::registry_host;

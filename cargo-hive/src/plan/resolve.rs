@@ -776,6 +776,7 @@ mod tests {
                 selected: vec![0],
             },
             images,
+            connection: Default::default(),
         };
         let git = FakeGit(Some(("0123456789abcdef0123456789abcdef01234567", "main")));
         let context = Context {

@@ -11,13 +11,6 @@ pub(super) struct Display {
 }
 
 impl Display {
-    /// `HIVE_REDACT=1` from the environment.
-    pub(super) fn from_env() -> Self {
-        Display {
-            redact: std::env::var_os("HIVE_REDACT").is_some_and(|value| value == "1"),
-        }
-    }
-
     /// Seconds with one decimal, as buildctl prints them: `0.3s`.
     pub(super) fn secs(self, secs: f64) -> String {
         if self.redact {

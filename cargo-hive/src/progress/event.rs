@@ -2,8 +2,9 @@
 //! durations are measured by the progress side from the injected clock, so the engine only says what happened.
 
 /// A fact about the build, sent by the engine through [`super::Progress::event`].
+/// (Internal: the renderers consume `hive_build::progress::Event`, which the tracker makes of these.)
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Event {
+pub(crate) enum EngineEvent {
     /// cargo started compiling the binaries (cargo renders its own progress meanwhile).
     CargoStarted,
     /// cargo exited.
@@ -48,6 +49,13 @@ pub(crate) enum Event {
         /// The image concerned, if any.
         image: Option<String>,
         /// The message.
+        message: String,
+    },
+    /// The build failed, and why (said once, before [`EngineEvent::BuildFinished`]).
+    Failed {
+        /// The class of the failure.
+        kind: hive_build::progress::ErrorKind,
+        /// The error, rendered without its causes.
         message: String,
     },
     /// All images are done; renderers print a summary.

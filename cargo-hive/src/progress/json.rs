@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use hive_build::progress::{Event as Out, Record};
 
-use super::reporter::Renderer;
+use super::reporter::Sink;
 use super::tracker::Tracker;
 
 /// The JSON renderer.
@@ -20,7 +20,7 @@ impl<W: Write + Send> Json<W> {
     }
 }
 
-impl<W: Write + Send> Renderer for Json<W> {
+impl<W: Write + Send> Sink for Json<W> {
     fn event(&mut self, event: &Out, _tracker: &Tracker) -> io::Result<()> {
         let mut line = serde_json::to_vec(&Record::new(event.clone())).map_err(io::Error::other)?;
         line.push(b'\n');

@@ -1,16 +1,16 @@
 //! Live progress of `cargo hive build`.
 //!
-//! The engine reports what happens through [`Progress`]: its own [`Event`]s and BuildKit's raw status batches. The
+//! The engine reports what happens through [`Progress`]: its own [`EngineEvent`]s (facts the engine states; the public event type is `hive_build::progress::Event`) and BuildKit's raw status batches. The
 //! renderer thread turns both into one event stream (`tracker`: de-duplicated vertex transitions, log lines, durations
 //! from an injected clock), which is the JSON contract of `hive_build::progress` and which the renderers only consume:
 //! `tty` (live lines on stderr), `plain` (stable lines on stderr, for CI) and `json` (one event per line on stdout).
-//! `mode::choose` decides which one runs.
+//! `renderer::choose` decides which one runs.
 
 mod display;
 mod event;
 mod json;
-mod mode;
 mod plain;
+mod renderer;
 mod reporter;
 mod tracker;
 mod tty;
@@ -18,6 +18,6 @@ mod tty;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use event::Event;
-pub(crate) use mode::{Mode, detect};
-pub(crate) use reporter::Progress;
+pub(crate) use event::EngineEvent;
+pub(crate) use renderer::{Renderer, choose};
+pub(crate) use reporter::{Progress, ProgressHandle};

@@ -24,7 +24,7 @@ use std::io::{self, Write};
 use hive_build::progress::Event as Out;
 
 use super::display::{self, Display};
-use super::reporter::Renderer;
+use super::reporter::Sink;
 use super::tracker::Tracker;
 
 /// Where the previous line belonged.
@@ -53,14 +53,55 @@ impl<W: Write + Send> Plain<W> {
         }
     }
 
+    /// The text of a step's line (after its `#N`), if the event makes one.
+    fn step_text(&mut self, event: &Out) -> Option<String> {
+        let d = self.display;
+        match event {
+            Out::VertexStarted {
+                image,
+                vertex,
+                name,
+                ..
+            } => {
+                let header = format!("[{image}] {}", d.text(name));
+                self.headers.insert(*vertex, header.clone());
+                Some(header)
+            }
+            Out::VertexCached { .. } => Some("CACHED".to_owned()),
+            Out::VertexCompleted { duration_secs, .. } => {
+                Some(format!("DONE {}", d.secs(*duration_secs)))
+            }
+            Out::VertexErrored { error, .. } => Some(format!("ERROR: {}", d.text(error))),
+            Out::VertexLog { line, .. } => Some(line.clone()),
+            Out::VertexProgress {
+                id,
+                current,
+                total,
+                completed,
+                ..
+            } => {
+                if !completed {
+                    return None;
+                }
+                let amount = match total {
+                    Some(total) if total != current => {
+                        format!("{} / {}", display::bytes(*current), display::bytes(*total))
+                    }
+                    _ => display::bytes(*current),
+                };
+                Some(format!("{} {amount} done", d.text(id)))
+            }
+            Out::VertexWarning { message, .. } => Some(format!("WARN: {message}")),
+            _ => None,
+        }
+    }
+
     /// Lines for `event`, each with the context it belongs to.
     fn lines(&mut self, event: &Out) -> Vec<(Context, String)> {
         let d = self.display;
-        let step = |vertex: &u32, text: String| {
-            vec![(Context::Vertex(*vertex), format!("#{vertex} {text}"))]
-        };
         match event {
-            Out::CargoStarted {} | Out::BytesSent { .. } => vec![],
+            // The error itself is printed once, on stderr, by the command's error report.
+            Out::CargoStarted {} | Out::BytesSent { .. } | Out::Error { .. } => vec![],
             Out::CargoFinished {
                 success,
                 duration_secs,
@@ -82,48 +123,16 @@ impl<W: Write + Send> Plain<W> {
                     platforms.join(", ")
                 ),
             )],
-            Out::VertexStarted {
-                image,
-                vertex,
-                name,
-                ..
-            } => {
-                let header = format!("[{image}] {}", d.text(name));
-                self.headers.insert(*vertex, header.clone());
-                step(vertex, header)
-            }
-            Out::VertexCached { vertex, .. } => step(vertex, "CACHED".to_owned()),
-            Out::VertexCompleted {
-                vertex,
-                duration_secs,
-                ..
-            } => step(vertex, format!("DONE {}", d.secs(*duration_secs))),
-            Out::VertexErrored { vertex, error, .. } => {
-                step(vertex, format!("ERROR: {}", d.text(error)))
-            }
-            Out::VertexLog { vertex, line, .. } => step(vertex, line.clone()),
-            Out::VertexProgress {
-                vertex,
-                id,
-                current,
-                total,
-                completed,
-                ..
-            } => {
-                if !completed {
-                    return vec![];
-                }
-                let amount = match total {
-                    Some(total) if total != current => {
-                        format!("{} / {}", display::bytes(*current), display::bytes(*total))
-                    }
-                    _ => display::bytes(*current),
-                };
-                step(vertex, format!("{} {amount} done", d.text(id)))
-            }
-            Out::VertexWarning {
-                vertex, message, ..
-            } => step(vertex, format!("WARN: {message}")),
+            Out::VertexStarted { vertex, .. }
+            | Out::VertexCached { vertex, .. }
+            | Out::VertexCompleted { vertex, .. }
+            | Out::VertexErrored { vertex, .. }
+            | Out::VertexLog { vertex, .. }
+            | Out::VertexProgress { vertex, .. }
+            | Out::VertexWarning { vertex, .. } => match self.step_text(event) {
+                Some(text) => vec![(Context::Vertex(*vertex), format!("#{vertex} {text}"))],
+                None => vec![],
+            },
             Out::Warning { image, message } => {
                 let prefix = image
                     .as_ref()
@@ -156,30 +165,47 @@ impl<W: Write + Send> Plain<W> {
                 images_finished,
                 images_failed,
                 duration_secs,
-            } => {
-                let images = display::images;
-                let line = if *success {
-                    format!(
-                        "build DONE {} in {}",
-                        images(*images_finished),
-                        d.secs(*duration_secs)
-                    )
-                } else if *images_failed > 0 {
-                    format!(
-                        "build ERROR: {} of {} failed",
-                        images_failed,
-                        images(images_finished + images_failed)
-                    )
-                } else {
-                    "build ERROR".to_owned()
-                };
-                vec![(Context::Build, line)]
-            }
+            } => vec![(
+                Context::Build,
+                build_finished(
+                    d,
+                    *success,
+                    *images_finished,
+                    *images_failed,
+                    *duration_secs,
+                ),
+            )],
         }
     }
 }
 
-impl<W: Write + Send> Renderer for Plain<W> {
+/// The last line: what was built, or how it failed.
+fn build_finished(
+    d: Display,
+    success: bool,
+    images_finished: u32,
+    images_failed: u32,
+    duration_secs: f64,
+) -> String {
+    let images = display::images;
+    if success {
+        format!(
+            "build DONE {} in {}",
+            images(images_finished),
+            d.secs(duration_secs)
+        )
+    } else if images_failed > 0 {
+        format!(
+            "build ERROR: {} of {} failed",
+            images_failed,
+            images(images_finished + images_failed)
+        )
+    } else {
+        "build ERROR".to_owned()
+    }
+}
+
+impl<W: Write + Send> Sink for Plain<W> {
     fn event(&mut self, event: &Out, _tracker: &Tracker) -> io::Result<()> {
         let mut text = String::new();
         let is_header = matches!(event, Out::VertexStarted { .. });

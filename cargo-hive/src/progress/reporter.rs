@@ -16,7 +16,7 @@ use super::json::Json;
 use super::plain::Plain;
 use super::tracker::Tracker;
 use super::tty::{self, Tty};
-use super::{Event, Mode};
+use super::{EngineEvent, Renderer};
 use crate::term::Term;
 
 /// Time since the build started. Injected so rendered durations are deterministic in tests.
@@ -35,16 +35,16 @@ impl Clock for Monotonic {
 }
 
 /// One renderer of the event stream.
-pub(super) trait Renderer: Send {
+pub(super) trait Sink: Send {
     /// Renders one event; `tracker` is the state after the batch the event came from.
     fn event(&mut self, event: &Out, tracker: &Tracker) -> io::Result<()>;
 
-    /// After each batch, and on every tick when [`Renderer::ticks`]: draws what depends on the time.
+    /// After each batch, and on every tick when [`Sink::ticks`]: draws what depends on the time.
     fn refresh(&mut self, _now: Duration, _tracker: &Tracker) -> io::Result<()> {
         Ok(())
     }
 
-    /// Whether [`Renderer::refresh`] wants calling while no events arrive (live timers).
+    /// Whether [`Sink::refresh`] wants calling while no events arrive (live timers).
     fn ticks(&self) -> bool {
         false
     }
@@ -54,7 +54,7 @@ pub(super) trait Renderer: Send {
 }
 
 enum Message {
-    Event(Duration, Event),
+    Event(Duration, EngineEvent),
     Status(Duration, String, Box<StatusResponse>),
     Finish(oneshot::Sender<()>),
 }
@@ -73,16 +73,20 @@ pub(crate) struct ProgressHandle {
 }
 
 impl Progress {
-    /// Starts the renderer for `mode`: tty and plain on stderr (colour from `term`), json on stdout. `HIVE_REDACT=1`
-    /// redacts durations and digests in tty and plain output.
-    pub(crate) fn start(mode: Mode, term: &Term) -> (Progress, ProgressHandle) {
-        let display = Display::from_env();
-        let renderer: Box<dyn Renderer> = match mode {
-            Mode::Tty => Box::new(Tty::new(io::stderr(), display, term.stderr_color(), None)),
-            Mode::Plain => Box::new(Plain::new(io::stderr(), display)),
-            Mode::Json => Box::new(Json::new(io::stdout())),
+    /// Starts `renderer`: tty and plain on stderr (colour from `term`), json on stdout. `redact` (`HIVE_REDACT=1`)
+    /// replaces durations and digests in tty and plain output with placeholders.
+    pub(crate) fn start(
+        renderer: Renderer,
+        term: &Term,
+        redact: bool,
+    ) -> (Progress, ProgressHandle) {
+        let display = Display { redact };
+        let sink: Box<dyn Sink> = match renderer {
+            Renderer::Tty => Box::new(Tty::new(io::stderr(), display, term.stderr_color(), None)),
+            Renderer::Plain => Box::new(Plain::new(io::stderr(), display)),
+            Renderer::Json => Box::new(Json::new(io::stdout())),
         };
-        Self::with_renderer(renderer, Arc::new(Monotonic(Instant::now())))
+        Self::with_renderer(sink, Arc::new(Monotonic(Instant::now())))
     }
 
     /// Progress that goes nowhere (`--dry-run`, tests of the engine).
@@ -94,7 +98,7 @@ impl Progress {
     }
 
     pub(super) fn with_renderer(
-        renderer: Box<dyn Renderer>,
+        renderer: Box<dyn Sink>,
         clock: Arc<dyn Clock>,
     ) -> (Progress, ProgressHandle) {
         let (tx, rx) = mpsc::channel();
@@ -114,7 +118,7 @@ impl Progress {
     }
 
     /// Reports an engine event.
-    pub(crate) fn event(&self, event: Event) {
+    pub(crate) fn event(&self, event: EngineEvent) {
         self.send(|at| Message::Event(at, event));
     }
 
@@ -155,7 +159,7 @@ impl Drop for ProgressHandle {
 
 /// The renderer thread: applies messages to the tracker and hands the resulting events to the renderer. A failed
 /// write (a closed pipe) stops the rendering, never the build.
-fn run(rx: mpsc::Receiver<Message>, mut renderer: Box<dyn Renderer>, clock: &dyn Clock) {
+fn run(rx: mpsc::Receiver<Message>, mut renderer: Box<dyn Sink>, clock: &dyn Clock) {
     let mut tracker = Tracker::default();
     let mut events = Vec::new();
     let mut ok = true;

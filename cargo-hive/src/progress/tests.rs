@@ -13,10 +13,10 @@ use super::display::Display;
 use super::json::Json;
 use super::plain::Plain;
 use super::reporter::Clock;
-use super::reporter::{Buffer, Renderer};
+use super::reporter::{Buffer, Sink};
 use super::tracker::Tracker;
 use super::tty::Tty;
-use super::{Event, Progress};
+use super::{EngineEvent, Progress};
 
 const DEBIAN: &str = "docker.io/library/debian:bookworm-slim";
 
@@ -82,7 +82,7 @@ fn batch(vertexes: Vec<Vertex>) -> StatusResponse {
 }
 
 enum Step {
-    Event(u64, Event),
+    Event(u64, EngineEvent),
     Status(u64, &'static str, StatusResponse),
     /// A tty frame at this time.
     Tick(u64),
@@ -93,14 +93,14 @@ fn script() -> Vec<Step> {
     let base = format!("docker-image://{DEBIAN}@{}", digest(0xee));
     let copy_hello = "copy /hello /usr/local/bin/hello";
     let exec = "exec /worker --self-test";
-    let started = |image: &str| Event::ImageStarted {
+    let started = |image: &str| EngineEvent::ImageStarted {
         image: image.to_owned(),
         reference: format!("docker.io/library/{image}:0.1.0"),
         platforms: vec!["linux/amd64".to_owned()],
     };
     vec![
-        Step::Event(0, Event::CargoStarted),
-        Step::Event(3000, Event::CargoFinished { success: true }),
+        Step::Event(0, EngineEvent::CargoStarted),
+        Step::Event(3000, EngineEvent::CargoFinished { success: true }),
         Step::Event(3000, started("hello")),
         Step::Event(3001, started("worker")),
         // The whole graph, announced before anything runs.
@@ -138,7 +138,7 @@ fn script() -> Vec<Step> {
         ),
         Step::Event(
             3350,
-            Event::BytesSent {
+            EngineEvent::BytesSent {
                 image: "hello".to_owned(),
                 bytes_sent: 1000,
             },
@@ -198,14 +198,14 @@ fn script() -> Vec<Step> {
         ),
         Step::Event(
             3600,
-            Event::BytesSent {
+            EngineEvent::BytesSent {
                 image: "hello".to_owned(),
                 bytes_sent: 1_200_000,
             },
         ),
         Step::Event(
             3620,
-            Event::ImageFinished {
+            EngineEvent::ImageFinished {
                 image: "hello".to_owned(),
                 digest: Some(digest(0xab)),
                 output: "target/hive/hello.oci.tar".to_owned(),
@@ -213,18 +213,18 @@ fn script() -> Vec<Step> {
         ),
         Step::Event(
             3650,
-            Event::ImageFailed {
+            EngineEvent::ImageFailed {
                 image: "worker".to_owned(),
                 error: "failed to solve: process \"/worker --self-test\" did not complete successfully: exit code: 1"
                     .to_owned(),
             },
         ),
-        Step::Event(3700, Event::BuildFinished { success: true }),
+        Step::Event(3700, EngineEvent::BuildFinished { success: true }),
     ]
 }
 
 /// Plays the script through the tracker into `renderer`; returns the events.
-fn play(renderer: &mut dyn Renderer) -> Vec<Out> {
+fn play(renderer: &mut dyn Sink) -> Vec<Out> {
     let mut tracker = Tracker::default();
     let mut all = Vec::new();
     let mut events = Vec::new();
@@ -257,7 +257,7 @@ fn play(renderer: &mut dyn Renderer) -> Vec<Out> {
 #[test]
 fn vertex_transitions_are_emitted_once() {
     struct Discard;
-    impl Renderer for Discard {
+    impl Sink for Discard {
         fn event(&mut self, _: &Out, _: &Tracker) -> std::io::Result<()> {
             Ok(())
         }
@@ -550,13 +550,13 @@ async fn progress_from_many_tasks() {
         .map(|image| {
             let progress = progress.clone();
             tokio::spawn(async move {
-                progress.event(Event::ImageStarted {
+                progress.event(EngineEvent::ImageStarted {
                     image: image.to_owned(),
                     reference: format!("{image}:latest"),
                     platforms: vec!["linux/arm64".to_owned()],
                 });
                 progress.status(image, batch(vec![done(7, "copy", 0, 250)]));
-                progress.event(Event::ImageFinished {
+                progress.event(EngineEvent::ImageFinished {
                     image: image.to_owned(),
                     digest: None,
                     output: "loaded".to_owned(),
@@ -567,10 +567,10 @@ async fn progress_from_many_tasks() {
     for task in tasks {
         task.await.unwrap();
     }
-    progress.event(Event::BuildFinished { success: true });
+    progress.event(EngineEvent::BuildFinished { success: true });
     handle.finish().await;
     // After `finish`, nothing more is rendered.
-    progress.event(Event::CargoStarted);
+    progress.event(EngineEvent::CargoStarted);
     let text = out.text();
     for image in ["a", "b", "c"] {
         assert!(
@@ -581,5 +581,5 @@ async fn progress_from_many_tasks() {
     }
     assert!(text.ends_with("build DONE 3 images in 1.5s\n"), "{text}");
     assert_eq!(text.matches("DONE 0.2s").count(), 3, "{text}");
-    Progress::disabled().event(Event::CargoStarted);
+    Progress::disabled().event(EngineEvent::CargoStarted);
 }

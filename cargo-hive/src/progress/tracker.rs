@@ -15,7 +15,7 @@ use hive_build::progress::{Event as Out, LogStream};
 use hive_proto::control::{StatusResponse, Vertex};
 use hive_proto::google::protobuf::Timestamp;
 
-use super::Event;
+use super::EngineEvent;
 
 /// Log lines kept per step, for showing a failed step's output.
 const LOG_TAIL: usize = 10;
@@ -93,13 +93,13 @@ impl Tracker {
     }
 
     /// Applies an engine event, appending what it means to `out`.
-    pub(super) fn event(&mut self, at: Duration, event: Event, out: &mut Vec<Out>) {
+    pub(super) fn event(&mut self, at: Duration, event: EngineEvent, out: &mut Vec<Out>) {
         match event {
-            Event::CargoStarted => {
+            EngineEvent::CargoStarted => {
                 self.cargo_started = Some(at);
                 out.push(Out::CargoStarted {});
             }
-            Event::CargoFinished { success } => {
+            EngineEvent::CargoFinished { success } => {
                 let started = self.cargo_started.take().unwrap_or(at);
                 self.cargo_failed |= !success;
                 out.push(Out::CargoFinished {
@@ -107,7 +107,7 @@ impl Tracker {
                     duration_secs: secs(at.saturating_sub(started)),
                 });
             }
-            Event::ImageStarted {
+            EngineEvent::ImageStarted {
                 image,
                 reference,
                 platforms,
@@ -120,14 +120,14 @@ impl Tracker {
                     platforms,
                 });
             }
-            Event::BytesSent { image, bytes_sent } => {
+            EngineEvent::BytesSent { image, bytes_sent } => {
                 let state = self.image_mut(&image, at);
                 if bytes_sent > state.bytes_sent {
                     state.bytes_sent = bytes_sent;
                     out.push(Out::BytesSent { image, bytes_sent });
                 }
             }
-            Event::ImageFinished {
+            EngineEvent::ImageFinished {
                 image,
                 digest,
                 output,
@@ -146,7 +146,7 @@ impl Tracker {
                     duration_secs: duration,
                 });
             }
-            Event::ImageFailed { image, error } => {
+            EngineEvent::ImageFailed { image, error } => {
                 let state = self.image_mut(&image, at);
                 let duration = secs(at.saturating_sub(state.started_at));
                 state.outcome = Outcome::Failed {
@@ -159,8 +159,9 @@ impl Tracker {
                     duration_secs: duration,
                 });
             }
-            Event::Warning { image, message } => out.push(Out::Warning { image, message }),
-            Event::BuildFinished { success } => {
+            EngineEvent::Warning { image, message } => out.push(Out::Warning { image, message }),
+            EngineEvent::Failed { kind, message } => out.push(Out::Error { kind, message }),
+            EngineEvent::BuildFinished { success } => {
                 let count = |pred: fn(&Outcome) -> bool| {
                     self.images
                         .iter()
@@ -221,33 +222,7 @@ impl Tracker {
             }
         }
 
-        for status in statuses {
-            let Some(entry) = state.vertexes.get_mut(&status.vertex) else {
-                continue;
-            };
-            let Some(number) = entry.number else {
-                continue;
-            };
-            let current = u64::try_from(status.current).unwrap_or(0);
-            let total = u64::try_from(status.total).ok().filter(|&total| total > 0);
-            let completed = status.completed.is_some();
-            let last = entry.tasks.get(&status.id);
-            if last.is_some_and(|&(_, _, done)| done) || last == Some(&(current, total, completed))
-            {
-                continue;
-            }
-            entry
-                .tasks
-                .insert(status.id.clone(), (current, total, completed));
-            out.push(Out::VertexProgress {
-                image: image.to_owned(),
-                vertex: number,
-                id: status.id,
-                current,
-                total,
-                completed,
-            });
-        }
+        task_progress(&mut state.vertexes, image, statuses, out);
 
         for log in logs {
             let stream = if log.stream == 1 {
@@ -262,24 +237,7 @@ impl Tracker {
             }
         }
 
-        for warning in warnings {
-            let message = String::from_utf8_lossy(&warning.short).into_owned();
-            match state
-                .vertexes
-                .get(&warning.vertex)
-                .and_then(|entry| entry.number)
-            {
-                Some(number) => out.push(Out::VertexWarning {
-                    image: image.to_owned(),
-                    vertex: number,
-                    message,
-                }),
-                None => out.push(Out::Warning {
-                    image: Some(image.to_owned()),
-                    message,
-                }),
-            }
-        }
+        step_warnings(&state.vertexes, image, warnings, out);
 
         for vertex in &vertexes {
             if !busy.contains(&vertex.digest) {
@@ -446,6 +404,64 @@ impl VertexState {
                 stream,
                 line,
             });
+        }
+    }
+}
+
+/// The progress of tasks within steps, each sent when it changed.
+fn task_progress(
+    vertexes: &mut HashMap<String, VertexState>,
+    image: &str,
+    statuses: Vec<hive_proto::control::VertexStatus>,
+    out: &mut Vec<Out>,
+) {
+    for status in statuses {
+        let Some(entry) = vertexes.get_mut(&status.vertex) else {
+            continue;
+        };
+        let Some(number) = entry.number else {
+            continue;
+        };
+        let current = u64::try_from(status.current).unwrap_or(0);
+        let total = u64::try_from(status.total).ok().filter(|&total| total > 0);
+        let completed = status.completed.is_some();
+        let last = entry.tasks.get(&status.id);
+        if last.is_some_and(|&(_, _, done)| done) || last == Some(&(current, total, completed)) {
+            continue;
+        }
+        entry
+            .tasks
+            .insert(status.id.clone(), (current, total, completed));
+        out.push(Out::VertexProgress {
+            image: image.to_owned(),
+            vertex: number,
+            id: status.id,
+            current,
+            total,
+            completed,
+        });
+    }
+}
+
+/// BuildKit's warnings: about a step when it has a number, else about the image.
+fn step_warnings(
+    vertexes: &HashMap<String, VertexState>,
+    image: &str,
+    warnings: Vec<hive_proto::control::VertexWarning>,
+    out: &mut Vec<Out>,
+) {
+    for warning in warnings {
+        let message = String::from_utf8_lossy(&warning.short).into_owned();
+        match vertexes.get(&warning.vertex).and_then(|entry| entry.number) {
+            Some(number) => out.push(Out::VertexWarning {
+                image: image.to_owned(),
+                vertex: number,
+                message,
+            }),
+            None => out.push(Out::Warning {
+                image: Some(image.to_owned()),
+                message,
+            }),
         }
     }
 }

@@ -19,7 +19,7 @@ use hive_build::progress::Event as Out;
 use owo_colors::{OwoColorize, Style};
 
 use super::display::{self, Display};
-use super::reporter::Renderer;
+use super::reporter::Sink;
 use super::tracker::{ImageState, Outcome, Phase, Tracker};
 
 /// The shortest time between two frames.
@@ -214,7 +214,7 @@ impl<W: Write + Send> Tty<W> {
     }
 }
 
-impl<W: Write + Send> Renderer for Tty<W> {
+impl<W: Write + Send> Sink for Tty<W> {
     fn event(&mut self, event: &Out, tracker: &Tracker) -> io::Result<()> {
         self.dirty = true;
         let warning = |tty: &Self, message: &str| {

@@ -3,6 +3,7 @@
 //! renders them.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -10,24 +11,109 @@ use cargo_metadata::{Message, PackageId};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::cli::{CompileArgs, FeatureArgs};
 use crate::elf::{self, InspectError, Machine, NotABinary};
 
-/// What to build.
+/// Cargo's own flags that `cargo hive` forwards to every cargo it runs: feature selection and compilation options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CargoFlags {
+    /// `--features`, each as given.
+    pub(crate) features: Vec<String>,
+    /// `--all-features`.
+    pub(crate) all_features: bool,
+    /// `--no-default-features`.
+    pub(crate) no_default_features: bool,
+    /// `--release`.
+    pub(crate) release: bool,
+    /// `--profile`.
+    pub(crate) profile: Option<String>,
+    /// `--target`, each triple.
+    pub(crate) targets: Vec<String>,
+    /// `--locked`.
+    pub(crate) locked: bool,
+    /// `--offline`.
+    pub(crate) offline: bool,
+}
+
+impl CargoFlags {
+    /// The flags as cargo's arguments; destructured in full so that a new flag cannot be left out.
+    pub(crate) fn to_args(&self) -> Vec<String> {
+        let CargoFlags {
+            features,
+            all_features,
+            no_default_features,
+            release,
+            profile,
+            targets,
+            locked,
+            offline,
+        } = self;
+        let mut args = Vec::new();
+        for feature in features {
+            args.push("--features".to_owned());
+            args.push(feature.clone());
+        }
+        let switches = [
+            (*all_features, "--all-features"),
+            (*no_default_features, "--no-default-features"),
+            (*release, "--release"),
+        ];
+        args.extend(
+            switches
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, flag)| (*flag).to_owned()),
+        );
+        if let Some(profile) = profile {
+            args.push("--profile".to_owned());
+            args.push(profile.clone());
+        }
+        for triple in targets {
+            args.push("--target".to_owned());
+            args.push(triple.clone());
+        }
+        let switches = [(*locked, "--locked"), (*offline, "--offline")];
+        args.extend(
+            switches
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, flag)| (*flag).to_owned()),
+        );
+        args
+    }
+
+    /// The cargo profile these flags select (`dev` by default, as cargo).
+    pub(crate) fn profile_name(&self) -> &str {
+        match (&self.profile, self.release) {
+            (Some(profile), _) => profile,
+            (None, true) => "release",
+            (None, false) => "dev",
+        }
+    }
+}
+
+/// How the user's cargo is run: which program (`CARGO`, as cargo sets it for subcommands), on which manifest, with
+/// which flags and verbosity.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct CompileRequest {
+pub(crate) struct Cargo {
+    /// The cargo program.
+    pub(crate) program: OsString,
     /// `--manifest-path`, passed through.
     pub(crate) manifest_path: Option<PathBuf>,
-    /// Packages and, for each, the bin targets to build.
-    pub(crate) targets: BTreeMap<String, Vec<String>>,
-    /// Feature flags.
-    pub(crate) features: FeatureArgs,
-    /// Profile, target, --locked, --offline.
-    pub(crate) compile: CompileArgs,
+    /// Forwarded flags.
+    pub(crate) flags: CargoFlags,
     /// `-q`: cargo stays quiet too.
     pub(crate) quiet: bool,
     /// `-v` count, passed on to cargo.
     pub(crate) verbose: u8,
+}
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CompileRequest {
+    /// The cargo to run.
+    pub(crate) cargo: Cargo,
+    /// Packages and, for each, the bin targets to build.
+    pub(crate) targets: BTreeMap<String, Vec<String>>,
 }
 
 /// A built executable.
@@ -50,9 +136,37 @@ pub(crate) struct Artifacts {
     pub(crate) executables: BTreeMap<(String, String), Executable>,
 }
 
-/// Why cargo could not give us the binaries.
+/// Why cargo could not read the workspace or give us the binaries.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum CompileError {
+pub(crate) enum CargoError {
+    /// `cargo metadata` failed; its stderr says why.
+    #[error("`cargo metadata` failed:\n{stderr}")]
+    Metadata {
+        /// Cargo's messages.
+        stderr: String,
+    },
+    /// `cargo metadata` ran but its output could not be read.
+    #[error("failed to read the workspace with `cargo metadata`: {0}")]
+    MetadataOutput(cargo_metadata::Error),
+    /// `cargo check`, which runs the build scripts that declare images, did not start or its output broke off.
+    #[error("failed to run `cargo check`: {0}")]
+    Check(std::io::Error),
+    /// `cargo check` printed something that is not a cargo message.
+    #[error("failed to read cargo's output: {0}")]
+    CheckOutput(std::io::Error),
+    /// A build script that uses `hive-build` did not run.
+    #[error(
+        "the build script of package `{package}` did not run: `cargo check` failed ({status}) before it finished"
+    )]
+    ScriptDidNotRun {
+        /// Its package.
+        package: String,
+        /// How cargo exited.
+        status: std::process::ExitStatus,
+    },
+    /// What a build script declared could not be read or understood.
+    #[error("{0}")]
+    ScriptOutput(String),
     /// Cargo did not start.
     #[error("failed to run cargo: {0}")]
     Spawn(std::io::Error),
@@ -87,13 +201,13 @@ pub(crate) fn cargo_args(request: &CompileRequest) -> Vec<String> {
         "build".to_owned(),
         "--message-format=json-render-diagnostics".to_owned(),
     ];
-    if request.quiet {
+    if request.cargo.quiet {
         args.push("--quiet".to_owned());
     }
-    for _ in 0..request.verbose {
+    for _ in 0..request.cargo.verbose {
         args.push("--verbose".to_owned());
     }
-    if let Some(manifest) = &request.manifest_path {
+    if let Some(manifest) = &request.cargo.manifest_path {
         args.push("--manifest-path".to_owned());
         args.push(manifest.display().to_string());
     }
@@ -105,15 +219,13 @@ pub(crate) fn cargo_args(request: &CompileRequest) -> Vec<String> {
             args.push(bin.clone());
         }
     }
-    args.extend(request.features.to_cargo_args());
-    args.extend(request.compile.to_cargo_args());
+    args.extend(request.cargo.flags.to_args());
     args
 }
 
 /// Runs cargo and collects the executables.
-pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifacts, CompileError> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
+pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifacts, CargoError> {
+    let mut command = Command::new(&request.cargo.program);
     command
         .args(cargo_args(request))
         .current_dir(cwd)
@@ -123,7 +235,7 @@ pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifa
         .kill_on_drop(true);
     // Its own process group: a signal, or a cancelled build dropping this future, ends rustc and build scripts too.
     let (mut child, group) =
-        crate::interrupt::spawn_async(&mut command).map_err(CompileError::Spawn)?;
+        crate::interrupt::spawn_async(&mut command).map_err(CargoError::Spawn)?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut lines = BufReader::new(stdout).lines();
     let mut artifacts = Artifacts::default();
@@ -134,17 +246,17 @@ pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifa
                 .insert((package, executable.target.clone()), executable);
         }
     }
-    let status = child.wait().await.map_err(CompileError::Spawn)?;
+    let status = child.wait().await.map_err(CargoError::Spawn)?;
     group.reaped();
     if !status.success() {
-        return Err(CompileError::Failed(status.to_string()));
+        return Err(CargoError::Failed(status.to_string()));
     }
     // Checked before anything connects: an image of anything but an executable could never start.
     for executable in artifacts.executables.values_mut() {
         let path = executable.path.clone();
         let binary = elf::inspect(&path).map_err(|err| match err {
-            InspectError::NotABinary(reason) => CompileError::NotABinary { path, reason },
-            InspectError::Io(source) => CompileError::Read { path, source },
+            InspectError::NotABinary(reason) => CargoError::NotABinary { path, reason },
+            InspectError::Io(source) => CargoError::Read { path, source },
         })?;
         executable.interpreter = binary.interpreter;
         executable.machine = Some(binary.machine);
@@ -201,16 +313,39 @@ mod tests {
     }
 
     #[test]
+    fn every_flag_is_forwarded() {
+        let flags = CargoFlags {
+            features: vec!["a,b".into()],
+            all_features: true,
+            no_default_features: true,
+            release: false,
+            profile: Some("bench".into()),
+            targets: vec!["x86_64-unknown-linux-musl".into()],
+            locked: true,
+            offline: true,
+        };
+        assert_eq!(
+            flags.to_args().join(" "),
+            "--features a,b --all-features --no-default-features --profile bench \
+             --target x86_64-unknown-linux-musl --locked --offline"
+        );
+        assert_eq!(flags.profile_name(), "bench");
+        assert_eq!(CargoFlags::default().profile_name(), "dev");
+    }
+
+    #[test]
     fn command_line_forwards_everything() {
         let request = CompileRequest {
-            manifest_path: Some("/ws/Cargo.toml".into()),
-            targets: BTreeMap::from([("a".into(), vec!["a1".into()]), ("b".into(), vec![])]),
-            compile: CompileArgs {
-                release: true,
-                locked: true,
+            cargo: Cargo {
+                manifest_path: Some("/ws/Cargo.toml".into()),
+                flags: CargoFlags {
+                    release: true,
+                    locked: true,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
-            ..Default::default()
+            targets: BTreeMap::from([("a".into(), vec!["a1".into()]), ("b".into(), vec![])]),
         };
         assert_eq!(
             cargo_args(&request).join(" "),

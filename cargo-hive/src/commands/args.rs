@@ -1,12 +1,13 @@
-//! The command line: the only module that knows clap. Raw flags here; `config` and `plan` validate them.
+//! The flags of every command, as clap parses them, and their conversion into the engine's types.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::errors::HiveError;
-use crate::term::Term;
+use crate::cargo::CargoFlags;
+use crate::config::Selection;
+use crate::progress::Renderer;
 
 /// Drops the `hive` that cargo passes first when run as `cargo hive …`, so `cargo-hive …` parses the same.
 pub(crate) fn normalized_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
@@ -109,11 +110,10 @@ pub(crate) struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    /// The connection options: these flags, the manifest's settings, and the process environment; `verbose` keeps
-    /// the transport's own wording in connection errors.
-    pub(crate) fn options(
+    /// The flags as BuildKit connection options (the manifest's settings and the environment are added later).
+    pub(crate) fn to_options(
         &self,
-        manifest: Option<crate::buildkit::ManifestSettings>,
+        env: &crate::buildkit::Environment,
         verbose: bool,
     ) -> crate::buildkit::ConnectOptions {
         let ConnectArgs {
@@ -131,8 +131,8 @@ impl ConnectArgs {
                 key: tlskey.clone(),
                 server_name: tlsservername.clone(),
             },
-            manifest,
-            env: crate::buildkit::Environment::from_process(),
+            manifest: None,
+            env: env.clone(),
             verbose,
         }
     }
@@ -216,67 +216,47 @@ pub(crate) struct CompileArgs {
     pub(crate) offline: bool,
 }
 
-impl FeatureArgs {
-    /// The flags to pass to cargo.
-    pub(crate) fn to_cargo_args(&self) -> Vec<String> {
-        let FeatureArgs {
-            features,
-            all_features,
-            no_default_features,
+impl SelectionArgs {
+    /// The engine's selection.
+    pub(crate) fn to_selection(&self) -> Selection {
+        let SelectionArgs {
+            packages,
+            workspace,
+            exclude,
+            images,
         } = self;
-        let mut args = Vec::new();
-        for feature in features {
-            args.push("--features".to_owned());
-            args.push(feature.clone());
+        Selection {
+            packages: packages.clone(),
+            workspace: *workspace,
+            exclude: exclude.clone(),
+            images: images.clone(),
         }
-        if *all_features {
-            args.push("--all-features".to_owned());
-        }
-        if *no_default_features {
-            args.push("--no-default-features".to_owned());
-        }
-        args
     }
 }
 
-impl CompileArgs {
-    /// The flags to pass to cargo.
-    pub(crate) fn to_cargo_args(&self) -> Vec<String> {
-        let CompileArgs {
-            release,
-            profile,
-            target,
-            locked,
-            offline,
-        } = self;
-        let mut args = Vec::new();
-        if *release {
-            args.push("--release".to_owned());
-        }
-        if let Some(profile) = profile {
-            args.push("--profile".to_owned());
-            args.push(profile.clone());
-        }
-        for triple in target {
-            args.push("--target".to_owned());
-            args.push(triple.clone());
-        }
-        if *locked {
-            args.push("--locked".to_owned());
-        }
-        if *offline {
-            args.push("--offline".to_owned());
-        }
-        args
-    }
-
-    /// The cargo profile these flags select (`dev` by default, as cargo).
-    pub(crate) fn profile_name(&self) -> &str {
-        match (&self.profile, self.release) {
-            (Some(profile), _) => profile,
-            (None, true) => "release",
-            (None, false) => "dev",
-        }
+/// Cargo's flags of both groups, as the engine's [`CargoFlags`]; destructured in full so none is left behind.
+pub(crate) fn cargo_flags(features: &FeatureArgs, compile: &CompileArgs) -> CargoFlags {
+    let FeatureArgs {
+        features,
+        all_features,
+        no_default_features,
+    } = features;
+    let CompileArgs {
+        release,
+        profile,
+        target,
+        locked,
+        offline,
+    } = compile;
+    CargoFlags {
+        features: features.clone(),
+        all_features: *all_features,
+        no_default_features: *no_default_features,
+        release: *release,
+        profile: profile.clone(),
+        targets: target.clone(),
+        locked: *locked,
+        offline: *offline,
     }
 }
 
@@ -292,6 +272,18 @@ pub(crate) enum ProgressMode {
     Plain,
     /// One JSON event per line
     Json,
+}
+
+impl ProgressMode {
+    /// The renderer asked for; `None` for auto, which [`crate::progress::choose`] decides.
+    pub(crate) fn requested(self) -> Option<Renderer> {
+        match self {
+            ProgressMode::Auto => None,
+            ProgressMode::Tty => Some(Renderer::Tty),
+            ProgressMode::Plain => Some(Renderer::Plain),
+            ProgressMode::Json => Some(Renderer::Json),
+        }
+    }
 }
 
 /// `cargo hive build`.
@@ -329,16 +321,6 @@ pub(crate) struct BuildArgs {
     /// Print the LLB of every image as JSON instead of building
     #[arg(long)]
     pub(crate) dry_run: bool,
-}
-
-/// Runs the parsed command; `Ok` carries the exit code (a command such as `doctor` may report "not ready").
-pub(crate) async fn dispatch(cli: Cli, term: &Term) -> Result<i32, HiveError> {
-    let Cli { global, command } = cli;
-    match command {
-        Command::Doctor(args) => crate::doctor::run(&global, &args, term).await,
-        Command::Plan(args) => crate::plan::run_command(&global, &args, term),
-        Command::Build(args) => crate::build::run(&global, &args, term).await,
-    }
 }
 
 #[cfg(test)]
@@ -389,9 +371,13 @@ mod tests {
         let Command::Build(build) = cli.command else {
             panic!("not build")
         };
+        let flags = cargo_flags(&build.features, &build.compile);
         assert_eq!(
-            build.compile.to_cargo_args(),
+            flags.to_args(),
             [
+                "--features",
+                "a,b",
+                "--no-default-features",
                 "--profile",
                 "bench",
                 "--target",
@@ -400,10 +386,6 @@ mod tests {
                 "--offline"
             ]
         );
-        assert_eq!(
-            build.features.to_cargo_args(),
-            ["--features", "a,b", "--no-default-features"]
-        );
-        assert_eq!(build.compile.profile_name(), "bench");
+        assert_eq!(flags.profile_name(), "bench");
     }
 }

@@ -1,0 +1,55 @@
+//! `cargo hive build`: its flags as a [`BuildRequest`] for the engine.
+
+use super::args::{BuildArgs, GlobalArgs};
+use super::{ProcessEnv, cargo, stderr_is_live_terminal};
+use crate::build::{self, BuildRequest};
+use crate::errors::HiveError;
+use crate::progress;
+use crate::term::Term;
+
+/// Runs `cargo hive build`.
+pub(super) async fn run(
+    global: &GlobalArgs,
+    args: &BuildArgs,
+    env: &ProcessEnv,
+    term: &Term,
+) -> Result<i32, HiveError> {
+    build::run(&request(global, args, env), term).await
+}
+
+/// The engine's request for these flags; destructured in full so that a new flag cannot be forgotten.
+fn request(global: &GlobalArgs, args: &BuildArgs, env: &ProcessEnv) -> BuildRequest {
+    let BuildArgs {
+        selection,
+        features,
+        compile,
+        connect,
+        jobs,
+        load,
+        push,
+        output,
+        progress,
+        metadata_file,
+        no_cache,
+        dry_run,
+    } = args;
+    BuildRequest {
+        cargo: cargo(global, features, compile, env),
+        selection: selection.to_selection(),
+        connect: connect.to_options(&env.buildkit, global.verbose > 0),
+        env: env.vars.clone(),
+        jobs: *jobs,
+        load: *load,
+        push: *push,
+        outputs: output.clone(),
+        renderer: progress::choose(
+            progress.requested(),
+            stderr_is_live_terminal(env),
+            env.is_ci(),
+        ),
+        redact: env.redact(),
+        metadata_file: metadata_file.clone(),
+        no_cache: *no_cache,
+        dry_run: *dry_run,
+    }
+}

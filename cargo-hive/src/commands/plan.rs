@@ -1,0 +1,61 @@
+//! `cargo hive plan`: load, resolve, select, and print the plan as text or versioned JSON.
+
+use std::io::Write;
+
+use hive_build::plan::Plan;
+
+use super::args::{Format, GlobalArgs, PlanArgs};
+use super::{ProcessEnv, cargo};
+use crate::errors::{HiveError, exit_codes};
+use crate::plan::{PlanRequest, human};
+use crate::term::Term;
+
+/// Runs `cargo hive plan`.
+pub(super) fn run(
+    global: &GlobalArgs,
+    args: &PlanArgs,
+    env: &ProcessEnv,
+    term: &Term,
+) -> Result<i32, HiveError> {
+    let PlanArgs {
+        selection,
+        features,
+        compile,
+        format,
+    } = args;
+    let request = PlanRequest {
+        cargo: &cargo(global, features, compile, env),
+        selection: &selection.to_selection(),
+        env: &env.vars,
+    };
+    let mut plan = crate::plan::compute(request)?.plan;
+    if env.redact() {
+        redact(&mut plan);
+    }
+    let text = match format {
+        Format::Json => {
+            let mut json = serde_json::to_string_pretty(&plan).expect("the plan serializes");
+            json.push('\n');
+            json
+        }
+        Format::Human => human::render(&plan, term.stdout_color()),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(HiveError::Output)?;
+    Ok(exit_codes::SUCCESS)
+}
+
+/// `HIVE_REDACT=1`: machine-specific paths become `[workspace]`, so output can be compared across machines.
+fn redact(plan: &mut Plan) {
+    let root = std::mem::replace(&mut plan.workspace_root, "[workspace]".to_owned());
+    for image in &mut plan.images {
+        for file in &mut image.files {
+            if let Some(rest) = file.source.strip_prefix(&root) {
+                file.source = format!("[workspace]{rest}");
+            }
+        }
+    }
+}
