@@ -1,7 +1,6 @@
 //! `cargo hive build`: plan → cargo → one gateway solve per image over one connection → outputs.
 
 mod artifacts;
-mod epoch;
 mod fresh;
 mod image;
 mod prepare;
@@ -40,7 +39,7 @@ pub(crate) async fn run(
     check_supported(&plan)?;
     check_one_file_per_image(&plan, &destinations)?;
     let workspace_root = PathBuf::from(&plan.workspace_root);
-    let (epoch, epoch_source) = epoch::source_date_epoch(&workspace_root)
+    let (epoch, epoch_source) = crate::plan::source_date_epoch(&workspace_root)
         .map_err(|err| HiveError::Message(err.to_string()))?;
 
     if args.dry_run {
@@ -58,7 +57,7 @@ pub(crate) async fn run(
         let (progress, handle) = Progress::start(mode, term);
         (progress, Some(handle))
     };
-    if epoch_source == epoch::EpochSource::Zero {
+    if epoch_source == crate::plan::EpochSource::Zero {
         progress.event(Event::Warning {
             image: None,
             message: "the workspace is not a git checkout with commits and SOURCE_DATE_EPOCH is unset: file and \
@@ -224,7 +223,7 @@ async fn prepare_context(
             .map(|image| (image.name.clone(), image.clone()))
             .collect(),
         executables: artifacts.executables,
-        revision: epoch::revision(&workspace_root),
+        revision: crate::plan::revision(&workspace_root),
         prepared,
     })
 }

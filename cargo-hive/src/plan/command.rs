@@ -9,7 +9,7 @@ use crate::cli::{CompileArgs, FeatureArgs, Format, GlobalArgs, PlanArgs, Selecti
 use crate::config::{self, Diagnostics, LoadOptions};
 use crate::errors::{HiveError, exit_codes};
 use crate::plan::template::{Context, GitRepo};
-use crate::plan::{human, resolve};
+use crate::plan::{assemble, human};
 use crate::term::Term;
 
 /// Computes the plan of the selected images: what `cargo hive build` builds, and cargo's target directory (where
@@ -36,12 +36,12 @@ pub(crate) fn compute(
         git: &git,
         env: &env,
     };
-    let images = resolve::resolve_all(&definitions, &context, &mut diags);
+    let images = assemble::resolve_all(&definitions, &context, &mut diags);
     diags.into_result()?;
     let packages_given = selection.workspace || !selection.packages.is_empty();
-    let images = resolve::select(images, &definitions, &selection.images, packages_given)
+    let images = assemble::select(images, &definitions, &selection.images, packages_given)
         .map_err(HiveError::Message)?;
-    let plan = resolve::plan(images, &definitions, compile.profile_name());
+    let plan = assemble::plan(images, &definitions, compile.profile_name());
     Ok((plan, definitions.workspace.target_directory))
 }
 

@@ -2,12 +2,14 @@
 //! Its data type is `hive_build::plan::Plan`, the same one `plan --format json` prints, so what `build` consumes
 //! and what users see cannot drift apart.
 
+mod assemble;
 mod command;
 mod files;
+mod git;
 mod human;
 mod nul;
 mod reference;
-mod resolve;
 mod template;
 
 pub(crate) use command::{compute, run_command};
+pub(crate) use git::{EpochSource, revision, source_date_epoch};

@@ -1,4 +1,4 @@
-//! SOURCE_DATE_EPOCH: the one timestamp of a reproducible build. The environment wins; else the last commit's
+//! Git facts and SOURCE_DATE_EPOCH, the one timestamp of a reproducible build. The environment wins; else the last commit's
 //! time; else 0 (outside git).
 
 use std::path::Path;
