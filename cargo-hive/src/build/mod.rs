@@ -18,6 +18,7 @@ use crate::compile::{self, CompileRequest};
 use crate::errors::{HiveError, exit_codes};
 use crate::interrupt;
 use crate::output::{self, DaemonKind};
+use crate::plan::{Platform, Resolved};
 use crate::progress::{self, Event, Progress};
 use crate::term::Term;
 
@@ -28,7 +29,7 @@ pub(crate) async fn run(
     term: &Term,
 ) -> Result<i32, HiveError> {
     // Cargo runs here (metadata, build scripts): a signal kills it, and the signal is what we report.
-    let (plan, target_dir) = interrupt::prefer_signal(crate::plan::compute(
+    let (resolved, target_dir) = interrupt::prefer_signal(crate::plan::compute(
         global,
         &args.selection,
         &args.features,
@@ -36,14 +37,16 @@ pub(crate) async fn run(
     ))?;
     let destinations =
         output::destinations(args.load, args.push, &args.output).map_err(HiveError::Message)?;
-    check_supported(&plan)?;
-    check_one_file_per_image(&plan, &destinations)?;
-    let workspace_root = PathBuf::from(&plan.workspace_root);
-    let (epoch, epoch_source) = crate::plan::source_date_epoch(&workspace_root)
-        .map_err(|err| HiveError::Message(err.to_string()))?;
+    let plan = &resolved.plan;
+    check_supported(&resolved)?;
+    check_one_file_per_image(plan, &destinations)?;
+    let source_date_epoch = std::env::var_os("SOURCE_DATE_EPOCH");
+    let (epoch, epoch_source) =
+        crate::plan::source_date_epoch(source_date_epoch.as_deref(), &resolved.git)
+            .map_err(|err| HiveError::Message(err.to_string()))?;
 
     if args.dry_run {
-        return dry_run(&plan, epoch);
+        return dry_run(&resolved, epoch);
     }
 
     // What builds killed outright (SIGKILL, a crash) left in target/hive/ goes now, if their build is gone.
@@ -68,7 +71,7 @@ pub(crate) async fn run(
     let result = build_all(
         global,
         args,
-        &plan,
+        &resolved,
         &target_dir,
         destinations,
         epoch,
@@ -87,7 +90,7 @@ pub(crate) async fn run(
 async fn build_all(
     global: &GlobalArgs,
     args: &BuildArgs,
-    plan: &Plan,
+    resolved: &Resolved,
     target_dir: &Path,
     destinations: Vec<output::Destination>,
     epoch: i64,
@@ -97,7 +100,7 @@ async fn build_all(
     let context = interrupt::until_signal(prepare_context(
         global,
         args,
-        plan,
+        resolved,
         target_dir,
         destinations,
         epoch,
@@ -105,6 +108,7 @@ async fn build_all(
     ))
     .await?;
     let context = Arc::new(context);
+    let plan = &resolved.plan;
     let jobs = args.jobs.unwrap_or(usize::MAX).max(1);
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.min(1024)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -161,12 +165,13 @@ async fn build_all(
 async fn prepare_context(
     global: &GlobalArgs,
     args: &BuildArgs,
-    plan: &Plan,
+    resolved: &Resolved,
     target_dir: &Path,
     destinations: Vec<output::Destination>,
     epoch: i64,
     progress: &Progress,
 ) -> Result<image::BuildContext, HiveError> {
+    let plan = &resolved.plan;
     let workspace_root = PathBuf::from(&plan.workspace_root);
     // Connection settings that cannot work are bad input: said before cargo spends minutes compiling.
     let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
@@ -197,7 +202,7 @@ async fn prepare_context(
         success: artifacts.is_ok(),
     });
     let artifacts = artifacts?;
-    artifacts::check_architectures(plan, &artifacts.executables)
+    artifacts::check_architectures(resolved, &artifacts.executables)
         .map_err(|err| HiveError::Message(err.to_string()))?;
 
     let buildkit = Buildkit::connect(&options).await?;
@@ -205,7 +210,7 @@ async fn prepare_context(
     // Where the images go is known now: a missing Docker for --load fails before anything is built for it.
     output::check_load_target(&destinations, daemon, &buildkit.address).await?;
 
-    let prepared = prepare::prepare(&buildkit, needs(plan, &artifacts.executables))
+    let prepared = prepare::prepare(&buildkit, needs(resolved, &artifacts.executables))
         .await
         .map_err(HiveError::Message)?;
     Ok(image::BuildContext {
@@ -222,17 +227,23 @@ async fn prepare_context(
             .iter()
             .map(|image| (image.name.clone(), image.clone()))
             .collect(),
+        facts: resolved.images.clone(),
         executables: artifacts.executables,
-        revision: crate::plan::revision(&workspace_root),
+        revision: resolved.git.sha().ok().map(str::to_owned),
         prepared,
     })
 }
 
 /// What the first version of build does not do yet, said plainly instead of half-done.
-fn check_supported(plan: &Plan) -> Result<(), HiveError> {
-    for image in &plan.images {
-        let host = format!("linux/{}", crate::buildkit::llb::host_architecture());
-        if image.platforms.iter().any(|platform| platform != &host) {
+fn check_supported(resolved: &Resolved) -> Result<(), HiveError> {
+    let host = Platform::host();
+    for image in &resolved.plan.images {
+        if resolved
+            .facts(&image.name)
+            .platforms
+            .iter()
+            .any(|platform| *platform != host)
+        {
             return Err(HiveError::Message(format!(
                 "image `{}` targets {}; this version builds for the host platform ({host}) only",
                 image.name,
@@ -272,35 +283,26 @@ fn check_one_file_per_image(
     Ok(())
 }
 
-/// The registry bases of the selected images (at the bottom of any `hive:` chain) and the loaders their binaries need.
+/// The registry bases of the selected images (at the bottom of their `hive:` chains) and the loaders their binaries
+/// need.
 fn needs(
-    plan: &Plan,
+    resolved: &Resolved,
     executables: &BTreeMap<(String, String), compile::Executable>,
 ) -> std::collections::BTreeSet<prepare::Need> {
-    let by_name: BTreeMap<&str, &hive_build::plan::PlanImage> = plan
-        .images
-        .iter()
-        .map(|image| (image.name.as_str(), image))
-        .collect();
     let mut needs = std::collections::BTreeSet::new();
-    for image in plan.images.iter().filter(|image| image.selected) {
-        let mut current = image;
-        let mut depth = 0;
-        while let hive_build::plan::Base::Hive { image: below } = &current.base {
-            match by_name.get(below.as_str()) {
-                Some(next) if depth < plan.images.len() => current = *next,
-                _ => break,
-            }
-            depth += 1;
-        }
-        let hive_build::plan::Base::Image { reference } = &current.base else {
+    for image in resolved.plan.images.iter().filter(|image| image.selected) {
+        let facts = resolved.facts(&image.name);
+        let hive_build::plan::Base::Image { reference } = &facts.chain.root else {
             continue;
         };
-        let loader = (depth == 0)
+        // Only an image right on the registry base is checked here; one on `hive:` layers is checked in its build.
+        let loader = facts
+            .chain
+            .is_direct()
             .then(|| executables.get(&(image.package.name.clone(), image.binary.target.clone())))
             .flatten()
             .and_then(|executable| executable.interpreter.clone());
-        for platform in &image.platforms {
+        for platform in &facts.platforms {
             needs.insert(prepare::Need {
                 reference: reference.clone(),
                 platform: platform.clone(),
@@ -333,11 +335,12 @@ async fn daemon_kind(buildkit: &Buildkit) -> DaemonKind {
     }
 }
 
-fn dry_run(plan: &Plan, epoch: i64) -> Result<i32, HiveError> {
+fn dry_run(resolved: &Resolved, epoch: i64) -> Result<i32, HiveError> {
     use std::io::Write;
     let mut documents = Vec::new();
-    for planned in plan.images.iter().filter(|image| image.selected) {
-        documents.push(image::dry_run_json(planned, epoch));
+    for planned in resolved.plan.images.iter().filter(|image| image.selected) {
+        let platform = &resolved.facts(&planned.name).platforms[0];
+        documents.push(image::dry_run_json(planned, platform, epoch));
     }
     let text = serde_json::to_string_pretty(
         &serde_json::json!({"format_version": 1, "images": documents}),

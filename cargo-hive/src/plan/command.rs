@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use hive_build::plan::Plan;
-
 use crate::cli::{CompileArgs, FeatureArgs, Format, GlobalArgs, PlanArgs, SelectionArgs};
 use crate::config::{self, Diagnostics, LoadOptions};
 use crate::errors::{HiveError, exit_codes};
-use crate::plan::template::{Context, GitRepo};
+use crate::plan::Resolved;
+use crate::plan::git::{GitFacts, GitOverrides};
+use crate::plan::template::Context;
 use crate::plan::{assemble, human};
 use crate::term::Term;
 
@@ -19,7 +19,7 @@ pub(crate) fn compute(
     selection: &SelectionArgs,
     features: &FeatureArgs,
     compile: &CompileArgs,
-) -> Result<(Plan, PathBuf), HiveError> {
+) -> Result<(Resolved, PathBuf), HiveError> {
     let mut diags = Diagnostics::default();
     let options = LoadOptions {
         manifest_path: global.manifest_path.as_deref(),
@@ -29,20 +29,20 @@ pub(crate) fn compute(
         quiet: global.quiet,
     };
     let definitions = config::load(options, &mut diags)?;
-    let git = GitRepo::new(definitions.workspace.root.clone());
+    let git = GitFacts::new(definitions.workspace.root.clone(), GitOverrides::from_env());
     let env = |name: &str| std::env::var(name).ok();
     let context = Context {
         profile: compile.profile_name(),
         git: &git,
         env: &env,
     };
-    let images = assemble::resolve_all(&definitions, &context, &mut diags);
+    let assembled = assemble::resolve_all(&definitions, &context, &mut diags);
     diags.into_result()?;
     let packages_given = selection.workspace || !selection.packages.is_empty();
-    let images = assemble::select(images, &definitions, &selection.images, packages_given)
-        .map_err(HiveError::Message)?;
-    let plan = assemble::plan(images, &definitions, compile.profile_name());
-    Ok((plan, definitions.workspace.target_directory))
+    let assembled = assemble::select(assembled, &definitions, &selection.images, packages_given)
+        .map_err(|err| HiveError::Message(err.to_string()))?;
+    let resolved = assemble::plan(assembled, &definitions, compile.profile_name(), git);
+    Ok((resolved, definitions.workspace.target_directory))
 }
 
 /// Runs `cargo hive plan`.
@@ -57,7 +57,7 @@ pub(crate) fn run_command(
         compile,
         format,
     } = args;
-    let (mut plan, _) = compute(global, selection, features, compile)?;
+    let (Resolved { mut plan, .. }, _) = compute(global, selection, features, compile)?;
     if std::env::var_os("HIVE_REDACT").is_some_and(|value| value == "1") {
         redact(&mut plan);
     }
@@ -78,7 +78,7 @@ pub(crate) fn run_command(
 }
 
 /// `HIVE_REDACT=1`: machine-specific paths become `[workspace]`, so output can be compared across machines.
-fn redact(plan: &mut Plan) {
+fn redact(plan: &mut hive_build::plan::Plan) {
     let root = std::mem::replace(&mut plan.workspace_root, "[workspace]".to_owned());
     for image in &mut plan.images {
         for file in &mut image.files {

@@ -1,7 +1,157 @@
-//! Git facts and SOURCE_DATE_EPOCH, the one timestamp of a reproducible build. The environment wins; else the last commit's
-//! time; else 0 (outside git).
+//! Git facts, computed once per run and used everywhere: the commit (`{git.sha}`, `{git.short_sha}` tags and the
+//! `org.opencontainers.image.revision` label), the branch (`{git.branch}`) and the commit's time (the build's
+//! SOURCE_DATE_EPOCH when the environment sets none). `HIVE_GIT_SHA` and `HIVE_GIT_BRANCH` override git for all of
+//! them alike, so a tag, the label and the timestamps can never name different commits. Git runs lazily, at most
+//! once per fact.
 
-use std::path::Path;
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+/// Why a git fact is not known.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum GitError {
+    /// Git could not be started.
+    // The cause is part of the message: it is shown inside a template's diagnostic, which has no cause chain.
+    #[error("`{command}` could not run in {}: {error}", dir.display())]
+    NotRun {
+        command: String,
+        dir: PathBuf,
+        error: Arc<std::io::Error>,
+    },
+    /// Git ran and failed (not a repository, no commits, …).
+    #[error("`{command}` failed in {}: {stderr}", dir.display())]
+    Failed {
+        command: String,
+        dir: PathBuf,
+        stderr: String,
+    },
+    /// `HEAD` is not a branch.
+    #[error("HEAD is not on a branch (a detached checkout?); set HIVE_GIT_BRANCH to name one")]
+    Detached,
+    /// A test's workspace without git.
+    #[cfg(test)]
+    #[error("not a git repository")]
+    Missing,
+}
+
+/// What the environment says instead of git (`HIVE_GIT_SHA`, `HIVE_GIT_BRANCH`): for CI checkouts without `.git`,
+/// and for reproducible output.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GitOverrides {
+    /// `HIVE_GIT_SHA`.
+    pub(crate) sha: Option<String>,
+    /// `HIVE_GIT_BRANCH`.
+    pub(crate) branch: Option<String>,
+}
+
+impl GitOverrides {
+    /// Reads `HIVE_GIT_SHA` and `HIVE_GIT_BRANCH`.
+    pub(crate) fn from_env() -> GitOverrides {
+        GitOverrides {
+            sha: std::env::var("HIVE_GIT_SHA").ok(),
+            branch: std::env::var("HIVE_GIT_BRANCH").ok(),
+        }
+    }
+}
+
+/// The git facts of the workspace.
+#[derive(Debug)]
+pub(crate) struct GitFacts {
+    dir: PathBuf,
+    sha: OnceLock<Result<String, GitError>>,
+    branch: OnceLock<Result<String, GitError>>,
+    time: OnceLock<Option<i64>>,
+}
+
+impl GitFacts {
+    /// The facts of the checkout at `dir`, with the environment's overrides.
+    pub(crate) fn new(dir: PathBuf, overrides: GitOverrides) -> GitFacts {
+        let facts = GitFacts {
+            dir,
+            sha: OnceLock::new(),
+            branch: OnceLock::new(),
+            time: OnceLock::new(),
+        };
+        if let Some(sha) = overrides.sha {
+            let _ = facts.sha.set(Ok(sha));
+        }
+        if let Some(branch) = overrides.branch {
+            let _ = facts.branch.set(Ok(branch));
+        }
+        facts
+    }
+
+    /// Facts given outright, for tests: git never runs.
+    #[cfg(test)]
+    pub(crate) fn fixed(sha: Option<&str>, branch: Option<&str>, time: Option<i64>) -> GitFacts {
+        let known = |value: Option<&str>| value.map(str::to_owned).ok_or(GitError::Missing);
+        GitFacts {
+            dir: PathBuf::new(),
+            sha: OnceLock::from(known(sha)),
+            branch: OnceLock::from(known(branch)),
+            time: OnceLock::from(time),
+        }
+    }
+
+    /// The full commit hash: `HIVE_GIT_SHA`, else `HEAD`'s.
+    pub(crate) fn sha(&self) -> Result<&str, &GitError> {
+        self.sha
+            .get_or_init(|| self.git(&["rev-parse", "HEAD"]))
+            .as_deref()
+    }
+
+    /// The first seven characters of [`GitFacts::sha`].
+    pub(crate) fn short_sha(&self) -> Result<&str, &GitError> {
+        self.sha().map(|sha| {
+            sha.char_indices()
+                .nth(7)
+                .map_or(sha, |(end, _)| &sha[..end])
+        })
+    }
+
+    /// The checked-out branch: `HIVE_GIT_BRANCH`, else `HEAD`'s.
+    pub(crate) fn branch(&self) -> Result<&str, &GitError> {
+        self.branch
+            .get_or_init(|| {
+                self.git(&["symbolic-ref", "--short", "HEAD"])
+                    .map_err(|_| GitError::Detached)
+            })
+            .as_deref()
+    }
+
+    /// The commit's time in seconds since 1970: of the commit [`GitFacts::sha`] names, so it agrees with the
+    /// tags and the label. `None` outside git, or when the commit is not in the checkout.
+    pub(crate) fn commit_time(&self) -> Option<i64> {
+        *self.time.get_or_init(|| {
+            let sha = self.sha().ok()?;
+            let time = self.git(&["log", "-1", "--format=%ct", "--end-of-options", sha, "--"]);
+            time.ok()?.parse().ok()
+        })
+    }
+
+    fn git(&self, args: &[&str]) -> Result<String, GitError> {
+        let command = format!("git {}", args.join(" "));
+        let output = Command::new("git")
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .map_err(|err| GitError::NotRun {
+                command: command.clone(),
+                dir: self.dir.clone(),
+                error: Arc::new(err),
+            })?;
+        if !output.status.success() {
+            return Err(GitError::Failed {
+                command,
+                dir: self.dir.clone(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+}
 
 /// Where the build's timestamp came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,39 +211,19 @@ fn parse_epoch(value: &str) -> Result<i64, EpochError> {
     }
 }
 
-/// The build's timestamp in seconds since 1970, and where it came from.
-pub(crate) fn source_date_epoch(workspace_root: &Path) -> Result<(i64, EpochSource), EpochError> {
-    if let Some(value) = std::env::var_os("SOURCE_DATE_EPOCH") {
+/// The build's timestamp in seconds since 1970, and where it came from: `SOURCE_DATE_EPOCH` (its value given as
+/// `env`), else the time of the commit the git facts name.
+pub(crate) fn source_date_epoch(
+    env: Option<&OsStr>,
+    git: &GitFacts,
+) -> Result<(i64, EpochSource), EpochError> {
+    if let Some(value) = env {
         let value = value.to_string_lossy();
         return parse_epoch(&value).map(|seconds| (seconds, EpochSource::Env));
     }
-    let output = std::process::Command::new("git")
-        .args(["log", "-1", "--format=%ct"])
-        .current_dir(workspace_root)
-        .stderr(std::process::Stdio::null())
-        .output();
-    let from_git = match output {
-        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
-            .trim()
-            .parse::<i64>()
-            .ok(),
-        _ => None,
-    };
-    Ok(from_git.map_or((0, EpochSource::Zero), |seconds| {
+    Ok(git.commit_time().map_or((0, EpochSource::Zero), |seconds| {
         (seconds, EpochSource::Git)
     }))
-}
-
-/// The commit the workspace is at, if it is a git checkout.
-pub(crate) fn revision(workspace_root: &Path) -> Option<String> {
-    let output = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(workspace_root)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let sha = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    (output.status.success() && !sha.is_empty()).then_some(sha)
 }
 
 #[cfg(test)]
