@@ -230,6 +230,102 @@ pub(crate) fn source_date_epoch(
 mod tests {
     use super::*;
 
+    /// Runs git in `dir`, committing at `time` (seconds since 1970) when it commits.
+    fn git(dir: &std::path::Path, args: &[&str], time: i64) -> String {
+        let date = format!("@{time} +0000");
+        let output = Command::new("git")
+            .args(["-c", "user.name=Hive", "-c", "user.email=hive@example.com"])
+            .args(["-c", "commit.gpgsign=false"])
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_DATE", &date)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    #[test]
+    fn the_commit_and_its_time_come_from_the_same_place() {
+        let repo = tempfile::tempdir().unwrap();
+        let dir = repo.path();
+        git(dir, &["init", "-q", "-b", "main"], 0);
+        git(
+            dir,
+            &["commit", "-q", "--allow-empty", "-m", "one"],
+            1_000_000_000,
+        );
+        let first = git(dir, &["rev-parse", "HEAD"], 0);
+        git(
+            dir,
+            &["commit", "-q", "--allow-empty", "-m", "two"],
+            1_100_000_000,
+        );
+        let head = git(dir, &["rev-parse", "HEAD"], 0);
+
+        let facts = GitFacts::new(dir.to_owned(), GitOverrides::default());
+        assert_eq!(facts.sha().unwrap(), head);
+        assert_eq!(facts.short_sha().unwrap(), &head[..7]);
+        assert_eq!(facts.branch().unwrap(), "main");
+        assert_eq!(
+            source_date_epoch(None, &facts).unwrap(),
+            (1_100_000_000, EpochSource::Git)
+        );
+        // The environment's SOURCE_DATE_EPOCH wins over the commit.
+        let env = std::ffi::OsString::from("5");
+        assert_eq!(
+            source_date_epoch(Some(&env), &facts).unwrap(),
+            (5, EpochSource::Env)
+        );
+
+        // HIVE_GIT_SHA names the commit for everything: its time is that commit's, not HEAD's.
+        let pinned = GitOverrides {
+            sha: Some(first.clone()),
+            branch: Some("release".to_owned()),
+        };
+        let facts = GitFacts::new(dir.to_owned(), pinned);
+        assert_eq!(facts.sha().unwrap(), first);
+        assert_eq!(facts.branch().unwrap(), "release");
+        assert_eq!(
+            source_date_epoch(None, &facts).unwrap(),
+            (1_000_000_000, EpochSource::Git)
+        );
+
+        // A commit the checkout does not have (or no commit at all) has no time: nothing is made up.
+        for sha in ["0123456789abcdef0123456789abcdef01234567", "--version"] {
+            let facts = GitFacts::new(
+                dir.to_owned(),
+                GitOverrides {
+                    sha: Some(sha.to_owned()),
+                    branch: None,
+                },
+            );
+            assert_eq!(facts.sha().unwrap(), sha);
+            assert_eq!(facts.commit_time(), None, "{sha}");
+        }
+    }
+
+    #[test]
+    fn outside_git_the_facts_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let facts = GitFacts::new(dir.path().to_owned(), GitOverrides::default());
+        let error = facts.sha().unwrap_err().to_string();
+        assert!(
+            error.starts_with("`git rev-parse HEAD` failed in "),
+            "{error}"
+        );
+        assert_eq!(facts.commit_time(), None);
+        assert_eq!(
+            source_date_epoch(None, &facts).unwrap(),
+            (0, EpochSource::Zero)
+        );
+        assert_eq!(
+            facts.branch().unwrap_err().to_string(),
+            "HEAD is not on a branch (a detached checkout?); set HIVE_GIT_BRANCH to name one"
+        );
+    }
+
     #[test]
     fn source_date_epoch_is_checked_against_the_daemons_range() {
         assert_eq!(parse_epoch("0").unwrap(), 0);
