@@ -227,7 +227,7 @@ async fn prepare_context(
             .iter()
             .map(|image| (image.name.clone(), image.clone()))
             .collect(),
-        facts: resolved.images.clone(),
+        facts: resolved.image_facts.clone(),
         executables: artifacts.executables,
         revision: resolved.git.sha().ok().map(str::to_owned),
         prepared,

@@ -778,7 +778,7 @@ pub(crate) fn plan(
             profile: profile.to_owned(),
             images: assembled.images,
         },
-        images: assembled.facts,
+        image_facts: assembled.facts,
         git,
     }
 }

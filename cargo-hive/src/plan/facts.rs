@@ -15,7 +15,7 @@ pub(crate) struct Resolved {
     /// What `plan --format json` prints.
     pub(crate) plan: Plan,
     /// The facts of every image of the plan, by name.
-    pub(crate) images: BTreeMap<String, ImageFacts>,
+    pub(crate) image_facts: BTreeMap<String, ImageFacts>,
     /// The commit, branch and commit time, for tags, labels and SOURCE_DATE_EPOCH alike.
     pub(crate) git: GitFacts,
 }
@@ -23,7 +23,7 @@ pub(crate) struct Resolved {
 impl Resolved {
     /// The facts of an image of the plan.
     pub(crate) fn facts(&self, image: &str) -> &ImageFacts {
-        self.images
+        self.image_facts
             .get(image)
             .expect("every image of the plan has its facts")
     }
