@@ -178,7 +178,7 @@ async fn examine(buildkit: &Buildkit) -> Report {
         .workers
         .first()
         .and_then(|worker| worker.platforms.first().cloned())
-        .unwrap_or_else(|| llb::linux(llb::host_architecture()));
+        .unwrap_or_else(|| (&crate::plan::Platform::host()).into());
     let live_check = live_check(buildkit, platform).await;
     let ready = live_check.ok;
     Report {

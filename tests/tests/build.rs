@@ -2,7 +2,8 @@
 //! reproducibility and incremental transfers checked; every failure the build issue lists; Ctrl-C; `--dry-run`.
 //!
 //! Each test copies an example into a temp dir of its own (outside any git checkout, so SOURCE_DATE_EPOCH is 0
-//! unless a test sets it, and there is no `revision` label) with its own `CARGO_TARGET_DIR` beside it. The examples
+//! unless a test sets it, and the `revision` label is the fixture's `HIVE_GIT_SHA`) with its own `CARGO_TARGET_DIR`
+//! beside it. The examples
 //! have no dependencies, so compiling them again per test costs well under a second, while a shared target dir would
 //! let parallel tests overwrite each other's uplifted binaries (`target/debug/hello`) and archives
 //! (`target/hive/<image>.oci.tar`) between a build and what the test then checks. Images that reach the Docker
@@ -333,6 +334,8 @@ fn image_config_and_files_are_as_declared() {
         ("org.opencontainers.image.created", epoch),
         ("org.opencontainers.image.description", "The HTTP API."),
         ("org.opencontainers.image.licenses", "MIT OR Apache-2.0"),
+        // HIVE_GIT_SHA (the fixture's) names the commit for the label as for the tags.
+        ("org.opencontainers.image.revision", GIT_SHA),
         (
             "org.opencontainers.image.source",
             "https://example.com/acme/platform",
@@ -348,7 +351,7 @@ fn image_config_and_files_are_as_declared() {
             "label {key}: {labels:#?}"
         );
     }
-    // No git checkout, no revision; nothing else sneaks in either (the glibc base has no labels).
+    // Nothing else sneaks in (the glibc base has no labels).
     assert_eq!(labels.len(), expected.len(), "{labels:#?}");
 
     // The image runs as declared (entrypoint + cmd).

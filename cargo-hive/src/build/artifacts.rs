@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use hive_build::plan::Plan;
-
 use crate::cargo::Executable;
 use crate::elf::Machine;
+use crate::plan::{Platform, Resolved};
 
 /// An image whose binary is for another architecture than its platform.
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +25,11 @@ pub(crate) struct WrongArchitecture {
 
 /// Checks the binary of every image of the plan (`hive:` bases included) against each of the image's platforms.
 pub(crate) fn check_architectures(
-    plan: &Plan,
+    resolved: &Resolved,
     executables: &BTreeMap<(String, String), Executable>,
 ) -> Result<(), Box<WrongArchitecture>> {
-    let host = format!("linux/{}", crate::buildkit::llb::host_architecture());
-    for image in &plan.images {
+    let host = Platform::host();
+    for image in &resolved.plan.images {
         let key = (image.package.name.clone(), image.binary.target.clone());
         let Some(executable) = executables.get(&key) else {
             continue;
@@ -38,13 +37,8 @@ pub(crate) fn check_architectures(
         let Some(machine) = executable.machine else {
             continue;
         };
-        let platforms = if image.platforms.is_empty() {
-            std::slice::from_ref(&host)
-        } else {
-            image.platforms.as_slice()
-        };
-        for platform in platforms {
-            let wanted = platform.split('/').nth(1).unwrap_or_default();
+        for platform in &resolved.facts(&image.name).platforms {
+            let wanted = platform.architecture();
             let actual = machine.architecture();
             if actual == Some(wanted) {
                 continue;
@@ -61,7 +55,7 @@ pub(crate) fn check_architectures(
             };
             return Err(Box::new(WrongArchitecture {
                 image: image.name.clone(),
-                platform: platform.clone(),
+                platform: platform.to_string(),
                 path: executable.path.clone(),
                 machine,
                 runs,

@@ -10,16 +10,16 @@ use hive_proto::control::StatusRequest;
 use sha2::{Digest, Sha256};
 
 use super::fresh;
+use crate::buildkit::Buildkit;
 use crate::buildkit::docker_api;
 use crate::buildkit::gateway::{self, BuildRequest};
 use crate::buildkit::image::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, PinnedBase,
 };
 use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig, SessionError};
-use crate::buildkit::{Buildkit, llb};
 use crate::cargo::Executable;
 use crate::output::{self, DaemonKind, Destination};
-use crate::plan;
+use crate::plan::{self, ImageFacts, Platform};
 use crate::progress::{EngineEvent, Progress};
 
 /// What every image build shares.
@@ -42,9 +42,11 @@ pub(crate) struct BuildContext {
     pub(crate) progress: Progress,
     /// Every image of the plan by name (for `hive:` bases).
     pub(crate) images: BTreeMap<String, PlanImage>,
+    /// The resolved facts of every image of the plan, by name.
+    pub(crate) facts: BTreeMap<String, ImageFacts>,
     /// What cargo built, by (package, bin target).
     pub(crate) executables: BTreeMap<(String, String), Executable>,
-    /// `git rev-parse HEAD` of the workspace, for the `revision` label.
+    /// The commit of the plan's git facts, for the `revision` label.
     pub(crate) revision: Option<String>,
     /// The bases, resolved once for all images.
     pub(crate) prepared: super::prepare::Prepared,
@@ -68,39 +70,32 @@ impl BuildContext {
         })
     }
 
-    /// The image and its `hive:` bases, bottom first, and the base at the bottom (scratch or a registry image).
+    /// The image's facts (its platform, its chain).
+    fn facts(&self, planned: &PlanImage) -> &ImageFacts {
+        self.facts
+            .get(&planned.name)
+            .expect("every image of the plan has its facts")
+    }
+
+    /// The layers of the image's `hive:` chain (as the plan resolved it), bottom first, and the base at the
+    /// bottom (scratch or a registry image).
     fn chain(&self, planned: &PlanImage) -> Result<(Base, Vec<ChainLayer>), String> {
+        let chain = &self.facts(planned).chain;
         let mut layers = Vec::new();
-        let mut current = planned.clone();
-        loop {
-            let executable = self.executable(&current)?;
-            let inputs = local_inputs(&current, &executable)?;
-            let base = current.base.clone();
+        for name in &chain.images {
+            let current = self
+                .images
+                .get(name)
+                .expect("a chain's images are in the plan");
+            let executable = self.executable(current)?;
+            let inputs = local_inputs(current, &executable)?;
             layers.push(ChainLayer {
-                planned: current,
+                planned: current.clone(),
                 executable,
                 inputs,
             });
-            match base {
-                Base::Hive { image } => {
-                    if layers.len() > self.images.len() {
-                        return Err(format!(
-                            "the `hive:` bases of image `{}` form a cycle",
-                            planned.name
-                        ));
-                    }
-                    current = self
-                        .images
-                        .get(&image)
-                        .cloned()
-                        .ok_or_else(|| format!("the base `hive:{image}` is not in the plan"))?;
-                }
-                root => {
-                    layers.reverse();
-                    return Ok((root, layers));
-                }
-            }
         }
+        Ok((chain.root.clone(), layers))
     }
 }
 
@@ -211,19 +206,6 @@ fn overrides(planned: &PlanImage, epoch: i64, revision: Option<&str>) -> ConfigO
     }
 }
 
-/// The image's platform as written (`os/arch[/variant]`); the host's when the plan names none.
-fn platform_text(planned: &PlanImage) -> String {
-    planned
-        .platforms
-        .first()
-        .cloned()
-        .unwrap_or_else(|| format!("linux/{}", llb::host_architecture()))
-}
-
-fn platform_of(planned: &PlanImage) -> hive_proto::pb::Platform {
-    super::prepare::platform(&platform_text(planned))
-}
-
 /// Explains a dynamically linked binary on a base that cannot run it.
 fn loader_error(planned: &PlanImage, interpreter: &str, base: &str) -> String {
     format!(
@@ -280,10 +262,10 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             "the base is `scratch`, which has no loader",
         ));
     }
-    let platform_text = platform_text(planned);
+    let target = context.facts(planned).platform().clone();
     let resolved_base = match &root {
         Base::Image { reference } => {
-            let key = (reference.clone(), platform_text.clone());
+            let key = (reference.clone(), target.clone());
             match context.prepared.bases.get(&key) {
                 Some(Ok(resolved)) => Some((reference.clone(), resolved.clone())),
                 Some(Err(message)) => {
@@ -304,11 +286,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     if let (Some(interpreter), Some((reference, _)), 1) =
         (&interpreter, &resolved_base, chain.len())
     {
-        let key = (
-            reference.clone(),
-            platform_text.clone(),
-            interpreter.clone(),
-        );
+        let key = (reference.clone(), target.clone(), interpreter.clone());
         if context.prepared.loaders.get(&key) == Some(&false) {
             return Err(loader_error(
                 planned,
@@ -332,7 +310,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let exporters = export_plan.exporters.clone();
     let export_file = export_plan.file.clone();
     let epoch = context.epoch;
-    let platform = platform_of(planned);
+    let platform = hive_proto::pb::Platform::from(&target);
     let (pinned, base_config) = match resolved_base {
         Some((reference, resolved)) => (
             Some(PinnedBase {
@@ -687,7 +665,11 @@ pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), St
 }
 
 /// `--dry-run`: the LLB of an image as JSON (base not yet pinned: that needs the daemon).
-pub(crate) fn dry_run_json(planned: &PlanImage, epoch: i64) -> serde_json::Value {
+pub(crate) fn dry_run_json(
+    planned: &PlanImage,
+    platform: &Platform,
+    epoch: i64,
+) -> serde_json::Value {
     use hive_proto::prost::Message;
     let executable = Executable {
         target: planned.binary.target.clone(),
@@ -698,7 +680,7 @@ pub(crate) fn dry_run_json(planned: &PlanImage, epoch: i64) -> serde_json::Value
     let inputs = local_inputs(planned, &executable).unwrap_or_default();
     let definition = layout::definition(&ImageLayout {
         layers: vec![inputs],
-        platform: platform_of(planned),
+        platform: platform.into(),
         base: match &planned.base {
             Base::Image { reference } => Some(PinnedBase {
                 reference: reference.clone(),

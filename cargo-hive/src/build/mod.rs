@@ -1,7 +1,6 @@
 //! `cargo hive build`: plan → cargo → one gateway solve per image over one connection → outputs.
 
 mod artifacts;
-mod epoch;
 mod fresh;
 mod image;
 mod prepare;
@@ -10,8 +9,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hive_build::plan::Plan;
-
 use crate::buildkit::docker_api::DockerInfo;
 use crate::buildkit::{Address, Buildkit, ConnectOptions};
 use crate::cargo::{self, Cargo, CompileRequest};
@@ -19,6 +16,7 @@ use crate::config::Selection;
 use crate::errors::{HiveError, ImageFailures, exit_codes};
 use crate::interrupt;
 use crate::output::{self, DaemonKind};
+use crate::plan::{Platform, Resolved};
 use crate::progress::{EngineEvent, Progress, ProgressHandle, Renderer};
 use crate::term::Term;
 
@@ -119,24 +117,27 @@ async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result
         selection: &request.selection,
         env: &request.env,
     }))?;
-    let plan = computed.plan;
+    let resolved = &computed.resolved;
     let destinations = output::destinations(request.load, request.push, &request.outputs)
         .map_err(HiveError::Input)?;
-    check_supported(&plan)?;
-    check_one_file_per_image(&plan, &destinations)?;
-    let workspace_root = PathBuf::from(&plan.workspace_root);
-    let (epoch, epoch_source) = epoch::source_date_epoch(&workspace_root)
+    check_supported(resolved)?;
+    check_one_file_per_image(&resolved.plan, &destinations)?;
+    let source_date_epoch = request
+        .env
+        .get("SOURCE_DATE_EPOCH")
+        .map(std::ffi::OsStr::new);
+    let (epoch, epoch_source) = crate::plan::source_date_epoch(source_date_epoch, &resolved.git)
         .map_err(|err| HiveError::Input(err.to_string()))?;
 
     if request.dry_run {
-        return dry_run(&plan, epoch);
+        return dry_run(resolved, epoch);
     }
 
     // What builds killed outright (SIGKILL, a crash) left in target/hive/ goes now, if their build is gone.
     output::remove_stale(&computed.target_dir);
 
     let progress = reporting.start();
-    if epoch_source == epoch::EpochSource::Zero {
+    if epoch_source == crate::plan::EpochSource::Zero {
         progress.event(EngineEvent::Warning {
             image: None,
             message: "the workspace is not a git checkout with commits and SOURCE_DATE_EPOCH is unset: file and \
@@ -149,7 +150,7 @@ async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result
     let inputs = Inputs {
         request,
         connect,
-        plan: &plan,
+        resolved,
         target_dir: &computed.target_dir,
         epoch,
         progress: &progress,
@@ -162,7 +163,7 @@ struct Inputs<'a> {
     request: &'a BuildRequest,
     /// The connection options, the manifest's settings included.
     connect: ConnectOptions,
-    plan: &'a Plan,
+    resolved: &'a Resolved,
     target_dir: &'a Path,
     epoch: i64,
     progress: &'a Progress,
@@ -174,7 +175,10 @@ async fn build_all(
 ) -> Result<i32, HiveError> {
     // Until the images start, a signal drops whatever runs (cargo's tree is killed, connections close).
     let context = interrupt::until_signal(prepare_context(&inputs, destinations)).await?;
-    let Inputs { request, plan, .. } = inputs;
+    let Inputs {
+        request, resolved, ..
+    } = inputs;
+    let plan = &resolved.plan;
     let context = Arc::new(context);
     let jobs = request.jobs.unwrap_or(usize::MAX).max(1);
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.min(1024)));
@@ -227,11 +231,12 @@ async fn prepare_context(
     let Inputs {
         request,
         connect: options,
-        plan,
+        resolved,
         target_dir,
         epoch,
         progress,
     } = inputs;
+    let plan = &resolved.plan;
     let workspace_root = PathBuf::from(&plan.workspace_root);
     // Connection settings that cannot work are bad input: said before cargo spends minutes compiling.
     for message in options.check_tls()? {
@@ -256,7 +261,7 @@ async fn prepare_context(
         success: artifacts.is_ok(),
     });
     let artifacts = artifacts?;
-    artifacts::check_architectures(plan, &artifacts.executables)
+    artifacts::check_architectures(resolved, &artifacts.executables)
         .map_err(|err| HiveError::Input(err.to_string()))?;
 
     let buildkit = Buildkit::connect(options).await?;
@@ -264,7 +269,7 @@ async fn prepare_context(
     // Where the images go is known now: a missing Docker for --load fails before anything is built for it.
     output::check_load_target(&destinations, daemon, &buildkit.address).await?;
 
-    let prepared = prepare::prepare(&buildkit, needs(plan, &artifacts.executables))
+    let prepared = prepare::prepare(&buildkit, needs(resolved, &artifacts.executables))
         .await
         .map_err(HiveError::Prepare)?;
     Ok(image::BuildContext {
@@ -281,17 +286,23 @@ async fn prepare_context(
             .iter()
             .map(|image| (image.name.clone(), image.clone()))
             .collect(),
+        facts: resolved.image_facts.clone(),
         executables: artifacts.executables,
-        revision: epoch::revision(&workspace_root),
+        revision: resolved.git.sha().ok().map(str::to_owned),
         prepared,
     })
 }
 
 /// What the first version of build does not do yet, said plainly instead of half-done.
-fn check_supported(plan: &Plan) -> Result<(), HiveError> {
-    for image in &plan.images {
-        let host = format!("linux/{}", crate::buildkit::llb::host_architecture());
-        if image.platforms.iter().any(|platform| platform != &host) {
+fn check_supported(resolved: &Resolved) -> Result<(), HiveError> {
+    let host = Platform::host();
+    for image in &resolved.plan.images {
+        if resolved
+            .facts(&image.name)
+            .platforms
+            .iter()
+            .any(|platform| *platform != host)
+        {
             return Err(HiveError::Input(format!(
                 "image `{}` targets {}; this version builds for the host platform ({host}) only",
                 image.name,
@@ -304,7 +315,7 @@ fn check_supported(plan: &Plan) -> Result<(), HiveError> {
 
 /// `--output type=oci|docker|tar,dest=PATH` names one file: with several images, each would replace the last.
 fn check_one_file_per_image(
-    plan: &Plan,
+    plan: &hive_build::plan::Plan,
     destinations: &[output::Destination],
 ) -> Result<(), HiveError> {
     let selected: Vec<&str> = plan
@@ -331,35 +342,26 @@ fn check_one_file_per_image(
     Ok(())
 }
 
-/// The registry bases of the selected images (at the bottom of any `hive:` chain) and the loaders their binaries need.
+/// The registry bases of the selected images (at the bottom of their `hive:` chains) and the loaders their binaries
+/// need.
 fn needs(
-    plan: &Plan,
+    resolved: &Resolved,
     executables: &BTreeMap<(String, String), cargo::Executable>,
 ) -> std::collections::BTreeSet<prepare::Need> {
-    let by_name: BTreeMap<&str, &hive_build::plan::PlanImage> = plan
-        .images
-        .iter()
-        .map(|image| (image.name.as_str(), image))
-        .collect();
     let mut needs = std::collections::BTreeSet::new();
-    for image in plan.images.iter().filter(|image| image.selected) {
-        let mut current = image;
-        let mut depth = 0;
-        while let hive_build::plan::Base::Hive { image: below } = &current.base {
-            match by_name.get(below.as_str()) {
-                Some(next) if depth < plan.images.len() => current = *next,
-                _ => break,
-            }
-            depth += 1;
-        }
-        let hive_build::plan::Base::Image { reference } = &current.base else {
+    for image in resolved.plan.images.iter().filter(|image| image.selected) {
+        let facts = resolved.facts(&image.name);
+        let hive_build::plan::Base::Image { reference } = &facts.chain.root else {
             continue;
         };
-        let loader = (depth == 0)
+        // Only an image right on the registry base is checked here; one on `hive:` layers is checked in its build.
+        let loader = facts
+            .chain
+            .is_direct()
             .then(|| executables.get(&(image.package.name.clone(), image.binary.target.clone())))
             .flatten()
             .and_then(|executable| executable.interpreter.clone());
-        for platform in &image.platforms {
+        for platform in &facts.platforms {
             needs.insert(prepare::Need {
                 reference: reference.clone(),
                 platform: platform.clone(),
@@ -370,7 +372,7 @@ fn needs(
     needs
 }
 
-fn targets(plan: &Plan) -> BTreeMap<String, Vec<String>> {
+fn targets(plan: &hive_build::plan::Plan) -> BTreeMap<String, Vec<String>> {
     let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // `hive:` bases are in the plan unselected; their binaries go into the images built on them.
     for image in &plan.images {
@@ -392,11 +394,12 @@ async fn daemon_kind(buildkit: &Buildkit) -> DaemonKind {
     }
 }
 
-fn dry_run(plan: &Plan, epoch: i64) -> Result<i32, HiveError> {
+fn dry_run(resolved: &Resolved, epoch: i64) -> Result<i32, HiveError> {
     use std::io::Write;
     let mut documents = Vec::new();
-    for planned in plan.images.iter().filter(|image| image.selected) {
-        documents.push(image::dry_run_json(planned, epoch));
+    for planned in resolved.plan.images.iter().filter(|image| image.selected) {
+        let platform = &resolved.facts(&planned.name).platforms[0];
+        documents.push(image::dry_run_json(planned, platform, epoch));
     }
     let text = serde_json::to_string_pretty(
         &serde_json::json!({"format_version": 1, "images": documents}),

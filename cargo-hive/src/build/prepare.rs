@@ -10,9 +10,10 @@ use crate::buildkit::Buildkit;
 use crate::buildkit::gateway::{self, BuildRequest, ResolvedImage};
 use crate::buildkit::image::{ImageLayout, PinnedBase, base_definition};
 use crate::buildkit::session::{Session, SessionConfig};
+use crate::plan::Platform;
 
-/// A registry base for one platform (`os/arch[/variant]`).
-pub(crate) type BaseKey = (String, String);
+/// A registry base for one platform.
+pub(crate) type BaseKey = (String, Platform);
 
 /// What the images need to know about their bases.
 #[derive(Debug, Default)]
@@ -20,7 +21,7 @@ pub(crate) struct Prepared {
     /// Each base's digest and config, or why it could not be resolved.
     pub(crate) bases: BTreeMap<BaseKey, Result<ResolvedImage, String>>,
     /// Whether a base has a loader (`(base, platform, loader path)`).
-    pub(crate) loaders: BTreeMap<(String, String, String), bool>,
+    pub(crate) loaders: BTreeMap<(String, Platform, String), bool>,
 }
 
 /// What to find out about one base.
@@ -29,20 +30,9 @@ pub(crate) struct Need {
     /// The base reference.
     pub(crate) reference: String,
     /// Its platform.
-    pub(crate) platform: String,
+    pub(crate) platform: Platform,
     /// A loader an image on it needs, if any.
     pub(crate) loader: Option<String>,
-}
-
-/// `os/arch[/variant]` as an LLB platform.
-pub(crate) fn platform(text: &str) -> pb::Platform {
-    let mut parts = text.split('/');
-    pb::Platform {
-        os: parts.next().unwrap_or("linux").to_owned(),
-        architecture: parts.next().unwrap_or_default().to_owned(),
-        variant: parts.next().unwrap_or_default().to_owned(),
-        ..Default::default()
-    }
 }
 
 /// Resolves and checks everything in `needs` in one gateway build.
@@ -87,7 +77,7 @@ pub(crate) async fn prepare(
                     let resolved = gateway
                         .resolve_image_config(
                             &need.reference,
-                            &platform(&need.platform),
+                            &pb::Platform::from(&need.platform),
                             &session_id,
                         )
                         .await
@@ -104,7 +94,7 @@ pub(crate) async fn prepare(
                 continue;
             };
             let layout = ImageLayout {
-                platform: platform(&need.platform),
+                platform: pb::Platform::from(&need.platform),
                 base: Some(PinnedBase {
                     reference: need.reference.clone(),
                     digest: resolved.digest,

@@ -340,7 +340,7 @@ mod tests {
     #[tokio::test]
     async fn gateway_build_resolves_solves_returns_and_pushes() {
         let buildkit = test_daemon().await;
-        let platform = llb::linux(llb::host_architecture());
+        let platform = pb::Platform::from(&crate::plan::Platform::host());
         // One fixed tag: every run replaces the last one instead of adding an image to the store and registry.
         let target = "localhost:5000/hive-test/gateway:latest".to_owned();
         let exporter = Exporter {

@@ -64,6 +64,7 @@ fn digest_of(bytes: &[u8]) -> String {
 }
 
 /// A `linux/<arch>` platform.
+#[cfg(test)]
 pub(crate) fn linux(architecture: &str) -> pb::Platform {
     pb::Platform {
         architecture: architecture.to_owned(),
@@ -72,16 +73,15 @@ pub(crate) fn linux(architecture: &str) -> pb::Platform {
     }
 }
 
-/// The architecture of this machine in OCI terms.
-pub(crate) fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        "s390x" => "s390x",
-        "powerpc64" => "ppc64le",
-        "riscv64" => "riscv64",
-        other => other,
+/// The plan's platform on the wire: the one conversion of it.
+impl From<&crate::plan::Platform> for pb::Platform {
+    fn from(platform: &crate::plan::Platform) -> pb::Platform {
+        pb::Platform {
+            os: platform.os().to_owned(),
+            architecture: platform.architecture().to_owned(),
+            variant: platform.variant().unwrap_or_default().to_owned(),
+            ..Default::default()
+        }
     }
 }
 

@@ -28,7 +28,7 @@ pub(super) fn run(
         selection: &selection.to_selection(),
         env: &env.vars,
     };
-    let mut plan = crate::plan::compute(request)?.plan;
+    let mut plan = crate::plan::compute(request)?.resolved.plan;
     if env.redact() {
         redact(&mut plan);
     }

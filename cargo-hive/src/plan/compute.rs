@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use hive_build::plan::Plan;
-
 use crate::cargo::Cargo;
 use crate::config::{self, ConnectionSettings, Diagnostics, LoadOptions, Selection};
 use crate::errors::HiveError;
-use crate::plan::resolve;
-use crate::plan::template::{Context, GitRepo};
+use crate::plan::assemble;
+use crate::plan::facts::Resolved;
+use crate::plan::git::{GitFacts, GitOverrides};
+use crate::plan::template::Context;
 
 /// What a plan is computed from.
 #[derive(Debug, Clone, Copy)]
@@ -25,8 +25,8 @@ pub(crate) struct PlanRequest<'a> {
 /// A computed plan and what else the workspace said.
 #[derive(Debug)]
 pub(crate) struct Computed {
-    /// What `cargo hive build` builds.
-    pub(crate) plan: Plan,
+    /// What `cargo hive build` builds, with its resolved facts.
+    pub(crate) resolved: Resolved,
     /// Cargo's target directory (where `build` writes).
     pub(crate) target_dir: PathBuf,
     /// How the manifest says to reach BuildKit.
@@ -43,7 +43,11 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
     } = request;
     let mut diags = Diagnostics::default();
     let definitions = config::load(LoadOptions { cargo, selection }, &mut diags)?;
-    let git = GitRepo::new(definitions.workspace.root.clone());
+    let overrides = GitOverrides {
+        sha: env.get("HIVE_GIT_SHA").cloned(),
+        branch: env.get("HIVE_GIT_BRANCH").cloned(),
+    };
+    let git = GitFacts::new(definitions.workspace.root.clone(), overrides);
     let env = |name: &str| env.get(name).cloned();
     let profile = cargo.flags.profile_name();
     let context = Context {
@@ -51,18 +55,18 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
         git: &git,
         env: &env,
     };
-    let images = resolve::resolve_all(&definitions, &context, &mut diags);
+    let assembled = assemble::resolve_all(&definitions, &context, &mut diags);
     diags.into_result()?;
-    let images = resolve::select(
-        images,
+    let assembled = assemble::select(
+        assembled,
         &definitions,
         &selection.images,
         selection.names_packages(),
     )
-    .map_err(HiveError::Input)?;
-    let plan = resolve::plan(images, &definitions, profile);
+    .map_err(|err| HiveError::Input(err.to_string()))?;
+    let resolved = assemble::plan(assembled, &definitions, profile, git);
     Ok(Computed {
-        plan,
+        resolved,
         target_dir: definitions.workspace.target_directory,
         connection: definitions.connection,
     })

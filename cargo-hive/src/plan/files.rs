@@ -68,7 +68,7 @@ pub(super) fn resolve(
             );
         }
         files.push(PlanFile {
-            source: super::resolve::normalize(&source).display().to_string(),
+            source: super::assemble::normalize(&source).display().to_string(),
             destination: spec.dst.clone(),
             mode: spec.mode,
         });

@@ -53,11 +53,24 @@ fn render_image(out: &mut String, image: &PlanImage, root: &str, color: bool) {
         note.push_str(", base of a selected image");
     }
     let _ = writeln!(out, "{header}  ({note})");
+    let mut rows = Rows(Vec::new());
+    what_rows(&mut rows, image, root);
+    config_rows(&mut rows, image);
+    write_rows(out, rows.0, color);
+}
 
-    let mut rows: Vec<Row> = Vec::new();
-    let mut row = |key: &'static str, value: String, origin: Option<String>| {
-        rows.push(Row { key, value, origin })
-    };
+/// The rows being collected for one image.
+struct Rows(Vec<Row>);
+
+impl Rows {
+    fn add(&mut self, key: &'static str, value: String, origin: Option<String>) {
+        self.0.push(Row { key, value, origin });
+    }
+}
+
+/// What goes into the image: references, platforms, base, binary and files.
+fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
+    let mut row = |key, value, origin| rows.add(key, value, origin);
     for (index, reference) in image.references.iter().enumerate() {
         let from = (index == 0).then(|| origin(image, "tags")).flatten();
         row(
@@ -98,6 +111,11 @@ fn render_image(out: &mut String, image: &PlanImage, root: &str, color: bool) {
             origin(image, "files"),
         );
     }
+}
+
+/// The image config.
+fn config_rows(rows: &mut Rows, image: &PlanImage) {
+    let mut row = |key, value, origin| rows.add(key, value, origin);
     let config = &image.config;
     row(
         "entrypoint",
@@ -142,7 +160,9 @@ fn render_image(out: &mut String, image: &PlanImage, root: &str, color: bool) {
             origin(image, &format!("annotations.{key}")),
         );
     }
+}
 
+fn write_rows(out: &mut String, rows: Vec<Row>, color: bool) {
     // Origins line up in a column unless a value is too long to bother.
     let width = rows
         .iter()

@@ -1,14 +1,21 @@
 //! The plan: every image `cargo hive build` would produce, resolved and validated, with the origin of each value.
 //! Its data type is `hive_build::plan::Plan`, the same one `plan --format json` prints, so what `build` consumes
-//! and what users see cannot drift apart.
+//! and what users see cannot drift apart; [`Resolved`] carries it with the facts resolved once for it (typed
+//! platforms, `hive:` chains, git facts).
 
+mod assemble;
 mod compute;
+mod facts;
 mod files;
+mod git;
 pub(crate) mod human;
 mod nul;
+mod platform;
 mod reference;
-mod resolve;
-pub(crate) mod template;
+mod template;
 
 pub(crate) use compute::{PlanRequest, compute};
+pub(crate) use facts::{ImageFacts, Resolved};
+pub(crate) use git::{EpochSource, source_date_epoch};
+pub(crate) use platform::Platform;
 pub(crate) use reference::registry_host;

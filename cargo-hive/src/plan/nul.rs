@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use hive_build::ImageDef;
 
 use crate::config::{ConfigError, Diagnostics, Layer};
-use crate::plan::resolve::Layers;
+use crate::plan::assemble::Layers;
 
 const HELP: &str = "remove it: the runtime hands these values to the kernel and libc as C strings, which end at \
                     the first NUL";

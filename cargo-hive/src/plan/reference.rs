@@ -1,6 +1,6 @@
-//! Image references, tags and platforms. References are parsed with `oci-spec`'s port of the distribution
+//! Image references and tags. References are parsed with `oci-spec`'s port of the distribution
 //! reference grammar (the one Docker and BuildKit use); tags follow the OCI distribution spec's
-//! `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`; platforms are `os/arch[/variant]` with the values BuildKit knows.
+//! `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 
 use hive_build::plan::Base;
 use oci_spec::distribution::{ParseError, Reference};
@@ -13,7 +13,7 @@ pub(crate) struct Invalid {
 }
 
 impl Invalid {
-    fn new(reason: impl Into<String>, help: Option<String>) -> Invalid {
+    pub(super) fn new(reason: impl Into<String>, help: Option<String>) -> Invalid {
         Invalid {
             reason: reason.into(),
             help,
@@ -124,81 +124,6 @@ pub(crate) fn check_tag(tag: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-const OSES: &[&str] = &["linux"];
-/// Architectures and their variants, as in the OCI image index spec and BuildKit.
-const ARCHES: &[(&str, &[&str])] = &[
-    ("amd64", &["v1", "v2", "v3", "v4"]),
-    ("arm64", &["v8"]),
-    ("arm", &["v5", "v6", "v7", "v8"]),
-    ("386", &[]),
-    ("ppc64le", &[]),
-    ("s390x", &[]),
-    ("riscv64", &[]),
-    ("mips64le", &[]),
-    ("loong64", &[]),
-];
-/// Names people write for an architecture, and the OCI name for it.
-const ALIASES: &[(&str, &str)] = &[
-    ("x86_64", "amd64"),
-    ("x86-64", "amd64"),
-    ("aarch64", "arm64"),
-    ("armhf", "arm"),
-    ("i386", "386"),
-    ("i686", "386"),
-];
-
-/// Checks a platform, `os/arch[/variant]`.
-pub(crate) fn check_platform(text: &str) -> Result<(), Invalid> {
-    let parts: Vec<&str> = text.split('/').collect();
-    let (os, arch, variant) = match parts[..] {
-        [os, arch] => (os, arch, None),
-        [os, arch, variant] => (os, arch, Some(variant)),
-        _ => {
-            return Err(Invalid::new(
-                "a platform is `os/arch` or `os/arch/variant`",
-                Some("for example `linux/amd64` or `linux/arm/v7`".to_owned()),
-            ));
-        }
-    };
-    if !OSES.contains(&os) {
-        return Err(Invalid::new(
-            format!("unsupported operating system `{os}`"),
-            Some("cargo-hive builds Linux images: use `linux/<arch>`".to_owned()),
-        ));
-    }
-    let Some((_, variants)) = ARCHES.iter().find(|(name, _)| *name == arch) else {
-        let help = match ALIASES.iter().find(|(alias, _)| *alias == arch) {
-            Some((_, oci)) => format!("OCI calls this architecture `{oci}`: write `{os}/{oci}`"),
-            None => format!(
-                "known architectures: {}",
-                ARCHES
-                    .iter()
-                    .map(|(name, _)| *name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        return Err(Invalid::new(
-            format!("unknown architecture `{arch}`"),
-            Some(help),
-        ));
-    };
-    if let Some(variant) = variant
-        && !variants.contains(&variant)
-    {
-        let help = if variants.is_empty() {
-            format!("`{arch}` has no variants: write `{os}/{arch}`")
-        } else {
-            format!("variants of `{arch}`: {}", variants.join(", "))
-        };
-        return Err(Invalid::new(
-            format!("unknown variant `{variant}` of `{arch}`"),
-            Some(help),
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,26 +201,5 @@ mod tests {
         for bad in ["", ".x", "-x", "a/b", "a+b", "é", &"a".repeat(129)] {
             assert!(check_tag(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn platforms() {
-        for ok in [
-            "linux/amd64",
-            "linux/arm64",
-            "linux/arm64/v8",
-            "linux/arm/v7",
-            "linux/riscv64",
-        ] {
-            assert!(check_platform(ok).is_ok(), "{ok}");
-        }
-        assert_eq!(
-            check_platform("linux/x86_64").unwrap_err().help.unwrap(),
-            "OCI calls this architecture `amd64`: write `linux/amd64`"
-        );
-        assert!(check_platform("windows/amd64").is_err());
-        assert!(check_platform("linux").is_err());
-        assert!(check_platform("linux/386/v7").is_err());
-        assert!(check_platform("linux/arm/v9").is_err());
     }
 }

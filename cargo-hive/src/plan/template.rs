@@ -2,84 +2,15 @@
 //! `{git.branch}` and `{env.NAME}`. Git and environment values come through [`Context`], so tests are deterministic
 //! and git only runs when a template needs it.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
-
 use cargo_metadata::semver::Version;
 
+use super::git::GitFacts;
 use crate::config::did_you_mean;
-
-/// Where git values come from.
-pub(crate) trait GitInfo {
-    /// The full commit hash of `HEAD`.
-    fn sha(&self) -> Result<String, String>;
-    /// The checked-out branch.
-    fn branch(&self) -> Result<String, String>;
-}
-
-/// Git values of a repository, asked for lazily (at most once each) and overridable with `HIVE_GIT_SHA` and
-/// `HIVE_GIT_BRANCH` (for CI checkouts without `.git`, and for reproducible output).
-pub(crate) struct GitRepo {
-    dir: PathBuf,
-    sha: OnceLock<Result<String, String>>,
-    branch: OnceLock<Result<String, String>>,
-}
-
-impl GitRepo {
-    pub(crate) fn new(dir: PathBuf) -> GitRepo {
-        GitRepo {
-            dir,
-            sha: OnceLock::new(),
-            branch: OnceLock::new(),
-        }
-    }
-
-    fn git(&self, args: &[&str]) -> Result<String, String> {
-        let shown = format!("git {}", args.join(" "));
-        let output = Command::new("git")
-            .args(args)
-            .current_dir(&self.dir)
-            .output()
-            .map_err(|err| format!("`{shown}` could not run in {}: {err}", self.dir.display()))?;
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            return Err(format!(
-                "`{shown}` failed in {}: {}",
-                self.dir.display(),
-                stderr.trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    }
-}
-
-impl GitInfo for GitRepo {
-    fn sha(&self) -> Result<String, String> {
-        self.sha
-            .get_or_init(|| match std::env::var("HIVE_GIT_SHA") {
-                Ok(sha) => Ok(sha),
-                Err(_) => self.git(&["rev-parse", "HEAD"]),
-            })
-            .clone()
-    }
-
-    fn branch(&self) -> Result<String, String> {
-        self.branch
-            .get_or_init(|| match std::env::var("HIVE_GIT_BRANCH") {
-                Ok(branch) => Ok(branch),
-                Err(_) => self.git(&["symbolic-ref", "--short", "HEAD"]).map_err(|_| {
-                    "HEAD is not on a branch (a detached checkout?); set HIVE_GIT_BRANCH to name one".to_owned()
-                }),
-            })
-            .clone()
-    }
-}
 
 /// The values a template can use.
 pub(crate) struct Context<'a> {
     pub(crate) profile: &'a str,
-    pub(crate) git: &'a dyn GitInfo,
+    pub(crate) git: &'a GitFacts,
     pub(crate) env: &'a dyn Fn(&str) -> Option<String>,
 }
 
@@ -157,8 +88,8 @@ pub(crate) fn render(
 type VariableError = (String, &'static str, Option<String>);
 
 fn variable(name: &str, version: &Version, context: &Context<'_>) -> Result<String, VariableError> {
-    let git = |value: Result<String, String>| {
-        value.map_err(|reason| {
+    let git = |value: Result<&str, &super::git::GitError>| {
+        value.map(str::to_owned).map_err(|reason| {
             (
                 format!("`{{{name}}}` needs git: {reason}"),
                 "needs git",
@@ -178,7 +109,7 @@ fn variable(name: &str, version: &Version, context: &Context<'_>) -> Result<Stri
         "patch" => Ok(version.patch.to_string()),
         "profile" => Ok(context.profile.to_owned()),
         "git.sha" => git(context.git.sha()),
-        "git.short_sha" => git(context.git.sha()).map(|sha| sha.chars().take(7).collect()),
+        "git.short_sha" => git(context.git.short_sha()),
         // Branches like `feature/x` become `feature-x`: `/` is not allowed in a tag.
         "git.branch" => git(context.git.branch()).map(|branch| {
             branch.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' }).collect()
@@ -214,26 +145,11 @@ fn variable(name: &str, version: &Version, context: &Context<'_>) -> Result<Stri
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) struct FakeGit(pub(crate) Option<(&'static str, &'static str)>);
-
-    impl GitInfo for FakeGit {
-        fn sha(&self) -> Result<String, String> {
-            self.0
-                .map(|(sha, _)| sha.to_owned())
-                .ok_or_else(|| "not a git repository".to_owned())
-        }
-        fn branch(&self) -> Result<String, String> {
-            self.0
-                .map(|(_, branch)| branch.to_owned())
-                .ok_or_else(|| "not a git repository".to_owned())
-        }
-    }
-
     fn env(name: &str) -> Option<String> {
         (name == "BUILD").then(|| "42".to_owned())
     }
 
-    fn render_with(template: &str, git: &FakeGit) -> Result<String, Vec<TemplateError>> {
+    fn render_with(template: &str, git: &GitFacts) -> Result<String, Vec<TemplateError>> {
         let version = Version::parse("1.2.3-rc.1+meta").unwrap();
         render(
             template,
@@ -248,10 +164,11 @@ pub(crate) mod tests {
 
     #[test]
     fn renders_every_variable() {
-        let git = FakeGit(Some((
-            "0123456789abcdef0123456789abcdef01234567",
-            "feature/tags",
-        )));
+        let git = GitFacts::fixed(
+            Some("0123456789abcdef0123456789abcdef01234567"),
+            Some("feature/tags"),
+            None,
+        );
         assert_eq!(render_with("{version}", &git).unwrap(), "1.2.3-rc.1-meta");
         assert_eq!(
             render_with("v{major}.{minor}.{patch}", &git).unwrap(),
@@ -269,7 +186,7 @@ pub(crate) mod tests {
 
     #[test]
     fn reports_every_error_with_its_offset() {
-        let git = FakeGit(None);
+        let git = GitFacts::fixed(None, None, None);
         let errors = render_with("{verison}-{env.NOPE}-{git.sha}-{env.}-{x", &git).unwrap_err();
         let found: Vec<(usize, usize, &str)> = errors
             .iter()
