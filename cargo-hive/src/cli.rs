@@ -337,7 +337,7 @@ pub(crate) async fn dispatch(cli: Cli, term: &Term) -> Result<i32, HiveError> {
     match command {
         Command::Doctor(args) => crate::doctor::run(&global, &args, term).await,
         Command::Plan(args) => crate::plan::run_command(&global, &args, term),
-        Command::Build(args) => crate::build::run(&global, &args, term).await,
+        Command::Build(args) => crate::engine::run(&global, &args, term).await,
     }
 }
 

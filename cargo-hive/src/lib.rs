@@ -4,7 +4,7 @@
 //! (images × platforms × tags) → `buildkit` (connect, session, LLB, solve, progress) → `output`. Only code after
 //! `plan` talks to BuildKit. The binary calls [`main_from_env`] and nothing else.
 
-mod build;
+mod engine;
 mod buildkit;
 mod cli;
 mod compile;

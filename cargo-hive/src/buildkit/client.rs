@@ -11,7 +11,7 @@ use hive_proto::tonic::{Code, Request, Status};
 
 use super::address::Address;
 use super::errors::ConnectError;
-use super::resolve::{Candidate, Environment, ManifestSettings, Origin, candidates};
+use super::discovery::{Candidate, Environment, ManifestSettings, AddressSource, candidates};
 use super::tls::TlsSettings;
 use super::transport;
 
@@ -77,7 +77,7 @@ impl ConnectOptions {
         let from_manifest = matches!(
             &explicit,
             Some(Candidate {
-                origin: Origin::Manifest(_),
+                origin: AddressSource::Manifest(_),
                 ..
             })
         );
@@ -123,7 +123,7 @@ pub(crate) struct Attempt {
     /// The address as written (or as configured, when it did not parse).
     pub(crate) address: String,
     /// Why it was tried.
-    pub(crate) origin: Origin,
+    pub(crate) origin: AddressSource,
     /// How long connect + probe took, or why it failed.
     pub(crate) outcome: Result<Duration, String>,
 }
@@ -135,7 +135,7 @@ pub(crate) struct Buildkit {
     /// Where it is.
     pub(crate) address: Address,
     /// Why this one was chosen.
-    pub(crate) origin: Origin,
+    pub(crate) origin: AddressSource,
     /// Every candidate tried, in order, the winner last.
     pub(crate) attempts: Vec<Attempt>,
     /// The daemon's workers, from the probe.

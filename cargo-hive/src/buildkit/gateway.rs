@@ -334,7 +334,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buildkit::{image, llb, test_daemon};
+    use crate::buildkit::{layout, llb, test_daemon};
 
     /// Against the real daemon (fails without one): resolve a base, solve, return a config, push.
     #[tokio::test]
@@ -361,11 +361,11 @@ mod tests {
                 .await
                 .map_err(|status| status.message().to_owned())?;
             assert!(base.digest.starts_with("sha256:"), "{base:?}");
-            let overrides = image::ConfigOverrides {
+            let overrides = layout::ConfigOverrides {
                 cmd: vec!["/bin/hello".into()],
                 ..Default::default()
             };
-            let config = image::image_config(Some(&base.config), &platform, &overrides, 0)?;
+            let config = layout::image_config(Some(&base.config), &platform, &overrides, 0)?;
             let result = gateway
                 .solve(llb::file_on_scratch("/hello", b"hi", platform.clone()))
                 .await

@@ -6,9 +6,9 @@ mod client;
 pub(crate) mod docker_api;
 mod errors;
 pub(crate) mod gateway;
-pub(crate) mod image;
+pub(crate) mod layout;
 pub(crate) mod llb;
-mod resolve;
+mod discovery;
 pub(crate) mod session;
 mod tls;
 mod transport;
@@ -16,7 +16,7 @@ mod transport;
 pub(crate) use address::{Address, DOCKER_DEFAULT_SOCKET};
 pub(crate) use client::{Attempt, Buildkit, ConnectOptions};
 pub(crate) use errors::ConnectError;
-pub(crate) use resolve::{Environment, ManifestSettings, manifest_settings, workspace_manifest};
+pub(crate) use discovery::{Environment, ManifestSettings, manifest_settings, workspace_manifest};
 pub(crate) use tls::TlsSettings;
 
 /// A fresh random id for solves and sessions (BuildKit wants them unique per daemon).

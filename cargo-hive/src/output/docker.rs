@@ -15,11 +15,11 @@ use super::{DaemonKind, Destination};
 pub(crate) struct DockerEndpoint {
     /// The unix socket.
     pub(crate) socket: PathBuf,
-    origin: Origin,
+    origin: EndpointSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Origin {
+enum EndpointSource {
     /// The `docker+unix://` BuildKit address.
     Buildkit,
     /// `DOCKER_HOST`, as set.
@@ -32,9 +32,9 @@ impl fmt::Display for DockerEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let socket = self.socket.display();
         match &self.origin {
-            Origin::Buildkit => write!(f, "{socket} (the BuildKit address)"),
-            Origin::DockerHost(value) => write!(f, "{socket} (DOCKER_HOST={value})"),
-            Origin::Default => write!(
+            EndpointSource::Buildkit => write!(f, "{socket} (the BuildKit address)"),
+            EndpointSource::DockerHost(value) => write!(f, "{socket} (DOCKER_HOST={value})"),
+            EndpointSource::Default => write!(
                 f,
                 "{socket} (Docker's default socket; set DOCKER_HOST to use another)"
             ),
@@ -72,17 +72,17 @@ fn endpoint_from(address: &Address, docker_host: Option<String>) -> DockerEndpoi
     if let Address::Docker(socket) = address {
         return DockerEndpoint {
             socket: socket.clone(),
-            origin: Origin::Buildkit,
+            origin: EndpointSource::Buildkit,
         };
     }
     match docker_host {
         Some(host) if host.starts_with("unix://") => DockerEndpoint {
             socket: PathBuf::from(&host["unix://".len()..]),
-            origin: Origin::DockerHost(host),
+            origin: EndpointSource::DockerHost(host),
         },
         _ => DockerEndpoint {
             socket: PathBuf::from(crate::buildkit::DOCKER_DEFAULT_SOCKET),
-            origin: Origin::Default,
+            origin: EndpointSource::Default,
         },
     }
 }

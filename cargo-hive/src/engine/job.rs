@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::fresh;
 use crate::buildkit::docker_api;
 use crate::buildkit::gateway::{self, BuildRequest};
-use crate::buildkit::image::{
+use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, PinnedBase,
 };
 use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig, SessionError};
@@ -46,7 +46,7 @@ pub(crate) struct BuildContext {
     /// `git rev-parse HEAD` of the workspace, for the `revision` label.
     pub(crate) revision: Option<String>,
     /// The bases, resolved once for all images.
-    pub(crate) prepared: super::prepare::Prepared,
+    pub(crate) prepared: super::bases::Prepared,
 }
 
 /// One image of a `hive:` chain: what it adds on top of the one below.
@@ -220,7 +220,7 @@ fn platform_text(planned: &PlanImage) -> String {
 }
 
 fn platform_of(planned: &PlanImage) -> hive_proto::pb::Platform {
-    super::prepare::platform(&platform_text(planned))
+    super::bases::platform(&platform_text(planned))
 }
 
 /// Explains a dynamically linked binary on a base that cannot run it.
@@ -406,7 +406,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
                 record
                     .outputs
                     .iter()
-                    .any(|o| matches!(o, fresh::OutputRecord::Archive { .. }))
+                    .any(|o| matches!(o, fresh::StampedOutput::Archive { .. }))
             }),
             bytes_sent: 0,
             duration: started.elapsed(),
@@ -580,7 +580,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
                 Destination::Load => match planned.references.first() {
                     Some(reference) => {
                         fresh::docker_id(&docker_socket, reference).await.map(|id| {
-                            fresh::OutputRecord::Docker {
+                            fresh::StampedOutput::Docker {
                                 reference: reference.clone(),
                                 id,
                             }
@@ -593,7 +593,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             outputs.extend(recorded);
         }
         if outputs.len() == context.destinations.len() {
-            let record = fresh::Record {
+            let record = fresh::Stamp {
                 fingerprint,
                 digest: digest.clone(),
                 config_digest: config_digest.clone(),

@@ -8,7 +8,7 @@ use hive_proto::pb;
 
 use crate::buildkit::Buildkit;
 use crate::buildkit::gateway::{self, BuildRequest, ResolvedImage};
-use crate::buildkit::image::{ImageLayout, PinnedBase, base_definition};
+use crate::buildkit::layout::{ImageLayout, PinnedBase, base_definition};
 use crate::buildkit::session::{Session, SessionConfig};
 
 /// A registry base for one platform (`os/arch[/variant]`).

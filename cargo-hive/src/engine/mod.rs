@@ -3,8 +3,8 @@
 mod artifacts;
 mod epoch;
 mod fresh;
-mod image;
-mod prepare;
+mod job;
+mod bases;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -115,7 +115,7 @@ async fn build_all(
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
             let name = planned.name.clone();
-            (name, image::build_image(&context, &planned).await)
+            (name, job::build_image(&context, &planned).await)
         });
     }
     let mut built = Vec::new();
@@ -139,7 +139,7 @@ async fn build_all(
     }
     built.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(path) = &args.metadata_file {
-        image::write_metadata(path, &built).map_err(HiveError::Message)?;
+        job::write_metadata(path, &built).map_err(HiveError::Message)?;
     }
     if !failures.is_empty() {
         failures.sort();
@@ -167,7 +167,7 @@ async fn prepare_context(
     destinations: Vec<output::Destination>,
     epoch: i64,
     progress: &Progress,
-) -> Result<image::BuildContext, HiveError> {
+) -> Result<job::BuildContext, HiveError> {
     let workspace_root = PathBuf::from(&plan.workspace_root);
     // Connection settings that cannot work are bad input: said before cargo spends minutes compiling.
     let manifest = manifest_settings(&workspace_root.join("Cargo.toml")).ok();
@@ -206,10 +206,10 @@ async fn prepare_context(
     // Where the images go is known now: a missing Docker for --load fails before anything is built for it.
     output::check_load_target(&destinations, daemon, &buildkit.address).await?;
 
-    let prepared = prepare::prepare(&buildkit, needs(plan, &artifacts.executables))
+    let prepared = bases::prepare(&buildkit, needs(plan, &artifacts.executables))
         .await
         .map_err(HiveError::Message)?;
-    Ok(image::BuildContext {
+    Ok(job::BuildContext {
         buildkit,
         daemon,
         destinations,
@@ -277,7 +277,7 @@ fn check_one_file_per_image(
 fn needs(
     plan: &Plan,
     executables: &BTreeMap<(String, String), compile::Executable>,
-) -> std::collections::BTreeSet<prepare::Need> {
+) -> std::collections::BTreeSet<bases::Need> {
     let by_name: BTreeMap<&str, &hive_build::plan::PlanImage> = plan
         .images
         .iter()
@@ -302,7 +302,7 @@ fn needs(
             .flatten()
             .and_then(|executable| executable.interpreter.clone());
         for platform in &image.platforms {
-            needs.insert(prepare::Need {
+            needs.insert(bases::Need {
                 reference: reference.clone(),
                 platform: platform.clone(),
                 loader: loader.clone(),
@@ -338,7 +338,7 @@ fn dry_run(plan: &Plan, epoch: i64) -> Result<i32, HiveError> {
     use std::io::Write;
     let mut documents = Vec::new();
     for planned in plan.images.iter().filter(|image| image.selected) {
-        documents.push(image::dry_run_json(planned, epoch));
+        documents.push(job::dry_run_json(planned, epoch));
     }
     let text = serde_json::to_string_pretty(
         &serde_json::json!({"format_version": 1, "images": documents}),

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::buildkit::docker_api;
-use crate::buildkit::image::LocalInput;
+use crate::buildkit::layout::LocalInput;
 
 /// What a successful build left behind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Record {
+pub(crate) struct Stamp {
     /// The inputs' fingerprint.
     pub(crate) fingerprint: String,
     /// The manifest digest.
@@ -23,13 +23,13 @@ pub(crate) struct Record {
     /// The config digest.
     pub(crate) config_digest: Option<String>,
     /// Every output, as it was right after the build.
-    pub(crate) outputs: Vec<OutputRecord>,
+    pub(crate) outputs: Vec<StampedOutput>,
 }
 
 /// One output that can be checked without BuildKit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub(crate) enum OutputRecord {
+pub(crate) enum StampedOutput {
     /// An archive file.
     Archive {
         /// Its path.
@@ -57,12 +57,12 @@ pub(crate) enum Expected {
     Docker(String),
 }
 
-impl OutputRecord {
+impl StampedOutput {
     /// The output this record is about.
     fn expected(&self) -> Expected {
         match self {
-            OutputRecord::Archive { path, .. } => Expected::Archive(path.clone()),
-            OutputRecord::Docker { reference, .. } => Expected::Docker(reference.clone()),
+            StampedOutput::Archive { path, .. } => Expected::Archive(path.clone()),
+            StampedOutput::Docker { reference, .. } => Expected::Docker(reference.clone()),
         }
     }
 }
@@ -137,22 +137,22 @@ pub(crate) async fn up_to_date(
     fingerprint: &str,
     expected: &[Expected],
     docker: Option<&Path>,
-) -> Option<Record> {
+) -> Option<Stamp> {
     let text = tokio::fs::read_to_string(path).await.ok()?;
-    let record: Record = serde_json::from_str(&text).ok()?;
-    let recorded: Vec<Expected> = record.outputs.iter().map(OutputRecord::expected).collect();
+    let record: Stamp = serde_json::from_str(&text).ok()?;
+    let recorded: Vec<Expected> = record.outputs.iter().map(StampedOutput::expected).collect();
     if record.fingerprint != fingerprint || recorded.is_empty() || recorded != expected {
         return None;
     }
     for output in &record.outputs {
         let intact = match output {
-            OutputRecord::Archive {
+            StampedOutput::Archive {
                 path,
                 len,
                 mtime_ns,
             } => std::fs::metadata(path)
                 .is_ok_and(|meta| meta.len() == *len && mtime(&meta) == *mtime_ns),
-            OutputRecord::Docker { reference, id } => match docker {
+            StampedOutput::Docker { reference, id } => match docker {
                 Some(socket) => docker_id(socket, reference).await.as_deref() == Some(id.as_str()),
                 None => false,
             },
@@ -165,7 +165,7 @@ pub(crate) async fn up_to_date(
 }
 
 /// Records a successful build (atomically; a failure to record only costs the next build its shortcut).
-pub(crate) fn save(path: &Path, record: &Record) {
+pub(crate) fn save(path: &Path, record: &Stamp) {
     let Some(dir) = path.parent() else { return };
     if std::fs::create_dir_all(dir).is_err() {
         return;
@@ -185,9 +185,9 @@ pub(crate) fn forget(path: &Path) {
 }
 
 /// An archive's record.
-pub(crate) fn archive_record(path: &Path) -> Option<OutputRecord> {
+pub(crate) fn archive_record(path: &Path) -> Option<StampedOutput> {
     let meta = std::fs::metadata(path).ok()?;
-    Some(OutputRecord::Archive {
+    Some(StampedOutput::Archive {
         path: path.to_path_buf(),
         len: meta.len(),
         mtime_ns: mtime(&meta),
@@ -216,7 +216,7 @@ fn mtime(meta: &std::fs::Metadata) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buildkit::image::CopyEntry;
+    use crate::buildkit::layout::CopyEntry;
 
     fn input(root: &Path) -> LocalInput {
         LocalInput {
@@ -289,7 +289,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let archive = dir.path().join("a.oci.tar");
         std::fs::write(&archive, b"tar").unwrap();
-        let record = Record {
+        let record = Stamp {
             fingerprint: "f".into(),
             digest: "sha256:1".into(),
             config_digest: None,
@@ -317,7 +317,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let elsewhere = dir.path().join("elsewhere.oci.tar");
         std::fs::write(&elsewhere, b"tar").unwrap();
-        let record = Record {
+        let record = Stamp {
             fingerprint: "f".into(),
             digest: "sha256:1".into(),
             config_digest: None,
