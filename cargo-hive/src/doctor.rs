@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use hive_proto::control::SolveRequest;
 use serde::Serialize;
 
-use crate::buildkit::docker_api::DockerInfo;
+use crate::output::docker_api::DockerInfo;
 use crate::buildkit::{
     Address, Attempt, Buildkit, ConnectError, llb, manifest_settings, workspace_manifest,
 };
@@ -166,7 +166,9 @@ async fn examine(buildkit: &Buildkit) -> Report {
                 storage_driver: info.driver,
                 containerd_image_store: info.containerd_store,
             },
-            Err(error) => Daemon::DockerUnknown { error },
+            Err(error) => Daemon::DockerUnknown {
+                error: error.to_string(),
+            },
         },
         Address::Unix(_) | Address::Tcp { .. } => Daemon::Buildkitd,
     };

@@ -3,7 +3,6 @@
 
 mod address;
 mod client;
-pub(crate) mod docker_api;
 mod errors;
 pub(crate) mod gateway;
 pub(crate) mod layout;

@@ -10,7 +10,7 @@ use hive_proto::pb;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::buildkit::docker_api;
+use crate::output::docker_api;
 use crate::buildkit::layout::LocalInput;
 
 /// What a successful build left behind.

@@ -10,7 +10,7 @@ use hive_proto::control::StatusRequest;
 use sha2::{Digest, Sha256};
 
 use super::fresh;
-use crate::buildkit::docker_api;
+use crate::output::docker_api;
 use crate::buildkit::gateway::{self, BuildRequest};
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, PinnedBase,
@@ -538,7 +538,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
                 if archive_written.as_deref() == Some(tar.as_path()) {
                     archive_written = None;
                 }
-                loaded?;
+                loaded.map_err(|err| err.to_string())?;
             }
             output::After::DockerPush(references) => {
                 let auth = DockerAuth::from_env();
@@ -555,7 +555,8 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
                         &credentials.username,
                         &credentials.secret,
                     )
-                    .await?;
+                    .await
+                    .map_err(|err| err.to_string())?;
                 }
             }
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use hive_build::plan::Plan;
 
-use crate::buildkit::docker_api::DockerInfo;
+use crate::output::docker_api::DockerInfo;
 use crate::buildkit::{Address, Buildkit, manifest_settings};
 use crate::cli::{BuildArgs, GlobalArgs};
 use crate::compile::{self, CompileRequest};

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::buildkit::Address;
-use crate::buildkit::docker_api::DockerInfo;
+use super::docker_api::DockerInfo;
 
 use super::{DaemonKind, Destination};
 
@@ -52,8 +52,8 @@ pub(crate) enum DestinationError {
     DockerUnreachable {
         /// Where we looked.
         endpoint: DockerEndpoint,
-        /// What went wrong there.
-        detail: String,
+        /// What went wrong there (in the message, so not a `source`: the chain would print it twice).
+        detail: super::docker_api::DockerApiError,
     },
     /// `DOCKER_HOST` names something other than a unix socket.
     #[error(

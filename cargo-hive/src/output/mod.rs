@@ -4,6 +4,7 @@
 
 mod cleanup;
 mod docker;
+pub(crate) mod docker_api;
 
 pub(crate) use cleanup::{RemoveOnDrop, load_archive_path, remove_stale};
 pub(crate) use docker::{DestinationError, check_load_target, docker_endpoint};
