@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 use hive_proto::control::SolveRequest;
 use serde::Serialize;
 
-use crate::output::docker_api::DockerInfo;
-use crate::buildkit::{
-    Address, Attempt, Buildkit, ConnectError, llb, manifest_settings, workspace_manifest,
-};
+use crate::buildkit::{Attempt, Buildkit, ConnectError, llb, manifest_settings, workspace_manifest};
 use crate::cli::{DoctorArgs, Format, GlobalArgs};
 use crate::errors::{HiveError, exit_codes};
 use crate::term::Term;
@@ -38,7 +35,7 @@ struct Endpoint {
     buildkit_version: Option<String>,
     /// Why there is no version, when there is none.
     version_note: Option<String>,
-    daemon: Daemon,
+    daemon: DaemonReport,
     workers: Vec<Worker>,
     exporters: Vec<&'static str>,
     live_check: LiveCheck,
@@ -46,7 +43,7 @@ struct Endpoint {
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-enum Daemon {
+enum DaemonReport {
     Buildkitd,
     Docker {
         version: String,
@@ -151,26 +148,17 @@ pub(crate) async fn run(
 
 async fn examine(buildkit: &Buildkit) -> Report {
     let candidates = buildkit.attempts.iter().map(candidate_report).collect();
-    let (buildkit_version, version_note) = match buildkit.version().await {
-        Ok(Some(version)) => (Some(version), None),
-        Ok(None) => (
-            None,
-            Some("this BuildKit has no Info rpc (older than v0.11, e.g. Docker 20.10)".to_owned()),
-        ),
-        Err(err) => (None, Some(err.to_string())),
-    };
-    let daemon = match &buildkit.address {
-        Address::Docker(socket) => match DockerInfo::fetch(socket).await {
-            Ok(info) => Daemon::Docker {
-                version: info.version,
-                storage_driver: info.driver,
-                containerd_image_store: info.containerd_store,
-            },
-            Err(error) => Daemon::DockerUnknown {
-                error: error.to_string(),
-            },
+    let facts = &buildkit.daemon;
+    let daemon = match &facts.docker {
+        None => DaemonReport::Buildkitd,
+        Some(Ok(info)) => DaemonReport::Docker {
+            version: info.version.clone(),
+            storage_driver: info.driver.clone(),
+            containerd_image_store: info.containerd_store,
         },
-        Address::Unix(_) | Address::Tcp { .. } => Daemon::Buildkitd,
+        Some(Err(error)) => DaemonReport::DockerUnknown {
+            error: error.clone(),
+        },
     };
     let workers: Vec<Worker> = buildkit
         .workers
@@ -200,34 +188,15 @@ async fn examine(buildkit: &Buildkit) -> Report {
             origin: buildkit.origin.key().to_owned(),
             reason: reason(buildkit),
             transport: buildkit.address.transport().to_owned(),
-            buildkit_version,
-            version_note,
-            exporters: exporters(&daemon),
+            buildkit_version: facts.version.clone(),
+            version_note: facts.version_note.clone(),
+            exporters: facts.exporters(),
             daemon,
             workers,
             live_check,
         }),
         candidates,
         error: None,
-    }
-}
-
-/// Which exporters this daemon serves. Docker's BuildKit without the containerd image store has only moby, local
-/// and tar (`image`, `oci` and `docker` answer "exporter could not be found").
-fn exporters(daemon: &Daemon) -> Vec<&'static str> {
-    match daemon {
-        Daemon::Buildkitd => vec!["image", "oci", "docker", "local", "tar"],
-        Daemon::Docker {
-            containerd_image_store: true,
-            ..
-        } => vec!["image", "oci", "docker", "moby", "local", "tar"],
-        Daemon::Docker {
-            containerd_image_store: false,
-            ..
-        }
-        | Daemon::DockerUnknown { .. } => {
-            vec!["moby", "local", "tar"]
-        }
     }
 }
 
@@ -325,8 +294,8 @@ fn print_human(report: &Report, term: &Term) -> std::io::Result<()> {
         (None, None) => writeln!(out, "  version     unknown")?,
     }
     match &endpoint.daemon {
-        Daemon::Buildkitd => writeln!(out, "  daemon      buildkitd")?,
-        Daemon::Docker {
+        DaemonReport::Buildkitd => writeln!(out, "  daemon      buildkitd")?,
+        DaemonReport::Docker {
             version,
             storage_driver,
             containerd_image_store,
@@ -339,7 +308,7 @@ fn print_human(report: &Report, term: &Term) -> std::io::Result<()> {
                 format!("{storage_driver} graph driver, no containerd image store")
             }
         )?,
-        Daemon::DockerUnknown { error } => {
+        DaemonReport::DockerUnknown { error } => {
             writeln!(out, "  daemon      Docker (its /info failed: {error})")?
         }
     }
@@ -374,7 +343,7 @@ fn print_human(report: &Report, term: &Term) -> std::io::Result<()> {
         }
     }
     writeln!(out, "Exporters     {}", endpoint.exporters.join(", "))?;
-    if let Daemon::Docker {
+    if let DaemonReport::Docker {
         containerd_image_store: false,
         ..
     } = endpoint.daemon

@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use hive_proto::control::control_client::ControlClient;
 use hive_proto::control::types::WorkerRecord;
-use hive_proto::control::{InfoRequest, ListWorkersRequest};
+use hive_proto::control::ListWorkersRequest;
 use hive_proto::tonic::transport::Channel;
-use hive_proto::tonic::{Code, Request, Status};
+use hive_proto::tonic::{Code, Status};
 
 use super::address::Address;
+use super::daemon::Daemon;
 use super::errors::ConnectError;
 use super::discovery::{Candidate, Environment, ManifestSettings, AddressSource, candidates};
 use super::tls::TlsSettings;
@@ -140,6 +141,8 @@ pub(crate) struct Buildkit {
     pub(crate) attempts: Vec<Attempt>,
     /// The daemon's workers, from the probe.
     pub(crate) workers: Vec<WorkerRecord>,
+    /// What the daemon is and can do.
+    pub(crate) daemon: Daemon,
     /// `-v`: errors keep the transport's own wording.
     pub(crate) verbose: bool,
 }
@@ -191,8 +194,10 @@ impl Buildkit {
                         origin: origin.clone(),
                         outcome: Ok(started.elapsed()),
                     });
+                    let daemon = Daemon::examine(control_client(&channel), &address).await;
                     return Ok(Buildkit {
                         channel,
+                        daemon,
                         address,
                         origin,
                         attempts,
@@ -231,35 +236,19 @@ impl Buildkit {
 
     /// The Control API client on this connection.
     pub(crate) fn control(&self) -> ControlClient<Channel> {
-        ControlClient::new(self.channel.clone())
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE)
+        control_client(&self.channel)
     }
 
     /// The underlying channel, for other services on the same connection (the gateway).
     pub(crate) fn channel(&self) -> Channel {
         self.channel.clone()
     }
+}
 
-    /// The daemon's BuildKit version, or `None` for daemons without the `Info` rpc (BuildKit < v0.11, Docker 20.10).
-    pub(crate) async fn version(&self) -> Result<Option<String>, ConnectError> {
-        let request = Request::new(InfoRequest {});
-        match tokio::time::timeout(EXPLICIT_TIMEOUT, self.control().info(request)).await {
-            Err(_) => Err(ConnectError::Timeout {
-                address: self.address.to_string(),
-                after: EXPLICIT_TIMEOUT,
-            }),
-            Ok(Err(status)) if status.code() == Code::Unimplemented => Ok(None),
-            Ok(Err(status)) => Err(ConnectError::Protocol {
-                address: self.address.to_string(),
-                detail: format!("Info failed: {}", status.message()),
-            }),
-            Ok(Ok(response)) => Ok(response
-                .into_inner()
-                .buildkit_version
-                .map(|version| version.version)),
-        }
-    }
+fn control_client(channel: &Channel) -> ControlClient<Channel> {
+    ControlClient::new(channel.clone())
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
 }
 
 /// Connects and asks for the worker list: the cheapest call every BuildKit version answers.

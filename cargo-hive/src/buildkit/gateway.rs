@@ -201,6 +201,24 @@ impl Gateway {
     }
 }
 
+/// One exporter of a solve: its type (`oci`, `moby`, `image`, ...) and attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExporterSpec {
+    /// The exporter's type.
+    pub(crate) kind: String,
+    /// Its attributes.
+    pub(crate) attrs: BTreeMap<String, String>,
+}
+
+impl ExporterSpec {
+    fn wire(&self) -> Exporter {
+        Exporter {
+            r#type: self.kind.clone(),
+            attrs: self.attrs.clone().into_iter().collect(),
+        }
+    }
+}
+
 /// Everything the `Control.Solve` of a gateway build carries.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BuildRequest {
@@ -209,7 +227,7 @@ pub(crate) struct BuildRequest {
     /// The session the daemon calls back on.
     pub(crate) session_id: String,
     /// Where the result goes.
-    pub(crate) exporters: Vec<Exporter>,
+    pub(crate) exporters: Vec<ExporterSpec>,
     /// Frontend attributes (`build-arg:SOURCE_DATE_EPOCH`, ...).
     pub(crate) frontend_attrs: BTreeMap<String, String>,
 }
@@ -262,15 +280,15 @@ where
         // One exporter goes in the original fields, which every BuildKit knows (the list is v0.13+); several need
         // the list.
         exporter_deprecated: single
-            .map(|exporter| exporter.r#type.clone())
+            .map(|exporter| exporter.kind.clone())
             .unwrap_or_default(),
         exporter_attrs_deprecated: single
-            .map(|exporter| exporter.attrs.clone())
+            .map(|exporter| exporter.attrs.clone().into_iter().collect())
             .unwrap_or_default(),
         exporters: if single.is_some() {
             Vec::new()
         } else {
-            request.exporters.clone()
+            request.exporters.iter().map(ExporterSpec::wire).collect()
         },
         frontend_attrs: request.frontend_attrs.clone().into_iter().collect(),
         ..Default::default()
@@ -343,9 +361,9 @@ mod tests {
         let platform = llb::linux(llb::host_architecture());
         // One fixed tag: every run replaces the last one instead of adding an image to the store and registry.
         let target = "localhost:5000/hive-test/gateway:latest".to_owned();
-        let exporter = Exporter {
-            r#type: "image".into(),
-            attrs: HashMap::from([
+        let exporter = ExporterSpec {
+            kind: "image".into(),
+            attrs: BTreeMap::from([
                 ("name".into(), target.clone()),
                 ("push".into(), "true".into()),
             ]),

@@ -1,8 +1,9 @@
 //! Everything that talks to BuildKit: addresses and their resolution, transports, the probed connection, LLB,
-//! solves and the Docker Engine API next to Docker's embedded BuildKit.
+//! solves, and what the connected daemon is (its [`Daemon`] record).
 
 mod address;
 mod client;
+mod daemon;
 mod errors;
 pub(crate) mod gateway;
 pub(crate) mod layout;
@@ -12,9 +13,11 @@ pub(crate) mod session;
 mod tls;
 mod transport;
 
-pub(crate) use address::{Address, DOCKER_DEFAULT_SOCKET};
+pub(crate) use address::DOCKER_DEFAULT_SOCKET;
 pub(crate) use client::{Attempt, Buildkit, ConnectOptions};
+pub(crate) use daemon::DaemonKind;
 pub(crate) use errors::ConnectError;
+pub(crate) use gateway::ExporterSpec;
 pub(crate) use discovery::{Environment, ManifestSettings, manifest_settings, workspace_manifest};
 pub(crate) use tls::TlsSettings;
 

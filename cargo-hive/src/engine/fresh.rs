@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use hive_proto::control::Exporter;
 use hive_proto::pb;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::output::docker_api;
+use crate::buildkit::ExporterSpec;
 use crate::buildkit::layout::LocalInput;
 
 /// What a successful build left behind.
@@ -79,7 +79,7 @@ pub(crate) fn record_path(target_dir: &Path, image: &str) -> PathBuf {
 pub(crate) fn fingerprint(
     definition: &pb::Definition,
     config: &[u8],
-    exporters: &[Exporter],
+    exporters: &[ExporterSpec],
     inputs: &[&LocalInput],
 ) -> Result<String, String> {
     let mut hasher = Sha256::new();
@@ -93,7 +93,7 @@ pub(crate) fn fingerprint(
     for exporter in exporters {
         let mut attrs: Vec<_> = exporter.attrs.iter().collect();
         attrs.sort();
-        hasher.update(format!("exporter {} {attrs:?}\n", exporter.r#type));
+        hasher.update(format!("exporter {} {attrs:?}\n", exporter.kind));
     }
     for input in inputs {
         for entry in &input.entries {
@@ -236,8 +236,8 @@ mod tests {
         std::fs::write(dir.path().join("app"), b"v1").unwrap();
         let input = input(dir.path());
         let definition = pb::Definition::default();
-        let exporter = Exporter {
-            r#type: "oci".into(),
+        let exporter = ExporterSpec {
+            kind: "oci".into(),
             attrs: [("name".into(), "a".into())].into(),
         };
         let base = fingerprint(
@@ -267,8 +267,8 @@ mod tests {
             )
             .unwrap()
         );
-        let moby = Exporter {
-            r#type: "moby".into(),
+        let moby = ExporterSpec {
+            kind: "moby".into(),
             ..exporter.clone()
         };
         assert_ne!(

@@ -18,7 +18,8 @@ use crate::buildkit::layout::{
 use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig, SessionError};
 use crate::buildkit::{Buildkit, llb};
 use crate::compile::Executable;
-use crate::output::{self, DaemonKind, Destination};
+use crate::buildkit::DaemonKind;
+use crate::output::{self, Destination};
 use crate::progress::{Event, Progress};
 
 /// What every image build shares.
@@ -327,7 +328,8 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         &archive,
         &load_archive,
         context.epoch,
-    )?;
+    )
+    .map_err(|err| err.to_string())?;
     let exporters = export_plan.exporters.clone();
     let export_file = export_plan.file.clone();
     let epoch = context.epoch;
@@ -375,7 +377,8 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let all_inputs: Vec<&LocalInput> = chain.iter().flat_map(|layer| layer.inputs.iter()).collect();
     let record_path = fresh::record_path(&context.target_dir, &planned.name);
     let fingerprint = fresh::fingerprint(&definition, &config, &exporters, &all_inputs)?;
-    let docker_socket = output::docker_endpoint(&context.buildkit.address).socket;
+    let docker_socket =
+        output::docker_endpoint(context.buildkit.daemon.docker_socket.as_deref()).socket;
     let checkable = !context.no_cache
         && context
             .destinations

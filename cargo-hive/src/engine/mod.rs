@@ -12,13 +12,12 @@ use std::sync::Arc;
 
 use hive_build::plan::Plan;
 
-use crate::output::docker_api::DockerInfo;
-use crate::buildkit::{Address, Buildkit, manifest_settings};
+use crate::buildkit::{Buildkit, manifest_settings};
 use crate::cli::{BuildArgs, GlobalArgs};
 use crate::compile::{self, CompileRequest};
 use crate::errors::{HiveError, exit_codes};
 use crate::interrupt;
-use crate::output::{self, DaemonKind};
+use crate::output;
 use crate::progress::{self, Event, Progress};
 use crate::term::Term;
 
@@ -36,7 +35,7 @@ pub(crate) async fn run(
         &args.compile,
     ))?;
     let destinations =
-        output::destinations(args.load, args.push, &args.output).map_err(HiveError::Message)?;
+        output::destinations(args.load, args.push, &args.output)?;
     check_supported(&plan)?;
     check_one_file_per_image(&plan, &destinations)?;
     let workspace_root = PathBuf::from(&plan.workspace_root);
@@ -202,9 +201,12 @@ async fn prepare_context(
         .map_err(|err| HiveError::Message(err.to_string()))?;
 
     let buildkit = Buildkit::connect(&options).await?;
-    let daemon = daemon_kind(&buildkit).await;
-    // Where the images go is known now: a missing Docker for --load fails before anything is built for it.
-    output::check_load_target(&destinations, daemon, &buildkit.address).await?;
+    let daemon = buildkit.daemon.kind;
+    // Where the images go is known now: an exporter this daemon lacks, or a missing Docker for --load, fails
+    // once, before anything is built for it.
+    output::check_exporters(&destinations, daemon)?;
+    let docker_socket = buildkit.daemon.docker_socket.clone();
+    output::check_load_target(&destinations, daemon, docker_socket.as_deref()).await?;
 
     let prepared = bases::prepare(&buildkit, needs(plan, &artifacts.executables))
         .await
@@ -322,16 +324,6 @@ fn targets(plan: &Plan) -> BTreeMap<String, Vec<String>> {
         }
     }
     targets
-}
-
-async fn daemon_kind(buildkit: &Buildkit) -> DaemonKind {
-    match &buildkit.address {
-        Address::Docker(socket) => match DockerInfo::fetch(socket).await {
-            Ok(info) if info.containerd_store => DaemonKind::DockerContainerd,
-            _ => DaemonKind::DockerGraphDriver,
-        },
-        Address::Unix(_) | Address::Tcp { .. } => DaemonKind::Buildkitd,
-    }
 }
 
 fn dry_run(plan: &Plan, epoch: i64) -> Result<i32, HiveError> {

@@ -3,12 +3,12 @@
 //! it is checked right after connecting, before any image is built for it.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::buildkit::Address;
 use super::docker_api::DockerInfo;
 
-use super::{DaemonKind, Destination};
+use super::{DestinationError, Destination};
+use crate::buildkit::DaemonKind;
 
 /// A Docker API socket and where its address came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,36 +42,15 @@ impl fmt::Display for DockerEndpoint {
     }
 }
 
-/// Why the images cannot go where they were asked to.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum DestinationError {
-    /// `--load` with no Docker answering.
-    #[error(
-        "--load loads the images into Docker, but no Docker daemon answers at {endpoint}: {detail}"
-    )]
-    DockerUnreachable {
-        /// Where we looked.
-        endpoint: DockerEndpoint,
-        /// What went wrong there (in the message, so not a `source`: the chain would print it twice).
-        detail: super::docker_api::DockerApiError,
-    },
-    /// `DOCKER_HOST` names something other than a unix socket.
-    #[error(
-        "--load with a standalone BuildKit loads the images through Docker's unix socket, but DOCKER_HOST is `{0}`: \
-         set it to unix:///path/to/docker.sock"
-    )]
-    DockerHostNotUnix(String),
+/// The Docker daemon that goes with the BuildKit: its own socket when BuildKit is Docker's (`buildkit_docker`).
+pub(crate) fn docker_endpoint(buildkit_docker: Option<&Path>) -> DockerEndpoint {
+    endpoint_from(buildkit_docker, std::env::var("DOCKER_HOST").ok())
 }
 
-/// The Docker daemon that goes with the BuildKit at `address`.
-pub(crate) fn docker_endpoint(address: &Address) -> DockerEndpoint {
-    endpoint_from(address, std::env::var("DOCKER_HOST").ok())
-}
-
-fn endpoint_from(address: &Address, docker_host: Option<String>) -> DockerEndpoint {
-    if let Address::Docker(socket) = address {
+fn endpoint_from(buildkit_docker: Option<&Path>, docker_host: Option<String>) -> DockerEndpoint {
+    if let Some(socket) = buildkit_docker {
         return DockerEndpoint {
-            socket: socket.clone(),
+            socket: socket.to_path_buf(),
             origin: EndpointSource::Buildkit,
         };
     }
@@ -91,12 +70,12 @@ fn endpoint_from(address: &Address, docker_host: Option<String>) -> DockerEndpoi
 pub(crate) async fn check_load_target(
     destinations: &[Destination],
     daemon: DaemonKind,
-    address: &Address,
+    buildkit_docker: Option<&Path>,
 ) -> Result<(), DestinationError> {
     if daemon != DaemonKind::Buildkitd || !destinations.contains(&Destination::Load) {
         return Ok(());
     }
-    let endpoint = load_endpoint(address, std::env::var("DOCKER_HOST").ok())?;
+    let endpoint = load_endpoint(buildkit_docker, std::env::var("DOCKER_HOST").ok())?;
     match DockerInfo::fetch(&endpoint.socket).await {
         Ok(_) => Ok(()),
         Err(detail) => Err(DestinationError::DockerUnreachable { endpoint, detail }),
@@ -105,14 +84,14 @@ pub(crate) async fn check_load_target(
 
 /// Where `--load` goes: a `DOCKER_HOST` we cannot load through is an error, not a silent fallback to the default.
 fn load_endpoint(
-    address: &Address,
+    buildkit_docker: Option<&Path>,
     docker_host: Option<String>,
 ) -> Result<DockerEndpoint, DestinationError> {
     match docker_host {
         Some(host) if !host.is_empty() && !host.starts_with("unix://") => {
             Err(DestinationError::DockerHostNotUnix(host))
         }
-        docker_host => Ok(endpoint_from(address, docker_host)),
+        docker_host => Ok(endpoint_from(buildkit_docker, docker_host)),
     }
 }
 
@@ -122,18 +101,18 @@ mod tests {
 
     #[test]
     fn endpoints_say_where_they_came_from() {
-        let docker = Address::Docker("/run/d.sock".into());
-        let standalone = Address::Unix("/run/buildkit/buildkitd.sock".into());
+        let docker = Some(Path::new("/run/d.sock"));
+        let standalone = None;
         let host = Some("unix:///tmp/x.sock".to_owned());
         assert_eq!(
-            endpoint_from(&docker, host.clone()).to_string(),
+            endpoint_from(docker, host.clone()).to_string(),
             "/run/d.sock (the BuildKit address)"
         );
         assert_eq!(
-            endpoint_from(&standalone, host).to_string(),
+            endpoint_from(standalone, host).to_string(),
             "/tmp/x.sock (DOCKER_HOST=unix:///tmp/x.sock)"
         );
-        let default = endpoint_from(&standalone, None);
+        let default = endpoint_from(standalone, None);
         assert_eq!(
             default.socket,
             PathBuf::from(crate::buildkit::DOCKER_DEFAULT_SOCKET)
@@ -143,17 +122,14 @@ mod tests {
 
     #[test]
     fn load_needs_a_unix_docker_host() {
-        let standalone = Address::Tcp {
-            host: "buildkit".into(),
-            port: 1234,
-        };
-        let err = load_endpoint(&standalone, Some("tcp://docker:2375".to_owned())).unwrap_err();
+        let standalone = None;
+        let err = load_endpoint(standalone, Some("tcp://docker:2375".to_owned())).unwrap_err();
         assert!(
             err.to_string()
                 .contains("DOCKER_HOST is `tcp://docker:2375`"),
             "{err}"
         );
-        let endpoint = load_endpoint(&standalone, Some(String::new())).unwrap();
+        let endpoint = load_endpoint(standalone, Some(String::new())).unwrap();
         assert_eq!(
             endpoint.socket,
             PathBuf::from(crate::buildkit::DOCKER_DEFAULT_SOCKET)
