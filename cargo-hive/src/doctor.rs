@@ -1,12 +1,11 @@
 //! `cargo hive doctor`: which BuildKit, why, what it can do, and whether a real solve works.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hive_proto::control::SolveRequest;
 use serde::Serialize;
 
-use crate::buildkit::{Attempt, Buildkit, ConnectError, llb, manifest_settings, workspace_manifest};
+use crate::buildkit::{Attempt, Buildkit, ConnectError, manifest_settings, workspace_manifest};
 use crate::cli::{DoctorArgs, Format, GlobalArgs};
 use crate::errors::{HiveError, exit_codes};
 use crate::term::Term;
@@ -161,24 +160,20 @@ async fn examine(buildkit: &Buildkit) -> Report {
         },
     };
     let workers: Vec<Worker> = buildkit
-        .workers
-        .iter()
+        .workers()
+        .into_iter()
         .map(|worker| Worker {
-            id: worker.id.clone(),
-            platforms: worker.platforms.iter().map(platform_string).collect(),
-            labels: worker
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            id: worker.id,
+            platforms: worker.platforms,
+            labels: worker.labels,
         })
         .collect();
-    let platform = buildkit
-        .workers
-        .first()
-        .and_then(|worker| worker.platforms.first().cloned())
-        .unwrap_or_else(|| llb::linux(llb::host_architecture()));
-    let live_check = live_check(buildkit, platform).await;
+    let (elapsed, result) = buildkit.live_check(LIVE_CHECK_TIMEOUT).await;
+    let live_check = LiveCheck {
+        ok: result.is_ok(),
+        millis: elapsed.as_millis() as u64,
+        error: result.err().map(|err| err.to_string()),
+    };
     let ready = live_check.ok;
     Report {
         format_version: FORMAT_VERSION,
@@ -217,31 +212,6 @@ fn reason(buildkit: &Buildkit) -> String {
     }
 }
 
-async fn live_check(buildkit: &Buildkit, platform: hive_proto::pb::Platform) -> LiveCheck {
-    let definition = llb::file_on_scratch("/hive-doctor", b"cargo hive doctor\n", platform);
-    let request = SolveRequest {
-        r#ref: crate::buildkit::new_id(),
-        definition: Some(definition),
-        ..Default::default()
-    };
-    let started = Instant::now();
-    let result = tokio::time::timeout(LIVE_CHECK_TIMEOUT, buildkit.control().solve(request)).await;
-    let millis = started.elapsed().as_millis() as u64;
-    let error = match result {
-        Err(_) => Some(format!(
-            "the solve did not finish within {} s",
-            LIVE_CHECK_TIMEOUT.as_secs()
-        )),
-        Ok(Err(status)) => Some(format!("the solve failed: {}", status.message())),
-        Ok(Ok(_)) => None,
-    };
-    LiveCheck {
-        ok: error.is_none(),
-        millis,
-        error,
-    }
-}
-
 fn candidate_report(attempt: &Attempt) -> CandidateReport {
     CandidateReport {
         address: attempt.address.clone(),
@@ -254,15 +224,6 @@ fn candidate_report(attempt: &Attempt) -> CandidateReport {
             .map(|elapsed| elapsed.as_millis() as u64),
         error: attempt.outcome.as_ref().err().cloned(),
     }
-}
-
-fn platform_string(platform: &hive_proto::pb::Platform) -> String {
-    let mut text = format!("{}/{}", platform.os, platform.architecture);
-    if !platform.variant.is_empty() {
-        text.push('/');
-        text.push_str(&platform.variant);
-    }
-    text
 }
 
 fn print_human(report: &Report, term: &Term) -> std::io::Result<()> {

@@ -139,8 +139,8 @@ pub(crate) struct Buildkit {
     pub(crate) origin: AddressSource,
     /// Every candidate tried, in order, the winner last.
     pub(crate) attempts: Vec<Attempt>,
-    /// The daemon's workers, from the probe.
-    pub(crate) workers: Vec<WorkerRecord>,
+    /// The daemon's workers, from the probe (see [`Buildkit::workers`]).
+    pub(super) workers: Vec<WorkerRecord>,
     /// What the daemon is and can do.
     pub(crate) daemon: Daemon,
     /// `-v`: errors keep the transport's own wording.
@@ -237,6 +237,11 @@ impl Buildkit {
     /// The Control API client on this connection.
     pub(crate) fn control(&self) -> ControlClient<Channel> {
         control_client(&self.channel)
+    }
+
+    /// The daemon's workers, from the probe.
+    pub(crate) fn workers(&self) -> Vec<super::daemon::Worker> {
+        self.workers.iter().map(super::daemon::Worker::from_wire).collect()
     }
 
     /// The underlying channel, for other services on the same connection (the gateway).

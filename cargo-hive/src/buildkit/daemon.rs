@@ -1,10 +1,12 @@
 //! What the connected daemon is and what it can do, found once at connect: `doctor` shows it, the outputs choose
 //! their exporters by it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use hive_proto::control::InfoRequest;
+use hive_proto::control::types::WorkerRecord;
 use hive_proto::control::control_client::ControlClient;
 use hive_proto::tonic::transport::Channel;
 use hive_proto::tonic::{Code, Request};
@@ -12,6 +14,37 @@ use hive_proto::tonic::{Code, Request};
 use super::address::Address;
 use super::errors::ConnectError;
 use crate::output::docker_api::DockerInfo;
+
+/// One of the daemon's workers, as doctor shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct Worker {
+    /// Its id.
+    pub(crate) id: String,
+    /// The platforms it builds for, `os/arch[/variant]`.
+    pub(crate) platforms: Vec<String>,
+    /// Its labels.
+    pub(crate) labels: BTreeMap<String, String>,
+}
+
+impl Worker {
+    pub(super) fn from_wire(record: &WorkerRecord) -> Worker {
+        Worker {
+            id: record.id.clone(),
+            platforms: record.platforms.iter().map(platform_text).collect(),
+            labels: record.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+}
+
+/// A wire platform as text, `os/arch[/variant]`.
+fn platform_text(platform: &hive_proto::pb::Platform) -> String {
+    let mut text = format!("{}/{}", platform.os, platform.architecture);
+    if !platform.variant.is_empty() {
+        text.push('/');
+        text.push_str(&platform.variant);
+    }
+    text
+}
 
 /// How long the daemon gets to answer `Info`.
 const INFO_TIMEOUT: Duration = Duration::from_secs(6);

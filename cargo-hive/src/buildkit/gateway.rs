@@ -358,7 +358,7 @@ mod tests {
     #[tokio::test]
     async fn gateway_build_resolves_solves_returns_and_pushes() {
         let buildkit = test_daemon().await;
-        let platform = llb::linux(llb::host_architecture());
+        let platform = llb::platform(&llb::host_platform());
         // One fixed tag: every run replaces the last one instead of adding an image to the store and registry.
         let target = "localhost:5000/hive-test/gateway:latest".to_owned();
         let exporter = ExporterSpec {
@@ -383,7 +383,8 @@ mod tests {
                 cmd: vec!["/bin/hello".into()],
                 ..Default::default()
             };
-            let config = layout::image_config(Some(&base.config), &platform, &overrides, 0)?;
+            let config =
+                layout::image_config(Some(&base.config), &llb::host_platform(), &overrides, 0)?;
             let result = gateway
                 .solve(llb::file_on_scratch("/hello", b"hi", platform.clone()))
                 .await

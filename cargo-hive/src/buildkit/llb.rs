@@ -63,13 +63,20 @@ fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// A `linux/<arch>` platform.
-pub(crate) fn linux(architecture: &str) -> pb::Platform {
+/// `os/arch[/variant]` as LLB's platform: the one conversion from our platforms to the wire type.
+pub(crate) fn platform(text: &str) -> pb::Platform {
+    let mut parts = text.split('/');
     pb::Platform {
-        architecture: architecture.to_owned(),
-        os: "linux".to_owned(),
+        os: parts.next().unwrap_or("linux").to_owned(),
+        architecture: parts.next().unwrap_or_default().to_owned(),
+        variant: parts.next().unwrap_or_default().to_owned(),
         ..Default::default()
     }
+}
+
+/// The host's platform, `linux/<arch>`.
+pub(crate) fn host_platform() -> String {
+    format!("linux/{}", host_architecture())
 }
 
 /// The architecture of this machine in OCI terms.
@@ -123,11 +130,11 @@ mod tests {
 
     #[test]
     fn same_input_same_digests() {
-        let a = file_on_scratch("/x", b"data", linux("amd64"));
-        let b = file_on_scratch("/x", b"data", linux("amd64"));
+        let a = file_on_scratch("/x", b"data", platform("linux/amd64"));
+        let b = file_on_scratch("/x", b"data", platform("linux/amd64"));
         assert_eq!(a, b);
         assert_eq!(a.def.len(), 2);
-        let c = file_on_scratch("/x", b"other", linux("amd64"));
+        let c = file_on_scratch("/x", b"other", platform("linux/amd64"));
         assert_ne!(
             a.metadata.keys().collect::<Vec<_>>(),
             c.metadata.keys().collect::<Vec<_>>()
@@ -136,7 +143,7 @@ mod tests {
 
     #[test]
     fn terminal_op_points_at_the_result() {
-        let definition = file_on_scratch("/x", b"data", linux("arm64"));
+        let definition = file_on_scratch("/x", b"data", platform("linux/arm64"));
         let terminal = pb::Op::decode(definition.def[1].as_slice()).unwrap();
         let file_digest = digest_of(&definition.def[0]);
         assert_eq!(

@@ -10,6 +10,7 @@ pub(crate) mod layout;
 pub(crate) mod llb;
 mod discovery;
 pub(crate) mod session;
+mod solve;
 mod tls;
 mod transport;
 
@@ -18,6 +19,8 @@ pub(crate) use client::{Attempt, Buildkit, ConnectOptions};
 pub(crate) use daemon::DaemonKind;
 pub(crate) use errors::ConnectError;
 pub(crate) use gateway::ExporterSpec;
+pub(crate) use session::DockerAuth;
+pub(crate) use solve::{BaseFacts, BaseQuery, LoaderCheck, SolveJob, Solved};
 pub(crate) use discovery::{Environment, ManifestSettings, manifest_settings, workspace_manifest};
 pub(crate) use tls::TlsSettings;
 

@@ -5,13 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use hive_proto::pb;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::output::docker_api;
 use crate::buildkit::ExporterSpec;
-use crate::buildkit::layout::LocalInput;
+use crate::buildkit::layout::{LocalInput, Llb};
 
 /// What a successful build left behind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,14 +76,14 @@ pub(crate) fn record_path(target_dir: &Path, image: &str) -> PathBuf {
 
 /// The fingerprint of everything that decides an image's content and where it goes.
 pub(crate) fn fingerprint(
-    definition: &pb::Definition,
+    definition: &Llb,
     config: &[u8],
     exporters: &[ExporterSpec],
     inputs: &[&LocalInput],
 ) -> Result<String, String> {
     let mut hasher = Sha256::new();
     hasher.update(concat!("cargo-hive ", env!("CARGO_PKG_VERSION"), "\n"));
-    for op in &definition.def {
+    for op in definition.ops() {
         hasher.update((op.len() as u64).to_le_bytes());
         hasher.update(op);
     }
@@ -235,7 +234,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app"), b"v1").unwrap();
         let input = input(dir.path());
-        let definition = pb::Definition::default();
+        let definition = crate::buildkit::layout::definition(&crate::buildkit::layout::ImageLayout {
+            platform: "linux/amd64".to_owned(),
+            base: None,
+            layers: vec![],
+            shared_key_hint: String::new(),
+            epoch: 0,
+            uid: 0,
+            gid: 0,
+        });
         let exporter = ExporterSpec {
             kind: "oci".into(),
             attrs: [("name".into(), "a".into())].into(),

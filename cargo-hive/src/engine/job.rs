@@ -1,24 +1,19 @@
-//! One image: its session (the binary and files served to the daemon), its gateway build (base resolved and
-//! pinned, LLB solved, config returned), its exporters, and what came out.
+//! One image: its `hive:` chain and base, its outputs, its LLB and config, the up-to-date check, the solve (through
+//! the BuildKit façade), what Docker finishes, and the stamp for the next build, each a function of its own.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hive_build::plan::{Base, PlanImage};
-use hive_proto::control::StatusRequest;
 use sha2::{Digest, Sha256};
 
 use super::fresh;
-use crate::output::docker_api;
-use crate::buildkit::gateway::{self, BuildRequest};
 use crate::buildkit::layout::{
-    self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, PinnedBase,
+    self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, Llb, PinnedBase,
 };
-use crate::buildkit::session::{DockerAuth, LocalDir, Session, SessionConfig, SessionError};
-use crate::buildkit::{Buildkit, llb};
+use crate::buildkit::{BaseFacts, Buildkit, DaemonKind, LoaderCheck, SolveJob, Solved, llb};
 use crate::compile::Executable;
-use crate::buildkit::DaemonKind;
 use crate::output::{self, Destination};
 use crate::progress::{Event, Progress};
 
@@ -47,7 +42,7 @@ pub(crate) struct BuildContext {
     /// `git rev-parse HEAD` of the workspace, for the `revision` label.
     pub(crate) revision: Option<String>,
     /// The bases, resolved once for all images.
-    pub(crate) prepared: super::bases::Prepared,
+    pub(crate) bases: BaseFacts,
 }
 
 /// One image of a `hive:` chain: what it adds on top of the one below.
@@ -217,11 +212,7 @@ fn platform_text(planned: &PlanImage) -> String {
         .platforms
         .first()
         .cloned()
-        .unwrap_or_else(|| format!("linux/{}", llb::host_architecture()))
-}
-
-fn platform_of(planned: &PlanImage) -> hive_proto::pb::Platform {
-    super::bases::platform(&platform_text(planned))
+        .unwrap_or_else(llb::host_platform)
 }
 
 /// Explains a dynamically linked binary on a base that cannot run it.
@@ -266,50 +257,100 @@ pub(crate) async fn build_image(
     result
 }
 
+/// One image, step by step: its chain and base, its outputs, its LLB and config, the up-to-date check, the solve,
+/// what Docker finishes, and the stamp for the next build.
 async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, String> {
     let started = Instant::now();
     let (root, chain) = context.chain(planned)?;
-    let own = chain
-        .last()
-        .expect("a chain holds at least the image itself");
-    let interpreter = own.executable.interpreter.clone();
-    if let (Some(interpreter), Base::Scratch, 1) = (&interpreter, &root, chain.len()) {
+    let base = base_of(context, planned, &root, &chain)?;
+    let outputs = Outputs::of(context, planned)?;
+    let (image_layout, definition, config) = lay_out(context, planned, base, &chain)?;
+    let inputs: Vec<LocalInput> = chain.iter().flat_map(|layer| layer.inputs.clone()).collect();
+    let fingerprint = fresh::fingerprint(
+        &definition,
+        &config,
+        &outputs.plan.exporters,
+        &inputs.iter().collect::<Vec<_>>(),
+    )?;
+    if let Some(built) = fresh_image(context, planned, &outputs, &fingerprint).await {
+        return Ok(BuiltImage {
+            duration: started.elapsed(),
+            ..built
+        });
+    }
+    fresh::forget(&outputs.stamp);
+    // The docker archive for `--load` goes once Docker has it, and on every other way out (an error, a cancel).
+    let _load_archive = outputs
+        .plan
+        .after
+        .iter()
+        .any(|step| matches!(step, output::After::DockerLoad(_)))
+        .then(|| output::RemoveOnDrop(outputs.load_archive.clone()));
+    if let Some(parent) = outputs.plan.file.as_deref().and_then(Path::parent) {
+        std::fs::create_dir_all(parent)
+            .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
+    }
+    let job = SolveJob {
+        name: planned.name.clone(),
+        shared_key: shared_key(&context.workspace_root, &planned.name),
+        inputs,
+        export_file: outputs.plan.file.clone(),
+        exporters: outputs.plan.exporters.clone(),
+        epoch: context.epoch,
+        definition,
+        config,
+        loader_check: loader_check(planned, &chain, &image_layout),
+    };
+    let mut solved = (context.buildkit)
+        .solve(job, &context.progress)
+        .await
+        .map_err(|err| err.to_string())?;
+    finish_outputs(context, &outputs, &mut solved).await?;
+    save_stamp(context, planned, &outputs, fingerprint, &solved).await;
+    Ok(BuiltImage {
+        name: planned.name.clone(),
+        references: planned.references.clone(),
+        digest: solved.digest,
+        config_digest: solved.config_digest,
+        output: outputs.description,
+        archive: solved.file_written,
+        bytes_sent: solved.bytes_sent,
+        duration: started.elapsed(),
+    })
+}
+
+/// The registry base at the bottom of the chain, resolved (once for all images, before them), with the loader
+/// checks that need no build of their own: a dynamically linked binary right on scratch, or right on a registry
+/// base without its loader.
+fn base_of(
+    context: &BuildContext,
+    planned: &PlanImage,
+    root: &Base,
+    chain: &[ChainLayer],
+) -> Result<Option<PinnedResolved>, String> {
+    let own = chain.last().expect("a chain holds at least the image itself");
+    let interpreter = own.executable.interpreter.as_deref().filter(|_| chain.len() == 1);
+    if let (Some(interpreter), Base::Scratch) = (interpreter, root) {
         return Err(loader_error(
             planned,
             interpreter,
             "the base is `scratch`, which has no loader",
         ));
     }
-    let platform_text = platform_text(planned);
-    let resolved_base = match &root {
-        Base::Image { reference } => {
-            let key = (reference.clone(), platform_text.clone());
-            match context.prepared.bases.get(&key) {
-                Some(Ok(resolved)) => Some((reference.clone(), resolved.clone())),
-                Some(Err(message)) => {
-                    return Err(format!(
-                        "cannot resolve the base image `{reference}`: {message}"
-                    ));
-                }
-                None => {
-                    return Err(format!(
-                        "the base image `{reference}` was not resolved (a bug)"
-                    ));
-                }
-            }
-        }
-        Base::Scratch | Base::Hive { .. } => None,
+    let Base::Image { reference } = root else {
+        return Ok(None);
     };
-    // The loader of an image right on a registry base was checked once for all images.
-    if let (Some(interpreter), Some((reference, _)), 1) =
-        (&interpreter, &resolved_base, chain.len())
-    {
-        let key = (
-            reference.clone(),
-            platform_text.clone(),
-            interpreter.clone(),
-        );
-        if context.prepared.loaders.get(&key) == Some(&false) {
+    let platform = platform_text(planned);
+    let resolved = match context.bases.bases.get(&(reference.clone(), platform.clone())) {
+        Some(Ok(resolved)) => resolved.clone(),
+        Some(Err(message)) => {
+            return Err(format!("cannot resolve the base image `{reference}`: {message}"));
+        }
+        None => return Err(format!("the base image `{reference}` was not resolved (a bug)")),
+    };
+    if let Some(interpreter) = interpreter {
+        let key = (reference.clone(), platform, interpreter.to_owned());
+        if context.bases.loaders.get(&key) == Some(&false) {
             return Err(loader_error(
                 planned,
                 interpreter,
@@ -317,76 +358,139 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             ));
         }
     }
-    let key = shared_key(&context.workspace_root, &planned.name);
-    let archive = output::archive_path(&context.target_dir, &planned.name);
-    let load_archive = output::load_archive_path(&context.target_dir, &planned.name);
-    let export_plan = output::export_plan(
-        &context.destinations,
-        &planned.references,
-        &planned.config.annotations,
-        context.daemon,
-        &archive,
-        &load_archive,
-        context.epoch,
-    )
-    .map_err(|err| err.to_string())?;
-    let exporters = export_plan.exporters.clone();
-    let export_file = export_plan.file.clone();
-    let epoch = context.epoch;
-    let platform = platform_of(planned);
-    let (pinned, base_config) = match resolved_base {
-        Some((reference, resolved)) => (
-            Some(PinnedBase {
-                reference,
-                digest: resolved.digest,
-            }),
-            Some(resolved.config),
-        ),
+    Ok(Some(PinnedResolved {
+        base: PinnedBase {
+            reference: reference.clone(),
+            digest: resolved.digest,
+        },
+        config: resolved.config,
+    }))
+}
+
+/// A registry base pinned to its digest, with its config.
+struct PinnedResolved {
+    base: PinnedBase,
+    config: Vec<u8>,
+}
+
+/// Where one image goes: its export plan, the files involved, and what an up-to-date check expects.
+struct Outputs {
+    plan: output::ExportPlan,
+    archive: PathBuf,
+    load_archive: PathBuf,
+    stamp: PathBuf,
+    description: String,
+}
+
+impl Outputs {
+    fn of(context: &BuildContext, planned: &PlanImage) -> Result<Outputs, String> {
+        let archive = output::archive_path(&context.target_dir, &planned.name);
+        let load_archive = output::load_archive_path(&context.target_dir, &planned.name);
+        let plan = output::export_plan(
+            &context.destinations,
+            &planned.references,
+            &planned.config.annotations,
+            context.daemon,
+            &archive,
+            &load_archive,
+            context.epoch,
+        )
+        .map_err(|err| err.to_string())?;
+        Ok(Outputs {
+            plan,
+            description: describe_outputs(&context.destinations, &archive),
+            stamp: fresh::record_path(&context.target_dir, &planned.name),
+            archive,
+            load_archive,
+        })
+    }
+}
+
+/// The image's LLB (every layer of its chain on its base) and its config (each layer's settings over the base's).
+fn lay_out(
+    context: &BuildContext,
+    planned: &PlanImage,
+    base: Option<PinnedResolved>,
+    chain: &[ChainLayer],
+) -> Result<(ImageLayout, Llb, Vec<u8>), String> {
+    let platform = platform_text(planned);
+    let (pinned, mut config) = match base {
+        Some(resolved) => (Some(resolved.base), Some(resolved.config)),
         None => (None, None),
     };
     let image_layout = ImageLayout {
         platform: platform.clone(),
         base: pinned,
         layers: chain.iter().map(|layer| layer.inputs.clone()).collect(),
-        shared_key_hint: key.clone(),
-        epoch,
+        shared_key_hint: shared_key(&context.workspace_root, &planned.name),
+        epoch: context.epoch,
         uid: 0,
         gid: 0,
     };
     let mut definition = layout::definition(&image_layout);
     if context.no_cache {
-        // What `--no-cache` means to BuildKit for LLB: every op is run again, none is taken from the cache.
-        for metadata in definition.metadata.values_mut() {
-            metadata.ignore_cache = true;
-        }
+        definition.ignore_cache();
     }
-    let mut config = base_config;
-    for layer in &chain {
-        let overrides = overrides(&layer.planned, epoch, context.revision.as_deref());
+    for layer in chain {
+        let overrides = overrides(&layer.planned, context.epoch, context.revision.as_deref());
         config = Some(layout::image_config(
             config.as_deref(),
             &platform,
             &overrides,
-            epoch,
+            context.epoch,
         )?);
     }
     let config = config.expect("a chain has at least one layer");
-    let output = describe_outputs(&context.destinations, &archive);
+    Ok((image_layout, definition, config))
+}
 
-    // Up to date? Then BuildKit has nothing to do for this image.
-    let all_inputs: Vec<&LocalInput> = chain.iter().flat_map(|layer| layer.inputs.iter()).collect();
-    let record_path = fresh::record_path(&context.target_dir, &planned.name);
-    let fingerprint = fresh::fingerprint(&definition, &config, &exporters, &all_inputs)?;
-    let docker_socket =
-        output::docker_endpoint(context.buildkit.daemon.docker_socket.as_deref()).socket;
-    let checkable = !context.no_cache
+/// With `hive:` layers below, the loader check needs those layers: the daemon answers it inside the image's build.
+fn loader_check(
+    planned: &PlanImage,
+    chain: &[ChainLayer],
+    image_layout: &ImageLayout,
+) -> Option<LoaderCheck> {
+    let own = chain.last()?;
+    let interpreter = own.executable.interpreter.clone().filter(|_| chain.len() > 1)?;
+    let below = layout::base_definition(image_layout)?;
+    let base_name = match &planned.base {
+        Base::Hive { image } => format!("the base `hive:{image}`"),
+        Base::Image { reference } => format!("the base `{reference}`"),
+        Base::Scratch => "the base `scratch`".to_owned(),
+    };
+    Some(LoaderCheck {
+        missing: loader_error(
+            planned,
+            &interpreter,
+            &format!("{base_name} has no {interpreter}"),
+        ),
+        interpreter,
+        below,
+    })
+}
+
+/// Whether the stamp of outputs that can be checked (archives, Docker's store; not registries) still holds.
+fn checkable(context: &BuildContext) -> bool {
+    !context.no_cache
         && context
             .destinations
             .iter()
-            .all(|destination| matches!(destination, Destination::OciArchive | Destination::Load));
+            .all(|destination| matches!(destination, Destination::OciArchive | Destination::Load))
+}
+
+/// The image as its last build left it, when nothing it is made of changed and its outputs are intact.
+async fn fresh_image(
+    context: &BuildContext,
+    planned: &PlanImage,
+    outputs: &Outputs,
+    fingerprint: &str,
+) -> Option<BuiltImage> {
+    if !checkable(context) {
+        return None;
+    }
     let expected: Vec<fresh::Expected> = (context.destinations.iter())
         .filter_map(|destination| match destination {
-            Destination::OciArchive => Some(fresh::Expected::Archive(archive.clone())),
+            Destination::OciArchive => Some(fresh::Expected::Archive(outputs.archive.clone())),
             Destination::Load => planned
                 .references
                 .first()
@@ -395,234 +499,85 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             Destination::Push | Destination::Raw { .. } => None,
         })
         .collect();
-    if checkable
-        && let Some(record) =
-            fresh::up_to_date(&record_path, &fingerprint, &expected, Some(&docker_socket)).await
-    {
-        return Ok(BuiltImage {
-            name: planned.name.clone(),
-            references: planned.references.clone(),
-            digest: record.digest,
-            config_digest: record.config_digest,
-            output: format!("{output} (fresh)"),
-            archive: export_file.filter(|_| {
-                record
-                    .outputs
-                    .iter()
-                    .any(|o| matches!(o, fresh::StampedOutput::Archive { .. }))
-            }),
-            bytes_sent: 0,
-            duration: started.elapsed(),
-        });
-    }
-    fresh::forget(&record_path);
-
-    // The docker archive for `--load` goes once Docker has it, and on every other way out (an error, a cancel).
-    let _load_archive = export_plan
-        .after
-        .iter()
-        .any(|step| matches!(step, output::After::DockerLoad(_)))
-        .then(|| output::RemoveOnDrop(load_archive.clone()));
-    if let Some(file) = &export_file
-        && let Some(parent) = file.parent()
-    {
-        std::fs::create_dir_all(parent)
-            .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
-    }
-    let session = Session::start(
-        &context.buildkit,
-        SessionConfig {
-            name: planned.name.clone(),
-            shared_key: key.clone(),
-            local_dirs: all_inputs
-                .iter()
-                .map(|input| {
-                    (
-                        input.name.clone(),
-                        LocalDir {
-                            root: input.root.clone(),
-                            allow: Some(input.include_patterns()),
-                        },
-                    )
-                })
-                .collect(),
-            export: export_file.clone(),
-        },
-    )
-    .await
-    .map_err(|err| format!("failed to start the BuildKit session: {err}"))?;
-
-    let build_ref = crate::buildkit::new_id();
-    // The controller takes the build's SOURCE_DATE_EPOCH from this attribute (the exporters get it too).
-    let frontend_attrs = BTreeMap::from([(
-        "build-arg:SOURCE_DATE_EPOCH".to_owned(),
-        context.epoch.to_string(),
-    )]);
-    let request = BuildRequest {
-        build_ref: build_ref.clone(),
-        session_id: session.id().to_owned(),
-        exporters: exporters.clone(),
-        frontend_attrs,
-    };
-    // With `hive:` layers below, the loader check needs those layers: the daemon answers it inside this build.
-    let loader_below = match (&interpreter, chain.len() > 1) {
-        (Some(interpreter), true) => {
-            layout::base_definition(&image_layout).map(|below| (interpreter.clone(), below))
-        }
-        _ => None,
-    };
-    let base_name = match &planned.base {
-        Base::Hive { image } => format!("the base `hive:{image}`"),
-        Base::Image { reference } => format!("the base `{reference}`"),
-        Base::Scratch => "the base `scratch`".to_owned(),
-    };
-    let planned_for_errors = planned.clone();
-    let status = spawn_status(
-        &context.buildkit,
-        &build_ref,
-        &planned.name,
-        context.progress.clone(),
-    );
-    let result = gateway::build(&context.buildkit, request, |gateway| async move {
-        if let Some((interpreter, below)) = loader_below {
-            let below = gateway
-                .solve(below)
-                .await
-                .map_err(|status| status.message().to_owned())?;
-            let found = gateway
-                .exists(&below, &interpreter)
-                .await
-                .map_err(|status| status.message().to_owned())?;
-            if !found {
-                return Err(loader_error(
-                    &planned_for_errors,
-                    &interpreter,
-                    &format!("{base_name} has no {interpreter}"),
-                ));
-            }
-        }
-        let result = gateway
-            .solve(definition)
-            .await
-            .map_err(|status| status.message().to_owned())?;
-        gateway
-            .return_result(
-                &result,
-                BTreeMap::from([("containerimage.config".to_owned(), config)]),
-            )
-            .await
-            .map_err(|status| status.message().to_owned())
-    })
-    .await;
-    // The status stream ends with the build; its last messages (the final steps) are worth a short wait.
-    let _ = tokio::time::timeout(Duration::from_secs(2), status).await;
-    if let Some(path) = session.changed_file() {
-        session.close().await;
-        return Err(SessionError::ChangedWhileSent { path }.to_string());
-    }
-    let response = match result {
-        Ok(response) => response,
-        Err(err) => {
-            session.close().await;
-            return Err(err.to_string());
-        }
-    };
-    let mut archive_written = session
-        .commit_export()
-        .await
-        .map_err(|err| err.to_string())?;
-    let bytes_sent = session.bytes_sent();
-    session.close().await;
-    for step in &export_plan.after {
-        match step {
-            output::After::DockerLoad(tar) => {
-                let loaded = docker_api::load(&docker_socket, tar).await;
-                let _ = std::fs::remove_file(tar);
-                if archive_written.as_deref() == Some(tar.as_path()) {
-                    archive_written = None;
-                }
-                loaded.map_err(|err| err.to_string())?;
-            }
-            output::After::DockerPush(references) => {
-                let auth = DockerAuth::from_env();
-                for reference in references {
-                    let credentials =
-                        auth.credentials(registry_host(reference))
-                            .await
-                            .map_err(|err| {
-                                format!("cannot read the credentials for {reference}: {err}")
-                            })?;
-                    docker_api::push(
-                        &docker_socket,
-                        reference,
-                        &credentials.username,
-                        &credentials.secret,
-                    )
-                    .await
-                    .map_err(|err| err.to_string())?;
-                }
-            }
-        }
-    }
-    let digest = response
-        .exporter_response
-        .get("containerimage.digest")
-        .cloned()
-        .unwrap_or_default();
-    let config_digest = response
-        .exporter_response
-        .get("containerimage.config.digest")
-        .cloned();
-
-    if checkable {
-        let mut outputs = Vec::new();
-        for destination in &context.destinations {
-            let recorded = match destination {
-                Destination::OciArchive => {
-                    archive_written.as_deref().and_then(fresh::archive_record)
-                }
-                Destination::Load => match planned.references.first() {
-                    Some(reference) => {
-                        fresh::docker_id(&docker_socket, reference).await.map(|id| {
-                            fresh::StampedOutput::Docker {
-                                reference: reference.clone(),
-                                id,
-                            }
-                        })
-                    }
-                    _ => None,
-                },
-                Destination::Push | Destination::Raw { .. } => None,
-            };
-            outputs.extend(recorded);
-        }
-        if outputs.len() == context.destinations.len() {
-            let record = fresh::Stamp {
-                fingerprint,
-                digest: digest.clone(),
-                config_digest: config_digest.clone(),
-                outputs,
-            };
-            fresh::save(&record_path, &record);
-        }
-    }
-    Ok(BuiltImage {
+    let socket = docker_socket(context);
+    let stamp = fresh::up_to_date(&outputs.stamp, fingerprint, &expected, Some(&socket)).await?;
+    let archived = (stamp.outputs.iter()).any(|o| matches!(o, fresh::StampedOutput::Archive { .. }));
+    Some(BuiltImage {
         name: planned.name.clone(),
         references: planned.references.clone(),
-        digest,
-        config_digest,
-        output,
-        archive: archive_written,
-        bytes_sent,
-        duration: started.elapsed(),
+        digest: stamp.digest,
+        config_digest: stamp.config_digest,
+        output: format!("{} (fresh)", outputs.description),
+        archive: outputs.plan.file.clone().filter(|_| archived),
+        bytes_sent: 0,
+        duration: Duration::ZERO,
     })
 }
 
-/// The registry host of a normalized reference (`localhost:5000/a/b:1` → `localhost:5000`).
-fn registry_host(reference: &str) -> &str {
-    match reference.split_once('/') {
-        Some((host, _)) if host.contains('.') || host.contains(':') || host == "localhost" => host,
-        _ => "docker.io",
+/// The Docker daemon behind `--load` and pushes through Docker.
+fn docker_socket(context: &BuildContext) -> PathBuf {
+    output::docker_endpoint(context.buildkit.daemon.docker_socket.as_deref()).socket
+}
+
+/// What BuildKit could not do on this daemon, done through Docker; a loaded archive is gone afterwards.
+async fn finish_outputs(
+    context: &BuildContext,
+    outputs: &Outputs,
+    solved: &mut Solved,
+) -> Result<(), String> {
+    if outputs.plan.after.is_empty() {
+        return Ok(());
+    }
+    let socket = docker_socket(context);
+    let result = output::finish(&outputs.plan.after, &socket).await;
+    for step in &outputs.plan.after {
+        if let output::After::DockerLoad(tar) = step
+            && solved.file_written.as_deref() == Some(tar.as_path())
+        {
+            solved.file_written = None;
+        }
+    }
+    result.map_err(|err| err.to_string())
+}
+
+/// Records what this build left behind, for the next build's up-to-date check; only when every output can be
+/// recorded.
+async fn save_stamp(
+    context: &BuildContext,
+    planned: &PlanImage,
+    outputs: &Outputs,
+    fingerprint: String,
+    solved: &Solved,
+) {
+    if !checkable(context) {
+        return;
+    }
+    let socket = docker_socket(context);
+    let mut recorded = Vec::new();
+    for destination in &context.destinations {
+        let output = match destination {
+            Destination::OciArchive => solved.file_written.as_deref().and_then(fresh::archive_record),
+            Destination::Load => match planned.references.first() {
+                Some(reference) => fresh::docker_id(&socket, reference).await.map(|id| {
+                    fresh::StampedOutput::Docker {
+                        reference: reference.clone(),
+                        id,
+                    }
+                }),
+                None => None,
+            },
+            Destination::Push | Destination::Raw { .. } => None,
+        };
+        recorded.extend(output);
+    }
+    if recorded.len() == context.destinations.len() {
+        let stamp = fresh::Stamp {
+            fingerprint,
+            digest: solved.digest.clone(),
+            config_digest: solved.config_digest.clone(),
+            outputs: recorded,
+        };
+        fresh::save(&outputs.stamp, &stamp);
     }
 }
 
@@ -640,28 +595,6 @@ fn describe_outputs(destinations: &[Destination], archive: &Path) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn spawn_status(
-    buildkit: &Buildkit,
-    build_ref: &str,
-    image: &str,
-    progress: Progress,
-) -> tokio::task::JoinHandle<()> {
-    let mut control = buildkit.control();
-    let request = StatusRequest {
-        r#ref: build_ref.to_owned(),
-    };
-    let image = image.to_owned();
-    tokio::spawn(async move {
-        let Ok(response) = control.status(request).await else {
-            return;
-        };
-        let mut stream = response.into_inner();
-        while let Ok(Some(status)) = stream.message().await {
-            progress.status(&image, status);
-        }
-    })
 }
 
 /// `--metadata-file`: every image's references and digests, written atomically.
@@ -699,7 +632,6 @@ pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), St
 
 /// `--dry-run`: the LLB of an image as JSON (base not yet pinned: that needs the daemon).
 pub(crate) fn dry_run_json(planned: &PlanImage, epoch: i64) -> serde_json::Value {
-    use hive_proto::prost::Message;
     let executable = Executable {
         target: planned.binary.target.clone(),
         path: PathBuf::from("/target").join(&planned.binary.target),
@@ -709,7 +641,7 @@ pub(crate) fn dry_run_json(planned: &PlanImage, epoch: i64) -> serde_json::Value
     let inputs = local_inputs(planned, &executable).unwrap_or_default();
     let definition = layout::definition(&ImageLayout {
         layers: vec![inputs],
-        platform: platform_of(planned),
+        platform: platform_text(planned),
         base: match &planned.base {
             Base::Image { reference } => Some(PinnedBase {
                 reference: reference.clone(),
@@ -722,13 +654,5 @@ pub(crate) fn dry_run_json(planned: &PlanImage, epoch: i64) -> serde_json::Value
         uid: 0,
         gid: 0,
     });
-    let ops: Vec<serde_json::Value> = definition
-        .def
-        .iter()
-        .map(|bytes| {
-            let op = hive_proto::pb::Op::decode(bytes.as_slice()).expect("we encoded it");
-            serde_json::json!({"digest": format!("sha256:{}", hex::encode(Sha256::digest(bytes))), "op": format!("{op:?}")})
-        })
-        .collect();
-    serde_json::json!({"image": planned.name, "references": planned.references, "ops": ops})
+    serde_json::json!({"image": planned.name, "references": planned.references, "ops": definition.describe()})
 }

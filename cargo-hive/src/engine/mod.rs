@@ -208,7 +208,7 @@ async fn prepare_context(
     let docker_socket = buildkit.daemon.docker_socket.clone();
     output::check_load_target(&destinations, daemon, docker_socket.as_deref()).await?;
 
-    let prepared = bases::prepare(&buildkit, needs(plan, &artifacts.executables))
+    let bases = bases::prepare(&buildkit, needs(plan, &artifacts.executables))
         .await
         .map_err(HiveError::Message)?;
     Ok(job::BuildContext {
@@ -227,7 +227,7 @@ async fn prepare_context(
             .collect(),
         executables: artifacts.executables,
         revision: epoch::revision(&workspace_root),
-        prepared,
+        bases,
     })
 }
 

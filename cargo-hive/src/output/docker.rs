@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::docker_api::DockerInfo;
 
-use super::{DestinationError, Destination};
+use super::{After, Destination, DestinationError, docker_api};
+use crate::buildkit::DockerAuth;
 use crate::buildkit::DaemonKind;
 
 /// A Docker API socket and where its address came from.
@@ -79,6 +80,41 @@ pub(crate) async fn check_load_target(
     match DockerInfo::fetch(&endpoint.socket).await {
         Ok(_) => Ok(()),
         Err(detail) => Err(DestinationError::DockerUnreachable { endpoint, detail }),
+    }
+}
+
+/// Finishes what BuildKit could not on this daemon: loads archives into Docker (deleting them, loaded or not) and
+/// pushes from Docker's store with the user's credentials.
+pub(crate) async fn finish(steps: &[After], socket: &Path) -> Result<(), DestinationError> {
+    for step in steps {
+        match step {
+            After::DockerLoad(tar) => {
+                let loaded = docker_api::load(socket, tar).await;
+                let _ = std::fs::remove_file(tar);
+                loaded?;
+            }
+            After::DockerPush(references) => {
+                let auth = DockerAuth::from_env();
+                for reference in references {
+                    let credentials = auth.credentials(registry_host(reference)).await.map_err(|err| {
+                        DestinationError::Credentials {
+                            reference: reference.clone(),
+                            detail: err.to_string(),
+                        }
+                    })?;
+                    docker_api::push(socket, reference, &credentials.username, &credentials.secret).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The registry host of a normalized reference (`localhost:5000/a/b:1` → `localhost:5000`).
+fn registry_host(reference: &str) -> &str {
+    match reference.split_once('/') {
+        Some((host, _)) if host.contains('.') || host.contains(':') || host == "localhost" => host,
+        _ => "docker.io",
     }
 }
 

@@ -81,6 +81,17 @@ pub(crate) enum DestinationError {
         /// What went wrong there (in the message, so not a `source`: the chain would print it twice).
         detail: super::docker_api::DockerApiError,
     },
+    /// Docker refused a load or a push.
+    #[error(transparent)]
+    Docker(#[from] super::docker_api::DockerApiError),
+    /// The credentials for a push through Docker could not be read.
+    #[error("cannot read the credentials for {reference}: {detail}")]
+    Credentials {
+        /// The reference pushed.
+        reference: String,
+        /// Why (in the message, so not a `source`).
+        detail: String,
+    },
     /// `DOCKER_HOST` names something other than a unix socket.
     #[error(
         "--load with a standalone BuildKit loads the images through Docker's unix socket, but DOCKER_HOST is `{0}`: \

@@ -8,7 +8,7 @@ mod errors;
 pub(crate) mod docker_api;
 
 pub(crate) use cleanup::{RemoveOnDrop, load_archive_path, remove_stale};
-pub(crate) use docker::{check_load_target, docker_endpoint};
+pub(crate) use docker::{check_load_target, docker_endpoint, finish};
 pub(crate) use errors::DestinationError;
 
 use std::collections::BTreeMap;
