@@ -4,13 +4,13 @@
 //! (images × platforms × tags) → `buildkit` (connect, session, LLB, solve, progress) → `output`. Only code after
 //! `plan` talks to BuildKit. The binary calls [`main_from_env`] and nothing else.
 
-mod engine;
 mod buildkit;
 mod cli;
 mod compile;
 mod config;
 mod doctor;
 mod elf;
+mod engine;
 mod errors;
 mod interrupt;
 mod output;

@@ -3,16 +3,16 @@
 
 use std::time::{Duration, Instant};
 
+use hive_proto::control::ListWorkersRequest;
 use hive_proto::control::control_client::ControlClient;
 use hive_proto::control::types::WorkerRecord;
-use hive_proto::control::ListWorkersRequest;
 use hive_proto::tonic::transport::Channel;
 use hive_proto::tonic::{Code, Status};
 
 use super::address::Address;
 use super::daemon::Daemon;
+use super::discovery::{AddressSource, Candidate, Environment, ManifestSettings, candidates};
 use super::errors::ConnectError;
-use super::discovery::{Candidate, Environment, ManifestSettings, AddressSource, candidates};
 use super::tls::TlsSettings;
 use super::transport;
 
@@ -241,7 +241,10 @@ impl Buildkit {
 
     /// The daemon's workers, from the probe.
     pub(crate) fn workers(&self) -> Vec<super::daemon::Worker> {
-        self.workers.iter().map(super::daemon::Worker::from_wire).collect()
+        self.workers
+            .iter()
+            .map(super::daemon::Worker::from_wire)
+            .collect()
     }
 
     /// The underlying channel, for other services on the same connection (the gateway).

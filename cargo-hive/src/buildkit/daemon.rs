@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hive_proto::control::InfoRequest;
-use hive_proto::control::types::WorkerRecord;
 use hive_proto::control::control_client::ControlClient;
+use hive_proto::control::types::WorkerRecord;
 use hive_proto::tonic::transport::Channel;
 use hive_proto::tonic::{Code, Request};
 
@@ -31,7 +31,11 @@ impl Worker {
         Worker {
             id: record.id.clone(),
             platforms: record.platforms.iter().map(platform_text).collect(),
-            labels: record.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            labels: record
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }
@@ -98,7 +102,10 @@ impl Daemon {
             Ok(None) => (
                 None,
                 false,
-                Some("this BuildKit has no Info rpc (older than v0.11, e.g. Docker 20.10)".to_owned()),
+                Some(
+                    "this BuildKit has no Info rpc (older than v0.11, e.g. Docker 20.10)"
+                        .to_owned(),
+                ),
             ),
             Err(err) => (None, true, Some(err.to_string())),
         };

@@ -93,7 +93,10 @@ pub(crate) enum AddressSource {
 impl AddressSource {
     /// Whether the user named this address (then nothing else is tried).
     pub(crate) fn is_explicit(&self) -> bool {
-        matches!(self, AddressSource::Flag | AddressSource::Env | AddressSource::Manifest(_))
+        matches!(
+            self,
+            AddressSource::Flag | AddressSource::Env | AddressSource::Manifest(_)
+        )
     }
 
     /// A short machine-readable name.
@@ -146,7 +149,11 @@ pub(crate) fn candidates(
     let docker_host = env.docker_host.as_deref();
     let explicit = flag
         .map(|addr| (addr.to_owned(), AddressSource::Flag))
-        .or_else(|| env.buildkit_host.clone().map(|addr| (addr, AddressSource::Env)))
+        .or_else(|| {
+            env.buildkit_host
+                .clone()
+                .map(|addr| (addr, AddressSource::Env))
+        })
         .or_else(|| {
             let settings = manifest?;
             settings

@@ -280,6 +280,11 @@ pub(crate) struct ConfigOverrides {
     pub(crate) labels: BTreeMap<String, String>,
 }
 
+/// The base image's config is not a JSON object.
+#[derive(Debug, thiserror::Error)]
+#[error("the base image config is not JSON: {0}")]
+pub(crate) struct ConfigError(serde_json::Error);
+
 /// The image config JSON: `overrides` merged over the base image's config, with `created` and the history entry of
 /// our layer at SOURCE_DATE_EPOCH, so the same inputs give the same config bytes.
 pub(crate) fn image_config(
@@ -287,10 +292,9 @@ pub(crate) fn image_config(
     platform: &str,
     overrides: &ConfigOverrides,
     epoch: i64,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, ConfigError> {
     let mut image: Map<String, Value> = match base {
-        Some(bytes) => serde_json::from_slice(bytes)
-            .map_err(|err| format!("the base image config is not JSON: {err}"))?,
+        Some(bytes) => serde_json::from_slice(bytes).map_err(ConfigError)?,
         None => Map::new(),
     };
     let created = rfc3339(epoch);
@@ -392,7 +396,7 @@ pub(crate) fn image_config(
     };
     history.push(json!({"created": created, "created_by": "cargo hive: copy binary and files", "comment": "cargo-hive"}));
     image.insert("history".to_owned(), Value::Array(history));
-    serde_json::to_vec(&Value::Object(sorted(image))).map_err(|err| err.to_string())
+    Ok(serde_json::to_vec(&Value::Object(sorted(image))).expect("JSON values serialize"))
 }
 
 fn sorted(map: Map<String, Value>) -> Map<String, Value> {
@@ -584,13 +588,7 @@ mod tests {
             labels: BTreeMap::from([("org.opencontainers.image.title".into(), "hello".into())]),
             ..Default::default()
         };
-        let bytes = image_config(
-            Some(&base),
-            &"linux/amd64".to_owned(),
-            &overrides,
-            0,
-        )
-        .unwrap();
+        let bytes = image_config(Some(&base), "linux/amd64", &overrides, 0).unwrap();
         let config: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(config["created"], "1970-01-01T00:00:00Z");
         assert_eq!(
@@ -610,25 +608,13 @@ mod tests {
         // Same inputs, same bytes.
         assert_eq!(
             bytes,
-            image_config(
-                Some(&base),
-                &"linux/amd64".to_owned(),
-                &overrides,
-                0
-            )
-            .unwrap()
+            image_config(Some(&base), "linux/amd64", &overrides, 0).unwrap()
         );
     }
 
     #[test]
     fn scratch_config_gets_a_path() {
-        let bytes = image_config(
-            None,
-            "linux/arm64",
-            &ConfigOverrides::default(),
-            5,
-        )
-        .unwrap();
+        let bytes = image_config(None, "linux/arm64", &ConfigOverrides::default(), 5).unwrap();
         let config: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(config["architecture"], "arm64");
         assert!(

@@ -4,11 +4,11 @@
 mod address;
 mod client;
 mod daemon;
+mod discovery;
 mod errors;
 pub(crate) mod gateway;
 pub(crate) mod layout;
 pub(crate) mod llb;
-mod discovery;
 pub(crate) mod session;
 mod solve;
 mod tls;
@@ -17,11 +17,12 @@ mod transport;
 pub(crate) use address::DOCKER_DEFAULT_SOCKET;
 pub(crate) use client::{Attempt, Buildkit, ConnectOptions};
 pub(crate) use daemon::DaemonKind;
+pub(crate) use discovery::{Environment, ManifestSettings, manifest_settings, workspace_manifest};
 pub(crate) use errors::ConnectError;
 pub(crate) use gateway::ExporterSpec;
+pub(crate) use layout::ConfigError;
 pub(crate) use session::DockerAuth;
-pub(crate) use solve::{BaseFacts, BaseQuery, LoaderCheck, SolveJob, Solved};
-pub(crate) use discovery::{Environment, ManifestSettings, manifest_settings, workspace_manifest};
+pub(crate) use solve::{BaseFacts, BaseQuery, LoaderCheck, SolveError, SolveJob, Solved};
 pub(crate) use tls::TlsSettings;
 
 /// A fresh random id for solves and sessions (BuildKit wants them unique per daemon).

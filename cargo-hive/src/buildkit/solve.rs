@@ -11,7 +11,7 @@ use hive_proto::control::{SolveRequest, StatusRequest};
 
 use super::client::Buildkit;
 use super::gateway::{self, BuildError, BuildRequest, ExporterSpec, ResolvedImage};
-use super::layout::{ImageLayout, LocalInput, Llb, PinnedBase, base_definition};
+use super::layout::{ImageLayout, Llb, LocalInput, PinnedBase, base_definition};
 use super::session::{LocalDir, Session, SessionConfig, SessionError};
 use super::{llb, new_id};
 use crate::progress::Progress;
@@ -106,13 +106,20 @@ impl Buildkit {
         let result = gateway::build(self, request, |gateway| async move {
             if let Some(check) = loader_check {
                 let below = gateway.solve(check.below.0).await.map_err(message)?;
-                if !gateway.exists(&below, &check.interpreter).await.map_err(message)? {
+                if !gateway
+                    .exists(&below, &check.interpreter)
+                    .await
+                    .map_err(message)?
+                {
                     return Err(check.missing);
                 }
             }
             let result = gateway.solve(definition.0).await.map_err(message)?;
             let metadata = BTreeMap::from([("containerimage.config".to_owned(), config)]);
-            gateway.return_result(&result, metadata).await.map_err(message)
+            gateway
+                .return_result(&result, metadata)
+                .await
+                .map_err(message)
         })
         .await;
         // The status stream ends with the build; its last messages (the final steps) are worth a short wait.
@@ -255,8 +262,16 @@ impl Buildkit {
                     continue;
                 };
                 let (solved, found) = has_loader(&gateway, query, resolved, loader).await?;
-                let key = (query.reference.clone(), query.platform.clone(), loader.clone());
-                shared.lock().expect("not poisoned").loaders.insert(key, found);
+                let key = (
+                    query.reference.clone(),
+                    query.platform.clone(),
+                    loader.clone(),
+                );
+                shared
+                    .lock()
+                    .expect("not poisoned")
+                    .loaders
+                    .insert(key, found);
                 last = Some(solved);
             }
             match last {
@@ -334,7 +349,10 @@ pub(crate) enum LiveCheckError {
 impl Buildkit {
     /// Doctor's live check: a file made on scratch, solved for the daemon's first platform; how long it took, and
     /// whether it worked.
-    pub(crate) async fn live_check(&self, timeout: Duration) -> (Duration, Result<(), LiveCheckError>) {
+    pub(crate) async fn live_check(
+        &self,
+        timeout: Duration,
+    ) -> (Duration, Result<(), LiveCheckError>) {
         let platform = self
             .workers
             .first()

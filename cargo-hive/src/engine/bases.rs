@@ -10,7 +10,10 @@ use crate::buildkit::{BaseFacts, BaseQuery, Buildkit};
 pub(crate) type Need = BaseQuery;
 
 /// Resolves and checks everything in `needs` in one gateway build.
-pub(crate) async fn prepare(buildkit: &Buildkit, needs: BTreeSet<Need>) -> Result<BaseFacts, String> {
+pub(crate) async fn prepare(
+    buildkit: &Buildkit,
+    needs: BTreeSet<Need>,
+) -> Result<BaseFacts, String> {
     buildkit
         .inspect_bases(needs)
         .await

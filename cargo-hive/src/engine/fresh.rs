@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::output::docker_api;
+use super::errors::JobError;
 use crate::buildkit::ExporterSpec;
-use crate::buildkit::layout::{LocalInput, Llb};
+use crate::buildkit::layout::{Llb, LocalInput};
+use crate::output::docker_api;
 
 /// What a successful build left behind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +81,7 @@ pub(crate) fn fingerprint(
     config: &[u8],
     exporters: &[ExporterSpec],
     inputs: &[&LocalInput],
-) -> Result<String, String> {
+) -> Result<String, JobError> {
     let mut hasher = Sha256::new();
     hasher.update(concat!("cargo-hive ", env!("CARGO_PKG_VERSION"), "\n"));
     for op in definition.ops() {
@@ -103,10 +104,12 @@ pub(crate) fn fingerprint(
 }
 
 /// Hashes the stat data of a file or of a directory's whole tree, in a stable order.
-fn stat_tree(path: &Path, hasher: &mut Sha256) -> Result<(), String> {
+fn stat_tree(path: &Path, hasher: &mut Sha256) -> Result<(), JobError> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(path)
-        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let meta = std::fs::symlink_metadata(path).map_err(|detail| JobError::Unreadable {
+        path: path.to_path_buf(),
+        detail,
+    })?;
     hasher.update(format!(
         "{}\0{}\0{}\0{}\0{}\0{}\n",
         path.display(),
@@ -118,7 +121,10 @@ fn stat_tree(path: &Path, hasher: &mut Sha256) -> Result<(), String> {
     ));
     if meta.is_dir() {
         let mut children: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|err| format!("cannot read {}: {err}", path.display()))?
+            .map_err(|detail| JobError::Unreadable {
+                path: path.to_path_buf(),
+                detail,
+            })?
             .filter_map(|entry| entry.ok().map(|entry| entry.path()))
             .collect();
         children.sort();
@@ -234,15 +240,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app"), b"v1").unwrap();
         let input = input(dir.path());
-        let definition = crate::buildkit::layout::definition(&crate::buildkit::layout::ImageLayout {
-            platform: "linux/amd64".to_owned(),
-            base: None,
-            layers: vec![],
-            shared_key_hint: String::new(),
-            epoch: 0,
-            uid: 0,
-            gid: 0,
-        });
+        let definition =
+            crate::buildkit::layout::definition(&crate::buildkit::layout::ImageLayout {
+                platform: "linux/amd64".to_owned(),
+                base: None,
+                layers: vec![],
+                shared_key_hint: String::new(),
+                epoch: 0,
+                uid: 0,
+                gid: 0,
+            });
         let exporter = ExporterSpec {
             kind: "oci".into(),
             attrs: [("name".into(), "a".into())].into(),

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use hive_build::plan::{Base, PlanImage};
 use sha2::{Digest, Sha256};
 
+use super::errors::{JobError, MetadataError};
 use super::fresh;
 use crate::buildkit::layout::{
-    self as layout, ConfigOverrides, CopyEntry, ImageLayout, LocalInput, Llb, PinnedBase,
+    self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
 };
 use crate::buildkit::{BaseFacts, Buildkit, DaemonKind, LoaderCheck, SolveJob, Solved, llb};
 use crate::compile::Executable;
@@ -53,18 +54,20 @@ struct ChainLayer {
 }
 
 impl BuildContext {
-    fn executable(&self, planned: &PlanImage) -> Result<Executable, String> {
+    fn executable(&self, planned: &PlanImage) -> Result<Executable, JobError> {
         let key = (planned.package.name.clone(), planned.binary.target.clone());
-        self.executables.get(&key).cloned().ok_or_else(|| {
-            format!(
-                "cargo did not produce the binary `{}` of package `{}` for image `{}`",
-                planned.binary.target, planned.package.name, planned.name
-            )
-        })
+        self.executables
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| JobError::MissingBinary {
+                binary: planned.binary.target.clone(),
+                package: planned.package.name.clone(),
+                image: planned.name.clone(),
+            })
     }
 
     /// The image and its `hive:` bases, bottom first, and the base at the bottom (scratch or a registry image).
-    fn chain(&self, planned: &PlanImage) -> Result<(Base, Vec<ChainLayer>), String> {
+    fn chain(&self, planned: &PlanImage) -> Result<(Base, Vec<ChainLayer>), JobError> {
         let mut layers = Vec::new();
         let mut current = planned.clone();
         loop {
@@ -79,16 +82,13 @@ impl BuildContext {
             match base {
                 Base::Hive { image } => {
                     if layers.len() > self.images.len() {
-                        return Err(format!(
-                            "the `hive:` bases of image `{}` form a cycle",
-                            planned.name
-                        ));
+                        return Err(JobError::Cycle(planned.name.clone()));
                     }
                     current = self
                         .images
                         .get(&image)
                         .cloned()
-                        .ok_or_else(|| format!("the base `hive:{image}` is not in the plan"))?;
+                        .ok_or(JobError::NotInPlan(image))?;
                 }
                 root => {
                     layers.reverse();
@@ -127,16 +127,17 @@ fn shared_key(workspace_root: &Path, image: &str) -> String {
 }
 
 /// The local sources of an image: the binary's directory, and one per distinct directory of declared files.
-fn local_inputs(planned: &PlanImage, executable: &Executable) -> Result<Vec<LocalInput>, String> {
+fn local_inputs(planned: &PlanImage, executable: &Executable) -> Result<Vec<LocalInput>, JobError> {
+    let not_a_path = || JobError::NotAPath(executable.path.clone());
     let bin_dir = executable
         .path
         .parent()
-        .ok_or("the binary has no parent directory")?
+        .ok_or_else(not_a_path)?
         .to_path_buf();
     let bin_name = executable
         .path
         .file_name()
-        .ok_or("the binary has no file name")?
+        .ok_or_else(not_a_path)?
         .to_string_lossy()
         .into_owned();
     let mut inputs = vec![LocalInput {
@@ -152,13 +153,13 @@ fn local_inputs(planned: &PlanImage, executable: &Executable) -> Result<Vec<Loca
     for file in &planned.files {
         let source = Path::new(&file.source);
         let (Some(parent), Some(name)) = (source.parent(), source.file_name()) else {
-            return Err(format!("`{}` is not a file or directory path", file.source));
+            return Err(JobError::NotAPath(source.to_path_buf()));
         };
         if !source.exists() {
-            return Err(format!(
-                "`{}` (for {}) does not exist",
-                file.source, file.destination
-            ));
+            return Err(JobError::MissingFile {
+                source_path: file.source.clone(),
+                destination: file.destination.clone(),
+            });
         }
         by_dir
             .entry(parent.to_path_buf())
@@ -216,21 +217,20 @@ fn platform_text(planned: &PlanImage) -> String {
 }
 
 /// Explains a dynamically linked binary on a base that cannot run it.
-fn loader_error(planned: &PlanImage, interpreter: &str, base: &str) -> String {
-    format!(
-        "the binary `{}` of image `{}` is dynamically linked (it needs the loader {interpreter}), but {base}: the \
-         container would fail at start with \"no such file or directory\". Build a static binary (e.g. \
-         `--target x86_64-unknown-linux-musl`), or use a base with glibc (e.g. `base = \
-         \"localhost:5000/hive/glibc:latest\"` from scripts/buildkit-up, or a distroless/debian image)",
-        planned.binary.target, planned.name
-    )
+fn loader_error(planned: &PlanImage, interpreter: &str, base: &str) -> JobError {
+    JobError::NoLoader {
+        binary: planned.binary.target.clone(),
+        image: planned.name.clone(),
+        interpreter: interpreter.to_owned(),
+        base: base.to_owned(),
+    }
 }
 
 /// Builds one image, reporting its progress.
 pub(crate) async fn build_image(
     context: &BuildContext,
     planned: &PlanImage,
-) -> Result<BuiltImage, String> {
+) -> Result<BuiltImage, JobError> {
     context.progress.event(Event::ImageStarted {
         image: planned.name.clone(),
         reference: planned.references.first().cloned().unwrap_or_default(),
@@ -251,7 +251,7 @@ pub(crate) async fn build_image(
         }
         Err(error) => context.progress.event(Event::ImageFailed {
             image: planned.name.clone(),
-            error: error.clone(),
+            error: error.to_string(),
         }),
     }
     result
@@ -259,13 +259,16 @@ pub(crate) async fn build_image(
 
 /// One image, step by step: its chain and base, its outputs, its LLB and config, the up-to-date check, the solve,
 /// what Docker finishes, and the stamp for the next build.
-async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, String> {
+async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, JobError> {
     let started = Instant::now();
     let (root, chain) = context.chain(planned)?;
     let base = base_of(context, planned, &root, &chain)?;
     let outputs = Outputs::of(context, planned)?;
     let (image_layout, definition, config) = lay_out(context, planned, base, &chain)?;
-    let inputs: Vec<LocalInput> = chain.iter().flat_map(|layer| layer.inputs.clone()).collect();
+    let inputs: Vec<LocalInput> = chain
+        .iter()
+        .flat_map(|layer| layer.inputs.clone())
+        .collect();
     let fingerprint = fresh::fingerprint(
         &definition,
         &config,
@@ -287,8 +290,10 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         .any(|step| matches!(step, output::After::DockerLoad(_)))
         .then(|| output::RemoveOnDrop(outputs.load_archive.clone()));
     if let Some(parent) = outputs.plan.file.as_deref().and_then(Path::parent) {
-        std::fs::create_dir_all(parent)
-            .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|detail| JobError::CreateDir {
+            path: parent.to_path_buf(),
+            detail,
+        })?;
     }
     let job = SolveJob {
         name: planned.name.clone(),
@@ -301,10 +306,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         config,
         loader_check: loader_check(planned, &chain, &image_layout),
     };
-    let mut solved = (context.buildkit)
-        .solve(job, &context.progress)
-        .await
-        .map_err(|err| err.to_string())?;
+    let mut solved = context.buildkit.solve(job, &context.progress).await?;
     finish_outputs(context, &outputs, &mut solved).await?;
     save_stamp(context, planned, &outputs, fingerprint, &solved).await;
     Ok(BuiltImage {
@@ -327,9 +329,15 @@ fn base_of(
     planned: &PlanImage,
     root: &Base,
     chain: &[ChainLayer],
-) -> Result<Option<PinnedResolved>, String> {
-    let own = chain.last().expect("a chain holds at least the image itself");
-    let interpreter = own.executable.interpreter.as_deref().filter(|_| chain.len() == 1);
+) -> Result<Option<PinnedResolved>, JobError> {
+    let own = chain
+        .last()
+        .expect("a chain holds at least the image itself");
+    let interpreter = own
+        .executable
+        .interpreter
+        .as_deref()
+        .filter(|_| chain.len() == 1);
     if let (Some(interpreter), Base::Scratch) = (interpreter, root) {
         return Err(loader_error(
             planned,
@@ -341,12 +349,19 @@ fn base_of(
         return Ok(None);
     };
     let platform = platform_text(planned);
-    let resolved = match context.bases.bases.get(&(reference.clone(), platform.clone())) {
+    let resolved = match context
+        .bases
+        .bases
+        .get(&(reference.clone(), platform.clone()))
+    {
         Some(Ok(resolved)) => resolved.clone(),
         Some(Err(message)) => {
-            return Err(format!("cannot resolve the base image `{reference}`: {message}"));
+            return Err(JobError::BaseUnresolved {
+                reference: reference.clone(),
+                message: message.clone(),
+            });
         }
-        None => return Err(format!("the base image `{reference}` was not resolved (a bug)")),
+        None => return Err(JobError::BaseNotAsked(reference.clone())),
     };
     if let Some(interpreter) = interpreter {
         let key = (reference.clone(), platform, interpreter.to_owned());
@@ -383,7 +398,7 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn of(context: &BuildContext, planned: &PlanImage) -> Result<Outputs, String> {
+    fn of(context: &BuildContext, planned: &PlanImage) -> Result<Outputs, JobError> {
         let archive = output::archive_path(&context.target_dir, &planned.name);
         let load_archive = output::load_archive_path(&context.target_dir, &planned.name);
         let plan = output::export_plan(
@@ -394,8 +409,7 @@ impl Outputs {
             &archive,
             &load_archive,
             context.epoch,
-        )
-        .map_err(|err| err.to_string())?;
+        )?;
         Ok(Outputs {
             plan,
             description: describe_outputs(&context.destinations, &archive),
@@ -412,7 +426,7 @@ fn lay_out(
     planned: &PlanImage,
     base: Option<PinnedResolved>,
     chain: &[ChainLayer],
-) -> Result<(ImageLayout, Llb, Vec<u8>), String> {
+) -> Result<(ImageLayout, Llb, Vec<u8>), JobError> {
     let platform = platform_text(planned);
     let (pinned, mut config) = match base {
         Some(resolved) => (Some(resolved.base), Some(resolved.config)),
@@ -451,7 +465,11 @@ fn loader_check(
     image_layout: &ImageLayout,
 ) -> Option<LoaderCheck> {
     let own = chain.last()?;
-    let interpreter = own.executable.interpreter.clone().filter(|_| chain.len() > 1)?;
+    let interpreter = own
+        .executable
+        .interpreter
+        .clone()
+        .filter(|_| chain.len() > 1)?;
     let below = layout::base_definition(image_layout)?;
     let base_name = match &planned.base {
         Base::Hive { image } => format!("the base `hive:{image}`"),
@@ -463,7 +481,8 @@ fn loader_check(
             planned,
             &interpreter,
             &format!("{base_name} has no {interpreter}"),
-        ),
+        )
+        .to_string(),
         interpreter,
         below,
     })
@@ -501,7 +520,8 @@ async fn fresh_image(
         .collect();
     let socket = docker_socket(context);
     let stamp = fresh::up_to_date(&outputs.stamp, fingerprint, &expected, Some(&socket)).await?;
-    let archived = (stamp.outputs.iter()).any(|o| matches!(o, fresh::StampedOutput::Archive { .. }));
+    let archived =
+        (stamp.outputs.iter()).any(|o| matches!(o, fresh::StampedOutput::Archive { .. }));
     Some(BuiltImage {
         name: planned.name.clone(),
         references: planned.references.clone(),
@@ -524,7 +544,7 @@ async fn finish_outputs(
     context: &BuildContext,
     outputs: &Outputs,
     solved: &mut Solved,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     if outputs.plan.after.is_empty() {
         return Ok(());
     }
@@ -537,7 +557,7 @@ async fn finish_outputs(
             solved.file_written = None;
         }
     }
-    result.map_err(|err| err.to_string())
+    Ok(result?)
 }
 
 /// Records what this build left behind, for the next build's up-to-date check; only when every output can be
@@ -556,7 +576,10 @@ async fn save_stamp(
     let mut recorded = Vec::new();
     for destination in &context.destinations {
         let output = match destination {
-            Destination::OciArchive => solved.file_written.as_deref().and_then(fresh::archive_record),
+            Destination::OciArchive => solved
+                .file_written
+                .as_deref()
+                .and_then(fresh::archive_record),
             Destination::Load => match planned.references.first() {
                 Some(reference) => fresh::docker_id(&socket, reference).await.map(|id| {
                     fresh::StampedOutput::Docker {
@@ -598,7 +621,11 @@ fn describe_outputs(destinations: &[Destination], archive: &Path) -> String {
 }
 
 /// `--metadata-file`: every image's references and digests, written atomically.
-pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), String> {
+pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), MetadataError> {
+    let failed = |detail: String| MetadataError {
+        path: path.to_path_buf(),
+        detail,
+    };
     let images: BTreeMap<&str, serde_json::Value> = built
         .iter()
         .map(|image| {
@@ -621,12 +648,9 @@ pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), St
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-    std::io::Write::write_all(&mut temp, text.as_bytes())
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-    temp.persist(path)
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|err| failed(err.to_string()))?;
+    std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(|err| failed(err.to_string()))?;
+    temp.persist(path).map_err(|err| failed(err.to_string()))?;
     Ok(())
 }
 

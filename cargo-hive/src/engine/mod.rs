@@ -1,10 +1,11 @@
 //! `cargo hive build`: plan → cargo → one gateway solve per image over one connection → outputs.
 
 mod artifacts;
+mod bases;
 mod epoch;
+mod errors;
 mod fresh;
 mod job;
-mod bases;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,8 +35,7 @@ pub(crate) async fn run(
         &args.features,
         &args.compile,
     ))?;
-    let destinations =
-        output::destinations(args.load, args.push, &args.output)?;
+    let destinations = output::destinations(args.load, args.push, &args.output)?;
     check_supported(&plan)?;
     check_one_file_per_image(&plan, &destinations)?;
     let workspace_root = PathBuf::from(&plan.workspace_root);
@@ -124,7 +124,7 @@ async fn build_all(
             next = tasks.join_next() => match next {
                 None => break,
                 Some(Ok((_, Ok(image)))) => built.push(image),
-                Some(Ok((name, Err(err)))) => failures.push((name, err)),
+                Some(Ok((name, Err(err)))) => failures.push((name, err.to_string())),
                 Some(Err(err)) => failures.push(("?".to_owned(), format!("the build task failed: {err}"))),
             },
             signal = interrupt::wait() => {
@@ -138,7 +138,7 @@ async fn build_all(
     }
     built.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(path) = &args.metadata_file {
-        job::write_metadata(path, &built).map_err(HiveError::Message)?;
+        job::write_metadata(path, &built).map_err(|err| HiveError::Message(err.to_string()))?;
     }
     if !failures.is_empty() {
         failures.sort();

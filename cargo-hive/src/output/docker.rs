@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use super::docker_api::DockerInfo;
 
 use super::{After, Destination, DestinationError, docker_api};
-use crate::buildkit::DockerAuth;
 use crate::buildkit::DaemonKind;
+use crate::buildkit::DockerAuth;
 
 /// A Docker API socket and where its address came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,13 +96,20 @@ pub(crate) async fn finish(steps: &[After], socket: &Path) -> Result<(), Destina
             After::DockerPush(references) => {
                 let auth = DockerAuth::from_env();
                 for reference in references {
-                    let credentials = auth.credentials(registry_host(reference)).await.map_err(|err| {
-                        DestinationError::Credentials {
-                            reference: reference.clone(),
-                            detail: err.to_string(),
-                        }
-                    })?;
-                    docker_api::push(socket, reference, &credentials.username, &credentials.secret).await?;
+                    let credentials =
+                        auth.credentials(registry_host(reference))
+                            .await
+                            .map_err(|err| DestinationError::Credentials {
+                                reference: reference.clone(),
+                                detail: err.to_string(),
+                            })?;
+                    docker_api::push(
+                        socket,
+                        reference,
+                        &credentials.username,
+                        &credentials.secret,
+                    )
+                    .await?;
                 }
             }
         }

@@ -146,13 +146,10 @@ async fn request(
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), DockerApiError> {
     let exchange = async {
-        let mut stream = UnixStream::connect(socket)
-            .await?;
+        let mut stream = UnixStream::connect(socket).await?;
         let mut request = format!("{method} {path} HTTP/1.0\r\nHost: docker\r\n");
         if let Some(file) = body {
-            let length = tokio::fs::metadata(file)
-                .await?
-                .len();
+            let length = tokio::fs::metadata(file).await?.len();
             request.push_str(&format!(
                 "Content-Length: {length}\r\nContent-Type: application/x-tar\r\n"
             ));
@@ -163,19 +160,13 @@ async fn request(
             request.push_str(&format!("{name}: {value}\r\n"));
         }
         request.push_str("\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await?;
+        stream.write_all(request.as_bytes()).await?;
         if let Some(file) = body {
-            let mut file = tokio::fs::File::open(file)
-                .await?;
-            tokio::io::copy(&mut file, &mut stream)
-                .await?;
+            let mut file = tokio::fs::File::open(file).await?;
+            tokio::io::copy(&mut file, &mut stream).await?;
         }
         let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .await?;
+        stream.read_to_end(&mut response).await?;
         Ok::<_, DockerApiError>(response)
     };
     let response = tokio::time::timeout(timeout, exchange)

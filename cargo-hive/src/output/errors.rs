@@ -33,10 +33,14 @@ pub(crate) enum DestinationError {
         kind: String,
     },
     /// `type=local`.
-    #[error("--output `{0}`: type=local is not supported yet; use type=tar,dest=FILE and unpack it")]
+    #[error(
+        "--output `{0}`: type=local is not supported yet; use type=tar,dest=FILE and unpack it"
+    )]
     LocalUnsupported(String),
     /// An exporter type we do not know.
-    #[error("--output `{spec}`: unknown type `{kind}`; use oci, docker, tar, image, registry or moby")]
+    #[error(
+        "--output `{spec}`: unknown type `{kind}`; use oci, docker, tar, image, registry or moby"
+    )]
     UnknownType {
         /// The spec as given.
         spec: String,

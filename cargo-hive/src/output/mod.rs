@@ -4,8 +4,8 @@
 
 mod cleanup;
 mod docker;
-mod errors;
 pub(crate) mod docker_api;
+mod errors;
 
 pub(crate) use cleanup::{RemoveOnDrop, load_archive_path, remove_stale};
 pub(crate) use docker::{check_load_target, docker_endpoint, finish};
@@ -265,7 +265,10 @@ pub(crate) fn exporter(
         }
         Destination::Load => {
             // A standalone buildkitd loads into Docker through an archive, which `export_plan` sets up.
-            assert!(daemon.is_docker(), "--load on buildkitd goes through export_plan");
+            assert!(
+                daemon.is_docker(),
+                "--load on buildkitd goes through export_plan"
+            );
             attrs.insert("name".to_owned(), names);
             reproducible_unpacked(&mut attrs, epoch);
             ("moby", None)
@@ -285,7 +288,8 @@ pub(crate) fn exporter(
             attrs: raw,
             dest,
         } => {
-            if !daemon.has_image_exporters() && matches!(kind.as_str(), "oci" | "docker" | "image") {
+            if !daemon.has_image_exporters() && matches!(kind.as_str(), "oci" | "docker" | "image")
+            {
                 return Err(DestinationError::NoSuchExporter(kind.clone()));
             }
             if kind != "tar" && !raw.contains_key("name") {
@@ -406,7 +410,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.to_string().contains("containerd image store") && err.to_string().contains("--load"),
+            err.to_string().contains("containerd image store")
+                && err.to_string().contains("--load"),
             "{err}"
         );
         let (load, _) = exporter(
