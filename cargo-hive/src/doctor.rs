@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::buildkit::{Attempt, Buildkit, ConnectError, manifest_settings, workspace_manifest};
+use crate::buildkit::{
+    Attempt, Buildkit, ConnectError, DockerFacts, manifest_settings, workspace_manifest,
+};
 use crate::cli::{DoctorArgs, Format, GlobalArgs};
 use crate::errors::{HiveError, exit_codes};
 use crate::term::Term;
@@ -150,12 +152,12 @@ async fn examine(buildkit: &Buildkit) -> Report {
     let facts = &buildkit.daemon;
     let daemon = match &facts.docker {
         None => DaemonReport::Buildkitd,
-        Some(Ok(info)) => DaemonReport::Docker {
+        Some(DockerFacts::Known(info)) => DaemonReport::Docker {
             version: info.version.clone(),
             storage_driver: info.driver.clone(),
             containerd_image_store: info.containerd_store,
         },
-        Some(Err(error)) => DaemonReport::DockerUnknown {
+        Some(DockerFacts::Unreadable(error)) => DaemonReport::DockerUnknown {
             error: error.clone(),
         },
     };

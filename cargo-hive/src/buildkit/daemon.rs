@@ -79,6 +79,15 @@ impl DaemonKind {
     }
 }
 
+/// What Docker's `/info` said, when BuildKit is Docker's.
+#[derive(Debug, Clone)]
+pub(crate) enum DockerFacts {
+    /// Its version and storage.
+    Known(DockerInfo),
+    /// `/info` failed; the words of the failure.
+    Unreadable(String),
+}
+
 /// The daemon behind a connection, computed once at connect.
 #[derive(Debug, Clone)]
 pub(crate) struct Daemon {
@@ -88,8 +97,8 @@ pub(crate) struct Daemon {
     pub(crate) version: Option<String>,
     /// Why there is no version, when there is none.
     pub(crate) version_note: Option<String>,
-    /// Docker's own facts (`/info`), or why they could not be read; `None` for a standalone buildkitd.
-    pub(crate) docker: Option<Result<DockerInfo, String>>,
+    /// Docker's own facts (`/info`); `None` for a standalone buildkitd.
+    pub(crate) docker: Option<DockerFacts>,
     /// Docker's API socket when BuildKit is Docker's (then `--load` and pushes through Docker go there).
     pub(crate) docker_socket: Option<PathBuf>,
 }
@@ -114,11 +123,10 @@ impl Daemon {
             Address::Unix(_) | Address::Tcp { .. } => None,
         };
         let docker = match &docker_socket {
-            Some(socket) => Some(
-                DockerInfo::fetch(socket)
-                    .await
-                    .map_err(|err| err.to_string()),
-            ),
+            Some(socket) => Some(match DockerInfo::fetch(socket).await {
+                Ok(info) => DockerFacts::Known(info),
+                Err(err) => DockerFacts::Unreadable(err.to_string()),
+            }),
             None => None,
         };
         Daemon {
@@ -144,10 +152,10 @@ impl Daemon {
 }
 
 /// The kind, from Docker's `/info` (none for a standalone buildkitd) and whether BuildKit has the `Info` rpc.
-fn classify(docker: Option<&Result<DockerInfo, String>>, info_rpc: bool) -> DaemonKind {
+fn classify(docker: Option<&DockerFacts>, info_rpc: bool) -> DaemonKind {
     match docker {
         None => DaemonKind::Buildkitd,
-        Some(Ok(info)) if info.containerd_store => DaemonKind::DockerContainerd,
+        Some(DockerFacts::Known(info)) if info.containerd_store => DaemonKind::DockerContainerd,
         Some(_) if !info_rpc => DaemonKind::DockerLegacy,
         Some(_) => DaemonKind::DockerGraphDriver,
     }
@@ -180,8 +188,8 @@ async fn version(
 mod tests {
     use super::*;
 
-    fn docker(containerd_store: bool) -> Result<DockerInfo, String> {
-        Ok(DockerInfo {
+    fn docker(containerd_store: bool) -> DockerFacts {
+        DockerFacts::Known(DockerInfo {
             version: "26.1.5".to_owned(),
             containerd_store,
             driver: "overlayfs".to_owned(),
@@ -205,7 +213,7 @@ mod tests {
         );
         // A Docker whose /info failed is taken at its most limited.
         assert_eq!(
-            classify(Some(&Err("refused".to_owned())), true),
+            classify(Some(&DockerFacts::Unreadable("refused".to_owned())), true),
             DaemonKind::DockerGraphDriver
         );
         assert!(!DaemonKind::DockerLegacy.has_image_exporters());

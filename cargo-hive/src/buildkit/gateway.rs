@@ -232,12 +232,23 @@ pub(crate) struct BuildRequest {
     pub(crate) frontend_attrs: BTreeMap<String, String>,
 }
 
+/// Why our frontend function (or one of its gateway calls) failed: a message that becomes the build's error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct FrontendError(pub(crate) String);
+
+impl From<Status> for FrontendError {
+    fn from(status: Status) -> FrontendError {
+        FrontendError(status.message().to_owned())
+    }
+}
+
 /// An error of a gateway build: the frontend's own, or the daemon's answer to the solve.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BuildError {
     /// Our frontend function failed (already returned to the daemon as the build's error).
-    #[error("{0}")]
-    Frontend(String),
+    #[error(transparent)]
+    Frontend(FrontendError),
     /// The daemon failed the build (a step, an exporter, a push).
     #[error("{}", .0.message())]
     Solve(Status),
@@ -265,10 +276,13 @@ pub(crate) async fn build<F, Fut>(
 ) -> Result<ControlSolveResponse, BuildError>
 where
     F: FnOnce(Gateway) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), FrontendError>>,
 {
     let build_id = MetadataValue::try_from(request.build_ref.as_str()).map_err(|_| {
-        BuildError::Frontend(format!("build id {:?} is not ASCII", request.build_ref))
+        BuildError::Frontend(FrontendError(format!(
+            "build id {:?} is not ASCII",
+            request.build_ref
+        )))
     })?;
     let single = match request.exporters.as_slice() {
         [only] => Some(only),
@@ -310,7 +324,7 @@ where
             .clone()
             .ping(PingRequest {})
             .await
-            .map_err(|status| status.message().to_owned())?
+            .map_err(FrontendError::from)?
             .into_inner();
         let caps = Caps {
             frontend: pong
@@ -326,15 +340,15 @@ where
         let outcome = frontend(gateway.clone()).await;
         if let Err(message) = &outcome {
             // Best effort: the solve reports the error either way.
-            let _ = gateway.return_error(message).await;
+            let _ = gateway.return_error(&message.0).await;
         }
         outcome
     }
     .await;
 
-    let solved = solve
-        .await
-        .map_err(|err| BuildError::Frontend(format!("the solve task failed: {err}")))?;
+    let solved = solve.await.map_err(|err| {
+        BuildError::Frontend(FrontendError(format!("the solve task failed: {err}")))
+    })?;
     match (frontend_result, solved) {
         // The frontend's calls fail too then, with the transport's words only: the lost connection is the news.
         (_, Err(status)) if transport::is_transport_failure(&status) => {

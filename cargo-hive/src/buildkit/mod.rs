@@ -16,7 +16,7 @@ mod transport;
 
 pub(crate) use address::DOCKER_DEFAULT_SOCKET;
 pub(crate) use client::{Attempt, Buildkit, ConnectOptions};
-pub(crate) use daemon::DaemonKind;
+pub(crate) use daemon::{DaemonKind, DockerFacts};
 pub(crate) use discovery::{Environment, ManifestSettings, manifest_settings, workspace_manifest};
 pub(crate) use errors::ConnectError;
 pub(crate) use gateway::ExporterSpec;

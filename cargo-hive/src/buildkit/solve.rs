@@ -10,7 +10,7 @@ use std::time::Duration;
 use hive_proto::control::{SolveRequest, StatusRequest};
 
 use super::client::Buildkit;
-use super::gateway::{self, BuildError, BuildRequest, ExporterSpec, ResolvedImage};
+use super::gateway::{self, BuildError, BuildRequest, ExporterSpec, FrontendError, ResolvedImage};
 use super::layout::{ImageLayout, Llb, LocalInput, PinnedBase, base_definition};
 use super::session::{LocalDir, Session, SessionConfig, SessionError};
 use super::{llb, new_id};
@@ -105,21 +105,14 @@ impl Buildkit {
         let (definition, config, loader_check) = (job.definition, job.config, job.loader_check);
         let result = gateway::build(self, request, |gateway| async move {
             if let Some(check) = loader_check {
-                let below = gateway.solve(check.below.0).await.map_err(message)?;
-                if !gateway
-                    .exists(&below, &check.interpreter)
-                    .await
-                    .map_err(message)?
-                {
-                    return Err(check.missing);
+                let below = gateway.solve(check.below.0).await?;
+                if !gateway.exists(&below, &check.interpreter).await? {
+                    return Err(FrontendError(check.missing));
                 }
             }
-            let result = gateway.solve(definition.0).await.map_err(message)?;
+            let result = gateway.solve(definition.0).await?;
             let metadata = BTreeMap::from([("containerimage.config".to_owned(), config)]);
-            gateway
-                .return_result(&result, metadata)
-                .await
-                .map_err(message)
+            Ok(gateway.return_result(&result, metadata).await?)
         })
         .await;
         // The status stream ends with the build; its last messages (the final steps) are worth a short wait.
@@ -202,10 +195,6 @@ async fn finish_session(
     })
 }
 
-fn message(status: hive_proto::tonic::Status) -> String {
-    status.message().to_owned()
-}
-
 /// A registry base to resolve for one platform, with a loader an image on it needs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct BaseQuery {
@@ -224,7 +213,7 @@ pub(crate) type BaseKey = (String, String);
 #[derive(Debug, Default)]
 pub(crate) struct BaseFacts {
     /// Each base's digest and config, or why it could not be resolved.
-    pub(crate) bases: BTreeMap<BaseKey, Result<ResolvedImage, String>>,
+    pub(crate) bases: BTreeMap<BaseKey, Result<ResolvedImage, FrontendError>>,
     /// Whether a base has a loader (`(base, platform, loader path)`).
     pub(crate) loaders: BTreeMap<(String, String, String), bool>,
 }
@@ -278,7 +267,7 @@ impl Buildkit {
                 Some(solved) => gateway.return_result(&solved, BTreeMap::new()).await,
                 None => gateway.return_empty().await,
             }
-            .map_err(message)
+            .map_err(FrontendError::from)
         })
         .await;
         session.close().await;
@@ -294,7 +283,7 @@ async fn resolve_once(
     facts: &Mutex<BaseFacts>,
     query: &BaseQuery,
     session_id: &str,
-) -> Result<ResolvedImage, String> {
+) -> Result<ResolvedImage, FrontendError> {
     let key = (query.reference.clone(), query.platform.clone());
     let known = facts.lock().expect("not poisoned").bases.get(&key).cloned();
     if let Some(resolved) = known {
@@ -304,7 +293,7 @@ async fn resolve_once(
     let resolved = gateway
         .resolve_image_config(&query.reference, &platform, session_id)
         .await
-        .map_err(message);
+        .map_err(FrontendError::from);
     let mut facts = facts.lock().expect("not poisoned");
     facts.bases.insert(key, resolved.clone());
     resolved
@@ -316,7 +305,7 @@ async fn has_loader(
     query: &BaseQuery,
     resolved: ResolvedImage,
     loader: &str,
-) -> Result<(gateway::ResultRef, bool), String> {
+) -> Result<(gateway::ResultRef, bool), FrontendError> {
     let layout = ImageLayout {
         platform: query.platform.clone(),
         base: Some(PinnedBase {
@@ -330,8 +319,8 @@ async fn has_loader(
         gid: 0,
     };
     let below = base_definition(&layout).expect("a registry base is below");
-    let solved = gateway.solve(below.0).await.map_err(message)?;
-    let found = gateway.exists(&solved, loader).await.map_err(message)?;
+    let solved = gateway.solve(below.0).await?;
+    let found = gateway.exists(&solved, loader).await?;
     Ok((solved, found))
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::buildkit::{BaseFacts, BaseQuery, Buildkit};
+use crate::buildkit::{BaseFacts, BaseQuery, Buildkit, SolveError};
 
 /// What to find out about one base.
 pub(crate) type Need = BaseQuery;
@@ -13,9 +13,6 @@ pub(crate) type Need = BaseQuery;
 pub(crate) async fn prepare(
     buildkit: &Buildkit,
     needs: BTreeSet<Need>,
-) -> Result<BaseFacts, String> {
-    buildkit
-        .inspect_bases(needs)
-        .await
-        .map_err(|err| err.to_string())
+) -> Result<BaseFacts, SolveError> {
+    buildkit.inspect_bases(needs).await
 }

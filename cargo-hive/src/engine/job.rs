@@ -358,7 +358,7 @@ fn base_of(
         Some(Err(message)) => {
             return Err(JobError::BaseUnresolved {
                 reference: reference.clone(),
-                message: message.clone(),
+                message: message.to_string(),
             });
         }
         None => return Err(JobError::BaseNotAsked(reference.clone())),

@@ -210,7 +210,7 @@ async fn prepare_context(
 
     let bases = bases::prepare(&buildkit, needs(plan, &artifacts.executables))
         .await
-        .map_err(HiveError::Message)?;
+        .map_err(|err| HiveError::Message(err.to_string()))?;
     Ok(job::BuildContext {
         buildkit,
         daemon,
