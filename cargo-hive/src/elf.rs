@@ -288,7 +288,7 @@ mod tests {
         let binary = inspect(&me).unwrap();
         assert_eq!(
             binary.machine.architecture(),
-            Some(crate::buildkit::llb::host_architecture())
+            Some(crate::buildkit::host_architecture())
         );
         // The test binary is dynamically linked on gnu targets.
         if cfg!(all(target_os = "linux", target_env = "gnu")) {

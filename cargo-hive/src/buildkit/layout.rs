@@ -280,39 +280,8 @@ pub(crate) struct ConfigOverrides {
     pub(crate) labels: BTreeMap<String, String>,
 }
 
-/// The base image's config is not a JSON object.
-#[derive(Debug, thiserror::Error)]
-#[error("the base image config is not JSON: {0}")]
-pub(crate) struct ConfigError(serde_json::Error);
-
-/// The image config JSON: `overrides` merged over the base image's config, with `created` and the history entry of
-/// our layer at SOURCE_DATE_EPOCH, so the same inputs give the same config bytes.
-pub(crate) fn image_config(
-    base: Option<&[u8]>,
-    platform: &str,
-    overrides: &ConfigOverrides,
-    epoch: i64,
-) -> Result<Vec<u8>, ConfigError> {
-    let mut image: Map<String, Value> = match base {
-        Some(bytes) => serde_json::from_slice(bytes).map_err(ConfigError)?,
-        None => Map::new(),
-    };
-    let created = rfc3339(epoch);
-    let platform = super::llb::platform(platform);
-    image.insert("architecture".to_owned(), json!(platform.architecture));
-    image.insert("os".to_owned(), json!(platform.os));
-    if platform.variant.is_empty() {
-        image.remove("variant");
-    } else {
-        image.insert("variant".to_owned(), json!(platform.variant));
-    }
-    image.insert("created".to_owned(), json!(created));
-
-    let mut config = match image.remove("config") {
-        Some(Value::Object(config)) => config,
-        _ => Map::new(),
-    };
-    // Env: the base's entries in order, ours replacing by name, new names appended in order.
+/// The base's `Env` in order, `overrides` replacing by name, new names appended in order, and a default `PATH`.
+fn merged_env(config: &Map<String, Value>, overrides: &BTreeMap<String, String>) -> Vec<String> {
     let mut env: Vec<(String, String)> = config
         .get("Env")
         .and_then(Value::as_array)
@@ -324,7 +293,7 @@ pub(crate) fn image_config(
             None => (entry.to_owned(), String::new()),
         })
         .collect();
-    for (key, value) in &overrides.env {
+    for (key, value) in overrides {
         match env.iter_mut().find(|(existing, _)| existing == key) {
             Some(slot) => slot.1 = value.clone(),
             None => env.push((key.clone(), value.clone())),
@@ -339,14 +308,11 @@ pub(crate) fn image_config(
             ),
         );
     }
-    config.insert(
-        "Env".to_owned(),
-        json!(
-            env.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-        ),
-    );
+    env.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// The settings of the definitions over the base's: entrypoint, cmd, workdir, user, ports and labels.
+fn apply_overrides(config: &mut Map<String, Value>, overrides: &ConfigOverrides) {
     if !overrides.entrypoint.is_empty() {
         config.insert("Entrypoint".to_owned(), json!(overrides.entrypoint));
         if overrides.cmd.is_empty() {
@@ -381,6 +347,43 @@ pub(crate) fn image_config(
             }
         }
     }
+}
+
+/// The base image's config is not a JSON object.
+#[derive(Debug, thiserror::Error)]
+#[error("the base image config is not JSON: {0}")]
+pub(crate) struct ConfigError(serde_json::Error);
+
+/// The image config JSON: `overrides` merged over the base image's config, with `created` and the history entry of
+/// our layer at SOURCE_DATE_EPOCH, so the same inputs give the same config bytes.
+pub(crate) fn image_config(
+    base: Option<&[u8]>,
+    platform: &str,
+    overrides: &ConfigOverrides,
+    epoch: i64,
+) -> Result<Vec<u8>, ConfigError> {
+    let mut image: Map<String, Value> = match base {
+        Some(bytes) => serde_json::from_slice(bytes).map_err(ConfigError)?,
+        None => Map::new(),
+    };
+    let created = rfc3339(epoch);
+    let platform = super::llb::platform(platform);
+    image.insert("architecture".to_owned(), json!(platform.architecture));
+    image.insert("os".to_owned(), json!(platform.os));
+    if platform.variant.is_empty() {
+        image.remove("variant");
+    } else {
+        image.insert("variant".to_owned(), json!(platform.variant));
+    }
+    image.insert("created".to_owned(), json!(created));
+
+    let mut config = match image.remove("config") {
+        Some(Value::Object(config)) => config,
+        _ => Map::new(),
+    };
+    let env = merged_env(&config, &overrides.env);
+    config.insert("Env".to_owned(), json!(env));
+    apply_overrides(&mut config, overrides);
     image.insert("config".to_owned(), Value::Object(sorted(config)));
 
     let mut rootfs = match image.remove("rootfs") {

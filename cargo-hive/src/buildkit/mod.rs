@@ -6,10 +6,10 @@ mod client;
 mod daemon;
 mod discovery;
 mod errors;
-pub(crate) mod gateway;
+mod gateway;
 pub(crate) mod layout;
-pub(crate) mod llb;
-pub(crate) mod session;
+mod llb;
+mod session;
 mod solve;
 mod tls;
 mod transport;
@@ -21,7 +21,8 @@ pub(crate) use discovery::{Environment, ManifestSettings, manifest_settings, wor
 pub(crate) use errors::ConnectError;
 pub(crate) use gateway::ExporterSpec;
 pub(crate) use layout::ConfigError;
-pub(crate) use session::DockerAuth;
+pub(crate) use llb::{host_architecture, host_platform};
+pub(crate) use session::{DockerAuth, partial_owner};
 pub(crate) use solve::{BaseFacts, BaseQuery, LoaderCheck, SolveError, SolveJob, Solved};
 pub(crate) use tls::TlsSettings;
 

@@ -29,7 +29,7 @@ pub(crate) fn check_architectures(
     plan: &Plan,
     executables: &BTreeMap<(String, String), Executable>,
 ) -> Result<(), Box<WrongArchitecture>> {
-    let host = format!("linux/{}", crate::buildkit::llb::host_architecture());
+    let host = format!("linux/{}", crate::buildkit::host_architecture());
     for image in &plan.images {
         let key = (image.package.name.clone(), image.binary.target.clone());
         let Some(executable) = executables.get(&key) else {

@@ -13,7 +13,9 @@ use super::fresh;
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
 };
-use crate::buildkit::{BaseFacts, Buildkit, DaemonKind, LoaderCheck, SolveJob, Solved, llb};
+use crate::buildkit::{
+    BaseFacts, Buildkit, DaemonKind, LoaderCheck, SolveJob, Solved, host_platform,
+};
 use crate::compile::Executable;
 use crate::output::{self, Destination};
 use crate::progress::{Event, Progress};
@@ -213,7 +215,7 @@ fn platform_text(planned: &PlanImage) -> String {
         .platforms
         .first()
         .cloned()
-        .unwrap_or_else(llb::host_platform)
+        .unwrap_or_else(host_platform)
 }
 
 /// Explains a dynamically linked binary on a base that cannot run it.

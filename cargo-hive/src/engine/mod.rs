@@ -234,7 +234,7 @@ async fn prepare_context(
 /// What the first version of build does not do yet, said plainly instead of half-done.
 fn check_supported(plan: &Plan) -> Result<(), HiveError> {
     for image in &plan.images {
-        let host = format!("linux/{}", crate::buildkit::llb::host_architecture());
+        let host = format!("linux/{}", crate::buildkit::host_architecture());
         if image.platforms.iter().any(|platform| platform != &host) {
             return Err(HiveError::Message(format!(
                 "image `{}` targets {}; this version builds for the host platform ({host}) only",
