@@ -275,29 +275,7 @@ fn print_human(report: &Report, term: &Term) -> std::io::Result<()> {
             writeln!(out, "  daemon      Docker (its /info failed: {error})")?
         }
     }
-    writeln!(out, "Candidates")?;
-    for candidate in &report.candidates {
-        let address = if candidate.address.is_empty() {
-            "(invalid)"
-        } else {
-            candidate.address.as_str()
-        };
-        match (&candidate.millis, &candidate.error) {
-            (Some(millis), _) => writeln!(
-                out,
-                "  {} {address} ({}) answered in {millis} ms",
-                paint("ok", true),
-                candidate.origin
-            )?,
-            (None, error) => writeln!(
-                out,
-                "  {} {address} ({}): {}",
-                paint("--", false),
-                candidate.origin,
-                error.as_deref().unwrap_or_default()
-            )?,
-        }
-    }
+    print_candidates(&mut out, &report.candidates, &paint)?;
     writeln!(out, "Workers")?;
     for worker in &endpoint.workers {
         writeln!(out, "  {}  {}", worker.id, worker.platforms.join(", "))?;
@@ -330,6 +308,38 @@ fn print_human(report: &Report, term: &Term) -> std::io::Result<()> {
         writeln!(out, "{}", paint("Ready.", true))?;
     } else {
         writeln!(out, "{}", paint("Not ready.", false))?;
+    }
+    Ok(())
+}
+
+/// The candidates doctor tried, one line each.
+fn print_candidates(
+    out: &mut impl Write,
+    candidates: &[CandidateReport],
+    paint: &impl Fn(&str, bool) -> String,
+) -> std::io::Result<()> {
+    writeln!(out, "Candidates")?;
+    for candidate in candidates {
+        let address = if candidate.address.is_empty() {
+            "(invalid)"
+        } else {
+            candidate.address.as_str()
+        };
+        match (&candidate.millis, &candidate.error) {
+            (Some(millis), _) => writeln!(
+                out,
+                "  {} {address} ({}) answered in {millis} ms",
+                paint("ok", true),
+                candidate.origin
+            )?,
+            (None, error) => writeln!(
+                out,
+                "  {} {address} ({}): {}",
+                paint("--", false),
+                candidate.origin,
+                error.as_deref().unwrap_or_default()
+            )?,
+        }
     }
     Ok(())
 }
