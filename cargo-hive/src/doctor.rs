@@ -224,7 +224,7 @@ fn candidate_report(attempt: &Attempt) -> CandidateReport {
             .as_ref()
             .ok()
             .map(|elapsed| elapsed.as_millis() as u64),
-        error: attempt.outcome.as_ref().err().cloned(),
+        error: attempt.outcome.as_ref().err().map(ToString::to_string),
     }
 }
 

@@ -118,6 +118,11 @@ fn tls_keys(tls: &TlsSettings, name: impl Fn(&str) -> String) -> Vec<String> {
     .collect()
 }
 
+/// Why a candidate did not answer, in short (the full error goes with the explicit address only).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct AttemptError(pub(crate) String);
+
 /// One candidate tried, and how it went.
 #[derive(Debug, Clone)]
 pub(crate) struct Attempt {
@@ -126,7 +131,7 @@ pub(crate) struct Attempt {
     /// Why it was tried.
     pub(crate) origin: AddressSource,
     /// How long connect + probe took, or why it failed.
-    pub(crate) outcome: Result<Duration, String>,
+    pub(crate) outcome: Result<Duration, AttemptError>,
 }
 
 /// A live, probed connection to BuildKit.
@@ -176,7 +181,7 @@ impl Buildkit {
                     attempts.push(Attempt {
                         address: String::new(),
                         origin,
-                        outcome: Err(source.to_string()),
+                        outcome: Err(AttemptError(source.to_string())),
                     });
                     continue;
                 }
@@ -209,7 +214,7 @@ impl Buildkit {
                 Err(err) => attempts.push(Attempt {
                     address: address.to_string(),
                     origin,
-                    outcome: Err(err.short()),
+                    outcome: Err(AttemptError(err.short())),
                 }),
             }
         }
@@ -221,7 +226,7 @@ impl Buildkit {
                         .outcome
                         .as_ref()
                         .err()
-                        .map(String::as_str)
+                        .map(|err| err.0.as_str())
                         .unwrap_or("ok");
                     let address = if attempt.address.is_empty() {
                         "(invalid)"
