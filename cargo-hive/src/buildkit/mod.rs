@@ -32,17 +32,3 @@ pub(crate) fn new_id() -> String {
     getrandom::fill(&mut bytes).expect("the OS random source works");
     hex::encode(bytes)
 }
-
-/// The real daemon the library's own tests run against (Docker's, as `scripts/buildkit-up` starts it); panics with
-/// how to start it when it does not answer: such tests never pass without their daemon.
-#[cfg(test)]
-pub(crate) async fn test_daemon() -> Buildkit {
-    const DOCKER: &str = "docker+unix:///var/run/docker.sock";
-    let options = ConnectOptions {
-        addr: Some(DOCKER.into()),
-        ..Default::default()
-    };
-    Buildkit::connect(&options).await.unwrap_or_else(|err| {
-        panic!("these tests need the daemon at {DOCKER} (scripts/buildkit-up): {err}")
-    })
-}
