@@ -1,13 +1,11 @@
 //! `cargo hive doctor`: which BuildKit, why, what it can do, and whether a real solve works.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hive_proto::control::SolveRequest;
 use serde::Serialize;
 
-use crate::buildkit::docker_api::DockerInfo;
-use crate::buildkit::{Address, Attempt, Buildkit, ConnectError, ConnectOptions, llb};
+use crate::buildkit::{Attempt, Buildkit, ConnectError, ConnectOptions, DockerFacts};
 use crate::errors::{HiveError, exit_codes};
 use crate::term::Term;
 
@@ -35,7 +33,7 @@ struct Endpoint {
     buildkit_version: Option<String>,
     /// Why there is no version, when there is none.
     version_note: Option<String>,
-    daemon: Daemon,
+    daemon: DaemonReport,
     workers: Vec<Worker>,
     exporters: Vec<&'static str>,
     live_check: LiveCheck,
@@ -43,7 +41,7 @@ struct Endpoint {
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-enum Daemon {
+enum DaemonReport {
     Buildkitd,
     Docker {
         version: String,
@@ -142,44 +140,33 @@ pub(crate) async fn run(request: &DoctorRequest, term: &Term) -> Result<i32, Hiv
 
 async fn examine(buildkit: &Buildkit) -> Report {
     let candidates = buildkit.attempts.iter().map(candidate_report).collect();
-    let (buildkit_version, version_note) = match buildkit.version().await {
-        Ok(Some(version)) => (Some(version), None),
-        Ok(None) => (
-            None,
-            Some("this BuildKit has no Info rpc (older than v0.11, e.g. Docker 20.10)".to_owned()),
-        ),
-        Err(err) => (None, Some(err.to_string())),
-    };
-    let daemon = match &buildkit.address {
-        Address::Docker(socket) => match DockerInfo::fetch(socket).await {
-            Ok(info) => Daemon::Docker {
-                version: info.version,
-                storage_driver: info.driver,
-                containerd_image_store: info.containerd_store,
-            },
-            Err(error) => Daemon::DockerUnknown { error },
+    let facts = &buildkit.daemon;
+    let daemon = match &facts.docker {
+        None => DaemonReport::Buildkitd,
+        Some(DockerFacts::Known(info)) => DaemonReport::Docker {
+            version: info.version.clone(),
+            storage_driver: info.driver.clone(),
+            containerd_image_store: info.containerd_store,
         },
-        Address::Unix(_) | Address::Tcp { .. } => Daemon::Buildkitd,
+        Some(DockerFacts::Unreadable(error)) => DaemonReport::DockerUnknown {
+            error: error.clone(),
+        },
     };
     let workers: Vec<Worker> = buildkit
-        .workers
-        .iter()
+        .workers()
+        .into_iter()
         .map(|worker| Worker {
-            id: worker.id.clone(),
-            platforms: worker.platforms.iter().map(platform_string).collect(),
-            labels: worker
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            id: worker.id,
+            platforms: worker.platforms,
+            labels: worker.labels,
         })
         .collect();
-    let platform = buildkit
-        .workers
-        .first()
-        .and_then(|worker| worker.platforms.first().cloned())
-        .unwrap_or_else(|| (&crate::plan::Platform::host()).into());
-    let live_check = live_check(buildkit, platform).await;
+    let (elapsed, result) = buildkit.live_check(LIVE_CHECK_TIMEOUT).await;
+    let live_check = LiveCheck {
+        ok: result.is_ok(),
+        millis: elapsed.as_millis() as u64,
+        error: result.err().map(|err| err.to_string()),
+    };
     let ready = live_check.ok;
     Report {
         format_version: FORMAT_VERSION,
@@ -189,34 +176,15 @@ async fn examine(buildkit: &Buildkit) -> Report {
             origin: buildkit.origin.key().to_owned(),
             reason: reason(buildkit),
             transport: buildkit.address.transport().to_owned(),
-            buildkit_version,
-            version_note,
-            exporters: exporters(&daemon),
+            buildkit_version: facts.version.clone(),
+            version_note: facts.version_note.clone(),
+            exporters: facts.exporters(),
             daemon,
             workers,
             live_check,
         }),
         candidates,
         error: None,
-    }
-}
-
-/// Which exporters this daemon serves. Docker's BuildKit without the containerd image store has only moby, local
-/// and tar (`image`, `oci` and `docker` answer "exporter could not be found").
-fn exporters(daemon: &Daemon) -> Vec<&'static str> {
-    match daemon {
-        Daemon::Buildkitd => vec!["image", "oci", "docker", "local", "tar"],
-        Daemon::Docker {
-            containerd_image_store: true,
-            ..
-        } => vec!["image", "oci", "docker", "moby", "local", "tar"],
-        Daemon::Docker {
-            containerd_image_store: false,
-            ..
-        }
-        | Daemon::DockerUnknown { .. } => {
-            vec!["moby", "local", "tar"]
-        }
     }
 }
 
@@ -237,31 +205,6 @@ fn reason(buildkit: &Buildkit) -> String {
     }
 }
 
-async fn live_check(buildkit: &Buildkit, platform: hive_proto::pb::Platform) -> LiveCheck {
-    let definition = llb::file_on_scratch("/hive-doctor", b"cargo hive doctor\n", platform);
-    let request = SolveRequest {
-        r#ref: crate::buildkit::new_id(),
-        definition: Some(definition),
-        ..Default::default()
-    };
-    let started = Instant::now();
-    let result = tokio::time::timeout(LIVE_CHECK_TIMEOUT, buildkit.control().solve(request)).await;
-    let millis = started.elapsed().as_millis() as u64;
-    let error = match result {
-        Err(_) => Some(format!(
-            "the solve did not finish within {} s",
-            LIVE_CHECK_TIMEOUT.as_secs()
-        )),
-        Ok(Err(status)) => Some(format!("the solve failed: {}", status.message())),
-        Ok(Ok(_)) => None,
-    };
-    LiveCheck {
-        ok: error.is_none(),
-        millis,
-        error,
-    }
-}
-
 fn candidate_report(attempt: &Attempt) -> CandidateReport {
     CandidateReport {
         address: attempt.address.clone(),
@@ -272,17 +215,8 @@ fn candidate_report(attempt: &Attempt) -> CandidateReport {
             .as_ref()
             .ok()
             .map(|elapsed| elapsed.as_millis() as u64),
-        error: attempt.outcome.as_ref().err().cloned(),
+        error: attempt.outcome.as_ref().err().map(ToString::to_string),
     }
-}
-
-fn platform_string(platform: &hive_proto::pb::Platform) -> String {
-    let mut text = format!("{}/{}", platform.os, platform.architecture);
-    if !platform.variant.is_empty() {
-        text.push('/');
-        text.push_str(&platform.variant);
-    }
-    text
 }
 
 fn print_human(report: &Report, term: &Term) -> std::io::Result<()> {
@@ -314,8 +248,8 @@ fn print_human(report: &Report, term: &Term) -> std::io::Result<()> {
         (None, None) => writeln!(out, "  version     unknown")?,
     }
     match &endpoint.daemon {
-        Daemon::Buildkitd => writeln!(out, "  daemon      buildkitd")?,
-        Daemon::Docker {
+        DaemonReport::Buildkitd => writeln!(out, "  daemon      buildkitd")?,
+        DaemonReport::Docker {
             version,
             storage_driver,
             containerd_image_store,
@@ -328,33 +262,11 @@ fn print_human(report: &Report, term: &Term) -> std::io::Result<()> {
                 format!("{storage_driver} graph driver, no containerd image store")
             }
         )?,
-        Daemon::DockerUnknown { error } => {
+        DaemonReport::DockerUnknown { error } => {
             writeln!(out, "  daemon      Docker (its /info failed: {error})")?
         }
     }
-    writeln!(out, "Candidates")?;
-    for candidate in &report.candidates {
-        let address = if candidate.address.is_empty() {
-            "(invalid)"
-        } else {
-            candidate.address.as_str()
-        };
-        match (&candidate.millis, &candidate.error) {
-            (Some(millis), _) => writeln!(
-                out,
-                "  {} {address} ({}) answered in {millis} ms",
-                paint("ok", true),
-                candidate.origin
-            )?,
-            (None, error) => writeln!(
-                out,
-                "  {} {address} ({}): {}",
-                paint("--", false),
-                candidate.origin,
-                error.as_deref().unwrap_or_default()
-            )?,
-        }
-    }
+    print_candidates(&mut out, &report.candidates, &paint)?;
     writeln!(out, "Workers")?;
     for worker in &endpoint.workers {
         writeln!(out, "  {}  {}", worker.id, worker.platforms.join(", "))?;
@@ -363,7 +275,7 @@ fn print_human(report: &Report, term: &Term) -> std::io::Result<()> {
         }
     }
     writeln!(out, "Exporters     {}", endpoint.exporters.join(", "))?;
-    if let Daemon::Docker {
+    if let DaemonReport::Docker {
         containerd_image_store: false,
         ..
     } = endpoint.daemon
@@ -387,6 +299,38 @@ fn print_human(report: &Report, term: &Term) -> std::io::Result<()> {
         writeln!(out, "{}", paint("Ready.", true))?;
     } else {
         writeln!(out, "{}", paint("Not ready.", false))?;
+    }
+    Ok(())
+}
+
+/// The candidates doctor tried, one line each.
+fn print_candidates(
+    out: &mut impl Write,
+    candidates: &[CandidateReport],
+    paint: &impl Fn(&str, bool) -> String,
+) -> std::io::Result<()> {
+    writeln!(out, "Candidates")?;
+    for candidate in candidates {
+        let address = if candidate.address.is_empty() {
+            "(invalid)"
+        } else {
+            candidate.address.as_str()
+        };
+        match (&candidate.millis, &candidate.error) {
+            (Some(millis), _) => writeln!(
+                out,
+                "  {} {address} ({}) answered in {millis} ms",
+                paint("ok", true),
+                candidate.origin
+            )?,
+            (None, error) => writeln!(
+                out,
+                "  {} {address} ({}): {}",
+                paint("--", false),
+                candidate.origin,
+                error.as_deref().unwrap_or_default()
+            )?,
+        }
     }
     Ok(())
 }

@@ -5,13 +5,13 @@
 //! tags) → `build` (cargo, then `buildkit`: connect, session, LLB, solve, progress) → `output`. Only code after
 //! `plan` talks to BuildKit. The binary calls [`main_from_env`] and nothing else.
 
-mod build;
 mod buildkit;
 mod cargo;
 mod commands;
 mod config;
 mod doctor;
 mod elf;
+mod engine;
 mod errors;
 mod interrupt;
 mod output;

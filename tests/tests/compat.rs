@@ -131,3 +131,27 @@ fn push_on_docker_20_10_goes_through_the_docker_api() {
         "the pushed manifest is not in the registry"
     );
 }
+
+/// An exporter the daemon lacks is found once, right after connecting: one error for the build, before any image
+/// starts, not one per image.
+#[test]
+fn a_missing_exporter_is_one_error_before_any_image() {
+    let fixture = hive_e2e::fixture::Fixture::example("workspace");
+    let result = run(fixture
+        .build_at(&docker20_addr())
+        .args(["--progress", "json"]));
+    fixture.assert_fails(&result, &["cannot write OCI archives"]);
+    assert_eq!(
+        result.stderr.matches("cannot write OCI archives").count(),
+        1,
+        "{result:#?}"
+    );
+    assert!(!result.stderr.contains("images failed"), "{result:#?}");
+    let events = hive_e2e::fixture::events(&result);
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, hive_build::progress::Event::ImageStarted { .. })),
+        "{events:#?}"
+    );
+}

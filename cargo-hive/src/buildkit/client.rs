@@ -3,15 +3,16 @@
 
 use std::time::{Duration, Instant};
 
+use hive_proto::control::ListWorkersRequest;
 use hive_proto::control::control_client::ControlClient;
 use hive_proto::control::types::WorkerRecord;
-use hive_proto::control::{InfoRequest, ListWorkersRequest};
 use hive_proto::tonic::transport::Channel;
-use hive_proto::tonic::{Code, Request, Status};
+use hive_proto::tonic::{Code, Status};
 
 use super::address::Address;
+use super::daemon::Daemon;
+use super::discovery::{AddressSource, Candidate, Environment, ManifestSettings, candidates};
 use super::errors::ConnectError;
-use super::resolve::{Candidate, Environment, ManifestSettings, Origin, candidates};
 use super::tls::TlsSettings;
 use super::transport;
 
@@ -77,7 +78,7 @@ impl ConnectOptions {
         let from_manifest = matches!(
             &explicit,
             Some(Candidate {
-                origin: Origin::Manifest(_),
+                origin: AddressSource::Manifest(_),
                 ..
             })
         );
@@ -117,15 +118,20 @@ fn tls_keys(tls: &TlsSettings, name: impl Fn(&str) -> String) -> Vec<String> {
     .collect()
 }
 
+/// Why a candidate did not answer, in short (the full error goes with the explicit address only).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct AttemptError(pub(crate) String);
+
 /// One candidate tried, and how it went.
 #[derive(Debug, Clone)]
 pub(crate) struct Attempt {
     /// The address as written (or as configured, when it did not parse).
     pub(crate) address: String,
     /// Why it was tried.
-    pub(crate) origin: Origin,
+    pub(crate) origin: AddressSource,
     /// How long connect + probe took, or why it failed.
-    pub(crate) outcome: Result<Duration, String>,
+    pub(crate) outcome: Result<Duration, AttemptError>,
 }
 
 /// A live, probed connection to BuildKit.
@@ -135,11 +141,13 @@ pub(crate) struct Buildkit {
     /// Where it is.
     pub(crate) address: Address,
     /// Why this one was chosen.
-    pub(crate) origin: Origin,
+    pub(crate) origin: AddressSource,
     /// Every candidate tried, in order, the winner last.
     pub(crate) attempts: Vec<Attempt>,
-    /// The daemon's workers, from the probe.
-    pub(crate) workers: Vec<WorkerRecord>,
+    /// The daemon's workers, from the probe (see [`Buildkit::workers`]).
+    pub(super) workers: Vec<WorkerRecord>,
+    /// What the daemon is and can do.
+    pub(crate) daemon: Daemon,
     /// `-v`: errors keep the transport's own wording.
     pub(crate) verbose: bool,
 }
@@ -173,7 +181,7 @@ impl Buildkit {
                     attempts.push(Attempt {
                         address: String::new(),
                         origin,
-                        outcome: Err(source.to_string()),
+                        outcome: Err(AttemptError(source.to_string())),
                     });
                     continue;
                 }
@@ -191,8 +199,10 @@ impl Buildkit {
                         origin: origin.clone(),
                         outcome: Ok(started.elapsed()),
                     });
+                    let daemon = Daemon::examine(control_client(&channel), &address).await;
                     return Ok(Buildkit {
                         channel,
+                        daemon,
                         address,
                         origin,
                         attempts,
@@ -204,7 +214,7 @@ impl Buildkit {
                 Err(err) => attempts.push(Attempt {
                     address: address.to_string(),
                     origin,
-                    outcome: Err(err.short()),
+                    outcome: Err(AttemptError(err.short())),
                 }),
             }
         }
@@ -216,7 +226,7 @@ impl Buildkit {
                         .outcome
                         .as_ref()
                         .err()
-                        .map(String::as_str)
+                        .map(|err| err.0.as_str())
                         .unwrap_or("ok");
                     let address = if attempt.address.is_empty() {
                         "(invalid)"
@@ -231,35 +241,27 @@ impl Buildkit {
 
     /// The Control API client on this connection.
     pub(crate) fn control(&self) -> ControlClient<Channel> {
-        ControlClient::new(self.channel.clone())
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE)
+        control_client(&self.channel)
+    }
+
+    /// The daemon's workers, from the probe.
+    pub(crate) fn workers(&self) -> Vec<super::daemon::Worker> {
+        self.workers
+            .iter()
+            .map(super::daemon::Worker::from_wire)
+            .collect()
     }
 
     /// The underlying channel, for other services on the same connection (the gateway).
     pub(crate) fn channel(&self) -> Channel {
         self.channel.clone()
     }
+}
 
-    /// The daemon's BuildKit version, or `None` for daemons without the `Info` rpc (BuildKit < v0.11, Docker 20.10).
-    pub(crate) async fn version(&self) -> Result<Option<String>, ConnectError> {
-        let request = Request::new(InfoRequest {});
-        match tokio::time::timeout(EXPLICIT_TIMEOUT, self.control().info(request)).await {
-            Err(_) => Err(ConnectError::Timeout {
-                address: self.address.to_string(),
-                after: EXPLICIT_TIMEOUT,
-            }),
-            Ok(Err(status)) if status.code() == Code::Unimplemented => Ok(None),
-            Ok(Err(status)) => Err(ConnectError::Protocol {
-                address: self.address.to_string(),
-                detail: format!("Info failed: {}", status.message()),
-            }),
-            Ok(Ok(response)) => Ok(response
-                .into_inner()
-                .buildkit_version
-                .map(|version| version.version)),
-        }
-    }
+fn control_client(channel: &Channel) -> ControlClient<Channel> {
+    ControlClient::new(channel.clone())
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
 }
 
 /// Connects and asks for the worker list: the cheapest call every BuildKit version answers.

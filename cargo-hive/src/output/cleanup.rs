@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::buildkit::session::partial_owner;
+use crate::buildkit::partial_owner;
 
 /// Where `--load` with a standalone buildkitd puts an image's docker archive before Docker reads it:
 /// `target/hive/.load/<image>.<pid>.tar`.

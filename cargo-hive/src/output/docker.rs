@@ -3,23 +3,24 @@
 //! it is checked right after connecting, before any image is built for it.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::buildkit::Address;
-use crate::buildkit::docker_api::DockerInfo;
+use super::docker_api::DockerInfo;
 
-use super::{DaemonKind, Destination};
+use super::{After, Destination, DestinationError, docker_api};
+use crate::buildkit::DaemonKind;
+use crate::buildkit::DockerAuth;
 
 /// A Docker API socket and where its address came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DockerEndpoint {
     /// The unix socket.
     pub(crate) socket: PathBuf,
-    origin: Origin,
+    origin: EndpointSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Origin {
+enum EndpointSource {
     /// The `docker+unix://` BuildKit address.
     Buildkit,
     /// `DOCKER_HOST`, as set.
@@ -32,9 +33,9 @@ impl fmt::Display for DockerEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let socket = self.socket.display();
         match &self.origin {
-            Origin::Buildkit => write!(f, "{socket} (the BuildKit address)"),
-            Origin::DockerHost(value) => write!(f, "{socket} (DOCKER_HOST={value})"),
-            Origin::Default => write!(
+            EndpointSource::Buildkit => write!(f, "{socket} (the BuildKit address)"),
+            EndpointSource::DockerHost(value) => write!(f, "{socket} (DOCKER_HOST={value})"),
+            EndpointSource::Default => write!(
                 f,
                 "{socket} (Docker's default socket; set DOCKER_HOST to use another)"
             ),
@@ -42,47 +43,26 @@ impl fmt::Display for DockerEndpoint {
     }
 }
 
-/// Why the images cannot go where they were asked to.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum DestinationError {
-    /// `--load` with no Docker answering.
-    #[error(
-        "--load loads the images into Docker, but no Docker daemon answers at {endpoint}: {detail}"
-    )]
-    DockerUnreachable {
-        /// Where we looked.
-        endpoint: DockerEndpoint,
-        /// What went wrong there.
-        detail: String,
-    },
-    /// `DOCKER_HOST` names something other than a unix socket.
-    #[error(
-        "--load with a standalone BuildKit loads the images through Docker's unix socket, but DOCKER_HOST is `{0}`: \
-         set it to unix:///path/to/docker.sock"
-    )]
-    DockerHostNotUnix(String),
+/// The Docker daemon that goes with the BuildKit: its own socket when BuildKit is Docker's (`buildkit_docker`).
+pub(crate) fn docker_endpoint(buildkit_docker: Option<&Path>) -> DockerEndpoint {
+    endpoint_from(buildkit_docker, std::env::var("DOCKER_HOST").ok())
 }
 
-/// The Docker daemon that goes with the BuildKit at `address`.
-pub(crate) fn docker_endpoint(address: &Address) -> DockerEndpoint {
-    endpoint_from(address, std::env::var("DOCKER_HOST").ok())
-}
-
-fn endpoint_from(address: &Address, docker_host: Option<String>) -> DockerEndpoint {
-    if let Address::Docker(socket) = address {
+fn endpoint_from(buildkit_docker: Option<&Path>, docker_host: Option<String>) -> DockerEndpoint {
+    if let Some(socket) = buildkit_docker {
         return DockerEndpoint {
-            socket: socket.clone(),
-            origin: Origin::Buildkit,
+            socket: socket.to_path_buf(),
+            origin: EndpointSource::Buildkit,
         };
     }
     match docker_host {
         Some(host) if host.starts_with("unix://") => DockerEndpoint {
             socket: PathBuf::from(&host["unix://".len()..]),
-            origin: Origin::DockerHost(host),
+            origin: EndpointSource::DockerHost(host),
         },
         _ => DockerEndpoint {
             socket: PathBuf::from(crate::buildkit::DOCKER_DEFAULT_SOCKET),
-            origin: Origin::Default,
+            origin: EndpointSource::Default,
         },
     }
 }
@@ -91,28 +71,67 @@ fn endpoint_from(address: &Address, docker_host: Option<String>) -> DockerEndpoi
 pub(crate) async fn check_load_target(
     destinations: &[Destination],
     daemon: DaemonKind,
-    address: &Address,
+    buildkit_docker: Option<&Path>,
 ) -> Result<(), DestinationError> {
     if daemon != DaemonKind::Buildkitd || !destinations.contains(&Destination::Load) {
         return Ok(());
     }
-    let endpoint = load_endpoint(address, std::env::var("DOCKER_HOST").ok())?;
+    let endpoint = load_endpoint(buildkit_docker, std::env::var("DOCKER_HOST").ok())?;
     match DockerInfo::fetch(&endpoint.socket).await {
         Ok(_) => Ok(()),
         Err(detail) => Err(DestinationError::DockerUnreachable { endpoint, detail }),
     }
 }
 
+/// Finishes what BuildKit could not on this daemon: loads archives into Docker (deleting them, loaded or not) and
+/// pushes from Docker's store with the user's credentials.
+pub(crate) async fn finish(steps: &[After], socket: &Path) -> Result<(), DestinationError> {
+    for step in steps {
+        match step {
+            After::DockerLoad(tar) => {
+                let loaded = docker_api::load(socket, tar).await;
+                let _ = std::fs::remove_file(tar);
+                loaded?;
+            }
+            After::DockerPush(references) => {
+                let auth = DockerAuth::from_env();
+                for reference in references {
+                    let host = crate::plan::registry_host(reference).map_err(|invalid| {
+                        DestinationError::Credentials {
+                            reference: reference.clone(),
+                            detail: invalid.reason,
+                        }
+                    })?;
+                    let credentials = auth.credentials(&host).await.map_err(|err| {
+                        DestinationError::Credentials {
+                            reference: reference.clone(),
+                            detail: err.to_string(),
+                        }
+                    })?;
+                    docker_api::push(
+                        socket,
+                        reference,
+                        &credentials.username,
+                        &credentials.secret,
+                    )
+                    .await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Where `--load` goes: a `DOCKER_HOST` we cannot load through is an error, not a silent fallback to the default.
 fn load_endpoint(
-    address: &Address,
+    buildkit_docker: Option<&Path>,
     docker_host: Option<String>,
 ) -> Result<DockerEndpoint, DestinationError> {
     match docker_host {
         Some(host) if !host.is_empty() && !host.starts_with("unix://") => {
             Err(DestinationError::DockerHostNotUnix(host))
         }
-        docker_host => Ok(endpoint_from(address, docker_host)),
+        docker_host => Ok(endpoint_from(buildkit_docker, docker_host)),
     }
 }
 
@@ -122,18 +141,18 @@ mod tests {
 
     #[test]
     fn endpoints_say_where_they_came_from() {
-        let docker = Address::Docker("/run/d.sock".into());
-        let standalone = Address::Unix("/run/buildkit/buildkitd.sock".into());
+        let docker = Some(Path::new("/run/d.sock"));
+        let standalone = None;
         let host = Some("unix:///tmp/x.sock".to_owned());
         assert_eq!(
-            endpoint_from(&docker, host.clone()).to_string(),
+            endpoint_from(docker, host.clone()).to_string(),
             "/run/d.sock (the BuildKit address)"
         );
         assert_eq!(
-            endpoint_from(&standalone, host).to_string(),
+            endpoint_from(standalone, host).to_string(),
             "/tmp/x.sock (DOCKER_HOST=unix:///tmp/x.sock)"
         );
-        let default = endpoint_from(&standalone, None);
+        let default = endpoint_from(standalone, None);
         assert_eq!(
             default.socket,
             PathBuf::from(crate::buildkit::DOCKER_DEFAULT_SOCKET)
@@ -143,17 +162,14 @@ mod tests {
 
     #[test]
     fn load_needs_a_unix_docker_host() {
-        let standalone = Address::Tcp {
-            host: "buildkit".into(),
-            port: 1234,
-        };
-        let err = load_endpoint(&standalone, Some("tcp://docker:2375".to_owned())).unwrap_err();
+        let standalone = None;
+        let err = load_endpoint(standalone, Some("tcp://docker:2375".to_owned())).unwrap_err();
         assert!(
             err.to_string()
                 .contains("DOCKER_HOST is `tcp://docker:2375`"),
             "{err}"
         );
-        let endpoint = load_endpoint(&standalone, Some(String::new())).unwrap();
+        let endpoint = load_endpoint(standalone, Some(String::new())).unwrap();
         assert_eq!(
             endpoint.socket,
             PathBuf::from(crate::buildkit::DOCKER_DEFAULT_SOCKET)

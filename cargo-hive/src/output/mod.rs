@@ -4,14 +4,17 @@
 
 mod cleanup;
 mod docker;
+pub(crate) mod docker_api;
+mod errors;
 
 pub(crate) use cleanup::{RemoveOnDrop, load_archive_path, remove_stale};
-pub(crate) use docker::{DestinationError, check_load_target, docker_endpoint};
+pub(crate) use docker::{check_load_target, docker_endpoint, finish};
+pub(crate) use errors::DestinationError;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hive_proto::control::Exporter;
+use crate::buildkit::{DaemonKind, ExporterSpec};
 
 /// One requested destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,23 +36,12 @@ pub(crate) enum Destination {
     },
 }
 
-/// What the daemon can export, from doctor's view of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DaemonKind {
-    /// A standalone buildkitd: image, oci, docker, local, tar.
-    Buildkitd,
-    /// Docker with the containerd image store: everything, plus moby.
-    DockerContainerd,
-    /// Docker with a graph driver: moby, local, tar only.
-    DockerGraphDriver,
-}
-
 /// The destinations the flags ask for; no flag means the OCI archive.
 pub(crate) fn destinations(
     load: bool,
     push: bool,
     outputs: &[String],
-) -> Result<Vec<Destination>, String> {
+) -> Result<Vec<Destination>, DestinationError> {
     let mut list = Vec::new();
     if load {
         list.push(Destination::Load);
@@ -68,7 +60,7 @@ pub(crate) fn destinations(
         .filter(|destination| writes_file(destination))
         .count();
     if tarballs > 1 {
-        return Err("only one output per build can write a file (oci, docker or tar)".to_owned());
+        return Err(DestinationError::TwoFilesPerBuild);
     }
     Ok(list)
 }
@@ -82,7 +74,7 @@ fn writes_file(destination: &Destination) -> bool {
 }
 
 /// Parses a buildx-style output spec: `type=oci,dest=out.tar`, `type=image,push=true`, `type=registry`.
-pub(crate) fn parse_output(spec: &str) -> Result<Destination, String> {
+pub(crate) fn parse_output(spec: &str) -> Result<Destination, DestinationError> {
     let mut attrs = BTreeMap::new();
     for field in spec
         .split(',')
@@ -90,27 +82,32 @@ pub(crate) fn parse_output(spec: &str) -> Result<Destination, String> {
         .filter(|field| !field.is_empty())
     {
         let Some((key, value)) = field.split_once('=') else {
-            return Err(format!("--output `{spec}`: `{field}` is not KEY=VALUE"));
+            return Err(DestinationError::NotKeyValue {
+                spec: spec.to_owned(),
+                field: field.to_owned(),
+            });
         };
         if attrs
             .insert(key.trim().to_owned(), value.trim().to_owned())
             .is_some()
         {
-            return Err(format!("--output `{spec}`: `{key}` is given twice"));
+            return Err(DestinationError::KeyTwice {
+                spec: spec.to_owned(),
+                key: key.to_owned(),
+            });
         }
     }
     let Some(kind) = attrs.remove("type") else {
-        return Err(format!(
-            "--output `{spec}` has no type=… (oci, docker, tar, image, registry, moby)"
-        ));
+        return Err(DestinationError::NoType(spec.to_owned()));
     };
     let dest = attrs.remove("dest").map(PathBuf::from);
     match kind.as_str() {
         "oci" | "docker" | "tar" => {
             if dest.is_none() {
-                return Err(format!(
-                    "--output `{spec}`: type={kind} writes a tarball and needs dest=PATH"
-                ));
+                return Err(DestinationError::NeedsDest {
+                    spec: spec.to_owned(),
+                    kind,
+                });
             }
             Ok(Destination::Raw { kind, attrs, dest })
         }
@@ -127,12 +124,11 @@ pub(crate) fn parse_output(spec: &str) -> Result<Destination, String> {
             attrs,
             dest: None,
         }),
-        "local" => Err(format!(
-            "--output `{spec}`: type=local is not supported yet; use type=tar,dest=FILE and unpack it"
-        )),
-        other => Err(format!(
-            "--output `{spec}`: unknown type `{other}`; use oci, docker, tar, image, registry or moby"
-        )),
+        "local" => Err(DestinationError::LocalUnsupported(spec.to_owned())),
+        _ => Err(DestinationError::UnknownType {
+            spec: spec.to_owned(),
+            kind,
+        }),
     }
 }
 
@@ -142,14 +138,14 @@ pub(crate) fn archive_path(target_dir: &Path, image: &str) -> PathBuf {
 }
 
 /// Attributes that make every image exporter reproducible (BuildKit ignores attributes it does not know).
-fn reproducible(attrs: &mut HashMap<String, String>, epoch: i64) {
+fn reproducible(attrs: &mut BTreeMap<String, String>, epoch: i64) {
     attrs.insert("source-date-epoch".to_owned(), epoch.to_string());
     attrs.insert("rewrite-timestamp".to_owned(), "true".to_owned());
 }
 
 /// The moby exporter unpacks into Docker's store, which BuildKit refuses to combine with `rewrite-timestamp`; our
 /// own layer's times are set to SOURCE_DATE_EPOCH by the copy itself.
-fn reproducible_unpacked(attrs: &mut HashMap<String, String>, epoch: i64) {
+fn reproducible_unpacked(attrs: &mut BTreeMap<String, String>, epoch: i64) {
     attrs.insert("source-date-epoch".to_owned(), epoch.to_string());
 }
 
@@ -168,7 +164,7 @@ pub(crate) enum After {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct ExportPlan {
     /// The exporters.
-    pub(crate) exporters: Vec<Exporter>,
+    pub(crate) exporters: Vec<ExporterSpec>,
     /// The file written through the session, if any.
     pub(crate) file: Option<PathBuf>,
     /// What runs after the solve.
@@ -185,29 +181,29 @@ pub(crate) fn export_plan(
     archive: &Path,
     load_archive: &Path,
     epoch: i64,
-) -> Result<ExportPlan, String> {
+) -> Result<ExportPlan, DestinationError> {
     let mut plan = ExportPlan::default();
     let has_moby = |plan: &ExportPlan| {
         plan.exporters
             .iter()
-            .any(|exporter| exporter.r#type == "moby")
+            .any(|exporter| exporter.kind == "moby")
     };
     for destination in destinations {
         let (exporter, file) = match (destination, daemon) {
             (Destination::Load, DaemonKind::Buildkitd) => {
-                let mut attrs = HashMap::from([("name".to_owned(), references.join(","))]);
+                let mut attrs = BTreeMap::from([("name".to_owned(), references.join(","))]);
                 reproducible(&mut attrs, epoch);
                 plan.after
                     .push(After::DockerLoad(load_archive.to_path_buf()));
                 (
-                    Exporter {
-                        r#type: "docker".to_owned(),
+                    ExporterSpec {
+                        kind: "docker".to_owned(),
                         attrs,
                     },
                     Some(load_archive.to_path_buf()),
                 )
             }
-            (Destination::Push, DaemonKind::DockerGraphDriver) => {
+            (Destination::Push, daemon) if !daemon.has_image_exporters() => {
                 plan.after.push(After::DockerPush(references.to_vec()));
                 if has_moby(&plan) {
                     continue;
@@ -226,15 +222,23 @@ pub(crate) fn export_plan(
         };
         if let Some(file) = file {
             if plan.file.is_some() {
-                return Err("only one output per image can write a file (oci, docker or tar; --load with a \
-                            standalone buildkitd writes one too)"
-                    .to_owned());
+                return Err(DestinationError::TwoFilesPerImage);
             }
             plan.file = Some(file);
         }
         plan.exporters.push(exporter);
     }
     Ok(plan)
+}
+
+/// Checks, once right after connecting, that this daemon has an exporter for every destination: a mismatch is
+/// one error before any image starts, not one per image.
+pub(crate) fn check_exporters(
+    destinations: &[Destination],
+    daemon: DaemonKind,
+) -> Result<(), DestinationError> {
+    let any = Path::new("");
+    export_plan(destinations, &[], &BTreeMap::new(), daemon, any, any, 0).map(drop)
 }
 
 /// An exporter for one destination of one image, and the file it writes (through the session), if any. The
@@ -246,17 +250,13 @@ pub(crate) fn exporter(
     daemon: DaemonKind,
     archive: &Path,
     epoch: i64,
-) -> Result<(Exporter, Option<PathBuf>), String> {
+) -> Result<(ExporterSpec, Option<PathBuf>), DestinationError> {
     let names = references.join(",");
-    let mut attrs = HashMap::new();
+    let mut attrs = BTreeMap::new();
     let (kind, file) = match destination {
         Destination::OciArchive => {
-            if daemon == DaemonKind::DockerGraphDriver {
-                return Err("this Docker daemon cannot write OCI archives: its BuildKit has only the moby, local \
-                            and tar exporters. Turn on Docker's containerd image store \
-                            ({\"features\":{\"containerd-snapshotter\":true}} in daemon.json), or use --load \
-                            to load the images into Docker instead"
-                    .to_owned());
+            if !daemon.has_image_exporters() {
+                return Err(DestinationError::NoOciExporter);
             }
             attrs.insert("name".to_owned(), names);
             attrs.insert("oci-mediatypes".to_owned(), "true".to_owned());
@@ -264,23 +264,18 @@ pub(crate) fn exporter(
             ("oci", Some(archive.to_path_buf()))
         }
         Destination::Load => {
-            match daemon {
-                DaemonKind::DockerContainerd | DaemonKind::DockerGraphDriver => {
-                    attrs.insert("name".to_owned(), names);
-                    reproducible_unpacked(&mut attrs, epoch);
-                    ("moby", None)
-                }
-                DaemonKind::Buildkitd => {
-                    return Err("a standalone buildkitd loads into Docker through an archive (see export_plan)".to_owned());
-                }
-            }
+            // A standalone buildkitd loads into Docker through an archive, which `export_plan` sets up.
+            assert!(
+                daemon.is_docker(),
+                "--load on buildkitd goes through export_plan"
+            );
+            attrs.insert("name".to_owned(), names);
+            reproducible_unpacked(&mut attrs, epoch);
+            ("moby", None)
         }
         Destination::Push => {
-            if daemon == DaemonKind::DockerGraphDriver {
-                return Err("this Docker daemon cannot push from BuildKit without the containerd image store: \
-                            turn it on ({\"features\":{\"containerd-snapshotter\":true}} in daemon.json), or use \
-                            --load and `docker push`"
-                    .to_owned());
+            if !daemon.has_image_exporters() {
+                return Err(DestinationError::NoPushExporter);
             }
             attrs.insert("name".to_owned(), names);
             attrs.insert("push".to_owned(), "true".to_owned());
@@ -293,13 +288,9 @@ pub(crate) fn exporter(
             attrs: raw,
             dest,
         } => {
-            if daemon == DaemonKind::DockerGraphDriver
-                && matches!(kind.as_str(), "oci" | "docker" | "image")
+            if !daemon.has_image_exporters() && matches!(kind.as_str(), "oci" | "docker" | "image")
             {
-                return Err(format!(
-                    "this Docker daemon has no `{kind}` exporter: turn on Docker's containerd image store, or use \
-                     type=moby / type=tar"
-                ));
+                return Err(DestinationError::NoSuchExporter(kind.clone()));
             }
             if kind != "tar" && !raw.contains_key("name") {
                 attrs.insert("name".to_owned(), names);
@@ -325,8 +316,8 @@ pub(crate) fn exporter(
         }
     }
     Ok((
-        Exporter {
-            r#type: kind.to_owned(),
+        ExporterSpec {
+            kind: kind.to_owned(),
             attrs,
         },
         file,
@@ -373,7 +364,7 @@ mod tests {
             ("type=oci,type=tar", "given twice"),
         ] {
             let err = parse_output(spec).unwrap_err();
-            assert!(err.contains(fragment), "{spec}: {err}");
+            assert!(err.to_string().contains(fragment), "{spec}: {err}");
         }
         let err = destinations(
             false,
@@ -381,7 +372,7 @@ mod tests {
             &["type=tar,dest=a".into(), "type=oci,dest=b".into()],
         )
         .unwrap_err();
-        assert!(err.contains("only one output"), "{err}");
+        assert!(err.to_string().contains("only one output"), "{err}");
     }
 
     #[test]
@@ -401,7 +392,7 @@ mod tests {
             7,
         )
         .unwrap();
-        assert_eq!(oci.r#type, "oci");
+        assert_eq!(oci.kind, "oci");
         assert_eq!(
             oci.attrs["name"],
             "localhost:5000/a:1,localhost:5000/a:latest"
@@ -419,7 +410,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.contains("containerd image store") && err.contains("--load"),
+            err.to_string().contains("containerd image store")
+                && err.to_string().contains("--load"),
             "{err}"
         );
         let (load, _) = exporter(
@@ -431,7 +423,7 @@ mod tests {
             7,
         )
         .unwrap();
-        assert_eq!(load.r#type, "moby");
+        assert_eq!(load.kind, "moby");
         let (push, file) = exporter(
             &Destination::Push,
             &refs,
@@ -442,7 +434,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (push.r#type.as_str(), push.attrs["push"].as_str(), file),
+            (push.kind.as_str(), push.attrs["push"].as_str(), file),
             ("image", "true", None)
         );
         assert_eq!(push.attrs["annotation.org.example.doc"], "https://x");
@@ -467,7 +459,7 @@ mod tests {
         };
         // Standalone buildkitd: a docker archive, loaded into Docker afterwards.
         let load = plan(&[Destination::Load], DaemonKind::Buildkitd).unwrap();
-        assert_eq!(load.exporters[0].r#type, "docker");
+        assert_eq!(load.exporters[0].kind, "docker");
         assert_eq!(load.file.as_deref(), Some(load_archive));
         assert_eq!(load.after, [After::DockerLoad(load_archive.to_path_buf())]);
         // Docker without the containerd store: one moby export, pushed through the Docker API.
@@ -476,11 +468,11 @@ mod tests {
             DaemonKind::DockerGraphDriver,
         )
         .unwrap();
-        let kinds: Vec<&str> = both.exporters.iter().map(|e| e.r#type.as_str()).collect();
+        let kinds: Vec<&str> = both.exporters.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["moby"]);
         assert_eq!(both.after, [After::DockerPush(refs.clone())]);
         let push = plan(&[Destination::Push], DaemonKind::DockerGraphDriver).unwrap();
-        assert_eq!(push.exporters[0].r#type, "moby");
+        assert_eq!(push.exporters[0].kind, "moby");
         // Docker with the containerd store does it all itself.
         let native = plan(
             &[Destination::Load, Destination::Push],
@@ -502,6 +494,6 @@ mod tests {
             DaemonKind::Buildkitd,
         )
         .unwrap_err();
-        assert!(err.contains("only one output"), "{err}");
+        assert!(err.to_string().contains("only one output"), "{err}");
     }
 }

@@ -125,7 +125,8 @@ impl FileSend for FileSendService {
                 guard.finish(State::Received(temp));
                 Ok(Response::new(futures::stream::empty()))
             }
-            Err(detail) => {
+            Err(err) => {
+                let detail = err.to_string();
                 guard.finish(State::Failed(detail.clone()));
                 Err(Status::internal(detail))
             }
@@ -190,11 +191,31 @@ pub(crate) fn partial_owner(file_name: &str) -> Option<u32> {
     ours.then(|| pid.parse().ok()).flatten()
 }
 
+/// Why an export stream could not be received.
+#[derive(Debug, thiserror::Error)]
+enum ReceiveError {
+    /// No temp file beside the destination.
+    #[error("cannot create a temp file beside {destination}: {detail}")]
+    Create {
+        destination: String,
+        detail: std::io::Error,
+    },
+    /// The temp file could not be written.
+    #[error("cannot write {path}: {detail}")]
+    Write {
+        path: PathBuf,
+        detail: std::io::Error,
+    },
+    /// The daemon's stream broke.
+    #[error("export stream broke: {0}")]
+    Stream(String),
+}
+
 /// Writes the stream into a temp file beside `destination`, flushed to disk.
 async fn receive(
     destination: &Path,
     mut stream: Streaming<BytesMessage>,
-) -> Result<NamedTempFile, String> {
+) -> Result<NamedTempFile, ReceiveError> {
     let dir = match destination.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
@@ -218,14 +239,19 @@ async fn receive(
     })
     .await
     .expect("creating a temp file does not panic")
-    .map_err(|err| format!("cannot create a temp file beside {shown}: {err}"))?;
-    let write_error =
-        |err: std::io::Error| format!("cannot write {}: {err}", temp.path().display());
+    .map_err(|detail| ReceiveError::Create {
+        destination: shown,
+        detail,
+    })?;
+    let write_error = |detail: std::io::Error| ReceiveError::Write {
+        path: temp.path().to_path_buf(),
+        detail,
+    };
     let mut file = tokio::fs::File::from_std(temp.as_file().try_clone().map_err(write_error)?);
     while let Some(message) = stream
         .message()
         .await
-        .map_err(|status| format!("export stream broke: {}", status.message()))?
+        .map_err(|status| ReceiveError::Stream(status.message().to_owned()))?
     {
         file.write_all(&message.data).await.map_err(write_error)?;
     }

@@ -12,9 +12,6 @@ mod health;
 mod patterns;
 mod walk;
 
-#[cfg(test)]
-mod tests;
-
 pub(crate) use auth::DockerAuth;
 pub(crate) use connection::{LocalDir, Session, SessionConfig};
 pub(crate) use errors::SessionError;

@@ -10,6 +10,7 @@ use oci_spec::distribution::Reference;
 use serde_json::{Map, Value, json};
 
 use super::llb::{DefinitionBuilder, Output, input};
+use crate::plan::Platform;
 
 /// A file or directory to copy into the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +52,7 @@ impl LocalInput {
 #[derive(Debug, Clone)]
 pub(crate) struct ImageLayout {
     /// The platform.
-    pub(crate) platform: pb::Platform,
+    pub(crate) platform: Platform,
     /// `None` for scratch, else the reference and the digest resolved for this platform.
     pub(crate) base: Option<PinnedBase>,
     /// Our layers, bottom first: one per image of a `hive:` chain, the image itself last. Each layer's local
@@ -97,19 +98,53 @@ impl PinnedBase {
     }
 }
 
+/// An LLB definition, ready to solve; opaque outside `buildkit`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Llb(pub(super) pb::Definition);
+
+impl Llb {
+    /// What `--no-cache` means to BuildKit for LLB: every op is run again, none is taken from the cache.
+    pub(crate) fn ignore_cache(&mut self) {
+        for metadata in self.0.metadata.values_mut() {
+            metadata.ignore_cache = true;
+        }
+    }
+
+    /// The marshaled ops, in order (what an up-to-date check hashes).
+    pub(crate) fn ops(&self) -> &[Vec<u8>] {
+        &self.0.def
+    }
+
+    /// Each op's digest and its decoded form, for `--dry-run`.
+    pub(crate) fn describe(&self) -> Vec<serde_json::Value> {
+        use hive_proto::prost::Message;
+        use sha2::Digest;
+        self.0
+            .def
+            .iter()
+            .map(|bytes| {
+                let op = pb::Op::decode(bytes.as_slice()).expect("we encoded it");
+                let digest = hex::encode(sha2::Sha256::digest(bytes));
+                json!({"digest": format!("sha256:{digest}"), "op": format!("{op:?}")})
+            })
+            .collect()
+    }
+}
+
 /// The LLB definition of the whole image.
-pub(crate) fn definition(layout: &ImageLayout) -> pb::Definition {
-    definition_of_layers(layout, layout.layers.len())
+pub(crate) fn definition(layout: &ImageLayout) -> Llb {
+    Llb(definition_of_layers(layout, layout.layers.len()))
 }
 
 /// The LLB of everything below the image's own layer (its base, with any `hive:` layers), or `None` when that is
 /// empty (scratch): what the image's binary must be able to run on.
-pub(crate) fn base_definition(layout: &ImageLayout) -> Option<pb::Definition> {
+pub(crate) fn base_definition(layout: &ImageLayout) -> Option<Llb> {
     let below = layout.layers.len().saturating_sub(1);
-    (layout.base.is_some() || below > 0).then(|| definition_of_layers(layout, below))
+    (layout.base.is_some() || below > 0).then(|| Llb(definition_of_layers(layout, below)))
 }
 
 fn definition_of_layers(layout: &ImageLayout, count: usize) -> pb::Definition {
+    let platform = super::llb::platform(&layout.platform);
     let mut builder = DefinitionBuilder::default();
     let mut current: Option<Output> = layout.base.as_ref().map(|base| {
         let source = pb::Op {
@@ -117,7 +152,7 @@ fn definition_of_layers(layout: &ImageLayout, count: usize) -> pb::Definition {
                 identifier: format!("docker-image://{}", base.pinned()),
                 attrs: BTreeMap::new(),
             })),
-            platform: Some(layout.platform.clone()),
+            platform: Some(platform.clone()),
             constraints: Some(pb::WorkerConstraints::default()),
             inputs: vec![],
         };
@@ -137,7 +172,7 @@ fn definition_of_layers(layout: &ImageLayout, count: usize) -> pb::Definition {
     match current {
         Some(result) => builder.finish(&result),
         // Scratch with nothing in it: an empty file keeps the definition well-formed.
-        None => super::llb::file_on_scratch("/.hive-empty", b"", layout.platform.clone()),
+        None => super::llb::file_on_scratch("/.hive-empty", b"", platform.clone()),
     }
 }
 
@@ -149,6 +184,7 @@ fn add_layer(
     inputs: &[LocalInput],
 ) -> Option<Output> {
     use pb::file_action::Action;
+    let platform = super::llb::platform(&layout.platform);
     let constraints = Some(pb::WorkerConstraints::default());
     let mut op_inputs: Vec<Output> = below.into_iter().cloned().collect();
     let first_source = op_inputs.len() as i64;
@@ -156,7 +192,7 @@ fn add_layer(
         let hint = format!("{}:{}", layout.shared_key_hint, local.name);
         let (mut source, mut meta) =
             super::llb::local_source(&local.name, &hint, &local.include_patterns(), None);
-        source.platform = Some(layout.platform.clone());
+        source.platform = Some(platform.clone());
         meta.description =
             BTreeMap::from([("llb.customname".to_owned(), format!("load {}", local.name))]);
         op_inputs.push(builder.add(&source, meta));
@@ -208,7 +244,7 @@ fn add_layer(
     let file = pb::Op {
         inputs: op_inputs.iter().map(input).collect(),
         op: Some(pb::op::Op::File(pb::FileOp { actions })),
-        platform: Some(layout.platform.clone()),
+        platform: Some(platform.clone()),
         constraints,
     };
     Some(builder.add(
@@ -247,34 +283,8 @@ pub(crate) struct ConfigOverrides {
     pub(crate) labels: BTreeMap<String, String>,
 }
 
-/// The image config JSON: `overrides` merged over the base image's config, with `created` and the history entry of
-/// our layer at SOURCE_DATE_EPOCH, so the same inputs give the same config bytes.
-pub(crate) fn image_config(
-    base: Option<&[u8]>,
-    platform: &pb::Platform,
-    overrides: &ConfigOverrides,
-    epoch: i64,
-) -> Result<Vec<u8>, String> {
-    let mut image: Map<String, Value> = match base {
-        Some(bytes) => serde_json::from_slice(bytes)
-            .map_err(|err| format!("the base image config is not JSON: {err}"))?,
-        None => Map::new(),
-    };
-    let created = rfc3339(epoch);
-    image.insert("architecture".to_owned(), json!(platform.architecture));
-    image.insert("os".to_owned(), json!(platform.os));
-    if platform.variant.is_empty() {
-        image.remove("variant");
-    } else {
-        image.insert("variant".to_owned(), json!(platform.variant));
-    }
-    image.insert("created".to_owned(), json!(created));
-
-    let mut config = match image.remove("config") {
-        Some(Value::Object(config)) => config,
-        _ => Map::new(),
-    };
-    // Env: the base's entries in order, ours replacing by name, new names appended in order.
+/// The base's `Env` in order, `overrides` replacing by name, new names appended in order, and a default `PATH`.
+fn merged_env(config: &Map<String, Value>, overrides: &BTreeMap<String, String>) -> Vec<String> {
     let mut env: Vec<(String, String)> = config
         .get("Env")
         .and_then(Value::as_array)
@@ -286,7 +296,7 @@ pub(crate) fn image_config(
             None => (entry.to_owned(), String::new()),
         })
         .collect();
-    for (key, value) in &overrides.env {
+    for (key, value) in overrides {
         match env.iter_mut().find(|(existing, _)| existing == key) {
             Some(slot) => slot.1 = value.clone(),
             None => env.push((key.clone(), value.clone())),
@@ -301,14 +311,11 @@ pub(crate) fn image_config(
             ),
         );
     }
-    config.insert(
-        "Env".to_owned(),
-        json!(
-            env.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-        ),
-    );
+    env.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// The settings of the definitions over the base's: entrypoint, cmd, workdir, user, ports and labels.
+fn apply_overrides(config: &mut Map<String, Value>, overrides: &ConfigOverrides) {
     if !overrides.entrypoint.is_empty() {
         config.insert("Entrypoint".to_owned(), json!(overrides.entrypoint));
         if overrides.cmd.is_empty() {
@@ -343,6 +350,43 @@ pub(crate) fn image_config(
             }
         }
     }
+}
+
+/// The base image's config is not a JSON object.
+#[derive(Debug, thiserror::Error)]
+#[error("the base image config is not JSON: {0}")]
+pub(crate) struct ConfigError(serde_json::Error);
+
+/// The image config JSON: `overrides` merged over the base image's config, with `created` and the history entry of
+/// our layer at SOURCE_DATE_EPOCH, so the same inputs give the same config bytes.
+pub(crate) fn image_config(
+    base: Option<&[u8]>,
+    platform: &Platform,
+    overrides: &ConfigOverrides,
+    epoch: i64,
+) -> Result<Vec<u8>, ConfigError> {
+    let mut image: Map<String, Value> = match base {
+        Some(bytes) => serde_json::from_slice(bytes).map_err(ConfigError)?,
+        None => Map::new(),
+    };
+    let created = rfc3339(epoch);
+    let platform = super::llb::platform(platform);
+    image.insert("architecture".to_owned(), json!(platform.architecture));
+    image.insert("os".to_owned(), json!(platform.os));
+    if platform.variant.is_empty() {
+        image.remove("variant");
+    } else {
+        image.insert("variant".to_owned(), json!(platform.variant));
+    }
+    image.insert("created".to_owned(), json!(created));
+
+    let mut config = match image.remove("config") {
+        Some(Value::Object(config)) => config,
+        _ => Map::new(),
+    };
+    let env = merged_env(&config, &overrides.env);
+    config.insert("Env".to_owned(), json!(env));
+    apply_overrides(&mut config, overrides);
     image.insert("config".to_owned(), Value::Object(sorted(config)));
 
     let mut rootfs = match image.remove("rootfs") {
@@ -358,7 +402,7 @@ pub(crate) fn image_config(
     };
     history.push(json!({"created": created, "created_by": "cargo hive: copy binary and files", "comment": "cargo-hive"}));
     image.insert("history".to_owned(), Value::Array(history));
-    serde_json::to_vec(&Value::Object(sorted(image))).map_err(|err| err.to_string())
+    Ok(serde_json::to_vec(&Value::Object(sorted(image))).expect("JSON values serialize"))
 }
 
 fn sorted(map: Map<String, Value>) -> Map<String, Value> {
@@ -384,7 +428,7 @@ mod tests {
 
     fn layout(base: Option<PinnedBase>) -> ImageLayout {
         ImageLayout {
-            platform: super::super::llb::linux("amd64"),
+            platform: Platform::parse("linux/amd64").unwrap(),
             base,
             layers: vec![vec![
                 LocalInput {
@@ -463,8 +507,8 @@ mod tests {
         let a = definition(&layout(Some(base.clone())));
         assert_eq!(a, definition(&layout(Some(base))));
         // base source, two local sources, the file op, the terminal op
-        assert_eq!(a.def.len(), 5);
-        let file = pb::Op::decode(a.def[3].as_slice()).unwrap();
+        assert_eq!(a.0.def.len(), 5);
+        let file = pb::Op::decode(a.0.def[3].as_slice()).unwrap();
         let Some(pb::op::Op::File(file_op)) = file.op else {
             panic!("not a file op")
         };
@@ -486,8 +530,8 @@ mod tests {
     #[test]
     fn scratch_copies_start_from_nothing() {
         let definition = definition(&layout(None));
-        assert_eq!(definition.def.len(), 4);
-        let file = pb::Op::decode(definition.def[2].as_slice()).unwrap();
+        assert_eq!(definition.0.def.len(), 4);
+        let file = pb::Op::decode(definition.0.def[2].as_slice()).unwrap();
         let Some(pb::op::Op::File(file_op)) = file.op else {
             panic!()
         };
@@ -511,8 +555,8 @@ mod tests {
         chain.layers.insert(0, lower);
         let full = definition(&chain);
         // worker's local source and file op, then the image's two sources and file op, then the terminal op.
-        assert_eq!(full.def.len(), 6);
-        let top = pb::Op::decode(full.def[4].as_slice()).unwrap();
+        assert_eq!(full.0.def.len(), 6);
+        let top = pb::Op::decode(full.0.def[4].as_slice()).unwrap();
         assert_eq!(
             top.inputs.len(),
             3,
@@ -523,7 +567,7 @@ mod tests {
         };
         assert_eq!(file_op.actions[0].input, 0, "copies onto the lower layer");
         let below = base_definition(&chain).expect("a lower layer exists");
-        assert_eq!(below.def.len(), 3);
+        assert_eq!(below.0.def.len(), 3);
         assert!(base_definition(&layout(None)).is_none(), "scratch below");
     }
 
@@ -549,7 +593,7 @@ mod tests {
         };
         let bytes = image_config(
             Some(&base),
-            &super::super::llb::linux("amd64"),
+            &Platform::parse("linux/amd64").unwrap(),
             &overrides,
             0,
         )
@@ -575,7 +619,7 @@ mod tests {
             bytes,
             image_config(
                 Some(&base),
-                &super::super::llb::linux("amd64"),
+                &Platform::parse("linux/amd64").unwrap(),
                 &overrides,
                 0
             )
@@ -587,7 +631,7 @@ mod tests {
     fn scratch_config_gets_a_path() {
         let bytes = image_config(
             None,
-            &super::super::llb::linux("arm64"),
+            &Platform::parse("linux/arm64").unwrap(),
             &ConfigOverrides::default(),
             5,
         )

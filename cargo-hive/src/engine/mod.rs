@@ -1,21 +1,21 @@
 //! `cargo hive build`: plan → cargo → one gateway solve per image over one connection → outputs.
 
 mod artifacts;
+mod bases;
+mod errors;
 mod fresh;
-mod image;
-mod prepare;
+mod job;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::buildkit::docker_api::DockerInfo;
-use crate::buildkit::{Address, Buildkit, ConnectOptions};
+use crate::buildkit::{Buildkit, ConnectOptions};
 use crate::cargo::{self, Cargo, CompileRequest};
 use crate::config::Selection;
 use crate::errors::{HiveError, ImageFailures, exit_codes};
 use crate::interrupt;
-use crate::output::{self, DaemonKind};
+use crate::output;
 use crate::plan::{Platform, Resolved};
 use crate::progress::{EngineEvent, Progress, ProgressHandle, Renderer};
 use crate::term::Term;
@@ -118,8 +118,7 @@ async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result
         env: &request.env,
     }))?;
     let resolved = &computed.resolved;
-    let destinations = output::destinations(request.load, request.push, &request.outputs)
-        .map_err(HiveError::Input)?;
+    let destinations = output::destinations(request.load, request.push, &request.outputs)?;
     check_supported(resolved)?;
     check_one_file_per_image(&resolved.plan, &destinations)?;
     let source_date_epoch = request
@@ -189,7 +188,7 @@ async fn build_all(
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
             let name = planned.name.clone();
-            (name, image::build_image(&context, &planned).await)
+            (name, job::build_image(&context, &planned).await)
         });
     }
     let mut built = Vec::new();
@@ -199,7 +198,7 @@ async fn build_all(
             next = tasks.join_next() => match next {
                 None => break,
                 Some(Ok((_, Ok(image)))) => built.push(image),
-                Some(Ok((name, Err(err)))) => failures.push((name, err)),
+                Some(Ok((name, Err(err)))) => failures.push((name, err.to_string())),
                 Some(Err(err)) => failures.push(("?".to_owned(), format!("the build task failed: {err}"))),
             },
             signal = interrupt::wait() => {
@@ -213,7 +212,8 @@ async fn build_all(
     }
     built.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(path) = &request.metadata_file {
-        image::write_metadata(path, &built).map_err(HiveError::MetadataFile)?;
+        job::write_metadata(path, &built)
+            .map_err(|err| HiveError::MetadataFile(err.to_string()))?;
     }
     if !failures.is_empty() {
         failures.sort();
@@ -227,7 +227,7 @@ async fn build_all(
 async fn prepare_context(
     inputs: &Inputs<'_>,
     destinations: Vec<output::Destination>,
-) -> Result<image::BuildContext, HiveError> {
+) -> Result<job::BuildContext, HiveError> {
     let Inputs {
         request,
         connect: options,
@@ -265,14 +265,17 @@ async fn prepare_context(
         .map_err(|err| HiveError::Input(err.to_string()))?;
 
     let buildkit = Buildkit::connect(options).await?;
-    let daemon = daemon_kind(&buildkit).await;
-    // Where the images go is known now: a missing Docker for --load fails before anything is built for it.
-    output::check_load_target(&destinations, daemon, &buildkit.address).await?;
+    let daemon = buildkit.daemon.kind;
+    // Where the images go is known now: an exporter this daemon lacks, or a missing Docker for --load, fails
+    // once, before anything is built for it.
+    output::check_exporters(&destinations, daemon)?;
+    let docker_socket = buildkit.daemon.docker_socket.clone();
+    output::check_load_target(&destinations, daemon, docker_socket.as_deref()).await?;
 
-    let prepared = prepare::prepare(&buildkit, needs(resolved, &artifacts.executables))
+    let bases = bases::prepare(&buildkit, needs(resolved, &artifacts.executables))
         .await
-        .map_err(HiveError::Prepare)?;
-    Ok(image::BuildContext {
+        .map_err(|err| HiveError::Prepare(err.to_string()))?;
+    Ok(job::BuildContext {
         buildkit,
         daemon,
         destinations,
@@ -289,7 +292,7 @@ async fn prepare_context(
         facts: resolved.image_facts.clone(),
         executables: artifacts.executables,
         revision: resolved.git.sha().ok().map(str::to_owned),
-        prepared,
+        bases,
     })
 }
 
@@ -347,7 +350,7 @@ fn check_one_file_per_image(
 fn needs(
     resolved: &Resolved,
     executables: &BTreeMap<(String, String), cargo::Executable>,
-) -> std::collections::BTreeSet<prepare::Need> {
+) -> std::collections::BTreeSet<bases::Need> {
     let mut needs = std::collections::BTreeSet::new();
     for image in resolved.plan.images.iter().filter(|image| image.selected) {
         let facts = resolved.facts(&image.name);
@@ -362,7 +365,7 @@ fn needs(
             .flatten()
             .and_then(|executable| executable.interpreter.clone());
         for platform in &facts.platforms {
-            needs.insert(prepare::Need {
+            needs.insert(bases::Need {
                 reference: reference.clone(),
                 platform: platform.clone(),
                 loader: loader.clone(),
@@ -384,22 +387,12 @@ fn targets(plan: &hive_build::plan::Plan) -> BTreeMap<String, Vec<String>> {
     targets
 }
 
-async fn daemon_kind(buildkit: &Buildkit) -> DaemonKind {
-    match &buildkit.address {
-        Address::Docker(socket) => match DockerInfo::fetch(socket).await {
-            Ok(info) if info.containerd_store => DaemonKind::DockerContainerd,
-            _ => DaemonKind::DockerGraphDriver,
-        },
-        Address::Unix(_) | Address::Tcp { .. } => DaemonKind::Buildkitd,
-    }
-}
-
 fn dry_run(resolved: &Resolved, epoch: i64) -> Result<i32, HiveError> {
     use std::io::Write;
     let mut documents = Vec::new();
     for planned in resolved.plan.images.iter().filter(|image| image.selected) {
         let platform = &resolved.facts(&planned.name).platforms[0];
-        documents.push(image::dry_run_json(planned, platform, epoch));
+        documents.push(job::dry_run_json(planned, platform, epoch));
     }
     let text = serde_json::to_string_pretty(
         &serde_json::json!({"format_version": 1, "images": documents}),

@@ -1,4 +1,4 @@
-//! The few Docker Engine API calls cargo hive needs next to Docker's embedded BuildKit, over the unix socket.
+//! The few Docker Engine API calls the outputs need (info, load, push), over Docker's unix socket.
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,18 +7,102 @@ use oci_spec::distribution::Reference;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
+/// Why a Docker Engine API call failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DockerApiError {
+    /// The socket could not be reached, written or read.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// No full answer in time.
+    #[error("the Docker API did not answer {method} {path} within {} s", after.as_secs())]
+    Timeout {
+        /// The HTTP method.
+        method: String,
+        /// The request path.
+        path: String,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// The answer has no HTTP head.
+    #[error("the Docker API's answer to {method} {path} is not HTTP")]
+    NotHttp {
+        /// The HTTP method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
+    /// A GET answered with another status than 200.
+    #[error("the Docker API answered GET {path} with {status}")]
+    Status {
+        /// The request path.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// A GET answered with a body that is not JSON.
+    #[error("the Docker API's {path} is not JSON: {source}")]
+    NotJson {
+        /// The request path.
+        path: String,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// A reference Docker could not be asked to push.
+    #[error("cannot push `{reference}`: {detail}")]
+    BadReference {
+        /// The reference.
+        reference: String,
+        /// Why it does not parse.
+        detail: String,
+    },
+    /// `POST /images/load` refused.
+    #[error("Docker refused the image ({status}): {body}")]
+    LoadRefused {
+        /// The HTTP status.
+        status: u16,
+        /// Docker's answer.
+        body: String,
+    },
+    /// The load stream reported an error.
+    #[error("Docker could not load the image: {0}")]
+    LoadFailed(String),
+    /// `POST /images/…/push` refused.
+    #[error("Docker refused to push {reference} ({status}): {body}")]
+    PushRefused {
+        /// The reference pushed.
+        reference: String,
+        /// The HTTP status.
+        status: u16,
+        /// Docker's answer.
+        body: String,
+    },
+    /// The push stream reported an error.
+    #[error("failed to push {reference}: {error}")]
+    PushFailed {
+        /// The reference pushed.
+        reference: String,
+        /// Docker's words.
+        error: String,
+    },
+}
+
 /// `GET path` on the Docker API socket, decoded as JSON.
 pub(crate) async fn get_json(
     socket: &Path,
     path: &str,
     timeout: Duration,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, DockerApiError> {
     let (status, body) = request(socket, "GET", path, &[], None, timeout).await?;
     if status != 200 {
-        return Err(format!("the Docker API answered GET {path} with {status}"));
+        return Err(DockerApiError::Status {
+            path: path.to_owned(),
+            status,
+        });
     }
-    serde_json::from_slice(&body)
-        .map_err(|err| format!("the Docker API's {path} is not JSON: {err}"))
+    serde_json::from_slice(&body).map_err(|source| DockerApiError::NotJson {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// What doctor needs to know about a Docker daemon.
@@ -34,7 +118,7 @@ pub(crate) struct DockerInfo {
 
 impl DockerInfo {
     /// Reads `/info` from the daemon.
-    pub(crate) async fn fetch(socket: &Path) -> Result<DockerInfo, String> {
+    pub(crate) async fn fetch(socket: &Path) -> Result<DockerInfo, DockerApiError> {
         let info = get_json(socket, "/info", Duration::from_secs(5)).await?;
         Ok(DockerInfo::from_json(&info))
     }
@@ -69,17 +153,12 @@ async fn request(
     headers: &[(&str, String)],
     body: Option<&Path>,
     timeout: Duration,
-) -> Result<(u16, Vec<u8>), String> {
+) -> Result<(u16, Vec<u8>), DockerApiError> {
     let exchange = async {
-        let mut stream = UnixStream::connect(socket)
-            .await
-            .map_err(|err| err.to_string())?;
+        let mut stream = UnixStream::connect(socket).await?;
         let mut request = format!("{method} {path} HTTP/1.0\r\nHost: docker\r\n");
         if let Some(file) = body {
-            let length = tokio::fs::metadata(file)
-                .await
-                .map_err(|err| err.to_string())?
-                .len();
+            let length = tokio::fs::metadata(file).await?.len();
             request.push_str(&format!(
                 "Content-Length: {length}\r\nContent-Type: application/x-tar\r\n"
             ));
@@ -90,37 +169,29 @@ async fn request(
             request.push_str(&format!("{name}: {value}\r\n"));
         }
         request.push_str("\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|err| err.to_string())?;
+        stream.write_all(request.as_bytes()).await?;
         if let Some(file) = body {
-            let mut file = tokio::fs::File::open(file)
-                .await
-                .map_err(|err| err.to_string())?;
-            tokio::io::copy(&mut file, &mut stream)
-                .await
-                .map_err(|err| err.to_string())?;
+            let mut file = tokio::fs::File::open(file).await?;
+            tokio::io::copy(&mut file, &mut stream).await?;
         }
         let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .await
-            .map_err(|err| err.to_string())?;
-        Ok::<_, String>(response)
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, DockerApiError>(response)
     };
     let response = tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| {
-            format!(
-                "the Docker API did not answer {method} {path} within {} s",
-                timeout.as_secs()
-            )
+        .map_err(|_| DockerApiError::Timeout {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            after: timeout,
         })??;
     let split = response
         .windows(4)
         .position(|window| window == b"\r\n\r\n")
-        .ok_or_else(|| format!("the Docker API's answer to {method} {path} is not HTTP"))?;
+        .ok_or_else(|| DockerApiError::NotHttp {
+            method: method.to_owned(),
+            path: path.to_owned(),
+        })?;
     let head = String::from_utf8_lossy(&response[..split]);
     let status = head
         .lines()
@@ -140,7 +211,7 @@ fn stream_error(body: &[u8]) -> Option<String> {
 }
 
 /// Loads an image archive (`docker save` format) into Docker: `POST /images/load`.
-pub(crate) async fn load(socket: &Path, archive: &Path) -> Result<(), String> {
+pub(crate) async fn load(socket: &Path, archive: &Path) -> Result<(), DockerApiError> {
     let (status, body) = request(
         socket,
         "POST",
@@ -151,13 +222,13 @@ pub(crate) async fn load(socket: &Path, archive: &Path) -> Result<(), String> {
     )
     .await?;
     if status != 200 {
-        return Err(format!(
-            "Docker refused the image ({status}): {}",
-            String::from_utf8_lossy(&body).trim()
-        ));
+        return Err(DockerApiError::LoadRefused {
+            status,
+            body: String::from_utf8_lossy(&body).trim().to_owned(),
+        });
     }
     match stream_error(&body) {
-        Some(error) => Err(format!("Docker could not load the image: {error}")),
+        Some(error) => Err(DockerApiError::LoadFailed(error)),
         None => Ok(()),
     }
 }
@@ -169,9 +240,11 @@ pub(crate) async fn push(
     reference: &str,
     username: &str,
     secret: &str,
-) -> Result<(), String> {
-    let parsed = Reference::try_from(reference)
-        .map_err(|err| format!("cannot push `{reference}`: {err}"))?;
+) -> Result<(), DockerApiError> {
+    let parsed = Reference::try_from(reference).map_err(|err| DockerApiError::BadReference {
+        reference: reference.to_owned(),
+        detail: err.to_string(),
+    })?;
     let name = format!("{}/{}", parsed.registry(), parsed.repository());
     let tag = parsed.tag().unwrap_or("latest");
     let auth = registry_auth(username, secret);
@@ -186,13 +259,17 @@ pub(crate) async fn push(
     )
     .await?;
     if status != 200 {
-        return Err(format!(
-            "Docker refused to push {reference} ({status}): {}",
-            String::from_utf8_lossy(&body).trim()
-        ));
+        return Err(DockerApiError::PushRefused {
+            reference: reference.to_owned(),
+            status,
+            body: String::from_utf8_lossy(&body).trim().to_owned(),
+        });
     }
     match stream_error(&body) {
-        Some(error) => Err(format!("failed to push {reference}: {error}")),
+        Some(error) => Err(DockerApiError::PushFailed {
+            reference: reference.to_owned(),
+            error,
+        }),
         None => Ok(()),
     }
 }

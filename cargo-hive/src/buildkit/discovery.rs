@@ -73,7 +73,7 @@ pub(crate) struct ManifestSettings {
 
 /// Why a candidate is on the list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Origin {
+pub(crate) enum AddressSource {
     /// `--addr`.
     Flag,
     /// `BUILDKIT_HOST`.
@@ -90,40 +90,43 @@ pub(crate) enum Origin {
     AutoDockerDefault,
 }
 
-impl Origin {
+impl AddressSource {
     /// Whether the user named this address (then nothing else is tried).
     pub(crate) fn is_explicit(&self) -> bool {
-        matches!(self, Origin::Flag | Origin::Env | Origin::Manifest(_))
+        matches!(
+            self,
+            AddressSource::Flag | AddressSource::Env | AddressSource::Manifest(_)
+        )
     }
 
     /// A short machine-readable name.
     pub(crate) fn key(&self) -> &'static str {
         match self {
-            Origin::Flag => "flag",
-            Origin::Env => "env",
-            Origin::Manifest(_) => "manifest",
-            Origin::AutoRootless => "rootless-buildkitd",
-            Origin::AutoRootful => "rootful-buildkitd",
-            Origin::AutoDockerHost => "docker-host",
-            Origin::AutoDockerDefault => "docker-default",
+            AddressSource::Flag => "flag",
+            AddressSource::Env => "env",
+            AddressSource::Manifest(_) => "manifest",
+            AddressSource::AutoRootless => "rootless-buildkitd",
+            AddressSource::AutoRootful => "rootful-buildkitd",
+            AddressSource::AutoDockerHost => "docker-host",
+            AddressSource::AutoDockerDefault => "docker-default",
         }
     }
 }
 
-impl fmt::Display for Origin {
+impl fmt::Display for AddressSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Flag => f.write_str("--addr"),
-            Origin::Env => f.write_str("BUILDKIT_HOST"),
-            Origin::Manifest(path) => write!(
+            AddressSource::Flag => f.write_str("--addr"),
+            AddressSource::Env => f.write_str("BUILDKIT_HOST"),
+            AddressSource::Manifest(path) => write!(
                 f,
                 "`buildkit` in [workspace.metadata.hive] of {}",
                 path.display()
             ),
-            Origin::AutoRootless => f.write_str("rootless buildkitd socket"),
-            Origin::AutoRootful => f.write_str("rootful buildkitd socket"),
-            Origin::AutoDockerHost => f.write_str("DOCKER_HOST's Docker daemon"),
-            Origin::AutoDockerDefault => f.write_str("Docker daemon on its default socket"),
+            AddressSource::AutoRootless => f.write_str("rootless buildkitd socket"),
+            AddressSource::AutoRootful => f.write_str("rootful buildkitd socket"),
+            AddressSource::AutoDockerHost => f.write_str("DOCKER_HOST's Docker daemon"),
+            AddressSource::AutoDockerDefault => f.write_str("Docker daemon on its default socket"),
         }
     }
 }
@@ -134,7 +137,7 @@ pub(crate) struct Candidate {
     /// Where to connect, or why the configured string is unusable (auto-detection records and skips those).
     pub(crate) address: Result<Address, AddressError>,
     /// Why it is a candidate.
-    pub(crate) origin: Origin,
+    pub(crate) origin: AddressSource,
 }
 
 /// The candidates in the order they are tried. An explicit address (flag, env, manifest) is the only candidate.
@@ -145,14 +148,18 @@ pub(crate) fn candidates(
 ) -> Vec<Candidate> {
     let docker_host = env.docker_host.as_deref();
     let explicit = flag
-        .map(|addr| (addr.to_owned(), Origin::Flag))
-        .or_else(|| env.buildkit_host.clone().map(|addr| (addr, Origin::Env)))
+        .map(|addr| (addr.to_owned(), AddressSource::Flag))
+        .or_else(|| {
+            env.buildkit_host
+                .clone()
+                .map(|addr| (addr, AddressSource::Env))
+        })
         .or_else(|| {
             let settings = manifest?;
             settings
                 .buildkit
                 .clone()
-                .map(|addr| (addr, Origin::Manifest(settings.manifest.clone())))
+                .map(|addr| (addr, AddressSource::Manifest(settings.manifest.clone())))
         });
     if let Some((addr, origin)) = explicit {
         return vec![Candidate {
@@ -163,11 +170,11 @@ pub(crate) fn candidates(
     let mut list = vec![
         Candidate {
             address: Ok(Address::Unix(env.rootless_socket())),
-            origin: Origin::AutoRootless,
+            origin: AddressSource::AutoRootless,
         },
         Candidate {
             address: Ok(Address::Unix(env.rootful_socket.clone())),
-            origin: Origin::AutoRootful,
+            origin: AddressSource::AutoRootful,
         },
     ];
     if let Some(host) = docker_host {
@@ -180,7 +187,7 @@ pub(crate) fn candidates(
         });
         list.push(Candidate {
             address,
-            origin: Origin::AutoDockerHost,
+            origin: AddressSource::AutoDockerHost,
         });
     }
     let default = Address::Docker(env.docker_default_socket.clone());
@@ -190,7 +197,7 @@ pub(crate) fn candidates(
     {
         list.push(Candidate {
             address: Ok(default),
-            origin: Origin::AutoDockerDefault,
+            origin: AddressSource::AutoDockerDefault,
         });
     }
     list

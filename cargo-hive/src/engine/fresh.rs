@@ -5,17 +5,17 @@
 
 use std::path::{Path, PathBuf};
 
-use hive_proto::control::Exporter;
-use hive_proto::pb;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::buildkit::docker_api;
-use crate::buildkit::image::LocalInput;
+use super::errors::JobError;
+use crate::buildkit::ExporterSpec;
+use crate::buildkit::layout::{Llb, LocalInput};
+use crate::output::docker_api;
 
 /// What a successful build left behind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Record {
+pub(crate) struct Stamp {
     /// The inputs' fingerprint.
     pub(crate) fingerprint: String,
     /// The manifest digest.
@@ -23,13 +23,13 @@ pub(crate) struct Record {
     /// The config digest.
     pub(crate) config_digest: Option<String>,
     /// Every output, as it was right after the build.
-    pub(crate) outputs: Vec<OutputRecord>,
+    pub(crate) outputs: Vec<StampedOutput>,
 }
 
 /// One output that can be checked without BuildKit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub(crate) enum OutputRecord {
+pub(crate) enum StampedOutput {
     /// An archive file.
     Archive {
         /// Its path.
@@ -57,12 +57,12 @@ pub(crate) enum Expected {
     Docker(String),
 }
 
-impl OutputRecord {
+impl StampedOutput {
     /// The output this record is about.
     fn expected(&self) -> Expected {
         match self {
-            OutputRecord::Archive { path, .. } => Expected::Archive(path.clone()),
-            OutputRecord::Docker { reference, .. } => Expected::Docker(reference.clone()),
+            StampedOutput::Archive { path, .. } => Expected::Archive(path.clone()),
+            StampedOutput::Docker { reference, .. } => Expected::Docker(reference.clone()),
         }
     }
 }
@@ -77,14 +77,14 @@ pub(crate) fn record_path(target_dir: &Path, image: &str) -> PathBuf {
 
 /// The fingerprint of everything that decides an image's content and where it goes.
 pub(crate) fn fingerprint(
-    definition: &pb::Definition,
+    definition: &Llb,
     config: &[u8],
-    exporters: &[Exporter],
+    exporters: &[ExporterSpec],
     inputs: &[&LocalInput],
-) -> Result<String, String> {
+) -> Result<String, JobError> {
     let mut hasher = Sha256::new();
     hasher.update(concat!("cargo-hive ", env!("CARGO_PKG_VERSION"), "\n"));
-    for op in &definition.def {
+    for op in definition.ops() {
         hasher.update((op.len() as u64).to_le_bytes());
         hasher.update(op);
     }
@@ -93,7 +93,7 @@ pub(crate) fn fingerprint(
     for exporter in exporters {
         let mut attrs: Vec<_> = exporter.attrs.iter().collect();
         attrs.sort();
-        hasher.update(format!("exporter {} {attrs:?}\n", exporter.r#type));
+        hasher.update(format!("exporter {} {attrs:?}\n", exporter.kind));
     }
     for input in inputs {
         for entry in &input.entries {
@@ -104,10 +104,12 @@ pub(crate) fn fingerprint(
 }
 
 /// Hashes the stat data of a file or of a directory's whole tree, in a stable order.
-fn stat_tree(path: &Path, hasher: &mut Sha256) -> Result<(), String> {
+fn stat_tree(path: &Path, hasher: &mut Sha256) -> Result<(), JobError> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(path)
-        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let meta = std::fs::symlink_metadata(path).map_err(|detail| JobError::Unreadable {
+        path: path.to_path_buf(),
+        detail,
+    })?;
     hasher.update(format!(
         "{}\0{}\0{}\0{}\0{}\0{}\n",
         path.display(),
@@ -119,7 +121,10 @@ fn stat_tree(path: &Path, hasher: &mut Sha256) -> Result<(), String> {
     ));
     if meta.is_dir() {
         let mut children: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|err| format!("cannot read {}: {err}", path.display()))?
+            .map_err(|detail| JobError::Unreadable {
+                path: path.to_path_buf(),
+                detail,
+            })?
             .filter_map(|entry| entry.ok().map(|entry| entry.path()))
             .collect();
         children.sort();
@@ -137,22 +142,22 @@ pub(crate) async fn up_to_date(
     fingerprint: &str,
     expected: &[Expected],
     docker: Option<&Path>,
-) -> Option<Record> {
+) -> Option<Stamp> {
     let text = tokio::fs::read_to_string(path).await.ok()?;
-    let record: Record = serde_json::from_str(&text).ok()?;
-    let recorded: Vec<Expected> = record.outputs.iter().map(OutputRecord::expected).collect();
+    let record: Stamp = serde_json::from_str(&text).ok()?;
+    let recorded: Vec<Expected> = record.outputs.iter().map(StampedOutput::expected).collect();
     if record.fingerprint != fingerprint || recorded.is_empty() || recorded != expected {
         return None;
     }
     for output in &record.outputs {
         let intact = match output {
-            OutputRecord::Archive {
+            StampedOutput::Archive {
                 path,
                 len,
                 mtime_ns,
             } => std::fs::metadata(path)
                 .is_ok_and(|meta| meta.len() == *len && mtime(&meta) == *mtime_ns),
-            OutputRecord::Docker { reference, id } => match docker {
+            StampedOutput::Docker { reference, id } => match docker {
                 Some(socket) => docker_id(socket, reference).await.as_deref() == Some(id.as_str()),
                 None => false,
             },
@@ -165,7 +170,7 @@ pub(crate) async fn up_to_date(
 }
 
 /// Records a successful build (atomically; a failure to record only costs the next build its shortcut).
-pub(crate) fn save(path: &Path, record: &Record) {
+pub(crate) fn save(path: &Path, record: &Stamp) {
     let Some(dir) = path.parent() else { return };
     if std::fs::create_dir_all(dir).is_err() {
         return;
@@ -185,9 +190,9 @@ pub(crate) fn forget(path: &Path) {
 }
 
 /// An archive's record.
-pub(crate) fn archive_record(path: &Path) -> Option<OutputRecord> {
+pub(crate) fn archive_record(path: &Path) -> Option<StampedOutput> {
     let meta = std::fs::metadata(path).ok()?;
-    Some(OutputRecord::Archive {
+    Some(StampedOutput::Archive {
         path: path.to_path_buf(),
         len: meta.len(),
         mtime_ns: mtime(&meta),
@@ -216,7 +221,7 @@ fn mtime(meta: &std::fs::Metadata) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buildkit::image::CopyEntry;
+    use crate::buildkit::layout::CopyEntry;
 
     fn input(root: &Path) -> LocalInput {
         LocalInput {
@@ -235,9 +240,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app"), b"v1").unwrap();
         let input = input(dir.path());
-        let definition = pb::Definition::default();
-        let exporter = Exporter {
-            r#type: "oci".into(),
+        let definition =
+            crate::buildkit::layout::definition(&crate::buildkit::layout::ImageLayout {
+                platform: crate::plan::Platform::parse("linux/amd64").unwrap(),
+                base: None,
+                layers: vec![],
+                shared_key_hint: String::new(),
+                epoch: 0,
+                uid: 0,
+                gid: 0,
+            });
+        let exporter = ExporterSpec {
+            kind: "oci".into(),
             attrs: [("name".into(), "a".into())].into(),
         };
         let base = fingerprint(
@@ -267,8 +281,8 @@ mod tests {
             )
             .unwrap()
         );
-        let moby = Exporter {
-            r#type: "moby".into(),
+        let moby = ExporterSpec {
+            kind: "moby".into(),
             ..exporter.clone()
         };
         assert_ne!(
@@ -289,7 +303,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let archive = dir.path().join("a.oci.tar");
         std::fs::write(&archive, b"tar").unwrap();
-        let record = Record {
+        let record = Stamp {
             fingerprint: "f".into(),
             digest: "sha256:1".into(),
             config_digest: None,
@@ -317,7 +331,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let elsewhere = dir.path().join("elsewhere.oci.tar");
         std::fs::write(&elsewhere, b"tar").unwrap();
-        let record = Record {
+        let record = Stamp {
             fingerprint: "f".into(),
             digest: "sha256:1".into(),
             config_digest: None,

@@ -1,0 +1,100 @@
+//! Why one image failed: each step of `job` says it with its own variant.
+
+use std::path::PathBuf;
+
+use crate::buildkit::{ConfigError, SolveError};
+use crate::output::DestinationError;
+
+/// Why one image failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JobError {
+    /// Cargo built no binary for the image.
+    #[error(
+        "cargo did not produce the binary `{binary}` of package `{package}` for image `{image}`"
+    )]
+    MissingBinary {
+        /// The bin target.
+        binary: String,
+        /// Its package.
+        package: String,
+        /// The image.
+        image: String,
+    },
+    /// A `hive:` base that the plan does not hold.
+    #[error("the base `hive:{0}` is not in the plan")]
+    NotInPlan(String),
+    /// A path with no parent or no file name.
+    #[error("`{0}` is not a file or directory path")]
+    NotAPath(PathBuf),
+    /// A declared file that is gone.
+    #[error("`{source_path}` (for {destination}) does not exist")]
+    MissingFile {
+        /// The file as declared.
+        source_path: String,
+        /// Where it goes in the image.
+        destination: String,
+    },
+    /// A dynamically linked binary on a base without its loader.
+    #[error(
+        "the binary `{binary}` of image `{image}` is dynamically linked (it needs the loader {interpreter}), but \
+         {base}: the container would fail at start with \"no such file or directory\". Build a static binary (e.g. \
+         `--target x86_64-unknown-linux-musl`), or use a base with glibc (e.g. `base = \
+         \"localhost:5000/hive/glibc:latest\"` from scripts/buildkit-up, or a distroless/debian image)"
+    )]
+    NoLoader {
+        /// The bin target.
+        binary: String,
+        /// The image.
+        image: String,
+        /// The loader it needs.
+        interpreter: String,
+        /// What the base lacks, in words.
+        base: String,
+    },
+    /// The base could not be resolved.
+    #[error("cannot resolve the base image `{reference}`: {message}")]
+    BaseUnresolved {
+        /// The base.
+        reference: String,
+        /// The daemon's words.
+        message: String,
+    },
+    /// The base was never asked for (a bug in what the engine asked the daemon).
+    #[error("the base image `{0}` was not resolved (a bug)")]
+    BaseNotAsked(String),
+    /// The image cannot go where it was asked to.
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    /// The image config could not be made.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An input could not be read for the up-to-date check.
+    #[error("cannot read {path}: {detail}")]
+    Unreadable {
+        /// The input.
+        path: PathBuf,
+        /// Why (in the message: these errors travel as text in the build's summary).
+        detail: std::io::Error,
+    },
+    /// The directory of the exported file could not be made.
+    #[error("cannot create {path}: {detail}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        detail: std::io::Error,
+    },
+    /// The solve failed.
+    #[error(transparent)]
+    Solve(#[from] SolveError),
+}
+
+/// `--metadata-file` could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {detail}")]
+pub(crate) struct MetadataError {
+    /// The file.
+    pub(crate) path: PathBuf,
+    /// Why.
+    pub(crate) detail: String,
+}

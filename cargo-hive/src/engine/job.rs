@@ -1,0 +1,676 @@
+//! One image: its `hive:` chain and base, its outputs, its LLB and config, the up-to-date check, the solve (through
+//! the BuildKit façade), what Docker finishes, and the stamp for the next build, each a function of its own.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hive_build::plan::{Base, PlanImage};
+use sha2::{Digest, Sha256};
+
+use super::errors::{JobError, MetadataError};
+use super::fresh;
+use crate::buildkit::layout::{
+    self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
+};
+use crate::buildkit::{BaseFacts, Buildkit, DaemonKind, LoaderCheck, SolveJob, Solved};
+use crate::cargo::Executable;
+use crate::output::{self, Destination};
+use crate::plan::{ImageFacts, Platform};
+use crate::progress::{EngineEvent, Progress};
+
+/// What every image build shares.
+pub(crate) struct BuildContext {
+    /// The connection.
+    pub(crate) buildkit: Buildkit,
+    /// What the daemon can export.
+    pub(crate) daemon: DaemonKind,
+    /// Where images go.
+    pub(crate) destinations: Vec<Destination>,
+    /// SOURCE_DATE_EPOCH.
+    pub(crate) epoch: i64,
+    /// Cargo's target directory (archives go to `target/hive/`).
+    pub(crate) target_dir: PathBuf,
+    /// The workspace root (part of the shared keys).
+    pub(crate) workspace_root: PathBuf,
+    /// `--no-cache`.
+    pub(crate) no_cache: bool,
+    /// Where progress goes.
+    pub(crate) progress: Progress,
+    /// Every image of the plan by name (for `hive:` bases).
+    pub(crate) images: BTreeMap<String, PlanImage>,
+    /// The resolved facts of every image of the plan, by name.
+    pub(crate) facts: BTreeMap<String, ImageFacts>,
+    /// What cargo built, by (package, bin target).
+    pub(crate) executables: BTreeMap<(String, String), Executable>,
+    /// The commit of the plan's git facts, for the `revision` label.
+    pub(crate) revision: Option<String>,
+    /// The bases, resolved once for all images.
+    pub(crate) bases: BaseFacts,
+}
+
+/// One image of a `hive:` chain: what it adds on top of the one below.
+struct ChainLayer {
+    planned: PlanImage,
+    executable: Executable,
+    inputs: Vec<LocalInput>,
+}
+
+impl BuildContext {
+    fn executable(&self, planned: &PlanImage) -> Result<Executable, JobError> {
+        let key = (planned.package.name.clone(), planned.binary.target.clone());
+        self.executables
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| JobError::MissingBinary {
+                binary: planned.binary.target.clone(),
+                package: planned.package.name.clone(),
+                image: planned.name.clone(),
+            })
+    }
+
+    /// The image's facts (its platform, its chain).
+    fn facts(&self, planned: &PlanImage) -> &ImageFacts {
+        self.facts
+            .get(&planned.name)
+            .expect("every image of the plan has its facts")
+    }
+
+    /// The layers of the image's `hive:` chain (as the plan resolved it), bottom first, and the base at the
+    /// bottom (scratch or a registry image).
+    fn chain(&self, planned: &PlanImage) -> Result<(Base, Vec<ChainLayer>), JobError> {
+        let chain = &self.facts(planned).chain;
+        let mut layers = Vec::new();
+        for name in &chain.images {
+            let current = self
+                .images
+                .get(name)
+                .ok_or_else(|| JobError::NotInPlan(name.clone()))?;
+            let executable = self.executable(current)?;
+            let inputs = local_inputs(current, &executable)?;
+            layers.push(ChainLayer {
+                planned: current.clone(),
+                executable,
+                inputs,
+            });
+        }
+        Ok((chain.root.clone(), layers))
+    }
+}
+
+/// A built image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct BuiltImage {
+    /// Image name.
+    pub(crate) name: String,
+    /// Full references.
+    pub(crate) references: Vec<String>,
+    /// Manifest digest.
+    pub(crate) digest: String,
+    /// Config digest.
+    pub(crate) config_digest: Option<String>,
+    /// Where it went (a path, "docker", "registry").
+    pub(crate) output: String,
+    /// The archive, when one was written.
+    pub(crate) archive: Option<PathBuf>,
+    /// File bytes our session sent to the daemon.
+    pub(crate) bytes_sent: u64,
+    /// How long the image took.
+    pub(crate) duration: Duration,
+}
+
+/// A stable key per workspace and image: the daemon keeps each local source's last transfer under it.
+fn shared_key(workspace_root: &Path, image: &str) -> String {
+    let digest = Sha256::digest(format!("{}\0{image}", workspace_root.display()).as_bytes());
+    format!("{image}-{}", &hex::encode(digest)[..16])
+}
+
+/// The local sources of an image: the binary's directory, and one per distinct directory of declared files.
+fn local_inputs(planned: &PlanImage, executable: &Executable) -> Result<Vec<LocalInput>, JobError> {
+    let not_a_path = || JobError::NotAPath(executable.path.clone());
+    let bin_dir = executable
+        .path
+        .parent()
+        .ok_or_else(not_a_path)?
+        .to_path_buf();
+    let bin_name = executable
+        .path
+        .file_name()
+        .ok_or_else(not_a_path)?
+        .to_string_lossy()
+        .into_owned();
+    let mut inputs = vec![LocalInput {
+        name: format!("{}-bin", planned.name),
+        root: bin_dir,
+        entries: vec![CopyEntry {
+            source: bin_name,
+            destination: planned.binary.path.clone(),
+            mode: Some(0o755),
+        }],
+    }];
+    let mut by_dir: BTreeMap<PathBuf, Vec<CopyEntry>> = BTreeMap::new();
+    for file in &planned.files {
+        let source = Path::new(&file.source);
+        let (Some(parent), Some(name)) = (source.parent(), source.file_name()) else {
+            return Err(JobError::NotAPath(source.to_path_buf()));
+        };
+        if !source.exists() {
+            return Err(JobError::MissingFile {
+                source_path: file.source.clone(),
+                destination: file.destination.clone(),
+            });
+        }
+        by_dir
+            .entry(parent.to_path_buf())
+            .or_default()
+            .push(CopyEntry {
+                source: name.to_string_lossy().into_owned(),
+                destination: file.destination.clone(),
+                mode: file.mode.map(|mode| mode.0),
+            });
+    }
+    for (index, (root, entries)) in by_dir.into_iter().enumerate() {
+        inputs.push(LocalInput {
+            name: format!("{}-files-{index}", planned.name),
+            root,
+            entries,
+        });
+    }
+    Ok(inputs)
+}
+
+fn overrides(planned: &PlanImage, epoch: i64, revision: Option<&str>) -> ConfigOverrides {
+    let config = &planned.config;
+    let mut labels = config.labels.clone();
+    // The build's own facts, unless the definitions set them.
+    labels
+        .entry("org.opencontainers.image.created".to_owned())
+        .or_insert_with(|| layout::rfc3339(epoch));
+    if let Some(revision) = revision {
+        labels
+            .entry("org.opencontainers.image.revision".to_owned())
+            .or_insert_with(|| revision.to_owned());
+    }
+    ConfigOverrides {
+        entrypoint: config.entrypoint.clone(),
+        cmd: config.cmd.clone(),
+        env: config.env.clone(),
+        workdir: config.workdir.clone(),
+        user: config.user.clone(),
+        exposed_ports: config
+            .exposed_ports
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        labels,
+    }
+}
+
+/// Explains a dynamically linked binary on a base that cannot run it.
+fn loader_error(planned: &PlanImage, interpreter: &str, base: &str) -> JobError {
+    JobError::NoLoader {
+        binary: planned.binary.target.clone(),
+        image: planned.name.clone(),
+        interpreter: interpreter.to_owned(),
+        base: base.to_owned(),
+    }
+}
+
+/// Builds one image, reporting its progress.
+pub(crate) async fn build_image(
+    context: &BuildContext,
+    planned: &PlanImage,
+) -> Result<BuiltImage, JobError> {
+    context.progress.event(EngineEvent::ImageStarted {
+        image: planned.name.clone(),
+        reference: planned.references.first().cloned().unwrap_or_default(),
+        platforms: planned.platforms.clone(),
+    });
+    let result = build_one(context, planned).await;
+    match &result {
+        Ok(built) => {
+            context.progress.event(EngineEvent::BytesSent {
+                image: built.name.clone(),
+                bytes_sent: built.bytes_sent,
+            });
+            context.progress.event(EngineEvent::ImageFinished {
+                image: built.name.clone(),
+                digest: Some(built.digest.clone()).filter(|digest| !digest.is_empty()),
+                output: built.output.clone(),
+            });
+        }
+        Err(error) => context.progress.event(EngineEvent::ImageFailed {
+            image: planned.name.clone(),
+            error: error.to_string(),
+        }),
+    }
+    result
+}
+
+/// One image, step by step: its chain and base, its outputs, its LLB and config, the up-to-date check, the solve,
+/// what Docker finishes, and the stamp for the next build.
+async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, JobError> {
+    let started = Instant::now();
+    let (root, chain) = context.chain(planned)?;
+    let base = base_of(context, planned, &root, &chain)?;
+    let outputs = Outputs::of(context, planned)?;
+    let (image_layout, definition, config) = lay_out(context, planned, base, &chain)?;
+    let inputs: Vec<LocalInput> = chain
+        .iter()
+        .flat_map(|layer| layer.inputs.clone())
+        .collect();
+    let fingerprint = fresh::fingerprint(
+        &definition,
+        &config,
+        &outputs.plan.exporters,
+        &inputs.iter().collect::<Vec<_>>(),
+    )?;
+    if let Some(built) = fresh_image(context, planned, &outputs, &fingerprint).await {
+        return Ok(BuiltImage {
+            duration: started.elapsed(),
+            ..built
+        });
+    }
+    fresh::forget(&outputs.stamp);
+    // The docker archive for `--load` goes once Docker has it, and on every other way out (an error, a cancel).
+    let _load_archive = outputs
+        .plan
+        .after
+        .iter()
+        .any(|step| matches!(step, output::After::DockerLoad(_)))
+        .then(|| output::RemoveOnDrop(outputs.load_archive.clone()));
+    if let Some(parent) = outputs.plan.file.as_deref().and_then(Path::parent) {
+        std::fs::create_dir_all(parent).map_err(|detail| JobError::CreateDir {
+            path: parent.to_path_buf(),
+            detail,
+        })?;
+    }
+    let job = SolveJob {
+        name: planned.name.clone(),
+        shared_key: shared_key(&context.workspace_root, &planned.name),
+        inputs,
+        export_file: outputs.plan.file.clone(),
+        exporters: outputs.plan.exporters.clone(),
+        epoch: context.epoch,
+        definition,
+        config,
+        loader_check: loader_check(planned, &chain, &image_layout),
+    };
+    let mut solved = context.buildkit.solve(job, &context.progress).await?;
+    finish_outputs(context, &outputs, &mut solved).await?;
+    save_stamp(context, planned, &outputs, fingerprint, &solved).await;
+    Ok(BuiltImage {
+        name: planned.name.clone(),
+        references: planned.references.clone(),
+        digest: solved.digest,
+        config_digest: solved.config_digest,
+        output: outputs.description,
+        archive: solved.file_written,
+        bytes_sent: solved.bytes_sent,
+        duration: started.elapsed(),
+    })
+}
+
+/// The registry base at the bottom of the chain, resolved (once for all images, before them), with the loader
+/// checks that need no build of their own: a dynamically linked binary right on scratch, or right on a registry
+/// base without its loader.
+fn base_of(
+    context: &BuildContext,
+    planned: &PlanImage,
+    root: &Base,
+    chain: &[ChainLayer],
+) -> Result<Option<PinnedResolved>, JobError> {
+    let own = chain
+        .last()
+        .expect("a chain holds at least the image itself");
+    let interpreter = own
+        .executable
+        .interpreter
+        .as_deref()
+        .filter(|_| chain.len() == 1);
+    if let (Some(interpreter), Base::Scratch) = (interpreter, root) {
+        return Err(loader_error(
+            planned,
+            interpreter,
+            "the base is `scratch`, which has no loader",
+        ));
+    }
+    let Base::Image { reference } = root else {
+        return Ok(None);
+    };
+    let platform = context.facts(planned).platform().clone();
+    let resolved = match context
+        .bases
+        .bases
+        .get(&(reference.clone(), platform.clone()))
+    {
+        Some(Ok(resolved)) => resolved.clone(),
+        Some(Err(message)) => {
+            return Err(JobError::BaseUnresolved {
+                reference: reference.clone(),
+                message: message.to_string(),
+            });
+        }
+        None => return Err(JobError::BaseNotAsked(reference.clone())),
+    };
+    if let Some(interpreter) = interpreter {
+        let key = (reference.clone(), platform, interpreter.to_owned());
+        if context.bases.loaders.get(&key) == Some(&false) {
+            return Err(loader_error(
+                planned,
+                interpreter,
+                &format!("the base `{reference}` has no {interpreter}"),
+            ));
+        }
+    }
+    Ok(Some(PinnedResolved {
+        base: PinnedBase {
+            reference: reference.clone(),
+            digest: resolved.digest,
+        },
+        config: resolved.config,
+    }))
+}
+
+/// A registry base pinned to its digest, with its config.
+struct PinnedResolved {
+    base: PinnedBase,
+    config: Vec<u8>,
+}
+
+/// Where one image goes: its export plan, the files involved, and what an up-to-date check expects.
+struct Outputs {
+    plan: output::ExportPlan,
+    archive: PathBuf,
+    load_archive: PathBuf,
+    stamp: PathBuf,
+    description: String,
+}
+
+impl Outputs {
+    fn of(context: &BuildContext, planned: &PlanImage) -> Result<Outputs, JobError> {
+        let archive = output::archive_path(&context.target_dir, &planned.name);
+        let load_archive = output::load_archive_path(&context.target_dir, &planned.name);
+        let plan = output::export_plan(
+            &context.destinations,
+            &planned.references,
+            &planned.config.annotations,
+            context.daemon,
+            &archive,
+            &load_archive,
+            context.epoch,
+        )?;
+        Ok(Outputs {
+            plan,
+            description: describe_outputs(&context.destinations, &archive),
+            stamp: fresh::record_path(&context.target_dir, &planned.name),
+            archive,
+            load_archive,
+        })
+    }
+}
+
+/// The image's LLB (every layer of its chain on its base) and its config (each layer's settings over the base's).
+fn lay_out(
+    context: &BuildContext,
+    planned: &PlanImage,
+    base: Option<PinnedResolved>,
+    chain: &[ChainLayer],
+) -> Result<(ImageLayout, Llb, Vec<u8>), JobError> {
+    let platform = context.facts(planned).platform().clone();
+    let (pinned, mut config) = match base {
+        Some(resolved) => (Some(resolved.base), Some(resolved.config)),
+        None => (None, None),
+    };
+    let image_layout = ImageLayout {
+        platform: platform.clone(),
+        base: pinned,
+        layers: chain.iter().map(|layer| layer.inputs.clone()).collect(),
+        shared_key_hint: shared_key(&context.workspace_root, &planned.name),
+        epoch: context.epoch,
+        uid: 0,
+        gid: 0,
+    };
+    let mut definition = layout::definition(&image_layout);
+    if context.no_cache {
+        definition.ignore_cache();
+    }
+    for layer in chain {
+        let overrides = overrides(&layer.planned, context.epoch, context.revision.as_deref());
+        config = Some(layout::image_config(
+            config.as_deref(),
+            &platform,
+            &overrides,
+            context.epoch,
+        )?);
+    }
+    let config = config.expect("a chain has at least one layer");
+    Ok((image_layout, definition, config))
+}
+
+/// With `hive:` layers below, the loader check needs those layers: the daemon answers it inside the image's build.
+fn loader_check(
+    planned: &PlanImage,
+    chain: &[ChainLayer],
+    image_layout: &ImageLayout,
+) -> Option<LoaderCheck> {
+    let own = chain.last()?;
+    let interpreter = own
+        .executable
+        .interpreter
+        .clone()
+        .filter(|_| chain.len() > 1)?;
+    let below = layout::base_definition(image_layout)?;
+    let base_name = match &planned.base {
+        Base::Hive { image } => format!("the base `hive:{image}`"),
+        Base::Image { reference } => format!("the base `{reference}`"),
+        Base::Scratch => "the base `scratch`".to_owned(),
+    };
+    Some(LoaderCheck {
+        missing: loader_error(
+            planned,
+            &interpreter,
+            &format!("{base_name} has no {interpreter}"),
+        )
+        .to_string(),
+        interpreter,
+        below,
+    })
+}
+
+/// Whether the stamp of outputs that can be checked (archives, Docker's store; not registries) still holds.
+fn checkable(context: &BuildContext) -> bool {
+    !context.no_cache
+        && context
+            .destinations
+            .iter()
+            .all(|destination| matches!(destination, Destination::OciArchive | Destination::Load))
+}
+
+/// The image as its last build left it, when nothing it is made of changed and its outputs are intact.
+async fn fresh_image(
+    context: &BuildContext,
+    planned: &PlanImage,
+    outputs: &Outputs,
+    fingerprint: &str,
+) -> Option<BuiltImage> {
+    if !checkable(context) {
+        return None;
+    }
+    let expected: Vec<fresh::Expected> = (context.destinations.iter())
+        .filter_map(|destination| match destination {
+            Destination::OciArchive => Some(fresh::Expected::Archive(outputs.archive.clone())),
+            Destination::Load => planned
+                .references
+                .first()
+                .cloned()
+                .map(fresh::Expected::Docker),
+            Destination::Push | Destination::Raw { .. } => None,
+        })
+        .collect();
+    let socket = docker_socket(context);
+    let stamp = fresh::up_to_date(&outputs.stamp, fingerprint, &expected, Some(&socket)).await?;
+    let archived =
+        (stamp.outputs.iter()).any(|o| matches!(o, fresh::StampedOutput::Archive { .. }));
+    Some(BuiltImage {
+        name: planned.name.clone(),
+        references: planned.references.clone(),
+        digest: stamp.digest,
+        config_digest: stamp.config_digest,
+        output: format!("{} (fresh)", outputs.description),
+        archive: outputs.plan.file.clone().filter(|_| archived),
+        bytes_sent: 0,
+        duration: Duration::ZERO,
+    })
+}
+
+/// The Docker daemon behind `--load` and pushes through Docker.
+fn docker_socket(context: &BuildContext) -> PathBuf {
+    output::docker_endpoint(context.buildkit.daemon.docker_socket.as_deref()).socket
+}
+
+/// What BuildKit could not do on this daemon, done through Docker; a loaded archive is gone afterwards.
+async fn finish_outputs(
+    context: &BuildContext,
+    outputs: &Outputs,
+    solved: &mut Solved,
+) -> Result<(), JobError> {
+    if outputs.plan.after.is_empty() {
+        return Ok(());
+    }
+    let socket = docker_socket(context);
+    let result = output::finish(&outputs.plan.after, &socket).await;
+    for step in &outputs.plan.after {
+        if let output::After::DockerLoad(tar) = step
+            && solved.file_written.as_deref() == Some(tar.as_path())
+        {
+            solved.file_written = None;
+        }
+    }
+    Ok(result?)
+}
+
+/// Records what this build left behind, for the next build's up-to-date check; only when every output can be
+/// recorded.
+async fn save_stamp(
+    context: &BuildContext,
+    planned: &PlanImage,
+    outputs: &Outputs,
+    fingerprint: String,
+    solved: &Solved,
+) {
+    if !checkable(context) {
+        return;
+    }
+    let socket = docker_socket(context);
+    let mut recorded = Vec::new();
+    for destination in &context.destinations {
+        let output = match destination {
+            Destination::OciArchive => solved
+                .file_written
+                .as_deref()
+                .and_then(fresh::archive_record),
+            Destination::Load => match planned.references.first() {
+                Some(reference) => fresh::docker_id(&socket, reference).await.map(|id| {
+                    fresh::StampedOutput::Docker {
+                        reference: reference.clone(),
+                        id,
+                    }
+                }),
+                None => None,
+            },
+            Destination::Push | Destination::Raw { .. } => None,
+        };
+        recorded.extend(output);
+    }
+    if recorded.len() == context.destinations.len() {
+        let stamp = fresh::Stamp {
+            fingerprint,
+            digest: solved.digest.clone(),
+            config_digest: solved.config_digest.clone(),
+            outputs: recorded,
+        };
+        fresh::save(&outputs.stamp, &stamp);
+    }
+}
+
+/// Where an image goes, for people.
+fn describe_outputs(destinations: &[Destination], archive: &Path) -> String {
+    destinations
+        .iter()
+        .map(|destination| match destination {
+            Destination::OciArchive => archive.display().to_string(),
+            Destination::Load => "docker".to_owned(),
+            Destination::Push => "registry".to_owned(),
+            Destination::Raw { kind, dest, .. } => dest
+                .as_ref()
+                .map_or_else(|| format!("type={kind}"), |dest| dest.display().to_string()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `--metadata-file`: every image's references and digests, written atomically.
+pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), MetadataError> {
+    let failed = |detail: String| MetadataError {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let images: BTreeMap<&str, serde_json::Value> = built
+        .iter()
+        .map(|image| {
+            (
+                image.name.as_str(),
+                serde_json::json!({
+                    "references": image.references,
+                    "containerimage.digest": image.digest,
+                    "containerimage.config.digest": image.config_digest,
+                    "archive": image.archive,
+                    "bytes_sent": image.bytes_sent,
+                }),
+            )
+        })
+        .collect();
+    let text =
+        serde_json::to_string_pretty(&serde_json::json!({"format_version": 1, "images": images}))
+            .expect("JSON values serialize");
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|err| failed(err.to_string()))?;
+    std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(|err| failed(err.to_string()))?;
+    temp.persist(path).map_err(|err| failed(err.to_string()))?;
+    Ok(())
+}
+
+/// `--dry-run`: the LLB of an image as JSON (base not yet pinned: that needs the daemon).
+pub(crate) fn dry_run_json(
+    planned: &PlanImage,
+    platform: &Platform,
+    epoch: i64,
+) -> serde_json::Value {
+    let executable = Executable {
+        target: planned.binary.target.clone(),
+        path: PathBuf::from("/target").join(&planned.binary.target),
+        interpreter: None,
+        machine: None,
+    };
+    let inputs = local_inputs(planned, &executable).unwrap_or_default();
+    let definition = layout::definition(&ImageLayout {
+        layers: vec![inputs],
+        platform: platform.clone(),
+        base: match &planned.base {
+            Base::Image { reference } => Some(PinnedBase {
+                reference: reference.clone(),
+                digest: "sha256:<resolved at build>".to_owned(),
+            }),
+            _ => None,
+        },
+        shared_key_hint: planned.name.clone(),
+        epoch,
+        uid: 0,
+        gid: 0,
+    });
+    serde_json::json!({"image": planned.name, "references": planned.references, "ops": definition.describe()})
+}
