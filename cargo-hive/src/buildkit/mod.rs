@@ -11,6 +11,7 @@ pub(crate) mod layout;
 mod llb;
 mod session;
 mod solve;
+mod status;
 mod tls;
 mod transport;
 

@@ -13,7 +13,7 @@ use super::client::Buildkit;
 use super::gateway::{self, BuildError, BuildRequest, ExporterSpec, FrontendError, ResolvedImage};
 use super::layout::{ImageLayout, Llb, LocalInput, PinnedBase, base_definition};
 use super::session::{LocalDir, Session, SessionConfig, SessionError};
-use super::{llb, new_id};
+use super::{llb, new_id, status};
 use crate::plan::Platform;
 use crate::progress::Progress;
 
@@ -161,8 +161,8 @@ impl Buildkit {
                 return;
             };
             let mut stream = response.into_inner();
-            while let Ok(Some(status)) = stream.message().await {
-                progress.status(&image, status);
+            while let Ok(Some(message)) = stream.message().await {
+                progress.status(&image, status::batch(message));
             }
         })
     }

@@ -8,12 +8,12 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use hive_build::progress::Event as Out;
-use hive_proto::control::StatusResponse;
 use tokio::sync::oneshot;
 
 use super::display::Display;
 use super::json::Json;
 use super::plain::Plain;
+use super::status::StatusBatch;
 use super::tracker::Tracker;
 use super::tty::{self, Tty};
 use super::{EngineEvent, Renderer};
@@ -55,7 +55,7 @@ pub(super) trait Sink: Send {
 
 enum Message {
     Event(Duration, EngineEvent),
-    Status(Duration, String, Box<StatusResponse>),
+    Status(Duration, String, StatusBatch),
     Finish(oneshot::Sender<()>),
 }
 
@@ -122,9 +122,9 @@ impl Progress {
         self.send(|at| Message::Event(at, event));
     }
 
-    /// Feeds one message of BuildKit's `Control.Status` stream for `image`'s solve, as received.
-    pub(crate) fn status(&self, image: &str, response: StatusResponse) {
-        self.send(|at| Message::Status(at, image.to_owned(), Box::new(response)));
+    /// Feeds one batch of the daemon's status stream for `image`'s solve, as received.
+    pub(crate) fn status(&self, image: &str, batch: StatusBatch) {
+        self.send(|at| Message::Status(at, image.to_owned(), batch));
     }
 
     fn send(&self, message: impl FnOnce(Duration) -> Message) {
@@ -181,8 +181,8 @@ fn run(rx: mpsc::Receiver<Message>, mut renderer: Box<dyn Sink>, clock: &dyn Clo
                 tracker.event(at, event, &mut events);
                 None
             }
-            Some(Message::Status(at, image, response)) => {
-                tracker.status(at, &image, *response, &mut events);
+            Some(Message::Status(at, image, batch)) => {
+                tracker.status(at, &image, batch, &mut events);
                 None
             }
             Some(Message::Finish(done)) => Some(done),

@@ -3,11 +3,9 @@
 //! batches, a step that errors.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hive_build::progress::{Event as Out, LogStream, Record};
-use hive_proto::control::{StatusResponse, Vertex, VertexLog, VertexStatus, VertexWarning};
-use hive_proto::google::protobuf::Timestamp;
 
 use super::display::Display;
 use super::json::Json;
@@ -16,7 +14,7 @@ use super::reporter::Clock;
 use super::reporter::{Buffer, Sink};
 use super::tracker::Tracker;
 use super::tty::Tty;
-use super::{EngineEvent, Progress};
+use super::{EngineEvent, Progress, StatusBatch, StepLog, StepStatus, StepWarning, TaskStatus};
 
 const DEBIAN: &str = "docker.io/library/debian:bookworm-slim";
 
@@ -25,65 +23,61 @@ fn digest(n: u8) -> String {
 }
 
 /// Daemon time: milliseconds after an arbitrary epoch.
-fn ts(ms: i64) -> Option<Timestamp> {
-    Some(Timestamp {
-        seconds: 1_700_000_000 + ms / 1000,
-        nanos: (ms % 1000) as i32 * 1_000_000,
-    })
+fn ts(ms: u64) -> Option<SystemTime> {
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_millis(ms))
 }
 
-fn vertex(n: u8, name: &str) -> Vertex {
-    Vertex {
+fn vertex(n: u8, name: &str) -> StepStatus {
+    StepStatus {
         digest: digest(n),
         name: name.to_owned(),
-        ..Vertex::default()
+        ..StepStatus::default()
     }
 }
 
-fn running(n: u8, name: &str, start: i64) -> Vertex {
-    Vertex {
+fn running(n: u8, name: &str, start: u64) -> StepStatus {
+    StepStatus {
         started: ts(start),
         ..vertex(n, name)
     }
 }
 
-fn done(n: u8, name: &str, start: i64, end: i64) -> Vertex {
-    Vertex {
+fn done(n: u8, name: &str, start: u64, end: u64) -> StepStatus {
+    StepStatus {
         completed: ts(end),
         ..running(n, name, start)
     }
 }
 
-fn log(n: u8, stream: i64, msg: &str) -> VertexLog {
-    VertexLog {
-        vertex: digest(n),
+fn log(n: u8, stream: LogStream, msg: &str) -> StepLog {
+    StepLog {
+        step: digest(n),
         stream,
-        msg: msg.as_bytes().to_vec(),
-        ..VertexLog::default()
+        data: msg.as_bytes().to_vec(),
     }
 }
 
-fn task(n: u8, id: &str, current: i64, total: i64, end: Option<i64>) -> VertexStatus {
-    VertexStatus {
+/// A task of step `n` with no known total; `done` when it has finished.
+fn task(n: u8, id: &str, current: u64, done: bool) -> TaskStatus {
+    TaskStatus {
         id: id.to_owned(),
-        vertex: digest(n),
+        step: digest(n),
         current,
-        total,
-        completed: end.and_then(ts),
-        ..VertexStatus::default()
+        total: None,
+        completed: done,
     }
 }
 
-fn batch(vertexes: Vec<Vertex>) -> StatusResponse {
-    StatusResponse {
-        vertexes,
-        ..StatusResponse::default()
+fn batch(steps: Vec<StepStatus>) -> StatusBatch {
+    StatusBatch {
+        steps,
+        ..StatusBatch::default()
     }
 }
 
 enum Step {
     Event(u64, EngineEvent),
-    Status(u64, &'static str, StatusResponse),
+    Status(u64, &'static str, StatusBatch),
     /// A tty frame at this time.
     Tick(u64),
 }
@@ -121,7 +115,7 @@ fn script() -> Vec<Step> {
             3330,
             "hello",
             batch(vec![
-                Vertex {
+                StepStatus {
                     cached: true,
                     ..done(2, &base, 310, 310)
                 },
@@ -131,9 +125,9 @@ fn script() -> Vec<Step> {
         Step::Status(
             3340,
             "hello",
-            StatusResponse {
-                statuses: vec![task(3, "transferring hello:", 1000, 0, None)],
-                ..StatusResponse::default()
+            StatusBatch {
+                tasks: vec![task(3, "transferring hello:", 1000, false)],
+                ..StatusBatch::default()
             },
         ),
         Step::Event(
@@ -148,10 +142,10 @@ fn script() -> Vec<Step> {
         Step::Status(
             3450,
             "hello",
-            StatusResponse {
-                vertexes: vec![running(3, "local://hello", 320)],
-                statuses: vec![task(3, "transferring hello:", 1_200_000, 0, Some(440))],
-                ..StatusResponse::default()
+            StatusBatch {
+                steps: vec![running(3, "local://hello", 320)],
+                tasks: vec![task(3, "transferring hello:", 1_200_000, true)],
+                ..StatusBatch::default()
             },
         ),
         Step::Status(3460, "worker", batch(vec![done(1, &meta, 10, 450)])),
@@ -163,37 +157,41 @@ fn script() -> Vec<Step> {
         Step::Status(
             3480,
             "worker",
-            StatusResponse {
-                vertexes: vec![running(5, exec, 470)],
-                logs: vec![log(5, 1, "self-test: starting\nself-test: che")],
-                warnings: vec![VertexWarning {
-                    vertex: digest(5),
-                    short: b"running as root".to_vec(),
-                    ..VertexWarning::default()
+            StatusBatch {
+                steps: vec![running(5, exec, 470)],
+                logs: vec![log(5, LogStream::Stdout, "self-test: starting\nself-test: che")],
+                warnings: vec![StepWarning {
+                    step: digest(5),
+                    message: "running as root".to_owned(),
                 }],
-                ..StatusResponse::default()
+                ..StatusBatch::default()
             },
         ),
         Step::Status(
             3500,
             "hello",
-            StatusResponse {
-                vertexes: vec![done(4, copy_hello, 460, 520), done(1, &meta, 0, 300)],
-                ..StatusResponse::default()
+            StatusBatch {
+                steps: vec![done(4, copy_hello, 460, 520), done(1, &meta, 0, 300)],
+                ..StatusBatch::default()
             },
         ),
         Step::Tick(3500),
         Step::Status(
             3600,
             "worker",
-            StatusResponse {
-                vertexes: vec![Vertex {
-                    error: "process \"/worker --self-test\" did not complete successfully: exit code: 1"
-                        .to_owned(),
+            StatusBatch {
+                steps: vec![StepStatus {
+                    error: Some(
+                        "process \"/worker --self-test\" did not complete successfully: exit code: 1"
+                            .to_owned(),
+                    ),
                     ..done(5, exec, 470, 590)
                 }],
-                logs: vec![log(5, 1, "cking\r\n"), log(5, 2, "error: no network")],
-                ..StatusResponse::default()
+                logs: vec![
+                    log(5, LogStream::Stdout, "cking\r\n"),
+                    log(5, LogStream::Stderr, "error: no network"),
+                ],
+                ..StatusBatch::default()
             },
         ),
         Step::Event(

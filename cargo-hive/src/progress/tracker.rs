@@ -9,13 +9,12 @@
 //! on them.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hive_build::progress::{Event as Out, LogStream};
-use hive_proto::control::{StatusResponse, Vertex};
-use hive_proto::google::protobuf::Timestamp;
 
 use super::EngineEvent;
+use super::status::{StatusBatch, StepStatus, StepWarning, TaskStatus};
 
 /// Log lines kept per step, for showing a failed step's output.
 const LOG_TAIL: usize = 10;
@@ -57,7 +56,7 @@ pub(super) struct VertexState {
     pub(super) phase: Phase,
     /// When it started by our clock: the live timer; the daemon's timestamps give the final duration.
     pub(super) seen_at: Duration,
-    started: Option<Timestamp>,
+    started: Option<SystemTime>,
     pub(super) log_tail: VecDeque<String>,
     /// Bytes of an unfinished line, per stream (stdout, stderr).
     partial: [Vec<u8>; 2],
@@ -185,27 +184,27 @@ impl Tracker {
         &mut self,
         at: Duration,
         image: &str,
-        response: StatusResponse,
+        batch: StatusBatch,
         out: &mut Vec<Out>,
     ) {
         let index = self.image_index(image, at);
         let next_vertex = &mut self.next_vertex;
         let state = &mut self.images[index];
-        let StatusResponse {
-            vertexes,
-            statuses,
+        let StatusBatch {
+            steps,
+            tasks,
             logs,
             warnings,
-        } = response;
+        } = batch;
 
         // In the batch's order, except that a step with output in this batch ends after it: its logs and tasks
         // belong between its start and its end.
-        let busy: HashSet<String> = statuses
+        let busy: HashSet<String> = tasks
             .iter()
-            .map(|status| status.vertex.clone())
-            .chain(logs.iter().map(|log| log.vertex.clone()))
+            .map(|status| status.step.clone())
+            .chain(logs.iter().map(|log| log.step.clone()))
             .collect();
-        for vertex in &vertexes {
+        for vertex in &steps {
             let entry = vertex_entry(&mut state.vertexes, &vertex.digest);
             if entry.phase == Phase::Pending {
                 if !vertex.name.is_empty() {
@@ -222,24 +221,19 @@ impl Tracker {
             }
         }
 
-        task_progress(&mut state.vertexes, image, statuses, out);
+        task_progress(&mut state.vertexes, image, tasks, out);
 
         for log in logs {
-            let stream = if log.stream == 1 {
-                LogStream::Stdout
-            } else {
-                LogStream::Stderr
-            };
-            let entry = vertex_entry(&mut state.vertexes, &log.vertex);
-            entry.partial[stream_index(stream)].extend_from_slice(&log.msg);
+            let entry = vertex_entry(&mut state.vertexes, &log.step);
+            entry.partial[stream_index(log.stream)].extend_from_slice(&log.data);
             if entry.number.is_some() {
-                entry.drain_lines(image, stream, false, out);
+                entry.drain_lines(image, log.stream, false, out);
             }
         }
 
         step_warnings(&state.vertexes, image, warnings, out);
 
-        for vertex in &vertexes {
+        for vertex in &steps {
             if !busy.contains(&vertex.digest) {
                 continue;
             }
@@ -306,7 +300,7 @@ impl VertexState {
         &mut self,
         image: &str,
         number: u32,
-        vertex: &Vertex,
+        vertex: &StepStatus,
         at: Duration,
         out: &mut Vec<Out>,
     ) {
@@ -327,9 +321,9 @@ impl VertexState {
     }
 
     /// The terminal transition `vertex` reports, if any.
-    fn finish(&mut self, image: &str, vertex: &Vertex, out: &mut Vec<Out>) {
+    fn finish(&mut self, image: &str, vertex: &StepStatus, out: &mut Vec<Out>) {
         let number = self.number.expect("a running vertex has a number");
-        let ended = vertex.cached || !vertex.error.is_empty() || vertex.completed.is_some();
+        let ended = vertex.cached || vertex.error.is_some() || vertex.completed.is_some();
         if !ended {
             return;
         }
@@ -347,12 +341,12 @@ impl VertexState {
                 image,
                 vertex: number,
             });
-        } else if !vertex.error.is_empty() {
-            self.phase = Phase::Errored(vertex.error.clone());
+        } else if let Some(error) = &vertex.error {
+            self.phase = Phase::Errored(error.clone());
             out.push(Out::VertexErrored {
                 image,
                 vertex: number,
-                error: vertex.error.clone(),
+                error: error.clone(),
                 duration_secs: duration,
             });
         } else {
@@ -412,19 +406,17 @@ impl VertexState {
 fn task_progress(
     vertexes: &mut HashMap<String, VertexState>,
     image: &str,
-    statuses: Vec<hive_proto::control::VertexStatus>,
+    tasks: Vec<TaskStatus>,
     out: &mut Vec<Out>,
 ) {
-    for status in statuses {
-        let Some(entry) = vertexes.get_mut(&status.vertex) else {
+    for status in tasks {
+        let Some(entry) = vertexes.get_mut(&status.step) else {
             continue;
         };
         let Some(number) = entry.number else {
             continue;
         };
-        let current = u64::try_from(status.current).unwrap_or(0);
-        let total = u64::try_from(status.total).ok().filter(|&total| total > 0);
-        let completed = status.completed.is_some();
+        let (current, total, completed) = (status.current, status.total, status.completed);
         let last = entry.tasks.get(&status.id);
         if last.is_some_and(|&(_, _, done)| done) || last == Some(&(current, total, completed)) {
             continue;
@@ -447,12 +439,12 @@ fn task_progress(
 fn step_warnings(
     vertexes: &HashMap<String, VertexState>,
     image: &str,
-    warnings: Vec<hive_proto::control::VertexWarning>,
+    warnings: Vec<StepWarning>,
     out: &mut Vec<Out>,
 ) {
     for warning in warnings {
-        let message = String::from_utf8_lossy(&warning.short).into_owned();
-        match vertexes.get(&warning.vertex).and_then(|entry| entry.number) {
+        let message = warning.message;
+        match vertexes.get(&warning.step).and_then(|entry| entry.number) {
             Some(number) => out.push(Out::VertexWarning {
                 image: image.to_owned(),
                 vertex: number,
@@ -497,41 +489,39 @@ fn secs(duration: Duration) -> f64 {
 }
 
 /// `end - start` in seconds; never negative.
-fn span(start: Timestamp, end: Timestamp) -> f64 {
-    let nanos = |ts: Timestamp| i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
-    (nanos(end) - nanos(start)).max(0) as f64 / 1e9
+fn span(start: SystemTime, end: SystemTime) -> f64 {
+    // Through whole nanoseconds, so the seconds round as they always have.
+    end.duration_since(start).unwrap_or_default().as_nanos() as f64 / 1e9
 }
 
 #[cfg(test)]
 mod tests {
-    use hive_proto::control::{VertexLog, VertexStatus};
-
+    use super::super::status::StepLog;
     use super::*;
 
-    fn at(seconds: i64) -> Option<Timestamp> {
-        Some(Timestamp { seconds, nanos: 0 })
+    fn at(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
     }
 
-    fn vertex(digest: &str, started: Option<i64>, completed: Option<i64>) -> Vertex {
-        Vertex {
+    fn vertex(digest: &str, started: Option<u64>, completed: Option<u64>) -> StepStatus {
+        StepStatus {
             digest: digest.to_owned(),
             name: format!("step {digest}"),
-            started: started.and_then(at),
-            completed: completed.and_then(at),
-            ..Vertex::default()
+            started: started.map(at),
+            completed: completed.map(at),
+            ..StepStatus::default()
         }
     }
 
-    fn log(digest: &str, stream: i64, msg: &str) -> VertexLog {
-        VertexLog {
-            vertex: digest.to_owned(),
+    fn log(digest: &str, stream: LogStream, msg: &str) -> StepLog {
+        StepLog {
+            step: digest.to_owned(),
             stream,
-            msg: msg.as_bytes().to_vec(),
-            ..VertexLog::default()
+            data: msg.as_bytes().to_vec(),
         }
     }
 
-    fn apply(tracker: &mut Tracker, response: StatusResponse) -> Vec<Out> {
+    fn apply(tracker: &mut Tracker, response: StatusBatch) -> Vec<Out> {
         let mut out = Vec::new();
         tracker.status(Duration::ZERO, "img", response, &mut out);
         out
@@ -552,18 +542,18 @@ mod tests {
         let mut tracker = Tracker::default();
         let early = apply(
             &mut tracker,
-            StatusResponse {
-                vertexes: vec![vertex("a", None, None)],
-                logs: vec![log("a", 1, "early\npart")],
-                ..StatusResponse::default()
+            StatusBatch {
+                steps: vec![vertex("a", None, None)],
+                logs: vec![log("a", LogStream::Stdout, "early\npart")],
+                ..StatusBatch::default()
             },
         );
         assert_eq!(early, []);
         let started = apply(
             &mut tracker,
-            StatusResponse {
-                vertexes: vec![vertex("a", Some(1), None)],
-                ..StatusResponse::default()
+            StatusBatch {
+                steps: vec![vertex("a", Some(1), None)],
+                ..StatusBatch::default()
             },
         );
         assert!(
@@ -573,9 +563,9 @@ mod tests {
         // The unfinished line is flushed when the step ends.
         let ended = apply(
             &mut tracker,
-            StatusResponse {
-                vertexes: vec![vertex("a", Some(1), Some(3))],
-                ..StatusResponse::default()
+            StatusBatch {
+                steps: vec![vertex("a", Some(1), Some(3))],
+                ..StatusBatch::default()
             },
         );
         assert_eq!(lines(&ended), ["part"]);
@@ -590,10 +580,10 @@ mod tests {
         let mut tracker = Tracker::default();
         let events = apply(
             &mut tracker,
-            StatusResponse {
-                vertexes: vec![vertex("a", Some(1), None)],
-                logs: vec![log("a", 2, "10%\r50%\r100%\r\n\nnext\n")],
-                ..StatusResponse::default()
+            StatusBatch {
+                steps: vec![vertex("a", Some(1), None)],
+                logs: vec![log("a", LogStream::Stderr, "10%\r50%\r100%\r\n\nnext\n")],
+                ..StatusBatch::default()
             },
         );
         assert_eq!(lines(&events), ["100%", "", "next"]);
@@ -602,22 +592,22 @@ mod tests {
     #[test]
     fn resends_and_strays_are_ignored() {
         let mut tracker = Tracker::default();
-        let done = || StatusResponse {
-            vertexes: vec![vertex("a", Some(1), Some(2))],
-            ..StatusResponse::default()
+        let done = || StatusBatch {
+            steps: vec![vertex("a", Some(1), Some(2))],
+            ..StatusBatch::default()
         };
         assert_eq!(apply(&mut tracker, done()).len(), 2);
         assert_eq!(apply(&mut tracker, done()), []);
         // Restarted after completing: still one start and one end.
-        let restarted = StatusResponse {
-            vertexes: vec![vertex("a", Some(5), None)],
-            statuses: vec![VertexStatus {
+        let restarted = StatusBatch {
+            steps: vec![vertex("a", Some(5), None)],
+            tasks: vec![TaskStatus {
                 id: "task".to_owned(),
-                vertex: "unknown".to_owned(),
+                step: "unknown".to_owned(),
                 current: 3,
-                ..VertexStatus::default()
+                ..TaskStatus::default()
             }],
-            ..StatusResponse::default()
+            ..StatusBatch::default()
         };
         assert_eq!(apply(&mut tracker, restarted), []);
         let image = &tracker.images()[0];
@@ -628,19 +618,19 @@ mod tests {
     #[test]
     fn the_failed_step_is_not_a_cancelled_one() {
         let mut tracker = Tracker::default();
-        let errored = |digest: &str, error: &str| Vertex {
-            error: error.to_owned(),
+        let errored = |digest: &str, error: &str| StepStatus {
+            error: Some(error.to_owned()),
             ..vertex(digest, Some(1), Some(2))
         };
         apply(
             &mut tracker,
-            StatusResponse {
-                vertexes: vec![
+            StatusBatch {
+                steps: vec![
                     errored("a", "context canceled"),
                     errored("b", "exit code: 1"),
                     vertex("c", Some(1), None),
                 ],
-                ..StatusResponse::default()
+                ..StatusBatch::default()
             },
         );
         let image = &tracker.images()[0];
