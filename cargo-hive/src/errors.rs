@@ -48,8 +48,8 @@ pub(crate) enum HiveError {
     #[error(transparent)]
     Connect(#[from] ConnectError),
     /// What every image needs from the daemon (its bases) could not be had.
-    #[error("{0}")]
-    Prepare(String),
+    #[error(transparent)]
+    Prepare(#[from] crate::buildkit::SolveError),
     /// One or more images failed; the others were built.
     #[error(transparent)]
     Images(#[from] ImageFailures),
@@ -57,8 +57,8 @@ pub(crate) enum HiveError {
     #[error(transparent)]
     Destination(#[from] DestinationError),
     /// `--metadata-file` could not be written.
-    #[error("{0}")]
-    MetadataFile(String),
+    #[error(transparent)]
+    MetadataFile(#[from] crate::engine::MetadataError),
     /// Writing the command's output failed.
     #[error("failed to write output")]
     Output(#[source] std::io::Error),

@@ -221,7 +221,7 @@ impl ExporterSpec {
 
 /// Everything the `Control.Solve` of a gateway build carries.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct BuildRequest {
+pub(crate) struct GatewayRequest {
     /// The build's id (also the id of its status stream).
     pub(crate) build_ref: String,
     /// The session the daemon calls back on.
@@ -271,7 +271,7 @@ pub(crate) enum BuildError {
 /// daemon so the solve ends at once.
 pub(crate) async fn build<F, Fut>(
     buildkit: &Buildkit,
-    request: BuildRequest,
+    request: GatewayRequest,
     frontend: F,
 ) -> Result<ControlSolveResponse, BuildError>
 where

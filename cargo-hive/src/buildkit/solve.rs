@@ -10,7 +10,9 @@ use std::time::Duration;
 use hive_proto::control::{SolveRequest, StatusRequest};
 
 use super::client::Buildkit;
-use super::gateway::{self, BuildError, BuildRequest, ExporterSpec, FrontendError, ResolvedImage};
+use super::gateway::{
+    self, BuildError, ExporterSpec, FrontendError, GatewayRequest, ResolvedImage,
+};
 use super::layout::{ImageLayout, Llb, LocalInput, PinnedBase, base_definition};
 use super::session::{LocalDir, Session, SessionConfig, SessionError};
 use super::{llb, new_id, status};
@@ -96,7 +98,7 @@ impl Buildkit {
             "build-arg:SOURCE_DATE_EPOCH".to_owned(),
             job.epoch.to_string(),
         )]);
-        let request = BuildRequest {
+        let request = GatewayRequest {
             build_ref: build_ref.clone(),
             session_id: session.id().to_owned(),
             exporters: job.exporters,
@@ -237,7 +239,7 @@ impl Buildkit {
             .await
             .map_err(SolveError::SessionStart)?;
         let session_id = session.id().to_owned();
-        let request = BuildRequest {
+        let request = GatewayRequest {
             build_ref: new_id(),
             session_id: session_id.clone(),
             ..Default::default()

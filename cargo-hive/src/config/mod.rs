@@ -2,9 +2,9 @@
 //! tables and what build scripts emitted through `hive-build`, each value with its place. Type and key mistakes are
 //! found here; whether values make sense together is `plan`'s job.
 
-mod buildscript;
 mod diagnostic;
 mod manifest;
+mod script_images;
 mod settings;
 mod source;
 mod workspace;
@@ -123,7 +123,7 @@ pub(crate) fn load(
         }
     }
 
-    let scripts = buildscript::run(&workspace, options.cargo)?;
+    let scripts = script_images::run(&workspace, options.cargo)?;
     let defaults = Defaults {
         workspace: workspace_layer.as_ref(),
         packages: &package_defaults,
@@ -148,7 +148,7 @@ struct Defaults<'a> {
 /// Adds what build scripts declared (new images) and changed (images of their package's manifest).
 fn add_script_images(
     workspace: &Workspace,
-    scripts: Vec<buildscript::ScriptOutput>,
+    scripts: Vec<script_images::ScriptOutput>,
     defaults: Defaults<'_>,
     images: &mut Vec<ImageDefinition>,
     diags: &mut Diagnostics,

@@ -91,10 +91,11 @@ pub(crate) enum JobError {
 
 /// `--metadata-file` could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write {path}: {detail}")]
+#[error("cannot write the metadata file {}", path.display())]
 pub(crate) struct MetadataError {
     /// The file.
     pub(crate) path: PathBuf,
     /// Why.
-    pub(crate) detail: String,
+    #[source]
+    pub(crate) source: std::io::Error,
 }

@@ -612,9 +612,9 @@ fn describe_outputs(destinations: &[Destination], archive: &Path) -> String {
 
 /// `--metadata-file`: every image's references and digests, written atomically.
 pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), MetadataError> {
-    let failed = |detail: String| MetadataError {
+    let failed = |source: std::io::Error| MetadataError {
         path: path.to_path_buf(),
-        detail,
+        source,
     };
     let images: BTreeMap<&str, serde_json::Value> = built
         .iter()
@@ -638,9 +638,9 @@ pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), Me
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|err| failed(err.to_string()))?;
-    std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(|err| failed(err.to_string()))?;
-    temp.persist(path).map_err(|err| failed(err.to_string()))?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(failed)?;
+    temp.persist(path).map_err(|err| failed(err.error))?;
     Ok(())
 }
 

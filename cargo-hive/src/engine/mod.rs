@@ -6,6 +6,8 @@ mod errors;
 mod fresh;
 mod job;
 
+pub(crate) use errors::MetadataError;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -212,8 +214,7 @@ async fn build_all(
     }
     built.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(path) = &request.metadata_file {
-        job::write_metadata(path, &built)
-            .map_err(|err| HiveError::MetadataFile(err.to_string()))?;
+        job::write_metadata(path, &built)?;
     }
     if !failures.is_empty() {
         failures.sort();
@@ -272,9 +273,7 @@ async fn prepare_context(
     let docker_socket = buildkit.daemon.docker_socket.clone();
     output::check_load_target(&destinations, daemon, docker_socket.as_deref()).await?;
 
-    let bases = bases::prepare(&buildkit, needs(resolved, &artifacts.executables))
-        .await
-        .map_err(|err| HiveError::Prepare(err.to_string()))?;
+    let bases = bases::prepare(&buildkit, needs(resolved, &artifacts.executables)).await?;
     Ok(job::BuildContext {
         buildkit,
         daemon,
