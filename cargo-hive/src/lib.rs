@@ -1,9 +1,10 @@
 //! The engine behind `cargo hive`.
 //!
 //! Data flows one way: `commands` (flags and the environment, turned into engine types; the only module that sees
-//! clap) → `config` (metadata, settings and build.rs output, merged and validated) → `plan` (images × platforms ×
-//! tags) → `build` (cargo, then `buildkit`: connect, session, LLB, solve, progress) → `output`. Only code after
-//! `plan` talks to BuildKit. The binary calls [`main_from_env`] and nothing else.
+//! clap) → `config` (metadata, settings and build.rs output, read with spans) → `plan` (images × platforms × tags,
+//! validated, with their facts resolved once) → `engine` (cargo, then the `buildkit` façade: connect, session, LLB,
+//! solve) → `output`. Only `engine` and `doctor` talk to BuildKit. `ARCHITECTURE.md` at the repository root is the
+//! map. The binary calls [`main_from_env`] and nothing else.
 
 mod buildkit;
 mod cargo;
