@@ -119,16 +119,7 @@ impl Fixture {
     /// The common contract of a failed build: exit 1, `error:` on stderr with every needle, no panic, nothing
     /// written to `<target>/hive/` (neither an archive nor a `.partial` temp file).
     pub fn assert_fails(&self, result: &Run, needles: &[&str]) {
-        assert_eq!(result.code, 1, "{result:#?}");
-        assert!(!result.stderr.contains("panicked"), "{result:#?}");
-        assert!(result.stderr.contains("error: "), "{result:#?}");
-        for needle in needles {
-            assert!(
-                result.stderr.contains(needle),
-                "missing {needle:?} in stderr:\n{}",
-                result.stderr
-            );
-        }
+        crate::assert_error(result, needles);
         assert_eq!(
             self.outputs(),
             Vec::<String>::new(),

@@ -114,6 +114,20 @@ impl From<Output> for Run {
     }
 }
 
+/// The contract of a failed command: exit 1, `error:` on stderr with every needle, no panic.
+pub fn assert_error(result: &Run, needles: &[&str]) {
+    assert_eq!(result.code, 1, "{result:#?}");
+    assert!(!result.stderr.contains("panicked"), "{result:#?}");
+    assert!(result.stderr.contains("error: "), "{result:#?}");
+    for needle in needles {
+        assert!(
+            result.stderr.contains(needle),
+            "missing {needle:?} in stderr:\n{}",
+            result.stderr
+        );
+    }
+}
+
 /// Runs a command to completion.
 pub fn run(command: &mut Command) -> Run {
     command.output().expect("command starts").into()

@@ -5,21 +5,7 @@ use std::path::{Path, PathBuf};
 
 use hive_e2e::fakes::{self, Pki};
 use hive_e2e::fixture::{self, Fixture, Spawned};
-use hive_e2e::{Run, buildkit_addr, cargo_hive, docker_socket};
-
-/// Exit 1, `error:` with every needle, no panic.
-fn assert_error(result: &Run, needles: &[&str]) {
-    assert_eq!(result.code, 1, "{result:#?}");
-    assert!(!result.stderr.contains("panicked"), "{result:#?}");
-    assert!(result.stderr.contains("error: "), "{result:#?}");
-    for needle in needles {
-        assert!(
-            result.stderr.contains(needle),
-            "missing {needle:?} in stderr:\n{}",
-            result.stderr
-        );
-    }
-}
+use hive_e2e::{Run, assert_error, buildkit_addr, cargo_hive, docker_socket};
 
 /// Runs a command to completion; one that hangs is killed after the suite's guard and fails the test.
 fn timed(command: &mut std::process::Command) -> Run {
