@@ -1,4 +1,5 @@
-//! The few Docker Engine API calls the outputs need (info, load, push), over Docker's unix socket.
+//! The Docker Engine API client, used by `buildkit` to classify Docker's daemon and by `output` for load and push
+//! (and by the freshness check to inspect an image), over Docker's unix socket.
 
 use std::path::Path;
 use std::time::Duration;
