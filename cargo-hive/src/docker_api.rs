@@ -323,8 +323,11 @@ impl<'a> Call<'a> {
         let mut request = Request::builder()
             .method(self.method.clone())
             .uri(self.path)
-            .header(HOST, "docker")
-            .header(CONTENT_LENGTH, body.len());
+            .header(HOST, "docker");
+        // As Docker's own client: a POST says how long its body is, even when empty; a GET has none.
+        if self.method != Method::GET {
+            request = request.header(CONTENT_LENGTH, body.len());
+        }
         for (name, value) in headers {
             request = request.header(name, value);
         }
@@ -746,6 +749,7 @@ mod tests {
             "{head}"
         );
         assert!(head.contains("\r\nhost: docker\r\n"), "{head}");
+        assert!(!head.contains("content-length"), "{head}");
         let (_dir, socket, _served) = fake_daemon(Some(b"SSH-2.0-OpenSSH\r\n\r\n".to_vec()));
         let err = get_json(&socket, "/info", QUICK).await.unwrap_err();
         assert!(matches!(err, DockerApiError::NotHttp { .. }), "{err:?}");
