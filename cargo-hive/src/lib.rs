@@ -10,6 +10,7 @@ mod buildkit;
 mod cargo;
 mod commands;
 mod config;
+mod docker_api;
 mod doctor;
 mod elf;
 mod engine;

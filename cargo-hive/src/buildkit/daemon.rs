@@ -13,7 +13,7 @@ use hive_proto::tonic::{Code, Request};
 
 use super::address::Address;
 use super::errors::ConnectError;
-use crate::output::docker_api::DockerInfo;
+use crate::docker_api::DockerInfo;
 
 /// One of the daemon's workers, as doctor shows it.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::errors::JobError;
 use crate::buildkit::ExporterSpec;
 use crate::buildkit::layout::{Llb, LocalInput};
-use crate::output::docker_api;
+use crate::docker_api;
 
 /// What a successful build left behind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,11 +5,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::docker_api::DockerInfo;
-
-use super::{After, Destination, DestinationError, docker_api};
+use super::{After, Destination, DestinationError};
 use crate::buildkit::DaemonKind;
 use crate::buildkit::DockerAuth;
+use crate::docker_api::{self, DockerInfo};
 
 /// A Docker API socket and where its address came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -83,11 +83,11 @@ pub(crate) enum DestinationError {
         /// Where we looked.
         endpoint: DockerEndpoint,
         /// What went wrong there (in the message, so not a `source`: the chain would print it twice).
-        detail: super::docker_api::DockerApiError,
+        detail: crate::docker_api::DockerApiError,
     },
     /// Docker refused a load or a push.
     #[error(transparent)]
-    Docker(#[from] super::docker_api::DockerApiError),
+    Docker(#[from] crate::docker_api::DockerApiError),
     /// The credentials for a push through Docker could not be read.
     #[error("cannot read the credentials for {reference}: {detail}")]
     Credentials {

@@ -4,7 +4,6 @@
 
 mod cleanup;
 mod docker;
-pub(crate) mod docker_api;
 mod errors;
 
 pub(crate) use cleanup::{RemoveOnDrop, load_archive_path, remove_stale};
