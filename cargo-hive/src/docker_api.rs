@@ -19,7 +19,7 @@ use tokio::net::UnixStream;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DockerApiError {
     /// The socket could not be reached, written or read.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// No full answer in time.
     #[error("the Docker API did not answer {method} {path} within {} s", after.as_secs())]
