@@ -1,6 +1,5 @@
 //! Messages to stderr in cargo's style (`error:`, `warning:`, `Caused by:`), honouring `--color`, `-v` and `-q`.
 
-use std::error::Error as _;
 use std::io::Write;
 
 use anstream::ColorChoice;
@@ -77,16 +76,69 @@ impl Term {
                 ));
             }
             other => {
-                self.error(&other.to_string());
-                let mut source = other.source();
-                if source.is_some() {
+                let message = other.to_string();
+                self.error(&message);
+                let causes = new_causes(&message, &other);
+                if !causes.is_empty() {
                     let _ = writeln!(self.stderr(), "\nCaused by:");
                 }
-                while let Some(cause) = source {
+                for cause in causes {
                     let _ = writeln!(self.stderr(), "  {cause}");
-                    source = cause.source();
                 }
             }
         }
+    }
+}
+
+/// The causes of `err` that its message (or an earlier cause) does not already say: many messages end with
+/// `: {source}`, and a "Caused by:" line repeating it would only be noise.
+fn new_causes(message: &str, err: &dyn std::error::Error) -> Vec<String> {
+    let mut said = message.to_owned();
+    let mut causes = Vec::new();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !said.contains(&text) {
+            said.push('\n');
+            said.push_str(&text);
+            causes.push(text);
+        }
+        source = cause.source();
+    }
+    causes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read /x: {source}")]
+    struct Quoting {
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the build failed")]
+    struct Outer {
+        #[source]
+        source: Quoting,
+    }
+
+    #[test]
+    fn causes_already_said_are_not_repeated() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let quoting = Quoting { source: io() };
+        assert_eq!(
+            new_causes(&quoting.to_string(), &quoting),
+            Vec::<String>::new()
+        );
+        let outer = Outer {
+            source: Quoting { source: io() },
+        };
+        assert_eq!(
+            new_causes(&outer.to_string(), &outer),
+            ["cannot read /x: no such file"]
+        );
     }
 }
