@@ -13,7 +13,7 @@ use super::fresh;
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
 };
-use crate::buildkit::{BaseFacts, Buildkit, DaemonKind, LoaderCheck, SolveJob, Solved};
+use crate::buildkit::{BaseFacts, Buildkit, LoaderCheck, SolveJob, Solved};
 use crate::cargo::Executable;
 use crate::output::{self, Destination};
 use crate::plan::{ImageFacts, Platform};
@@ -23,8 +23,8 @@ use crate::progress::{EngineEvent, Progress};
 pub(crate) struct BuildContext {
     /// The connection.
     pub(crate) buildkit: Buildkit,
-    /// What the daemon can export.
-    pub(crate) daemon: DaemonKind,
+    /// The Docker daemon behind `--load` and pushes through Docker, found once after connecting.
+    pub(crate) docker_socket: PathBuf,
     /// Where images go.
     pub(crate) destinations: Vec<Destination>,
     /// SOURCE_DATE_EPOCH.
@@ -395,7 +395,7 @@ impl Outputs {
             &context.destinations,
             &planned.references,
             &planned.config.annotations,
-            context.daemon,
+            context.buildkit.daemon.kind,
             &archive,
             &load_archive,
             context.epoch,
@@ -508,8 +508,13 @@ async fn fresh_image(
             Destination::Push | Destination::Raw { .. } => None,
         })
         .collect();
-    let socket = docker_socket(context);
-    let stamp = fresh::up_to_date(&outputs.stamp, fingerprint, &expected, Some(&socket)).await?;
+    let stamp = fresh::up_to_date(
+        &outputs.stamp,
+        fingerprint,
+        &expected,
+        Some(&context.docker_socket),
+    )
+    .await?;
     let archived =
         (stamp.outputs.iter()).any(|o| matches!(o, fresh::StampedOutput::Archive { .. }));
     Some(BuiltImage {
@@ -524,11 +529,6 @@ async fn fresh_image(
     })
 }
 
-/// The Docker daemon behind `--load` and pushes through Docker.
-fn docker_socket(context: &BuildContext) -> PathBuf {
-    output::docker_endpoint(context.buildkit.daemon.docker_socket.as_deref()).socket
-}
-
 /// What BuildKit could not do on this daemon, done through Docker; a loaded archive is gone afterwards.
 async fn finish_outputs(
     context: &BuildContext,
@@ -538,8 +538,7 @@ async fn finish_outputs(
     if outputs.plan.after.is_empty() {
         return Ok(());
     }
-    let socket = docker_socket(context);
-    let result = output::finish(&outputs.plan.after, &socket).await;
+    let result = output::finish(&outputs.plan.after, &context.docker_socket).await;
     for step in &outputs.plan.after {
         if let output::After::DockerLoad(tar) = step
             && solved.file_written.as_deref() == Some(tar.as_path())
@@ -562,7 +561,6 @@ async fn save_stamp(
     if !checkable(context) {
         return;
     }
-    let socket = docker_socket(context);
     let mut recorded = Vec::new();
     for destination in &context.destinations {
         let output = match destination {
@@ -571,12 +569,12 @@ async fn save_stamp(
                 .as_deref()
                 .and_then(fresh::archive_record),
             Destination::Load => match planned.references.first() {
-                Some(reference) => fresh::docker_id(&socket, reference).await.map(|id| {
-                    fresh::StampedOutput::Docker {
+                Some(reference) => fresh::docker_id(&context.docker_socket, reference)
+                    .await
+                    .map(|id| fresh::StampedOutput::Docker {
                         reference: reference.clone(),
                         id,
-                    }
-                }),
+                    }),
                 None => None,
             },
             Destination::Push | Destination::Raw { .. } => None,

@@ -270,13 +270,21 @@ async fn prepare_context(
     // Where the images go is known now: an exporter this daemon lacks, or a missing Docker for --load, fails
     // once, before anything is built for it.
     output::check_exporters(&destinations, daemon)?;
-    let docker_socket = buildkit.daemon.docker_socket.clone();
-    output::check_load_target(&destinations, daemon, docker_socket.as_deref()).await?;
+    let buildkit_docker = buildkit.daemon.docker_socket.clone();
+    let docker_host = options.env.docker_host.as_deref();
+    output::check_load_target(
+        &destinations,
+        daemon,
+        buildkit_docker.as_deref(),
+        docker_host,
+    )
+    .await?;
+    let docker_socket = output::docker_endpoint(buildkit_docker.as_deref(), docker_host).socket;
 
     let bases = bases::prepare(&buildkit, needs(resolved, &artifacts.executables)).await?;
     Ok(job::BuildContext {
         buildkit,
-        daemon,
+        docker_socket,
         destinations,
         epoch: *epoch,
         target_dir: target_dir.to_path_buf(),

@@ -42,9 +42,13 @@ impl fmt::Display for DockerEndpoint {
     }
 }
 
-/// The Docker daemon that goes with the BuildKit: its own socket when BuildKit is Docker's (`buildkit_docker`).
-pub(crate) fn docker_endpoint(buildkit_docker: Option<&Path>) -> DockerEndpoint {
-    endpoint_from(buildkit_docker, std::env::var("DOCKER_HOST").ok())
+/// The Docker daemon that goes with the BuildKit: its own socket when BuildKit is Docker's (`buildkit_docker`),
+/// else `DOCKER_HOST`'s (as the environment was read at start) or Docker's default.
+pub(crate) fn docker_endpoint(
+    buildkit_docker: Option<&Path>,
+    docker_host: Option<&str>,
+) -> DockerEndpoint {
+    endpoint_from(buildkit_docker, docker_host.map(str::to_owned))
 }
 
 fn endpoint_from(buildkit_docker: Option<&Path>, docker_host: Option<String>) -> DockerEndpoint {
@@ -71,11 +75,12 @@ pub(crate) async fn check_load_target(
     destinations: &[Destination],
     daemon: DaemonKind,
     buildkit_docker: Option<&Path>,
+    docker_host: Option<&str>,
 ) -> Result<(), DestinationError> {
     if daemon != DaemonKind::Buildkitd || !destinations.contains(&Destination::Load) {
         return Ok(());
     }
-    let endpoint = load_endpoint(buildkit_docker, std::env::var("DOCKER_HOST").ok())?;
+    let endpoint = load_endpoint(buildkit_docker, docker_host.map(str::to_owned))?;
     match DockerInfo::fetch(&endpoint.socket).await {
         Ok(_) => Ok(()),
         Err(detail) => Err(DestinationError::DockerUnreachable { endpoint, detail }),
