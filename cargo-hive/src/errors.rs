@@ -119,6 +119,18 @@ impl HiveError {
         }
     }
 
+    /// The message, then every cause it does not already say on a line of its own (`caused by: …`): what a JSON
+    /// reader gets where stderr shows "Caused by:".
+    pub(crate) fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let causes = unsaid_causes(&text, self);
+        for cause in causes {
+            text.push_str("\ncaused by: ");
+            text.push_str(&cause);
+        }
+        text
+    }
+
     /// The failure's class, as `--progress json` reports it in its `error` event.
     pub(crate) fn kind(&self) -> ErrorKind {
         match self {
@@ -137,9 +149,65 @@ impl HiveError {
     }
 }
 
+/// The causes of `err` that its message (or an earlier cause) does not already say: many messages end with
+/// `: {source}`, and a "Caused by:" line repeating it would only be noise.
+pub(crate) fn unsaid_causes(message: &str, err: &dyn std::error::Error) -> Vec<String> {
+    let mut said = message.to_owned();
+    let mut causes = Vec::new();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !said.contains(&text) {
+            said.push('\n');
+            said.push_str(&text);
+            causes.push(text);
+        }
+        source = cause.source();
+    }
+    causes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read /x: {source}")]
+    struct Quoting {
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the build failed")]
+    struct Outer {
+        #[source]
+        source: Quoting,
+    }
+
+    #[test]
+    fn causes_already_said_are_not_repeated() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let quoting = Quoting { source: io() };
+        assert_eq!(
+            unsaid_causes(&quoting.to_string(), &quoting),
+            Vec::<String>::new()
+        );
+        let outer = Outer {
+            source: Quoting { source: io() },
+        };
+        assert_eq!(
+            unsaid_causes(&outer.to_string(), &outer),
+            ["cannot read /x: no such file"]
+        );
+        let top = HiveError::MetadataFile(crate::engine::MetadataError {
+            path: "/m.json".into(),
+            source: io(),
+        });
+        assert_eq!(
+            top.with_causes(),
+            "cannot write the metadata file /m.json\ncaused by: no such file"
+        );
+    }
 
     #[test]
     fn a_signal_exits_with_128_plus_its_number() {

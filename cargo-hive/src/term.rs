@@ -78,7 +78,7 @@ impl Term {
             other => {
                 let message = other.to_string();
                 self.error(&message);
-                let causes = new_causes(&message, &other);
+                let causes = crate::errors::unsaid_causes(&message, &other);
                 if !causes.is_empty() {
                     let _ = writeln!(self.stderr(), "\nCaused by:");
                 }
@@ -87,58 +87,5 @@ impl Term {
                 }
             }
         }
-    }
-}
-
-/// The causes of `err` that its message (or an earlier cause) does not already say: many messages end with
-/// `: {source}`, and a "Caused by:" line repeating it would only be noise.
-fn new_causes(message: &str, err: &dyn std::error::Error) -> Vec<String> {
-    let mut said = message.to_owned();
-    let mut causes = Vec::new();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !said.contains(&text) {
-            said.push('\n');
-            said.push_str(&text);
-            causes.push(text);
-        }
-        source = cause.source();
-    }
-    causes
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("cannot read /x: {source}")]
-    struct Quoting {
-        source: std::io::Error,
-    }
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("the build failed")]
-    struct Outer {
-        #[source]
-        source: Quoting,
-    }
-
-    #[test]
-    fn causes_already_said_are_not_repeated() {
-        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
-        let quoting = Quoting { source: io() };
-        assert_eq!(
-            new_causes(&quoting.to_string(), &quoting),
-            Vec::<String>::new()
-        );
-        let outer = Outer {
-            source: Quoting { source: io() },
-        };
-        assert_eq!(
-            new_causes(&outer.to_string(), &outer),
-            ["cannot read /x: no such file"]
-        );
     }
 }

@@ -122,6 +122,11 @@ fn output_failed() {
             .arg(file.join("metadata.json")),
     );
     assert_eq!(kind, ErrorKind::OutputFailed, "{message}");
+    // The I/O error is the metadata error's cause: JSON readers get it too.
+    assert!(
+        message.contains("\ncaused by: Not a directory"),
+        "{message}"
+    );
 }
 
 /// A `CARGO` that reads the workspace as cargo does but, asked to build, marks that it started and waits: the build

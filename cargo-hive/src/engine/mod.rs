@@ -99,7 +99,7 @@ impl Reporting<'_> {
         if let Err(err) = result {
             progress.event(EngineEvent::Failed {
                 kind: err.kind(),
-                message: err.to_string(),
+                message: err.with_causes(),
             });
         }
         progress.event(EngineEvent::BuildFinished {
