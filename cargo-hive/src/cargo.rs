@@ -26,8 +26,6 @@ pub(crate) struct CargoFlags {
     pub(crate) release: bool,
     /// `--profile`.
     pub(crate) profile: Option<String>,
-    /// `--target`, each triple.
-    pub(crate) targets: Vec<String>,
     /// `--locked`.
     pub(crate) locked: bool,
     /// `--offline`.
@@ -43,7 +41,6 @@ impl CargoFlags {
             no_default_features,
             release,
             profile,
-            targets,
             locked,
             offline,
         } = self;
@@ -66,10 +63,6 @@ impl CargoFlags {
         if let Some(profile) = profile {
             args.push("--profile".to_owned());
             args.push(profile.clone());
-        }
-        for triple in targets {
-            args.push("--target".to_owned());
-            args.push(triple.clone());
         }
         let switches = [(*locked, "--locked"), (*offline, "--offline")];
         args.extend(
@@ -320,14 +313,13 @@ mod tests {
             no_default_features: true,
             release: false,
             profile: Some("bench".into()),
-            targets: vec!["x86_64-unknown-linux-musl".into()],
             locked: true,
             offline: true,
         };
         assert_eq!(
             flags.to_args().join(" "),
             "--features a,b --all-features --no-default-features --profile bench \
-             --target x86_64-unknown-linux-musl --locked --offline"
+             --locked --offline"
         );
         assert_eq!(flags.profile_name(), "bench");
         assert_eq!(CargoFlags::default().profile_name(), "dev");

@@ -56,6 +56,28 @@ pub struct PlanImage {
     pub origins: BTreeMap<String, Origin>,
     /// Whether the image was selected itself, rather than pulled in as the `hive:` base of a selected image.
     pub selected: bool,
+    /// Each platform's Rust target and what the image is made of there, in `platforms` order. A build script runs
+    /// once per target triple, so these may differ between platforms; `base`, `files`, `config` and `origins`
+    /// above are those of the first platform.
+    #[serde(default)]
+    pub per_platform: Vec<PlatformPlan>,
+}
+
+/// One platform of an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformPlan {
+    /// The platform, `os/arch[/variant]`.
+    pub platform: String,
+    /// The Rust target triple its binary is built for.
+    pub target: String,
+    /// What the image starts from on this platform.
+    pub base: Base,
+    /// Extra files copied into the image.
+    pub files: Vec<PlanFile>,
+    /// The image config on this platform.
+    pub config: ImageConfig,
+    /// Where each value came from (`target`, `base`, …), as in [`PlanImage::origins`].
+    pub origins: BTreeMap<String, Origin>,
 }
 
 /// The package an image belongs to, with the fields OCI labels are derived from.

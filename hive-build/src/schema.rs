@@ -52,6 +52,10 @@ pub struct ImageDef {
     /// Target platforms, `os/arch[/variant]` (default: `["linux/amd64"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platforms: Option<Vec<String>>,
+    /// The Rust target triple of a platform, overriding the default (`linux/arm64` →
+    /// `aarch64-unknown-linux-gnu`); merged key by key across layers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, String>,
     /// The full repository name, overriding `<registry>/<image name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
@@ -358,6 +362,11 @@ pub const KEYS: &[Key] = &[
         name: "platforms",
         scopes: ALL,
         doc: "target platforms",
+    },
+    Key {
+        name: "targets",
+        scopes: ALL,
+        doc: "Rust target triple per platform (merged)",
     },
     Key {
         name: "repository",

@@ -27,6 +27,10 @@ pub const OUTPUT_MAX_BYTES: u64 = 8 * 1024 * 1024;
 pub struct BuildScriptOutput {
     /// [`OUTPUT_FORMAT_VERSION`] of the `hive-build` that wrote it.
     pub format_version: u32,
+    /// The target triple the build script ran for (cargo's `TARGET`): its declarations apply to the platforms
+    /// built for that triple.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Declarations and changes, in call order.
     pub images: Vec<BuildScriptImage>,
 }
@@ -189,6 +193,12 @@ impl Image {
         self
     }
 
+    /// The Rust target triple to build `platform` for (`"linux/arm64"`, `"aarch64-unknown-linux-musl"`).
+    pub fn target(mut self, platform: impl Into<String>, triple: impl Into<String>) -> Image {
+        self.def.targets.insert(platform.into(), triple.into());
+        self
+    }
+
     /// The full repository name (`ghcr.io/acme/api`).
     pub fn repository(mut self, repository: impl Into<String>) -> Image {
         self.def.repository = Some(repository.into());
@@ -247,7 +257,9 @@ impl Images {
         let out_dir = std::env::var_os("OUT_DIR").expect(
             "hive_build::Images::emit must be called from a build script (OUT_DIR is not set)",
         );
-        match self.write_to(Path::new(&out_dir)) {
+        let mut this = self;
+        this.output.target = std::env::var("TARGET").ok();
+        match this.write_to(Path::new(&out_dir)) {
             Ok(path) => println!("cargo::rustc-env={OUTPUT_ENV}={}", path.display()),
             Err(err) => panic!(
                 "hive-build failed to write its images into {}: {err}",

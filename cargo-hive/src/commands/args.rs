@@ -164,6 +164,9 @@ pub(crate) struct SelectionArgs {
     /// Only these images (by name)
     #[arg(long = "image", value_name = "NAME")]
     pub(crate) images: Vec<String>,
+    /// Only these platforms of the selected images (`linux/arm64`, comma-separated)
+    #[arg(long = "platform", value_name = "PLATFORM", value_delimiter = ',')]
+    pub(crate) platforms: Vec<String>,
 }
 
 /// `cargo hive plan`.
@@ -205,7 +208,7 @@ pub(crate) struct CompileArgs {
     /// Build artifacts with the specified profile
     #[arg(long, value_name = "PROFILE-NAME")]
     pub(crate) profile: Option<String>,
-    /// Build for the target triple(s)
+    /// Only the platforms built for the target triple(s)
     #[arg(long, value_name = "TRIPLE")]
     pub(crate) target: Vec<String>,
     /// Assert that `Cargo.lock` will remain unchanged
@@ -218,18 +221,22 @@ pub(crate) struct CompileArgs {
 
 impl SelectionArgs {
     /// The engine's selection.
-    pub(crate) fn to_selection(&self) -> Selection {
+    /// `--target` is cargo's flag, but it selects platforms here: the ones built for that triple.
+    pub(crate) fn to_selection(&self, compile: &CompileArgs) -> Selection {
         let SelectionArgs {
             packages,
             workspace,
             exclude,
             images,
+            platforms,
         } = self;
         Selection {
             packages: packages.clone(),
             workspace: *workspace,
             exclude: exclude.clone(),
             images: images.clone(),
+            platforms: platforms.clone(),
+            targets: compile.target.clone(),
         }
     }
 }
@@ -244,7 +251,8 @@ pub(crate) fn cargo_flags(features: &FeatureArgs, compile: &CompileArgs) -> Carg
     let CompileArgs {
         release,
         profile,
-        target,
+        // A selection (see `to_selection`): the engine passes each needed triple to cargo itself.
+        target: _,
         locked,
         offline,
     } = compile;
@@ -254,7 +262,6 @@ pub(crate) fn cargo_flags(features: &FeatureArgs, compile: &CompileArgs) -> Carg
         no_default_features: *no_default_features,
         release: *release,
         profile: profile.clone(),
-        targets: target.clone(),
         locked: *locked,
         offline: *offline,
     }
@@ -380,12 +387,12 @@ mod tests {
                 "--no-default-features",
                 "--profile",
                 "bench",
-                "--target",
-                "x86_64-unknown-linux-musl",
                 "--locked",
                 "--offline"
             ]
         );
         assert_eq!(flags.profile_name(), "bench");
+        let selection = build.selection.to_selection(&build.compile);
+        assert_eq!(selection.targets, ["x86_64-unknown-linux-musl"]);
     }
 }

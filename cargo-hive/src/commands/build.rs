@@ -35,7 +35,7 @@ fn request(global: &GlobalArgs, args: &BuildArgs, env: &ProcessEnv) -> BuildRequ
     } = args;
     BuildRequest {
         cargo: cargo(global, features, compile, env),
-        selection: selection.to_selection(),
+        selection: selection.to_selection(compile),
         connect: connect.to_options(&env.buildkit, global.verbose > 0),
         env: env.vars.clone(),
         jobs: *jobs,

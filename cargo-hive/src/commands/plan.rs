@@ -25,7 +25,7 @@ pub(super) fn run(
     } = args;
     let request = PlanRequest {
         cargo: &cargo(global, features, compile, env),
-        selection: &selection.to_selection(),
+        selection: &selection.to_selection(compile),
         env: &env.vars,
     };
     let mut plan = crate::plan::compute(request)?.resolved.plan;

@@ -20,6 +20,10 @@ pub(crate) struct Selection {
     pub(crate) exclude: Vec<String>,
     /// Only these images, by name.
     pub(crate) images: Vec<String>,
+    /// Only these platforms (`--platform`), as written.
+    pub(crate) platforms: Vec<String>,
+    /// Only the platforms built for these triples (`--target`).
+    pub(crate) targets: Vec<String>,
 }
 
 impl Selection {
@@ -192,7 +196,10 @@ fn select(
         packages: specs,
         workspace,
         exclude,
+        // Images and platforms are chosen in `plan`.
         images: _,
+        platforms: _,
+        targets: _,
     } = selection;
     let find = |spec: &String| -> Result<usize, HiveError> {
         packages
@@ -253,7 +260,7 @@ mod tests {
             packages: specs.iter().map(|s| s.to_string()).collect(),
             workspace,
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
-            images: vec![],
+            ..Selection::default()
         };
         assert_eq!(
             select(&packages, vec![0], &args(&[], false, &[])).unwrap(),

@@ -187,6 +187,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
             config,
             origins: self.origins,
             selected: true,
+            per_platform: Vec::new(),
         };
         Some((image, typed))
     }

@@ -134,6 +134,7 @@ mod tests {
             config: ImageConfig::default(),
             origins: BTreeMap::new(),
             selected: true,
+            per_platform: Vec::new(),
         }
     }
 
