@@ -738,3 +738,57 @@ pub fn registry_index(path: &str, reference: &str) -> (String, BTreeMap<String, 
     );
     (digest, images)
 }
+
+impl Fixture {
+    /// `cargo hive plan` in the workspace.
+    pub fn plan(&self) -> Command {
+        let mut command = cargo_hive();
+        command
+            .current_dir(self.root())
+            .env("CARGO_TARGET_DIR", self.target())
+            .env("HIVE_GIT_SHA", GIT_SHA)
+            .env("HIVE_GIT_BRANCH", "main")
+            .arg("plan");
+        command
+    }
+
+    /// A binary cargo built for `triple` (with `--target`, so under `<target>/<triple>/debug/`).
+    pub fn binary(&self, triple: &str, name: &str) -> PathBuf {
+        self.target().join(triple).join("debug").join(name)
+    }
+
+    /// The 1-based line of the one line of a workspace file that contains `needle`.
+    pub fn line_of(&self, file: &str, needle: &str) -> usize {
+        let text = std::fs::read_to_string(self.root().join(file)).unwrap();
+        let lines: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| line.contains(needle))
+            .map(|(at, _)| at + 1)
+            .collect();
+        assert_eq!(lines.len(), 1, "{needle:?} in {file}: lines {lines:?}");
+        lines[0]
+    }
+}
+
+/// The Docker 20.10 daemon of the compatibility run (`scripts/buildkit-up --docker20`), as a BuildKit address.
+pub fn docker20_addr() -> String {
+    let addr = std::env::var("HIVE_TEST_DOCKER20_HOST")
+        .unwrap_or_else(|_| "docker+unix:///var/run/hive-docker20.sock".to_owned());
+    let path = addr
+        .strip_prefix("docker+unix://")
+        .expect("a docker+unix:// address");
+    assert!(
+        std::os::unix::net::UnixStream::connect(path).is_ok(),
+        "no Docker 20.10 at {addr}: run `scripts/buildkit-up --docker20` first"
+    );
+    addr
+}
+
+/// A `docker` CLI command talking to the Docker 20.10 daemon.
+pub fn docker20() -> Command {
+    let addr = docker20_addr();
+    let mut command = Command::new("docker");
+    command.env("DOCKER_HOST", addr.replacen("docker+unix://", "unix://", 1));
+    command
+}
