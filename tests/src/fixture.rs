@@ -604,7 +604,8 @@ impl PlatformImage {
     }
 }
 
-/// `os/arch[/variant]` of a descriptor's `platform`.
+/// `os/arch[/variant]` of a descriptor's `platform`. `arm64/v8` is `arm64`, as containerd normalizes it (the
+/// registry's arm64 bases say `v8`).
 pub fn platform_name(descriptor: &Value) -> String {
     let platform = &descriptor["platform"];
     let mut name = format!(
@@ -614,7 +615,10 @@ pub fn platform_name(descriptor: &Value) -> String {
             .as_str()
             .expect("platform.architecture")
     );
-    if let Some(variant) = platform["variant"].as_str() {
+    if let Some(variant) = platform["variant"]
+        .as_str()
+        .filter(|variant| !(name == "linux/arm64" && *variant == "v8"))
+    {
         name.push('/');
         name.push_str(variant);
     }
@@ -791,4 +795,116 @@ pub fn docker20() -> Command {
     let mut command = Command::new("docker");
     command.env("DOCKER_HOST", addr.replacen("docker+unix://", "unix://", 1));
     command
+}
+
+#[cfg(test)]
+mod multiplatform_tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o755);
+            builder.append_data(&mut header, name, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let path = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(path.path(), bytes).unwrap();
+        let output = Command::new("gzip")
+            .arg("-c")
+            .arg(path.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        output.stdout
+    }
+
+    #[test]
+    fn elf_arch_reads_the_machine_of_this_test_binary() {
+        let bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert_eq!(elf_arch(&bytes), crate::host_arch());
+    }
+
+    #[test]
+    #[should_panic(expected = "not an ELF file")]
+    fn elf_arch_refuses_a_script() {
+        elf_arch(b"#!/bin/sh\necho hello from a script\n");
+    }
+
+    #[test]
+    fn gunzip_inflates_gzip_and_keeps_anything_else() {
+        let big: Vec<u8> = (0..300_000u32).flat_map(u32::to_le_bytes).collect();
+        assert!(gunzip(&gzip(&big)) == big);
+        assert_eq!(gunzip(b"plain tar"), b"plain tar");
+    }
+
+    #[test]
+    fn platform_names_drop_the_v8_of_arm64_only() {
+        let name = |platform: Value| platform_name(&serde_json::json!({ "platform": platform }));
+        assert_eq!(
+            name(serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"})),
+            "linux/arm64"
+        );
+        assert_eq!(
+            name(serde_json::json!({"os": "linux", "architecture": "arm", "variant": "v7"})),
+            "linux/arm/v7"
+        );
+        assert_eq!(
+            name(serde_json::json!({"os": "linux", "architecture": "amd64"})),
+            "linux/amd64"
+        );
+    }
+
+    #[test]
+    fn a_file_of_an_image_is_the_top_layer_s() {
+        let image = PlatformImage {
+            platform: "linux/amd64".into(),
+            digest: "sha256:0".into(),
+            manifest: Value::Null,
+            config: Value::Null,
+            layers: vec![
+                tar_of(&[("usr/local/bin/app", b"old"), ("etc/base", b"base")]),
+                tar_of(&[("./usr/local/bin/app", b"new")]),
+            ],
+        };
+        assert_eq!(image.file("/usr/local/bin/app").unwrap(), b"new");
+        assert_eq!(image.file("/etc/base").unwrap(), b"base");
+        assert_eq!(image.file("/missing"), None);
+    }
+
+    #[test]
+    fn platform_images_skip_attestations_and_read_each_manifest() {
+        let index = serde_json::json!({
+            "mediaType": INDEX_MEDIA_TYPE,
+            "manifests": [
+                {"digest": "sha256:m1", "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+                {"digest": "sha256:att", "platform": {"os": "unknown", "architecture": "unknown"}},
+            ]
+        });
+        let layer = gzip(&tar_of(&[("bin/x", b"x")]));
+        let blobs: BTreeMap<&str, Vec<u8>> = BTreeMap::from([
+            (
+                "sha256:m1",
+                serde_json::to_vec(&serde_json::json!({
+                    "config": {"digest": "sha256:c1"},
+                    "layers": [{"digest": "sha256:l1"}]
+                }))
+                .unwrap(),
+            ),
+            ("sha256:c1", br#"{"architecture":"arm64"}"#.to_vec()),
+            ("sha256:l1", layer),
+        ]);
+        let fetch = |digest: &str| blobs[digest].clone();
+        let images = platform_images(&index, fetch, fetch);
+        assert_eq!(images.keys().collect::<Vec<_>>(), ["linux/arm64"]);
+        let arm64 = &images["linux/arm64"];
+        assert_eq!(arm64.digest, "sha256:m1");
+        assert_eq!(arm64.config["architecture"], "arm64");
+        assert_eq!(arm64.file("/bin/x").unwrap(), b"x");
+    }
 }
