@@ -79,7 +79,7 @@ impl BuildContext {
     /// The layers of the image's `hive:` chain (as the plan resolved it), bottom first, and the base at the
     /// bottom (scratch or a registry image).
     fn chain(&self, planned: &PlanImage) -> Result<(Base, Vec<ChainLayer>), JobError> {
-        let chain = &self.facts(planned).chain;
+        let chain = &self.facts(planned).platforms[0].chain;
         let mut layers = Vec::new();
         for name in &chain.images {
             let current = self
@@ -338,7 +338,7 @@ fn base_of(
     let Base::Image { reference } = root else {
         return Ok(None);
     };
-    let platform = context.facts(planned).platform().clone();
+    let platform = context.facts(planned).platforms[0].platform.clone();
     let resolved = match context
         .bases
         .bases
@@ -417,7 +417,7 @@ fn lay_out(
     base: Option<PinnedResolved>,
     chain: &[ChainLayer],
 ) -> Result<(ImageLayout, Llb, Vec<u8>), JobError> {
-    let platform = context.facts(planned).platform().clone();
+    let platform = context.facts(planned).platforms[0].platform.clone();
     let (pinned, mut config) = match base {
         Some(resolved) => (Some(resolved.base), Some(resolved.config)),
         None => (None, None),

@@ -311,7 +311,7 @@ fn check_supported(resolved: &Resolved) -> Result<(), HiveError> {
             .facts(&image.name)
             .platforms
             .iter()
-            .any(|platform| *platform != host)
+            .any(|on| on.platform != host)
         {
             return Err(HiveError::Input(format!(
                 "image `{}` targets {}; this version builds for the host platform ({host}) only",
@@ -361,20 +361,20 @@ fn needs(
     let mut needs = std::collections::BTreeSet::new();
     for image in resolved.plan.images.iter().filter(|image| image.selected) {
         let facts = resolved.facts(&image.name);
-        let hive_build::plan::Base::Image { reference } = &facts.chain.root else {
+        let chain = &facts.platforms[0].chain;
+        let hive_build::plan::Base::Image { reference } = &chain.root else {
             continue;
         };
         // Only an image right on the registry base is checked here; one on `hive:` layers is checked in its build.
-        let loader = facts
-            .chain
+        let loader = chain
             .is_direct()
             .then(|| executables.get(&(image.package.name.clone(), image.binary.target.clone())))
             .flatten()
             .and_then(|executable| executable.interpreter.clone());
-        for platform in &facts.platforms {
+        for on in &facts.platforms {
             needs.insert(bases::Need {
                 reference: reference.clone(),
-                platform: platform.clone(),
+                platform: on.platform.clone(),
                 loader: loader.clone(),
             });
         }
@@ -398,7 +398,7 @@ fn dry_run(resolved: &Resolved, epoch: i64) -> Result<i32, HiveError> {
     use std::io::Write;
     let mut documents = Vec::new();
     for planned in resolved.plan.images.iter().filter(|image| image.selected) {
-        let platform = &resolved.facts(&planned.name).platforms[0];
+        let platform = &resolved.facts(&planned.name).platforms[0].platform;
         documents.push(job::dry_run_json(planned, platform, epoch));
     }
     let text = serde_json::to_string_pretty(
