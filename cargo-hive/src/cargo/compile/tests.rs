@@ -327,7 +327,8 @@ fn an_artifact_that_cannot_be_placed_is_an_error_naming_it() {
     }
 }
 
-/// Writes a little binary crate whose cargo configuration links aarch64 musl with rust-lld.
+/// Writes a little binary crate whose cargo configuration links aarch64 musl with rust-lld and aarch64 gnu with a
+/// linker that does not exist.
 fn scratch_crate(root: &Path) {
     std::fs::create_dir_all(root.join("src")).unwrap();
     std::fs::create_dir_all(root.join(".cargo")).unwrap();
@@ -343,29 +344,51 @@ fn scratch_crate(root: &Path) {
     .unwrap();
     std::fs::write(
         root.join(".cargo/config.toml"),
-        "[build]\ntarget-dir = \"out\"\n\n[target.aarch64-unknown-linux-musl]\nlinker = \"rust-lld\"\n",
+        "[build]\ntarget-dir = \"out\"\n\n[target.aarch64-unknown-linux-musl]\nlinker = \"rust-lld\"\n\n\
+         [target.aarch64-unknown-linux-gnu]\nlinker = \"/nonexistent-linker\"\n",
     )
     .unwrap();
 }
 
-#[tokio::test]
-async fn one_real_cargo_run_builds_every_triple() {
-    let root = tempfile::tempdir().unwrap();
-    scratch_crate(root.path());
-    // `build.target-dir` moves the target dir; it is given as cargo metadata would name it.
-    let request = CompileRequest {
+/// A quiet build of the scratch crate for `triples`; `build.target-dir` moves the target dir, which is given as
+/// cargo metadata would name it.
+fn scratch_request(root: &Path, triples: &[&str]) -> CompileRequest {
+    CompileRequest {
         cargo: Cargo {
             program: env!("CARGO").into(),
             quiet: true,
             ..Default::default()
         },
         targets: BTreeMap::from([("scratch".into(), vec!["scratch".into()])]),
-        ..request(
-            &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-musl"],
-            true,
-            &root.path().join("out"),
-        )
+        ..request(triples, true, &root.join("out"))
+    }
+}
+
+#[tokio::test]
+async fn a_real_link_failure_hints_at_the_linker() {
+    let root = tempfile::tempdir().unwrap();
+    scratch_crate(root.path());
+    let request = scratch_request(root.path(), &["aarch64-unknown-linux-gnu"]);
+    let error = build(&request, root.path()).await.unwrap_err();
+    let CargoError::LinkFailed { hints, .. } = &error else {
+        panic!("not a link failure: {error}");
     };
+    assert_eq!(
+        hints,
+        &[LinkerHint {
+            triple: "aarch64-unknown-linux-gnu".into()
+        }]
+    );
+}
+
+#[tokio::test]
+async fn one_real_cargo_run_builds_every_triple() {
+    let root = tempfile::tempdir().unwrap();
+    scratch_crate(root.path());
+    let request = scratch_request(
+        root.path(),
+        &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-musl"],
+    );
     let artifacts = build(&request, root.path()).await.unwrap();
     let architectures: Vec<(&str, Option<&str>)> = artifacts
         .executables
