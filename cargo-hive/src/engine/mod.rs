@@ -250,6 +250,9 @@ async fn prepare_context(
     let request = CompileRequest {
         cargo: request.cargo.clone(),
         targets: targets(plan),
+        triples: vec![cargo::host_default_triple().to_owned()],
+        pass_target: false,
+        target_dir: target_dir.to_path_buf(),
     };
     progress.event(EngineEvent::CargoStarted);
     let cwd = std::env::current_dir().map_err(|source| HiveError::Read {
@@ -261,8 +264,8 @@ async fn prepare_context(
     progress.event(EngineEvent::CargoFinished {
         success: artifacts.is_ok(),
     });
-    let artifacts = artifacts?;
-    artifacts::check_architectures(resolved, &artifacts.executables)
+    let executables = artifacts?.for_triple(cargo::host_default_triple());
+    artifacts::check_architectures(resolved, &executables)
         .map_err(|err| HiveError::Input(err.to_string()))?;
 
     let buildkit = Buildkit::connect(options).await?;
@@ -281,7 +284,7 @@ async fn prepare_context(
     .await?;
     let docker_socket = output::docker_endpoint(buildkit_docker.as_deref(), docker_host).socket;
 
-    let bases = bases::prepare(&buildkit, needs(resolved, &artifacts.executables)).await?;
+    let bases = bases::prepare(&buildkit, needs(resolved, &executables)).await?;
     Ok(job::BuildContext {
         buildkit,
         docker_socket,
@@ -297,7 +300,7 @@ async fn prepare_context(
             .map(|image| (image.name.clone(), image.clone()))
             .collect(),
         facts: resolved.image_facts.clone(),
-        executables: artifacts.executables,
+        executables,
         revision: resolved.git.sha().ok().map(str::to_owned),
         bases,
     })
