@@ -379,24 +379,30 @@ impl Buildkit {
         let facts = Arc::new(Mutex::new(BaseFacts::default()));
         let shared = facts.clone();
         let result = gateway::build(self, request, |gateway| async move {
-            let mut last = None;
-            for query in &queries {
-                let resolved = resolve_once(&gateway, &shared, query, &session_id).await;
-                let (Some(loader), Ok(resolved)) = (&query.loader, resolved) else {
-                    continue;
+            let bases = resolve_all(&gateway, &queries, &session_id).await;
+            let checks = queries.iter().filter_map(|query| {
+                let loader = query.loader.as_ref()?;
+                let key = (query.reference.clone(), query.platform.clone());
+                let Some(Ok(resolved)) = bases.get(&key) else {
+                    return None;
                 };
-                let (solved, found) = has_loader(&gateway, query, resolved, loader).await?;
-                let key = (
-                    query.reference.clone(),
-                    query.platform.clone(),
-                    loader.clone(),
-                );
-                shared
-                    .lock()
-                    .expect("not poisoned")
-                    .loaders
-                    .insert(key, found);
-                last = Some(solved);
+                let gateway = &gateway;
+                Some(async move {
+                    let (solved, found) =
+                        has_loader(gateway, query, resolved.clone(), loader).await?;
+                    let key = (key.0, key.1, loader.clone());
+                    Ok::<_, FrontendError>((key, solved, found))
+                })
+            });
+            let checked = futures::future::try_join_all(checks).await?;
+            let mut last = None;
+            {
+                let mut facts = shared.lock().expect("not poisoned");
+                facts.bases = bases;
+                for (key, solved, found) in checked {
+                    facts.loaders.insert(key, found);
+                    last = Some(solved);
+                }
             }
             match last {
                 Some(solved) => gateway.return_result(&solved, BTreeMap::new()).await,
@@ -452,30 +458,40 @@ const PROBED: &[&str] = &[
     "linux/riscv64",
 ];
 
-/// The base of `query`, resolved on first use.
-async fn resolve_once(
+/// Every distinct (base, platform) of `queries`, resolved concurrently: a multi-platform build asks for each base
+/// once per platform.
+async fn resolve_all(
     gateway: &gateway::Gateway,
-    facts: &Mutex<BaseFacts>,
-    query: &BaseQuery,
+    queries: &BTreeSet<BaseQuery>,
+    session_id: &str,
+) -> BTreeMap<BaseKey, Result<ResolvedImage, BaseError>> {
+    let keys: BTreeSet<BaseKey> = queries
+        .iter()
+        .map(|query| (query.reference.clone(), query.platform.clone()))
+        .collect();
+    let resolves = keys
+        .iter()
+        .map(|(reference, platform)| resolve_base(gateway, reference, platform, session_id));
+    let resolved = futures::future::join_all(resolves).await;
+    keys.into_iter().zip(resolved).collect()
+}
+
+/// One base for one platform, or why it cannot be had (with the platforms it has, when it lacks this one).
+async fn resolve_base(
+    gateway: &gateway::Gateway,
+    reference: &str,
+    platform: &Platform,
     session_id: &str,
 ) -> Result<ResolvedImage, BaseError> {
-    let key = (query.reference.clone(), query.platform.clone());
-    let known = facts.lock().expect("not poisoned").bases.get(&key).cloned();
-    if let Some(resolved) = known {
-        return resolved;
-    }
-    let resolved = match resolve_for(gateway, &query.reference, &query.platform, session_id).await {
+    match resolve_for(gateway, reference, platform, session_id).await {
         Ok(Some(resolved)) => Ok(resolved),
         Ok(None) => Err(BaseError::MissingPlatform {
-            reference: query.reference.clone(),
-            platform: query.platform.clone(),
-            available: available_platforms(gateway, &query.reference, session_id).await,
+            reference: reference.to_owned(),
+            platform: platform.clone(),
+            available: available_platforms(gateway, reference, session_id).await,
         }),
         Err(error) => Err(BaseError::Resolve(error)),
-    };
-    let mut facts = facts.lock().expect("not poisoned");
-    facts.bases.insert(key, resolved.clone());
-    resolved
+    }
 }
 
 /// The base's image for `platform`, or `None` when it has none: the daemon found no match in an index, or
