@@ -13,7 +13,7 @@ use super::fresh;
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
 };
-use crate::buildkit::{BaseFacts, Buildkit, LoaderCheck, SolveJob, Solved};
+use crate::buildkit::{BaseFacts, Buildkit, LoaderCheck, PlatformSolve, SolveJob, Solved};
 use crate::cargo::Executable;
 use crate::output::{self, Destination};
 use crate::plan::{ImageFacts, Platform};
@@ -292,9 +292,12 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         export_file: outputs.plan.file.clone(),
         exporters: outputs.plan.exporters.clone(),
         epoch: context.epoch,
-        definition,
-        config,
-        loader_check: loader_check(planned, &chain, &image_layout),
+        platforms: vec![PlatformSolve {
+            platform: image_layout.platform.clone(),
+            loader_check: loader_check(planned, &chain, &image_layout),
+            definition,
+            config,
+        }],
     };
     let mut solved = context.buildkit.solve(job, &context.progress).await?;
     finish_outputs(context, &outputs, &mut solved).await?;
