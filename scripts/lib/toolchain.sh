@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the project's scripts: make sure cargo, rustfmt, clippy and the cross targets are there (rustup is on the
 # machine). The system side of cross builds (aarch64 linker, qemu for running arm64 images) is root's and lives in
 # scripts/buildkit-up.
