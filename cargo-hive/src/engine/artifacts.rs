@@ -37,7 +37,12 @@ pub(crate) fn check_architectures(
         let Some(machine) = executable.machine else {
             continue;
         };
-        for platform in &resolved.facts(&image.name).platforms {
+        for platform in resolved
+            .facts(&image.name)
+            .platforms
+            .iter()
+            .map(|on| &on.platform)
+        {
             let wanted = platform.architecture();
             let actual = machine.architecture();
             if actual == Some(wanted) {

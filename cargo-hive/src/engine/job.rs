@@ -13,7 +13,7 @@ use super::fresh;
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
 };
-use crate::buildkit::{BaseFacts, Buildkit, LoaderCheck, SolveJob, Solved};
+use crate::buildkit::{BaseFacts, Buildkit, LoaderCheck, PlatformSolve, SolveJob, Solved};
 use crate::cargo::Executable;
 use crate::output::{self, Destination};
 use crate::plan::{ImageFacts, Platform};
@@ -79,7 +79,7 @@ impl BuildContext {
     /// The layers of the image's `hive:` chain (as the plan resolved it), bottom first, and the base at the
     /// bottom (scratch or a registry image).
     fn chain(&self, planned: &PlanImage) -> Result<(Base, Vec<ChainLayer>), JobError> {
-        let chain = &self.facts(planned).chain;
+        let chain = &self.facts(planned).platforms[0].chain;
         let mut layers = Vec::new();
         for name in &chain.images {
             let current = self
@@ -292,9 +292,12 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         export_file: outputs.plan.file.clone(),
         exporters: outputs.plan.exporters.clone(),
         epoch: context.epoch,
-        definition,
-        config,
-        loader_check: loader_check(planned, &chain, &image_layout),
+        platforms: vec![PlatformSolve {
+            platform: image_layout.platform.clone(),
+            loader_check: loader_check(planned, &chain, &image_layout),
+            definition,
+            config,
+        }],
     };
     let mut solved = context.buildkit.solve(job, &context.progress).await?;
     finish_outputs(context, &outputs, &mut solved).await?;
@@ -338,7 +341,7 @@ fn base_of(
     let Base::Image { reference } = root else {
         return Ok(None);
     };
-    let platform = context.facts(planned).platform().clone();
+    let platform = context.facts(planned).platforms[0].platform.clone();
     let resolved = match context
         .bases
         .bases
@@ -417,7 +420,7 @@ fn lay_out(
     base: Option<PinnedResolved>,
     chain: &[ChainLayer],
 ) -> Result<(ImageLayout, Llb, Vec<u8>), JobError> {
-    let platform = context.facts(planned).platform().clone();
+    let platform = context.facts(planned).platforms[0].platform.clone();
     let (pinned, mut config) = match base {
         Some(resolved) => (Some(resolved.base), Some(resolved.config)),
         None => (None, None),

@@ -250,6 +250,9 @@ async fn prepare_context(
     let request = CompileRequest {
         cargo: request.cargo.clone(),
         targets: targets(plan),
+        triples: vec![cargo::host_default_triple().to_owned()],
+        pass_target: false,
+        target_dir: target_dir.to_path_buf(),
     };
     progress.event(EngineEvent::CargoStarted);
     let cwd = std::env::current_dir().map_err(|source| HiveError::Read {
@@ -261,8 +264,8 @@ async fn prepare_context(
     progress.event(EngineEvent::CargoFinished {
         success: artifacts.is_ok(),
     });
-    let artifacts = artifacts?;
-    artifacts::check_architectures(resolved, &artifacts.executables)
+    let executables = artifacts?.for_triple(cargo::host_default_triple());
+    artifacts::check_architectures(resolved, &executables)
         .map_err(|err| HiveError::Input(err.to_string()))?;
 
     let buildkit = Buildkit::connect(options).await?;
@@ -281,7 +284,7 @@ async fn prepare_context(
     .await?;
     let docker_socket = output::docker_endpoint(buildkit_docker.as_deref(), docker_host).socket;
 
-    let bases = bases::prepare(&buildkit, needs(resolved, &artifacts.executables)).await?;
+    let bases = bases::prepare(&buildkit, needs(resolved, &executables)).await?;
     Ok(job::BuildContext {
         buildkit,
         docker_socket,
@@ -297,7 +300,7 @@ async fn prepare_context(
             .map(|image| (image.name.clone(), image.clone()))
             .collect(),
         facts: resolved.image_facts.clone(),
-        executables: artifacts.executables,
+        executables,
         revision: resolved.git.sha().ok().map(str::to_owned),
         bases,
     })
@@ -311,7 +314,7 @@ fn check_supported(resolved: &Resolved) -> Result<(), HiveError> {
             .facts(&image.name)
             .platforms
             .iter()
-            .any(|platform| *platform != host)
+            .any(|on| on.platform != host)
         {
             return Err(HiveError::Input(format!(
                 "image `{}` targets {}; this version builds for the host platform ({host}) only",
@@ -361,20 +364,20 @@ fn needs(
     let mut needs = std::collections::BTreeSet::new();
     for image in resolved.plan.images.iter().filter(|image| image.selected) {
         let facts = resolved.facts(&image.name);
-        let hive_build::plan::Base::Image { reference } = &facts.chain.root else {
+        let chain = &facts.platforms[0].chain;
+        let hive_build::plan::Base::Image { reference } = &chain.root else {
             continue;
         };
         // Only an image right on the registry base is checked here; one on `hive:` layers is checked in its build.
-        let loader = facts
-            .chain
+        let loader = chain
             .is_direct()
             .then(|| executables.get(&(image.package.name.clone(), image.binary.target.clone())))
             .flatten()
             .and_then(|executable| executable.interpreter.clone());
-        for platform in &facts.platforms {
+        for on in &facts.platforms {
             needs.insert(bases::Need {
                 reference: reference.clone(),
-                platform: platform.clone(),
+                platform: on.platform.clone(),
                 loader: loader.clone(),
             });
         }
@@ -398,7 +401,7 @@ fn dry_run(resolved: &Resolved, epoch: i64) -> Result<i32, HiveError> {
     use std::io::Write;
     let mut documents = Vec::new();
     for planned in resolved.plan.images.iter().filter(|image| image.selected) {
-        let platform = &resolved.facts(&planned.name).platforms[0];
+        let platform = &resolved.facts(&planned.name).platforms[0].platform;
         documents.push(job::dry_run_json(planned, platform, epoch));
     }
     let text = serde_json::to_string_pretty(
