@@ -304,14 +304,14 @@ fn load_into_docker_20_10_without_the_host_platform_is_refused() {
     let foreign = format!("linux/{}", hive_e2e::foreign_target().2);
     let fixture = workspace_under(&unique_registry("load20-foreign"));
     fixture.set_image_keys(
-        "crates/worker/Cargo.toml",
-        "worker",
+        "crates/api/Cargo.toml",
+        "api",
         &format!("platforms = [\"{foreign}\"]"),
     );
     let result = run(fixture
         .build_at(&docker20_addr())
-        .args(["--load", "--image", "worker"]));
-    fixture.assert_fails(&result, &["image `worker`", &foreign, "--push"]);
+        .args(["--load", "--image", "api"]));
+    fixture.assert_fails(&result, &["image `api`", &foreign, "--push"]);
 }
 
 // --- errors --------------------------------------------------------------------------------------------------------
