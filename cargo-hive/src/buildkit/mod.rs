@@ -24,6 +24,7 @@ pub(crate) use gateway::ExporterSpec;
 pub(crate) use layout::ConfigError;
 pub(crate) use session::{DockerAuth, partial_owner};
 pub(crate) use solve::{
+    BaseError,
     BaseFacts, BaseQuery, LoaderCheck, PlatformSolve, SolveError, SolveJob, Solved,
 };
 pub(crate) use tls::TlsSettings;

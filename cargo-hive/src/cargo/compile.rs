@@ -63,16 +63,6 @@ pub(crate) struct Artifacts {
     pub(crate) executables: BTreeMap<ArtifactKey, Executable>,
 }
 
-impl Artifacts {
-    /// The executables built for one triple, keyed by (package name, bin target name).
-    pub(crate) fn for_triple(&self, triple: &str) -> BTreeMap<(String, String), Executable> {
-        self.executables
-            .iter()
-            .filter(|(key, _)| key.triple == triple)
-            .map(|(key, executable)| ((key.package.clone(), key.bin.clone()), executable.clone()))
-            .collect()
-    }
-}
 
 /// How to get a cross target linked: said when a cargo run with cross targets failed to link.
 #[derive(Debug, Clone, PartialEq, Eq)]
