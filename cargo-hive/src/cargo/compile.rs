@@ -210,6 +210,10 @@ fn is_link_failure(message: &str) -> bool {
 
 /// Runs cargo once for every triple and collects the executables.
 pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifacts, CargoError> {
+    debug_assert!(
+        request.pass_target || request.triples.len() == 1,
+        "a build without --target is for the one host triple"
+    );
     let ansi = std::io::stderr().is_terminal();
     let mut command = Command::new(&request.cargo.program);
     command
@@ -277,6 +281,9 @@ fn place(
     request: &CompileRequest,
     built: Vec<(String, Executable)>,
 ) -> Result<BTreeMap<ArtifactKey, Executable>, CargoError> {
+    if built.is_empty() {
+        return Ok(BTreeMap::new());
+    }
     let target_dir = request
         .target_dir
         .canonicalize()
