@@ -242,6 +242,11 @@ pub(super) fn verify(bytes: &[u8], digest: &str, what: &str) -> Result<(), Index
     }
 }
 
+/// Checks that `digest` is `sha256:<64 hex digits>`, the only kind BuildKit writes.
+pub(super) fn check_digest(digest: &str) -> Result<(), IndexError> {
+    hex_of(digest).map(drop)
+}
+
 fn hex_of(digest: &str) -> Result<&str, IndexError> {
     digest
         .strip_prefix("sha256:")

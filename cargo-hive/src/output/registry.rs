@@ -2,12 +2,15 @@
 //! (or manifest) by its digest, anonymously first, then with the credentials the Docker CLI would use for that
 //! registry (the same resolution the session's Auth service serves BuildKit).
 
+use std::sync::OnceLock;
+
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use super::index::{
-    ACCEPTED, Document, IndexError, PlatformManifest, image_manifests, is_index, parse, verify,
+    ACCEPTED, Document, IndexError, PlatformManifest, check_digest, image_manifests, is_index,
+    parse, verify,
 };
 use crate::buildkit::DockerAuth;
 
@@ -31,7 +34,8 @@ pub(crate) async fn index_manifests_from_registry(
         parsed.repository().to_owned(),
         digest.to_owned(),
     );
-    let bytes = pull(&pinned, reference).await?;
+    check_digest(digest)?;
+    let bytes = pull(&pinned, || user_auth(reference)).await?;
     let what = format!("{}@{digest}", parsed.repository());
     verify(&bytes, digest, &what)?;
     let document: Document = parse(&bytes, &what, "image index or manifest")?;
@@ -44,13 +48,17 @@ pub(crate) async fn index_manifests_from_registry(
     }])
 }
 
-/// The manifest bytes of `pinned`: anonymously, then, if the registry wants credentials, with the user's.
-async fn pull(pinned: &Reference, reference: &str) -> Result<Vec<u8>, IndexError> {
+/// The manifest bytes of `pinned`: anonymously, then, if the registry wants credentials, with what `credentials`
+/// finds (the user's).
+async fn pull<F>(pinned: &Reference, credentials: impl FnOnce() -> F) -> Result<Vec<u8>, IndexError>
+where
+    F: Future<Output = Result<Option<RegistryAuth>, IndexError>>,
+{
     let failed = |err: oci_client::errors::OciDistributionError| IndexError::Registry {
         reference: pinned.whole(),
         detail: err.to_string(),
     };
-    let anonymous = client(pinned)?
+    let anonymous = anonymous_client(pinned)?
         .pull_manifest_raw(pinned, &RegistryAuth::Anonymous, &ACCEPTED)
         .await;
     let error = match anonymous {
@@ -58,7 +66,7 @@ async fn pull(pinned: &Reference, reference: &str) -> Result<Vec<u8>, IndexError
         Err(error) if needs_credentials(&error) => error,
         Err(error) => return Err(failed(error)),
     };
-    let Some(auth) = user_auth(reference).await? else {
+    let Some(auth) = credentials().await? else {
         return Err(failed(error));
     };
     let (bytes, _) = client(pinned)?
@@ -115,6 +123,23 @@ async fn user_auth(reference: &str) -> Result<Option<RegistryAuth>, IndexError> 
     )
 }
 
+/// The client for anonymous reads, made once per protocol: making one loads the system's root certificates, which
+/// costs more than the read itself. It only ever holds anonymous access (oci-client keeps one per registry).
+fn anonymous_client(reference: &Reference) -> Result<Client, IndexError> {
+    static HTTP: OnceLock<Client> = OnceLock::new();
+    static HTTPS: OnceLock<Client> = OnceLock::new();
+    let cell = if is_loopback(reference.resolve_registry()) {
+        &HTTP
+    } else {
+        &HTTPS
+    };
+    if let Some(client) = cell.get() {
+        return Ok(client.clone());
+    }
+    let client = client(reference)?;
+    Ok(cell.get_or_init(|| client).clone())
+}
+
 /// A client for the registry of `reference`: plain HTTP for loopback registries, as Docker (127.0.0.0/8 is an
 /// insecure registry by default) and BuildKit (`localhost`, `127.0.0.1`) do; HTTPS with the system's roots
 /// elsewhere.
@@ -152,6 +177,205 @@ fn is_loopback(registry: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::{Arc, Mutex};
+
+    use sha2::{Digest as _, Sha256};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// `Basic` of `me:pw`.
+    const GOOD: &str = "Basic bWU6cHc=";
+
+    /// A fake registry on a loopback port serving one manifest, `body`, as `app@digest`; with `basic`, only to
+    /// requests that carry [`GOOD`] (else 401 with a Basic challenge). Records each request's line and whether it
+    /// carried credentials.
+    async fn fake_registry(
+        body: Vec<u8>,
+        media_type: &'static str,
+        basic: bool,
+    ) -> (String, String, Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (manifest_path, log) = (format!("/v2/app/manifests/{digest}"), seen.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let (body, manifest_path, log) = (body.clone(), manifest_path.clone(), log.clone());
+                tokio::spawn(async move {
+                    let mut read = Vec::new();
+                    loop {
+                        let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            let mut buf = [0; 4096];
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => read.extend_from_slice(&buf[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&read[..end]).to_string();
+                        read.drain(..end + 4);
+                        let line = head.lines().next().unwrap_or("").to_owned();
+                        let authorized = head.lines().any(|l| {
+                            l.to_ascii_lowercase().starts_with("authorization:")
+                                && l.ends_with(GOOD)
+                        });
+                        log.lock()
+                            .unwrap()
+                            .push(format!("{line} auth={authorized}"));
+                        let path = line.split(' ').nth(1).unwrap_or("");
+                        let (status, extra, payload) = if basic && !authorized {
+                            (
+                                "401 Unauthorized",
+                                "WWW-Authenticate: Basic realm=\"fake\"\r\n".to_owned(),
+                                b"{}".to_vec(),
+                            )
+                        } else if path == "/v2/" {
+                            ("200 OK", String::new(), b"{}".to_vec())
+                        } else if path == manifest_path {
+                            (
+                                "200 OK",
+                                format!("Content-Type: {media_type}\r\n"),
+                                body.clone(),
+                            )
+                        } else {
+                            ("404 Not Found", String::new(), b"{}".to_vec())
+                        };
+                        let answer = format!(
+                            "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\n\r\n",
+                            payload.len()
+                        );
+                        let sent = stream.write_all(answer.as_bytes()).await;
+                        if sent.is_err() || stream.write_all(&payload).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("127.0.0.1:{port}/app:1"), digest, seen)
+    }
+
+    fn index_body() -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:aa", "size": 1,
+                 "platform": {"os": "linux", "architecture": "amd64"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:bb", "size": 1,
+                 "platform": {"os": "linux", "architecture": "arm64"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:cc", "size": 1,
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+            ],
+        }))
+        .unwrap()
+    }
+
+    fn pinned(reference: &str, digest: &str) -> Reference {
+        let parsed: Reference = reference.parse().unwrap();
+        Reference::with_digest(
+            parsed.registry().to_owned(),
+            parsed.repository().to_owned(),
+            digest.to_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn reads_an_index_anonymously_without_asking_for_credentials() {
+        let (reference, digest, seen) = fake_registry(
+            index_body(),
+            "application/vnd.oci.image.index.v1+json",
+            false,
+        )
+        .await;
+        let never = || async { panic!("credentials asked for an open registry") };
+        let bytes = pull(&pinned(&reference, &digest), never).await.unwrap();
+        assert_eq!(bytes, index_body());
+        let platforms = index_manifests_from_registry(&reference, &digest, "linux/amd64")
+            .await
+            .unwrap();
+        let platforms: Vec<(&str, &str)> = platforms
+            .iter()
+            .map(|m| (m.platform.as_str(), m.digest.as_str()))
+            .collect();
+        assert_eq!(
+            platforms,
+            [("linux/amd64", "sha256:aa"), ("linux/arm64", "sha256:bb")]
+        );
+        assert!(
+            seen.lock()
+                .unwrap()
+                .iter()
+                .all(|line| line.ends_with("auth=false")),
+            "{seen:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn falls_back_to_the_users_credentials_when_the_registry_wants_them() {
+        let (reference, digest, seen) = fake_registry(
+            index_body(),
+            "application/vnd.oci.image.index.v1+json",
+            true,
+        )
+        .await;
+        let pinned = pinned(&reference, &digest);
+        let user = || async { Ok(Some(RegistryAuth::Basic("me".into(), "pw".into()))) };
+        assert_eq!(pull(&pinned, user).await.unwrap(), index_body());
+        let manifest_reads: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains("/manifests/"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            manifest_reads.last().map(|l| l.ends_with("auth=true")),
+            Some(true),
+            "{manifest_reads:?}"
+        );
+        // No credentials to try: the registry's refusal, in words that name what was asked.
+        let none = || async { Ok(None) };
+        let err = pull(&pinned, none).await.unwrap_err();
+        assert!(
+            matches!(&err, IndexError::Registry { reference, .. } if reference.ends_with(&digest)),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_single_platform_manifest_is_its_own_platform() {
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": "sha256:dd", "size": 1},
+            "layers": [],
+        }))
+        .unwrap();
+        let (reference, digest, _) = fake_registry(
+            manifest,
+            "application/vnd.docker.distribution.manifest.v2+json",
+            false,
+        )
+        .await;
+        let platforms = index_manifests_from_registry(&reference, &digest, "linux/arm64")
+            .await
+            .unwrap();
+        assert_eq!(
+            platforms,
+            [PlatformManifest {
+                platform: "linux/arm64".into(),
+                digest: digest.clone()
+            }]
+        );
+        let err = index_manifests_from_registry(&reference, "sha256:short", "linux/arm64")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IndexError::BadDigest(_)), "{err}");
+    }
 
     #[test]
     fn loopback_registries_are_plain_http() {
