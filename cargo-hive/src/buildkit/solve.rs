@@ -1,6 +1,8 @@
-//! The façade's solves: one image ([`Buildkit::solve`]: its session, gateway build, status stream, loader check
-//! and export), the short build that resolves every base before the images ([`Buildkit::inspect_bases`]), and
-//! doctor's live check. Callers hand in LLB, config and exporters; no wire type leaves this module.
+//! The façade's solves: one image ([`Buildkit::solve`]: its session, gateway build, status stream, loader checks
+//! and export; one platform gives a plain manifest, several one index from the same build), the short build that
+//! resolves every base for every platform before the images ([`Buildkit::inspect_bases`], with
+//! [`BaseError::MissingPlatform`] for a base without the platform), and doctor's live check. Callers hand in LLB,
+//! config and exporters; no wire type leaves this module.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -490,7 +492,19 @@ async fn resolve_base(
             platform: platform.clone(),
             available: available_platforms(gateway, reference, session_id).await,
         }),
-        Err(error) => Err(BaseError::Resolve(error)),
+        // Docker 20.10 answers a platform its own store lacks by asking the registry, which may not have the image
+        // at all: when other platforms resolve, the platform is what is missing.
+        Err(error) => {
+            let available = available_platforms(gateway, reference, session_id).await;
+            if available.is_empty() || available.contains(platform) {
+                return Err(BaseError::Resolve(error));
+            }
+            Err(BaseError::MissingPlatform {
+                reference: reference.to_owned(),
+                platform: platform.clone(),
+                available,
+            })
+        }
     }
 }
 
@@ -559,7 +573,7 @@ fn oci_architecture(architecture: &str) -> &str {
     }
 }
 
-/// Which of [`PROBED`] the base has, asked concurrently (only once a platform was found missing).
+/// Which of [`PROBED`] the base has, asked concurrently (only once resolving a platform failed).
 async fn available_platforms(
     gateway: &gateway::Gateway,
     reference: &str,

@@ -63,16 +63,6 @@ pub(crate) struct Artifacts {
     pub(crate) executables: BTreeMap<ArtifactKey, Executable>,
 }
 
-impl Artifacts {
-    /// The executables built for one triple, keyed by (package name, bin target name).
-    pub(crate) fn for_triple(&self, triple: &str) -> BTreeMap<(String, String), Executable> {
-        self.executables
-            .iter()
-            .filter(|(key, _)| key.triple == triple)
-            .map(|(key, executable)| ((key.package.clone(), key.bin.clone()), executable.clone()))
-            .collect()
-    }
-}
 
 /// How to get a cross target linked: said when a cargo run with cross targets failed to link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +210,10 @@ fn is_link_failure(message: &str) -> bool {
 
 /// Runs cargo once for every triple and collects the executables.
 pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifacts, CargoError> {
+    debug_assert!(
+        request.pass_target || request.triples.len() == 1,
+        "a build without --target is for the one host triple"
+    );
     let ansi = std::io::stderr().is_terminal();
     let mut command = Command::new(&request.cargo.program);
     command
@@ -287,6 +281,9 @@ fn place(
     request: &CompileRequest,
     built: Vec<(String, Executable)>,
 ) -> Result<BTreeMap<ArtifactKey, Executable>, CargoError> {
+    if built.is_empty() {
+        return Ok(BTreeMap::new());
+    }
     let target_dir = request
         .target_dir
         .canonicalize()

@@ -2,13 +2,6 @@
 //! build of the binaries for every target triple; [`toolchain`] checks, before that, that the triples are installed.
 
 mod compile;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "issue 9: the engine's multi-platform path calls the check"
-    )
-)]
 mod toolchain;
 
 use std::ffi::OsString;
@@ -18,19 +11,11 @@ use cargo_metadata::PackageId;
 
 use crate::elf::NotABinary;
 
-#[expect(
-    unused_imports,
-    reason = "issue 9: the contract the engine's multi-platform path uses"
-)]
 pub(crate) use compile::{
-    ArtifactKey, Artifacts, CompileRequest, Executable, LinkerHint, build, cargo_args,
+    ArtifactKey, CompileRequest, Executable, LinkerHint, build,
 };
-#[expect(
-    unused_imports,
-    reason = "issue 9: the contract the engine's multi-platform path uses"
-)]
 pub(crate) use toolchain::{
-    MissingTarget, NeededTarget, ToolchainError, check_targets_installed, host_default_triple,
+    NeededTarget, ToolchainError, check_targets_installed, host_default_triple,
 };
 
 /// Cargo's own flags that `cargo hive` forwards to every cargo it runs: feature selection and compilation options.

@@ -25,7 +25,7 @@ pub(crate) fn host_default_triple() -> &'static str {
         "i686-unknown-linux-gnu"
     } else if cfg!(target_arch = "riscv64") {
         "riscv64gc-unknown-linux-gnu"
-    } else if cfg!(target_arch = "powerpc64") {
+    } else if cfg!(all(target_arch = "powerpc64", target_endian = "little")) {
         "powerpc64le-unknown-linux-gnu"
     } else if cfg!(target_arch = "s390x") {
         "s390x-unknown-linux-gnu"

@@ -12,7 +12,8 @@ use crate::plan::assemble;
 use crate::plan::facts::Resolved;
 use crate::plan::git::{GitFacts, GitOverrides};
 use crate::plan::template::Context;
-use crate::plan::triple::{default_triple, host_triple};
+use crate::cargo::host_default_triple as host_triple;
+use crate::plan::triple::default_triple;
 use crate::plan::{Platform, assemble::Layers};
 
 /// What a plan is computed from.
@@ -75,6 +76,7 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
                 triples: &triples,
                 pass_target,
             };
+            check_installed(cargo, &triples)?;
             config::run_build_scripts(&mut definitions, cargo, targets, &mut diags)?;
         }
         let mut pass_diags = Diagnostics::default();
@@ -149,4 +151,21 @@ fn script_triples(definitions: &Definitions) -> BTreeSet<String> {
         triples.insert(host_triple().to_owned());
     }
     triples
+}
+
+/// `cargo check --target` needs each triple's standard library: a missing one is said with its `rustup` command.
+fn check_installed(cargo: &Cargo, triples: &BTreeSet<String>) -> Result<(), HiveError> {
+    let needed: Vec<crate::cargo::NeededTarget> = triples
+        .iter()
+        .map(|triple| crate::cargo::NeededTarget {
+            triple: triple.clone(),
+            needed_for: "the build scripts that declare images".to_owned(),
+        })
+        .collect();
+    let cwd = std::env::current_dir().map_err(|source| HiveError::Read {
+        path: PathBuf::from("."),
+        source,
+    })?;
+    crate::cargo::check_targets_installed(cargo, &needed, &cwd)
+        .map_err(|err| HiveError::Input(err.to_string()))
 }

@@ -20,4 +20,3 @@ pub(crate) use facts::{ImageFacts, PlatformFacts, Resolved};
 pub(crate) use git::{EpochSource, source_date_epoch};
 pub(crate) use platform::Platform;
 pub(crate) use reference::registry_host;
-pub(crate) use triple::host_triple;

@@ -79,27 +79,6 @@ pub(crate) fn default_triple(platform: &Platform) -> Option<&'static str> {
     Some(triple)
 }
 
-/// The triple of the machine cargo-hive runs on, which is what cargo builds for without `--target`.
-pub(crate) fn host_triple() -> &'static str {
-    const ARCH: &str = std::env::consts::ARCH;
-    if cfg!(target_env = "musl") {
-        match ARCH {
-            "x86_64" => "x86_64-unknown-linux-musl",
-            _ => "aarch64-unknown-linux-musl",
-        }
-    } else {
-        match ARCH {
-            "x86_64" => "x86_64-unknown-linux-gnu",
-            "aarch64" => "aarch64-unknown-linux-gnu",
-            "riscv64" => "riscv64gc-unknown-linux-gnu",
-            "powerpc64" => "powerpc64le-unknown-linux-gnu",
-            "s390x" => "s390x-unknown-linux-gnu",
-            "loongarch64" => "loongarch64-unknown-linux-gnu",
-            _ => "x86_64-unknown-linux-gnu",
-        }
-    }
-}
-
 /// The platform a known triple builds for, as `os/arch[/variant]` text.
 pub(crate) fn platform_of(triple: &str) -> Option<String> {
     let arch = triple.split('-').next()?;
@@ -176,7 +155,7 @@ mod tests {
             platform_of("armv7-unknown-linux-musleabihf").unwrap(),
             "linux/arm/v7"
         );
-        assert!(KNOWN.contains(&host_triple()));
+        assert!(KNOWN.contains(&crate::cargo::host_default_triple()));
     }
 
     #[test]
