@@ -107,7 +107,7 @@ pub(crate) enum JobError {
         /// The image.
         image: String,
         /// Why.
-        source: IndexError,
+        source: Box<IndexError>,
     },
 }
 

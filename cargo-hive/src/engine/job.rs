@@ -404,7 +404,7 @@ async fn manifests(
     }
     let failed = |source| JobError::Manifests {
         image: planned.name.clone(),
-        source,
+        source: Box::new(source),
     };
     let manifests = if let Some(archive) = solved
         .file_written
