@@ -307,7 +307,8 @@ pub fn registry_get(
         std::net::TcpStream::connect(host).unwrap_or_else(|err| panic!("registry {host}: {err}"));
     let mut request = format!(
         "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/vnd.oci.image.manifest.v1+json, \
-         application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json\r\n"
+         application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, \
+         application/vnd.docker.distribution.manifest.list.v2+json\r\n"
     );
     if let Some(authorization) = authorization {
         request.push_str(&format!("Authorization: {authorization}\r\n"));
@@ -497,4 +498,413 @@ pub fn assert_interrupted(status: std::process::ExitStatus, stdout: &str, stderr
     assert_eq!(status.code(), Some(130), "{status}\n{stdout}\n{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+// --- multi-platform images: indexes, their platforms' images, the binaries in their layers ---------------------------
+
+/// The example workspace with every image pushed under `registry` (`localhost:5000/e2e/x-123`) instead of
+/// `localhost:5000/acme`, `worker-admin`'s own repository included.
+pub fn workspace_under(registry: &str) -> Fixture {
+    let fixture = Fixture::example("workspace");
+    fixture.edit(
+        "Cargo.toml",
+        "registry = \"localhost:5000/acme\"",
+        &format!("registry = \"{registry}\""),
+    );
+    fixture.edit(
+        "crates/worker/Cargo.toml",
+        "repository = \"localhost:5000/acme/ops/worker-admin\"",
+        &format!("repository = \"{registry}/ops/worker-admin\""),
+    );
+    fixture
+}
+
+/// The media type of an OCI image index.
+pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// The media type of Docker's manifest list, the index `docker push` writes.
+pub const DOCKER_LIST_MEDIA_TYPE: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The OCI architecture (`amd64`, `arm64`) of an ELF file's machine. Panics on anything but a little-endian ELF of
+/// a machine the suite knows, naming what it found.
+pub fn elf_arch(bytes: &[u8]) -> &'static str {
+    assert!(
+        bytes.len() > 20 && bytes.starts_with(b"\x7fELF"),
+        "not an ELF file ({} bytes)",
+        bytes.len()
+    );
+    assert_eq!(bytes[5], 1, "not a little-endian ELF");
+    match u16::from_le_bytes([bytes[18], bytes[19]]) {
+        62 => "amd64",
+        183 => "arm64",
+        other => panic!("an ELF file for machine {other}, which the suite has no OCI name for"),
+    }
+}
+
+/// `bytes`, gunzipped by the system's `gzip` when they are gzip (BuildKit's default layer compression), else as
+/// they are.
+pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return bytes.to_vec();
+    }
+    let mut child = Command::new("gzip")
+        .arg("-dc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gzip runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    // Fed from a thread: gzip's output fills its pipe long before all of its input is written.
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    feeder.join().unwrap().expect("gzip reads its input");
+    assert!(
+        output.status.success(),
+        "gzip -dc: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// One platform's image in an index, read whole: its manifest, config and layers (uncompressed tars).
+#[derive(Debug)]
+pub struct PlatformImage {
+    /// `os/arch[/variant]`, from the index's descriptor.
+    pub platform: String,
+    /// The manifest's digest.
+    pub digest: String,
+    /// The manifest.
+    pub manifest: Value,
+    /// The image config.
+    pub config: Value,
+    /// Each layer, uncompressed, in manifest order.
+    pub layers: Vec<Vec<u8>>,
+}
+
+impl PlatformImage {
+    /// The content of the file at `path` (absolute, in the image) as the top layer holding it has it.
+    pub fn file(&self, path: &str) -> Option<Vec<u8>> {
+        let wanted = path.trim_start_matches('/');
+        self.layers.iter().rev().find_map(|layer| {
+            tar_members(layer)
+                .into_iter()
+                .find(|(name, _)| name.trim_start_matches("./").trim_start_matches('/') == wanted)
+                .map(|(_, data)| data)
+        })
+    }
+
+    /// The OCI architecture of the ELF executable at `path` in the image.
+    pub fn binary_arch(&self, path: &str) -> &'static str {
+        let bytes = self
+            .file(path)
+            .unwrap_or_else(|| panic!("no {path} in the {} image", self.platform));
+        elf_arch(&bytes)
+    }
+}
+
+/// `os/arch[/variant]` of a descriptor's `platform`. `arm64/v8` is `arm64`, as containerd normalizes it (the
+/// registry's arm64 bases say `v8`).
+pub fn platform_name(descriptor: &Value) -> String {
+    let platform = &descriptor["platform"];
+    let mut name = format!(
+        "{}/{}",
+        platform["os"].as_str().expect("platform.os"),
+        platform["architecture"]
+            .as_str()
+            .expect("platform.architecture")
+    );
+    if let Some(variant) = platform["variant"]
+        .as_str()
+        .filter(|variant| !(name == "linux/arm64" && *variant == "v8"))
+    {
+        name.push('/');
+        name.push_str(variant);
+    }
+    name
+}
+
+/// The images an OCI index lists, by platform, each read through `manifest` and `blob` (bytes by digest: a
+/// registry serves manifests and blobs at different paths). Attestation manifests (platform `unknown/unknown`, which
+/// buildx adds) are left out; two manifests for one platform fail.
+pub fn platform_images(
+    index: &Value,
+    manifest: impl Fn(&str) -> Vec<u8>,
+    blob: impl Fn(&str) -> Vec<u8>,
+) -> BTreeMap<String, PlatformImage> {
+    assert!(
+        index["mediaType"] == INDEX_MEDIA_TYPE || index["mediaType"] == DOCKER_LIST_MEDIA_TYPE,
+        "not an index: {index:#}"
+    );
+    let mut images = BTreeMap::new();
+    for descriptor in index["manifests"]
+        .as_array()
+        .expect("an index lists manifests")
+    {
+        let platform = platform_name(descriptor);
+        if platform == "unknown/unknown" {
+            continue;
+        }
+        let digest = descriptor["digest"].as_str().unwrap().to_owned();
+        let manifest: Value = serde_json::from_slice(&manifest(&digest)).unwrap();
+        let config: Value =
+            serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+        let layers = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|layer| gunzip(&blob(layer["digest"].as_str().unwrap())))
+            .collect();
+        let image = PlatformImage {
+            platform: platform.clone(),
+            digest,
+            manifest,
+            config,
+            layers,
+        };
+        assert!(
+            images.insert(platform.clone(), image).is_none(),
+            "two manifests for {platform}: {index:#}"
+        );
+    }
+    images
+}
+
+impl OciArchive {
+    /// A blob's bytes by digest.
+    pub fn blob_bytes(&self, digest: &str) -> Vec<u8> {
+        let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+        self.members
+            .get(&format!("blobs/sha256/{hex}"))
+            .unwrap_or_else(|| panic!("blob {digest} missing from the archive"))
+            .clone()
+    }
+
+    /// The archive's one image as an index (a multi-platform image): its digest and its platforms' images.
+    pub fn index(&self) -> (String, BTreeMap<String, PlatformImage>) {
+        let (digest, _, index) = self.manifest();
+        let images = platform_images(
+            &index,
+            |digest| self.blob_bytes(digest),
+            |digest| self.blob_bytes(digest),
+        );
+        (digest, images)
+    }
+}
+
+/// A repository path in the plain registry (`e2e/x-1/api`) of a reference to it (`localhost:5000/e2e/x-1/api`).
+pub fn registry_path(repository: &str) -> &str {
+    repository
+        .strip_prefix("localhost:5000/")
+        .or_else(|| repository.strip_prefix("127.0.0.1:5000/"))
+        .unwrap_or_else(|| panic!("{repository} is not in the plain registry {REGISTRY}"))
+}
+
+/// A blob from the plain registry.
+pub fn registry_blob(path: &str, digest: &str) -> Vec<u8> {
+    let (status, _, body) = registry_get(REGISTRY, &format!("/v2/{path}/blobs/{digest}"), None);
+    assert_eq!(
+        status,
+        200,
+        "blob {digest} of {path}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    body
+}
+
+/// A manifest or index from the plain registry, by tag or digest: its digest and bytes.
+pub fn registry_manifest_bytes(path: &str, reference: &str) -> (String, Vec<u8>) {
+    let (status, headers, body) =
+        registry_get(REGISTRY, &format!("/v2/{path}/manifests/{reference}"), None);
+    assert_eq!(
+        status,
+        200,
+        "{path}:{reference}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    (headers["docker-content-digest"].clone(), body)
+}
+
+/// A manifest or index from the plain registry, by tag or digest: its digest and content.
+pub fn registry_manifest(path: &str, reference: &str) -> (String, Value) {
+    let (digest, body) = registry_manifest_bytes(path, reference);
+    (digest, serde_json::from_slice(&body).unwrap())
+}
+
+/// A multi-platform image in the plain registry: the index's digest and its platforms' images.
+pub fn registry_index(path: &str, reference: &str) -> (String, BTreeMap<String, PlatformImage>) {
+    let (digest, index) = registry_manifest(path, reference);
+    let images = platform_images(
+        &index,
+        |digest| registry_manifest_bytes(path, digest).1,
+        |digest| registry_blob(path, digest),
+    );
+    (digest, images)
+}
+
+impl Fixture {
+    /// `cargo hive plan` in the workspace.
+    pub fn plan(&self) -> Command {
+        let mut command = cargo_hive();
+        command
+            .current_dir(self.root())
+            .env("CARGO_TARGET_DIR", self.target())
+            .env("HIVE_GIT_SHA", GIT_SHA)
+            .env("HIVE_GIT_BRANCH", "main")
+            .arg("plan");
+        command
+    }
+
+    /// A binary cargo built for `triple` (with `--target`, so under `<target>/<triple>/debug/`).
+    pub fn binary(&self, triple: &str, name: &str) -> PathBuf {
+        self.target().join(triple).join("debug").join(name)
+    }
+
+    /// The 1-based line of the one line of a workspace file that contains `needle`.
+    pub fn line_of(&self, file: &str, needle: &str) -> usize {
+        let text = std::fs::read_to_string(self.root().join(file)).unwrap();
+        let lines: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| line.contains(needle))
+            .map(|(at, _)| at + 1)
+            .collect();
+        assert_eq!(lines.len(), 1, "{needle:?} in {file}: lines {lines:?}");
+        lines[0]
+    }
+}
+
+/// The Docker 20.10 daemon of the compatibility run (`scripts/buildkit-up --docker20`), as a BuildKit address.
+pub fn docker20_addr() -> String {
+    let addr = std::env::var("HIVE_TEST_DOCKER20_HOST")
+        .unwrap_or_else(|_| "docker+unix:///var/run/hive-docker20.sock".to_owned());
+    let path = addr
+        .strip_prefix("docker+unix://")
+        .expect("a docker+unix:// address");
+    assert!(
+        std::os::unix::net::UnixStream::connect(path).is_ok(),
+        "no Docker 20.10 at {addr}: run `scripts/buildkit-up --docker20` first"
+    );
+    addr
+}
+
+/// A `docker` CLI command talking to the Docker 20.10 daemon.
+pub fn docker20() -> Command {
+    let addr = docker20_addr();
+    let mut command = Command::new("docker");
+    command.env("DOCKER_HOST", addr.replacen("docker+unix://", "unix://", 1));
+    command
+}
+
+#[cfg(test)]
+mod multiplatform_tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o755);
+            builder.append_data(&mut header, name, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let path = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(path.path(), bytes).unwrap();
+        let output = Command::new("gzip")
+            .arg("-c")
+            .arg(path.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        output.stdout
+    }
+
+    #[test]
+    fn elf_arch_reads_the_machine_of_this_test_binary() {
+        let bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert_eq!(elf_arch(&bytes), crate::host_arch());
+    }
+
+    #[test]
+    #[should_panic(expected = "not an ELF file")]
+    fn elf_arch_refuses_a_script() {
+        elf_arch(b"#!/bin/sh\necho hello from a script\n");
+    }
+
+    #[test]
+    fn gunzip_inflates_gzip_and_keeps_anything_else() {
+        let big: Vec<u8> = (0..300_000u32).flat_map(u32::to_le_bytes).collect();
+        assert!(gunzip(&gzip(&big)) == big);
+        assert_eq!(gunzip(b"plain tar"), b"plain tar");
+    }
+
+    #[test]
+    fn platform_names_drop_the_v8_of_arm64_only() {
+        let name = |platform: Value| platform_name(&serde_json::json!({ "platform": platform }));
+        assert_eq!(
+            name(serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"})),
+            "linux/arm64"
+        );
+        assert_eq!(
+            name(serde_json::json!({"os": "linux", "architecture": "arm", "variant": "v7"})),
+            "linux/arm/v7"
+        );
+        assert_eq!(
+            name(serde_json::json!({"os": "linux", "architecture": "amd64"})),
+            "linux/amd64"
+        );
+    }
+
+    #[test]
+    fn a_file_of_an_image_is_the_top_layer_s() {
+        let image = PlatformImage {
+            platform: "linux/amd64".into(),
+            digest: "sha256:0".into(),
+            manifest: Value::Null,
+            config: Value::Null,
+            layers: vec![
+                tar_of(&[("usr/local/bin/app", b"old"), ("etc/base", b"base")]),
+                tar_of(&[("./usr/local/bin/app", b"new")]),
+            ],
+        };
+        assert_eq!(image.file("/usr/local/bin/app").unwrap(), b"new");
+        assert_eq!(image.file("/etc/base").unwrap(), b"base");
+        assert_eq!(image.file("/missing"), None);
+    }
+
+    #[test]
+    fn platform_images_skip_attestations_and_read_each_manifest() {
+        let index = serde_json::json!({
+            "mediaType": INDEX_MEDIA_TYPE,
+            "manifests": [
+                {"digest": "sha256:m1", "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+                {"digest": "sha256:att", "platform": {"os": "unknown", "architecture": "unknown"}},
+            ]
+        });
+        let layer = gzip(&tar_of(&[("bin/x", b"x")]));
+        let blobs: BTreeMap<&str, Vec<u8>> = BTreeMap::from([
+            (
+                "sha256:m1",
+                serde_json::to_vec(&serde_json::json!({
+                    "config": {"digest": "sha256:c1"},
+                    "layers": [{"digest": "sha256:l1"}]
+                }))
+                .unwrap(),
+            ),
+            ("sha256:c1", br#"{"architecture":"arm64"}"#.to_vec()),
+            ("sha256:l1", layer),
+        ]);
+        let fetch = |digest: &str| blobs[digest].clone();
+        let images = platform_images(&index, fetch, fetch);
+        assert_eq!(images.keys().collect::<Vec<_>>(), ["linux/arm64"]);
+        let arm64 = &images["linux/arm64"];
+        assert_eq!(arm64.digest, "sha256:m1");
+        assert_eq!(arm64.config["architecture"], "arm64");
+        assert_eq!(arm64.file("/bin/x").unwrap(), b"x");
+    }
 }

@@ -10,8 +10,16 @@ use hive_e2e::run;
 #[test]
 fn a_frontend_error_ends_the_solve() {
     let fixture = Fixture::example("workspace");
-    // Without crt-static the binaries need glibc's loader, which `worker` (on scratch) does not have.
-    std::fs::remove_file(fixture.root().join(".cargo/config.toml")).unwrap();
+    // Without crt-static the glibc binaries need glibc's loader, which `worker` (on scratch) does not have; the
+    // linkers stay.
+    let config = fixture.root().join(".cargo/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("+crt-static"), "{text}");
+    let text: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.contains("+crt-static"))
+        .collect();
+    std::fs::write(&config, text.join("\n")).unwrap();
     let result = run(fixture.build().args(["--image", "worker-admin"]));
     fixture.assert_fails(
         &result,

@@ -79,7 +79,7 @@ fn workspace() {
             "localhost:5000/acme/api:0123456"
         ]
     );
-    assert_eq!(api.platforms, ["linux/amd64"]);
+    assert_eq!(api.platforms, ["linux/amd64", "linux/arm64"]);
     assert_eq!(api.files[0].source, "[workspace]/crates/api/static");
     // Maps merge across layers: the package's RUST_LOG and the image's own variable.
     assert_eq!(api.config.env.len(), 2);
