@@ -55,7 +55,8 @@ pub(crate) struct SolveJob {
     pub(crate) name: String,
     /// The stable key the daemon keeps the local sources' last transfer under.
     pub(crate) shared_key: String,
-    /// The local sources the session serves (every platform's).
+    /// The local sources the session serves (every platform's: their names must differ between platforms, since
+    /// the session serves one directory per name).
     pub(crate) inputs: Vec<LocalInput>,
     /// The file an exporter writes through the session, if any.
     pub(crate) export_file: Option<PathBuf>,
@@ -122,8 +123,8 @@ pub(crate) enum SolveError {
 }
 
 impl Buildkit {
-    /// Solves one image: starts its session, runs the gateway build (loader check, solve, result with the config),
-    /// streams its status to `progress`, and takes the export.
+    /// Solves one image: starts its session, runs the gateway build (each platform's loader check and solve, then
+    /// one result with the configs), streams its status to `progress`, and takes the export.
     pub(crate) async fn solve(
         &self,
         job: SolveJob,

@@ -63,7 +63,6 @@ pub(crate) struct Artifacts {
     pub(crate) executables: BTreeMap<ArtifactKey, Executable>,
 }
 
-
 /// How to get a cross target linked: said when a cargo run with cross targets failed to link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LinkerHint {

@@ -11,9 +11,7 @@ use cargo_metadata::PackageId;
 
 use crate::elf::NotABinary;
 
-pub(crate) use compile::{
-    ArtifactKey, CompileRequest, Executable, LinkerHint, build,
-};
+pub(crate) use compile::{ArtifactKey, CompileRequest, Executable, LinkerHint, build};
 pub(crate) use toolchain::{
     NeededTarget, ToolchainError, check_targets_installed, host_default_triple,
 };

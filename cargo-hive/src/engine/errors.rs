@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::buildkit::{ConfigError, SolveError};
-use crate::output::DestinationError;
+use crate::output::{DestinationError, IndexError, LoadError};
 
 /// Why one image failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +87,28 @@ pub(crate) enum JobError {
     /// The solve failed.
     #[error(transparent)]
     Solve(#[from] SolveError),
+    /// `--load` cannot load the image on this Docker.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// `--load` would get one platform and the other outputs all of them: one build cannot do both.
+    #[error(
+        "image `{image}`: {note}; the other outputs would get every platform, so build with --load alone, then \
+         without it"
+    )]
+    LoadWithOthers {
+        /// The image.
+        image: String,
+        /// What the load can do.
+        note: String,
+    },
+    /// Each platform's manifest digest, for `--metadata-file`, could not be read back.
+    #[error("cannot read the manifests of image `{image}` for --metadata-file: {source}")]
+    Manifests {
+        /// The image.
+        image: String,
+        /// Why.
+        source: Box<IndexError>,
+    },
 }
 
 /// `--metadata-file` could not be written.

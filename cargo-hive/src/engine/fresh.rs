@@ -3,6 +3,7 @@
 //! there unchanged, is not sent to BuildKit again. `--no-cache` turns this off; pushes are always rebuilt (the
 //! registry's state is not ours to trust).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,9 @@ pub(crate) struct Stamp {
     pub(crate) digest: String,
     /// The config digest.
     pub(crate) config_digest: Option<String>,
+    /// Each platform's manifest digest, as `--metadata-file` reports them.
+    #[serde(default)]
+    pub(crate) platforms: BTreeMap<String, String>,
     /// Every output, as it was right after the build.
     pub(crate) outputs: Vec<StampedOutput>,
 }
@@ -304,6 +308,7 @@ mod tests {
         let archive = dir.path().join("a.oci.tar");
         std::fs::write(&archive, b"tar").unwrap();
         let record = Stamp {
+            platforms: BTreeMap::new(),
             fingerprint: "f".into(),
             digest: "sha256:1".into(),
             config_digest: None,
@@ -332,6 +337,7 @@ mod tests {
         let elsewhere = dir.path().join("elsewhere.oci.tar");
         std::fs::write(&elsewhere, b"tar").unwrap();
         let record = Stamp {
+            platforms: BTreeMap::new(),
             fingerprint: "f".into(),
             digest: "sha256:1".into(),
             config_digest: None,

@@ -47,6 +47,8 @@ pub(crate) struct BuildContext {
     pub(crate) revision: Option<String>,
     /// The bases, resolved once for all images.
     pub(crate) bases: BaseFacts,
+    /// `--metadata-file` was asked for: each platform's manifest digest is read back after the build.
+    pub(crate) wants_manifests: bool,
 }
 
 /// One image of a `hive:` chain: what it adds on top of the one below.
@@ -133,8 +135,10 @@ pub(crate) struct BuiltImage {
     pub(crate) name: String,
     /// Full references.
     pub(crate) references: Vec<String>,
-    /// Manifest digest.
+    /// Manifest digest (the index's, for a multi-platform image).
     pub(crate) digest: String,
+    /// Each platform's manifest digest, when `--metadata-file` asked for them and the output can say.
+    pub(crate) platforms: BTreeMap<String, String>,
     /// Config digest.
     pub(crate) config_digest: Option<String>,
     /// Where it went (a path, "docker", "registry").
@@ -289,7 +293,8 @@ pub(crate) async fn build_image(
 async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, JobError> {
     let started = Instant::now();
     let outputs = Outputs::of(context, planned)?;
-    let parts = platform_parts(context, planned)?;
+    let platforms = platforms_built(context, planned)?;
+    let parts = platform_parts(context, planned, &platforms)?;
     let inputs: Vec<LocalInput> = (parts.iter())
         .flat_map(|part| part.inputs.clone())
         .collect();
@@ -325,10 +330,12 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     };
     let mut solved = context.buildkit.solve(job, &context.progress).await?;
     finish_outputs(context, &outputs, &mut solved).await?;
-    save_stamp(context, planned, &outputs, fingerprint, &solved).await;
+    let manifests = manifests(context, planned, &platforms, &solved).await?;
+    save_stamp(context, planned, &outputs, fingerprint, &solved, &manifests).await;
     Ok(BuiltImage {
         name: planned.name.clone(),
         references: planned.references.clone(),
+        platforms: manifests,
         digest: solved.digest,
         config_digest: solved.config_digest,
         output: outputs.description,
@@ -344,16 +351,103 @@ struct Part {
     inputs: Vec<LocalInput>,
 }
 
+/// The platforms the solve builds: all of the image's, unless `--load` goes to a Docker that keeps one platform
+/// per name (then the host's, said in one line).
+fn platforms_built(context: &BuildContext, planned: &PlanImage) -> Result<Vec<Platform>, JobError> {
+    let all: Vec<Platform> = (context.facts(planned).platforms.iter())
+        .map(|on| on.platform.clone())
+        .collect();
+    if !context.destinations.contains(&Destination::Load) {
+        return Ok(all);
+    }
+    // A standalone buildkitd loads into the Docker of DOCKER_HOST; without its store's facts, one platform.
+    let containerd = context.buildkit.daemon.kind == crate::buildkit::DaemonKind::DockerContainerd;
+    let policy = output::load_platforms(
+        context.buildkit.daemon.kind,
+        containerd,
+        &Platform::host(),
+        &planned.name,
+        &all,
+    )?;
+    match policy {
+        output::LoadPlatforms::All => Ok(all),
+        output::LoadPlatforms::HostOnly { note, .. } if context.destinations.len() > 1 => {
+            Err(JobError::LoadWithOthers {
+                image: planned.name.clone(),
+                note,
+            })
+        }
+        output::LoadPlatforms::HostOnly { platform, note } => {
+            context.progress.event(EngineEvent::Warning {
+                image: Some(planned.name.clone()),
+                message: note,
+            });
+            Ok(vec![platform])
+        }
+    }
+}
+
+/// Each platform's manifest digest, for `--metadata-file`: from the archive written, else from the registry
+/// pushed to; a single-platform image's is its digest.
+async fn manifests(
+    context: &BuildContext,
+    planned: &PlanImage,
+    platforms: &[Platform],
+    solved: &Solved,
+) -> Result<BTreeMap<String, String>, JobError> {
+    // A stamp keeps them too, so a fresh image reports them without a build.
+    if !(context.wants_manifests || checkable(context)) || solved.digest.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    if let [only] = platforms {
+        return Ok(BTreeMap::from([(only.to_string(), solved.digest.clone())]));
+    }
+    let failed = |source| JobError::Manifests {
+        image: planned.name.clone(),
+        source: Box::new(source),
+    };
+    let manifests = if let Some(archive) = solved
+        .file_written
+        .as_deref()
+        .filter(|_| context.destinations.contains(&Destination::OciArchive))
+    {
+        output::index_manifests_from_archive(archive).map_err(failed)?
+    } else if let (true, Some(reference)) = (
+        context.destinations.contains(&Destination::Push),
+        planned.references.first(),
+    ) {
+        let first = platforms[0].to_string();
+        output::index_manifests_from_registry(reference, &solved.digest, &first)
+            .await
+            .map_err(failed)?
+    } else {
+        Vec::new()
+    };
+    Ok(manifests
+        .into_iter()
+        .map(|manifest| (manifest.platform, manifest.digest))
+        .collect())
+}
+
 /// Each platform's chain, base, LLB, config and loader check.
-fn platform_parts(context: &BuildContext, planned: &PlanImage) -> Result<Vec<Part>, JobError> {
+fn platform_parts(
+    context: &BuildContext,
+    planned: &PlanImage,
+    platforms: &[Platform],
+) -> Result<Vec<Part>, JobError> {
     let facts = context.facts(planned);
-    let several = facts.platforms.len() > 1;
+    let several = platforms.len() > 1;
     let mut parts = Vec::new();
-    for on in &facts.platforms {
+    for on in facts
+        .platforms
+        .iter()
+        .filter(|on| platforms.contains(&on.platform))
+    {
         let view = on_platform(planned, &on.platform);
         let (root, chain) = context.chain(on, several)?;
         let base = base_of(context, &view, &on.platform, &root, &chain)?;
-        let (image_layout, definition, config) = lay_out(context, &view, &on.platform, base, &chain)?;
+        let (image_layout, definition, config) =
+            lay_out(context, &view, &on.platform, base, &chain)?;
         let loader_check = loader_check(&view, &chain, &image_layout);
         parts.push(Part {
             solve: PlatformSolve {
@@ -362,7 +456,10 @@ fn platform_parts(context: &BuildContext, planned: &PlanImage) -> Result<Vec<Par
                 config,
                 loader_check,
             },
-            inputs: chain.iter().flat_map(|layer| layer.inputs.clone()).collect(),
+            inputs: chain
+                .iter()
+                .flat_map(|layer| layer.inputs.clone())
+                .collect(),
         });
     }
     Ok(parts)
@@ -370,7 +467,10 @@ fn platform_parts(context: &BuildContext, planned: &PlanImage) -> Result<Vec<Par
 
 /// What the image is made of, for the up-to-date check: one platform's fingerprint as it always was, several
 /// hashed together in the plan's order.
-fn fingerprint(parts: &[Part], exporters: &[crate::buildkit::ExporterSpec]) -> Result<String, JobError> {
+fn fingerprint(
+    parts: &[Part],
+    exporters: &[crate::buildkit::ExporterSpec],
+) -> Result<String, JobError> {
     let mut prints = Vec::new();
     for part in parts {
         let inputs: Vec<&LocalInput> = part.inputs.iter().collect();
@@ -598,6 +698,7 @@ async fn fresh_image(
     Some(BuiltImage {
         name: planned.name.clone(),
         references: planned.references.clone(),
+        platforms: stamp.platforms.clone(),
         digest: stamp.digest,
         config_digest: stamp.config_digest,
         output: format!("{} (fresh)", outputs.description),
@@ -635,6 +736,7 @@ async fn save_stamp(
     outputs: &Outputs,
     fingerprint: String,
     solved: &Solved,
+    platforms: &BTreeMap<String, String>,
 ) {
     if !checkable(context) {
         return;
@@ -664,6 +766,7 @@ async fn save_stamp(
             fingerprint,
             digest: solved.digest.clone(),
             config_digest: solved.config_digest.clone(),
+            platforms: platforms.clone(),
             outputs: recorded,
         };
         fresh::save(&outputs.stamp, &stamp);
@@ -699,6 +802,7 @@ pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), Me
                 image.name.as_str(),
                 serde_json::json!({
                     "references": image.references,
+                    "platforms": image.platforms,
                     "containerimage.digest": image.digest,
                     "containerimage.config.digest": image.config_digest,
                     "archive": image.archive,

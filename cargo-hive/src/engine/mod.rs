@@ -300,6 +300,7 @@ async fn prepare_context(
         executables,
         revision: resolved.git.sha().ok().map(str::to_owned),
         bases,
+        wants_manifests: inputs.request.metadata_file.is_some(),
     })
 }
 
@@ -388,7 +389,11 @@ fn needed_targets(resolved: &Resolved) -> Vec<cargo::NeededTarget> {
 /// One cargo run for every package, bin and triple of the plan (`hive:` bases included: their binaries go into the
 /// images built on them). Without `--target` when the host's triple is the only one, so `target/<profile>` stays
 /// shared with a plain `cargo build`.
-fn compile_request(request: &BuildRequest, resolved: &Resolved, target_dir: &Path) -> CompileRequest {
+fn compile_request(
+    request: &BuildRequest,
+    resolved: &Resolved,
+    target_dir: &Path,
+) -> CompileRequest {
     let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut triples = std::collections::BTreeSet::new();
     for image in &resolved.plan.images {

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::cargo::Cargo;
+use crate::cargo::host_default_triple as host_triple;
 use crate::config::{
     self, ConnectionSettings, Definitions, Diagnostics, LoadOptions, ScriptTargets, Selection,
 };
@@ -12,7 +13,6 @@ use crate::plan::assemble;
 use crate::plan::facts::Resolved;
 use crate::plan::git::{GitFacts, GitOverrides};
 use crate::plan::template::Context;
-use crate::cargo::host_default_triple as host_triple;
 use crate::plan::triple::default_triple;
 use crate::plan::{Platform, assemble::Layers};
 
