@@ -4,6 +4,8 @@
 
 mod cleanup;
 mod docker;
+#[allow(dead_code)]
+mod docker_manifest;
 mod errors;
 // Until `engine::job` calls them (issue 9, wired by the lead): then these allows go.
 #[allow(dead_code)]
@@ -15,6 +17,8 @@ mod registry;
 
 pub(crate) use cleanup::{RemoveOnDrop, load_archive_path, remove_stale};
 pub(crate) use docker::{check_load_target, docker_endpoint, finish};
+#[allow(unused_imports)]
+pub(crate) use docker_manifest::add_docker_manifest;
 pub(crate) use errors::DestinationError;
 #[allow(unused_imports)]
 pub(crate) use index::{
