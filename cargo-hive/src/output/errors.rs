@@ -85,6 +85,10 @@ pub(crate) enum DestinationError {
         /// What went wrong there (in the message, so not a `source`: the chain would print it twice).
         detail: crate::docker_api::DockerApiError,
     },
+    /// The archive `--load` goes through could not be made loadable (the cause is in the message, so not a
+    /// `source`: the chain would print it twice).
+    #[error("cannot prepare the image archive for Docker: {0}")]
+    LoadArchive(super::IndexError),
     /// Docker refused a load or a push.
     #[error(transparent)]
     Docker(#[from] crate::docker_api::DockerApiError),
