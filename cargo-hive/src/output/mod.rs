@@ -22,7 +22,7 @@ pub(crate) use index::{
     IndexError, PlatformManifest, index_manifests_from_archive, metadata_fragment,
 };
 #[allow(unused_imports)]
-pub(crate) use load::{LoadError, LoadPlatforms, load_platforms};
+pub(crate) use load::{LoadError, LoadPlatforms, check_multi_platform, load_platforms};
 #[allow(unused_imports)]
 pub(crate) use registry::index_manifests_from_registry;
 
