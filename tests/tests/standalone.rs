@@ -1,5 +1,6 @@
-//! A BuildKit reached over `tcp://` is treated as a standalone buildkitd: `--load` goes through a `docker` archive
-//! that cargo hive loads into Docker through its API. The daemon is the real one, behind a TLS front.
+//! A BuildKit reached over `tcp://` is treated as a standalone buildkitd: `--load` goes through an `oci` archive
+//! (plus a `manifest.json` for Docker without the containerd store) that cargo hive loads into Docker through its
+//! API. The daemon is the real one, behind a TLS front.
 
 use hive_e2e::fakes::{Pki, tls_front_for_docker};
 use hive_e2e::{cargo_hive, docker, docker_socket, run};
@@ -45,7 +46,7 @@ fn load_from_a_standalone_buildkit_goes_through_the_docker_api() {
         ));
     assert_eq!(result.code, 0, "{result:?}");
     assert!(
-        result.stderr.contains("exporting to docker image format"),
+        result.stderr.contains("exporting to oci image format"),
         "{}",
         result.stderr
     );

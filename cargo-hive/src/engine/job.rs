@@ -96,7 +96,13 @@ impl BuildContext {
                 .get(name)
                 .ok_or_else(|| JobError::NotInPlan(name.clone()))?;
             let current = on_platform(current, &on.platform);
-            let executable = self.executable(&current, &on.triple)?;
+            // Each image of the chain is built for the platform with its own triple (`targets` may differ).
+            let triple = self
+                .facts
+                .get(name)
+                .and_then(|facts| facts.on(&on.platform))
+                .map_or(&on.triple, |below| &below.triple);
+            let executable = self.executable(&current, triple)?;
             let suffix = several.then(|| platform_suffix(&on.platform));
             let inputs = local_inputs(&current, &executable, suffix.as_deref())?;
             layers.push(ChainLayer {
@@ -357,6 +363,8 @@ fn platforms_built(context: &BuildContext, planned: &PlanImage) -> Result<Vec<Pl
     let all: Vec<Platform> = (context.facts(planned).platforms.iter())
         .map(|on| on.platform.clone())
         .collect();
+    let daemon = context.buildkit.daemon.kind;
+    output::check_multi_platform(&context.destinations, daemon, &planned.name, &all)?;
     if !context.destinations.contains(&Destination::Load) {
         return Ok(all);
     }

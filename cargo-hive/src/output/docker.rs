@@ -5,10 +5,12 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::docker_manifest::add_docker_manifest;
 use super::{After, Destination, DestinationError};
 use crate::buildkit::DaemonKind;
 use crate::buildkit::DockerAuth;
 use crate::docker_api::{self, DockerInfo};
+use crate::plan::Platform;
 
 /// A Docker API socket and where its address came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +95,10 @@ pub(crate) async fn finish(steps: &[After], socket: &Path) -> Result<(), Destina
     for step in steps {
         match step {
             After::DockerLoad(tar) => {
-                let loaded = docker_api::load(socket, tar).await;
+                let loaded = match add_docker_manifest(tar, &Platform::host()) {
+                    Ok(_) => docker_api::load(socket, tar).await.map_err(Into::into),
+                    Err(err) => Err(DestinationError::LoadArchive(err)),
+                };
                 let _ = std::fs::remove_file(tar);
                 loaded?;
             }

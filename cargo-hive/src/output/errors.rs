@@ -85,6 +85,24 @@ pub(crate) enum DestinationError {
         /// What went wrong there (in the message, so not a `source`: the chain would print it twice).
         detail: crate::docker_api::DockerApiError,
     },
+    /// An output that takes one platform, for a multi-platform image.
+    #[error(
+        "image `{image}` is built for {platforms}, but {output} on Docker without the containerd image store takes \
+         one platform: use Docker with the containerd image store or a standalone buildkitd, or build \
+         one platform with --platform"
+    )]
+    OnePlatformStore {
+        /// The image's name.
+        image: String,
+        /// Its platforms, comma-separated.
+        platforms: String,
+        /// The output, as the user wrote it.
+        output: &'static str,
+    },
+    /// The archive `--load` goes through could not be made loadable (the cause is in the message, so not a
+    /// `source`: the chain would print it twice).
+    #[error("cannot prepare the image archive for Docker: {0}")]
+    LoadArchive(super::IndexError),
     /// Docker refused a load or a push.
     #[error(transparent)]
     Docker(#[from] crate::docker_api::DockerApiError),

@@ -104,6 +104,16 @@ pub(crate) enum IndexError {
         /// Its media type.
         media_type: String,
     },
+    /// An archive without an image the host runs, for a Docker that loads one.
+    #[error("{} has no image for the host platform {host} (it has: {platforms})", path.display())]
+    NoPlatformFor {
+        /// The archive.
+        path: PathBuf,
+        /// The host's platform.
+        host: String,
+        /// The platforms it has, comma-separated.
+        platforms: String,
+    },
     /// A manifest whose platform is neither on its descriptor nor in its config.
     #[error("{what} names no platform")]
     NoPlatform {
@@ -141,11 +151,13 @@ pub(crate) enum IndexError {
 pub(super) struct Descriptor {
     #[serde(rename = "mediaType", default)]
     media_type: String,
-    digest: String,
+    /// `sha256:…`.
+    pub(super) digest: String,
     #[serde(default)]
     platform: Option<PlatformJson>,
+    /// Its annotations (`io.containerd.image.name` on `index.json`'s descriptors).
     #[serde(default)]
-    annotations: BTreeMap<String, String>,
+    pub(super) annotations: BTreeMap<String, String>,
 }
 
 /// An index or a manifest: `manifests` for the first, `config` for the second.
@@ -157,8 +169,12 @@ pub(super) struct Document {
     /// An index's manifests.
     #[serde(default)]
     pub(super) manifests: Vec<Descriptor>,
+    /// A manifest's config.
     #[serde(default)]
-    config: Option<Descriptor>,
+    pub(super) config: Option<Descriptor>,
+    /// A manifest's layers.
+    #[serde(default)]
+    pub(super) layers: Vec<Descriptor>,
 }
 
 /// A platform as an index or an image config writes it.
@@ -247,7 +263,7 @@ pub(super) fn check_digest(digest: &str) -> Result<(), IndexError> {
     hex_of(digest).map(drop)
 }
 
-fn hex_of(digest: &str) -> Result<&str, IndexError> {
+pub(super) fn hex_of(digest: &str) -> Result<&str, IndexError> {
     digest
         .strip_prefix("sha256:")
         .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -260,63 +276,22 @@ pub(crate) fn index_manifests_from_archive(
     path: &Path,
 ) -> Result<Vec<PlatformManifest>, IndexError> {
     let mut archive = Archive::open(path)?;
-    let top: Document = {
-        let bytes = archive.read("index.json")?;
-        parse(&bytes, "index.json", "OCI image index")?
-    };
-    let mut digests: Vec<&Descriptor> = Vec::new();
-    for descriptor in &top.manifests {
-        if !digests.iter().any(|seen| seen.digest == descriptor.digest) {
-            digests.push(descriptor);
-        }
-    }
-    let image = match digests[..] {
-        [image] => image,
-        [] => {
-            return Err(IndexError::Missing {
-                path: path.to_owned(),
-                name: "image in index.json".to_owned(),
-            });
-        }
-        _ => {
-            return Err(IndexError::SeveralImages {
-                path: path.to_owned(),
-                count: digests.len(),
-            });
-        }
-    };
-    let what = format!("blob {}", image.digest);
-    if is_index(&image.media_type) {
-        let bytes = archive.blob(&image.digest)?;
-        let index: Document = parse(&bytes, &what, "image index")?;
-        return Ok(image_manifests(&index));
-    }
-    if !is_manifest(&image.media_type) {
-        return Err(IndexError::MediaType {
-            what,
-            media_type: image.media_type.clone(),
-        });
-    }
-    let platform = match &image.platform {
-        Some(platform) => platform.text(),
-        None => archive.config_platform(&image.digest)?,
-    };
-    Ok(vec![PlatformManifest {
-        platform,
-        digest: image.digest.clone(),
-    }])
+    let top = archive.top()?;
+    archive.platform_manifests(&top)
 }
 
 /// An OCI layout tarball, its entries found in one pass and read by seeking, so a large archive is read once.
-struct Archive {
-    path: PathBuf,
-    file: File,
+pub(super) struct Archive {
+    pub(super) path: PathBuf,
+    pub(super) file: File,
     /// Entry name (without `./`) → (offset of its data, size).
     entries: BTreeMap<String, (u64, u64)>,
+    /// Where the last entry's data ends (the end-of-archive blocks start there).
+    pub(super) end: u64,
 }
 
 impl Archive {
-    fn open(path: &Path) -> Result<Archive, IndexError> {
+    pub(super) fn open(path: &Path) -> Result<Archive, IndexError> {
         let failed = |source| IndexError::Read {
             path: path.to_owned(),
             source,
@@ -327,22 +302,84 @@ impl Archive {
             source,
         };
         let mut entries = BTreeMap::new();
+        let mut end = 0;
         let mut tar = tar::Archive::new(&file);
         for entry in tar.entries().map_err(not_tar)? {
             let entry = entry.map_err(not_tar)?;
             let name = entry.path().map_err(not_tar)?;
             let name = name.to_string_lossy();
             let name = name.trim_start_matches("./").to_owned();
-            entries.insert(name, (entry.raw_file_position(), entry.size()));
+            let data = entry.raw_file_position();
+            end = end.max(data + entry.size().div_ceil(512) * 512);
+            entries.insert(name, (data, entry.size()));
         }
         Ok(Archive {
             path: path.to_owned(),
             file,
             entries,
+            end,
         })
     }
 
-    fn read(&mut self, name: &str) -> Result<Vec<u8>, IndexError> {
+    /// Whether the archive holds `name`.
+    pub(super) fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// `index.json`, checked to name one image (one descriptor per image name, all of the same digest).
+    pub(super) fn top(&mut self) -> Result<Document, IndexError> {
+        let bytes = self.read("index.json")?;
+        let top: Document = parse(&bytes, "index.json", "OCI image index")?;
+        let mut digests: Vec<&str> = top.manifests.iter().map(|d| d.digest.as_str()).collect();
+        digests.sort_unstable();
+        digests.dedup();
+        match digests.len() {
+            1 => {}
+            0 => {
+                return Err(IndexError::Missing {
+                    path: self.path.clone(),
+                    name: "image in index.json".to_owned(),
+                });
+            }
+            count => {
+                return Err(IndexError::SeveralImages {
+                    path: self.path.clone(),
+                    count,
+                });
+            }
+        }
+        Ok(top)
+    }
+
+    /// Each platform's manifest of the image `index.json` names.
+    pub(super) fn platform_manifests(
+        &mut self,
+        top: &Document,
+    ) -> Result<Vec<PlatformManifest>, IndexError> {
+        let image = &top.manifests[0];
+        let what = format!("blob {}", image.digest);
+        if is_index(&image.media_type) {
+            let bytes = self.blob(&image.digest)?;
+            let index: Document = parse(&bytes, &what, "image index")?;
+            return Ok(image_manifests(&index));
+        }
+        if !is_manifest(&image.media_type) {
+            return Err(IndexError::MediaType {
+                what,
+                media_type: image.media_type.clone(),
+            });
+        }
+        let platform = match &image.platform {
+            Some(platform) => platform.text(),
+            None => self.config_platform(&image.digest)?,
+        };
+        Ok(vec![PlatformManifest {
+            platform,
+            digest: image.digest.clone(),
+        }])
+    }
+
+    pub(super) fn read(&mut self, name: &str) -> Result<Vec<u8>, IndexError> {
         let Some(&(offset, size)) = self.entries.get(name) else {
             return Err(IndexError::Missing {
                 path: self.path.clone(),
@@ -366,7 +403,7 @@ impl Archive {
     }
 
     /// A blob, checked against its digest.
-    fn blob(&mut self, digest: &str) -> Result<Vec<u8>, IndexError> {
+    pub(super) fn blob(&mut self, digest: &str) -> Result<Vec<u8>, IndexError> {
         let name = format!("blobs/sha256/{}", hex_of(digest)?);
         let bytes = self.read(&name)?;
         verify(&bytes, digest, &format!("blob {digest}"))?;
@@ -387,22 +424,6 @@ impl Archive {
         }
         Ok(platform.text())
     }
-}
-
-/// The `--metadata-file` fragment of one image: `containerimage.digest` (the index's digest, or the manifest's for
-/// a single-platform image) and `platforms` (each platform's manifest digest).
-pub(crate) fn metadata_fragment(
-    digest: &str,
-    manifests: &[PlatformManifest],
-) -> serde_json::Map<String, serde_json::Value> {
-    let platforms: serde_json::Map<String, serde_json::Value> = manifests
-        .iter()
-        .map(|manifest| (manifest.platform.clone(), manifest.digest.clone().into()))
-        .collect();
-    serde_json::Map::from_iter([
-        ("containerimage.digest".to_owned(), digest.into()),
-        ("platforms".to_owned(), platforms.into()),
-    ])
 }
 
 #[cfg(test)]
@@ -565,30 +586,6 @@ mod tests {
         assert!(
             matches!(&err, IndexError::Missing { name, .. } if name == "index.json"),
             "{err}"
-        );
-    }
-
-    #[test]
-    fn the_metadata_fragment() {
-        let fragment = metadata_fragment(
-            "sha256:1d",
-            &[
-                PlatformManifest {
-                    platform: "linux/amd64".into(),
-                    digest: "sha256:a".into(),
-                },
-                PlatformManifest {
-                    platform: "linux/arm64".into(),
-                    digest: "sha256:b".into(),
-                },
-            ],
-        );
-        assert_eq!(
-            serde_json::Value::Object(fragment),
-            serde_json::json!({
-                "containerimage.digest": "sha256:1d",
-                "platforms": {"linux/amd64": "sha256:a", "linux/arm64": "sha256:b"},
-            })
         );
     }
 }

@@ -8,6 +8,7 @@
 //! an `oci` archive: Docker with the containerd store loads its index whole, and Docker without it (20.10 too)
 //! loads the one image a `manifest.json` added to that archive names.
 
+use super::{Destination, DestinationError};
 use crate::buildkit::DaemonKind;
 use crate::plan::Platform;
 
@@ -83,6 +84,36 @@ pub(crate) fn load_platforms(
         platform: platform.clone(),
         note,
     })
+}
+
+/// Checks that every destination of a multi-platform `image` can take all its `platforms` on this daemon. Docker
+/// without the containerd image store keeps one image per name and pushes from there, so it can push only one
+/// platform (its `moby` exporter takes one ref): that is refused, never done by halves. `--load` there is
+/// [`load_platforms`]' business (the host's platform).
+pub(crate) fn check_multi_platform(
+    destinations: &[Destination],
+    daemon: DaemonKind,
+    image: &str,
+    platforms: &[Platform],
+) -> Result<(), DestinationError> {
+    if platforms.len() <= 1 || daemon.has_image_exporters() {
+        return Ok(());
+    }
+    let one_platform_only = destinations
+        .iter()
+        .find_map(|destination| match destination {
+            Destination::Push => Some("--push"),
+            Destination::Raw { kind, .. } if kind == "moby" => Some("--output type=moby"),
+            Destination::Raw { .. } | Destination::Load | Destination::OciArchive => None,
+        });
+    match one_platform_only {
+        Some(output) => Err(DestinationError::OnePlatformStore {
+            image: image.to_owned(),
+            platforms: list(platforms),
+            output,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The image's platform the host runs: same OS and architecture. The host's variant is unknown (`Platform::host`
@@ -177,6 +208,57 @@ mod tests {
         assert_eq!(
             load_platforms(DaemonKind::DockerContainerd, true, &amd64, "api", &arm),
             Ok(LoadPlatforms::All)
+        );
+    }
+
+    #[test]
+    fn a_one_platform_store_cannot_push_a_multi_platform_image() {
+        let both = platforms(&["linux/amd64", "linux/arm64"]);
+        let check = |destinations: &[Destination], daemon, list: &[Platform]| {
+            check_multi_platform(destinations, daemon, "api", list).map_err(|err| err.to_string())
+        };
+        let err = check(
+            &[Destination::Load, Destination::Push],
+            DaemonKind::DockerLegacy,
+            &both,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "image `api` is built for linux/amd64, linux/arm64, but --push on Docker without the containerd \
+             image store takes one platform: use Docker with the containerd image store or a \
+             standalone buildkitd, or build one platform with --platform"
+        );
+        let moby = Destination::Raw {
+            kind: "moby".into(),
+            attrs: Default::default(),
+            dest: None,
+        };
+        assert!(check(&[moby], DaemonKind::DockerGraphDriver, &both).is_err());
+        // What those daemons can do, and every daemon that keeps indexes.
+        assert_eq!(
+            check(&[Destination::Load], DaemonKind::DockerGraphDriver, &both),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                &[Destination::Push],
+                DaemonKind::DockerGraphDriver,
+                &both[..1]
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(&[Destination::Push], DaemonKind::DockerContainerd, &both),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                &[Destination::Load, Destination::Push],
+                DaemonKind::Buildkitd,
+                &both
+            ),
+            Ok(())
         );
     }
 

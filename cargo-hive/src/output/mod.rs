@@ -4,6 +4,7 @@
 
 mod cleanup;
 mod docker;
+mod docker_manifest;
 mod errors;
 mod index;
 mod load;
@@ -12,10 +13,8 @@ mod registry;
 pub(crate) use cleanup::{RemoveOnDrop, load_archive_path, remove_stale};
 pub(crate) use docker::{check_load_target, docker_endpoint, finish};
 pub(crate) use errors::DestinationError;
-pub(crate) use index::{
-    IndexError, PlatformManifest, index_manifests_from_archive, metadata_fragment,
-};
-pub(crate) use load::{LoadError, LoadPlatforms, load_platforms};
+pub(crate) use index::{IndexError, index_manifests_from_archive};
+pub(crate) use load::{LoadError, LoadPlatforms, check_multi_platform, load_platforms};
 pub(crate) use registry::index_manifests_from_registry;
 
 use std::collections::BTreeMap;
@@ -159,8 +158,9 @@ fn reproducible_unpacked(attrs: &mut BTreeMap<String, String>, epoch: i64) {
 /// What to do after the solve, for outputs BuildKit cannot finish on this daemon by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum After {
-    /// Load this `docker`-format archive into Docker (a standalone buildkitd has no way into Docker's store), then
-    /// delete it.
+    /// Load this `oci` archive into Docker (a standalone buildkitd has no way into Docker's store), then delete it.
+    /// Docker with the containerd image store loads its whole index; any other loads the host's platform, which a
+    /// `manifest.json` added before the load names.
     DockerLoad(PathBuf),
     /// Push these references from Docker's store (Docker without the containerd image store cannot push from
     /// BuildKit), as buildx does.
@@ -198,13 +198,15 @@ pub(crate) fn export_plan(
     for destination in destinations {
         let (exporter, file) = match (destination, daemon) {
             (Destination::Load, DaemonKind::Buildkitd) => {
+                // `oci`, not `docker`: BuildKit's docker exporter refuses multi-platform results, and an OCI
+                // archive with a manifest.json added (`add_docker_manifest`) loads into every Docker.
                 let mut attrs = BTreeMap::from([("name".to_owned(), references.join(","))]);
                 reproducible(&mut attrs, epoch);
                 plan.after
                     .push(After::DockerLoad(load_archive.to_path_buf()));
                 (
                     ExporterSpec {
-                        kind: "docker".to_owned(),
+                        kind: "oci".to_owned(),
                         attrs,
                     },
                     Some(load_archive.to_path_buf()),
@@ -464,9 +466,9 @@ mod tests {
         let plan = |destinations: &[Destination], daemon| {
             export_plan(destinations, &refs, &none, daemon, archive, load_archive, 0)
         };
-        // Standalone buildkitd: a docker archive, loaded into Docker afterwards.
+        // Standalone buildkitd: an OCI archive, loaded into Docker afterwards.
         let load = plan(&[Destination::Load], DaemonKind::Buildkitd).unwrap();
-        assert_eq!(load.exporters[0].kind, "docker");
+        assert_eq!(load.exporters[0].kind, "oci");
         assert_eq!(load.file.as_deref(), Some(load_archive));
         assert_eq!(load.after, [After::DockerLoad(load_archive.to_path_buf())]);
         // Docker without the containerd store: one moby export, pushed through the Docker API.
