@@ -484,6 +484,7 @@ mod tests {
             files: Some(vec![]),
             tags: Some(vec![]),
             platforms: Some(vec![]),
+            targets: [(String::new(), String::new())].into(),
             repository: Some(String::new()),
         };
         let serde_json::Value::Object(fields) = serde_json::to_value(&full).unwrap() else {
