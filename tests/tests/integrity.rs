@@ -116,12 +116,52 @@ fn an_artifact_that_is_not_an_executable_is_refused_before_connecting() {
     }
 }
 
-/// `--target` selects platforms now, so cargo is made to build another architecture behind cargo-hive's back (cargo
-/// configuration through the environment): the image is for the host platform, its binary is not.
+/// hello built by cargo for the foreign musl target (`hive_e2e::foreign_target`), outside the fixture's target dir.
+fn foreign_hello(fixture: &Fixture, triple: &str) -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let target_dir = fixture.scratch("foreign-target");
+    let linker = format!(
+        "CARGO_TARGET_{}_LINKER",
+        triple.to_uppercase().replace('-', "_")
+    );
+    succeed(
+        std::process::Command::new(cargo)
+            .args(["build", "--quiet", "--target", triple])
+            .current_dir(fixture.root())
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .env(linker, "rust-lld"),
+    );
+    target_dir.join(triple).join("debug/hello")
+}
+
+/// `--target` selects platforms now, so the binary cargo reports for the host is swapped for a foreign one after
+/// cargo ran: the image is for the host platform, its binary is not.
 #[test]
 fn a_binary_for_another_architecture_is_refused() {
     let fixture = Fixture::example("hello");
     let (triple, machine, _) = hive_e2e::foreign_target();
+    let foreign = foreign_hello(&fixture, triple);
+    let cargo = cargo_then(
+        &fixture,
+        &format!("cp '{}' \"$artifact\"", foreign.display()),
+    );
+    let result = hive_e2e::run(fixture.build().env("CARGO", &cargo));
+    let artifact = fixture.target().join("debug/hello");
+    fixture.assert_fails(
+        &result,
+        &[
+            &format!("image `hello` is for linux/{}", hive_e2e::host_arch()),
+            &format!("{} is an executable for {machine}", artifact.display()),
+        ],
+    );
+}
+
+/// A target set in cargo's configuration (here through the environment) is one cargo hive did not ask for: its
+/// binaries are refused rather than guessed at.
+#[test]
+fn a_build_target_cargo_was_not_asked_for_is_refused() {
+    let fixture = Fixture::example("hello");
+    let (triple, _, _) = hive_e2e::foreign_target();
     let linker = format!(
         "CARGO_TARGET_{}_LINKER",
         triple.to_uppercase().replace('-', "_")
@@ -132,16 +172,11 @@ fn a_binary_for_another_architecture_is_refused() {
             .env("CARGO_BUILD_TARGET", triple)
             .env(linker, "rust-lld"),
     );
-    let artifact = fixture.target().join(triple).join("debug/hello");
-    assert!(
-        artifact.is_file(),
-        "cargo did not build for {triple}: {result:#?}"
-    );
     fixture.assert_fails(
         &result,
         &[
-            &format!("image `hello` is for linux/{}", hive_e2e::host_arch()),
-            &format!("{} is an executable for {machine}", artifact.display()),
+            &format!("cargo built it for `{triple}` without being asked"),
+            "build.target",
         ],
     );
 }
