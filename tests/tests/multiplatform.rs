@@ -337,6 +337,24 @@ fn load_into_docker_20_10_without_the_host_platform_is_refused() {
     );
 }
 
+/// Docker 20.10 keeps one image per name and pushes from there: pushing two platforms would push one, so it is
+/// refused before anything is built for it, naming what works.
+#[test]
+fn push_of_two_platforms_through_docker_20_10_is_refused() {
+    let fixture = workspace_under(&unique_registry("push20"));
+    let result = run(fixture
+        .build_at(&docker20_addr())
+        .args(["--push", "--image", "api"]));
+    fixture.assert_fails(
+        &result,
+        &["image `api`", "linux/amd64, linux/arm64", "--push"],
+    );
+    assert!(
+        !result.stderr.contains("exporting"),
+        "nothing was exported: {result:#?}"
+    );
+}
+
 // --- errors --------------------------------------------------------------------------------------------------------
 
 #[test]
