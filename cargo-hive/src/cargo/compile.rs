@@ -313,9 +313,15 @@ fn triple_of(
         path: path.to_path_buf(),
         why,
     };
-    let canonical = path
+    // The directory, not the file: what is at the artifact path (a dangling symlink, say) is the ELF check's to
+    // explain.
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(unplaced("it is not a file path".to_owned()));
+    };
+    let canonical = dir
         .canonicalize()
-        .map_err(|err| unplaced(format!("it cannot be read ({err})")))?;
+        .map_err(|err| unplaced(format!("its directory cannot be read ({err})")))?
+        .join(name);
     let relative = canonical.strip_prefix(target_dir).map_err(|_| {
         unplaced(format!(
             "it is not under cargo's target dir {}",
