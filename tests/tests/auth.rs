@@ -230,19 +230,9 @@ impl Drop for ImagesUnder {
 /// BuildKit asking again after each failure), killed after one bounded wait, and named in the error.
 #[test]
 fn a_helper_that_never_answers_is_asked_once_per_build() {
-    let fixture = Fixture::example("workspace");
     let registry = unique_repository(&format!("{AUTH_REGISTRY}/e2e/stuck"));
     let _cleanup = ImagesUnder(format!("{registry}/"));
-    fixture.edit(
-        "Cargo.toml",
-        "registry = \"localhost:5000/acme\"",
-        &format!("registry = \"{registry}\""),
-    );
-    fixture.edit(
-        "crates/worker/Cargo.toml",
-        "repository = \"localhost:5000/acme/ops/worker-admin\"",
-        &format!("repository = \"{registry}/worker-admin\""),
-    );
+    let fixture = workspace_under(&registry);
     let counter = fixture.scratch("asked");
     write_docker_config(
         &fixture,

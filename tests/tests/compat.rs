@@ -1,21 +1,8 @@
 //! Doctor and build against Docker 20.10's embedded BuildKit (v0.8), started by `scripts/buildkit-up --docker20`:
 //! no `Info` rpc, no containerd image store — reported, not failed; `--load` works, OCI archives are refused clearly.
 
+use hive_e2e::fixture::docker20_addr;
 use hive_e2e::{cargo_hive, run};
-
-/// The Docker 20.10 daemon of the compatibility run.
-fn docker20_addr() -> String {
-    let addr = std::env::var("HIVE_TEST_DOCKER20_HOST")
-        .unwrap_or_else(|_| "docker+unix:///var/run/hive-docker20.sock".to_owned());
-    let path = addr
-        .strip_prefix("docker+unix://")
-        .expect("a docker+unix:// address");
-    assert!(
-        std::os::unix::net::UnixStream::connect(path).is_ok(),
-        "no Docker 20.10 at {addr}: run `scripts/buildkit-up --docker20` first"
-    );
-    addr
-}
 
 #[test]
 fn doctor_on_docker_20_10() {

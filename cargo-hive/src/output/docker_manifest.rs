@@ -112,13 +112,7 @@ mod tests {
     use std::fs::File;
     use std::io::Read;
 
-    use sha2::{Digest as _, Sha256};
-
-    fn blob(json: &serde_json::Value) -> (Vec<u8>, String) {
-        let bytes = serde_json::to_vec(json).unwrap();
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-        (bytes, digest)
-    }
+    use crate::output::index::tests::blob;
 
     /// An OCI archive of a two-platform image named twice, as BuildKit's `oci` exporter writes it.
     fn two_platform_archive(path: &Path) -> (String, String) {

@@ -427,11 +427,11 @@ impl Archive {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A blob: its bytes and digest.
-    fn blob(json: &serde_json::Value) -> (Vec<u8>, String) {
+    pub(in crate::output) fn blob(json: &serde_json::Value) -> (Vec<u8>, String) {
         let bytes = serde_json::to_vec(json).unwrap();
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         (bytes, digest)
