@@ -10,8 +10,8 @@ use hive_proto::control::{
 };
 use hive_proto::gateway::llb_bridge_client::LlbBridgeClient;
 use hive_proto::gateway::{
-    PingRequest, Ref, ResolveImageConfigRequest, ReturnRequest, SolveRequest, StatFileRequest,
-    result::Result as ResultKind,
+    PingRequest, Ref, RefMap, RefMapDeprecated, ResolveImageConfigRequest, ReturnRequest,
+    SolveRequest, StatFileRequest, result::Result as ResultKind,
 };
 use hive_proto::pb;
 use hive_proto::tonic::metadata::MetadataValue;
@@ -155,6 +155,25 @@ impl Gateway {
         } else {
             ResultKind::RefDeprecated(result.id.clone())
         };
+        self.send_result(kind, metadata).await
+    }
+
+    /// Returns one result per key (a multi-platform build: keys are platform ids, and `metadata` names them in
+    /// `refs.platforms`), so the exporters write one index.
+    pub(crate) async fn return_refs(
+        &self,
+        refs: &BTreeMap<String, ResultRef>,
+        metadata: BTreeMap<String, Vec<u8>>,
+    ) -> Result<(), Status> {
+        self.send_result(ref_map(refs, self.caps.ref_messages()), metadata)
+            .await
+    }
+
+    async fn send_result(
+        &self,
+        kind: ResultKind,
+        metadata: BTreeMap<String, Vec<u8>>,
+    ) -> Result<(), Status> {
         let result = hive_proto::gateway::Result {
             result: Some(kind),
             metadata: metadata.into_iter().collect::<HashMap<_, _>>(),
@@ -198,6 +217,30 @@ impl Gateway {
             })
             .await?;
         Ok(())
+    }
+}
+
+/// The wire form of several results: `Ref` messages where the daemon has `proto.refarray` (BuildKit v0.8 has it
+/// already), else the deprecated map of bare ids, which every daemon's `Return` still accepts.
+fn ref_map(refs: &BTreeMap<String, ResultRef>, ref_messages: bool) -> ResultKind {
+    if ref_messages {
+        let refs = refs
+            .iter()
+            .map(|(key, result)| {
+                let message = Ref {
+                    id: result.id.clone(),
+                    def: None,
+                };
+                (key.clone(), message)
+            })
+            .collect();
+        ResultKind::Refs(RefMap { refs })
+    } else {
+        let refs = refs
+            .iter()
+            .map(|(key, result)| (key.clone(), result.id.clone()))
+            .collect();
+        ResultKind::RefsDeprecated(RefMapDeprecated { refs })
     }
 }
 
@@ -360,5 +403,33 @@ where
         (Err(message), _) => Err(BuildError::Frontend(message)),
         (Ok(()), Err(status)) => Err(BuildError::Solve(status)),
         (Ok(()), Ok(response)) => Ok(response),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_results_use_the_form_the_daemon_has() {
+        let refs = BTreeMap::from([
+            ("linux/amd64".to_owned(), ResultRef { id: "a".into() }),
+            ("linux/arm64".to_owned(), ResultRef { id: "b".into() }),
+        ]);
+        let ResultKind::Refs(map) = ref_map(&refs, true) else {
+            panic!("Ref messages expected")
+        };
+        assert_eq!(map.refs["linux/arm64"].id, "b");
+        assert_eq!(map.refs.len(), 2);
+        let ResultKind::RefsDeprecated(map) = ref_map(&refs, false) else {
+            panic!("the deprecated map expected")
+        };
+        assert_eq!(
+            map.refs,
+            HashMap::from([
+                ("linux/amd64".to_owned(), "a".to_owned()),
+                ("linux/arm64".to_owned(), "b".to_owned())
+            ])
+        );
     }
 }

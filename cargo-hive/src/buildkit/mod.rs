@@ -22,8 +22,10 @@ pub(crate) use discovery::{Environment, ManifestSettings};
 pub(crate) use errors::ConnectError;
 pub(crate) use gateway::ExporterSpec;
 pub(crate) use layout::ConfigError;
-pub(crate) use session::{DockerAuth, partial_owner};
-pub(crate) use solve::{BaseFacts, BaseQuery, LoaderCheck, SolveError, SolveJob, Solved};
+pub(crate) use session::{AuthError, DockerAuth, partial_owner};
+pub(crate) use solve::{
+    BaseError, BaseFacts, BaseQuery, LoaderCheck, PlatformSolve, SolveError, SolveJob, Solved,
+};
 pub(crate) use tls::TlsSettings;
 
 /// A fresh random id for solves and sessions (BuildKit wants them unique per daemon).

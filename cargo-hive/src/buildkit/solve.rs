@@ -1,6 +1,8 @@
-//! The façade's solves: one image ([`Buildkit::solve`]: its session, gateway build, status stream, loader check
-//! and export), the short build that resolves every base before the images ([`Buildkit::inspect_bases`]), and
-//! doctor's live check. Callers hand in LLB, config and exporters; no wire type leaves this module.
+//! The façade's solves: one image ([`Buildkit::solve`]: its session, gateway build, status stream, loader checks
+//! and export; one platform gives a plain manifest, several one index from the same build), the short build that
+//! resolves every base for every platform before the images ([`Buildkit::inspect_bases`], with
+//! [`BaseError::MissingPlatform`] for a base without the platform), and doctor's live check. Callers hand in LLB,
+//! config and exporters; no wire type leaves this module.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -33,6 +35,19 @@ pub(crate) struct LoaderCheck {
     pub(crate) missing: String,
 }
 
+/// One platform of an image: its LLB, its config, and a loader to check first.
+#[derive(Debug)]
+pub(crate) struct PlatformSolve {
+    /// The platform (its id keys the result and the config in a multi-platform result).
+    pub(crate) platform: Platform,
+    /// The platform's LLB.
+    pub(crate) definition: Llb,
+    /// The platform's image config JSON.
+    pub(crate) config: Vec<u8>,
+    /// A loader to check first, when `hive:` layers are below.
+    pub(crate) loader_check: Option<LoaderCheck>,
+}
+
 /// One image's solve: what the session serves, what is solved, and where it goes.
 #[derive(Debug)]
 pub(crate) struct SolveJob {
@@ -40,7 +55,7 @@ pub(crate) struct SolveJob {
     pub(crate) name: String,
     /// The stable key the daemon keeps the local sources' last transfer under.
     pub(crate) shared_key: String,
-    /// The local sources the session serves.
+    /// The local sources the session serves (every platform's).
     pub(crate) inputs: Vec<LocalInput>,
     /// The file an exporter writes through the session, if any.
     pub(crate) export_file: Option<PathBuf>,
@@ -48,25 +63,45 @@ pub(crate) struct SolveJob {
     pub(crate) exporters: Vec<ExporterSpec>,
     /// SOURCE_DATE_EPOCH.
     pub(crate) epoch: i64,
-    /// The image's LLB.
-    pub(crate) definition: Llb,
-    /// The image config JSON.
-    pub(crate) config: Vec<u8>,
-    /// A loader to check first, when `hive:` layers are below.
-    pub(crate) loader_check: Option<LoaderCheck>,
+    /// The image's platforms: one gives a plain manifest, several one index.
+    pub(crate) platforms: Vec<PlatformSolve>,
 }
 
 /// What a solve produced.
 #[derive(Debug, Clone)]
 pub(crate) struct Solved {
-    /// The manifest digest (empty when the exporters name none).
+    /// The digest of what was exported: the manifest's for one platform, the index's for several (empty when the
+    /// exporters name none).
     pub(crate) digest: String,
-    /// The config digest.
+    /// The config digest (one platform only: an index has no single config).
     pub(crate) config_digest: Option<String>,
+    /// The media type of what was exported (from `containerimage.descriptor`, when the exporter says): an index
+    /// or a manifest.
+    pub(crate) descriptor: Option<String>,
     /// The file written through the session, if any.
     pub(crate) file_written: Option<PathBuf>,
     /// File bytes the session sent to the daemon.
     pub(crate) bytes_sent: u64,
+}
+
+impl Solved {
+    /// Whether the export is an image index (OCI or Docker manifest list), as the exporter described it.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the multi-platform job reads it for --metadata-file"
+        )
+    )]
+    pub(crate) fn is_index(&self) -> bool {
+        matches!(
+            self.descriptor.as_deref(),
+            Some(
+                "application/vnd.oci.image.index.v1+json"
+                    | "application/vnd.docker.distribution.manifest.list.v2+json"
+            )
+        )
+    }
 }
 
 /// Why a solve failed.
@@ -81,6 +116,9 @@ pub(crate) enum SolveError {
     /// The build failed (the frontend, the daemon, or the connection).
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The job named no platform: there is nothing to build (a bug in the caller).
+    #[error("image `{0}` has no platform to build")]
+    NoPlatforms(String),
 }
 
 impl Buildkit {
@@ -91,6 +129,9 @@ impl Buildkit {
         job: SolveJob,
         progress: &Progress,
     ) -> Result<Solved, SolveError> {
+        if job.platforms.is_empty() {
+            return Err(SolveError::NoPlatforms(job.name));
+        }
         let session = self.start_session(&job).await?;
         let build_ref = new_id();
         // The controller takes the build's SOURCE_DATE_EPOCH from this attribute (the exporters get it too).
@@ -105,19 +146,8 @@ impl Buildkit {
             frontend_attrs,
         };
         let status = self.spawn_status(&build_ref, &job.name, progress.clone());
-        let (definition, config, loader_check) = (job.definition, job.config, job.loader_check);
-        let result = gateway::build(self, request, |gateway| async move {
-            if let Some(check) = loader_check {
-                let below = gateway.solve(check.below.0).await?;
-                if !gateway.exists(&below, &check.interpreter).await? {
-                    return Err(FrontendError(check.missing));
-                }
-            }
-            let result = gateway.solve(definition.0).await?;
-            let metadata = BTreeMap::from([("containerimage.config".to_owned(), config)]);
-            Ok(gateway.return_result(&result, metadata).await?)
-        })
-        .await;
+        let result =
+            gateway::build(self, request, |gateway| frontend(gateway, job.platforms)).await;
         // The status stream ends with the build; its last messages (the final steps) are worth a short wait.
         let _ = tokio::time::timeout(STATUS_DRAIN, status).await;
         finish_session(session, result).await
@@ -170,6 +200,107 @@ impl Buildkit {
     }
 }
 
+/// The build of one image: each platform's loader check and solve, concurrently, then one result — a single ref
+/// for one platform (a plain manifest), refs keyed by platform id for several (one index).
+async fn frontend(
+    gateway: gateway::Gateway,
+    platforms: Vec<PlatformSolve>,
+) -> Result<(), FrontendError> {
+    let metadata = result_metadata(
+        platforms
+            .iter()
+            .map(|part| (&part.platform, part.config.as_slice())),
+    );
+    let ids: Vec<String> = platforms
+        .iter()
+        .map(|part| platform_id(&part.platform))
+        .collect();
+    let solves = platforms
+        .into_iter()
+        .map(|part| solve_platform(&gateway, part.definition, part.loader_check));
+    let mut results = futures::future::try_join_all(solves).await?;
+    if results.len() == 1 {
+        let only = results.pop().expect("one result");
+        return Ok(gateway.return_result(&only, metadata).await?);
+    }
+    let refs = ids.into_iter().zip(results).collect();
+    Ok(gateway.return_refs(&refs, metadata).await?)
+}
+
+/// One platform: its loader check, then its definition.
+async fn solve_platform(
+    gateway: &gateway::Gateway,
+    definition: Llb,
+    loader_check: Option<LoaderCheck>,
+) -> Result<gateway::ResultRef, FrontendError> {
+    if let Some(check) = loader_check {
+        let below = gateway.solve(check.below.0).await?;
+        if !gateway.exists(&below, &check.interpreter).await? {
+            return Err(FrontendError(check.missing));
+        }
+    }
+    Ok(gateway.solve(definition.0).await?)
+}
+
+/// A platform's id in a multi-platform result: containerd's `platforms.Format` text (`linux/arm/v7`), which is
+/// how [`Platform`] prints.
+fn platform_id(platform: &Platform) -> String {
+    platform.to_string()
+}
+
+/// The metadata the exporters read with the result: `containerimage.config` for one platform; for several,
+/// `containerimage.config/<id>` each and `refs.platforms` listing them (BuildKit's `exptypes.Platforms`).
+fn result_metadata<'a>(
+    platforms: impl ExactSizeIterator<Item = (&'a Platform, &'a [u8])>,
+) -> BTreeMap<String, Vec<u8>> {
+    if platforms.len() == 1 {
+        return platforms
+            .map(|(_, config)| ("containerimage.config".to_owned(), config.to_vec()))
+            .collect();
+    }
+    let mut metadata = BTreeMap::new();
+    let mut listed = Vec::new();
+    for (platform, config) in platforms {
+        let id = platform_id(platform);
+        metadata.insert(format!("containerimage.config/{id}"), config.to_vec());
+        listed.push(platform);
+    }
+    metadata.insert("refs.platforms".to_owned(), platforms_json(&listed));
+    metadata
+}
+
+/// `refs.platforms`: Go's encoding of `exptypes.Platforms`, whose fields have no JSON tags (so `Platforms`, `ID`,
+/// `Platform`), each platform an OCI `Platform` (`architecture`, `os`, `variant` when there is one).
+fn platforms_json(platforms: &[&Platform]) -> Vec<u8> {
+    let listed: Vec<serde_json::Value> = platforms
+        .iter()
+        .map(|platform| {
+            let mut spec = serde_json::json!({
+                "architecture": platform.architecture(),
+                "os": platform.os(),
+            });
+            if let Some(variant) = platform.variant() {
+                spec["variant"] = serde_json::json!(variant);
+            }
+            serde_json::json!({"ID": platform_id(platform), "Platform": spec})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "Platforms": listed })).expect("JSON values serialize")
+}
+
+/// The media type in the exporter's `containerimage.descriptor` (base64 of the descriptor's JSON).
+fn descriptor_media_type(encoded: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let descriptor: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    descriptor
+        .get("mediaType")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+}
+
 /// Takes the export and closes the session, whatever the build's outcome.
 async fn finish_session(
     session: Session,
@@ -193,6 +324,9 @@ async fn finish_session(
     Ok(Solved {
         digest: answer("containerimage.digest").unwrap_or_default(),
         config_digest: answer("containerimage.config.digest"),
+        descriptor: answer("containerimage.descriptor")
+            .as_deref()
+            .and_then(descriptor_media_type),
         file_written,
         bytes_sent,
     })
@@ -215,8 +349,8 @@ pub(crate) type BaseKey = (String, Platform);
 /// What the images need to know about their bases.
 #[derive(Debug, Default)]
 pub(crate) struct BaseFacts {
-    /// Each base's digest and config, or why it could not be resolved.
-    pub(crate) bases: BTreeMap<BaseKey, Result<ResolvedImage, FrontendError>>,
+    /// Each base's digest and config for the platform, or why it could not be resolved.
+    pub(crate) bases: BTreeMap<BaseKey, Result<ResolvedImage, BaseError>>,
     /// Whether a base has a loader (`(base, platform, loader path)`).
     pub(crate) loaders: BTreeMap<(String, Platform, String), bool>,
 }
@@ -247,24 +381,30 @@ impl Buildkit {
         let facts = Arc::new(Mutex::new(BaseFacts::default()));
         let shared = facts.clone();
         let result = gateway::build(self, request, |gateway| async move {
-            let mut last = None;
-            for query in &queries {
-                let resolved = resolve_once(&gateway, &shared, query, &session_id).await;
-                let (Some(loader), Ok(resolved)) = (&query.loader, resolved) else {
-                    continue;
+            let bases = resolve_all(&gateway, &queries, &session_id).await;
+            let checks = queries.iter().filter_map(|query| {
+                let loader = query.loader.as_ref()?;
+                let key = (query.reference.clone(), query.platform.clone());
+                let Some(Ok(resolved)) = bases.get(&key) else {
+                    return None;
                 };
-                let (solved, found) = has_loader(&gateway, query, resolved, loader).await?;
-                let key = (
-                    query.reference.clone(),
-                    query.platform.clone(),
-                    loader.clone(),
-                );
-                shared
-                    .lock()
-                    .expect("not poisoned")
-                    .loaders
-                    .insert(key, found);
-                last = Some(solved);
+                let gateway = &gateway;
+                Some(async move {
+                    let (solved, found) =
+                        has_loader(gateway, query, resolved.clone(), loader).await?;
+                    let key = (key.0, key.1, loader.clone());
+                    Ok::<_, FrontendError>((key, solved, found))
+                })
+            });
+            let checked = futures::future::try_join_all(checks).await?;
+            let mut last = None;
+            {
+                let mut facts = shared.lock().expect("not poisoned");
+                facts.bases = bases;
+                for (key, solved, found) in checked {
+                    facts.loaders.insert(key, found);
+                    last = Some(solved);
+                }
             }
             match last {
                 Some(solved) => gateway.return_result(&solved, BTreeMap::new()).await,
@@ -280,26 +420,177 @@ impl Buildkit {
     }
 }
 
-/// The base of `query`, resolved on first use.
-async fn resolve_once(
-    gateway: &gateway::Gateway,
-    facts: &Mutex<BaseFacts>,
-    query: &BaseQuery,
-    session_id: &str,
-) -> Result<ResolvedImage, FrontendError> {
-    let key = (query.reference.clone(), query.platform.clone());
-    let known = facts.lock().expect("not poisoned").bases.get(&key).cloned();
-    if let Some(resolved) = known {
-        return resolved;
+/// Why a base could not be resolved for a platform.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum BaseError {
+    /// The base has no image for the platform (an index without it, or a single image of another platform).
+    #[error("{reference} has no {platform} image (it has: {})", list(available))]
+    MissingPlatform {
+        /// The base, as the plan wrote it.
+        reference: String,
+        /// The platform asked for.
+        platform: Platform,
+        /// The platforms it has, of those cargo hive probes for.
+        available: Vec<Platform>,
+    },
+    /// The daemon could not resolve it (not found, unauthorized, unreachable, ...): its words.
+    #[error(transparent)]
+    Resolve(FrontendError),
+}
+
+fn list(platforms: &[Platform]) -> String {
+    if platforms.is_empty() {
+        return format!("none of {}", PROBED.join(", "));
     }
-    let platform = llb::platform(&query.platform);
-    let resolved = gateway
-        .resolve_image_config(&query.reference, &platform, session_id)
+    platforms
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The platforms probed for a base that lacks the one asked for, to say which it has.
+const PROBED: &[&str] = &[
+    "linux/amd64",
+    "linux/arm64",
+    "linux/arm/v7",
+    "linux/386",
+    "linux/ppc64le",
+    "linux/s390x",
+    "linux/riscv64",
+];
+
+/// Every distinct (base, platform) of `queries`, resolved concurrently: a multi-platform build asks for each base
+/// once per platform.
+async fn resolve_all(
+    gateway: &gateway::Gateway,
+    queries: &BTreeSet<BaseQuery>,
+    session_id: &str,
+) -> BTreeMap<BaseKey, Result<ResolvedImage, BaseError>> {
+    let keys: BTreeSet<BaseKey> = queries
+        .iter()
+        .map(|query| (query.reference.clone(), query.platform.clone()))
+        .collect();
+    let resolves = keys
+        .iter()
+        .map(|(reference, platform)| resolve_base(gateway, reference, platform, session_id));
+    let resolved = futures::future::join_all(resolves).await;
+    keys.into_iter().zip(resolved).collect()
+}
+
+/// One base for one platform, or why it cannot be had (with the platforms it has, when it lacks this one).
+async fn resolve_base(
+    gateway: &gateway::Gateway,
+    reference: &str,
+    platform: &Platform,
+    session_id: &str,
+) -> Result<ResolvedImage, BaseError> {
+    match resolve_for(gateway, reference, platform, session_id).await {
+        Ok(Some(resolved)) => Ok(resolved),
+        Ok(None) => Err(BaseError::MissingPlatform {
+            reference: reference.to_owned(),
+            platform: platform.clone(),
+            available: available_platforms(gateway, reference, session_id).await,
+        }),
+        // Docker 20.10 answers a platform its own store lacks by asking the registry, which may not have the image
+        // at all: when other platforms resolve, the platform is what is missing.
+        Err(error) => {
+            let available = available_platforms(gateway, reference, session_id).await;
+            if available.is_empty() || available.contains(platform) {
+                return Err(BaseError::Resolve(error));
+            }
+            Err(BaseError::MissingPlatform {
+                reference: reference.to_owned(),
+                platform: platform.clone(),
+                available,
+            })
+        }
+    }
+}
+
+/// The base's image for `platform`, or `None` when it has none: the daemon found no match in an index, or
+/// answered with a config of another platform (a single-platform base answers whatever platform is asked).
+async fn resolve_for(
+    gateway: &gateway::Gateway,
+    reference: &str,
+    platform: &Platform,
+    session_id: &str,
+) -> Result<Option<ResolvedImage>, FrontendError> {
+    match gateway
+        .resolve_image_config(reference, &llb::platform(platform), session_id)
         .await
-        .map_err(FrontendError::from);
-    let mut facts = facts.lock().expect("not poisoned");
-    facts.bases.insert(key, resolved.clone());
-    resolved
+    {
+        Ok(resolved) if config_matches(&resolved.config, platform) => Ok(Some(resolved)),
+        Ok(_) => Ok(None),
+        Err(status) if lacks_platform(status.message()) => Ok(None),
+        Err(status) => Err(status.into()),
+    }
+}
+
+/// Whether a resolve error says the image has no manifest for the platform: containerd's "no match for platform
+/// in manifest", or Docker's own image store ("… does not provide the specified platform", "… does not match the
+/// specified platform").
+fn lacks_platform(message: &str) -> bool {
+    [
+        "no match for platform",
+        "does not provide the specified platform",
+        "does not match the specified platform",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
+}
+
+/// Whether an image config is for `platform`: same OS and architecture, and the same variant when both name one.
+/// A config that names no OS or architecture cannot be judged, and passes.
+fn config_matches(config: &[u8], platform: &Platform) -> bool {
+    let Ok(config) = serde_json::from_slice::<serde_json::Value>(config) else {
+        return true;
+    };
+    let field = |name: &str| {
+        config
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .filter(|value| !value.is_empty())
+    };
+    let (Some(os), Some(architecture)) = (field("os"), field("architecture")) else {
+        return true;
+    };
+    let variants_agree = match (field("variant"), platform.variant()) {
+        (Some(theirs), Some(ours)) => theirs == ours,
+        _ => true,
+    };
+    os == platform.os()
+        && oci_architecture(architecture) == platform.architecture()
+        && variants_agree
+}
+
+/// The OCI name of an architecture some images' configs spell the kernel's way.
+fn oci_architecture(architecture: &str) -> &str {
+    match architecture {
+        "x86_64" | "x86-64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// Which of [`PROBED`] the base has, asked concurrently (only once resolving a platform failed).
+async fn available_platforms(
+    gateway: &gateway::Gateway,
+    reference: &str,
+    session_id: &str,
+) -> Vec<Platform> {
+    let probes = PROBED.iter().map(|text| async move {
+        let platform = Platform::parse(text).expect("the probed platforms are valid");
+        match resolve_for(gateway, reference, &platform, session_id).await {
+            Ok(Some(_)) => Some(platform),
+            _ => None,
+        }
+    });
+    futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Whether the resolved base of `query` has `loader`; the solved base is returned to keep the build's result.
@@ -363,5 +654,144 @@ impl Buildkit {
             Ok(Ok(_)) => Ok(()),
         };
         (started.elapsed(), result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn platform(text: &str) -> Platform {
+        Platform::parse(text).unwrap()
+    }
+
+    #[test]
+    fn one_platform_is_a_plain_config() {
+        let amd64 = platform("linux/amd64");
+        let metadata = result_metadata([(&amd64, b"{}".as_slice())].into_iter());
+        assert_eq!(
+            metadata,
+            BTreeMap::from([("containerimage.config".to_owned(), b"{}".to_vec())])
+        );
+    }
+
+    #[test]
+    fn several_platforms_are_keyed_by_id_and_listed() {
+        let (amd64, arm) = (platform("linux/amd64"), platform("linux/arm/v7"));
+        let metadata = result_metadata(
+            [
+                (&amd64, b"{\"a\":1}".as_slice()),
+                (&arm, b"{\"b\":2}".as_slice()),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            metadata.keys().collect::<Vec<_>>(),
+            [
+                "containerimage.config/linux/amd64",
+                "containerimage.config/linux/arm/v7",
+                "refs.platforms"
+            ]
+        );
+        assert_eq!(metadata["containerimage.config/linux/arm/v7"], b"{\"b\":2}");
+        // Byte for byte what Go's encoding of exptypes.Platforms gives (its fields have no JSON tags).
+        assert_eq!(
+            String::from_utf8(metadata["refs.platforms"].clone()).unwrap(),
+            r#"{"Platforms":[{"ID":"linux/amd64","Platform":{"architecture":"amd64","os":"linux"}},{"ID":"linux/arm/v7","Platform":{"architecture":"arm","os":"linux","variant":"v7"}}]}"#
+        );
+    }
+
+    #[test]
+    fn the_descriptor_says_index_or_manifest() {
+        use base64::Engine;
+        let encode = |value: Value| {
+            base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&value).unwrap())
+        };
+        let index = encode(json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": "sha256:00",
+            "size": 1,
+        }));
+        assert_eq!(
+            descriptor_media_type(&index).as_deref(),
+            Some("application/vnd.oci.image.index.v1+json")
+        );
+        assert_eq!(descriptor_media_type("not base64!"), None);
+        assert_eq!(descriptor_media_type(&encode(json!({"size": 1}))), None);
+
+        let mut solved = Solved {
+            digest: "sha256:00".to_owned(),
+            config_digest: None,
+            descriptor: descriptor_media_type(&index),
+            file_written: None,
+            bytes_sent: 0,
+        };
+        assert!(solved.is_index());
+        solved.descriptor =
+            Some("application/vnd.docker.distribution.manifest.list.v2+json".into());
+        assert!(solved.is_index());
+        solved.descriptor = Some("application/vnd.oci.image.manifest.v1+json".into());
+        assert!(!solved.is_index());
+        solved.descriptor = None;
+        assert!(!solved.is_index());
+    }
+
+    #[test]
+    fn a_config_of_another_platform_does_not_match() {
+        let config = |value: Value| serde_json::to_vec(&value).unwrap();
+        let amd64 = config(json!({"os": "linux", "architecture": "amd64"}));
+        assert!(config_matches(&amd64, &platform("linux/amd64")));
+        assert!(!config_matches(&amd64, &platform("linux/arm64")));
+        // Variants count only when both sides name one.
+        let arm64_v8 = config(json!({"os": "linux", "architecture": "arm64", "variant": "v8"}));
+        assert!(config_matches(&arm64_v8, &platform("linux/arm64")));
+        let arm_v6 = config(json!({"os": "linux", "architecture": "arm", "variant": "v6"}));
+        assert!(!config_matches(&arm_v6, &platform("linux/arm/v7")));
+        assert!(config_matches(&arm_v6, &platform("linux/arm/v6")));
+        // The kernel's spelling is the OCI architecture.
+        let x86_64 = config(json!({"os": "linux", "architecture": "x86_64"}));
+        assert!(config_matches(&x86_64, &platform("linux/amd64")));
+        // Nothing to judge by: it passes.
+        assert!(config_matches(b"{}", &platform("linux/arm64")));
+        assert!(config_matches(b"not json", &platform("linux/arm64")));
+    }
+
+    #[test]
+    fn resolve_errors_that_mean_the_platform_is_missing() {
+        assert!(lacks_platform(
+            "docker.io/x/y:latest: no match for platform in manifest: not found"
+        ));
+        assert!(lacks_platform(
+            "image with reference x was found but does not provide the specified platform (linux/arm64)"
+        ));
+        assert!(!lacks_platform(
+            "pull access denied, repository does not exist"
+        ));
+    }
+
+    #[test]
+    fn missing_platform_reads_like_prose() {
+        let error = BaseError::MissingPlatform {
+            reference: "localhost:5000/hive/glibc".to_owned(),
+            platform: platform("linux/arm64"),
+            available: vec![platform("linux/amd64")],
+        };
+        assert_eq!(
+            error.to_string(),
+            "localhost:5000/hive/glibc has no linux/arm64 image (it has: linux/amd64)"
+        );
+        let none = BaseError::MissingPlatform {
+            reference: "x".to_owned(),
+            platform: platform("linux/arm64"),
+            available: vec![],
+        };
+        assert!(
+            none.to_string().starts_with(
+                "x has no linux/arm64 image (it has: none of linux/amd64, linux/arm64,"
+            ),
+            "{none}"
+        );
+        assert!(PROBED.iter().all(|text| Platform::parse(text).is_ok()));
     }
 }

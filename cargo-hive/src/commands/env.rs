@@ -17,6 +17,8 @@ pub(crate) struct ProcessEnv {
     pub(crate) buildkit: buildkit::Environment,
     /// `CARGO`: the cargo that runs us as `cargo hive`, else `cargo` from `PATH`.
     pub(crate) cargo: OsString,
+    /// `RUSTC`: the rustc cargo uses, else `rustc` from `PATH` (asked for its sysroot).
+    pub(crate) rustc: OsString,
 }
 
 impl ProcessEnv {
@@ -27,6 +29,7 @@ impl ProcessEnv {
             .collect();
         ProcessEnv {
             cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+            rustc: std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()),
             buildkit: buildkit::Environment::from_process(),
             vars,
         }
@@ -80,6 +83,7 @@ mod tests {
                 .collect(),
             buildkit: buildkit::Environment::default(),
             cargo: "cargo".into(),
+            rustc: "rustc".into(),
         }
     }
 

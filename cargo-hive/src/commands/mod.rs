@@ -53,6 +53,7 @@ fn cargo(
         flags: args::cargo_flags(features, compile),
         quiet: global.quiet,
         verbose: global.verbose,
+        rustc: env.rustc.clone(),
     }
 }
 

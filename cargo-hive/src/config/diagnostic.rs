@@ -106,6 +106,11 @@ impl Diagnostics {
         self.errors.len()
     }
 
+    /// Adds what another pass collected.
+    pub(crate) fn extend(&mut self, other: Diagnostics) {
+        self.errors.extend(other.errors);
+    }
+
     /// `Ok` when nothing was collected; otherwise every error, in file and position order.
     pub(crate) fn into_result(mut self) -> Result<(), HiveError> {
         if self.errors.is_empty() {
@@ -113,9 +118,11 @@ impl Diagnostics {
         }
         // Stable: errors at one place keep the order they were found in.
         self.errors.sort_by(|a, b| a.sort_key.cmp(&b.sort_key));
-        // A shared value (a workspace `registry`) is checked once per image; show its mistake once.
-        self.errors.dedup_by(|a, b| {
-            a.sort_key == b.sort_key && a.code == b.code && a.message == b.message
+        // A shared value (a workspace `registry`) is checked once per image, and an image once per target its
+        // build script ran for; show each mistake once.
+        let mut seen = std::collections::BTreeSet::new();
+        self.errors.retain(|error| {
+            seen.insert((error.sort_key.clone(), error.code, error.message.clone()))
         });
         Err(HiveError::Diagnostics(
             self.errors.into_iter().map(miette::Report::new).collect(),

@@ -24,6 +24,9 @@ pub(crate) struct Layer {
     places: BTreeMap<String, Place>,
     /// The place of the layer as a whole: its table's key, or the build script.
     pub(crate) whole: Place,
+    /// The target triple a build script ran for: its layer applies to the platforms built for it only.
+    /// `None` for the manifest's tables, which apply to every platform.
+    pub(crate) target: Option<String>,
 }
 
 impl Layer {
@@ -33,13 +36,21 @@ impl Layer {
             registry: None,
             places: BTreeMap::new(),
             whole,
+            target: None,
         }
     }
 
-    /// A build script's image: every value's place is the build script.
-    pub(crate) fn from_build_script(package: &str, image: &str, def: ImageDef) -> Layer {
+    /// A build script's image, as the script emitted it when cargo ran it for `target`: every value's place is the
+    /// build script.
+    pub(crate) fn from_build_script(
+        package: &str,
+        image: &str,
+        def: ImageDef,
+        target: &str,
+    ) -> Layer {
         Layer {
             def,
+            target: Some(target.to_owned()),
             ..Layer::new(Place::BuildScript {
                 package: package.to_owned(),
                 image: image.to_owned(),
@@ -301,6 +312,9 @@ impl Walker<'_> {
                 "annotations" => {
                     layer.def.annotations =
                         self.string_map(name, value, table_name, &mut layer.places)
+                }
+                "targets" => {
+                    layer.def.targets = self.string_map(name, value, table_name, &mut layer.places)
                 }
                 "expose" => layer.def.expose = self.ports(value, table_name, &mut layer.places),
                 "files" => layer.def.files = self.files(value, table_name, &mut layer.places),

@@ -9,6 +9,7 @@ mod settings;
 mod source;
 mod workspace;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -45,6 +46,20 @@ pub(crate) struct Definitions {
     pub(crate) images: Vec<ImageDefinition>,
     /// How `[workspace.metadata.hive]` says to reach BuildKit.
     pub(crate) connection: ConnectionSettings,
+    /// `[workspace.metadata.hive]`, the first layer of every image.
+    pub(crate) workspace_defaults: Option<Layer>,
+    /// `[package.metadata.hive]` of each member (by index into [`Workspace::packages`]).
+    pub(crate) package_defaults: Vec<Option<Layer>>,
+    /// The target triples each package's build script ran for (by package index); only packages that use
+    /// `hive-build`, and empty until [`run_build_scripts`].
+    pub(crate) script_runs: BTreeMap<usize, BTreeSet<String>>,
+}
+
+/// The triples to run the build scripts for, and whether cargo is told them (`--target`) or builds for the host.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScriptTargets<'a> {
+    pub(crate) triples: &'a BTreeSet<String>,
+    pub(crate) pass_target: bool,
 }
 
 /// Options that decide what is read.
@@ -123,17 +138,46 @@ pub(crate) fn load(
         }
     }
 
-    let scripts = script_images::run(&workspace, options.cargo)?;
-    let defaults = Defaults {
-        workspace: workspace_layer.as_ref(),
-        packages: &package_defaults,
-    };
-    add_script_images(&workspace, scripts, defaults, &mut images, diags);
     Ok(Definitions {
         workspace,
         images,
         connection,
+        workspace_defaults: workspace_layer,
+        package_defaults,
+        script_runs: BTreeMap::new(),
     })
+}
+
+/// Runs the build scripts that use `hive-build` once per triple of `targets` and adds what they declared, in place
+/// of what an earlier run added.
+pub(crate) fn run_build_scripts(
+    definitions: &mut Definitions,
+    cargo: &Cargo,
+    targets: ScriptTargets<'_>,
+    diags: &mut Diagnostics,
+) -> Result<(), HiveError> {
+    definitions
+        .images
+        .retain(|image| !matches!(image.declared, Place::BuildScript { .. }));
+    for image in &mut definitions.images {
+        image.layers.retain(|layer| layer.target.is_none());
+    }
+    let scripts = script_images::run(&definitions.workspace, cargo, targets)?;
+    definitions.script_runs = script_images::users(&definitions.workspace)
+        .map(|package| (package, targets.triples.clone()))
+        .collect();
+    let defaults = Defaults {
+        workspace: definitions.workspace_defaults.as_ref(),
+        packages: &definitions.package_defaults,
+    };
+    add_script_images(
+        &definitions.workspace,
+        scripts,
+        defaults,
+        &mut definitions.images,
+        diags,
+    );
+    Ok(())
 }
 
 /// The defaults an image declared by a build script starts from.
@@ -156,7 +200,12 @@ fn add_script_images(
     for script in scripts {
         let package = &workspace.packages[script.package];
         for declared in script.output.images {
-            let layer = Layer::from_build_script(&package.name, &declared.name, declared.image);
+            let layer = Layer::from_build_script(
+                &package.name,
+                &declared.name,
+                declared.image,
+                &script.target,
+            );
             let place = layer.whole.clone();
             if let Err(reason) = check_image_name(&declared.name) {
                 diags.push(ConfigError::new(
@@ -169,6 +218,19 @@ fn add_script_images(
             }
             match declared.action {
                 Action::Declare => {
+                    // Each run of the script (one per triple) declares it again: one image, one layer per run.
+                    if let Some(image) = images.iter_mut().find(|image| {
+                        image.name == declared.name
+                            && image.package == script.package
+                            && matches!(image.declared, Place::BuildScript { .. })
+                            && image
+                                .layers
+                                .iter()
+                                .all(|l| l.target.as_deref() != Some(&script.target))
+                    }) {
+                        image.layers.push(layer);
+                        continue;
+                    }
                     let mut layers: Vec<Layer> = defaults.workspace.into_iter().cloned().collect();
                     // The package defaults still apply to an image its build script declares.
                     layers.extend(defaults.packages[script.package].iter().cloned());

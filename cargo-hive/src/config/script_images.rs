@@ -13,25 +13,36 @@ use cargo_metadata::Message;
 use hive_build::{BuildScriptOutput, OUTPUT_ENV, OUTPUT_FORMAT_VERSION, OUTPUT_MAX_BYTES};
 
 use crate::cargo::{Cargo, CargoError};
+use crate::config::ScriptTargets;
 use crate::config::diagnostic::file_kind;
 use crate::config::workspace::Workspace;
 
-/// What one package's build script emitted.
+/// What one package's build script emitted when cargo ran it for one target triple.
 #[derive(Debug)]
 pub(crate) struct ScriptOutput {
     /// Index into [`Workspace::packages`].
     pub(crate) package: usize,
+    /// The triple it ran for.
+    pub(crate) target: String,
     pub(crate) output: BuildScriptOutput,
 }
 
-/// Runs the build scripts of every member that uses `hive-build`.
+/// The members whose build script uses `hive-build`, by index.
+pub(crate) fn users(workspace: &Workspace) -> impl Iterator<Item = usize> + '_ {
+    (0..workspace.packages.len()).filter(|i| workspace.packages[*i].uses_hive_build)
+}
+
+/// Runs the build scripts of every member that uses `hive-build`, once per triple of `targets` (cargo runs a
+/// build script once per `--target`).
 ///
 /// All of them, not only the selected packages': a `hive:` base or a duplicate image name can involve any member,
 /// and the set of images must not depend on the selection.
-pub(crate) fn run(workspace: &Workspace, cargo: &Cargo) -> Result<Vec<ScriptOutput>, CargoError> {
-    let users: Vec<usize> = (0..workspace.packages.len())
-        .filter(|i| workspace.packages[*i].uses_hive_build)
-        .collect();
+pub(crate) fn run(
+    workspace: &Workspace,
+    cargo: &Cargo,
+    targets: ScriptTargets<'_>,
+) -> Result<Vec<ScriptOutput>, CargoError> {
+    let users: Vec<usize> = users(workspace).collect();
     if users.is_empty() {
         return Ok(Vec::new());
     }
@@ -49,6 +60,11 @@ pub(crate) fn run(workspace: &Workspace, cargo: &Cargo) -> Result<Vec<ScriptOutp
     if cargo.quiet {
         command.arg("--quiet");
     }
+    if targets.pass_target {
+        for triple in targets.triples {
+            command.arg("--target").arg(triple);
+        }
+    }
     for index in &users {
         command
             .arg("--package")
@@ -58,8 +74,8 @@ pub(crate) fn run(workspace: &Workspace, cargo: &Cargo) -> Result<Vec<ScriptOutp
     let (mut child, group) =
         crate::interrupt::spawn_blocking(&mut command).map_err(CargoError::Check)?;
     let stdout = child.stdout.take().expect("stdout is piped");
-    // Several messages per package with several `--target`s; the last one wins, as cargo's own order is stable.
-    let mut files: Vec<Option<String>> = vec![None; users.len()];
+    // One message per package and triple: each output file with the script's out dir.
+    let mut files: Vec<Vec<(String, String)>> = vec![Vec::new(); users.len()];
     let mut ran = vec![false; users.len()];
     for message in Message::parse_stream(BufReader::new(stdout)) {
         let message = message.map_err(CargoError::CheckOutput)?;
@@ -73,11 +89,9 @@ pub(crate) fn run(workspace: &Workspace, cargo: &Cargo) -> Result<Vec<ScriptOutp
             continue;
         };
         ran[slot] = true;
-        files[slot] = script
-            .env
-            .iter()
-            .find(|(name, _)| name == OUTPUT_ENV)
-            .map(|(_, path)| path.clone());
+        if let Some((_, path)) = script.env.iter().find(|(name, _)| name == OUTPUT_ENV) {
+            files[slot].push((path.clone(), script.out_dir.to_string()));
+        }
     }
     // A compile error in the crate itself does not matter here: its build script ran before it.
     let status = child.wait().map_err(CargoError::Check)?;
@@ -91,32 +105,60 @@ pub(crate) fn run(workspace: &Workspace, cargo: &Cargo) -> Result<Vec<ScriptOutp
                 status,
             });
         }
-        let Some(path) = &files[slot] else { continue };
-        let text = read_output(Path::new(path)).map_err(|err| {
-            CargoError::ScriptOutput(format!(
-                "failed to read the images of `{}`'s build script from {path} ({OUTPUT_ENV}): {err}",
-                package.name
-            ))
-        })?;
-        let output: BuildScriptOutput = serde_json::from_slice(&text).map_err(|err| {
-            CargoError::ScriptOutput(format!(
-                "the images of `{}`'s build script in {path} are not valid: {err}",
-                package.name
-            ))
-        })?;
-        if output.format_version > OUTPUT_FORMAT_VERSION {
-            return Err(CargoError::ScriptOutput(format!(
-                "the build script of `{}` uses a newer hive-build (output format {}) than this cargo-hive reads ({}); \
-                 update cargo-hive",
-                package.name, output.format_version, OUTPUT_FORMAT_VERSION
-            )));
+        for (path, out_dir) in &files[slot] {
+            let output = read_script_output(&package.name, path)?;
+            let target = match &output.target {
+                Some(target) => target.clone(),
+                None => run_target(targets, out_dir).ok_or_else(|| {
+                    CargoError::ScriptOutput(format!(
+                        "cannot tell which target the build script of `{}` ran for ({out_dir}): update its \
+                         hive-build",
+                        package.name
+                    ))
+                })?,
+            };
+            outputs.push(ScriptOutput {
+                package: *index,
+                target,
+                output,
+            });
         }
-        outputs.push(ScriptOutput {
-            package: *index,
-            output,
-        });
     }
     Ok(outputs)
+}
+
+/// The triple a script ran for, from its out dir (`<target dir>/<triple>/<profile>/build/…` with `--target`).
+fn run_target(targets: ScriptTargets<'_>, out_dir: &str) -> Option<String> {
+    if !targets.pass_target {
+        return targets.triples.iter().next().cloned();
+    }
+    Path::new(out_dir)
+        .components()
+        .filter_map(|part| part.as_os_str().to_str())
+        .find(|part| targets.triples.contains(*part))
+        .map(str::to_owned)
+}
+
+/// Reads and checks one output file of `package`'s build script.
+fn read_script_output(package: &str, path: &str) -> Result<BuildScriptOutput, CargoError> {
+    let text = read_output(Path::new(path)).map_err(|err| {
+        CargoError::ScriptOutput(format!(
+            "failed to read the images of `{package}`'s build script from {path} ({OUTPUT_ENV}): {err}"
+        ))
+    })?;
+    let output: BuildScriptOutput = serde_json::from_slice(&text).map_err(|err| {
+        CargoError::ScriptOutput(format!(
+            "the images of `{package}`'s build script in {path} are not valid: {err}"
+        ))
+    })?;
+    if output.format_version > OUTPUT_FORMAT_VERSION {
+        return Err(CargoError::ScriptOutput(format!(
+            "the build script of `{package}` uses a newer hive-build (output format {}) than this cargo-hive reads \
+             ({}); update cargo-hive",
+            output.format_version, OUTPUT_FORMAT_VERSION
+        )));
+    }
+    Ok(output)
 }
 
 /// Why a build script's output file could not be read.

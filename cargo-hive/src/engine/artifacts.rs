@@ -4,62 +4,61 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::cargo::Executable;
+use crate::cargo::{ArtifactKey, Executable};
 use crate::elf::Machine;
-use crate::plan::{Platform, Resolved};
+use crate::plan::Resolved;
 
 /// An image whose binary is for another architecture than its platform.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "image `{image}` is for {platform}, but its binary {path} is an executable for {machine}, {runs}: an image of it \
-     could not start. Build the binary for {platform} (without a `--target` for another architecture){declare}"
+     could not start. The image's target for {platform} is {triple}: check that nothing makes cargo build another \
+     (`build.target` in cargo's config, CARGO_BUILD_TARGET, a wrapper around rustc), or set the right triple in \
+     `targets`"
 )]
 pub(crate) struct WrongArchitecture {
     image: String,
     platform: String,
+    triple: String,
     path: PathBuf,
     machine: Machine,
     runs: String,
-    declare: String,
 }
 
-/// Checks the binary of every image of the plan (`hive:` bases included) against each of the image's platforms.
+/// Checks the binary of every image of the plan (`hive:` bases included) against each of the image's platforms:
+/// the binary built for that platform's triple must run there.
 pub(crate) fn check_architectures(
     resolved: &Resolved,
-    executables: &BTreeMap<(String, String), Executable>,
+    executables: &BTreeMap<ArtifactKey, Executable>,
 ) -> Result<(), Box<WrongArchitecture>> {
-    let host = Platform::host();
     for image in &resolved.plan.images {
-        let key = (image.package.name.clone(), image.binary.target.clone());
-        let Some(executable) = executables.get(&key) else {
-            continue;
-        };
-        let Some(machine) = executable.machine else {
-            continue;
-        };
-        for platform in &resolved.facts(&image.name).platforms {
-            let wanted = platform.architecture();
+        for on in &resolved.facts(&image.name).platforms {
+            let key = ArtifactKey {
+                package: image.package.name.clone(),
+                bin: image.binary.target.clone(),
+                triple: on.triple.clone(),
+            };
+            let Some(executable) = executables.get(&key) else {
+                continue;
+            };
+            let Some(machine) = executable.machine else {
+                continue;
+            };
             let actual = machine.architecture();
-            if actual == Some(wanted) {
+            if actual == Some(on.platform.architecture()) {
                 continue;
             }
-            let (runs, declare) = match actual {
-                Some(actual) => (
-                    format!("which runs on linux/{actual}"),
-                    format!(
-                        ", or declare `platforms = [\"linux/{actual}\"]` for the image in Cargo.toml (this version \
-                         builds images for the host platform, {host}, only)"
-                    ),
-                ),
-                None => ("which no image platform runs".to_owned(), String::new()),
+            let runs = match actual {
+                Some(actual) => format!("which runs on linux/{actual}"),
+                None => "which no image platform runs".to_owned(),
             };
             return Err(Box::new(WrongArchitecture {
                 image: image.name.clone(),
-                platform: platform.to_string(),
+                platform: on.platform.to_string(),
+                triple: on.triple.clone(),
                 path: executable.path.clone(),
                 machine,
                 runs,
-                declare,
             }));
         }
     }

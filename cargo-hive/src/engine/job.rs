@@ -13,10 +13,10 @@ use super::fresh;
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
 };
-use crate::buildkit::{BaseFacts, Buildkit, LoaderCheck, SolveJob, Solved};
-use crate::cargo::Executable;
+use crate::buildkit::{BaseFacts, Buildkit, LoaderCheck, PlatformSolve, SolveJob, Solved};
+use crate::cargo::{ArtifactKey, Executable};
 use crate::output::{self, Destination};
-use crate::plan::{ImageFacts, Platform};
+use crate::plan::{ImageFacts, Platform, PlatformFacts};
 use crate::progress::{EngineEvent, Progress};
 
 /// What every image build shares.
@@ -41,8 +41,8 @@ pub(crate) struct BuildContext {
     pub(crate) images: BTreeMap<String, PlanImage>,
     /// The resolved facts of every image of the plan, by name.
     pub(crate) facts: BTreeMap<String, ImageFacts>,
-    /// What cargo built, by (package, bin target).
-    pub(crate) executables: BTreeMap<(String, String), Executable>,
+    /// What cargo built, by (package, bin target, triple).
+    pub(crate) executables: BTreeMap<ArtifactKey, Executable>,
     /// The commit of the plan's git facts, for the `revision` label.
     pub(crate) revision: Option<String>,
     /// The bases, resolved once for all images.
@@ -57,8 +57,12 @@ struct ChainLayer {
 }
 
 impl BuildContext {
-    fn executable(&self, planned: &PlanImage) -> Result<Executable, JobError> {
-        let key = (planned.package.name.clone(), planned.binary.target.clone());
+    fn executable(&self, planned: &PlanImage, triple: &str) -> Result<Executable, JobError> {
+        let key = ArtifactKey {
+            package: planned.package.name.clone(),
+            bin: planned.binary.target.clone(),
+            triple: triple.to_owned(),
+        };
         self.executables
             .get(&key)
             .cloned()
@@ -69,33 +73,57 @@ impl BuildContext {
             })
     }
 
-    /// The image's facts (its platform, its chain).
+    /// The image's facts (its platforms and their chains).
     fn facts(&self, planned: &PlanImage) -> &ImageFacts {
         self.facts
             .get(&planned.name)
             .expect("every image of the plan has its facts")
     }
 
-    /// The layers of the image's `hive:` chain (as the plan resolved it), bottom first, and the base at the
-    /// bottom (scratch or a registry image).
-    fn chain(&self, planned: &PlanImage) -> Result<(Base, Vec<ChainLayer>), JobError> {
-        let chain = &self.facts(planned).chain;
+    /// The layers of the image's `hive:` chain on one platform (as the plan resolved it), bottom first, and the
+    /// base at the bottom (scratch or a registry image).
+    fn chain(
+        &self,
+        on: &PlatformFacts,
+        several: bool,
+    ) -> Result<(Base, Vec<ChainLayer>), JobError> {
         let mut layers = Vec::new();
-        for name in &chain.images {
+        for name in &on.chain.images {
             let current = self
                 .images
                 .get(name)
                 .ok_or_else(|| JobError::NotInPlan(name.clone()))?;
-            let executable = self.executable(current)?;
-            let inputs = local_inputs(current, &executable)?;
+            let current = on_platform(current, &on.platform);
+            let executable = self.executable(&current, &on.triple)?;
+            let suffix = several.then(|| platform_suffix(&on.platform));
+            let inputs = local_inputs(&current, &executable, suffix.as_deref())?;
             layers.push(ChainLayer {
-                planned: current.clone(),
+                planned: current,
                 executable,
                 inputs,
             });
         }
-        Ok((chain.root.clone(), layers))
+        Ok((on.chain.root.clone(), layers))
     }
+}
+
+/// The image as it is on one platform: that platform's base, files and config (a build script may set them per
+/// target).
+fn on_platform(image: &PlanImage, platform: &Platform) -> PlanImage {
+    let mut view = image.clone();
+    let text = platform.to_string();
+    if let Some(plan) = image.per_platform.iter().find(|plan| plan.platform == text) {
+        view.base = plan.base.clone();
+        view.files = plan.files.clone();
+        view.config = plan.config.clone();
+        view.platforms = vec![text];
+    }
+    view
+}
+
+/// What tells one platform's local sources from another's in a multi-platform image (`linux-arm64`).
+fn platform_suffix(platform: &Platform) -> String {
+    platform.to_string().replace('/', "-")
 }
 
 /// A built image.
@@ -125,8 +153,17 @@ fn shared_key(workspace_root: &Path, image: &str) -> String {
     format!("{image}-{}", &hex::encode(digest)[..16])
 }
 
-/// The local sources of an image: the binary's directory, and one per distinct directory of declared files.
-fn local_inputs(planned: &PlanImage, executable: &Executable) -> Result<Vec<LocalInput>, JobError> {
+/// The local sources of an image: the binary's directory, and one per distinct directory of declared files. In a
+/// multi-platform image each platform's sources are named apart (`suffix`).
+fn local_inputs(
+    planned: &PlanImage,
+    executable: &Executable,
+    suffix: Option<&str>,
+) -> Result<Vec<LocalInput>, JobError> {
+    let named = |name: String| match suffix {
+        Some(suffix) => format!("{name}-{suffix}"),
+        None => name,
+    };
     let not_a_path = || JobError::NotAPath(executable.path.clone());
     let bin_dir = executable
         .path
@@ -140,7 +177,7 @@ fn local_inputs(planned: &PlanImage, executable: &Executable) -> Result<Vec<Loca
         .to_string_lossy()
         .into_owned();
     let mut inputs = vec![LocalInput {
-        name: format!("{}-bin", planned.name),
+        name: named(format!("{}-bin", planned.name)),
         root: bin_dir,
         entries: vec![CopyEntry {
             source: bin_name,
@@ -171,7 +208,7 @@ fn local_inputs(planned: &PlanImage, executable: &Executable) -> Result<Vec<Loca
     }
     for (index, (root, entries)) in by_dir.into_iter().enumerate() {
         inputs.push(LocalInput {
-            name: format!("{}-files-{index}", planned.name),
+            name: named(format!("{}-files-{index}", planned.name)),
             root,
             entries,
         });
@@ -251,20 +288,12 @@ pub(crate) async fn build_image(
 /// what Docker finishes, and the stamp for the next build.
 async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, JobError> {
     let started = Instant::now();
-    let (root, chain) = context.chain(planned)?;
-    let base = base_of(context, planned, &root, &chain)?;
     let outputs = Outputs::of(context, planned)?;
-    let (image_layout, definition, config) = lay_out(context, planned, base, &chain)?;
-    let inputs: Vec<LocalInput> = chain
-        .iter()
-        .flat_map(|layer| layer.inputs.clone())
+    let parts = platform_parts(context, planned)?;
+    let inputs: Vec<LocalInput> = (parts.iter())
+        .flat_map(|part| part.inputs.clone())
         .collect();
-    let fingerprint = fresh::fingerprint(
-        &definition,
-        &config,
-        &outputs.plan.exporters,
-        &inputs.iter().collect::<Vec<_>>(),
-    )?;
+    let fingerprint = fingerprint(&parts, &outputs.plan.exporters)?;
     if let Some(built) = fresh_image(context, planned, &outputs, &fingerprint).await {
         return Ok(BuiltImage {
             duration: started.elapsed(),
@@ -292,9 +321,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         export_file: outputs.plan.file.clone(),
         exporters: outputs.plan.exporters.clone(),
         epoch: context.epoch,
-        definition,
-        config,
-        loader_check: loader_check(planned, &chain, &image_layout),
+        platforms: parts.into_iter().map(|part| part.solve).collect(),
     };
     let mut solved = context.buildkit.solve(job, &context.progress).await?;
     finish_outputs(context, &outputs, &mut solved).await?;
@@ -311,12 +338,62 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     })
 }
 
+/// One platform of an image: what is solved for it, and the local sources it reads.
+struct Part {
+    solve: PlatformSolve,
+    inputs: Vec<LocalInput>,
+}
+
+/// Each platform's chain, base, LLB, config and loader check.
+fn platform_parts(context: &BuildContext, planned: &PlanImage) -> Result<Vec<Part>, JobError> {
+    let facts = context.facts(planned);
+    let several = facts.platforms.len() > 1;
+    let mut parts = Vec::new();
+    for on in &facts.platforms {
+        let view = on_platform(planned, &on.platform);
+        let (root, chain) = context.chain(on, several)?;
+        let base = base_of(context, &view, &on.platform, &root, &chain)?;
+        let (image_layout, definition, config) = lay_out(context, &view, &on.platform, base, &chain)?;
+        let loader_check = loader_check(&view, &chain, &image_layout);
+        parts.push(Part {
+            solve: PlatformSolve {
+                platform: on.platform.clone(),
+                definition,
+                config,
+                loader_check,
+            },
+            inputs: chain.iter().flat_map(|layer| layer.inputs.clone()).collect(),
+        });
+    }
+    Ok(parts)
+}
+
+/// What the image is made of, for the up-to-date check: one platform's fingerprint as it always was, several
+/// hashed together in the plan's order.
+fn fingerprint(parts: &[Part], exporters: &[crate::buildkit::ExporterSpec]) -> Result<String, JobError> {
+    let mut prints = Vec::new();
+    for part in parts {
+        let inputs: Vec<&LocalInput> = part.inputs.iter().collect();
+        prints.push(fresh::fingerprint(
+            &part.solve.definition,
+            &part.solve.config,
+            exporters,
+            &inputs,
+        )?);
+    }
+    match &prints[..] {
+        [one] => Ok(one.clone()),
+        _ => Ok(hex::encode(Sha256::digest(prints.join("\n").as_bytes()))),
+    }
+}
+
 /// The registry base at the bottom of the chain, resolved (once for all images, before them), with the loader
 /// checks that need no build of their own: a dynamically linked binary right on scratch, or right on a registry
 /// base without its loader.
 fn base_of(
     context: &BuildContext,
     planned: &PlanImage,
+    platform: &Platform,
     root: &Base,
     chain: &[ChainLayer],
 ) -> Result<Option<PinnedResolved>, JobError> {
@@ -338,7 +415,7 @@ fn base_of(
     let Base::Image { reference } = root else {
         return Ok(None);
     };
-    let platform = context.facts(planned).platform().clone();
+    let platform = platform.clone();
     let resolved = match context
         .bases
         .bases
@@ -414,10 +491,11 @@ impl Outputs {
 fn lay_out(
     context: &BuildContext,
     planned: &PlanImage,
+    platform: &Platform,
     base: Option<PinnedResolved>,
     chain: &[ChainLayer],
 ) -> Result<(ImageLayout, Llb, Vec<u8>), JobError> {
-    let platform = context.facts(planned).platform().clone();
+    let platform = platform.clone();
     let (pinned, mut config) = match base {
         Some(resolved) => (Some(resolved.base), Some(resolved.config)),
         None => (None, None),
@@ -654,7 +732,7 @@ pub(crate) fn dry_run_json(
         interpreter: None,
         machine: None,
     };
-    let inputs = local_inputs(planned, &executable).unwrap_or_default();
+    let inputs = local_inputs(planned, &executable, None).unwrap_or_default();
     let definition = layout::definition(&ImageLayout {
         layers: vec![inputs],
         platform: platform.clone(),

@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::buildkit::{Buildkit, ConnectOptions};
-use crate::cargo::{self, Cargo, CompileRequest};
+use crate::cargo::{self, ArtifactKey, Cargo, CompileRequest};
 use crate::config::Selection;
 use crate::errors::{HiveError, ImageFailures, exit_codes};
 use crate::interrupt;
 use crate::output;
-use crate::plan::{Platform, Resolved};
+use crate::plan::Resolved;
 use crate::progress::{EngineEvent, Progress, ProgressHandle, Renderer};
 use crate::term::Term;
 
@@ -121,7 +121,6 @@ async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result
     }))?;
     let resolved = &computed.resolved;
     let destinations = output::destinations(request.load, request.push, &request.outputs)?;
-    check_supported(resolved)?;
     check_one_file_per_image(&resolved.plan, &destinations)?;
     let source_date_epoch = request
         .env
@@ -246,23 +245,23 @@ async fn prepare_context(
             message,
         });
     }
-    // The user's cargo builds the binaries, with their flags, cache and toolchain.
-    let request = CompileRequest {
-        cargo: request.cargo.clone(),
-        targets: targets(plan),
-    };
-    progress.event(EngineEvent::CargoStarted);
     let cwd = std::env::current_dir().map_err(|source| HiveError::Read {
         path: PathBuf::from("."),
         source,
     })?;
+    // A missing rustup target is said before cargo runs, with the command that installs it.
+    cargo::check_targets_installed(&request.cargo, &needed_targets(resolved), &cwd)
+        .map_err(|err| HiveError::Input(err.to_string()))?;
+    // The user's cargo builds the binaries, with their flags, cache and toolchain: one run for every triple.
+    let request = compile_request(request, resolved, target_dir);
+    progress.event(EngineEvent::CargoStarted);
     let artifacts =
         interrupt::prefer_signal(cargo::build(&request, &cwd).await.map_err(HiveError::Cargo));
     progress.event(EngineEvent::CargoFinished {
         success: artifacts.is_ok(),
     });
-    let artifacts = artifacts?;
-    artifacts::check_architectures(resolved, &artifacts.executables)
+    let executables = artifacts?.executables;
+    artifacts::check_architectures(resolved, &executables)
         .map_err(|err| HiveError::Input(err.to_string()))?;
 
     let buildkit = Buildkit::connect(options).await?;
@@ -281,7 +280,8 @@ async fn prepare_context(
     .await?;
     let docker_socket = output::docker_endpoint(buildkit_docker.as_deref(), docker_host).socket;
 
-    let bases = bases::prepare(&buildkit, needs(resolved, &artifacts.executables)).await?;
+    let bases = bases::prepare(&buildkit, needs(resolved, &executables)).await?;
+    bases::check_platforms(resolved, &bases)?;
     Ok(job::BuildContext {
         buildkit,
         docker_socket,
@@ -297,30 +297,10 @@ async fn prepare_context(
             .map(|image| (image.name.clone(), image.clone()))
             .collect(),
         facts: resolved.image_facts.clone(),
-        executables: artifacts.executables,
+        executables,
         revision: resolved.git.sha().ok().map(str::to_owned),
         bases,
     })
-}
-
-/// What the first version of build does not do yet, said plainly instead of half-done.
-fn check_supported(resolved: &Resolved) -> Result<(), HiveError> {
-    let host = Platform::host();
-    for image in &resolved.plan.images {
-        if resolved
-            .facts(&image.name)
-            .platforms
-            .iter()
-            .any(|platform| *platform != host)
-        {
-            return Err(HiveError::Input(format!(
-                "image `{}` targets {}; this version builds for the host platform ({host}) only",
-                image.name,
-                image.platforms.join(", ")
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// `--output type=oci|docker|tar,dest=PATH` names one file: with several images, each would replace the last.
@@ -352,54 +332,100 @@ fn check_one_file_per_image(
     Ok(())
 }
 
-/// The registry bases of the selected images (at the bottom of their `hive:` chains) and the loaders their binaries
-/// need.
+/// The registry bases of the selected images (at the bottom of their `hive:` chains), per platform, and the loaders
+/// their binaries need.
 fn needs(
     resolved: &Resolved,
-    executables: &BTreeMap<(String, String), cargo::Executable>,
+    executables: &BTreeMap<ArtifactKey, cargo::Executable>,
 ) -> std::collections::BTreeSet<bases::Need> {
     let mut needs = std::collections::BTreeSet::new();
     for image in resolved.plan.images.iter().filter(|image| image.selected) {
-        let facts = resolved.facts(&image.name);
-        let hive_build::plan::Base::Image { reference } = &facts.chain.root else {
-            continue;
-        };
-        // Only an image right on the registry base is checked here; one on `hive:` layers is checked in its build.
-        let loader = facts
-            .chain
-            .is_direct()
-            .then(|| executables.get(&(image.package.name.clone(), image.binary.target.clone())))
-            .flatten()
-            .and_then(|executable| executable.interpreter.clone());
-        for platform in &facts.platforms {
+        for on in &resolved.facts(&image.name).platforms {
+            let hive_build::plan::Base::Image { reference } = &on.chain.root else {
+                continue;
+            };
+            // Only an image right on the registry base is checked here; one on `hive:` layers is checked in its
+            // build.
+            let key = ArtifactKey {
+                package: image.package.name.clone(),
+                bin: image.binary.target.clone(),
+                triple: on.triple.clone(),
+            };
+            let loader = (on.chain.is_direct())
+                .then(|| executables.get(&key))
+                .flatten()
+                .and_then(|executable| executable.interpreter.clone());
             needs.insert(bases::Need {
                 reference: reference.clone(),
-                platform: platform.clone(),
-                loader: loader.clone(),
+                platform: on.platform.clone(),
+                loader,
             });
         }
     }
     needs
 }
 
-fn targets(plan: &hive_build::plan::Plan) -> BTreeMap<String, Vec<String>> {
+/// The cross targets the plan's images are built for, each with what needs it.
+fn needed_targets(resolved: &Resolved) -> Vec<cargo::NeededTarget> {
+    let mut needed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for image in &resolved.plan.images {
+        for on in &resolved.facts(&image.name).platforms {
+            needed
+                .entry(&on.triple)
+                .or_default()
+                .push(format!("{} of image `{}`", on.platform, image.name));
+        }
+    }
+    needed
+        .into_iter()
+        .map(|(triple, users)| cargo::NeededTarget {
+            triple: triple.to_owned(),
+            needed_for: users.join(", "),
+        })
+        .collect()
+}
+
+/// One cargo run for every package, bin and triple of the plan (`hive:` bases included: their binaries go into the
+/// images built on them). Without `--target` when the host's triple is the only one, so `target/<profile>` stays
+/// shared with a plain `cargo build`.
+fn compile_request(request: &BuildRequest, resolved: &Resolved, target_dir: &Path) -> CompileRequest {
     let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    // `hive:` bases are in the plan unselected; their binaries go into the images built on them.
-    for image in &plan.images {
+    let mut triples = std::collections::BTreeSet::new();
+    for image in &resolved.plan.images {
         let bins = targets.entry(image.package.name.clone()).or_default();
         if !bins.contains(&image.binary.target) {
             bins.push(image.binary.target.clone());
         }
+        for on in &resolved.facts(&image.name).platforms {
+            triples.insert(on.triple.clone());
+        }
     }
-    targets
+    let host = cargo::host_default_triple();
+    let pass_target = triples.iter().any(|triple| triple != host);
+    if triples.is_empty() {
+        triples.insert(host.to_owned());
+    }
+    CompileRequest {
+        cargo: request.cargo.clone(),
+        targets,
+        triples: triples.into_iter().collect(),
+        pass_target,
+        target_dir: target_dir.to_path_buf(),
+    }
 }
 
 fn dry_run(resolved: &Resolved, epoch: i64) -> Result<i32, HiveError> {
     use std::io::Write;
     let mut documents = Vec::new();
     for planned in resolved.plan.images.iter().filter(|image| image.selected) {
-        let platform = &resolved.facts(&planned.name).platforms[0];
-        documents.push(job::dry_run_json(planned, platform, epoch));
+        let platforms = &resolved.facts(&planned.name).platforms;
+        for on in platforms {
+            let mut document = job::dry_run_json(planned, &on.platform, epoch);
+            if platforms.len() > 1 {
+                document["platform"] = serde_json::Value::String(on.platform.to_string());
+            }
+            documents.push(document);
+        }
     }
     let text = serde_json::to_string_pretty(
         &serde_json::json!({"format_version": 1, "images": documents}),

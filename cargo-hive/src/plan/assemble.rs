@@ -6,20 +6,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use hive_build::ImageDef;
-use hive_build::plan::{Base, Binary, ImageConfig, Origin, PackageInfo, Plan, PlanImage};
+use hive_build::plan::{
+    Base, Binary, ImageConfig, Origin, PackageInfo, Plan, PlanImage, PlatformPlan,
+};
 use hive_build::schema::{binary_path, defaults};
 
 use crate::config::{
     ConfigError, Definitions, Diagnostics, ImageDefinition, Layer, Package, Place, did_you_mean,
 };
-use crate::plan::facts::{self, Chain, ImageFacts, Resolved, Walk};
+use crate::plan::facts::{self, ImageFacts, PlatformFacts, Resolved, Walk};
 use crate::plan::git::GitFacts;
 use crate::plan::platform::Platform;
 use crate::plan::reference::{Invalid, check_repository, check_tag, parse_base};
 use crate::plan::template::{self, Context};
 
 /// The layers of one image, lowest precedence first.
-pub(super) struct Layers<'a>(&'a [Layer]);
+pub(super) struct Layers<'a>(pub(super) &'a [Layer]);
 
 impl<'a> Layers<'a> {
     /// The value of the highest layer that sets it.
@@ -81,6 +83,9 @@ fn invalid(
 pub(crate) struct Assembled {
     images: Vec<PlanImage>,
     facts: BTreeMap<String, ImageFacts>,
+    /// Target triples some image's platforms need that its package's build script was not run for: the build
+    /// scripts must run again with these before the plan is whole.
+    pub(crate) missing_triples: BTreeSet<String>,
 }
 
 /// Resolves every image of the workspace. Mistakes go to `diags`; the images that resolved are returned.
@@ -96,25 +101,226 @@ pub(crate) fn resolve_all(
         .collect();
     let mut images = Vec::new();
     let mut platforms = BTreeMap::new();
+    let mut missing_triples = BTreeSet::new();
     for definition in &definitions.images {
         let package = &definitions.workspace.packages[definition.package];
-        let root = &definitions.workspace.root;
-        let assembler = Assembler::new(definition, package, diags);
-        if let Some((image, typed)) = assembler.resolve(root, &names, context) {
-            platforms.insert(image.name.clone(), typed);
-            images.push(image);
+        let runs = definitions.script_runs.get(&definition.package);
+        let image = ImageInput {
+            definition,
+            package,
+            runs,
+            root: &definitions.workspace.root,
+            names: &names,
+        };
+        match resolve_image(&image, context, diags) {
+            Ok(Some((image, typed))) => {
+                platforms.insert(image.name.clone(), typed);
+                images.push(image);
+            }
+            Ok(None) => {}
+            Err(missing) => missing_triples.extend(missing),
         }
     }
-    let chains = chains(&images, definitions, diags);
     images.sort_by(|a, b| a.name.cmp(&b.name));
+    let chains = chains(&images, &platforms, definitions, diags);
     let facts = chains
         .into_iter()
-        .filter_map(|(name, chain)| {
-            let platforms = platforms.remove(&name)?;
-            Some((name, ImageFacts { platforms, chain }))
+        .map(|(name, platforms)| (name, ImageFacts { platforms }))
+        .collect();
+    Assembled {
+        images,
+        facts,
+        missing_triples,
+    }
+}
+
+/// What one image is resolved from.
+struct ImageInput<'a> {
+    definition: &'a ImageDefinition,
+    package: &'a Package,
+    /// The triples the package's build script ran for (`None`: it declares nothing through `hive-build`).
+    runs: Option<&'a BTreeSet<String>>,
+    root: &'a Path,
+    names: &'a BTreeSet<&'a str>,
+}
+
+/// One platform of a resolved image, before its `hive:` chain is walked.
+#[derive(Debug, Clone)]
+pub(super) struct PlatformTarget {
+    pub(super) platform: Platform,
+    pub(super) triple: String,
+    /// Where `base` was set for this platform (the image's declaration when it is the default).
+    pub(super) base_place: Place,
+}
+
+/// An image resolved from one view of its layers (all of them, or those of one build-script run).
+struct Resolution {
+    image: PlanImage,
+    platforms: Vec<PlatformTarget>,
+    /// Where each platform's triple came from.
+    target_origins: Vec<Origin>,
+}
+
+/// Resolves an image once per target triple its build script ran for (cargo runs a build script once per triple,
+/// so each run's declarations apply to that triple's platforms), checks that what belongs to the image as a whole
+/// agrees between the runs, and takes each platform's values from its triple's run. `Err` holds the triples the
+/// build script still has to run for.
+fn resolve_image(
+    input: &ImageInput<'_>,
+    context: &Context<'_>,
+    diags: &mut Diagnostics,
+) -> Result<Option<(PlanImage, Vec<PlatformTarget>)>, BTreeSet<String>> {
+    let definition = input.definition;
+    let views: Vec<(Option<&str>, Vec<Layer>)> = match input.runs {
+        Some(runs) if !runs.is_empty() => runs
+            .iter()
+            .map(|run| {
+                let layers = (definition.layers.iter())
+                    .filter(|layer| layer.target.as_deref().is_none_or(|target| target == run))
+                    .cloned()
+                    .collect();
+                (Some(run.as_str()), layers)
+            })
+            .collect(),
+        _ => vec![(None, definition.layers.clone())],
+    };
+    let mut resolutions = Vec::new();
+    for (run, layers) in &views {
+        let assembler = Assembler::new(definition, layers, input.package, diags);
+        let Some(resolution) = assembler.resolve(input.root, input.names, context) else {
+            return Ok(None);
+        };
+        resolutions.push((*run, resolution));
+    }
+    let (first_run, first) = &resolutions[0];
+    for (run, other) in &resolutions[1..] {
+        if let Some((field, a, b)) = disagreement(first, other) {
+            let (image, package) = (&definition.name, &input.package.name);
+            let runs = (first_run.unwrap_or_default(), run.unwrap_or_default());
+            diags.push(
+                ConfigError::new(
+                    "build-script-disagrees",
+                    &Place::BuildScript {
+                        package: package.clone(),
+                        image: image.clone(),
+                    },
+                    format!(
+                        "the build script gives {field} {a} when cargo runs it for {} but {b} when it runs for {}",
+                        runs.0, runs.1
+                    ),
+                    "",
+                )
+                .help(
+                    "values of a platform (base, env, labels, files, …) may differ between targets; the image's \
+                     name, binary, repository, tags, platforms and targets must not",
+                ),
+            );
+            return Ok(None);
+        }
+    }
+    let mut missing = BTreeSet::new();
+    let mut per_platform = Vec::new();
+    for (index, target) in first.platforms.iter().enumerate() {
+        let chosen = match first_run {
+            None => first,
+            Some(_) => match resolutions
+                .iter()
+                .find(|(run, _)| *run == Some(target.triple.as_str()))
+            {
+                Some((_, resolution)) => resolution,
+                None => {
+                    missing.insert(target.triple.clone());
+                    continue;
+                }
+            },
+        };
+        let mut origins = chosen.image.origins.clone();
+        origins.insert("target".to_owned(), first.target_origins[index].clone());
+        per_platform.push(PlatformPlan {
+            platform: target.platform.to_string(),
+            target: target.triple.clone(),
+            base: chosen.image.base.clone(),
+            files: chosen.image.files.clone(),
+            config: chosen.image.config.clone(),
+            origins,
+        });
+    }
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    let Resolution {
+        mut image,
+        platforms,
+        ..
+    } = resolutions.swap_remove(0).1;
+    // The image's own values are its first platform's, so readers of one-platform plans see what they did.
+    if let Some(first) = per_platform.first() {
+        image.base = first.base.clone();
+        image.files = first.files.clone();
+        image.config = first.config.clone();
+        image.origins = first.origins.clone();
+    }
+    let platforms = platforms
+        .into_iter()
+        .zip(&per_platform)
+        .map(|(target, plan)| PlatformTarget {
+            base_place: base_place(definition, &views, &plan.target, target.base_place),
+            ..target
         })
         .collect();
-    Assembled { images, facts }
+    image.per_platform = per_platform;
+    Ok(Some((image, platforms)))
+}
+
+/// Where `base` was set in the view of `triple`'s build-script run.
+fn base_place(
+    definition: &ImageDefinition,
+    views: &[(Option<&str>, Vec<Layer>)],
+    triple: &str,
+    fallback: Place,
+) -> Place {
+    let layers = views
+        .iter()
+        .find(|(run, _)| run.is_none_or(|run| run == triple))
+        .map_or(&definition.layers[..], |(_, layers)| &layers[..]);
+    Layers(layers)
+        .pick(|def| def.base.as_deref())
+        .map_or(fallback, |(_, layer)| layer.place("base"))
+}
+
+/// The first value of the image as a whole that two build-script runs disagree on: (key, one value, the other).
+fn disagreement(a: &Resolution, b: &Resolution) -> Option<(&'static str, String, String)> {
+    let quote = |value: &dyn std::fmt::Debug| format!("{value:?}");
+    let triples = |r: &Resolution| -> Vec<(String, String)> {
+        (r.platforms.iter())
+            .map(|p| (p.platform.to_string(), p.triple.clone()))
+            .collect()
+    };
+    let fields: [(&'static str, String, String); 6] = [
+        (
+            "binary",
+            quote(&a.image.binary.target),
+            quote(&b.image.binary.target),
+        ),
+        (
+            "repository",
+            quote(&a.image.repository),
+            quote(&b.image.repository),
+        ),
+        ("tags", quote(&a.image.tags), quote(&b.image.tags)),
+        (
+            "platforms",
+            quote(&a.image.platforms),
+            quote(&b.image.platforms),
+        ),
+        ("targets", quote(&triples(a)), quote(&triples(b))),
+        (
+            "annotations",
+            quote(&a.image.config.annotations),
+            quote(&b.image.config.annotations),
+        ),
+    ];
+    fields.into_iter().find(|(_, a, b)| a != b)
 }
 
 /// One image being resolved: its layers, the origin of each value so far, and where mistakes go. Each step
@@ -131,13 +337,14 @@ struct Assembler<'a, 'd> {
 impl<'a, 'd> Assembler<'a, 'd> {
     fn new(
         definition: &'a ImageDefinition,
+        layers: &'a [Layer],
         package: &'a Package,
         diags: &'d mut Diagnostics,
     ) -> Self {
         Assembler {
             definition,
             package,
-            layers: Layers(&definition.layers),
+            layers: Layers(layers),
             name: definition.name.as_str(),
             origins: BTreeMap::new(),
             diags,
@@ -150,13 +357,20 @@ impl<'a, 'd> Assembler<'a, 'd> {
         root: &Path,
         names: &BTreeSet<&str>,
         context: &Context<'_>,
-    ) -> Option<(PlanImage, Vec<Platform>)> {
+    ) -> Option<Resolution> {
         let errors_before = self.diags.len();
         let bin = self.bin();
         let base = self.base(names);
+        let base_place = self
+            .layers
+            .pick(|def| def.base.as_deref())
+            .map_or(self.definition.declared.clone(), |(_, layer)| {
+                layer.place("base")
+            });
         let repository = self.repository();
         let tags = self.tags(context);
         let (platforms, typed) = self.platforms();
+        let targets = self.targets(&typed);
         let binary = Binary {
             target: bin.clone(),
             path: binary_path(&bin),
@@ -189,7 +403,85 @@ impl<'a, 'd> Assembler<'a, 'd> {
             selected: true,
             per_platform: Vec::new(),
         };
-        Some((image, typed))
+        let (platforms, target_origins) = typed
+            .into_iter()
+            .zip(targets)
+            .map(|(platform, (triple, origin))| {
+                let target = PlatformTarget {
+                    platform,
+                    triple,
+                    base_place: base_place.clone(),
+                };
+                (target, origin)
+            })
+            .unzip();
+        Some(Resolution {
+            image,
+            platforms,
+            target_origins,
+        })
+    }
+
+    /// Each platform's Rust target triple: `targets` (merged across layers), else the platform's default; each
+    /// checked against its platform.
+    fn targets(&mut self, platforms: &[Platform]) -> Vec<(String, Origin)> {
+        let merged = self.layers.merged(|def| &def.targets);
+        for (key, (_, layer)) in &merged {
+            if let Err(why) = Platform::parse(key) {
+                let what = format!("`targets` key `{key}` is not a platform");
+                let place = layer.place(&format!("targets.{key}#key"));
+                self.diags.push(invalid(
+                    "invalid-platform",
+                    &place,
+                    what,
+                    why,
+                    "not a platform",
+                ));
+            }
+        }
+        let mut targets = Vec::new();
+        for platform in platforms {
+            let key = platform.to_string();
+            let (triple, origin) = match merged.get(key.as_str()) {
+                Some((triple, layer)) => {
+                    let place = layer.place(&format!("targets.{key}"));
+                    if let Err(why) = super::triple::check(triple, platform) {
+                        self.diags.push(invalid(
+                            "invalid-target",
+                            &place,
+                            format!("invalid target for {platform}"),
+                            why,
+                            "invalid target",
+                        ));
+                    }
+                    ((*triple).to_owned(), place.origin())
+                }
+                None => match super::triple::default_triple(platform) {
+                    Some(triple) => (triple.to_owned(), Origin::Default),
+                    None => {
+                        let (_, layer) = self
+                            .layers
+                            .pick(|def| def.platforms.as_ref())
+                            .map_or((None, None), |(p, l)| (Some(p), Some(l)));
+                        let index = platforms.iter().position(|p| p == platform).unwrap_or(0);
+                        self.diags.push(
+                            ConfigError::new(
+                                "no-default-target",
+                                &self.list_place(layer, "platforms", index),
+                                format!("{platform} has no default Rust target"),
+                                "no default target",
+                            )
+                            .help(format!(
+                                "name one in `targets`, for example `targets = {{ \"{platform}\" = \"<triple>\" }}`"
+                            )),
+                        );
+                        (String::new(), Origin::Default)
+                    }
+                },
+            };
+            targets.push((triple, origin));
+        }
+        targets
     }
 
     /// Where a list's entry is: the layer that set the list, else where the image was declared.
@@ -647,9 +939,10 @@ pub(super) fn normalize(path: &std::path::Path) -> std::path::PathBuf {
 /// per cycle). The chains of the images not caught in a cycle are returned.
 fn chains(
     images: &[PlanImage],
+    platforms: &BTreeMap<String, Vec<PlatformTarget>>,
     definitions: &Definitions,
     diags: &mut Diagnostics,
-) -> BTreeMap<String, Chain> {
+) -> BTreeMap<String, Vec<PlatformFacts>> {
     let by_name: BTreeMap<&str, &PlanImage> = images
         .iter()
         .map(|image| (image.name.as_str(), image))
@@ -657,40 +950,86 @@ fn chains(
     let mut chains = BTreeMap::new();
     let mut reported = BTreeSet::new();
     for image in images {
-        let cycle = match facts::walk(image, &by_name) {
-            Walk::Chain(chain) => {
-                chains.insert(image.name.clone(), chain);
-                continue;
+        let mut facts = Vec::new();
+        for target in &platforms[&image.name] {
+            let platform = target.platform.to_string();
+            let cycle = match facts::walk(image, &platform, &by_name) {
+                Walk::Chain(chain) => {
+                    facts.push(PlatformFacts {
+                        platform: target.platform.clone(),
+                        triple: target.triple.clone(),
+                        chain,
+                        base_place: target.base_place.clone(),
+                    });
+                    continue;
+                }
+                Walk::Broken => break,
+                Walk::MissingPlatform { below } => {
+                    diags.push(missing_platform(&by_name, image, target, &platform, &below));
+                    break;
+                }
+                Walk::Cycle(cycle) => cycle,
+            };
+            if !cycle.iter().any(|name| reported.contains(name)) {
+                reported.extend(cycle.iter().cloned());
+                diags.push(cycle_error(definitions, image, &cycle));
             }
-            Walk::Broken => continue,
-            Walk::Cycle(cycle) => cycle,
-        };
-        if cycle.iter().any(|name| reported.contains(name)) {
-            continue;
+            break;
         }
-        reported.extend(cycle.iter().cloned());
-        let definition = definitions
-            .images
-            .iter()
-            .find(|d| d.name == image.name)
-            .expect("resolved images have definitions");
-        let layer = definition
-            .layers
-            .iter()
-            .rev()
-            .find(|layer| layer.def.base.is_some())
-            .expect("a hive: base was set");
-        diags.push(
-            ConfigError::new(
-                "base-cycle",
-                &layer.place("base"),
-                format!("the `hive:` bases form a cycle: {}", cycle.join(" → ")),
-                "cycle",
-            )
-            .help("one image of the cycle must start from `scratch` or a registry image"),
-        );
+        if facts.len() == image.per_platform.len() {
+            chains.insert(image.name.clone(), facts);
+        }
     }
     chains
+}
+
+/// An image on `hive:<below>` for a platform `below` is not built for.
+fn missing_platform(
+    by_name: &BTreeMap<&str, &PlanImage>,
+    image: &PlanImage,
+    target: &PlatformTarget,
+    platform: &str,
+    below: &str,
+) -> ConfigError {
+    let has = by_name
+        .get(below)
+        .map(|below| below.platforms.join(", "))
+        .unwrap_or_default();
+    ConfigError::new(
+        "base-platform",
+        &target.base_place,
+        format!(
+            "image `{}` is built for {platform} on `hive:{below}`, which has no {platform} image (it has: {has})",
+            image.name
+        ),
+        format!("no {platform}"),
+    )
+    .help(format!(
+        "add {platform} to the platforms of `{below}`, or build `{}` for {has} only",
+        image.name
+    ))
+}
+
+/// The cycle error, at the `base` of the image it was found from.
+fn cycle_error(definitions: &Definitions, image: &PlanImage, cycle: &[String]) -> ConfigError {
+    let definition = definitions
+        .images
+        .iter()
+        .find(|d| d.name == image.name)
+        .expect("resolved images have definitions");
+    let layer = definition
+        .layers
+        .iter()
+        .rev()
+        .find(|layer| layer.def.base.is_some())
+        .expect("a hive: base was set");
+    ConfigError::new(
+        "base-cycle",
+        &layer.place("base"),
+        format!("the `hive:` bases form a cycle: {}", cycle.join(" → ")),
+        "cycle",
+    )
+    .help("one image of the cycle must start from `scratch` or a registry image")
 }
 
 /// An `--image` that cannot be built.
@@ -712,23 +1051,60 @@ pub(crate) enum SelectError {
         /// Its package.
         package: String,
     },
+    /// `--platform` is not a platform.
+    #[error("invalid platform `{platform}` in --platform: {reason}")]
+    InvalidPlatform {
+        /// As given.
+        platform: String,
+        /// Why.
+        reason: String,
+    },
+    /// No selected image has the platform of `--platform`.
+    #[error("no selected image has platform {platform} (they have: {have})")]
+    NoSuchPlatform {
+        /// The platform asked for.
+        platform: String,
+        /// The platforms they have.
+        have: String,
+    },
+    /// No selected image has a platform built for the triple of `--target`.
+    #[error(
+        "no selected image has a platform built for {triple} (their platforms: {built}); `targets` chooses the \
+         triple of a platform"
+    )]
+    NoSuchTarget {
+        /// The triple asked for.
+        triple: String,
+        /// Each platform with its triple.
+        built: String,
+    },
+    /// `--platform` and `--target` together leave nothing.
+    #[error(
+        "no platform of the selected images is both one of --platform and built for one of --target"
+    )]
+    NothingLeft,
 }
 
-/// The selected images, plus every image a selected one is built on (`hive:` bases), marked unselected.
+/// The selected images, plus every image a selected one is built on (`hive:` bases), marked unselected; each
+/// with only the platforms `--platform` and `--target` leave (and a base with those its images need).
 pub(crate) fn select(
     assembled: Assembled,
     definitions: &Definitions,
-    image_names: &[String],
+    wanted: &Wanted<'_>,
     packages_given: bool,
 ) -> Result<Assembled, SelectError> {
-    let Assembled { mut images, facts } = assembled;
+    let Assembled {
+        mut images,
+        mut facts,
+        missing_triples,
+    } = assembled;
     let workspace = &definitions.workspace;
     let selected_packages: BTreeSet<&str> = workspace
         .selected
         .iter()
         .map(|index| workspace.packages[*index].name.as_str())
         .collect();
-    for wanted in image_names {
+    for wanted in wanted.images {
         let Some(image) = images.iter().find(|image| image.name == *wanted) else {
             let close = did_you_mean(wanted, images.iter().map(|image| image.name.as_str()));
             return Err(SelectError::UnknownImage {
@@ -744,25 +1120,130 @@ pub(crate) fn select(
         }
     }
     for image in &mut images {
-        image.selected = if image_names.is_empty() {
+        image.selected = if wanted.images.is_empty() {
             selected_packages.contains(image.package.name.as_str())
         } else {
-            image_names.contains(&image.name)
+            wanted.images.contains(&image.name)
         };
     }
-    // A selected image needs every image of its chain.
-    let needed: BTreeSet<&String> = images
-        .iter()
-        .filter(|image| image.selected)
-        .flat_map(|image| &facts[&image.name].chain.images)
+    let kept = kept_platforms(&images, &facts, wanted)?;
+    for image in &mut images {
+        image.selected = image.selected && kept.contains_key(&image.name);
+    }
+    // A selected image needs every image of its chain, on the platforms it is built for.
+    let mut needed: BTreeMap<String, BTreeSet<Platform>> = BTreeMap::new();
+    for (name, platforms) in &kept {
+        for on in &facts[name].platforms {
+            if platforms.contains(&on.platform) {
+                for below in &on.chain.images {
+                    needed
+                        .entry(below.clone())
+                        .or_default()
+                        .insert(on.platform.clone());
+                }
+            }
+        }
+    }
+    images.retain(|image| needed.contains_key(&image.name));
+    facts.retain(|name, _| needed.contains_key(name));
+    for image in &mut images {
+        let platforms = &needed[&image.name];
+        narrow(image, platforms);
+        if let Some(image_facts) = facts.get_mut(&image.name) {
+            image_facts
+                .platforms
+                .retain(|on| platforms.contains(&on.platform));
+        }
+    }
+    Ok(Assembled {
+        images,
+        facts,
+        missing_triples,
+    })
+}
+
+/// What `--image`, `--platform` and `--target` ask for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wanted<'a> {
+    pub(crate) images: &'a [String],
+    pub(crate) platforms: &'a [String],
+    pub(crate) targets: &'a [String],
+}
+
+/// The platforms of each selected image that `--platform` and `--target` leave; images left with none are out.
+fn kept_platforms(
+    images: &[PlanImage],
+    facts: &BTreeMap<String, ImageFacts>,
+    wanted: &Wanted<'_>,
+) -> Result<BTreeMap<String, BTreeSet<Platform>>, SelectError> {
+    let mut platforms = Vec::new();
+    for text in wanted.platforms {
+        let platform = Platform::parse(text).map_err(|why| SelectError::InvalidPlatform {
+            platform: text.clone(),
+            reason: why.reason,
+        })?;
+        platforms.push(platform);
+    }
+    let selected: Vec<&PlanImage> = images.iter().filter(|image| image.selected).collect();
+    let on = |image: &PlanImage| facts[&image.name].platforms.clone();
+    let all: BTreeSet<(Platform, String)> = (selected.iter())
+        .flat_map(|image| on(image))
+        .map(|facts| (facts.platform, facts.triple))
         .collect();
-    let needed: BTreeSet<String> = needed.into_iter().cloned().collect();
-    images.retain(|image| needed.contains(&image.name));
-    let facts = facts
-        .into_iter()
-        .filter(|(name, _)| needed.contains(name))
-        .collect();
-    Ok(Assembled { images, facts })
+    let have = || {
+        let names: BTreeSet<String> = all.iter().map(|(p, _)| p.to_string()).collect();
+        names.into_iter().collect::<Vec<_>>().join(", ")
+    };
+    for platform in &platforms {
+        if !all.iter().any(|(p, _)| p == platform) {
+            return Err(SelectError::NoSuchPlatform {
+                platform: platform.to_string(),
+                have: have(),
+            });
+        }
+    }
+    for triple in wanted.targets {
+        if !all.iter().any(|(_, t)| t == triple) {
+            let built = all
+                .iter()
+                .map(|(p, t)| format!("{p} → {t}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(SelectError::NoSuchTarget {
+                triple: triple.clone(),
+                built,
+            });
+        }
+    }
+    let mut kept = BTreeMap::new();
+    for image in &selected {
+        let left: BTreeSet<Platform> = on(image)
+            .into_iter()
+            .filter(|facts| platforms.is_empty() || platforms.contains(&facts.platform))
+            .filter(|facts| wanted.targets.is_empty() || wanted.targets.contains(&facts.triple))
+            .map(|facts| facts.platform)
+            .collect();
+        if !left.is_empty() {
+            kept.insert(image.name.clone(), left);
+        }
+    }
+    if kept.is_empty() && !selected.is_empty() {
+        return Err(SelectError::NothingLeft);
+    }
+    Ok(kept)
+}
+
+/// Leaves an image only `platforms`; its own values are those of its (new) first platform.
+fn narrow(image: &mut PlanImage, platforms: &BTreeSet<Platform>) {
+    let keep = |text: &String| Platform::parse(text).is_ok_and(|p| platforms.contains(&p));
+    image.platforms.retain(keep);
+    image.per_platform.retain(|plan| keep(&plan.platform));
+    if let Some(first) = image.per_platform.first() {
+        image.base = first.base.clone();
+        image.files = first.files.clone();
+        image.config = first.config.clone();
+        image.origins = first.origins.clone();
+    }
 }
 
 /// The plan of the selected images, with their facts.
@@ -840,11 +1321,17 @@ mod tests {
                     .collect(),
             })
             .collect();
+        let mut runs = BTreeSet::new();
         for (name, def) in build_script {
+            // `name@triple`: the build script's run for that triple; the host's when none is given.
+            let (name, triple) = name
+                .split_once('@')
+                .unwrap_or((name, "x86_64-unknown-linux-gnu"));
+            runs.insert(triple.to_owned());
             let image = images.iter_mut().find(|image| image.name == name).unwrap();
             image
                 .layers
-                .push(Layer::from_build_script("app", name, def));
+                .push(Layer::from_build_script("app", name, def, triple));
         }
         let definitions = Definitions {
             workspace: Workspace {
@@ -856,6 +1343,13 @@ mod tests {
             },
             images,
             connection: Default::default(),
+            workspace_defaults: None,
+            package_defaults: vec![None],
+            script_runs: if runs.is_empty() {
+                BTreeMap::new()
+            } else {
+                BTreeMap::from([(0, runs)])
+            },
         };
         let git = GitFacts::fixed(
             Some("0123456789abcdef0123456789abcdef01234567"),
@@ -883,20 +1377,23 @@ platforms = ["linux/arm/v7"]
 [package.metadata.hive.images.runtime]
 bin = "tool"
 base = "hive:os"
+platforms = ["linux/arm/v7"]
 
 [package.metadata.hive.images.app]
 bin = "app"
 base = "hive:runtime"
+platforms = ["linux/arm/v7"]
 "#,
             vec![],
         );
         assert_eq!(errors, Vec::<String>::new());
-        let os = &assembled.facts["os"];
+        let os = &assembled.facts["os"].platforms[0];
         assert_eq!(
-            (os.platform().architecture(), os.platform().variant()),
+            (os.platform.architecture(), os.platform.variant()),
             ("arm", Some("v7"))
         );
-        let app = &assembled.facts["app"];
+        assert_eq!(os.triple, "armv7-unknown-linux-gnueabihf");
+        let app = &assembled.facts["app"].platforms[0];
         assert_eq!(app.chain.images, ["os", "runtime", "app"]);
         assert_eq!(
             app.chain.root,
@@ -906,7 +1403,12 @@ base = "hive:runtime"
         );
         assert!(os.chain.is_direct());
         // `--image app` pulls in its whole chain, unselected; `--image runtime` leaves `app` out.
-        let selected = select(assembled, &definitions, &["runtime".to_owned()], false).unwrap();
+        let wanted = Wanted {
+            images: &["runtime".to_owned()],
+            platforms: &[],
+            targets: &[],
+        };
+        let selected = select(assembled, &definitions, &wanted, false).unwrap();
         let names: Vec<(&str, bool)> = selected
             .images
             .iter()
@@ -943,10 +1445,192 @@ base = "hive:a"
             "[package.metadata.hive.images.app]\nbin = \"app\"\n",
             vec![],
         );
-        let err = select(assembled, &definitions, &["ap".to_owned()], false).unwrap_err();
+        let wanted = Wanted {
+            images: &["ap".to_owned()],
+            platforms: &[],
+            targets: &[],
+        };
+        let err = select(assembled, &definitions, &wanted, false).unwrap_err();
         assert_eq!(
             err.to_string(),
             "no image named `ap` in the workspace; did you mean `app`?"
+        );
+    }
+
+    const TWO_PLATFORMS: &str = r#"
+[package.metadata.hive.images.app]
+bin = "app"
+base = "localhost:5000/hive/glibc"
+platforms = ["linux/amd64", "linux/arm64"]
+targets = { "linux/arm64" = "aarch64-unknown-linux-musl" }
+
+[package.metadata.hive.images.tool]
+bin = "tool"
+base = "hive:app"
+platforms = ["linux/arm64"]
+targets = { "linux/arm64" = "aarch64-unknown-linux-musl" }
+"#;
+
+    #[test]
+    fn each_platform_has_its_triple_and_its_build_script_run() {
+        let scratch = ImageDef {
+            base: Some("scratch".into()),
+            env: [("LIBC".to_owned(), "musl".to_owned())].into(),
+            ..ImageDef::default()
+        };
+        let glibc = ImageDef {
+            env: [("LIBC".to_owned(), "gnu".to_owned())].into(),
+            ..ImageDef::default()
+        };
+        let (assembled, definitions, errors) = assemble_text(
+            TWO_PLATFORMS,
+            vec![
+                ("app@aarch64-unknown-linux-musl", scratch),
+                ("app@x86_64-unknown-linux-gnu", glibc),
+            ],
+        );
+        assert_eq!(errors, Vec::<String>::new());
+        let app = assembled.images.iter().find(|i| i.name == "app").unwrap();
+        let per: Vec<(&str, &str, &Base, &str)> = (app.per_platform.iter())
+            .map(|p| {
+                (
+                    &p.platform[..],
+                    &p.target[..],
+                    &p.base,
+                    &p.config.env["LIBC"][..],
+                )
+            })
+            .collect();
+        let glibc = Base::Image {
+            reference: "localhost:5000/hive/glibc:latest".into(),
+        };
+        assert_eq!(
+            per,
+            [
+                ("linux/amd64", "x86_64-unknown-linux-gnu", &glibc, "gnu"),
+                (
+                    "linux/arm64",
+                    "aarch64-unknown-linux-musl",
+                    &Base::Scratch,
+                    "musl"
+                ),
+            ]
+        );
+        assert!(matches!(
+            app.per_platform[1].origins["target"],
+            Origin::Manifest { .. }
+        ));
+        assert_eq!(
+            app.base, glibc,
+            "the image's own values are its first platform's"
+        );
+        // `tool` is on `hive:app` for arm64 only: its chain ends at scratch there.
+        let tool = &assembled.facts["tool"].platforms;
+        assert_eq!(tool.len(), 1);
+        assert_eq!(tool[0].chain.root, Base::Scratch);
+
+        // `--target` selects the platforms built for that triple; bases follow.
+        let wanted = Wanted {
+            images: &[],
+            platforms: &[],
+            targets: &["aarch64-unknown-linux-musl".to_owned()],
+        };
+        let selected = select(assembled, &definitions, &wanted, false).unwrap();
+        let app = selected.images.iter().find(|i| i.name == "app").unwrap();
+        assert_eq!(app.platforms, ["linux/arm64"]);
+        assert_eq!(app.base, Base::Scratch);
+        assert!(
+            selected
+                .images
+                .iter()
+                .find(|i| i.name == "tool")
+                .unwrap()
+                .selected
+        );
+    }
+
+    #[test]
+    fn platform_selection_errors_list_what_there_is() {
+        let select_with = |platforms: &[&str], targets: &[&str]| {
+            let (assembled, definitions, _) = assemble_text(
+                TWO_PLATFORMS,
+                vec![
+                    ("app@aarch64-unknown-linux-musl", ImageDef::default()),
+                    ("app@x86_64-unknown-linux-gnu", ImageDef::default()),
+                ],
+            );
+            let platforms: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
+            let targets: Vec<String> = targets.iter().map(|p| p.to_string()).collect();
+            let wanted = Wanted {
+                images: &[],
+                platforms: &platforms,
+                targets: &targets,
+            };
+            select(assembled, &definitions, &wanted, false).map(|selected| {
+                (selected.images.into_iter())
+                    .map(|image| (image.name, image.platforms, image.selected))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            select_with(&["linux/s390x"], &[]).unwrap_err().to_string(),
+            "no selected image has platform linux/s390x (they have: linux/amd64, linux/arm64)"
+        );
+        assert_eq!(
+            select_with(&[], &["x86_64-unknown-linux-musl"])
+                .unwrap_err()
+                .to_string(),
+            "no selected image has a platform built for x86_64-unknown-linux-musl (their platforms: linux/amd64 → \
+             x86_64-unknown-linux-gnu, linux/arm64 → aarch64-unknown-linux-musl); `targets` chooses the triple of \
+             a platform"
+        );
+        assert!(select_with(&["linux/x86_64"], &[]).is_err());
+        // `tool` has no amd64: it is left out, not an error.
+        assert_eq!(
+            select_with(&["linux/amd64"], &[]).unwrap(),
+            [("app".to_owned(), vec!["linux/amd64".to_owned()], true)]
+        );
+    }
+
+    #[test]
+    fn triples_and_build_script_runs_are_checked() {
+        let (_, errors) = resolve_text(
+            r#"
+[package.metadata.hive.images.app]
+bin = "app"
+platforms = ["linux/amd64", "linux/arm64"]
+targets = { "linux/amd64" = "aarch64-unknown-linux-musl", "linux/arm64" = "aarch64-unknown-linux-gnux", "linux" = "x" }
+"#,
+            vec![],
+        );
+        assert_eq!(
+            errors,
+            [
+                "invalid-platform: `targets` key `linux` is not a platform: a platform is `os/arch` or \
+                 `os/arch/variant`",
+                "invalid-target: invalid target for linux/amd64: target `aarch64-unknown-linux-musl` does not \
+                 build for linux/amd64: it is a linux/arm64 target",
+                "invalid-target: invalid target for linux/arm64: unknown target triple `aarch64-unknown-linux-gnux`",
+            ]
+        );
+        let tags = |tag: &str| ImageDef {
+            tags: Some(vec![tag.into()]),
+            ..ImageDef::default()
+        };
+        let (_, errors) = resolve_text(
+            TWO_PLATFORMS,
+            vec![
+                ("app@aarch64-unknown-linux-musl", tags("arm")),
+                ("app@x86_64-unknown-linux-gnu", tags("amd")),
+            ],
+        );
+        assert_eq!(
+            errors,
+            [
+                "build-script-disagrees: the build script gives tags [\"arm\"] when cargo runs it for \
+                 aarch64-unknown-linux-musl but [\"amd\"] when it runs for x86_64-unknown-linux-gnu (image `app`, \
+                 set by the build script of package `app`)"
+            ]
         );
     }
 
@@ -974,7 +1658,7 @@ bin = "app"
 env = { C = "image" }
 platforms = ["linux/arm64"]
 "#,
-            vec![("app", build_script)],
+            vec![("app@aarch64-unknown-linux-gnu", build_script)],
         );
         assert_eq!(errors, Vec::<String>::new());
         let image = &images[0];

@@ -1,15 +1,20 @@
 //! Computes the plan: load the definitions, resolve them, apply the selection.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::cargo::Cargo;
-use crate::config::{self, ConnectionSettings, Diagnostics, LoadOptions, Selection};
+use crate::config::{
+    self, ConnectionSettings, Definitions, Diagnostics, LoadOptions, ScriptTargets, Selection,
+};
 use crate::errors::HiveError;
 use crate::plan::assemble;
 use crate::plan::facts::Resolved;
 use crate::plan::git::{GitFacts, GitOverrides};
 use crate::plan::template::Context;
+use crate::cargo::host_default_triple as host_triple;
+use crate::plan::triple::default_triple;
+use crate::plan::{Platform, assemble::Layers};
 
 /// What a plan is computed from.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +47,7 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
         env,
     } = request;
     let mut diags = Diagnostics::default();
-    let definitions = config::load(LoadOptions { cargo, selection }, &mut diags)?;
+    let mut definitions = config::load(LoadOptions { cargo, selection }, &mut diags)?;
     let overrides = GitOverrides {
         sha: env.get("HIVE_GIT_SHA").cloned(),
         branch: env.get("HIVE_GIT_BRANCH").cloned(),
@@ -55,19 +60,112 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
         git: &git,
         env: &env,
     };
-    let assembled = assemble::resolve_all(&definitions, &context, &mut diags);
+    // Build scripts run once per triple their package's images need. The manifests name most of them; a platform
+    // only a build script adds needs a second run that includes its triple.
+    let mut triples = script_triples(&definitions);
+    let mut assembled = None;
+    for _pass in 0..2 {
+        if definitions
+            .workspace
+            .packages
+            .iter()
+            .any(|p| p.uses_hive_build)
+        {
+            let pass_target = triples.iter().any(|triple| triple != host_triple());
+            let targets = ScriptTargets {
+                triples: &triples,
+                pass_target,
+            };
+            check_installed(cargo, &triples)?;
+            config::run_build_scripts(&mut definitions, cargo, targets, &mut diags)?;
+        }
+        let mut pass_diags = Diagnostics::default();
+        let this_pass = assemble::resolve_all(&definitions, &context, &mut pass_diags);
+        let missing = this_pass.missing_triples.clone();
+        assembled = Some((this_pass, pass_diags));
+        if missing.is_subset(&triples) {
+            break;
+        }
+        triples.extend(missing);
+    }
+    let (assembled, pass_diags) = assembled.expect("the loop runs");
+    diags.extend(pass_diags);
+    if let Some(triple) = assembled.missing_triples.iter().next() {
+        return Err(HiveError::Input(format!(
+            "a build script did not declare its images for target {triple}, which one of its platforms is built for"
+        )));
+    }
     diags.into_result()?;
-    let assembled = assemble::select(
-        assembled,
-        &definitions,
-        &selection.images,
-        selection.names_packages(),
-    )
-    .map_err(|err| HiveError::Input(err.to_string()))?;
+    let wanted = assemble::Wanted {
+        images: &selection.images,
+        platforms: &selection.platforms,
+        targets: &selection.targets,
+    };
+    let assembled = assemble::select(assembled, &definitions, &wanted, selection.names_packages())
+        .map_err(|err| HiveError::Input(err.to_string()))?;
     let resolved = assemble::plan(assembled, &definitions, profile, git);
     Ok(Computed {
         resolved,
         target_dir: definitions.workspace.target_directory,
         connection: definitions.connection,
     })
+}
+
+/// The triples the build scripts run for first: those of the platforms the manifests give the images of every
+/// package that declares images in its build script (and of its defaults, for the images the script declares).
+fn script_triples(definitions: &Definitions) -> BTreeSet<String> {
+    let mut triples = BTreeSet::new();
+    let mut add = |layers: &[config::Layer]| {
+        let layers = Layers(layers);
+        let platforms: Vec<String> = match layers.pick(|def| def.platforms.as_ref()) {
+            Some((platforms, _)) => platforms.clone(),
+            None => (hive_build::schema::defaults::PLATFORMS.iter())
+                .map(|p| (*p).to_owned())
+                .collect(),
+        };
+        let targets = layers.merged(|def| &def.targets);
+        for text in &platforms {
+            let Ok(platform) = Platform::parse(text) else {
+                continue;
+            };
+            match targets.get(&text[..]) {
+                Some((triple, _)) => triples.insert((*triple).to_owned()),
+                None => default_triple(&platform).is_some_and(|t| triples.insert(t.to_owned())),
+            };
+        }
+    };
+    for (index, package) in definitions.workspace.packages.iter().enumerate() {
+        if !package.uses_hive_build {
+            continue;
+        }
+        let defaults: Vec<config::Layer> = (definitions.workspace_defaults.iter())
+            .chain(definitions.package_defaults[index].iter())
+            .cloned()
+            .collect();
+        add(&defaults);
+        for image in definitions.images.iter().filter(|i| i.package == index) {
+            add(&image.layers);
+        }
+    }
+    if triples.is_empty() {
+        triples.insert(host_triple().to_owned());
+    }
+    triples
+}
+
+/// `cargo check --target` needs each triple's standard library: a missing one is said with its `rustup` command.
+fn check_installed(cargo: &Cargo, triples: &BTreeSet<String>) -> Result<(), HiveError> {
+    let needed: Vec<crate::cargo::NeededTarget> = triples
+        .iter()
+        .map(|triple| crate::cargo::NeededTarget {
+            triple: triple.clone(),
+            needed_for: "the build scripts that declare images".to_owned(),
+        })
+        .collect();
+    let cwd = std::env::current_dir().map_err(|source| HiveError::Read {
+        path: PathBuf::from("."),
+        source,
+    })?;
+    crate::cargo::check_targets_installed(cargo, &needed, &cwd)
+        .map_err(|err| HiveError::Input(err.to_string()))
 }

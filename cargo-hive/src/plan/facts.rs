@@ -8,6 +8,7 @@ use hive_build::plan::{Base, Plan, PlanImage};
 
 use super::git::GitFacts;
 use super::platform::Platform;
+use crate::config::Place;
 
 /// The plan and its resolved facts.
 #[derive(Debug)]
@@ -30,12 +31,23 @@ impl Resolved {
 }
 
 /// What the engine knows of one image beyond its public plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct ImageFacts {
     /// Its platforms, in the plan's order.
-    pub(crate) platforms: Vec<Platform>,
-    /// Its `hive:` chain.
+    pub(crate) platforms: Vec<PlatformFacts>,
+}
+
+/// One platform of an image.
+#[derive(Debug, Clone)]
+pub(crate) struct PlatformFacts {
+    /// The platform.
+    pub(crate) platform: Platform,
+    /// The Rust target triple its binary is built for.
+    pub(crate) triple: String,
+    /// Its `hive:` chain on this platform.
     pub(crate) chain: Chain,
+    /// Where its `base` was set, for errors found later (a registry base without this platform).
+    pub(crate) base_place: Place,
 }
 
 /// An image's `hive:` chain, walked once (cycles are rejected while walking it).
@@ -48,11 +60,11 @@ pub(crate) struct Chain {
 }
 
 impl ImageFacts {
-    /// The platform built: the first (this version builds one per image).
-    pub(crate) fn platform(&self) -> &Platform {
+    /// The facts of one of its platforms.
+    pub(crate) fn on(&self, platform: &Platform) -> Option<&PlatformFacts> {
         self.platforms
-            .first()
-            .expect("a resolved image has at least one platform")
+            .iter()
+            .find(|facts| facts.platform == *platform)
     }
 }
 
@@ -68,18 +80,40 @@ impl Chain {
 pub(super) enum Walk {
     /// At scratch or a registry image.
     Chain(Chain),
+    /// At the image's own `hive:` base, which is not built for the platform.
+    MissingPlatform {
+        /// That base.
+        below: String,
+    },
     /// Back at the image: the names around the cycle, the image first and last.
     Cycle(Vec<String>),
     /// At a cycle the image is not part of, or at a base that did not resolve: reported for those images.
     Broken,
 }
 
-/// Walks down from `image` through its `hive:` bases.
-pub(super) fn walk(image: &PlanImage, by_name: &BTreeMap<&str, &PlanImage>) -> Walk {
+/// Walks down from `image` through its `hive:` bases on `platform`.
+pub(super) fn walk(
+    image: &PlanImage,
+    platform: &str,
+    by_name: &BTreeMap<&str, &PlanImage>,
+) -> Walk {
     let mut down = vec![image.name.clone()];
     let mut current = image;
     loop {
-        let below = match &current.base {
+        let on_platform = current
+            .per_platform
+            .iter()
+            .find(|plan| plan.platform == platform);
+        let Some(on_platform) = on_platform else {
+            // Said at the image right above; deeper in the chain it is that image's own mistake.
+            return match &down[..] {
+                [_, below] => Walk::MissingPlatform {
+                    below: below.clone(),
+                },
+                _ => Walk::Broken,
+            };
+        };
+        let below = match &on_platform.base {
             Base::Hive { image: below } => below,
             root => {
                 down.reverse();
@@ -129,12 +163,19 @@ mod tests {
             tags: vec!["latest".into()],
             references: vec![format!("{name}:latest")],
             platforms: vec!["linux/amd64".into()],
-            base,
+            base: base.clone(),
             files: Vec::new(),
             config: ImageConfig::default(),
             origins: BTreeMap::new(),
             selected: true,
-            per_platform: Vec::new(),
+            per_platform: vec![hive_build::plan::PlatformPlan {
+                platform: "linux/amd64".into(),
+                target: "x86_64-unknown-linux-gnu".into(),
+                base,
+                files: Vec::new(),
+                config: ImageConfig::default(),
+                origins: BTreeMap::new(),
+            }],
         }
     }
 
@@ -158,21 +199,21 @@ mod tests {
         ];
         let by_name = images.iter().map(|i| (i.name.as_str(), i)).collect();
         assert_eq!(
-            walk(&images[0], &by_name),
+            walk(&images[0], "linux/amd64", &by_name),
             Walk::Chain(Chain {
                 images: vec!["os".into(), "runtime".into(), "app".into()],
                 root: registry.clone(),
             })
         );
-        let Walk::Chain(os) = walk(&images[2], &by_name) else {
+        let Walk::Chain(os) = walk(&images[2], "linux/amd64", &by_name) else {
             panic!("a chain")
         };
         assert!(os.is_direct());
         assert_eq!(
-            walk(&images[3], &by_name),
+            walk(&images[3], "linux/amd64", &by_name),
             Walk::Cycle(vec!["a".into(), "b".into(), "a".into()])
         );
-        assert_eq!(walk(&images[5], &by_name), Walk::Broken);
-        assert_eq!(walk(&images[6], &by_name), Walk::Broken);
+        assert_eq!(walk(&images[5], "linux/amd64", &by_name), Walk::Broken);
+        assert_eq!(walk(&images[6], "linux/amd64", &by_name), Walk::Broken);
     }
 }

@@ -84,12 +84,7 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
         image.platforms.join(", "),
         origin(image, "platforms"),
     );
-    let base = match &image.base {
-        Base::Scratch => "scratch".to_owned(),
-        Base::Image { reference } => reference.clone(),
-        Base::Hive { image } => format!("hive:{image}"),
-    };
-    row("base", base, origin(image, "base"));
+    per_platform_rows(&mut row, image);
     row(
         "binary",
         format!("{} → {}", image.binary.target, image.binary.path),
@@ -110,6 +105,45 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
             format!("{source} → {}{mode}", file.destination),
             origin(image, "files"),
         );
+    }
+}
+
+/// Each platform's Rust target and base: one row when every platform has the same, else one per platform.
+fn per_platform_rows(
+    row: &mut impl FnMut(&'static str, String, Option<String>),
+    image: &PlanImage,
+) {
+    let show = |origin: Option<&Origin>| {
+        origin.map(|origin| match origin {
+            Origin::Default => "default".to_owned(),
+            other => other.to_string(),
+        })
+    };
+    let plans = &image.per_platform;
+    for (index, plan) in plans.iter().enumerate() {
+        let key = if index == 0 { "target" } else { "" };
+        let value = format!("{} → {}", plan.platform, plan.target);
+        row(key, value, show(plan.origins.get("target")));
+    }
+    let same_base = plans.windows(2).all(|pair| {
+        pair[0].base == pair[1].base && pair[0].origins.get("base") == pair[1].origins.get("base")
+    });
+    if same_base {
+        row("base", base_text(&image.base), origin(image, "base"));
+        return;
+    }
+    for (index, plan) in plans.iter().enumerate() {
+        let key = if index == 0 { "base" } else { "" };
+        let value = format!("{} → {}", plan.platform, base_text(&plan.base));
+        row(key, value, show(plan.origins.get("base")));
+    }
+}
+
+fn base_text(base: &Base) -> String {
+    match base {
+        Base::Scratch => "scratch".to_owned(),
+        Base::Image { reference } => reference.clone(),
+        Base::Hive { image } => format!("hive:{image}"),
     }
 }
 
@@ -159,6 +193,36 @@ fn config_rows(rows: &mut Rows, image: &PlanImage) {
             format!("{key}={value}"),
             origin(image, &format!("annotations.{key}")),
         );
+    }
+    // What a build script set differently for another platform's triple.
+    for plan in image.per_platform.iter().skip(1) {
+        let differs = |a: Option<&String>, b: &String| a != Some(b);
+        for (key, value) in &plan.config.env {
+            if differs(config.env.get(key), value) {
+                let origin = plan
+                    .origins
+                    .get(&format!("env.{key}"))
+                    .map(ToString::to_string);
+                row(
+                    "env",
+                    format!("{} only: {key}={value}", plan.platform),
+                    origin,
+                );
+            }
+        }
+        for (key, value) in &plan.config.labels {
+            if differs(config.labels.get(key), value) {
+                let origin = plan
+                    .origins
+                    .get(&format!("labels.{key}"))
+                    .map(ToString::to_string);
+                row(
+                    "label",
+                    format!("{} only: {key}={value}", plan.platform),
+                    origin,
+                );
+            }
+        }
     }
 }
 

@@ -13,9 +13,10 @@ mod nul;
 mod platform;
 mod reference;
 mod template;
+mod triple;
 
 pub(crate) use compute::{PlanRequest, compute};
-pub(crate) use facts::{ImageFacts, Resolved};
+pub(crate) use facts::{ImageFacts, PlatformFacts, Resolved};
 pub(crate) use git::{EpochSource, source_date_epoch};
 pub(crate) use platform::Platform;
 pub(crate) use reference::registry_host;

@@ -12,7 +12,7 @@ mod health;
 mod patterns;
 mod walk;
 
-pub(crate) use auth::DockerAuth;
+pub(crate) use auth::{AuthError, DockerAuth};
 pub(crate) use connection::{LocalDir, Session, SessionConfig};
 pub(crate) use errors::SessionError;
 pub(crate) use export::partial_owner;
