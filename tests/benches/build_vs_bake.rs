@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use hive_e2e::bench::{human_bytes, median};
+
 const BASE: &str = "localhost:5000/hive/glibc:latest";
 
 fn main() {
@@ -125,9 +127,9 @@ fn main() {
         }
         table.push((
             scenario,
-            median(&mut hive_times),
-            median(&mut bake_times),
-            median_u64(&mut bytes),
+            median(&hive_times),
+            median(&bake_times),
+            median(&bytes),
         ));
     }
     let changed_size = std::fs::metadata(ws.join("target/release/bin07"))
@@ -266,24 +268,4 @@ fn bytes_sent(ws: &Path) -> u64 {
             .filter_map(|i| i["bytes_sent"].as_u64())
             .sum()
     })
-}
-
-fn median(values: &mut [Duration]) -> Duration {
-    values.sort();
-    values[values.len() / 2]
-}
-
-fn median_u64(values: &mut [u64]) -> u64 {
-    values.sort();
-    values[values.len() / 2]
-}
-
-fn human_bytes(bytes: u64) -> String {
-    if bytes >= 1 << 20 {
-        format!("{:.2} MiB", bytes as f64 / f64::from(1 << 20))
-    } else if bytes >= 1 << 10 {
-        format!("{:.1} KiB", bytes as f64 / 1024.0)
-    } else {
-        format!("{bytes} B")
-    }
 }
