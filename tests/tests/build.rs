@@ -234,6 +234,71 @@ fn output_file_takes_one_image() {
 
 // --- 3. push and pull back -----------------------------------------------------------------------------------------
 
+/// A push whose inputs are unchanged and whose registry still holds what was pushed, under every tag, is fresh;
+/// a tag that now names something else makes it push again.
+#[test]
+fn unchanged_push_is_fresh_until_the_registry_holds_something_else() {
+    let fixture = Fixture::example("hello");
+    let path = unique_repository("e2e/hello-fresh-push");
+    let repository = format!("localhost:5000/{path}");
+    fixture.set_image_keys(
+        "Cargo.toml",
+        "hello",
+        &format!("repository = \"{repository}\""),
+    );
+    let references = [
+        format!("{repository}:0.1.0"),
+        format!("{repository}:latest"),
+    ];
+    let _cleanup = LocalImages(references.to_vec());
+    let push = || {
+        let metadata_file = fixture.scratch("metadata.json");
+        let result = succeed(
+            fixture
+                .build()
+                .args(["--push", "--progress", "plain", "--metadata-file"])
+                .arg(&metadata_file),
+        );
+        (result, read_json(&metadata_file)["images"]["hello"].clone())
+    };
+    let digest_of = |tag: &str| {
+        let (status, headers, _) =
+            registry_get(REGISTRY, &format!("/v2/{path}/manifests/{tag}"), None);
+        assert_eq!(status, 200);
+        headers["docker-content-digest"].clone()
+    };
+
+    let (_, first) = push();
+    let (result, second) = push();
+    assert!(result.stderr.contains("registry (fresh)"), "{result:#?}");
+    assert_eq!(second["bytes_sent"], 0);
+    assert_eq!(
+        second["containerimage.digest"],
+        first["containerimage.digest"]
+    );
+
+    // `latest` now names another image: the next build is not fresh, and puts the image back.
+    let other = format!("{repository}:latest");
+    succeed(docker().args(["tag", "localhost:5000/hive/busybox:latest", &other]));
+    succeed(docker().args(["push", "--quiet", &other]));
+    assert_ne!(
+        Value::String(digest_of("latest")),
+        first["containerimage.digest"]
+    );
+    let (result, third) = push();
+    assert!(!result.stderr.contains("(fresh)"), "{result:#?}");
+    assert_eq!(
+        third["containerimage.digest"],
+        first["containerimage.digest"]
+    );
+    for tag in ["0.1.0", "latest"] {
+        assert_eq!(
+            Value::String(digest_of(tag)),
+            first["containerimage.digest"]
+        );
+    }
+}
+
 #[test]
 fn pushed_image_pulls_back_and_runs() {
     let fixture = Fixture::example("hello");

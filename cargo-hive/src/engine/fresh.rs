@@ -50,6 +50,13 @@ pub(crate) enum StampedOutput {
         /// Docker's image id for it.
         id: String,
     },
+    /// An image pushed to a registry under every one of its references.
+    Registry {
+        /// The references pushed.
+        references: Vec<String>,
+        /// The manifest (or index) digest pushed.
+        digest: String,
+    },
 }
 
 /// An output this build will write, which a record must name to stand for it.
@@ -59,6 +66,8 @@ pub(crate) enum Expected {
     Archive(PathBuf),
     /// An image in Docker's store under this name.
     Docker(String),
+    /// An image in a registry under these references.
+    Registry(Vec<String>),
 }
 
 impl StampedOutput {
@@ -67,6 +76,7 @@ impl StampedOutput {
         match self {
             StampedOutput::Archive { path, .. } => Expected::Archive(path.clone()),
             StampedOutput::Docker { reference, .. } => Expected::Docker(reference.clone()),
+            StampedOutput::Registry { references, .. } => Expected::Registry(references.clone()),
         }
     }
 }
@@ -165,12 +175,25 @@ pub(crate) async fn up_to_date(
                 Some(socket) => docker_id(socket, reference).await.as_deref() == Some(id.as_str()),
                 None => false,
             },
+            StampedOutput::Registry { references, digest } => pushed(references, digest).await,
         };
         if !intact {
             return None;
         }
     }
     Some(record)
+}
+
+/// Whether the registry holds `digest` under every reference now (one HEAD each, at once): someone else's push,
+/// a deleted tag or an unreachable registry all mean "build again".
+async fn pushed(references: &[String], digest: &str) -> bool {
+    let heads = references
+        .iter()
+        .map(|reference| crate::output::tag_digest(reference));
+    futures::future::join_all(heads)
+        .await
+        .iter()
+        .all(|held| held.as_deref().is_ok_and(|held| held == digest))
 }
 
 /// Records a successful build (atomically; a failure to record only costs the next build its shortcut).

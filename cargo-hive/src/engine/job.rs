@@ -664,13 +664,15 @@ fn loader_check(
     })
 }
 
-/// Whether the stamp of outputs that can be checked (archives, Docker's store; not registries) still holds.
+/// Whether the stamp of outputs that can be checked (archives, Docker's store, registries) still holds.
 fn checkable(context: &BuildContext) -> bool {
     !context.no_cache
-        && context
-            .destinations
-            .iter()
-            .all(|destination| matches!(destination, Destination::OciArchive | Destination::Load))
+        && context.destinations.iter().all(|destination| {
+            matches!(
+                destination,
+                Destination::OciArchive | Destination::Load | Destination::Push
+            )
+        })
 }
 
 /// The image as its last build left it, when nothing it is made of changed and its outputs are intact.
@@ -691,7 +693,8 @@ async fn fresh_image(
                 .first()
                 .cloned()
                 .map(fresh::Expected::Docker),
-            Destination::Push | Destination::Raw { .. } => None,
+            Destination::Push => Some(fresh::Expected::Registry(planned.references.clone())),
+            Destination::Raw { .. } => None,
         })
         .collect();
     let stamp = fresh::up_to_date(
@@ -765,7 +768,14 @@ async fn save_stamp(
                     }),
                 None => None,
             },
-            Destination::Push | Destination::Raw { .. } => None,
+            // What the registry holds is only known for a digest BuildKit's push named.
+            Destination::Push => (!solved.digest.is_empty()
+                && solved.digest.starts_with("sha256:"))
+            .then(|| fresh::StampedOutput::Registry {
+                references: planned.references.clone(),
+                digest: solved.digest.clone(),
+            }),
+            Destination::Raw { .. } => None,
         };
         recorded.extend(output);
     }

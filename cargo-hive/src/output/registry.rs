@@ -76,6 +76,38 @@ where
     Ok(bytes.to_vec())
 }
 
+/// The digest the registry holds under `reference` (`registry/repo:tag`) now, by one HEAD request: anonymously,
+/// then with the user's credentials if the registry wants them. What a pushed image's up-to-date check compares
+/// with the digest it pushed.
+pub(crate) async fn tag_digest(reference: &str) -> Result<String, IndexError> {
+    let parsed: Reference =
+        reference
+            .parse()
+            .map_err(|err: oci_client::ParseError| IndexError::BadReference {
+                reference: reference.to_owned(),
+                detail: err.to_string(),
+            })?;
+    let failed = |err: oci_client::errors::OciDistributionError| IndexError::Registry {
+        reference: parsed.whole(),
+        detail: err.to_string(),
+    };
+    let anonymous = anonymous_client(&parsed)?
+        .fetch_manifest_digest(&parsed, &RegistryAuth::Anonymous)
+        .await;
+    let error = match anonymous {
+        Ok(digest) => return Ok(digest),
+        Err(error) if needs_credentials(&error) => error,
+        Err(error) => return Err(failed(error)),
+    };
+    let Some(auth) = user_auth(reference).await? else {
+        return Err(failed(error));
+    };
+    client(&parsed)?
+        .fetch_manifest_digest(&parsed, &auth)
+        .await
+        .map_err(failed)
+}
+
 /// Whether a registry's refusal asks for credentials (401, or the 403 some registries answer anonymous reads with).
 fn needs_credentials(error: &oci_client::errors::OciDistributionError) -> bool {
     use oci_client::errors::OciDistributionError as E;

@@ -310,7 +310,11 @@ fn an_artifact_that_cannot_be_placed_is_an_error_naming_it() {
              cargo configuration?)",
         ),
         (&host, outside.clone(), "it is not under cargo's target dir"),
-        (&host, real.join("gone/debug/api"), "its directory cannot be read"),
+        (
+            &host,
+            real.join("gone/debug/api"),
+            "its directory cannot be read",
+        ),
     ];
     for (request, path, why) in cases {
         let error = placed(request, &line(&path)).unwrap_err().to_string();
