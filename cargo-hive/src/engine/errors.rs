@@ -35,22 +35,8 @@ pub(crate) enum JobError {
         destination: String,
     },
     /// A dynamically linked binary on a base without its loader.
-    #[error(
-        "the binary `{binary}` of image `{image}` is dynamically linked (it needs the loader {interpreter}), but \
-         {base}: the container would fail at start with \"no such file or directory\". Build a static binary (e.g. \
-         `--target x86_64-unknown-linux-musl`), or use a base with glibc (e.g. `base = \
-         \"localhost:5000/hive/glibc:latest\"` from scripts/buildkit-up, or a distroless/debian image)"
-    )]
-    NoLoader {
-        /// The bin target.
-        binary: String,
-        /// The image.
-        image: String,
-        /// The loader it needs.
-        interpreter: String,
-        /// What the base lacks, in words.
-        base: String,
-    },
+    #[error(transparent)]
+    NoLoader(Box<NoLoader>),
     /// The base could not be resolved.
     #[error("cannot resolve the base image `{reference}`: {message}")]
     BaseUnresolved {
@@ -120,4 +106,28 @@ pub(crate) struct MetadataError {
     /// Why.
     #[source]
     pub(crate) source: std::io::Error,
+}
+
+/// A dynamically linked binary on a base without its loader.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the binary `{binary}` of image `{image}` for {platform} is dynamically linked (it needs the loader \
+     {interpreter}), but {base}: the container would fail at start with \"no such file or directory\". Build a \
+     static binary (a musl target in `targets`, e.g. `targets = {{ \"{platform}\" = \"{musl}\" }}`, or \
+     `-C target-feature=+crt-static`), or use a base with glibc (e.g. \
+     `base = \"localhost:5000/hive/glibc:latest\"` from scripts/buildkit-up, or a distroless/debian image)"
+)]
+pub(crate) struct NoLoader {
+    /// The bin target.
+    pub(crate) binary: String,
+    /// The image.
+    pub(crate) image: String,
+    /// The platform whose binary it is.
+    pub(crate) platform: String,
+    /// The musl triple of that platform, for the hint.
+    pub(crate) musl: String,
+    /// The loader it needs.
+    pub(crate) interpreter: String,
+    /// What the base lacks, in words.
+    pub(crate) base: String,
 }

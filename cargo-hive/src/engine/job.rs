@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hive_build::plan::{Base, PlanImage};
 use sha2::{Digest, Sha256};
 
-use super::errors::{JobError, MetadataError};
+use super::errors::{JobError, MetadataError, NoLoader};
 use super::fresh;
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
@@ -255,12 +255,21 @@ fn overrides(planned: &PlanImage, epoch: i64, revision: Option<&str>) -> ConfigO
 
 /// Explains a dynamically linked binary on a base that cannot run it.
 fn loader_error(planned: &PlanImage, interpreter: &str, base: &str) -> JobError {
-    JobError::NoLoader {
+    JobError::NoLoader(Box::new(NoLoader {
         binary: planned.binary.target.clone(),
         image: planned.name.clone(),
+        // The image as it is on one platform: its one platform.
+        platform: planned.platforms.join(", "),
+        musl: (planned.platforms.first())
+            .and_then(|text| Platform::parse(text).ok())
+            .and_then(|platform| crate::plan::default_triple(&platform))
+            .map_or_else(
+                || "<arch>-unknown-linux-musl".to_owned(),
+                |gnu| gnu.replace("gnu", "musl"),
+            ),
         interpreter: interpreter.to_owned(),
         base: base.to_owned(),
-    }
+    }))
 }
 
 /// Builds one image, reporting its progress.

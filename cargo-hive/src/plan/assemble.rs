@@ -171,19 +171,7 @@ fn resolve_image(
     diags: &mut Diagnostics,
 ) -> Result<Option<(PlanImage, Vec<PlatformTarget>)>, BTreeSet<String>> {
     let definition = input.definition;
-    let views: Vec<(Option<&str>, Vec<Layer>)> = match input.runs {
-        Some(runs) if !runs.is_empty() => runs
-            .iter()
-            .map(|run| {
-                let layers = (definition.layers.iter())
-                    .filter(|layer| layer.target.as_deref().is_none_or(|target| target == run))
-                    .cloned()
-                    .collect();
-                (Some(run.as_str()), layers)
-            })
-            .collect(),
-        _ => vec![(None, definition.layers.clone())],
-    };
+    let views = views(input);
     let mut resolutions = Vec::new();
     for (run, layers) in &views {
         let assembler = Assembler::new(definition, layers, input.package, diags);
@@ -192,62 +180,11 @@ fn resolve_image(
         };
         resolutions.push((*run, resolution));
     }
-    let (first_run, first) = &resolutions[0];
-    for (run, other) in &resolutions[1..] {
-        if let Some((field, a, b)) = disagreement(first, other) {
-            let (image, package) = (&definition.name, &input.package.name);
-            let runs = (first_run.unwrap_or_default(), run.unwrap_or_default());
-            diags.push(
-                ConfigError::new(
-                    "build-script-disagrees",
-                    &Place::BuildScript {
-                        package: package.clone(),
-                        image: image.clone(),
-                    },
-                    format!(
-                        "the build script gives {field} {a} when cargo runs it for {} but {b} when it runs for {}",
-                        runs.0, runs.1
-                    ),
-                    "",
-                )
-                .help(
-                    "values of a platform (base, env, labels, files, …) may differ between targets; the image's \
-                     name, binary, repository, tags, platforms and targets must not",
-                ),
-            );
-            return Ok(None);
-        }
+    if let Some(error) = disagreeing_runs(input, &resolutions) {
+        diags.push(error);
+        return Ok(None);
     }
-    let mut missing = BTreeSet::new();
-    let mut per_platform = Vec::new();
-    for (index, target) in first.platforms.iter().enumerate() {
-        let chosen = match first_run {
-            None => first,
-            Some(_) => match resolutions
-                .iter()
-                .find(|(run, _)| *run == Some(target.triple.as_str()))
-            {
-                Some((_, resolution)) => resolution,
-                None => {
-                    missing.insert(target.triple.clone());
-                    continue;
-                }
-            },
-        };
-        let mut origins = chosen.image.origins.clone();
-        origins.insert("target".to_owned(), first.target_origins[index].clone());
-        per_platform.push(PlatformPlan {
-            platform: target.platform.to_string(),
-            target: target.triple.clone(),
-            base: chosen.image.base.clone(),
-            files: chosen.image.files.clone(),
-            config: chosen.image.config.clone(),
-            origins,
-        });
-    }
-    if !missing.is_empty() {
-        return Err(missing);
-    }
+    let per_platform = per_platform(&resolutions)?;
     let Resolution {
         mut image,
         platforms,
@@ -270,6 +207,86 @@ fn resolve_image(
         .collect();
     image.per_platform = per_platform;
     Ok(Some((image, platforms)))
+}
+
+/// The image's layers as each build-script run sees them: the manifest's and that run's own; all of them when its
+/// package declares nothing through `hive-build`.
+fn views<'a>(input: &ImageInput<'a>) -> Vec<(Option<&'a str>, Vec<Layer>)> {
+    let definition = input.definition;
+    match input.runs {
+        Some(runs) if !runs.is_empty() => runs
+            .iter()
+            .map(|run| {
+                let layers = (definition.layers.iter())
+                    .filter(|layer| layer.target.as_deref().is_none_or(|target| target == run))
+                    .cloned()
+                    .collect();
+                (Some(run.as_str()), layers)
+            })
+            .collect(),
+        _ => vec![(None, definition.layers.clone())],
+    }
+}
+
+/// What belongs to the image as a whole must be the same in every build-script run.
+fn disagreeing_runs(
+    input: &ImageInput<'_>,
+    resolutions: &[(Option<&str>, Resolution)],
+) -> Option<ConfigError> {
+    let (first_run, first) = &resolutions[0];
+    resolutions[1..].iter().find_map(|(run, other)| {
+        let (field, a, b) = disagreement(first, other)?;
+        let (image, package) = (&input.definition.name, &input.package.name);
+        let runs = (first_run.unwrap_or_default(), run.unwrap_or_default());
+        let place = Place::BuildScript {
+            package: package.clone(),
+            image: image.clone(),
+        };
+        let message = format!(
+            "the build script gives {field} {a} when cargo runs it for {} but {b} when it runs for {}",
+            runs.0, runs.1
+        );
+        Some(ConfigError::new("build-script-disagrees", &place, message, "").help(
+            "values of a platform (base, env, labels, files, …) may differ between targets; the image's name, \
+             binary, repository, tags, platforms and targets must not",
+        ))
+    })
+}
+
+/// Each platform's values, from the run for its triple; `Err` holds the triples no run was for.
+fn per_platform(
+    resolutions: &[(Option<&str>, Resolution)],
+) -> Result<Vec<PlatformPlan>, BTreeSet<String>> {
+    let (first_run, first) = &resolutions[0];
+    let mut missing = BTreeSet::new();
+    let mut per_platform = Vec::new();
+    for (index, target) in first.platforms.iter().enumerate() {
+        let chosen = match first_run {
+            None => Some(first),
+            Some(_) => (resolutions.iter())
+                .find(|(run, _)| *run == Some(target.triple.as_str()))
+                .map(|(_, resolution)| resolution),
+        };
+        let Some(chosen) = chosen else {
+            missing.insert(target.triple.clone());
+            continue;
+        };
+        let mut origins = chosen.image.origins.clone();
+        origins.insert("target".to_owned(), first.target_origins[index].clone());
+        per_platform.push(PlatformPlan {
+            platform: target.platform.to_string(),
+            target: target.triple.clone(),
+            base: chosen.image.base.clone(),
+            files: chosen.image.files.clone(),
+            config: chosen.image.config.clone(),
+            origins,
+        });
+    }
+    if missing.is_empty() {
+        Ok(per_platform)
+    } else {
+        Err(missing)
+    }
 }
 
 /// Where `base` was set in the view of `triple`'s build-script run.

@@ -20,3 +20,4 @@ pub(crate) use facts::{ImageFacts, PlatformFacts, Resolved};
 pub(crate) use git::{EpochSource, source_date_epoch};
 pub(crate) use platform::Platform;
 pub(crate) use reference::registry_host;
+pub(crate) use triple::default_triple;
