@@ -52,7 +52,11 @@ pub(super) fn run(
 fn redact(plan: &mut Plan) {
     let root = std::mem::replace(&mut plan.workspace_root, "[workspace]".to_owned());
     for image in &mut plan.images {
-        for file in &mut image.files {
+        let per_platform = image.per_platform.iter_mut().map(|plan| &mut plan.files);
+        for file in std::iter::once(&mut image.files)
+            .chain(per_platform)
+            .flatten()
+        {
             if let Some(rest) = file.source.strip_prefix(&root) {
                 file.source = format!("[workspace]{rest}");
             }
