@@ -22,13 +22,7 @@ pub(crate) async fn index_manifests_from_registry(
     digest: &str,
     platform: &str,
 ) -> Result<Vec<PlatformManifest>, IndexError> {
-    let parsed: Reference =
-        reference
-            .parse()
-            .map_err(|err: oci_client::ParseError| IndexError::BadReference {
-                reference: reference.to_owned(),
-                detail: err.to_string(),
-            })?;
+    let parsed = parse_reference(reference)?;
     let pinned = Reference::with_digest(
         parsed.registry().to_owned(),
         parsed.repository().to_owned(),
@@ -80,13 +74,7 @@ where
 /// then with the user's credentials if the registry wants them. What a pushed image's up-to-date check compares
 /// with the digest it pushed.
 pub(crate) async fn tag_digest(reference: &str) -> Result<String, IndexError> {
-    let parsed: Reference =
-        reference
-            .parse()
-            .map_err(|err: oci_client::ParseError| IndexError::BadReference {
-                reference: reference.to_owned(),
-                detail: err.to_string(),
-            })?;
+    let parsed = parse_reference(reference)?;
     let failed = |err: oci_client::errors::OciDistributionError| IndexError::Registry {
         reference: parsed.whole(),
         detail: err.to_string(),
@@ -106,6 +94,16 @@ pub(crate) async fn tag_digest(reference: &str) -> Result<String, IndexError> {
         .fetch_manifest_digest(&parsed, &auth)
         .await
         .map_err(failed)
+}
+
+/// `registry/repo[:tag]` as oci-client reads it.
+fn parse_reference(reference: &str) -> Result<Reference, IndexError> {
+    reference
+        .parse()
+        .map_err(|err: oci_client::ParseError| IndexError::BadReference {
+            reference: reference.to_owned(),
+            detail: err.to_string(),
+        })
 }
 
 /// Whether a registry's refusal asks for credentials (401, or the 403 some registries answer anonymous reads with).
