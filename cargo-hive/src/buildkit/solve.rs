@@ -76,33 +76,10 @@ pub(crate) struct Solved {
     pub(crate) digest: String,
     /// The config digest (one platform only: an index has no single config).
     pub(crate) config_digest: Option<String>,
-    /// The media type of what was exported (from `containerimage.descriptor`, when the exporter says): an index
-    /// or a manifest.
-    pub(crate) descriptor: Option<String>,
     /// The file written through the session, if any.
     pub(crate) file_written: Option<PathBuf>,
     /// File bytes the session sent to the daemon.
     pub(crate) bytes_sent: u64,
-}
-
-impl Solved {
-    /// Whether the export is an image index (OCI or Docker manifest list), as the exporter described it.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the multi-platform job reads it for --metadata-file"
-        )
-    )]
-    pub(crate) fn is_index(&self) -> bool {
-        matches!(
-            self.descriptor.as_deref(),
-            Some(
-                "application/vnd.oci.image.index.v1+json"
-                    | "application/vnd.docker.distribution.manifest.list.v2+json"
-            )
-        )
-    }
 }
 
 /// Why a solve failed.
@@ -289,19 +266,6 @@ fn platforms_json(platforms: &[&Platform]) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "Platforms": listed })).expect("JSON values serialize")
 }
 
-/// The media type in the exporter's `containerimage.descriptor` (base64 of the descriptor's JSON).
-fn descriptor_media_type(encoded: &str) -> Option<String> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
-    let descriptor: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    descriptor
-        .get("mediaType")
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned)
-}
-
 /// Takes the export and closes the session, whatever the build's outcome.
 async fn finish_session(
     session: Session,
@@ -325,9 +289,6 @@ async fn finish_session(
     Ok(Solved {
         digest: answer("containerimage.digest").unwrap_or_default(),
         config_digest: answer("containerimage.config.digest"),
-        descriptor: answer("containerimage.descriptor")
-            .as_deref()
-            .and_then(descriptor_media_type),
         file_written,
         bytes_sent,
     })
@@ -701,41 +662,6 @@ mod tests {
             String::from_utf8(metadata["refs.platforms"].clone()).unwrap(),
             r#"{"Platforms":[{"ID":"linux/amd64","Platform":{"architecture":"amd64","os":"linux"}},{"ID":"linux/arm/v7","Platform":{"architecture":"arm","os":"linux","variant":"v7"}}]}"#
         );
-    }
-
-    #[test]
-    fn the_descriptor_says_index_or_manifest() {
-        use base64::Engine;
-        let encode = |value: Value| {
-            base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&value).unwrap())
-        };
-        let index = encode(json!({
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "digest": "sha256:00",
-            "size": 1,
-        }));
-        assert_eq!(
-            descriptor_media_type(&index).as_deref(),
-            Some("application/vnd.oci.image.index.v1+json")
-        );
-        assert_eq!(descriptor_media_type("not base64!"), None);
-        assert_eq!(descriptor_media_type(&encode(json!({"size": 1}))), None);
-
-        let mut solved = Solved {
-            digest: "sha256:00".to_owned(),
-            config_digest: None,
-            descriptor: descriptor_media_type(&index),
-            file_written: None,
-            bytes_sent: 0,
-        };
-        assert!(solved.is_index());
-        solved.descriptor =
-            Some("application/vnd.docker.distribution.manifest.list.v2+json".into());
-        assert!(solved.is_index());
-        solved.descriptor = Some("application/vnd.oci.image.manifest.v1+json".into());
-        assert!(!solved.is_index());
-        solved.descriptor = None;
-        assert!(!solved.is_index());
     }
 
     #[test]
