@@ -120,10 +120,7 @@ impl BuildContext {
 fn on_platform(image: &PlanImage, platform: &Platform) -> PlanImage {
     let mut view = image.clone();
     let text = platform.to_string();
-    if let Some(plan) = image.per_platform.iter().find(|plan| plan.platform == text) {
-        view.base = plan.base.clone();
-        view.files = plan.files.clone();
-        view.config = plan.config.clone();
+    if crate::plan::take_platform_values(&mut view, &text) {
         view.platforms = vec![text];
     }
     view

@@ -190,13 +190,6 @@ fn resolve_image(
         platforms,
         ..
     } = resolutions.swap_remove(0).1;
-    // The image's own values are its first platform's, so readers of one-platform plans see what they did.
-    if let Some(first) = per_platform.first() {
-        image.base = first.base.clone();
-        image.files = first.files.clone();
-        image.config = first.config.clone();
-        image.origins = first.origins.clone();
-    }
     let platforms = platforms
         .into_iter()
         .zip(&per_platform)
@@ -206,6 +199,10 @@ fn resolve_image(
         })
         .collect();
     image.per_platform = per_platform;
+    // The image's own values are its first platform's, so readers of one-platform plans see what they did.
+    if let Some(first) = image.platforms.first().cloned() {
+        facts::take_platform_values(&mut image, &first);
+    }
     Ok(Some((image, platforms)))
 }
 
@@ -1255,11 +1252,8 @@ fn narrow(image: &mut PlanImage, platforms: &BTreeSet<Platform>) {
     let keep = |text: &String| Platform::parse(text).is_ok_and(|p| platforms.contains(&p));
     image.platforms.retain(keep);
     image.per_platform.retain(|plan| keep(&plan.platform));
-    if let Some(first) = image.per_platform.first() {
-        image.base = first.base.clone();
-        image.files = first.files.clone();
-        image.config = first.config.clone();
-        image.origins = first.origins.clone();
+    if let Some(first) = image.platforms.first().cloned() {
+        facts::take_platform_values(image, &first);
     }
 }
 

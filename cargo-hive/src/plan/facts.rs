@@ -75,6 +75,23 @@ impl Chain {
     }
 }
 
+/// Makes the image's own base, files, config and origins those of one of its platforms (the plan keeps the first
+/// platform's there; the engine looks at one platform at a time). `false` when the image has no such platform.
+pub(crate) fn take_platform_values(image: &mut PlanImage, platform: &str) -> bool {
+    let Some(plan) = image
+        .per_platform
+        .iter()
+        .find(|plan| plan.platform == platform)
+    else {
+        return false;
+    };
+    image.base = plan.base.clone();
+    image.files = plan.files.clone();
+    image.config = plan.config.clone();
+    image.origins = plan.origins.clone();
+    true
+}
+
 /// Where walking down an image's `hive:` bases ends.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Walk {

@@ -16,7 +16,7 @@ mod template;
 mod triple;
 
 pub(crate) use compute::{PlanRequest, compute};
-pub(crate) use facts::{ImageFacts, PlatformFacts, Resolved};
+pub(crate) use facts::{ImageFacts, PlatformFacts, Resolved, take_platform_values};
 pub(crate) use git::{EpochSource, source_date_epoch};
 pub(crate) use platform::Platform;
 pub(crate) use reference::registry_host;
