@@ -20,6 +20,7 @@
 //! Values a build script sets win over the manifest's (maps merge key by key, lists replace), and `cargo hive plan`
 //! shows `build.rs of <package>` as their origin.
 
+pub mod metadata;
 pub mod plan;
 pub mod progress;
 pub mod schema;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hive_build::plan::{Base, PlanImage};
 use sha2::{Digest, Sha256};
 
-use super::errors::{JobError, MetadataError, NoLoader};
+use super::errors::{JobError, NoLoader};
 use super::fresh;
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
@@ -811,41 +811,6 @@ fn describe_outputs(destinations: &[Destination], archive: &Path) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `--metadata-file`: every image's references and digests, written atomically.
-pub(crate) fn write_metadata(path: &Path, built: &[BuiltImage]) -> Result<(), MetadataError> {
-    let failed = |source: std::io::Error| MetadataError {
-        path: path.to_path_buf(),
-        source,
-    };
-    let images: BTreeMap<&str, serde_json::Value> = built
-        .iter()
-        .map(|image| {
-            (
-                image.name.as_str(),
-                serde_json::json!({
-                    "references": image.references,
-                    "platforms": image.platforms,
-                    "containerimage.digest": image.digest,
-                    "containerimage.config.digest": image.config_digest,
-                    "archive": image.archive,
-                    "bytes_sent": image.bytes_sent,
-                }),
-            )
-        })
-        .collect();
-    let text =
-        serde_json::to_string_pretty(&serde_json::json!({"format_version": 1, "images": images}))
-            .expect("JSON values serialize");
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
-    std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(failed)?;
-    temp.persist(path).map_err(|err| failed(err.error))?;
-    Ok(())
 }
 
 /// `--dry-run`: the LLB of an image as JSON (base not yet pinned: that needs the daemon).

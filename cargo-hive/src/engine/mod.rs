@@ -5,6 +5,7 @@ mod bases;
 mod errors;
 mod fresh;
 mod job;
+mod record;
 
 pub(crate) use errors::MetadataError;
 
@@ -113,25 +114,71 @@ impl Reporting<'_> {
 
 /// Plan, checks, then cargo, BuildKit and the images.
 async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result<i32, HiveError> {
+    let computed = compute(request)?;
+    if request.dry_run {
+        let (epoch, _) = epoch(request, &computed.resolved)?;
+        return dry_run(&computed.resolved, epoch);
+    }
+    let built = build_computed(request, &computed, reporting).await?;
+    if let Some(path) = &request.metadata_file {
+        record::write(path, &record::metadata(&built.images))?;
+    }
+    built.into_result()
+}
+
+/// The plan of the request's images.
+fn compute(request: &BuildRequest) -> Result<crate::plan::Computed, HiveError> {
     // Cargo runs here (metadata, build scripts): a signal kills it, and the signal is what we report.
-    let computed = interrupt::prefer_signal(crate::plan::compute(crate::plan::PlanRequest {
+    interrupt::prefer_signal(crate::plan::compute(crate::plan::PlanRequest {
         cargo: &request.cargo,
         selection: &request.selection,
         env: &request.env,
-    }))?;
-    let resolved = &computed.resolved;
-    let destinations = output::destinations(request.load, request.push, &request.outputs)?;
-    check_one_file_per_image(&resolved.plan, &destinations)?;
+    }))
+}
+
+/// The build's SOURCE_DATE_EPOCH and where it came from.
+fn epoch(
+    request: &BuildRequest,
+    resolved: &Resolved,
+) -> Result<(i64, crate::plan::EpochSource), HiveError> {
     let source_date_epoch = request
         .env
         .get("SOURCE_DATE_EPOCH")
         .map(std::ffi::OsStr::new);
-    let (epoch, epoch_source) = crate::plan::source_date_epoch(source_date_epoch, &resolved.git)
-        .map_err(|err| HiveError::Input(err.to_string()))?;
+    crate::plan::source_date_epoch(source_date_epoch, &resolved.git)
+        .map_err(|err| HiveError::Input(err.to_string()))
+}
 
-    if request.dry_run {
-        return dry_run(resolved, epoch);
+/// What the images of one run came to.
+#[derive(Debug, Default)]
+pub(crate) struct Built {
+    /// The images built (or found up to date), by name.
+    pub(crate) images: Vec<job::BuiltImage>,
+    /// The images that failed, by name, with why.
+    pub(crate) failures: Vec<(String, String)>,
+}
+
+impl Built {
+    /// Success, or the failed images as the run's error.
+    fn into_result(self) -> Result<i32, HiveError> {
+        if self.failures.is_empty() {
+            Ok(exit_codes::SUCCESS)
+        } else {
+            Err(ImageFailures(self.failures).into())
+        }
     }
+}
+
+/// Everything after the plan: destinations, cargo, BuildKit, the images.
+async fn build_computed(
+    request: &BuildRequest,
+    computed: &crate::plan::Computed,
+    reporting: &mut Reporting<'_>,
+) -> Result<Built, HiveError> {
+    let resolved = &computed.resolved;
+    let destinations = output::destinations(request.load, request.push, &request.outputs)?;
+    check_one_file_per_image(&resolved.plan, &destinations)?;
+    let (epoch, epoch_source) = epoch(request, resolved)?;
 
     // What builds killed outright (SIGKILL, a crash) left in target/hive/ goes now, if their build is gone.
     output::remove_stale(&computed.target_dir);
@@ -172,7 +219,7 @@ struct Inputs<'a> {
 async fn build_all(
     inputs: Inputs<'_>,
     destinations: Vec<output::Destination>,
-) -> Result<i32, HiveError> {
+) -> Result<Built, HiveError> {
     // Until the images start, a signal drops whatever runs (cargo's tree is killed, connections close).
     let context = interrupt::until_signal(prepare_context(&inputs, destinations)).await?;
     let Inputs {
@@ -212,14 +259,11 @@ async fn build_all(
         }
     }
     built.sort_by(|a, b| a.name.cmp(&b.name));
-    if let Some(path) = &request.metadata_file {
-        job::write_metadata(path, &built)?;
-    }
-    if !failures.is_empty() {
-        failures.sort();
-        return Err(ImageFailures(failures).into());
-    }
-    Ok(exit_codes::SUCCESS)
+    failures.sort();
+    Ok(Built {
+        images: built,
+        failures,
+    })
 }
 
 /// Everything before the images: cargo builds the binaries, BuildKit is connected, the destinations are checked

@@ -15,7 +15,7 @@ mod reference;
 mod template;
 mod triple;
 
-pub(crate) use compute::{PlanRequest, compute};
+pub(crate) use compute::{Computed, PlanRequest, compute};
 pub(crate) use facts::{ImageFacts, PlatformFacts, Resolved, take_platform_values};
 pub(crate) use git::{EpochSource, source_date_epoch};
 pub(crate) use platform::Platform;
