@@ -56,6 +56,9 @@ pub(crate) enum HiveError {
     /// A destination cannot take the images (e.g. `--load` with no Docker to load into).
     #[error(transparent)]
     Destination(#[from] DestinationError),
+    /// A release cannot start: a dirty tree, a version that is not semver, a registry's tag list unreadable.
+    #[error(transparent)]
+    Release(#[from] crate::release::ReleaseError),
     /// `--metadata-file` could not be written.
     #[error(transparent)]
     MetadataFile(#[from] crate::engine::MetadataError),
@@ -111,6 +114,7 @@ impl HiveError {
             | HiveError::Images(_)
             | HiveError::Destination(_)
             | HiveError::MetadataFile(_)
+            | HiveError::Release(_)
             | HiveError::Output(_)
             | HiveError::Setup { .. } => exit_codes::FAILURE,
             HiveError::Interrupted(Signal::Interrupt) => exit_codes::INTERRUPTED,
@@ -143,6 +147,8 @@ impl HiveError {
             HiveError::Destination(_) | HiveError::MetadataFile(_) | HiveError::Output(_) => {
                 ErrorKind::OutputFailed
             }
+            HiveError::Release(crate::release::ReleaseError::Tags { .. }) => ErrorKind::OutputFailed,
+            HiveError::Release(_) => ErrorKind::InvalidDefinitions,
             HiveError::Interrupted(_) => ErrorKind::Interrupted,
             HiveError::Setup { .. } => ErrorKind::Internal,
         }

@@ -46,6 +46,14 @@ impl Term {
         let _ = writeln!(self.stderr(), "{}: {message}", "error".red().bold());
     }
 
+    /// A cargo-style status line, `    Released api: …` (none under `-q`).
+    pub(crate) fn status(&self, verb: &str, message: &str) {
+        if self.quiet {
+            return;
+        }
+        let _ = writeln!(self.stderr(), "{:>12} {message}", verb.green().bold());
+    }
+
     /// A warning line (none under `-q`, as with cargo).
     pub(crate) fn warning(&self, message: &str) {
         if self.quiet {
