@@ -19,6 +19,7 @@ mod interrupt;
 mod output;
 mod plan;
 mod progress;
+pub(crate) mod release;
 mod term;
 
 use std::process::ExitCode;

@@ -1,0 +1,3 @@
+//! What `cargo hive release` decides before it builds.
+
+pub(crate) mod aliases;
