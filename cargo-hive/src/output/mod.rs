@@ -15,6 +15,11 @@ pub(crate) use docker::{check_load_target, docker_endpoint, finish};
 pub(crate) use errors::DestinationError;
 pub(crate) use index::{IndexError, index_manifests_from_archive};
 pub(crate) use load::{LoadError, LoadPlatforms, check_multi_platform, load_platforms};
+#[allow(
+    unused_imports,
+    reason = "used by `cargo hive release`, wired separately"
+)]
+pub(crate) use registry::{RegistryError, list_tags};
 pub(crate) use registry::{index_manifests_from_registry, tag_digest};
 
 use std::collections::BTreeMap;
