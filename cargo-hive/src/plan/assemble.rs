@@ -1794,6 +1794,29 @@ aliases = false
     }
 
     #[test]
+    fn build_script_runs_must_agree_on_aliases_and_sbom() {
+        let sbom = |on: bool| ImageDef {
+            sbom: Some(on),
+            ..ImageDef::default()
+        };
+        let (_, errors) = resolve_text(
+            TWO_PLATFORMS,
+            vec![
+                ("app@aarch64-unknown-linux-musl", sbom(true)),
+                ("app@x86_64-unknown-linux-gnu", sbom(false)),
+            ],
+        );
+        assert_eq!(
+            errors,
+            [
+                "build-script-disagrees: the build script gives sbom true when cargo runs it for \
+                 aarch64-unknown-linux-musl but false when it runs for x86_64-unknown-linux-gnu (image `app`, \
+                 set by the build script of package `app`)"
+            ]
+        );
+    }
+
+    #[test]
     fn unset_aliases_and_sbom_are_off_without_an_origin() {
         let (images, errors) = resolve_text(
             "[package.metadata.hive.images.app]\nbin = \"app\"\n",
