@@ -147,7 +147,9 @@ impl HiveError {
             HiveError::Destination(_) | HiveError::MetadataFile(_) | HiveError::Output(_) => {
                 ErrorKind::OutputFailed
             }
-            HiveError::Release(crate::release::ReleaseError::Tags { .. }) => ErrorKind::OutputFailed,
+            HiveError::Release(crate::release::ReleaseError::Tags { .. }) => {
+                ErrorKind::OutputFailed
+            }
             HiveError::Release(_) => ErrorKind::InvalidDefinitions,
             HiveError::Interrupted(_) => ErrorKind::Interrupted,
             HiveError::Setup { .. } => ErrorKind::Internal,

@@ -43,6 +43,10 @@ pub struct PlanImage {
     pub tags: Vec<String>,
     /// `repository:tag` for every tag.
     pub references: Vec<String>,
+    /// Whether `cargo hive release` also tags `<major>.<minor>` and `<major>` of the package version, moving them
+    /// only forward (`aliases`; origin under `aliases`).
+    #[serde(default)]
+    pub aliases: bool,
     /// Target platforms, `os/arch[/variant]`.
     pub platforms: Vec<String>,
     /// What the image starts from.
@@ -51,6 +55,10 @@ pub struct PlanImage {
     pub files: Vec<PlanFile>,
     /// The image config.
     pub config: ImageConfig,
+    /// Whether each platform's image carries an SPDX SBOM made from Cargo's dependency graph (`sbom`; origin
+    /// under `sbom`).
+    #[serde(default)]
+    pub sbom: bool,
     /// Where each value came from, keyed by field name (`base`, `tags`, …) and, for maps, `env.NAME`,
     /// `labels.KEY`, `annotations.KEY`.
     pub origins: BTreeMap<String, Origin>,

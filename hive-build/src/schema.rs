@@ -59,6 +59,13 @@ pub struct ImageDef {
     /// The full repository name, overriding `<registry>/<image name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// Whether `cargo hive release` also tags `<major>.<minor>` and `<major>` (moved only forward; none for a
+    /// pre-release). Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aliases: Option<bool>,
+    /// Whether every platform's image carries an SPDX SBOM made from Cargo's dependency graph. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<bool>,
 }
 
 /// A file or directory of the package copied into the image.
@@ -374,6 +381,16 @@ pub const KEYS: &[Key] = &[
         doc: "the full repository name",
     },
     Key {
+        name: "aliases",
+        scopes: ALL,
+        doc: "`release` also tags `<major>.<minor>` and `<major>`, moved only forward",
+    },
+    Key {
+        name: "sbom",
+        scopes: ALL,
+        doc: "attach an SPDX SBOM made from Cargo's dependency graph",
+    },
+    Key {
         name: "registry",
         scopes: DEFAULTS,
         doc: "prefix of default repository names",
@@ -486,6 +503,8 @@ mod tests {
             platforms: Some(vec![]),
             targets: [(String::new(), String::new())].into(),
             repository: Some(String::new()),
+            aliases: Some(false),
+            sbom: Some(false),
         };
         let serde_json::Value::Object(fields) = serde_json::to_value(&full).unwrap() else {
             unreachable!()

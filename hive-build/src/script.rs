@@ -204,6 +204,18 @@ impl Image {
         self.def.repository = Some(repository.into());
         self
     }
+
+    /// Whether `cargo hive release` also tags `<major>.<minor>` and `<major>`, moving them only forward.
+    pub fn aliases(mut self, aliases: bool) -> Image {
+        self.def.aliases = Some(aliases);
+        self
+    }
+
+    /// Whether every platform's image carries an SPDX SBOM made from Cargo's dependency graph.
+    pub fn sbom(mut self, sbom: bool) -> Image {
+        self.def.sbom = Some(sbom);
+        self
+    }
 }
 
 /// The images a build script declares or changes; [`Images::emit`] hands them to `cargo hive`.
@@ -306,7 +318,9 @@ mod tests {
                     .bin("worker")
                     .base("scratch")
                     .expose(8080)
-                    .expose(Port::udp(53)),
+                    .expose(Port::udp(53))
+                    .aliases(true)
+                    .sbom(false),
             )
             .modify("api", |image| {
                 image.env("RUST_LOG", "info").tag("{version}").tag("edge")
@@ -321,6 +335,8 @@ mod tests {
         assert_eq!(read.format_version, OUTPUT_FORMAT_VERSION);
         assert_eq!(read.images, expected.images);
         assert_eq!(read.images[0].action, Action::Declare);
+        assert_eq!(read.images[0].image.aliases, Some(true));
+        assert_eq!(read.images[0].image.sbom, Some(false));
         assert_eq!(
             read.images[1].image.tags.as_deref(),
             Some(&["{version}".to_owned(), "edge".to_owned()][..])

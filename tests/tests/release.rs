@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use hive_e2e::fixture::{
-    Fixture, registry_blob, registry_get, registry_manifest, registry_path, succeed,
-    unique_repository, workspace_under, REGISTRY,
+    Fixture, REGISTRY, registry_blob, registry_get, registry_manifest, registry_path, succeed,
+    unique_repository, workspace_under,
 };
 use hive_e2e::{assert_error, buildkit_addr, cargo_hive, run};
 use serde_json::Value;
@@ -142,7 +142,10 @@ fn spdx_packages(document: &Value) -> BTreeMap<String, String> {
         .map(|package| {
             (
                 package["name"].as_str().unwrap().to_owned(),
-                package["versionInfo"].as_str().unwrap_or_default().to_owned(),
+                package["versionInfo"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             )
         })
         .collect()
@@ -182,15 +185,19 @@ fn aliases_move_only_forward_and_every_platform_carries_its_sbom_and_provenance(
     for tag in ["1", "1.4", "latest"] {
         assert_eq!(tag_digest(&api, tag), first, "{tag}");
     }
-    let record: Value = serde_json::from_slice(
-        &std::fs::read(fixture.target().join("hive/release.json")).unwrap(),
-    )
-    .unwrap();
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(fixture.target().join("hive/release.json")).unwrap())
+            .unwrap();
     let entry = &record["images"]["api"];
     assert_eq!(entry["containerimage.digest"], first.as_str());
     assert_eq!(entry["version"], "1.4.2");
     assert_eq!(entry["platforms"].as_object().unwrap().len(), 2);
-    assert!(entry["image.name"].as_str().unwrap().contains(&format!("{api}:1.4")));
+    assert!(
+        entry["image.name"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{api}:1.4"))
+    );
 
     // Each platform's image has an SPDX SBOM and SLSA provenance; the SBOM is Cargo.lock's, per platform.
     let attached = attestations(&api, "1.4.2");
@@ -198,29 +205,38 @@ fn aliases_move_only_forward_and_every_platform_carries_its_sbom_and_provenance(
     let itoa = locked_version(&fixture, "itoa");
     for (platform, statements) in &attached {
         assert!(
-            statements.keys().any(|kind| kind.starts_with("https://slsa.dev/provenance")),
+            statements
+                .keys()
+                .any(|kind| kind.starts_with("https://slsa.dev/provenance")),
             "{platform}: {:?}",
             statements.keys()
         );
         let sbom = &statements["https://spdx.dev/Document"]["predicate"];
         let packages = spdx_packages(sbom);
-        assert_eq!(packages.get("itoa"), Some(&itoa), "{platform}: {packages:?}");
+        assert_eq!(
+            packages.get("itoa"),
+            Some(&itoa),
+            "{platform}: {packages:?}"
+        );
         assert_eq!(
             packages.contains_key("arm-support"),
             platform == "linux/arm64",
             "{platform}: {packages:?}"
         );
-        let file = fixture.target().join(format!(
-            "hive/api/{}.spdx.json",
-            platform.replace('/', "-")
-        ));
+        let file = fixture
+            .target()
+            .join(format!("hive/api/{}.spdx.json", platform.replace('/', "-")));
         let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         assert_eq!(&written, sbom, "{}", file.display());
     }
 
     // A 1.3.9 hotfix after 1.4.2: its own tags move, `1` and `latest` stay on 1.4.2.
     fixture.edit("Cargo.toml", "version = \"1.4.2\"", "version = \"1.3.9\"");
-    fixture.edit("crates/api/src/main.rs", "fn main() {", "fn main() {\n    let _hotfix = 139;");
+    fixture.edit(
+        "crates/api/src/main.rs",
+        "fn main() {",
+        "fn main() {\n    let _hotfix = 139;",
+    );
     commit(&fixture, "hotfix");
     let dry = succeed(release(&fixture).args(["--dry-run", "-p", "api"]));
     let text = dry.stdout.clone();
@@ -236,10 +252,9 @@ fn aliases_move_only_forward_and_every_platform_carries_its_sbom_and_provenance(
     assert_eq!(tag_digest(&api, "1.3"), hotfix);
     assert_eq!(tag_digest(&api, "1"), first);
     assert_eq!(tag_digest(&api, "latest"), first);
-    let record: Value = serde_json::from_slice(
-        &std::fs::read(fixture.target().join("hive/release.json")).unwrap(),
-    )
-    .unwrap();
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(fixture.target().join("hive/release.json")).unwrap())
+            .unwrap();
     let left: Vec<&Value> = record["images"]["api"]["tags"]
         .as_array()
         .unwrap()
@@ -254,7 +269,11 @@ fn aliases_move_only_forward_and_every_platform_carries_its_sbom_and_provenance(
 fn a_dirty_tree_is_refused_and_a_pre_release_gets_no_aliases() {
     let (fixture, registry) = released_workspace("pre");
     let api = format!("{registry}/api");
-    fixture.edit("Cargo.toml", "version = \"1.4.2\"", "version = \"2.0.0-rc.1\"");
+    fixture.edit(
+        "Cargo.toml",
+        "version = \"1.4.2\"",
+        "version = \"2.0.0-rc.1\"",
+    );
 
     let refused = run(release(&fixture).args(["-p", "api"]));
     assert_error(&refused, &["Cargo.toml", "--allow-dirty"]);

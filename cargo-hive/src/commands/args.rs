@@ -76,6 +76,8 @@ pub(crate) enum Command {
     Plan(PlanArgs),
     /// Build the workspace's images with BuildKit
     Build(Box<BuildArgs>),
+    /// Build and push every selected image for all its platforms, with SBOMs and provenance
+    Release(Box<ReleaseArgs>),
 }
 
 /// Human or machine-readable output.
@@ -330,6 +332,34 @@ pub(crate) struct BuildArgs {
     pub(crate) dry_run: bool,
 }
 
+/// `cargo hive release`.
+#[derive(Debug, Args)]
+pub(crate) struct ReleaseArgs {
+    #[command(flatten)]
+    pub(crate) selection: SelectionArgs,
+    #[command(flatten)]
+    pub(crate) features: FeatureArgs,
+    #[command(flatten)]
+    pub(crate) compile: CompileArgs,
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// Images to build at once (default: all)
+    #[arg(short, long, value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+    /// Progress output: auto, tty, plain, json
+    #[arg(long, value_enum, default_value_t, help_heading = "Output")]
+    pub(crate) progress: ProgressMode,
+    /// Also write the release record (target/hive/release.json) to this file
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
+    pub(crate) metadata_file: Option<PathBuf>,
+    /// Print every reference and whether it would be created, moved or left; build and push nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Release even if the working tree has uncommitted changes
+    #[arg(long)]
+    pub(crate) allow_dirty: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +391,12 @@ mod tests {
                 "cargo-hive build --output type=oci,dest=x.tar --metadata-file m.json",
                 true,
             ),
+            ("cargo-hive release --dry-run --allow-dirty -p api", true),
+            (
+                "cargo-hive release --profile dist --platform linux/arm64",
+                true,
+            ),
+            ("cargo-hive release --push", false),
             ("cargo-hive frobnicate", false),
         ];
         for (line, ok) in table {

@@ -7,6 +7,7 @@ mod build;
 mod doctor;
 mod env;
 mod plan;
+mod release;
 
 use std::io::IsTerminal;
 
@@ -37,6 +38,7 @@ pub(crate) async fn dispatch(cli: Cli, env: &ProcessEnv, term: &Term) -> Result<
         Command::Doctor(args) => doctor::run(&global, &args, env, term).await,
         Command::Plan(args) => plan::run(&global, &args, env, term),
         Command::Build(args) => build::run(&global, &args, env, term).await,
+        Command::Release(args) => release::run(&global, &args, env, term).await,
     }
 }
 

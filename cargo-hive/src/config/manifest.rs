@@ -288,6 +288,8 @@ impl Walker<'_> {
                 "user" => layer.def.user = self.string(name, value, table_name),
                 "repository" => layer.def.repository = self.string(name, value, table_name),
                 "registry" => layer.registry = self.string(name, value, table_name),
+                "aliases" => layer.def.aliases = self.boolean(name, value, table_name),
+                "sbom" => layer.def.sbom = self.boolean(name, value, table_name),
                 "buildkit" | "tlscacert" | "tlscert" | "tlskey" | "tlsservername" => {
                     let name = CONNECTION_KEYS
                         .iter()
@@ -414,6 +416,15 @@ impl Walker<'_> {
             && !value.get_ref().is_table()
         {
             error = error.help("quote the value to make it a string");
+        } else if expected == "a boolean" {
+            let unquote = if value.get_ref().is_str() {
+                ", without quotes"
+            } else {
+                ""
+            };
+            error = error.help(format!(
+                "write `{path} = true` or `{path} = false`{unquote}"
+            ));
         }
         self.diags.push(error);
     }
@@ -428,6 +439,21 @@ impl Walker<'_> {
             DeValue::String(text) => Some(text.to_string()),
             _ => {
                 self.wrong_type(path, value, table_name, "a string");
+                None
+            }
+        }
+    }
+
+    fn boolean(
+        &mut self,
+        path: &str,
+        value: &Spanned<DeValue<'_>>,
+        table_name: &str,
+    ) -> Option<bool> {
+        match value.get_ref() {
+            DeValue::Boolean(flag) => Some(*flag),
+            _ => {
+                self.wrong_type(path, value, table_name, "a boolean");
                 None
             }
         }
@@ -739,9 +765,11 @@ mod tests {
 registry = "ghcr.io/acme"
 platforms = ["linux/amd64", "linux/arm64"]
 buildkit = "tcp://127.0.0.1:1234"
+aliases = true
 
 [package.metadata.hive]
 labels = { team = "core" }
+sbom = true
 
 [package.metadata.hive.images.api]
 bin = "api"
@@ -756,17 +784,32 @@ annotations = { "org.example/x" = "y" }
 files = [{ src = "static", dst = "/srv/static", mode = 0o644 }, { src = "a", dst = "/a", mode = "0755" }]
 tags = ["{version}"]
 repository = "ghcr.io/acme/the-api"
+aliases = false
+sbom = false
 "#,
         );
         assert_eq!(errors, Vec::<String>::new());
         let workspace = manifest.workspace.unwrap();
         assert_eq!(workspace.registry.as_deref(), Some("ghcr.io/acme"));
         assert_eq!(workspace.def.platforms.as_ref().unwrap().len(), 2);
+        assert_eq!(
+            (workspace.def.aliases, workspace.def.sbom),
+            (Some(true), None)
+        );
         let package = manifest.package.unwrap();
         assert_eq!(package.defaults.def.labels["team"], "core");
+        assert_eq!(
+            (package.defaults.def.aliases, package.defaults.def.sbom),
+            (None, Some(true))
+        );
         let image = &package.images[0];
         assert_eq!(image.name, "api");
         let def = &image.layer.def;
+        assert_eq!((def.aliases, def.sbom), (Some(false), Some(false)));
+        let Place::Manifest { span, file, .. } = image.layer.place("aliases") else {
+            panic!("no place")
+        };
+        assert_eq!(&file.text[span], "false");
         assert_eq!(
             def.expose.as_deref(),
             Some(&[Port::tcp(8080), Port::udp(53)][..])
@@ -790,6 +833,7 @@ repository = "ghcr.io/acme/the-api"
 [workspace.metadata.hive]
 bin = "x"
 tgas = ["a"]
+aliases = "yes"
 
 [package.metadata.hive.images.api]
 tags = "latest"
@@ -803,6 +847,7 @@ files = [{ src = "a", dest = "/a" }, { src = "b", dst = "/b", mode = 755 }]
         assert_eq!(
             errors,
             [
+                "wrong-type: `aliases` must be a boolean, not a string",
                 "misplaced-key: `bin` cannot be set in `[workspace.metadata.hive]`",
                 "unknown-key: unknown key `tgas` in `[workspace.metadata.hive]`",
                 "invalid-image-name: invalid image name `Bad`",

@@ -6,8 +6,10 @@ mod errors;
 mod fresh;
 mod job;
 mod record;
+mod release;
 
 pub(crate) use errors::MetadataError;
+pub(crate) use release::{ReleaseRequest, run as release};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,9 @@
-//! Each platform's manifest digest of a pushed image, read back from the registry through `oci-client`: the index
-//! (or manifest) by its digest, anonymously first, then with the credentials the Docker CLI would use for that
-//! registry (the same resolution the session's Auth service serves BuildKit).
+//! What the registry says, read through `oci-client`: each platform's manifest digest of a pushed image (the index,
+//! or manifest, by its digest), a tag's digest, and a repository's tags. Anonymously first, then with the
+//! credentials the Docker CLI would use for that registry (the same resolution the session's Auth service serves
+//! BuildKit).
 
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -12,7 +14,137 @@ use super::index::{
     ACCEPTED, Document, IndexError, PlatformManifest, check_digest, image_manifests, is_index,
     parse, verify,
 };
-use crate::buildkit::DockerAuth;
+use crate::buildkit::{AuthError, DockerAuth};
+
+/// Why a repository's tags could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RegistryError {
+    /// The repository name does not parse, or carries a tag or digest.
+    #[error("`{repository}` is not a repository name: {detail}")]
+    BadRepository {
+        /// What was given.
+        repository: String,
+        /// Why.
+        detail: String,
+    },
+    /// The registry could not be asked, or refused.
+    #[error("cannot list the tags of {repository}: {detail}")]
+    Registry {
+        /// The repository.
+        repository: String,
+        /// What went wrong (the client's words; they never hold credentials).
+        detail: String,
+    },
+    /// The credentials for the registry could not be read.
+    #[error("cannot read the credentials for {host}: {source}")]
+    Credentials {
+        /// The registry.
+        host: String,
+        /// Why.
+        source: AuthError,
+    },
+}
+
+/// Tags asked for per page. A registry may answer fewer than asked (some cap pages), so paging goes on until a page
+/// brings no tag not seen yet, which also ends it against a registry that ignores `n` and `last`.
+const TAGS_PER_PAGE: usize = 1000;
+
+/// Every tag of `repository` (`host/path`, no tag), through oci-client's tag list (all pages), with the same
+/// credentials the rest of this file uses; a repository the registry does not know yet has no tags (empty Vec).
+/// Sorted.
+pub(crate) async fn list_tags(repository: &str) -> Result<Vec<String>, RegistryError> {
+    let parsed = parse_repository(repository)?;
+    let failed = |err: oci_client::errors::OciDistributionError| RegistryError::Registry {
+        repository: repository.to_owned(),
+        detail: err.to_string(),
+    };
+    let anonymous = anonymous_client(&parsed).map_err(|err| RegistryError::Registry {
+        repository: repository.to_owned(),
+        detail: err.to_string(),
+    })?;
+    let error = match all_tags(&anonymous, &parsed, &RegistryAuth::Anonymous).await {
+        Ok(tags) => return Ok(tags),
+        Err(error) if is_unknown_repository(&error) => return Ok(Vec::new()),
+        Err(error) if needs_credentials(&error) => error,
+        Err(error) => return Err(failed(error)),
+    };
+    let host =
+        crate::plan::registry_host(repository).map_err(|invalid| RegistryError::BadRepository {
+            repository: repository.to_owned(),
+            detail: invalid.reason,
+        })?;
+    let auth = match host_auth(&host).await {
+        Ok(Some(auth)) => auth,
+        Ok(None) => return Err(failed(error)),
+        Err(source) => return Err(RegistryError::Credentials { host, source }),
+    };
+    let client = client(&parsed).map_err(|err| RegistryError::Registry {
+        repository: repository.to_owned(),
+        detail: err.to_string(),
+    })?;
+    match all_tags(&client, &parsed, &auth).await {
+        Ok(tags) => Ok(tags),
+        Err(error) if is_unknown_repository(&error) => Ok(Vec::new()),
+        Err(error) => Err(failed(error)),
+    }
+}
+
+/// `host/path` as oci-client reads it; a tag or digest is refused rather than ignored.
+fn parse_repository(repository: &str) -> Result<Reference, RegistryError> {
+    let bad = |detail: String| RegistryError::BadRepository {
+        repository: repository.to_owned(),
+        detail,
+    };
+    let last = repository.rsplit('/').next().unwrap_or(repository);
+    if repository.contains('@') || (repository.contains('/') && last.contains(':')) {
+        return Err(bad("a repository has no tag or digest".to_owned()));
+    }
+    repository
+        .parse()
+        .map_err(|err: oci_client::ParseError| bad(err.to_string()))
+}
+
+/// The tags of every page, sorted. A page after the first that finds the repository gone ends the list.
+async fn all_tags(
+    client: &Client,
+    repository: &Reference,
+    auth: &RegistryAuth,
+) -> Result<Vec<String>, oci_client::errors::OciDistributionError> {
+    let mut tags = BTreeSet::new();
+    let mut last: Option<String> = None;
+    loop {
+        let page = match client
+            .list_tags(repository, auth, Some(TAGS_PER_PAGE), last.as_deref())
+            .await
+        {
+            Ok(page) => page,
+            Err(error) if last.is_some() && is_unknown_repository(&error) => break,
+            Err(error) => return Err(error),
+        };
+        let before = tags.len();
+        // `last` is the previous page's last tag, in the registry's (lexical) order.
+        let next = page.tags.last().cloned();
+        tags.extend(page.tags);
+        match next {
+            Some(next) if tags.len() > before => last = Some(next),
+            _ => break,
+        }
+    }
+    Ok(tags.into_iter().collect())
+}
+
+/// Whether the registry says it has no such repository (distribution's `NAME_UNKNOWN`, or a bare 404).
+fn is_unknown_repository(error: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::OciDistributionError as E;
+    match error {
+        E::ServerError { code, .. } => *code == 404,
+        E::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|error| matches!(error.code, oci_client::errors::OciErrorCode::NameUnknown)),
+        _ => false,
+    }
+}
 
 /// Each platform's manifest of the image pushed as `reference` (`registry/repo[:tag]`) whose index (or, for a
 /// single-platform image, manifest) has `digest`. `platform` names the manifest of a single-platform image, which
@@ -131,13 +263,14 @@ async fn user_auth(reference: &str) -> Result<Option<RegistryAuth>, IndexError> 
             reference: reference.to_owned(),
             detail: invalid.reason,
         })?;
-    let credentials = DockerAuth::from_env()
-        .credentials(&host)
+    host_auth(&host)
         .await
-        .map_err(|source| IndexError::Credentials {
-            host: host.clone(),
-            source,
-        })?;
+        .map_err(|source| IndexError::Credentials { host, source })
+}
+
+/// The user's credentials for a registry host, as the Docker CLI finds them; `None` when there are none to try.
+async fn host_auth(host: &str) -> Result<Option<RegistryAuth>, AuthError> {
+    let credentials = DockerAuth::from_env().credentials(host).await?;
     Ok(
         match (
             credentials.username.is_empty(),
@@ -216,23 +349,19 @@ mod tests {
     /// `Basic` of `me:pw`.
     const GOOD: &str = "Basic bWU6cHc=";
 
-    /// A fake registry on a loopback port serving one manifest, `body`, as `app@digest`; with `basic`, only to
-    /// requests that carry [`GOOD`] (else 401 with a Basic challenge). Records each request's line and whether it
-    /// carried credentials.
-    async fn fake_registry(
-        body: Vec<u8>,
-        media_type: &'static str,
-        basic: bool,
-    ) -> (String, String, Arc<Mutex<Vec<String>>>) {
+    /// What a fake server answers one request: status line, extra headers, body.
+    type Answer = (&'static str, String, Vec<u8>);
+
+    /// A fake HTTP/1.1 server on a loopback port; `answer` gets each request's head (request line and headers).
+    /// Returns the port.
+    async fn fake_server(answer: impl Fn(&str) -> Answer + Send + Sync + 'static) -> u16 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (manifest_path, log) = (format!("/v2/app/manifests/{digest}"), seen.clone());
+        let answer = Arc::new(answer);
         tokio::spawn(async move {
             loop {
                 let (mut stream, _) = listener.accept().await.unwrap();
-                let (body, manifest_path, log) = (body.clone(), manifest_path.clone(), log.clone());
+                let answer = answer.clone();
                 tokio::spawn(async move {
                     let mut read = Vec::new();
                     loop {
@@ -246,32 +375,7 @@ mod tests {
                         };
                         let head = String::from_utf8_lossy(&read[..end]).to_string();
                         read.drain(..end + 4);
-                        let line = head.lines().next().unwrap_or("").to_owned();
-                        let authorized = head.lines().any(|l| {
-                            l.to_ascii_lowercase().starts_with("authorization:")
-                                && l.ends_with(GOOD)
-                        });
-                        log.lock()
-                            .unwrap()
-                            .push(format!("{line} auth={authorized}"));
-                        let path = line.split(' ').nth(1).unwrap_or("");
-                        let (status, extra, payload) = if basic && !authorized {
-                            (
-                                "401 Unauthorized",
-                                "WWW-Authenticate: Basic realm=\"fake\"\r\n".to_owned(),
-                                b"{}".to_vec(),
-                            )
-                        } else if path == "/v2/" {
-                            ("200 OK", String::new(), b"{}".to_vec())
-                        } else if path == manifest_path {
-                            (
-                                "200 OK",
-                                format!("Content-Type: {media_type}\r\n"),
-                                body.clone(),
-                            )
-                        } else {
-                            ("404 Not Found", String::new(), b"{}".to_vec())
-                        };
+                        let (status, extra, payload) = answer(&head);
                         let answer = format!(
                             "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\n\r\n",
                             payload.len()
@@ -284,6 +388,48 @@ mod tests {
                 });
             }
         });
+        port
+    }
+
+    /// A fake registry on a loopback port serving one manifest, `body`, as `app@digest`; with `basic`, only to
+    /// requests that carry [`GOOD`] (else 401 with a Basic challenge). Records each request's line and whether it
+    /// carried credentials.
+    async fn fake_registry(
+        body: Vec<u8>,
+        media_type: &'static str,
+        basic: bool,
+    ) -> (String, String, Arc<Mutex<Vec<String>>>) {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (manifest_path, log) = (format!("/v2/app/manifests/{digest}"), seen.clone());
+        let port = fake_server(move |head| {
+            let line = head.lines().next().unwrap_or("").to_owned();
+            let authorized = head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("authorization:") && l.ends_with(GOOD));
+            log.lock()
+                .unwrap()
+                .push(format!("{line} auth={authorized}"));
+            let path = line.split(' ').nth(1).unwrap_or("");
+            if basic && !authorized {
+                (
+                    "401 Unauthorized",
+                    "WWW-Authenticate: Basic realm=\"fake\"\r\n".to_owned(),
+                    b"{}".to_vec(),
+                )
+            } else if path == "/v2/" {
+                ("200 OK", String::new(), b"{}".to_vec())
+            } else if path == manifest_path {
+                (
+                    "200 OK",
+                    format!("Content-Type: {media_type}\r\n"),
+                    body.clone(),
+                )
+            } else {
+                ("404 Not Found", String::new(), b"{}".to_vec())
+            }
+        })
+        .await;
         (format!("127.0.0.1:{port}/app:1"), digest, seen)
     }
 
@@ -405,6 +551,129 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, IndexError::BadDigest(_)), "{err}");
+    }
+
+    /// How a fake registry answers a tag list.
+    #[derive(Clone, Copy)]
+    enum TagList {
+        /// Honours `n` and `last`, but never answers more than this many tags at once.
+        Paged(usize),
+        /// Every tag in every answer, whatever was asked.
+        IgnoresPaging,
+        /// 404 with distribution's `NAME_UNKNOWN` error.
+        NameUnknown,
+        /// 404 without an OCI error body.
+        BareNotFound,
+        /// 500.
+        Broken,
+    }
+
+    /// A fake registry whose repository `app` has `tags` (sorted, as registries list them); returns the repository
+    /// and the tag-list requests it saw.
+    async fn fake_tags(tags: &[&str], how: TagList) -> (String, Arc<Mutex<Vec<String>>>) {
+        let mut tags: Vec<String> = tags.iter().map(|tag| (*tag).to_owned()).collect();
+        tags.sort();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let port = fake_server(move |head| {
+            let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            if path == "/v2/" {
+                return ("200 OK", String::new(), b"{}".to_vec());
+            }
+            log.lock().unwrap().push(target.clone());
+            let param = |name: &str| {
+                query
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                    .map(str::to_owned)
+            };
+            let json = "Content-Type: application/json\r\n".to_owned();
+            let page: Vec<&String> = match how {
+                TagList::Paged(cap) => {
+                    let n: usize = param("n").map_or(usize::MAX, |n| n.parse().unwrap());
+                    let last = param("last");
+                    (tags.iter())
+                        .filter(|tag| last.as_ref().is_none_or(|last| *tag > last))
+                        .take(n.min(cap))
+                        .collect()
+                }
+                TagList::IgnoresPaging => tags.iter().collect(),
+                TagList::NameUnknown => {
+                    let body = br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#;
+                    return ("404 Not Found", json, body.to_vec());
+                }
+                TagList::BareNotFound => {
+                    return ("404 Not Found", String::new(), b"not found".to_vec());
+                }
+                TagList::Broken => {
+                    return ("500 Internal Server Error", String::new(), b"oops".to_vec());
+                }
+            };
+            let body = serde_json::json!({ "name": "app", "tags": page });
+            ("200 OK", json, serde_json::to_vec(&body).unwrap())
+        })
+        .await;
+        (format!("127.0.0.1:{port}/app"), seen)
+    }
+
+    const TAGS: [&str; 5] = ["latest", "1.0.0", "v1.1.0", "0.2.0", "0.1.0"];
+
+    #[tokio::test]
+    async fn every_page_of_tags_is_read_even_when_the_registry_caps_pages() {
+        let (repository, seen) = fake_tags(&TAGS, TagList::Paged(2)).await;
+        let tags = list_tags(&repository).await.unwrap();
+        assert_eq!(tags, ["0.1.0", "0.2.0", "1.0.0", "latest", "v1.1.0"]);
+        let requests = seen.lock().unwrap().clone();
+        assert_eq!(
+            requests,
+            [
+                "/v2/app/tags/list?n=1000",
+                "/v2/app/tags/list?n=1000&last=0.2.0",
+                "/v2/app/tags/list?n=1000&last=latest",
+                "/v2/app/tags/list?n=1000&last=v1.1.0",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_registry_that_ignores_paging_is_asked_twice() {
+        // Distribution 2.8 (Debian's registry) answers every tag whatever `n` and `last` say.
+        let (repository, seen) = fake_tags(&TAGS, TagList::IgnoresPaging).await;
+        assert_eq!(list_tags(&repository).await.unwrap().len(), TAGS.len());
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_repository_the_registry_does_not_know_has_no_tags() {
+        for how in [TagList::NameUnknown, TagList::BareNotFound] {
+            let (repository, _) = fake_tags(&[], how).await;
+            assert_eq!(list_tags(&repository).await.unwrap(), Vec::<String>::new());
+        }
+        let (repository, _) = fake_tags(&[], TagList::Paged(10)).await;
+        assert_eq!(list_tags(&repository).await.unwrap(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_failing_registry_and_a_tagged_name_are_errors() {
+        let (repository, _) = fake_tags(&TAGS, TagList::Broken).await;
+        let err = list_tags(&repository).await.unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::Registry { repository: named, .. } if *named == repository),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot list the tags of {repository}: ")),
+            "{err}"
+        );
+        for tagged in ["127.0.0.1:5000/app:1", "127.0.0.1:5000/app@sha256:00"] {
+            let err = list_tags(tagged).await.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("`{tagged}` is not a repository name: a repository has no tag or digest")
+            );
+        }
     }
 
     #[test]

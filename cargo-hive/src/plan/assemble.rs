@@ -245,7 +245,7 @@ fn disagreeing_runs(
         );
         Some(ConfigError::new("build-script-disagrees", &place, message, "").help(
             "values of a platform (base, env, labels, files, …) may differ between targets; the image's name, \
-             binary, repository, tags, platforms and targets must not",
+             binary, repository, tags, aliases, sbom, platforms and targets must not",
         ))
     })
 }
@@ -310,7 +310,7 @@ fn disagreement(a: &Resolution, b: &Resolution) -> Option<(&'static str, String,
             .map(|p| (p.platform.to_string(), p.triple.clone()))
             .collect()
     };
-    let fields: [(&'static str, String, String); 6] = [
+    let fields: [(&'static str, String, String); 8] = [
         (
             "binary",
             quote(&a.image.binary.target),
@@ -322,6 +322,8 @@ fn disagreement(a: &Resolution, b: &Resolution) -> Option<(&'static str, String,
             quote(&b.image.repository),
         ),
         ("tags", quote(&a.image.tags), quote(&b.image.tags)),
+        ("aliases", quote(&a.image.aliases), quote(&b.image.aliases)),
+        ("sbom", quote(&a.image.sbom), quote(&b.image.sbom)),
         (
             "platforms",
             quote(&a.image.platforms),
@@ -383,6 +385,8 @@ impl<'a, 'd> Assembler<'a, 'd> {
             });
         let repository = self.repository();
         let tags = self.tags(context);
+        let aliases = self.flag("aliases", |def| def.aliases.as_ref());
+        let sbom = self.flag("sbom", |def| def.sbom.as_ref());
         let (platforms, typed) = self.platforms();
         let targets = self.targets(&typed);
         let binary = Binary {
@@ -409,10 +413,12 @@ impl<'a, 'd> Assembler<'a, 'd> {
             repository,
             tags,
             references,
+            aliases,
             platforms,
             base,
             files,
             config,
+            sbom,
             origins: self.origins,
             selected: true,
             per_platform: Vec::new(),
@@ -703,6 +709,18 @@ impl<'a, 'd> Assembler<'a, 'd> {
             )
             .help("remove one of them")
         })
+    }
+
+    /// A yes-or-no key (`aliases`, `sbom`): the most specific layer's value, off when no layer sets it. Its origin is
+    /// recorded only when a layer sets it.
+    fn flag(&mut self, key: &str, get: impl Fn(&'a ImageDef) -> Option<&'a bool>) -> bool {
+        match self.layers.pick(get) {
+            Some((value, layer)) => {
+                set_origin(&mut self.origins, key, Some(layer));
+                *value
+            }
+            None => false,
+        }
     }
 
     /// The platforms as written (for the public plan) and parsed (for the engine).
@@ -1716,6 +1734,98 @@ platforms = ["linux/arm64"]
                 reference: "gcr.io/distroless/cc-debian12:latest".into()
             }
         );
+    }
+
+    #[test]
+    fn aliases_and_sbom_take_the_most_specific_layer() {
+        let manifest = r#"
+[workspace.metadata.hive]
+aliases = true
+sbom = true
+
+[package.metadata.hive]
+sbom = false
+
+[package.metadata.hive.images.app]
+bin = "app"
+
+[package.metadata.hive.images.tool]
+bin = "tool"
+aliases = false
+"#;
+        let (images, errors) = resolve_text(manifest, vec![]);
+        assert_eq!(errors, Vec::<String>::new());
+        let flags = |image: &PlanImage| (image.name.clone(), image.aliases, image.sbom);
+        let got: Vec<_> = images.iter().map(flags).collect();
+        assert_eq!(
+            got,
+            [("app".into(), true, false), ("tool".into(), false, false)]
+        );
+        let line = |image: &PlanImage, key: &str| match &image.origins[key] {
+            Origin::Manifest { table, line, .. } => (table.clone(), *line),
+            other => panic!("{key} from {other:?}"),
+        };
+        assert_eq!(
+            line(&images[0], "aliases"),
+            ("workspace.metadata.hive".into(), 3)
+        );
+        assert_eq!(
+            line(&images[0], "sbom"),
+            ("package.metadata.hive".into(), 7)
+        );
+        assert_eq!(
+            line(&images[1], "aliases"),
+            ("package.metadata.hive.images.tool".into(), 14)
+        );
+        // A build script's value wins over the manifest's.
+        let build_script = ImageDef {
+            sbom: Some(true),
+            ..ImageDef::default()
+        };
+        let (images, errors) = resolve_text(manifest, vec![("app", build_script)]);
+        assert_eq!(errors, Vec::<String>::new());
+        assert!(images[0].sbom);
+        assert_eq!(
+            images[0].origins["sbom"],
+            Origin::BuildScript {
+                package: "app".into()
+            }
+        );
+    }
+
+    #[test]
+    fn build_script_runs_must_agree_on_aliases_and_sbom() {
+        let sbom = |on: bool| ImageDef {
+            sbom: Some(on),
+            ..ImageDef::default()
+        };
+        let (_, errors) = resolve_text(
+            TWO_PLATFORMS,
+            vec![
+                ("app@aarch64-unknown-linux-musl", sbom(true)),
+                ("app@x86_64-unknown-linux-gnu", sbom(false)),
+            ],
+        );
+        assert_eq!(
+            errors,
+            [
+                "build-script-disagrees: the build script gives sbom true when cargo runs it for \
+                 aarch64-unknown-linux-musl but false when it runs for x86_64-unknown-linux-gnu (image `app`, \
+                 set by the build script of package `app`)"
+            ]
+        );
+    }
+
+    #[test]
+    fn unset_aliases_and_sbom_are_off_without_an_origin() {
+        let (images, errors) = resolve_text(
+            "[package.metadata.hive.images.app]\nbin = \"app\"\n",
+            vec![],
+        );
+        assert_eq!(errors, Vec::<String>::new());
+        assert!(!images[0].aliases && !images[0].sbom);
+        assert!(!images[0].origins.contains_key("aliases"));
+        assert!(!images[0].origins.contains_key("sbom"));
     }
 
     #[test]

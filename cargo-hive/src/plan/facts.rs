@@ -179,10 +179,12 @@ mod tests {
             repository: name.into(),
             tags: vec!["latest".into()],
             references: vec![format!("{name}:latest")],
+            aliases: false,
             platforms: vec!["linux/amd64".into()],
             base: base.clone(),
             files: Vec::new(),
             config: ImageConfig::default(),
+            sbom: false,
             origins: BTreeMap::new(),
             selected: true,
             per_platform: vec![hive_build::plan::PlatformPlan {

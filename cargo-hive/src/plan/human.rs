@@ -68,7 +68,7 @@ impl Rows {
     }
 }
 
-/// What goes into the image: references, platforms, base, binary and files.
+/// What goes into the image: references (and aliases), platforms, base, binary, files and the SBOM.
 fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
     let mut row = |key, value, origin| rows.add(key, value, origin);
     for (index, reference) in image.references.iter().enumerate() {
@@ -78,6 +78,10 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
             reference.clone(),
             from,
         );
+    }
+    // Off is the default and says nothing; on changes what a release pushes.
+    if image.aliases {
+        row("aliases", "true".to_owned(), origin(image, "aliases"));
     }
     row(
         "platforms",
@@ -105,6 +109,9 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
             format!("{source} → {}{mode}", file.destination),
             origin(image, "files"),
         );
+    }
+    if image.sbom {
+        row("sbom", "true".to_owned(), origin(image, "sbom"));
     }
 }
 
@@ -251,4 +258,92 @@ fn write_rows(out: &mut String, rows: Vec<Row>, color: bool) {
 
 fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use hive_build::plan::{Binary, ImageConfig, PackageInfo, PlatformPlan};
+
+    use super::*;
+
+    fn image(aliases: bool, sbom: bool) -> PlanImage {
+        let manifest = |line| Origin::Manifest {
+            file: "Cargo.toml".into(),
+            line,
+            column: 11,
+            table: "workspace.metadata.hive".into(),
+        };
+        let mut origins = BTreeMap::new();
+        if aliases {
+            origins.insert("aliases".to_owned(), manifest(7));
+        }
+        if sbom {
+            origins.insert("sbom".to_owned(), manifest(8));
+        }
+        PlanImage {
+            name: "api".into(),
+            package: PackageInfo {
+                name: "api".into(),
+                version: "1.4.2".into(),
+                manifest_path: "Cargo.toml".into(),
+                description: None,
+                license: None,
+                repository: None,
+                homepage: None,
+            },
+            declared_in: Origin::Default,
+            binary: Binary {
+                target: "api".into(),
+                path: "/usr/local/bin/api".into(),
+            },
+            repository: "api".into(),
+            tags: vec!["1.4.2".into()],
+            references: vec!["api:1.4.2".into()],
+            aliases,
+            platforms: vec!["linux/amd64".into()],
+            base: Base::Scratch,
+            files: Vec::new(),
+            config: ImageConfig::default(),
+            sbom,
+            origins: origins.clone(),
+            selected: true,
+            per_platform: vec![PlatformPlan {
+                platform: "linux/amd64".into(),
+                target: "x86_64-unknown-linux-gnu".into(),
+                base: Base::Scratch,
+                files: Vec::new(),
+                config: ImageConfig::default(),
+                origins,
+            }],
+        }
+    }
+
+    fn rendered(aliases: bool, sbom: bool) -> String {
+        let plan = Plan {
+            format_version: 1,
+            workspace_root: "/w".into(),
+            profile: "release".into(),
+            images: vec![image(aliases, sbom)],
+        };
+        render(&plan, false)
+    }
+
+    #[test]
+    fn aliases_and_sbom_show_only_when_on_with_their_origin() {
+        let on = rendered(true, true);
+        let row = |key: &str| {
+            on.lines()
+                .find(|line| line.trim_start().starts_with(key))
+                .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        };
+        assert_eq!(
+            row("aliases"),
+            Some(vec!["aliases", "true", "Cargo.toml:7"])
+        );
+        assert_eq!(row("sbom"), Some(vec!["sbom", "true", "Cargo.toml:8"]));
+        let off = rendered(false, false);
+        assert!(!off.contains("aliases") && !off.contains("sbom"), "{off}");
+    }
 }

@@ -1,5 +1,7 @@
 //! What `cargo hive release` decides before it builds: the tree is clean, which tags move, and the record it leaves.
 
+pub(crate) mod aliases;
+pub(crate) mod tags;
 pub(crate) mod tree;
 
 /// Why a release could not start.
@@ -26,6 +28,6 @@ pub(crate) enum ReleaseError {
         repository: String,
         /// Why.
         #[source]
-        source: Box<crate::output::IndexError>,
+        source: Box<crate::output::RegistryError>,
     },
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use hive_build::plan::{Plan, PlanImage};
 
 use super::ReleaseError;
-use super::aliases::{self, TagAction, TagDecision};
+use super::aliases::{self, TagDecision};
 
 /// One image's release: its version and what happens to each of its tags.
 #[derive(Debug, Clone)]
@@ -31,23 +31,10 @@ impl ImageRelease {
     pub(crate) fn pushed_references(&self) -> Vec<String> {
         self.decisions
             .iter()
-            .filter(|decision| !matches!(decision.action, TagAction::Leave(_)))
+            .filter(|decision| decision.pushes())
             .map(|decision| self.reference(&decision.tag))
             .collect()
     }
-}
-
-/// The tags of one image's release, before the registry is asked: its rendered tags, then its alias tags.
-fn release_tags(image: &PlanImage, version: &semver::Version) -> Vec<String> {
-    let mut tags = image.tags.clone();
-    if image.aliases {
-        for alias in aliases::alias_tags(version) {
-            if !tags.contains(&alias) {
-                tags.push(alias);
-            }
-        }
-    }
-    tags
 }
 
 /// Decides every selected image's tags, reading each repository's tag list once (concurrently).
@@ -80,7 +67,7 @@ pub(crate) async fn decide(plan: &Plan) -> Result<Vec<ImageRelease>, ReleaseErro
                     source,
                 }
             })?;
-            let tags = release_tags(image, &version);
+            let tags = aliases::release_tags(&image.tags, &version, image.aliases);
             let decisions = aliases::decide(&version, &tags, &existing[&image.repository]);
             Ok(ImageRelease {
                 image: image.name.clone(),

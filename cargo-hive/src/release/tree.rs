@@ -69,7 +69,14 @@ pub(crate) fn tree_state(dir: &Path) -> Result<TreeState, TreeError> {
         return Ok(TreeState::NotGit);
     }
     let status = Command::new("git")
-        .args(["status", "--porcelain=v1", "-z", "--untracked-files=normal", "--", "."])
+        .args([
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=normal",
+            "--",
+            ".",
+        ])
         .current_dir(dir)
         .output()
         .map_err(|err| failed(err.to_string()))?;
@@ -102,22 +109,20 @@ fn changed_paths(porcelain: &str) -> Vec<String> {
     paths
 }
 
-/// Refuses a dirty tree unless `allow_dirty`.
-pub(crate) fn check_clean(dir: &Path, allow_dirty: bool) -> Result<TreeState, TreeError> {
-    let state = tree_state(dir)?;
-    match state {
-        TreeState::Dirty(paths) if !allow_dirty => Err(TreeError::Dirty(paths)),
-        state => Ok(state),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn git(dir: &Path, args: &[&str]) {
         let status = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "commit.gpgsign=false",
+            ])
             .args(args)
             .current_dir(dir)
             .status()
@@ -142,15 +147,14 @@ mod tests {
         assert_eq!(tree_state(dir.path()).unwrap(), TreeState::Clean);
         std::fs::write(dir.path().join("a.txt"), "b").unwrap();
         std::fs::write(dir.path().join("b.txt"), "b").unwrap();
-        let err = check_clean(dir.path(), false).unwrap_err();
+        let TreeState::Dirty(paths) = tree_state(dir.path()).unwrap() else {
+            panic!("not dirty")
+        };
+        assert_eq!(paths, ["a.txt", "b.txt"]);
         assert_eq!(
-            err.to_string(),
+            TreeError::Dirty(paths).to_string(),
             "2 files in the working directory contain changes that were not yet committed into git:\n\na.txt\n\
              b.txt\n\nto proceed despite this and release the uncommitted changes, pass the `--allow-dirty` flag"
-        );
-        assert_eq!(
-            check_clean(dir.path(), true).unwrap(),
-            TreeState::Dirty(vec!["a.txt".into(), "b.txt".into()])
         );
     }
 

@@ -1,0 +1,145 @@
+//! `cargo hive release`: every selected image, every platform, pushed under its tags, alias tags moved only
+//! forward, with SBOMs and provenance; `target/hive/release.json` says what happened to every reference.
+
+use std::io::Write;
+
+use hive_build::metadata::{FORMAT_VERSION, Metadata, TagOutcome};
+
+use super::{BuildRequest, Built, Reporting, build_computed, compute, record};
+use crate::errors::{HiveError, exit_codes};
+use crate::release::aliases::TagAction;
+use crate::release::tags::{self, ImageRelease};
+use crate::release::tree;
+use crate::term::Term;
+
+/// What `cargo hive release` is asked to do.
+#[derive(Debug, Clone)]
+pub(crate) struct ReleaseRequest {
+    /// The build: pushing, with the release profile unless `--profile` said otherwise.
+    pub(crate) build: BuildRequest,
+    /// `--allow-dirty`.
+    pub(crate) allow_dirty: bool,
+    /// `--dry-run`: say what would happen to every reference; build and write nothing.
+    pub(crate) dry_run: bool,
+}
+
+/// Runs `cargo hive release`.
+pub(crate) async fn run(request: &ReleaseRequest, term: &Term) -> Result<i32, HiveError> {
+    let mut reporting = Reporting {
+        renderer: request.build.renderer,
+        redact: request.build.redact,
+        term,
+        started: None,
+    };
+    let result = release(request, &mut reporting, term).await;
+    reporting.end(&result).await;
+    result
+}
+
+async fn release(
+    request: &ReleaseRequest,
+    reporting: &mut Reporting<'_>,
+    term: &Term,
+) -> Result<i32, HiveError> {
+    let mut computed = compute(&request.build)?;
+    let workspace_root = std::path::PathBuf::from(&computed.resolved.plan.workspace_root);
+    let state = tree::tree_state(&workspace_root).map_err(crate::release::ReleaseError::from)?;
+    if let tree::TreeState::Dirty(paths) = state
+        && !request.allow_dirty
+    {
+        let dirty = tree::TreeError::Dirty(paths);
+        if !request.dry_run {
+            return Err(crate::release::ReleaseError::from(dirty).into());
+        }
+        // A dry run says what a release would refuse, and still shows the references.
+        term.warning(&dirty.to_string());
+    }
+    let releases = tags::decide(&computed.resolved.plan).await?;
+    if request.dry_run {
+        let mut out = std::io::stdout().lock();
+        write!(out, "{}", tags::dry_run_text(&releases)).map_err(HiveError::Output)?;
+        return Ok(exit_codes::SUCCESS);
+    }
+    // Each image is pushed under the references its decisions write; one with none left is not built.
+    for image in computed.resolved.plan.images.iter_mut() {
+        if let Some(release) = releases.iter().find(|release| release.image == image.name) {
+            image.references = release.pushed_references();
+            image.sbom = true;
+            if image.references.is_empty() {
+                image.selected = false;
+            }
+        }
+    }
+    let built = build_computed(&request.build, &computed, reporting).await?;
+    let record = release_record(&releases, &built);
+    let target_dir = &computed.target_dir;
+    record::write(&target_dir.join("hive").join("release.json"), &record)?;
+    if let Some(path) = &request.build.metadata_file {
+        record::write(path, &record)?;
+    }
+    say_what_was_pushed(term, &record);
+    built.into_result()
+}
+
+/// The release's record: per image what was built, and what happened to each tag.
+fn release_record(releases: &[ImageRelease], built: &Built) -> Metadata {
+    let mut images = std::collections::BTreeMap::new();
+    for release in releases {
+        let image = built
+            .images
+            .iter()
+            .find(|image| image.name == release.image);
+        let failure = built
+            .failures
+            .iter()
+            .find(|(name, _)| *name == release.image);
+        let mut metadata = image.map(record::image_metadata).unwrap_or_default();
+        metadata.version = Some(release.version.to_string());
+        metadata.error = failure.map(|(_, error)| error.clone());
+        metadata.tags = release
+            .decisions
+            .iter()
+            .map(|decision| {
+                let (action, reason) = match &decision.action {
+                    TagAction::Create => ("created", None),
+                    TagAction::Move => ("moved", None),
+                    TagAction::Leave(reason) => ("left", Some(reason.to_string())),
+                };
+                TagOutcome {
+                    reference: release.reference(&decision.tag),
+                    action: action.to_owned(),
+                    reason,
+                    pushed: image.is_some() && !matches!(decision.action, TagAction::Leave(_)),
+                }
+            })
+            .collect();
+        images.insert(release.image.clone(), metadata);
+    }
+    Metadata {
+        format_version: FORMAT_VERSION,
+        images,
+    }
+}
+
+/// One line per image: the references pushed, and for a failed image the ones that were not.
+fn say_what_was_pushed(term: &Term, record: &Metadata) {
+    for (name, image) in &record.images {
+        let (pushed, not): (Vec<&TagOutcome>, Vec<&TagOutcome>) = image
+            .tags
+            .iter()
+            .filter(|tag| tag.action != "left")
+            .partition(|tag| tag.pushed);
+        let list = |tags: &[&TagOutcome]| {
+            tags.iter()
+                .map(|tag| tag.reference.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !pushed.is_empty() {
+            term.status("Released", &format!("{name}: {}", list(&pushed)));
+        }
+        if !not.is_empty() {
+            term.warning(&format!("{name}: not pushed: {}", list(&not)));
+        }
+    }
+}
