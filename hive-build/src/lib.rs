@@ -23,6 +23,7 @@
 pub mod plan;
 pub mod progress;
 pub mod schema;
+pub mod spdx;
 mod script;
 
 pub use schema::{FileSpec, ImageDef, Mode, Port, Protocol};
