@@ -19,6 +19,7 @@ mod interrupt;
 mod output;
 mod plan;
 mod progress;
+pub(crate) mod sbom;
 mod term;
 
 use std::process::ExitCode;

@@ -23,8 +23,8 @@
 pub mod plan;
 pub mod progress;
 pub mod schema;
-pub mod spdx;
 mod script;
+pub mod spdx;
 
 pub use schema::{FileSpec, ImageDef, Mode, Port, Protocol};
 pub use script::{
