@@ -598,6 +598,51 @@ armonly = { path = "../armonly" }
         );
     }
 
+    /// The example workspace, as the end-to-end tests release it: a crates.io crate with its Cargo.lock checksum,
+    /// and `arm-support` only on arm64.
+    #[test]
+    fn the_example_workspace() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/workspace");
+        let manifest = root.join("crates/api/Cargo.toml");
+        let manifest = manifest.canonicalize().unwrap().display().to_string();
+        let mut cargo = cargo(&[]);
+        // The example's lock is committed: it must not change, and itoa is in cargo's cache (the root uses it).
+        cargo.flags.locked = true;
+        let triples = [X86.to_owned(), ARM.to_owned()];
+        let graphs = DependencyGraphs::load(&cargo, &triples, &root).unwrap();
+        let f = fixture();
+        let api = |platform, triple| SbomSubject {
+            image: "api",
+            reference: "localhost:5000/acme/api:1.4.2",
+            package: "api",
+            binary: "api",
+            ..subject(&manifest, platform, triple, 0)
+        };
+        let amd64 = parse(&graphs.document(&api(&f.amd64, X86)).unwrap());
+        let arm64 = parse(&graphs.document(&api(&f.arm64, ARM)).unwrap());
+        assert_eq!(crate_names(&amd64), ["api", "itoa"]);
+        assert_eq!(crate_names(&arm64), ["api", "arm-support", "itoa"]);
+        let itoa = amd64
+            .packages
+            .iter()
+            .find(|package| package.name == "itoa")
+            .unwrap();
+        assert_eq!(itoa.version_info.as_deref(), Some("1.0.19"));
+        assert_eq!(
+            itoa.checksums,
+            [Checksum {
+                algorithm: "SHA256".into(),
+                checksum_value: "3bd1574e617a9a6c1f8f8181bd7e841e1f20e4277607ef28945765188d6284d4"
+                    .into(),
+            }]
+        );
+        assert_eq!(
+            itoa.download_location,
+            "https://crates.io/api/v1/crates/itoa/1.0.19/download"
+        );
+        assert_eq!(itoa.license_declared, "MIT OR Apache-2.0");
+    }
+
     #[test]
     fn errors_say_what_is_missing() {
         let f = fixture();
