@@ -2,7 +2,7 @@
 //! Deterministic: the time is the build's `SOURCE_DATE_EPOCH`, everything is sorted, and the namespace is derived
 //! from the content.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cargo_metadata::{Metadata, Package as CargoPackage, PackageId};
 use hive_build::spdx::{
@@ -86,7 +86,7 @@ impl DependencyGraphs {
             data_license: DATA_LICENSE.to_owned(),
             spdx_id: DOCUMENT_ID.to_owned(),
             name: format!(
-                "{} {} (binary `{}`)",
+                "{} on {} (binary {})",
                 subject.reference, subject.platform, subject.binary
             ),
             document_namespace: String::new(),
@@ -107,8 +107,7 @@ impl DependencyGraphs {
         root: &PackageId,
     ) -> (Vec<Package>, Vec<Relationship>, String) {
         let closure = closure(metadata, root);
-        let members: Vec<PackageId> = closure.packages.iter().cloned().collect();
-        let ids = crate_ids(metadata, &members);
+        let ids = crate_ids(metadata, &closure.packages);
         let packages = metadata
             .packages
             .iter()
@@ -160,7 +159,7 @@ impl DependencyGraphs {
 
 /// Stable SPDX ids of `members`, from name and version; the rare crates that share both (from different sources)
 /// get a hash of their source added, so ids stay unique and do not depend on paths on this machine.
-fn crate_ids(metadata: &Metadata, members: &[PackageId]) -> BTreeMap<PackageId, String> {
+fn crate_ids(metadata: &Metadata, members: &BTreeSet<PackageId>) -> BTreeMap<PackageId, String> {
     let packages: Vec<&CargoPackage> = metadata
         .packages
         .iter()
@@ -470,6 +469,10 @@ armonly = { path = "../armonly" }
                 .unwrap(),
         );
         assert_eq!(document.spdx_version, "SPDX-2.3");
+        assert_eq!(
+            document.name,
+            "localhost:5000/acme/app:1.4.2 on linux/arm64 (binary app)"
+        );
         assert_eq!(document.creation_info.created, "2023-11-14T22:13:20Z");
         assert_eq!(
             document.creation_info.creators,
