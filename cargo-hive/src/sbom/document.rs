@@ -288,6 +288,8 @@ fn serialize(document: &Document) -> Result<Vec<u8>, SbomError> {
 mod tests {
     use std::path::Path;
 
+    use cargo_metadata::MetadataCommand;
+
     use super::*;
     use crate::cargo::{Cargo, CargoFlags};
 
@@ -644,6 +646,95 @@ armonly = { path = "../armonly" }
             "https://crates.io/api/v1/crates/itoa/1.0.19/download"
         );
         assert_eq!(itoa.license_declared, "MIT OR Apache-2.0");
+    }
+
+    /// Metadata as cargo prints it, for graphs a real workspace cannot make offline: `(id, name, source, proc
+    /// macro)` packages and `(from, to, kinds)` edges.
+    fn synthetic(
+        packages: &[(&str, &str, Option<&str>, bool)],
+        edges: &[(&str, &str, &[Option<&str>])],
+    ) -> Metadata {
+        let packages: Vec<serde_json::Value> = packages
+            .iter()
+            .map(|(id, name, source, proc_macro)| {
+                let kind = if *proc_macro { "proc-macro" } else { "lib" };
+                serde_json::json!({
+                    "name": name, "version": "1.0.0", "id": id, "source": source,
+                    "dependencies": [], "features": {}, "manifest_path": format!("/w/{id}/Cargo.toml"),
+                    "targets": [{"kind": [kind], "crate_types": [kind], "name": name,
+                                 "src_path": "/w/src/lib.rs", "edition": "2021"}],
+                })
+            })
+            .collect();
+        let mut nodes: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
+        for package in &packages {
+            nodes.entry(package["id"].as_str().unwrap()).or_default();
+        }
+        for (from, to, kinds) in edges {
+            let kinds: Vec<_> = kinds
+                .iter()
+                .map(|kind| serde_json::json!({"kind": kind, "target": null}))
+                .collect();
+            nodes
+                .entry(from)
+                .or_default()
+                .push(serde_json::json!({"name": to, "pkg": to, "dep_kinds": kinds}));
+        }
+        let nodes: Vec<_> = nodes
+            .into_iter()
+            .map(|(id, deps)| {
+                serde_json::json!({"id": id, "dependencies": [], "deps": deps, "features": []})
+            })
+            .collect();
+        let metadata = serde_json::json!({
+            "packages": packages, "workspace_members": [], "target_directory": "/w/target",
+            "workspace_root": "/w", "version": 1, "resolve": {"nodes": nodes, "root": null},
+        });
+        MetadataCommand::parse(metadata.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_walk_follows_linked_edges_and_ids_stay_unique() {
+        let metadata = synthetic(
+            &[
+                ("app", "app", None, false),
+                ("dup-a", "dup", Some("sparse+https://a.example/"), false),
+                ("dup-b", "dup", Some("sparse+https://b.example/"), false),
+                ("both", "both", None, false),
+                ("devonly", "devonly", None, false),
+                ("derive", "derive", None, true),
+                ("syn", "syn", None, false),
+            ],
+            &[
+                ("app", "dup-a", &[None]),
+                ("app", "dup-b", &[None]),
+                // Normal on one edge kind is enough to be linked.
+                ("app", "both", &[Some("dev"), None, Some("build")]),
+                ("app", "devonly", &[Some("dev")]),
+                ("app", "derive", &[None]),
+                ("derive", "syn", &[None]),
+            ],
+        );
+        let root = PackageId {
+            repr: "app".to_owned(),
+        };
+        let walked = closure(&metadata, &root);
+        let names: Vec<&str> = walked.packages.iter().map(|id| id.repr.as_str()).collect();
+        assert_eq!(names, ["app", "both", "dup-a", "dup-b"]);
+        assert_eq!(walked.edges.len(), 3);
+
+        let ids = crate_ids(&metadata, &walked.packages);
+        let id = |repr: &str| {
+            ids[&PackageId {
+                repr: repr.to_owned(),
+            }]
+                .as_str()
+        };
+        assert_eq!(id("app"), "SPDXRef-crate-app-1.0.0");
+        let (a, b) = (id("dup-a"), id("dup-b"));
+        assert!(a.starts_with("SPDXRef-crate-dup-1.0.0-"), "{a}");
+        assert!(b.starts_with("SPDXRef-crate-dup-1.0.0-"), "{b}");
+        assert_ne!(a, b);
     }
 
     #[test]
