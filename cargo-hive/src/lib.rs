@@ -20,6 +20,7 @@ mod output;
 mod plan;
 mod progress;
 mod release;
+mod sbom;
 mod term;
 
 use std::process::ExitCode;

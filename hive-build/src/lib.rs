@@ -25,6 +25,7 @@ pub mod plan;
 pub mod progress;
 pub mod schema;
 mod script;
+pub mod spdx;
 
 pub use schema::{FileSpec, ImageDef, Mode, Port, Protocol};
 pub use script::{
