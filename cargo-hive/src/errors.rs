@@ -59,6 +59,9 @@ pub(crate) enum HiveError {
     /// A release cannot start: a dirty tree, a version that is not semver, a registry's tag list unreadable.
     #[error(transparent)]
     Release(#[from] crate::release::ReleaseError),
+    /// Cargo's resolve for the SBOMs could not be read.
+    #[error(transparent)]
+    Sbom(#[from] crate::sbom::SbomError),
     /// `--metadata-file` could not be written.
     #[error(transparent)]
     MetadataFile(#[from] crate::engine::MetadataError),
@@ -115,6 +118,7 @@ impl HiveError {
             | HiveError::Destination(_)
             | HiveError::MetadataFile(_)
             | HiveError::Release(_)
+            | HiveError::Sbom(_)
             | HiveError::Output(_)
             | HiveError::Setup { .. } => exit_codes::FAILURE,
             HiveError::Interrupted(Signal::Interrupt) => exit_codes::INTERRUPTED,
@@ -141,7 +145,7 @@ impl HiveError {
             HiveError::Diagnostics(_) | HiveError::Input(_) | HiveError::Read { .. } => {
                 ErrorKind::InvalidDefinitions
             }
-            HiveError::Cargo(_) => ErrorKind::CargoFailed,
+            HiveError::Cargo(_) | HiveError::Sbom(_) => ErrorKind::CargoFailed,
             HiveError::Connect(_) => ErrorKind::DaemonUnreachable,
             HiveError::Prepare(_) | HiveError::Images(_) => ErrorKind::ImageFailed,
             HiveError::Destination(_) | HiveError::MetadataFile(_) | HiveError::Output(_) => {

@@ -8,6 +8,9 @@ use crate::output::{DestinationError, IndexError, LoadError};
 /// Why one image failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum JobError {
+    /// The image's SBOM could not be made or written.
+    #[error(transparent)]
+    Sbom(#[from] crate::sbom::SbomError),
     /// Cargo built no binary for the image.
     #[error(
         "cargo did not produce the binary `{binary}` of package `{package}` for image `{image}`"

@@ -4,9 +4,6 @@
 //! [`describe`] says how one crate, image or base becomes an SPDX package, and [`document`] puts a document
 //! together, byte-for-byte deterministic. Where the document goes (an attestation, a file) is decided by the caller.
 
-// The engine starts calling this with issue 10's `--sbom`; until then only the tests do. Remove when wired.
-#![allow(dead_code, unused_imports)]
-
 mod describe;
 mod document;
 mod graph;
