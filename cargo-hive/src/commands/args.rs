@@ -328,6 +328,21 @@ pub(crate) struct BuildArgs {
     /// Print the LLB of every image as JSON instead of building
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// SLSA provenance attestation the daemon generates: min, max or false [default: min with --push, else
+    /// false]
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "Output")]
+    pub(crate) provenance: Option<ProvenanceArg>,
+}
+
+/// `--provenance`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ProvenanceArg {
+    /// Build timestamps, the frontend and its attributes, the sources
+    Min,
+    /// Also the build steps
+    Max,
+    /// None
+    False,
 }
 
 #[cfg(test)]

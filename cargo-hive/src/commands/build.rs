@@ -1,8 +1,9 @@
 //! `cargo hive build`: its flags as a [`BuildRequest`] for the engine.
 
-use super::args::{BuildArgs, GlobalArgs};
+use super::args::{BuildArgs, GlobalArgs, ProvenanceArg};
 use super::{ProcessEnv, cargo, stderr_is_live_terminal};
-use crate::engine::{self, BuildRequest};
+use crate::buildkit::ProvenanceMode;
+use crate::engine::{self, BuildRequest, ProvenanceFlag};
 use crate::errors::HiveError;
 use crate::progress;
 use crate::term::Term;
@@ -32,6 +33,7 @@ fn request(global: &GlobalArgs, args: &BuildArgs, env: &ProcessEnv) -> BuildRequ
         metadata_file,
         no_cache,
         dry_run,
+        provenance,
     } = args;
     BuildRequest {
         cargo: cargo(global, features, compile, env),
@@ -51,5 +53,11 @@ fn request(global: &GlobalArgs, args: &BuildArgs, env: &ProcessEnv) -> BuildRequ
         metadata_file: metadata_file.clone(),
         no_cache: *no_cache,
         dry_run: *dry_run,
+        provenance: match provenance {
+            None => ProvenanceFlag::Default,
+            Some(ProvenanceArg::False) => ProvenanceFlag::Off,
+            Some(ProvenanceArg::Min) => ProvenanceFlag::Mode(ProvenanceMode::Min),
+            Some(ProvenanceArg::Max) => ProvenanceFlag::Mode(ProvenanceMode::Max),
+        },
     }
 }

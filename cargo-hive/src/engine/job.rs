@@ -13,7 +13,10 @@ use super::fresh;
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
 };
-use crate::buildkit::{BaseFacts, Buildkit, LoaderCheck, PlatformSolve, SolveJob, Solved};
+use crate::buildkit::{
+    BaseFacts, Buildkit, InTotoAttestation, LoaderCheck, PlatformSolve, ProvenanceMode, SolveJob,
+    Solved,
+};
 use crate::cargo::{ArtifactKey, Executable};
 use crate::output::{self, Destination};
 use crate::plan::{ImageFacts, Platform, PlatformFacts};
@@ -49,6 +52,8 @@ pub(crate) struct BuildContext {
     pub(crate) bases: BaseFacts,
     /// `--metadata-file` was asked for: each platform's manifest digest is read back after the build.
     pub(crate) wants_manifests: bool,
+    /// The SLSA provenance the daemon generates for every image (settled against the daemon already).
+    pub(crate) provenance: Option<ProvenanceMode>,
 }
 
 /// One image of a `hive:` chain: what it adds on top of the one below.
@@ -310,7 +315,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let inputs: Vec<LocalInput> = (parts.iter())
         .flat_map(|part| part.inputs.clone())
         .collect();
-    let fingerprint = fingerprint(&parts, &outputs.plan.exporters)?;
+    let fingerprint = fingerprint(&parts, &outputs.plan.exporters, context.provenance)?;
     if let Some(built) = fresh_image(context, planned, &outputs, &fingerprint).await {
         return Ok(BuiltImage {
             duration: started.elapsed(),
@@ -339,6 +344,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         exporters: outputs.plan.exporters.clone(),
         epoch: context.epoch,
         platforms: parts.into_iter().map(|part| part.solve).collect(),
+        provenance: context.provenance,
     };
     let mut solved = context.buildkit.solve(job, &context.progress).await?;
     finish_outputs(context, &outputs, &mut solved).await?;
@@ -413,7 +419,8 @@ async fn manifests(
     if !(context.wants_manifests || checkable(context)) || solved.digest.is_empty() {
         return Ok(BTreeMap::new());
     }
-    if let [only] = platforms {
+    // One platform without attestations is a plain manifest; with them, an index like several platforms'.
+    if let ([only], false) = (platforms, solved.attested) {
         return Ok(BTreeMap::from([(only.to_string(), solved.digest.clone())]));
     }
     let failed = |source| JobError::Manifests {
@@ -469,6 +476,7 @@ fn platform_parts(
                 definition,
                 config,
                 loader_check,
+                attestations: Vec::new(),
             },
             inputs: chain
                 .iter()
@@ -480,10 +488,11 @@ fn platform_parts(
 }
 
 /// What the image is made of, for the up-to-date check: one platform's fingerprint as it always was, several
-/// hashed together in the plan's order.
+/// hashed together in the plan's order; attestations (the daemon's provenance, the platforms' own) are part of it.
 fn fingerprint(
     parts: &[Part],
     exporters: &[crate::buildkit::ExporterSpec],
+    provenance: Option<ProvenanceMode>,
 ) -> Result<String, JobError> {
     let mut prints = Vec::new();
     for part in parts {
@@ -494,11 +503,29 @@ fn fingerprint(
             exporters,
             &inputs,
         )?);
+        prints.extend(part.solve.attestations.iter().map(attestation_print));
+    }
+    if let Some(mode) = provenance {
+        prints.push(format!("provenance {}", mode.as_str()));
     }
     match &prints[..] {
         [one] => Ok(one.clone()),
         _ => Ok(hex::encode(Sha256::digest(prints.join("\n").as_bytes()))),
     }
+}
+
+/// An attestation's part of the fingerprint: its predicate type, path and content.
+fn attestation_print(attestation: &InTotoAttestation) -> String {
+    let mut hasher = Sha256::new();
+    for field in [
+        attestation.predicate_type.as_bytes(),
+        attestation.path.as_bytes(),
+        &attestation.content,
+    ] {
+        hasher.update((field.len() as u64).to_le_bytes());
+        hasher.update(field);
+    }
+    format!("attestation {}", hex::encode(hasher.finalize()))
 }
 
 /// The registry base at the bottom of the chain, resolved (once for all images, before them), with the loader

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::buildkit::{Buildkit, ConnectOptions};
+use crate::buildkit::{Buildkit, ConnectOptions, ProvenanceMode};
 use crate::cargo::{self, ArtifactKey, Cargo, CompileRequest};
 use crate::config::Selection;
 use crate::errors::{HiveError, ImageFailures, exit_codes};
@@ -51,6 +51,74 @@ pub(crate) struct BuildRequest {
     pub(crate) no_cache: bool,
     /// `--dry-run`: print the LLB instead of building.
     pub(crate) dry_run: bool,
+    /// `--provenance`.
+    pub(crate) provenance: ProvenanceFlag,
+}
+
+/// `--provenance`, as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProvenanceFlag {
+    /// Not given: `min` when the images are pushed, none otherwise.
+    Default,
+    /// `--provenance=false`.
+    Off,
+    /// `--provenance=min|max`.
+    Mode(ProvenanceMode),
+}
+
+impl ProvenanceFlag {
+    /// The provenance asked for these destinations, and how it was asked (for the daemon check).
+    fn asked(self, destinations: &[output::Destination]) -> Option<(ProvenanceMode, bool)> {
+        match self {
+            ProvenanceFlag::Off => None,
+            ProvenanceFlag::Mode(mode) => Some((mode, true)),
+            ProvenanceFlag::Default => destinations
+                .iter()
+                .any(pushes)
+                .then_some((ProvenanceMode::Min, false)),
+        }
+    }
+}
+
+/// Whether a destination pushes to a registry (`--push`, or `--output type=registry|image,push=true`).
+fn pushes(destination: &output::Destination) -> bool {
+    match destination {
+        output::Destination::Push => true,
+        output::Destination::Raw { kind, attrs, .. } => {
+            kind == "image" && attrs.get("push").is_some_and(|value| value == "true")
+        }
+        output::Destination::OciArchive | output::Destination::Load => false,
+    }
+}
+
+/// The attestations the images get, settled once against the daemon before any image is built: one asked for
+/// explicitly that it cannot keep is an error; defaults it cannot keep are dropped with one warning line.
+fn settle_attestations(
+    request: &BuildRequest,
+    destinations: &[output::Destination],
+    daemon: &crate::buildkit::Daemon,
+    progress: &Progress,
+) -> Result<Option<ProvenanceMode>, HiveError> {
+    let provenance = request.provenance.asked(destinations);
+    let asks: Vec<output::AttestationAsk> = provenance
+        .iter()
+        .map(|(mode, explicit)| output::AttestationAsk {
+            flag: format!("--provenance={}", mode.as_str()),
+            explicit: *explicit,
+        })
+        .collect();
+    match output::settle_attestations(&asks, destinations, daemon.kind, daemon.info_rpc)
+        .map_err(output::DestinationError::from)?
+    {
+        output::Settled::Keep => Ok(provenance.map(|(mode, _)| mode)),
+        output::Settled::Dropped { warning } => {
+            progress.event(EngineEvent::Warning {
+                image: None,
+                message: warning,
+            });
+            Ok(None)
+        }
+    }
 }
 
 /// Runs `cargo hive build`.
@@ -269,6 +337,8 @@ async fn prepare_context(
     // Where the images go is known now: an exporter this daemon lacks, or a missing Docker for --load, fails
     // once, before anything is built for it.
     output::check_exporters(&destinations, daemon)?;
+    let provenance =
+        settle_attestations(inputs.request, &destinations, &buildkit.daemon, progress)?;
     let buildkit_docker = buildkit.daemon.docker_socket.clone();
     let docker_host = options.env.docker_host.as_deref();
     output::check_load_target(
@@ -301,6 +371,7 @@ async fn prepare_context(
         revision: resolved.git.sha().ok().map(str::to_owned),
         bases,
         wants_manifests: inputs.request.metadata_file.is_some(),
+        provenance,
     })
 }
 
