@@ -376,6 +376,10 @@ mod tests {
                 "cargo-hive build --output type=oci,dest=x.tar --metadata-file m.json",
                 true,
             ),
+            ("cargo-hive build --push --provenance=max", true),
+            ("cargo-hive build --push --provenance false", true),
+            ("cargo-hive build --provenance=full", false),
+            ("cargo-hive build --provenance", false),
             ("cargo-hive frobnicate", false),
         ];
         for (line, ok) in table {

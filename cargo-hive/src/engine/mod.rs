@@ -511,3 +511,36 @@ fn dry_run(resolved: &Resolved, epoch: i64) -> Result<i32, HiveError> {
     writeln!(out, "{text}").map_err(HiveError::Output)?;
     Ok(exit_codes::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use output::Destination;
+
+    #[test]
+    fn provenance_is_min_by_default_for_pushes_only() {
+        let registry = Destination::Raw {
+            kind: "image".into(),
+            attrs: BTreeMap::from([("push".to_owned(), "true".to_owned())]),
+            dest: None,
+        };
+        let stored = Destination::Raw {
+            kind: "image".into(),
+            attrs: BTreeMap::new(),
+            dest: None,
+        };
+        let default = ProvenanceFlag::Default;
+        let min = Some((ProvenanceMode::Min, false));
+        assert_eq!(default.asked(&[Destination::Push]), min);
+        assert_eq!(default.asked(&[Destination::Load, registry]), min);
+        assert_eq!(default.asked(&[Destination::OciArchive]), None);
+        assert_eq!(default.asked(&[Destination::Load, stored]), None);
+        // Given, it holds whatever the destinations: explicitly.
+        let max = ProvenanceFlag::Mode(ProvenanceMode::Max);
+        assert_eq!(
+            max.asked(&[Destination::OciArchive]),
+            Some((ProvenanceMode::Max, true))
+        );
+        assert_eq!(ProvenanceFlag::Off.asked(&[Destination::Push]), None);
+    }
+}
