@@ -103,15 +103,28 @@ fn a_push_carries_provenance_about_its_image() {
     }
 }
 
-/// `--provenance=false`: a one-platform push is a plain manifest, with no attestation.
+/// `--provenance=false`: a one-platform push is a plain manifest, with no attestation, the one the metadata file
+/// names with its config.
 #[test]
 fn provenance_false_pushes_no_attestation() {
     let (fixture, path) = hello_pushed_to("e2e/attest-none");
-    succeed(fixture.build().args(["--push", "--provenance=false"]));
-    let (_, manifest) = registry_manifest(&path, "0.1.0");
+    let metadata_file = fixture.scratch("metadata.json");
+    succeed(
+        fixture
+            .build()
+            .args(["--push", "--provenance=false", "--metadata-file"])
+            .arg(&metadata_file),
+    );
+    let (digest, manifest) = registry_manifest(&path, "0.1.0");
     assert_eq!(
         manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json",
         "{manifest:#}"
+    );
+    let metadata = &read_json(&metadata_file)["images"]["hello"];
+    assert_eq!(metadata["containerimage.digest"], digest.as_str());
+    assert_eq!(
+        manifest["config"]["digest"],
+        metadata["containerimage.config.digest"]
     );
 }
 

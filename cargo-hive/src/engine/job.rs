@@ -54,6 +54,9 @@ pub(crate) struct BuildContext {
     pub(crate) wants_manifests: bool,
     /// The SLSA provenance the daemon generates for every image (settled against the daemon already).
     pub(crate) provenance: Option<ProvenanceMode>,
+    /// Whether the images may carry attestations of their own (`PlatformSolve::attestations`): false when this
+    /// daemon cannot keep them and they were on by default only.
+    pub(crate) attestations_kept: bool,
 }
 
 /// One image of a `hive:` chain: what it adds on top of the one below.
@@ -343,7 +346,17 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         export_file: outputs.plan.file.clone(),
         exporters: outputs.plan.exporters.clone(),
         epoch: context.epoch,
-        platforms: parts.into_iter().map(|part| part.solve).collect(),
+        platforms: (parts.into_iter())
+            .map(|part| PlatformSolve {
+                // A daemon that cannot keep them gets none (they were on by default only: said once).
+                attestations: if context.attestations_kept {
+                    part.solve.attestations
+                } else {
+                    Vec::new()
+                },
+                ..part.solve
+            })
+            .collect(),
         provenance: context.provenance,
     };
     let mut solved = context.buildkit.solve(job, &context.progress).await?;

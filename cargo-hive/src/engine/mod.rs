@@ -91,14 +91,24 @@ fn pushes(destination: &output::Destination) -> bool {
     }
 }
 
+/// The attestations the images get, settled against the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Attesting {
+    /// The provenance the daemon generates.
+    provenance: Option<ProvenanceMode>,
+    /// Whether the images carry attestations at all (false: those on by default were dropped).
+    kept: bool,
+}
+
 /// The attestations the images get, settled once against the daemon before any image is built: one asked for
-/// explicitly that it cannot keep is an error; defaults it cannot keep are dropped with one warning line.
+/// explicitly that it cannot keep is an error; defaults it cannot keep are dropped with one warning line. Every
+/// kind of attestation the build makes is one ask here.
 fn settle_attestations(
     request: &BuildRequest,
     destinations: &[output::Destination],
     daemon: &crate::buildkit::Daemon,
     progress: &Progress,
-) -> Result<Option<ProvenanceMode>, HiveError> {
+) -> Result<Attesting, HiveError> {
     let provenance = request.provenance.asked(destinations);
     let asks: Vec<output::AttestationAsk> = provenance
         .iter()
@@ -110,13 +120,19 @@ fn settle_attestations(
     match output::settle_attestations(&asks, destinations, daemon.kind, daemon.info_rpc)
         .map_err(output::DestinationError::from)?
     {
-        output::Settled::Keep => Ok(provenance.map(|(mode, _)| mode)),
+        output::Settled::Keep => Ok(Attesting {
+            provenance: provenance.map(|(mode, _)| mode),
+            kept: true,
+        }),
         output::Settled::Dropped { warning } => {
             progress.event(EngineEvent::Warning {
                 image: None,
                 message: warning,
             });
-            Ok(None)
+            Ok(Attesting {
+                provenance: None,
+                kept: false,
+            })
         }
     }
 }
@@ -337,8 +353,7 @@ async fn prepare_context(
     // Where the images go is known now: an exporter this daemon lacks, or a missing Docker for --load, fails
     // once, before anything is built for it.
     output::check_exporters(&destinations, daemon)?;
-    let provenance =
-        settle_attestations(inputs.request, &destinations, &buildkit.daemon, progress)?;
+    let attesting = settle_attestations(inputs.request, &destinations, &buildkit.daemon, progress)?;
     let buildkit_docker = buildkit.daemon.docker_socket.clone();
     let docker_host = options.env.docker_host.as_deref();
     output::check_load_target(
@@ -371,7 +386,8 @@ async fn prepare_context(
         revision: resolved.git.sha().ok().map(str::to_owned),
         bases,
         wants_manifests: inputs.request.metadata_file.is_some(),
-        provenance,
+        provenance: attesting.provenance,
+        attestations_kept: attesting.kept,
     })
 }
 
