@@ -220,6 +220,8 @@ impl Bench {
                     "build",
                     "--release",
                     "--push",
+                    // Like for like: bake runs without its default attestations (see `bake_script`).
+                    "--provenance=false",
                     "--quiet",
                     "--color",
                     "never",

@@ -190,7 +190,8 @@ impl MultiPlatformWorkspace {
 
     /// Bake's side of a run, as a user would script it: one cargo run for both targets, hard links of the binaries
     /// into the build context by `TARGETARCH` (they keep cargo's mtimes, so BuildKit re-sends only changed ones),
-    /// then `docker buildx bake --push`. Without default attestations: cargo hive makes none either.
+    /// then `docker buildx bake --push`. Without default attestations: cargo hive runs with `--provenance=false`, so
+    /// neither side makes any.
     fn bake_script(&self) -> String {
         let targets: Vec<String> = PLATFORMS
             .iter()

@@ -101,6 +101,8 @@ pub(crate) struct Daemon {
     pub(crate) docker: Option<DockerFacts>,
     /// Docker's API socket when BuildKit is Docker's (then `--load` and pushes through Docker go there).
     pub(crate) docker_socket: Option<PathBuf>,
+    /// Whether its BuildKit has the `Info` rpc (v0.11+, the release that made attestations).
+    pub(crate) info_rpc: bool,
 }
 
 impl Daemon {
@@ -135,6 +137,7 @@ impl Daemon {
             version_note,
             docker,
             docker_socket,
+            info_rpc,
         }
     }
 

@@ -10,8 +10,9 @@ use hive_proto::control::{
 };
 use hive_proto::gateway::llb_bridge_client::LlbBridgeClient;
 use hive_proto::gateway::{
-    PingRequest, Ref, RefMap, RefMapDeprecated, ResolveImageConfigRequest, ReturnRequest,
-    SolveRequest, StatFileRequest, result::Result as ResultKind,
+    Attestation, AttestationKind, Attestations, InTotoSubject, InTotoSubjectKind, PingRequest, Ref,
+    RefMap, RefMapDeprecated, ResolveImageConfigRequest, ReturnRequest, SolveRequest,
+    StatFileRequest, result::Result as ResultKind,
 };
 use hive_proto::pb;
 use hive_proto::tonic::metadata::MetadataValue;
@@ -58,6 +59,18 @@ impl Caps {
 #[derive(Debug, Clone)]
 pub(crate) struct ResultRef {
     id: String,
+}
+
+/// An in-toto attestation as the gateway returns it: the predicate is the file at `path` of `result`, and the
+/// exporter writes the statement around it, its subject the image it is attached to.
+#[derive(Debug, Clone)]
+pub(crate) struct AttestationRef {
+    /// The statement's `predicateType`.
+    pub(crate) predicate_type: String,
+    /// The predicate's path in `result`.
+    pub(crate) path: String,
+    /// The solved file.
+    pub(crate) result: ResultRef,
 }
 
 /// The frontend side of one build: gateway calls carrying this build's id.
@@ -155,29 +168,31 @@ impl Gateway {
         } else {
             ResultKind::RefDeprecated(result.id.clone())
         };
-        self.send_result(kind, metadata).await
+        self.send_result(kind, metadata, &BTreeMap::new()).await
     }
 
-    /// Returns one result per key (a multi-platform build: keys are platform ids, and `metadata` names them in
-    /// `refs.platforms`), so the exporters write one index.
+    /// Returns one result per key (keys are platform ids, and `metadata` names them in `refs.platforms`), so the
+    /// exporters write one index, with each platform's `attestations` under the same key.
     pub(crate) async fn return_refs(
         &self,
         refs: &BTreeMap<String, ResultRef>,
         metadata: BTreeMap<String, Vec<u8>>,
+        attestations: &BTreeMap<String, Vec<AttestationRef>>,
     ) -> Result<(), Status> {
-        self.send_result(ref_map(refs, self.caps.ref_messages()), metadata)
-            .await
+        let kind = ref_map(refs, self.caps.ref_messages());
+        self.send_result(kind, metadata, attestations).await
     }
 
     async fn send_result(
         &self,
         kind: ResultKind,
         metadata: BTreeMap<String, Vec<u8>>,
+        attestations: &BTreeMap<String, Vec<AttestationRef>>,
     ) -> Result<(), Status> {
         let result = hive_proto::gateway::Result {
             result: Some(kind),
             metadata: metadata.into_iter().collect::<HashMap<_, _>>(),
-            attestations: HashMap::new(),
+            attestations: wire_attestations(attestations),
         };
         self.client
             .clone()
@@ -242,6 +257,39 @@ fn ref_map(refs: &BTreeMap<String, ResultRef>, ref_messages: bool) -> ResultKind
             .collect();
         ResultKind::RefsDeprecated(RefMapDeprecated { refs })
     }
+}
+
+/// The wire form of attestations keyed like the result's refs: in-toto, the predicate a file of a ref, and one
+/// subject of kind `Self` (the exporter fills in the image it is attached to: its manifest digest and the
+/// exporter's image names).
+fn wire_attestations(
+    attestations: &BTreeMap<String, Vec<AttestationRef>>,
+) -> HashMap<String, Attestations> {
+    attestations
+        .iter()
+        .filter(|(_, list)| !list.is_empty())
+        .map(|(key, list)| {
+            let attestation = list
+                .iter()
+                .map(|attestation| Attestation {
+                    kind: AttestationKind::InToto as i32,
+                    metadata: HashMap::new(),
+                    r#ref: Some(Ref {
+                        id: attestation.result.id.clone(),
+                        def: None,
+                    }),
+                    path: attestation.path.clone(),
+                    in_toto_predicate_type: attestation.predicate_type.clone(),
+                    in_toto_subjects: vec![InTotoSubject {
+                        kind: InTotoSubjectKind::Self_ as i32,
+                        digest: Vec::new(),
+                        name: String::new(),
+                    }],
+                })
+                .collect();
+            (key.clone(), Attestations { attestation })
+        })
+        .collect()
 }
 
 /// One exporter of a solve: its type (`oci`, `moby`, `image`, ...) and attributes.
@@ -409,6 +457,37 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attestations_are_in_toto_files_about_their_own_image() {
+        let spdx = AttestationRef {
+            predicate_type: "https://spdx.dev/Document".to_owned(),
+            path: "/sbom.spdx.json".to_owned(),
+            result: ResultRef { id: "r1".into() },
+        };
+        let attestations = BTreeMap::from([
+            ("linux/arm64".to_owned(), vec![spdx]),
+            ("linux/amd64".to_owned(), vec![]),
+        ]);
+        let wire = wire_attestations(&attestations);
+        // A platform without attestations is not named at all.
+        assert_eq!(wire.keys().collect::<Vec<_>>(), ["linux/arm64"]);
+        let [only] = wire["linux/arm64"].attestation.as_slice() else {
+            panic!("one attestation expected")
+        };
+        assert_eq!(only.kind, AttestationKind::InToto as i32);
+        assert_eq!(only.in_toto_predicate_type, "https://spdx.dev/Document");
+        assert_eq!(only.path, "/sbom.spdx.json");
+        assert_eq!(only.r#ref.as_ref().map(|r| r.id.as_str()), Some("r1"));
+        assert_eq!(
+            only.in_toto_subjects,
+            [InTotoSubject {
+                kind: InTotoSubjectKind::Self_ as i32,
+                digest: vec![],
+                name: String::new(),
+            }]
+        );
+    }
 
     #[test]
     fn several_results_use_the_form_the_daemon_has() {

@@ -77,6 +77,17 @@ pub(crate) fn platform(platform: &Platform) -> pb::Platform {
 
 /// A file made from nothing: `mkfile` on `scratch`. Doctor's live check, and the smallest real solve.
 pub(crate) fn file_on_scratch(path: &str, data: &[u8], platform: pb::Platform) -> pb::Definition {
+    file_on_scratch_at(path, data, platform, None)
+}
+
+/// [`file_on_scratch`] with the file's time set to `epoch` (seconds; `None` leaves it unset): a file whose
+/// definition, and so whose cache key and layer, is the same from run to run.
+pub(crate) fn file_on_scratch_at(
+    path: &str,
+    data: &[u8],
+    platform: pb::Platform,
+    epoch: Option<i64>,
+) -> pb::Definition {
     use pb::file_action::Action;
     let mkfile = pb::FileAction {
         input: -1, // scratch
@@ -87,7 +98,8 @@ pub(crate) fn file_on_scratch(path: &str, data: &[u8], platform: pb::Platform) -
             mode: 0o644,
             data: data.to_vec(),
             owner: None,
-            timestamp: -1, // -1 = unset; 0 would mean 1970
+            // Unix nanoseconds; -1 = unset (0 would mean 1970).
+            timestamp: epoch.map_or(-1, |epoch| epoch.saturating_mul(1_000_000_000)),
         })),
     };
     let op = pb::Op {
@@ -134,6 +146,25 @@ mod tests {
             a.metadata.keys().collect::<Vec<_>>(),
             c.metadata.keys().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_file_at_the_epoch_carries_its_time_in_nanoseconds() {
+        let amd64 = platform(&Platform::parse("linux/amd64").unwrap());
+        let timestamp = |definition: &pb::Definition| {
+            let op = pb::Op::decode(definition.def[0].as_slice()).unwrap();
+            let Some(pb::op::Op::File(file)) = op.op else {
+                panic!("not a file op")
+            };
+            let Some(pb::file_action::Action::Mkfile(mkfile)) = &file.actions[0].action else {
+                panic!("not a mkfile")
+            };
+            (mkfile.timestamp, mkfile.mode)
+        };
+        let at = file_on_scratch_at("/a.json", b"{}", amd64.clone(), Some(1_700_000_000));
+        assert_eq!(timestamp(&at), (1_700_000_000_000_000_000, 0o644));
+        let unset = file_on_scratch("/a.json", b"{}", amd64);
+        assert_eq!(timestamp(&unset), (-1, 0o644));
     }
 
     #[test]

@@ -17,14 +17,15 @@ mod transport;
 
 pub(crate) use address::{DOCKER_DEFAULT_SOCKET, parse as parse_address};
 pub(crate) use client::{Attempt, Buildkit, ConnectOptions};
-pub(crate) use daemon::{DaemonKind, DockerFacts};
+pub(crate) use daemon::{Daemon, DaemonKind, DockerFacts};
 pub(crate) use discovery::{Environment, ManifestSettings};
 pub(crate) use errors::ConnectError;
 pub(crate) use gateway::ExporterSpec;
 pub(crate) use layout::ConfigError;
 pub(crate) use session::{AuthError, DockerAuth, partial_owner};
 pub(crate) use solve::{
-    BaseError, BaseFacts, BaseQuery, LoaderCheck, PlatformSolve, SolveError, SolveJob, Solved,
+    BaseError, BaseFacts, BaseQuery, InTotoAttestation, LoaderCheck, PlatformSolve, ProvenanceMode,
+    SolveError, SolveJob, Solved,
 };
 pub(crate) use tls::TlsSettings;
 

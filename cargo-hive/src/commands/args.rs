@@ -330,6 +330,38 @@ pub(crate) struct BuildArgs {
     /// Print the LLB of every image as JSON instead of building
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// SLSA provenance attestation the daemon generates: min, max or false [default: min with --push, else
+    /// false]
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "Output")]
+    pub(crate) provenance: Option<ProvenanceArg>,
+    /// Attach an SPDX SBOM from Cargo's dependency graph to every image (also written to target/hive/)
+    #[arg(long, help_heading = "Output")]
+    pub(crate) sbom: bool,
+}
+
+impl ProvenanceArg {
+    /// `--provenance`, given or not, as the engine's flag.
+    pub(crate) fn to_flag(arg: Option<ProvenanceArg>) -> crate::engine::ProvenanceFlag {
+        use crate::buildkit::ProvenanceMode;
+        use crate::engine::ProvenanceFlag;
+        match arg {
+            None => ProvenanceFlag::Default,
+            Some(ProvenanceArg::False) => ProvenanceFlag::Off,
+            Some(ProvenanceArg::Min) => ProvenanceFlag::Mode(ProvenanceMode::Min),
+            Some(ProvenanceArg::Max) => ProvenanceFlag::Mode(ProvenanceMode::Max),
+        }
+    }
+}
+
+/// `--provenance`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ProvenanceArg {
+    /// Build timestamps, the frontend and its attributes, the sources
+    Min,
+    /// Also the build steps
+    Max,
+    /// None
+    False,
 }
 
 /// `cargo hive release`.
@@ -358,6 +390,9 @@ pub(crate) struct ReleaseArgs {
     /// Release even if the working tree has uncommitted changes
     #[arg(long)]
     pub(crate) allow_dirty: bool,
+    /// SLSA provenance attestation the daemon generates: min, max or false [default: min]
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "Output")]
+    pub(crate) provenance: Option<ProvenanceArg>,
 }
 
 #[cfg(test)]
@@ -397,6 +432,10 @@ mod tests {
                 true,
             ),
             ("cargo-hive release --push", false),
+            ("cargo-hive build --push --provenance=max", true),
+            ("cargo-hive build --push --provenance false", true),
+            ("cargo-hive build --provenance=full", false),
+            ("cargo-hive build --provenance", false),
             ("cargo-hive frobnicate", false),
         ];
         for (line, ok) in table {

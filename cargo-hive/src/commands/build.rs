@@ -1,8 +1,8 @@
 //! `cargo hive build`: its flags as a [`BuildRequest`] for the engine.
 
-use super::args::{BuildArgs, GlobalArgs};
+use super::args::{BuildArgs, GlobalArgs, ProvenanceArg};
 use super::{ProcessEnv, cargo, stderr_is_live_terminal};
-use crate::engine::{self, BuildRequest};
+use crate::engine::{self, BuildRequest, SbomAsk};
 use crate::errors::HiveError;
 use crate::progress;
 use crate::term::Term;
@@ -32,6 +32,8 @@ fn request(global: &GlobalArgs, args: &BuildArgs, env: &ProcessEnv) -> BuildRequ
         metadata_file,
         no_cache,
         dry_run,
+        provenance,
+        sbom,
     } = args;
     BuildRequest {
         cargo: cargo(global, features, compile, env),
@@ -51,5 +53,10 @@ fn request(global: &GlobalArgs, args: &BuildArgs, env: &ProcessEnv) -> BuildRequ
         metadata_file: metadata_file.clone(),
         no_cache: *no_cache,
         dry_run: *dry_run,
+        provenance: ProvenanceArg::to_flag(*provenance),
+        sbom: SbomAsk {
+            flag: *sbom,
+            by_default: false,
+        },
     }
 }

@@ -1,8 +1,8 @@
 //! `cargo hive release`: its flags as a [`ReleaseRequest`] for the engine.
 
-use super::args::{GlobalArgs, ReleaseArgs};
+use super::args::{GlobalArgs, ProvenanceArg, ReleaseArgs};
 use super::{ProcessEnv, cargo, stderr_is_live_terminal};
-use crate::engine::{self, BuildRequest, ReleaseRequest};
+use crate::engine::{self, BuildRequest, ReleaseRequest, SbomAsk};
 use crate::errors::HiveError;
 use crate::progress;
 use crate::term::Term;
@@ -29,6 +29,7 @@ fn request(global: &GlobalArgs, args: &ReleaseArgs, env: &ProcessEnv) -> Release
         metadata_file,
         dry_run,
         allow_dirty,
+        provenance,
     } = args;
     let mut cargo = cargo(global, features, compile, env);
     // A release is built like `cargo publish` would ship it: optimized, unless a profile is named.
@@ -54,6 +55,12 @@ fn request(global: &GlobalArgs, args: &ReleaseArgs, env: &ProcessEnv) -> Release
             metadata_file: metadata_file.clone(),
             no_cache: false,
             dry_run: false,
+            provenance: ProvenanceArg::to_flag(*provenance),
+            // Every image of a release gets one; a daemon that cannot keep them gets a warning, not an error.
+            sbom: SbomAsk {
+                flag: false,
+                by_default: true,
+            },
         },
         allow_dirty: *allow_dirty,
         dry_run: *dry_run,

@@ -13,7 +13,10 @@ use super::fresh;
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
 };
-use crate::buildkit::{BaseFacts, Buildkit, LoaderCheck, PlatformSolve, SolveJob, Solved};
+use crate::buildkit::{
+    BaseFacts, Buildkit, InTotoAttestation, LoaderCheck, PlatformSolve, ProvenanceMode, SolveJob,
+    Solved,
+};
 use crate::cargo::{ArtifactKey, Executable};
 use crate::output::{self, Destination};
 use crate::plan::{ImageFacts, Platform, PlatformFacts};
@@ -49,6 +52,13 @@ pub(crate) struct BuildContext {
     pub(crate) bases: BaseFacts,
     /// `--metadata-file` was asked for: each platform's manifest digest is read back after the build.
     pub(crate) wants_manifests: bool,
+    /// The SLSA provenance the daemon generates for every image (settled against the daemon already).
+    pub(crate) provenance: Option<ProvenanceMode>,
+    /// Whether the images may carry attestations of their own (`PlatformSolve::attestations`): false when this
+    /// daemon cannot keep them and they were on by default only.
+    pub(crate) attestations_kept: bool,
+    /// The SBOM maker, when some image wants one.
+    pub(crate) sboms: Option<super::sboms::Sboms>,
 }
 
 /// One image of a `hive:` chain: what it adds on top of the one below.
@@ -144,6 +154,8 @@ pub(crate) struct BuiltImage {
     pub(crate) platforms: BTreeMap<String, String>,
     /// Config digest.
     pub(crate) config_digest: Option<String>,
+    /// Each platform's SBOM file, when the image has SBOMs.
+    pub(crate) sbom: BTreeMap<String, PathBuf>,
     /// Where it went (a path, "docker", "registry").
     pub(crate) output: String,
     /// The archive, when one was written.
@@ -310,10 +322,17 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let inputs: Vec<LocalInput> = (parts.iter())
         .flat_map(|part| part.inputs.clone())
         .collect();
-    let fingerprint = fingerprint(&parts, &outputs.plan.exporters)?;
+    let fingerprint = fingerprint(&parts, &outputs.plan.exporters, context.provenance)?;
+    let sbom: BTreeMap<String, PathBuf> = (parts.iter())
+        .filter_map(|part| {
+            let path = part.sbom.clone()?;
+            Some((part.solve.platform.to_string(), path))
+        })
+        .collect();
     if let Some(built) = fresh_image(context, planned, &outputs, &fingerprint).await {
         return Ok(BuiltImage {
             duration: started.elapsed(),
+            sbom,
             ..built
         });
     }
@@ -338,7 +357,18 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         export_file: outputs.plan.file.clone(),
         exporters: outputs.plan.exporters.clone(),
         epoch: context.epoch,
-        platforms: parts.into_iter().map(|part| part.solve).collect(),
+        platforms: (parts.into_iter())
+            .map(|part| PlatformSolve {
+                // A daemon that cannot keep them gets none (they were on by default only: said once).
+                attestations: if context.attestations_kept {
+                    part.solve.attestations
+                } else {
+                    Vec::new()
+                },
+                ..part.solve
+            })
+            .collect(),
+        provenance: context.provenance,
     };
     let mut solved = context.buildkit.solve(job, &context.progress).await?;
     finish_outputs(context, &outputs, &mut solved).await?;
@@ -350,6 +380,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         platforms: manifests,
         digest: solved.digest,
         config_digest: solved.config_digest,
+        sbom,
         output: outputs.description,
         archive: solved.file_written,
         bytes_sent: solved.bytes_sent,
@@ -361,6 +392,8 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
 struct Part {
     solve: PlatformSolve,
     inputs: Vec<LocalInput>,
+    /// The platform's SBOM file, when the image has one.
+    sbom: Option<PathBuf>,
 }
 
 /// The platforms the solve builds: all of the image's, unless `--load` goes to a Docker that keeps one platform
@@ -413,7 +446,8 @@ async fn manifests(
     if !(context.wants_manifests || checkable(context)) || solved.digest.is_empty() {
         return Ok(BTreeMap::new());
     }
-    if let [only] = platforms {
+    // One platform without attestations is a plain manifest; with them, an index like several platforms'.
+    if let ([only], false) = (platforms, solved.attested) {
         return Ok(BTreeMap::from([(only.to_string(), solved.digest.clone())]));
     }
     let failed = |source| JobError::Manifests {
@@ -463,27 +497,34 @@ fn platform_parts(
         let (image_layout, definition, config) =
             lay_out(context, &view, &on.platform, base, &chain)?;
         let loader_check = loader_check(&view, &chain, &image_layout);
+        let sbom = match &context.sboms {
+            Some(sboms) => sboms.make(&view, on, image_layout.base.as_ref())?,
+            None => None,
+        };
         parts.push(Part {
             solve: PlatformSolve {
                 platform: on.platform.clone(),
                 definition,
                 config,
                 loader_check,
+                attestations: (sbom.iter()).map(|sbom| sbom.attestation.clone()).collect(),
             },
             inputs: chain
                 .iter()
                 .flat_map(|layer| layer.inputs.clone())
                 .collect(),
+            sbom: sbom.map(|sbom| sbom.path),
         });
     }
     Ok(parts)
 }
 
 /// What the image is made of, for the up-to-date check: one platform's fingerprint as it always was, several
-/// hashed together in the plan's order.
+/// hashed together in the plan's order; attestations (the daemon's provenance, the platforms' own) are part of it.
 fn fingerprint(
     parts: &[Part],
     exporters: &[crate::buildkit::ExporterSpec],
+    provenance: Option<ProvenanceMode>,
 ) -> Result<String, JobError> {
     let mut prints = Vec::new();
     for part in parts {
@@ -494,11 +535,29 @@ fn fingerprint(
             exporters,
             &inputs,
         )?);
+        prints.extend(part.solve.attestations.iter().map(attestation_print));
+    }
+    if let Some(mode) = provenance {
+        prints.push(format!("provenance {}", mode.as_str()));
     }
     match &prints[..] {
         [one] => Ok(one.clone()),
         _ => Ok(hex::encode(Sha256::digest(prints.join("\n").as_bytes()))),
     }
+}
+
+/// An attestation's part of the fingerprint: its predicate type, path and content.
+fn attestation_print(attestation: &InTotoAttestation) -> String {
+    let mut hasher = Sha256::new();
+    for field in [
+        attestation.predicate_type.as_bytes(),
+        attestation.path.as_bytes(),
+        &attestation.content,
+    ] {
+        hasher.update((field.len() as u64).to_le_bytes());
+        hasher.update(field);
+    }
+    format!("attestation {}", hex::encode(hasher.finalize()))
 }
 
 /// The registry base at the bottom of the chain, resolved (once for all images, before them), with the loader
@@ -722,6 +781,7 @@ async fn fresh_image(
         archive: outputs.plan.file.clone().filter(|_| archived),
         bytes_sent: 0,
         duration: Duration::ZERO,
+        sbom: BTreeMap::new(),
     })
 }
 

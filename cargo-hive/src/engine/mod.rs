@@ -7,15 +7,17 @@ mod fresh;
 mod job;
 mod record;
 mod release;
+mod sboms;
 
 pub(crate) use errors::MetadataError;
 pub(crate) use release::{ReleaseRequest, run as release};
+pub(crate) use sboms::SbomAsk;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::buildkit::{Buildkit, ConnectOptions};
+use crate::buildkit::{Buildkit, ConnectOptions, ProvenanceMode};
 use crate::cargo::{self, ArtifactKey, Cargo, CompileRequest};
 use crate::config::Selection;
 use crate::errors::{HiveError, ImageFailures, exit_codes};
@@ -54,6 +56,100 @@ pub(crate) struct BuildRequest {
     pub(crate) no_cache: bool,
     /// `--dry-run`: print the LLB instead of building.
     pub(crate) dry_run: bool,
+    /// `--provenance`.
+    pub(crate) provenance: ProvenanceFlag,
+    /// Which images get an SBOM besides those with `sbom = true`.
+    pub(crate) sbom: SbomAsk,
+}
+
+/// `--provenance`, as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProvenanceFlag {
+    /// Not given: `min` when the images are pushed, none otherwise.
+    Default,
+    /// `--provenance=false`.
+    Off,
+    /// `--provenance=min|max`.
+    Mode(ProvenanceMode),
+}
+
+impl ProvenanceFlag {
+    /// The provenance asked for these destinations, and how it was asked (for the daemon check).
+    fn asked(self, destinations: &[output::Destination]) -> Option<(ProvenanceMode, bool)> {
+        match self {
+            ProvenanceFlag::Off => None,
+            ProvenanceFlag::Mode(mode) => Some((mode, true)),
+            ProvenanceFlag::Default => destinations
+                .iter()
+                .any(pushes)
+                .then_some((ProvenanceMode::Min, false)),
+        }
+    }
+}
+
+/// Whether a destination pushes to a registry (`--push`, or `--output type=registry|image,push=true`).
+fn pushes(destination: &output::Destination) -> bool {
+    match destination {
+        output::Destination::Push => true,
+        output::Destination::Raw { kind, attrs, .. } => {
+            kind == "image" && attrs.get("push").is_some_and(|value| value == "true")
+        }
+        output::Destination::OciArchive | output::Destination::Load => false,
+    }
+}
+
+/// The attestations the images get, settled against the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Attesting {
+    /// The provenance the daemon generates.
+    provenance: Option<ProvenanceMode>,
+    /// Whether the images carry attestations at all (false: those on by default were dropped).
+    kept: bool,
+}
+
+/// The attestations the images get, settled once against the daemon before any image is built: one asked for
+/// explicitly that it cannot keep is an error; defaults it cannot keep are dropped with one warning line. Every
+/// kind of attestation the build makes is one ask here.
+fn settle_attestations(
+    request: &BuildRequest,
+    resolved: &Resolved,
+    destinations: &[output::Destination],
+    daemon: &crate::buildkit::Daemon,
+    progress: &Progress,
+) -> Result<Attesting, HiveError> {
+    let provenance = request.provenance.asked(destinations);
+    let mut asks: Vec<output::AttestationAsk> = provenance
+        .iter()
+        .map(|(mode, explicit)| output::AttestationAsk {
+            flag: format!("--provenance={}", mode.as_str()),
+            explicit: *explicit,
+        })
+        .collect();
+    if request.sbom.any(resolved) {
+        let explicit = request.sbom.explicit(resolved);
+        asks.push(output::AttestationAsk {
+            flag: if explicit { "--sbom" } else { "the SBOM" }.to_owned(),
+            explicit,
+        });
+    }
+    match output::settle_attestations(&asks, destinations, daemon.kind, daemon.info_rpc)
+        .map_err(output::DestinationError::from)?
+    {
+        output::Settled::Keep => Ok(Attesting {
+            provenance: provenance.map(|(mode, _)| mode),
+            kept: true,
+        }),
+        output::Settled::Dropped { warning } => {
+            progress.event(EngineEvent::Warning {
+                image: None,
+                message: warning,
+            });
+            Ok(Attesting {
+                provenance: None,
+                kept: false,
+            })
+        }
+    }
 }
 
 /// Runs `cargo hive build`.
@@ -315,6 +411,13 @@ async fn prepare_context(
     // Where the images go is known now: an exporter this daemon lacks, or a missing Docker for --load, fails
     // once, before anything is built for it.
     output::check_exporters(&destinations, daemon)?;
+    let attesting = settle_attestations(
+        inputs.request,
+        resolved,
+        &destinations,
+        &buildkit.daemon,
+        progress,
+    )?;
     let buildkit_docker = buildkit.daemon.docker_socket.clone();
     let docker_host = options.env.docker_host.as_deref();
     output::check_load_target(
@@ -328,6 +431,15 @@ async fn prepare_context(
 
     let bases = bases::prepare(&buildkit, needs(resolved, &executables)).await?;
     bases::check_platforms(resolved, &bases)?;
+    // Cargo's resolve for the SBOMs: once, for every triple an image that wants one is built for.
+    let sboms = sboms::Sboms::load(
+        inputs.request.sbom,
+        &inputs.request.cargo,
+        resolved,
+        &cwd,
+        target_dir,
+        *epoch,
+    )?;
     Ok(job::BuildContext {
         buildkit,
         docker_socket,
@@ -347,6 +459,9 @@ async fn prepare_context(
         revision: resolved.git.sha().ok().map(str::to_owned),
         bases,
         wants_manifests: inputs.request.metadata_file.is_some(),
+        provenance: attesting.provenance,
+        attestations_kept: attesting.kept,
+        sboms,
     })
 }
 
@@ -485,4 +600,37 @@ fn dry_run(resolved: &Resolved, epoch: i64) -> Result<i32, HiveError> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}").map_err(HiveError::Output)?;
     Ok(exit_codes::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use output::Destination;
+
+    #[test]
+    fn provenance_is_min_by_default_for_pushes_only() {
+        let registry = Destination::Raw {
+            kind: "image".into(),
+            attrs: BTreeMap::from([("push".to_owned(), "true".to_owned())]),
+            dest: None,
+        };
+        let stored = Destination::Raw {
+            kind: "image".into(),
+            attrs: BTreeMap::new(),
+            dest: None,
+        };
+        let default = ProvenanceFlag::Default;
+        let min = Some((ProvenanceMode::Min, false));
+        assert_eq!(default.asked(&[Destination::Push]), min);
+        assert_eq!(default.asked(&[Destination::Load, registry]), min);
+        assert_eq!(default.asked(&[Destination::OciArchive]), None);
+        assert_eq!(default.asked(&[Destination::Load, stored]), None);
+        // Given, it holds whatever the destinations: explicitly.
+        let max = ProvenanceFlag::Mode(ProvenanceMode::Max);
+        assert_eq!(
+            max.asked(&[Destination::OciArchive]),
+            Some((ProvenanceMode::Max, true))
+        );
+        assert_eq!(ProvenanceFlag::Off.asked(&[Destination::Push]), None);
+    }
 }

@@ -1,7 +1,6 @@
 //! The record of a run for CI: `--metadata-file`, and `target/hive/release.json` for a release
 //! ([`hive_build::metadata`]).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use hive_build::metadata::{FORMAT_VERSION, ImageMetadata, Metadata};
@@ -17,7 +16,9 @@ pub(crate) fn image_metadata(image: &BuiltImage) -> ImageMetadata {
         digest: image.digest.clone(),
         config_digest: image.config_digest.clone(),
         platforms: image.platforms.clone(),
-        sbom: BTreeMap::new(),
+        sbom: (image.sbom.iter())
+            .map(|(platform, path)| (platform.clone(), path.display().to_string()))
+            .collect(),
         archive: image
             .archive
             .as_ref()

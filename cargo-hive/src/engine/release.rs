@@ -64,7 +64,6 @@ async fn release(
     for image in computed.resolved.plan.images.iter_mut() {
         if let Some(release) = releases.iter().find(|release| release.image == image.name) {
             image.references = release.pushed_references();
-            image.sbom = true;
             if image.references.is_empty() {
                 image.selected = false;
             }

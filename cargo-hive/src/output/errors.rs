@@ -99,6 +99,9 @@ pub(crate) enum DestinationError {
         /// The output, as the user wrote it.
         output: &'static str,
     },
+    /// Attestations asked for explicitly that this daemon cannot keep.
+    #[error(transparent)]
+    Attestations(#[from] super::AttestationsUnsupported),
     /// The archive `--load` goes through could not be made loadable (the cause is in the message, so not a
     /// `source`: the chain would print it twice).
     #[error("cannot prepare the image archive for Docker: {0}")]

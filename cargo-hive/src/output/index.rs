@@ -476,6 +476,34 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_one_platform_index_with_attestations_is_its_one_image() {
+        // What a one-platform push with provenance (or an SBOM) is: an index of the image and its attestation
+        // manifest; an attestation is known by its annotation even where its platform looks like an image's.
+        let index: Document = serde_json::from_value(serde_json::json!({
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": "sha256:aa",
+                 "platform": {"os": "linux", "architecture": "amd64"}},
+                {"mediaType": OCI_MANIFEST, "digest": "sha256:cc",
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {REFERENCE_TYPE: "attestation-manifest",
+                                 "vnd.docker.reference.digest": "sha256:aa"}},
+                {"mediaType": OCI_MANIFEST, "digest": "sha256:dd",
+                 "platform": {"os": "linux", "architecture": "amd64"},
+                 "annotations": {REFERENCE_TYPE: "attestation-manifest"}},
+            ],
+        }))
+        .unwrap();
+        assert_eq!(
+            image_manifests(&index),
+            [PlatformManifest {
+                platform: "linux/amd64".into(),
+                digest: "sha256:aa".into()
+            }]
+        );
+    }
+
+    #[test]
     fn reads_each_platform_of_a_multi_platform_archive() {
         let dir = tempfile::tempdir().unwrap();
         let amd64 = manifest_blob("sha256:aa");

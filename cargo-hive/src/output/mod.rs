@@ -2,6 +2,7 @@
 //! registry (`--push`), or a raw exporter spec (`--output type=…`), and which BuildKit exporter serves each on the
 //! daemon at hand.
 
+mod attestations;
 mod cleanup;
 mod docker;
 mod docker_manifest;
@@ -10,6 +11,9 @@ mod index;
 mod load;
 mod registry;
 
+pub(crate) use attestations::{
+    AttestationAsk, AttestationsUnsupported, Settled, settle_attestations,
+};
 pub(crate) use cleanup::{RemoveOnDrop, load_archive_path, remove_stale};
 pub(crate) use docker::{check_load_target, docker_endpoint, finish};
 pub(crate) use errors::DestinationError;
