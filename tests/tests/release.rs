@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::Command;
 
 use hive_e2e::fixture::{
-    Fixture, REGISTRY, registry_blob, registry_get, registry_manifest, registry_path, succeed,
-    unique_repository, workspace_under,
+    AUTH_PASSWORD_FILE, AUTH_REGISTRY, Fixture, REGISTRY, base64, docker20, docker20_addr,
+    registry_blob, registry_get, registry_manifest, registry_path, succeed, unique_repository,
+    workspace_under,
 };
 use hive_e2e::{assert_error, buildkit_addr, cargo_hive, run};
 use serde_json::Value;
@@ -54,6 +55,11 @@ fn released_workspace(what: &str) -> (Fixture, String) {
 
 /// `cargo hive release` in the fixture, against the suite's daemon.
 fn release(fixture: &Fixture) -> Command {
+    release_at(fixture, &buildkit_addr())
+}
+
+/// `cargo hive release --addr ADDR` in the fixture.
+fn release_at(fixture: &Fixture, addr: &str) -> Command {
     let mut command = cargo_hive();
     command
         .current_dir(fixture.root())
@@ -62,7 +68,7 @@ fn release(fixture: &Fixture) -> Command {
         .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("HIVE_GIT_SHA")
         .env_remove("HIVE_GIT_BRANCH")
-        .args(["release", "--addr", &buildkit_addr()]);
+        .args(["release", "--addr", addr]);
     command
 }
 
@@ -283,20 +289,111 @@ fn a_dirty_tree_is_refused_and_a_pre_release_gets_no_aliases() {
     assert_eq!(registry_tags(&api), ["2.0.0-rc.1"]);
 }
 
+/// Each platform's manifest digest, from the release record.
+fn released_platforms(fixture: &Fixture, image: &str) -> Value {
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(fixture.target().join("hive/release.json")).unwrap())
+            .unwrap();
+    record["images"][image]["platforms"].clone()
+}
+
 #[test]
 fn two_releases_of_one_commit_give_the_same_digests() {
     let (fixture, registry) = released_workspace("repro");
     let api = format!("{registry}/api");
-    succeed(release(&fixture).args(["-p", "api"]));
+    let sbom = fixture.target().join("hive/api/linux-arm64.spdx.json");
+    // Without provenance the whole index, SBOM attestations included, is the same byte for byte.
+    succeed(release(&fixture).args(["-p", "api", "--provenance=false"]));
     let first = tag_digest(&api, "1.4.2");
-    let first_sbom =
-        std::fs::read(fixture.target().join("hive/api/linux-arm64.spdx.json")).unwrap();
+    let platforms = released_platforms(&fixture, "api");
+    let first_sbom = std::fs::read(&sbom).unwrap();
     // Nothing local to lean on: the second release builds again.
     std::fs::remove_dir_all(fixture.target().join("hive")).unwrap();
-    succeed(release(&fixture).args(["-p", "api"]));
+    succeed(release(&fixture).args(["-p", "api", "--provenance=false"]));
     assert_eq!(tag_digest(&api, "1.4.2"), first);
-    assert_eq!(
-        std::fs::read(fixture.target().join("hive/api/linux-arm64.spdx.json")).unwrap(),
-        first_sbom
+    assert_eq!(std::fs::read(&sbom).unwrap(), first_sbom);
+    // With provenance (BuildKit writes each build's id and times into it) the images and SBOMs are still the same.
+    std::fs::remove_dir_all(fixture.target().join("hive")).unwrap();
+    succeed(release(&fixture).args(["-p", "api"]));
+    assert_eq!(released_platforms(&fixture, "api"), platforms);
+    assert_eq!(std::fs::read(&sbom).unwrap(), first_sbom);
+}
+
+#[test]
+fn a_release_to_the_login_registry_reads_its_tags_and_pushes_with_the_docker_config() {
+    let registry = unique_repository(&format!("{AUTH_REGISTRY}/e2e/rel-auth"));
+    let fixture = workspace_under(&registry);
+    fixture.edit(
+        "Cargo.toml",
+        "tags = [\"{version}\", \"{git.short_sha}\"]",
+        "tags = [\"{version}\"]\naliases = true",
     );
+    git(&fixture.root(), &["init", "-q", "-b", "main"]);
+    commit(&fixture, "one");
+    let password = std::fs::read_to_string(AUTH_PASSWORD_FILE).unwrap_or_else(|err| {
+        panic!("{AUTH_PASSWORD_FILE}: {err}: run `scripts/buildkit-up` first")
+    });
+    let basic = base64(format!("hive:{}", password.trim()).as_bytes());
+    std::fs::write(
+        fixture.scratch("docker-config").join("config.json"),
+        serde_json::json!({"auths": {AUTH_REGISTRY: {"auth": basic}}}).to_string(),
+    )
+    .unwrap();
+
+    let result = succeed(release(&fixture).args(["-p", "api", "--platform", "linux/amd64"]));
+    assert!(
+        !result.stderr.contains(password.trim()),
+        "{}",
+        result.stderr
+    );
+    let path = registry.strip_prefix(&format!("{AUTH_REGISTRY}/")).unwrap();
+    let authorization = format!("Basic {basic}");
+    let (status, _, body) = registry_get(
+        AUTH_REGISTRY,
+        &format!("/v2/{path}/api/tags/list"),
+        Some(&authorization),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let tags: Value = serde_json::from_slice(&body).unwrap();
+    let mut tags: Vec<&str> = tags["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tag| tag.as_str().unwrap())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["1", "1.4", "1.4.2"]);
+}
+
+#[test]
+fn docker_20_10_releases_without_attestations_and_says_so_once() {
+    let (fixture, registry) = released_workspace("docker20");
+    let api = format!("{registry}/api");
+    let result = succeed(release_at(&fixture, &docker20_addr()).args([
+        "-p",
+        "api",
+        "--platform",
+        "linux/amd64",
+    ]));
+    let warnings: Vec<&str> = result
+        .stderr
+        .lines()
+        .filter(|line| line.contains("without attestations"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", result.stderr);
+    assert_eq!(registry_tags(&api), ["1", "1.4", "1.4.2", "latest"]);
+    // The SBOM is still written for the record.
+    assert!(
+        fixture
+            .target()
+            .join("hive/api/linux-amd64.spdx.json")
+            .is_file()
+    );
+    let images = [
+        format!("{api}:1.4.2"),
+        format!("{api}:latest"),
+        format!("{api}:1.4"),
+        format!("{api}:1"),
+    ];
+    let _ = docker20().arg("rmi").args(&images).output();
 }
