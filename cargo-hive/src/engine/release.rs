@@ -43,7 +43,8 @@ async fn release(
 ) -> Result<i32, HiveError> {
     let mut computed = compute(&request.build)?;
     let workspace_root = std::path::PathBuf::from(&computed.resolved.plan.workspace_root);
-    let state = tree::tree_state(&workspace_root).map_err(crate::release::ReleaseError::from)?;
+    let state = tree::tree_state(&workspace_root, &computed.target_dir)
+        .map_err(crate::release::ReleaseError::from)?;
     if let tree::TreeState::Dirty(paths) = state
         && !request.allow_dirty
     {

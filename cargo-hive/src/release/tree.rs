@@ -54,8 +54,9 @@ fn listing(paths: &[String]) -> String {
     lines.join("\n")
 }
 
-/// The state of the checkout holding `dir` (only paths under `dir` count).
-pub(crate) fn tree_state(dir: &Path) -> Result<TreeState, TreeError> {
+/// The state of the checkout holding `dir` (only paths under `dir` count, but for cargo's target dir when it is
+/// inside: build output, not source, and a workspace without a `.gitignore` would always be dirty).
+pub(crate) fn tree_state(dir: &Path, target_dir: &Path) -> Result<TreeState, TreeError> {
     let failed = |detail: String| TreeError::Git {
         dir: dir.to_path_buf(),
         detail,
@@ -139,15 +140,18 @@ mod tests {
     #[test]
     fn clean_dirty_and_not_git() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(tree_state(dir.path()).unwrap(), TreeState::NotGit);
+        let target = dir.path().join("target");
+        assert_eq!(tree_state(dir.path(), &target).unwrap(), TreeState::NotGit);
         git(dir.path(), &["init", "-q"]);
         std::fs::write(dir.path().join("a.txt"), "a").unwrap();
         git(dir.path(), &["add", "."]);
         git(dir.path(), &["commit", "-q", "-m", "one"]);
-        assert_eq!(tree_state(dir.path()).unwrap(), TreeState::Clean);
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("out"), "o").unwrap();
+        assert_eq!(tree_state(dir.path(), &target).unwrap(), TreeState::Clean);
         std::fs::write(dir.path().join("a.txt"), "b").unwrap();
         std::fs::write(dir.path().join("b.txt"), "b").unwrap();
-        let TreeState::Dirty(paths) = tree_state(dir.path()).unwrap() else {
+        let TreeState::Dirty(paths) = tree_state(dir.path(), &target).unwrap() else {
             panic!("not dirty")
         };
         assert_eq!(paths, ["a.txt", "b.txt"]);
