@@ -302,20 +302,29 @@ fn two_releases_of_one_commit_give_the_same_digests() {
     let (fixture, registry) = released_workspace("repro");
     let api = format!("{registry}/api");
     let sbom = fixture.target().join("hive/api/linux-arm64.spdx.json");
-    // Without provenance the whole index, SBOM attestations included, is the same byte for byte.
-    succeed(release(&fixture).args(["-p", "api", "--provenance=false"]));
+    let forget = || std::fs::remove_dir_all(fixture.target().join("hive")).unwrap();
+    succeed(release(&fixture).args(["-p", "api"]));
     let first = tag_digest(&api, "1.4.2");
     let platforms = released_platforms(&fixture, "api");
     let first_sbom = std::fs::read(&sbom).unwrap();
-    // Nothing local to lean on: the second release builds again.
-    std::fs::remove_dir_all(fixture.target().join("hive")).unwrap();
-    succeed(release(&fixture).args(["-p", "api", "--provenance=false"]));
-    assert_eq!(tag_digest(&api, "1.4.2"), first);
-    assert_eq!(std::fs::read(&sbom).unwrap(), first_sbom);
-    // With provenance (BuildKit writes each build's id and times into it) the images and SBOMs are still the same.
-    std::fs::remove_dir_all(fixture.target().join("hive")).unwrap();
+    // Nothing local to lean on: the second release builds again. Its provenance differs (BuildKit writes the
+    // build's id and times into it), its images and SBOMs do not, so every tag keeps naming the first index.
+    forget();
     succeed(release(&fixture).args(["-p", "api"]));
     assert_eq!(released_platforms(&fixture, "api"), platforms);
+    assert_eq!(std::fs::read(&sbom).unwrap(), first_sbom);
+    for tag in ["1.4.2", "1.4", "1", "latest"] {
+        assert_eq!(tag_digest(&api, tag), first, "{tag}");
+    }
+    // Without provenance the index is another one (fewer attestations), reproducible by itself.
+    forget();
+    succeed(release(&fixture).args(["-p", "api", "--provenance=false"]));
+    let plain = tag_digest(&api, "1.4.2");
+    assert_ne!(plain, first);
+    assert_eq!(released_platforms(&fixture, "api"), platforms);
+    forget();
+    succeed(release(&fixture).args(["-p", "api", "--provenance=false"]));
+    assert_eq!(tag_digest(&api, "1.4.2"), plain);
     assert_eq!(std::fs::read(&sbom).unwrap(), first_sbom);
 }
 

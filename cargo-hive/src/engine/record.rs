@@ -50,7 +50,6 @@ pub(crate) fn write(path: &Path, metadata: &Metadata) -> Result<(), MetadataErro
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(failed)?;
     let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
     std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(failed)?;
     std::io::Write::write_all(&mut temp, b"\n").map_err(failed)?;

@@ -1,6 +1,7 @@
 //! `cargo hive release`: every selected image, every platform, pushed under its tags, alias tags moved only
 //! forward, with SBOMs and provenance; `target/hive/release.json` says what happened to every reference.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use hive_build::metadata::{FORMAT_VERSION, Metadata, TagOutcome};
@@ -70,10 +71,20 @@ async fn release(
             }
         }
     }
-    let built = build_computed(&request.build, &computed, reporting).await?;
+    let previous = previous_indexes(&releases).await;
+    let mut built = build_computed(&request.build, &computed, reporting).await?;
+    keep_previous_indexes(&releases, &previous, &mut built).await;
     let record = release_record(&releases, &built);
     let target_dir = &computed.target_dir;
-    record::write(&target_dir.join("hive").join("release.json"), &record)?;
+    let release_json = target_dir.join("hive").join("release.json");
+    // target/hive/ exists after any build; a release whose images were all left may be the first.
+    std::fs::create_dir_all(target_dir.join("hive")).map_err(|source| {
+        crate::engine::MetadataError {
+            path: release_json.clone(),
+            source,
+        }
+    })?;
+    record::write(&release_json, &record)?;
     if let Some(path) = &request.build.metadata_file {
         record::write(path, &record)?;
     }
@@ -81,9 +92,75 @@ async fn release(
     built.into_result()
 }
 
+/// What each image's version tag names in the registry now, where it exists (a re-release of a version).
+async fn previous_indexes(releases: &[ImageRelease]) -> BTreeMap<String, String> {
+    let lookups = releases.iter().filter_map(|release| {
+        let version_tag = release.decisions.first()?;
+        matches!(version_tag.action, TagAction::Move).then(|| async move {
+            let digest = crate::output::tag_digest(&release.reference(&version_tag.tag)).await;
+            (release.image.clone(), digest.ok())
+        })
+    });
+    futures::future::join_all(lookups)
+        .await
+        .into_iter()
+        .filter_map(|(image, digest)| Some((image, digest?)))
+        .collect()
+}
+
+/// A re-release whose platform images are exactly those the version tag names already (the same commit, built
+/// again): its tags go back to that index, so the release's digest does not change with each build's provenance
+/// (which BuildKit stamps with the build's id and times). Anything that cannot be checked keeps the new index.
+async fn keep_previous_indexes(
+    releases: &[ImageRelease],
+    previous: &BTreeMap<String, String>,
+    built: &mut Built,
+) {
+    for image in built.images.iter_mut() {
+        let (Some(old), Some(release)) = (
+            previous.get(&image.name),
+            releases.iter().find(|release| release.image == image.name),
+        ) else {
+            continue;
+        };
+        if *old == image.digest || image.platforms.is_empty() {
+            continue;
+        }
+        let Some(first) = image.references.first() else {
+            continue;
+        };
+        let platform = image.platforms.keys().next().cloned().unwrap_or_default();
+        let Ok(old_platforms) =
+            crate::output::index_manifests_from_registry(first, old, &platform).await
+        else {
+            continue;
+        };
+        let old_platforms: BTreeMap<String, String> = old_platforms
+            .into_iter()
+            .map(|manifest| (manifest.platform, manifest.digest))
+            .collect();
+        // The same images with the same kinds of attestations (provenance on or off alike).
+        let kinds = futures::future::join(
+            crate::output::attestation_kinds(first, old),
+            crate::output::attestation_kinds(first, &image.digest),
+        )
+        .await;
+        let same_attestations = matches!(kinds, (Ok(a), Ok(b)) if a == b);
+        if old_platforms != image.platforms || !same_attestations {
+            continue;
+        }
+        if crate::output::retag(&release.pushed_references(), old)
+            .await
+            .is_ok()
+        {
+            image.digest = old.clone();
+        }
+    }
+}
+
 /// The release's record: per image what was built, and what happened to each tag.
 fn release_record(releases: &[ImageRelease], built: &Built) -> Metadata {
-    let mut images = std::collections::BTreeMap::new();
+    let mut images = BTreeMap::new();
     for release in releases {
         let image = built
             .images

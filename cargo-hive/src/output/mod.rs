@@ -19,7 +19,9 @@ pub(crate) use docker::{check_load_target, docker_endpoint, finish};
 pub(crate) use errors::DestinationError;
 pub(crate) use index::{IndexError, index_manifests_from_archive};
 pub(crate) use load::{LoadError, LoadPlatforms, check_multi_platform, load_platforms};
-pub(crate) use registry::{RegistryError, index_manifests_from_registry, list_tags, tag_digest};
+pub(crate) use registry::{
+    RegistryError, attestation_kinds, index_manifests_from_registry, list_tags, retag, tag_digest,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

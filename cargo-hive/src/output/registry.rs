@@ -228,6 +228,101 @@ pub(crate) async fn tag_digest(reference: &str) -> Result<String, IndexError> {
         .map_err(failed)
 }
 
+/// The in-toto predicate types attached to the index `digest` of `reference`'s repository, one per attestation
+/// layer, sorted (a plain manifest has none): what tells two indexes of the same images apart.
+pub(crate) async fn attestation_kinds(
+    reference: &str,
+    digest: &str,
+) -> Result<Vec<String>, IndexError> {
+    let parsed = parse_reference(reference)?;
+    let document = pull_document(&parsed, reference, digest).await?;
+    let mut kinds = Vec::new();
+    for entry in &document.manifests {
+        if entry
+            .annotations
+            .get("vnd.docker.reference.type")
+            .map(String::as_str)
+            != Some("attestation-manifest")
+        {
+            continue;
+        }
+        let attestation = pull_document(&parsed, reference, &entry.digest).await?;
+        kinds.extend(attestation.layers.iter().map(|layer| {
+            layer
+                .annotations
+                .get("in-toto.io/predicate-type")
+                .cloned()
+                .unwrap_or_default()
+        }));
+    }
+    kinds.sort();
+    Ok(kinds)
+}
+
+/// The manifest or index `digest` of `parsed`'s repository, checked against its digest.
+async fn pull_document(
+    parsed: &Reference,
+    reference: &str,
+    digest: &str,
+) -> Result<Document, IndexError> {
+    check_digest(digest)?;
+    let pinned = Reference::with_digest(
+        parsed.registry().to_owned(),
+        parsed.repository().to_owned(),
+        digest.to_owned(),
+    );
+    let bytes = pull(&pinned, || user_auth(reference)).await?;
+    let what = format!("{}@{digest}", parsed.repository());
+    verify(&bytes, digest, &what)?;
+    parse(&bytes, &what, "image index or manifest")
+}
+
+/// Points every reference of `references` (`registry/repo:tag`, all in one repository) at the manifest `digest` that
+/// repository already holds, byte for byte: a release of images identical to the ones its tags name keeps the index
+/// they name, so its digest does not change with each build's provenance.
+pub(crate) async fn retag(references: &[String], digest: &str) -> Result<(), IndexError> {
+    let Some(first) = references.first() else {
+        return Ok(());
+    };
+    check_digest(digest)?;
+    let parsed = parse_reference(first)?;
+    let pinned = Reference::with_digest(
+        parsed.registry().to_owned(),
+        parsed.repository().to_owned(),
+        digest.to_owned(),
+    );
+    let failed = |err: oci_client::errors::OciDistributionError| IndexError::Registry {
+        reference: pinned.whole(),
+        detail: err.to_string(),
+    };
+    let auth = user_auth(first).await?.unwrap_or(RegistryAuth::Anonymous);
+    let client = client(&parsed)?;
+    client
+        .auth(&pinned, &auth, oci_client::RegistryOperation::Push)
+        .await
+        .map_err(failed)?;
+    let (bytes, _) = client
+        .pull_manifest_raw(&pinned, &auth, &ACCEPTED)
+        .await
+        .map_err(failed)?;
+    let what = format!("{}@{digest}", parsed.repository());
+    verify(&bytes, digest, &what)?;
+    let document: Document = parse(&bytes, &what, "image index or manifest")?;
+    let content_type =
+        http::HeaderValue::from_str(&document.media_type).map_err(|err| IndexError::Registry {
+            reference: pinned.whole(),
+            detail: err.to_string(),
+        })?;
+    for reference in references {
+        let tagged = parse_reference(reference)?;
+        client
+            .push_manifest_raw(&tagged, bytes.clone(), content_type.clone())
+            .await
+            .map_err(failed)?;
+    }
+    Ok(())
+}
+
 /// `registry/repo[:tag]` as oci-client reads it.
 fn parse_reference(reference: &str) -> Result<Reference, IndexError> {
     reference

@@ -69,6 +69,12 @@ pub(crate) fn tree_state(dir: &Path, target_dir: &Path) -> Result<TreeState, Tre
     if !inside.status.success() {
         return Ok(TreeState::NotGit);
     }
+    let mut pathspecs = vec![".".to_owned()];
+    if let Ok(inside) = target_dir.strip_prefix(dir)
+        && !inside.as_os_str().is_empty()
+    {
+        pathspecs.push(format!(":(exclude){}", inside.display()));
+    }
     let status = Command::new("git")
         .args([
             "status",
@@ -76,8 +82,8 @@ pub(crate) fn tree_state(dir: &Path, target_dir: &Path) -> Result<TreeState, Tre
             "-z",
             "--untracked-files=normal",
             "--",
-            ".",
         ])
+        .args(&pathspecs)
         .current_dir(dir)
         .output()
         .map_err(|err| failed(err.to_string()))?;
