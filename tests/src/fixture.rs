@@ -797,6 +797,23 @@ pub fn docker20() -> Command {
     command
 }
 
+/// Runs git in `dir` as a fixed identity, committing at `time` (seconds since 1970) when it commits; returns its
+/// output. Panics when git fails.
+pub fn git_at(dir: &Path, args: &[&str], time: i64) -> String {
+    let date = format!("@{time} +0000");
+    let output = Command::new("git")
+        .args(["-c", "user.name=Hive", "-c", "user.email=hive@example.com"])
+        .args(["-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_DATE", &date)
+        .env("GIT_COMMITTER_DATE", &date)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 #[cfg(test)]
 mod multiplatform_tests {
     use super::*;

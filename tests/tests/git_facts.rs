@@ -3,24 +3,12 @@
 //! without it.
 
 use std::path::Path;
-use std::process::Command;
 
 use hive_e2e::fixture::{Fixture, OciArchive, succeed};
 
 /// Runs git in `dir`, committing at `time` (seconds since 1970) when it commits; returns its output.
 fn git(dir: &Path, args: &[&str], time: i64) -> String {
-    let date = format!("@{time} +0000");
-    let output = Command::new("git")
-        .args(["-c", "user.name=Hive", "-c", "user.email=hive@example.com"])
-        .args(["-c", "commit.gpgsign=false"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_DATE", &date)
-        .env("GIT_COMMITTER_DATE", &date)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}: {output:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    hive_e2e::fixture::git_at(dir, args, time)
 }
 
 /// Builds `hello` with `HIVE_GIT_SHA` set to `pinned` (or unset); the names in its archive and its config.

@@ -19,17 +19,7 @@ const COMMIT_TIME: i64 = 1_793_491_200;
 
 /// Runs git in `dir` with a fixed identity and commit time.
 fn git(dir: &Path, args: &[&str]) {
-    let date = format!("@{COMMIT_TIME} +0000");
-    let output = Command::new("git")
-        .args(["-c", "user.name=Hive", "-c", "user.email=hive@example.com"])
-        .args(["-c", "commit.gpgsign=false"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_DATE", &date)
-        .env("GIT_COMMITTER_DATE", &date)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}: {output:?}");
+    hive_e2e::fixture::git_at(dir, args, COMMIT_TIME);
 }
 
 /// Commits everything in the workspace.

@@ -70,33 +70,12 @@ impl DependencyGraphs {
 /// `cargo metadata`'s arguments for the user's flags: feature selection and how cargo may resolve (`--release` and
 /// `--profile` do not change the resolve, and `cargo metadata` refuses them).
 fn metadata_flags(flags: &CargoFlags) -> Vec<String> {
-    let CargoFlags {
-        features,
-        all_features,
-        no_default_features,
-        release: _,
-        profile: _,
-        locked,
-        offline,
-    } = flags;
-    let mut args = Vec::new();
-    for feature in features {
-        args.push("--features".to_owned());
-        args.push(feature.clone());
+    CargoFlags {
+        release: false,
+        profile: None,
+        ..flags.clone()
     }
-    let switches = [
-        (*all_features, "--all-features"),
-        (*no_default_features, "--no-default-features"),
-        (*locked, "--locked"),
-        (*offline, "--offline"),
-    ];
-    args.extend(
-        switches
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, flag)| (*flag).to_owned()),
-    );
-    args
+    .to_args()
 }
 
 /// One `cargo metadata` run for `triple`.
