@@ -220,3 +220,84 @@ fn say_what_was_pushed(term: &Term, record: &Metadata) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::job::BuiltImage;
+    use crate::release::aliases::{LeaveReason, TagDecision};
+
+    fn release_of(image: &str, tags: &[(&str, TagAction)]) -> ImageRelease {
+        ImageRelease {
+            image: image.to_owned(),
+            version: semver::Version::new(1, 3, 9),
+            repository: format!("localhost:5000/acme/{image}"),
+            decisions: tags
+                .iter()
+                .map(|(tag, action)| TagDecision {
+                    tag: (*tag).to_owned(),
+                    action: action.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_record_says_what_was_pushed_and_what_was_not() {
+        let higher = TagAction::Leave(LeaveReason::HigherRelease {
+            tag: "1.4.2".to_owned(),
+        });
+        let releases = [
+            release_of(
+                "api",
+                &[
+                    ("1.3.9", TagAction::Create),
+                    ("1.3", TagAction::Move),
+                    ("latest", higher.clone()),
+                ],
+            ),
+            release_of(
+                "worker",
+                &[("1.3.9", TagAction::Create), ("latest", higher)],
+            ),
+        ];
+        let built = Built {
+            images: vec![BuiltImage {
+                name: "api".to_owned(),
+                references: releases[0].pushed_references(),
+                digest: "sha256:aa".to_owned(),
+                platforms: BTreeMap::from([("linux/amd64".to_owned(), "sha256:bb".to_owned())]),
+                config_digest: None,
+                sbom: BTreeMap::new(),
+                output: "registry".to_owned(),
+                archive: None,
+                bytes_sent: 0,
+                duration: std::time::Duration::ZERO,
+            }],
+            failures: vec![("worker".to_owned(), "the push failed".to_owned())],
+        };
+        let record = release_record(&releases, &built);
+        let api = &record.images["api"];
+        assert_eq!(api.digest, "sha256:aa");
+        assert_eq!(api.version.as_deref(), Some("1.3.9"));
+        let outcomes: Vec<(&str, &str, bool)> = (api.tags.iter())
+            .map(|tag| (tag.reference.as_str(), tag.action.as_str(), tag.pushed))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("localhost:5000/acme/api:1.3.9", "created", true),
+                ("localhost:5000/acme/api:1.3", "moved", true),
+                ("localhost:5000/acme/api:latest", "left", false),
+            ]
+        );
+        assert_eq!(
+            api.tags[2].reason.as_deref(),
+            Some("1.4.2 is a higher release")
+        );
+        let worker = &record.images["worker"];
+        assert_eq!(worker.error.as_deref(), Some("the push failed"));
+        assert!(worker.tags.iter().all(|tag| !tag.pushed));
+        assert_eq!(worker.digest, "");
+    }
+}
