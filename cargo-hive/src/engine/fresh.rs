@@ -211,6 +211,24 @@ pub(crate) fn save(path: &Path, record: &Stamp) {
     }
 }
 
+/// After a release pointed an image's tags back at the index they named before (the same images), the record
+/// names that index, so the next build finds the registry as it left it.
+pub(crate) fn repoint(path: &Path, digest: &str) {
+    let Some(mut record) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Stamp>(&text).ok())
+    else {
+        return;
+    };
+    record.digest = digest.to_owned();
+    for output in &mut record.outputs {
+        if let StampedOutput::Registry { digest: pushed, .. } = output {
+            *pushed = digest.to_owned();
+        }
+    }
+    save(path, &record);
+}
+
 /// Forgets a record (before a build that may change the outputs).
 pub(crate) fn forget(path: &Path) {
     let _ = std::fs::remove_file(path);

@@ -73,7 +73,7 @@ async fn release(
     }
     let previous = previous_indexes(&releases).await;
     let mut built = build_computed(&request.build, &computed, reporting).await?;
-    keep_previous_indexes(&releases, &previous, &mut built).await;
+    keep_previous_indexes(&releases, &previous, &mut built, &computed.target_dir).await;
     let record = release_record(&releases, &built);
     let target_dir = &computed.target_dir;
     let release_json = target_dir.join("hive").join("release.json");
@@ -115,6 +115,7 @@ async fn keep_previous_indexes(
     releases: &[ImageRelease],
     previous: &BTreeMap<String, String>,
     built: &mut Built,
+    target_dir: &std::path::Path,
 ) {
     for image in built.images.iter_mut() {
         let (Some(old), Some(release)) = (
@@ -154,6 +155,7 @@ async fn keep_previous_indexes(
             .is_ok()
         {
             image.digest = old.clone();
+            super::fresh::repoint(&super::fresh::record_path(target_dir, &image.name), old);
         }
     }
 }
