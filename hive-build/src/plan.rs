@@ -24,6 +24,31 @@ pub struct Plan {
     pub profile: String,
     /// The images, sorted by name.
     pub images: Vec<PlanImage>,
+    /// The image graph: one edge per image built on another image of the workspace (`base = "hive:…"`), sorted.
+    #[serde(default)]
+    pub edges: Vec<Edge>,
+}
+
+/// An edge of the image graph: `to` is built on `from`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Edge {
+    /// The base image's name.
+    pub from: String,
+    /// The name of the image built on it.
+    pub to: String,
+}
+
+/// What makes an image a variant of another (`api@debug` of `api`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variant {
+    /// The image it is a variant of; the variant shares its repository unless it sets `repository`.
+    pub image: String,
+    /// The variant's name, after the `@`.
+    pub name: String,
+    /// What was appended to every rendered tag (`tag-suffix`, default `-<variant>`); `None` when the variant sets
+    /// `tags` without `tag-suffix`, which are then used as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_suffix: Option<String>,
 }
 
 /// One image.
@@ -35,6 +60,9 @@ pub struct PlanImage {
     pub package: PackageInfo,
     /// Where the image was declared.
     pub declared_in: Origin,
+    /// Set when the image is a variant of another (`<image>@<variant>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<Variant>,
     /// The binary packaged into the image.
     pub binary: Binary,
     /// The repository (registry host, path), without tag.

@@ -80,6 +80,20 @@ pub(crate) struct ImageTable {
     /// The table's key, where image-level mistakes (an ambiguous bin, a duplicate name) are shown.
     pub(crate) name_place: Place,
     pub(crate) layer: Layer,
+    /// `[…images.<name>.variants.<variant>]`, in the order written.
+    pub(crate) variants: Vec<VariantTable>,
+}
+
+/// A variant table: `[package.metadata.hive.images.<name>.variants.<variant>]`, an image of its own named
+/// `<name>@<variant>` whose layer goes on top of its image's.
+#[derive(Debug, Clone)]
+pub(crate) struct VariantTable {
+    pub(crate) name: String,
+    /// The variant's key.
+    pub(crate) name_place: Place,
+    pub(crate) layer: Layer,
+    /// `tag-suffix` and its place, when set.
+    pub(crate) tag_suffix: Option<(String, Place)>,
 }
 
 /// `[package.metadata.hive]`.
@@ -707,15 +721,105 @@ impl Walker<'_> {
                 self.wrong_type(&format!("images.{name}"), image, table_name, "a table");
                 continue;
             };
+            // `variants` is not an image key (a variant cannot have variants): it is taken out before the keys are read.
+            let mut fields = fields.clone();
+            let variants = match fields.remove_entry(VARIANTS) {
+                Some((_, value)) => self.variants(&value, &image_table_name),
+                None => Vec::new(),
+            };
             let (layer, _) =
-                self.layer(fields, &image_table_name, Scope::Image, name_place.clone());
+                self.layer(&fields, &image_table_name, Scope::Image, name_place.clone());
             images.push(ImageTable {
                 name,
                 name_place,
                 layer,
+                variants,
             });
         }
         images
+    }
+}
+
+/// The key of an image's variant tables.
+const VARIANTS: &str = "variants";
+/// The key of a variant's tag suffix.
+const TAG_SUFFIX: &str = "tag-suffix";
+
+impl Walker<'_> {
+    /// The variant tables of an image table.
+    fn variants(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        image_table_name: &str,
+    ) -> Vec<VariantTable> {
+        let mut variants = Vec::new();
+        let Some(table) = value.get_ref().as_table() else {
+            self.wrong_type(VARIANTS, value, image_table_name, "a table of variant tables");
+            return variants;
+        };
+        for (key, variant) in table {
+            let name = key.get_ref().to_string();
+            let table_name = format!("{image_table_name}.{VARIANTS}.{name}");
+            let name_place = self.place(key.span(), &table_name);
+            if let Err(reason) = check_variant_name(&name) {
+                self.diags.push(
+                    ConfigError::new(
+                        "invalid-variant-name",
+                        &name_place,
+                        format!("invalid variant name `{name}`"),
+                        reason,
+                    )
+                    .help("a variant name starts with a lowercase letter or digit, then lowercase letters, digits, `.`, `_` and `-`"),
+                );
+                continue;
+            }
+            let Some(fields) = variant.get_ref().as_table() else {
+                self.wrong_type(&format!("{VARIANTS}.{name}"), variant, image_table_name, "a table");
+                continue;
+            };
+            let mut fields = fields.clone();
+            let tag_suffix = fields.remove_entry(TAG_SUFFIX).and_then(|(_, value)| {
+                let text = self.string(TAG_SUFFIX, &value, &table_name)?;
+                Some((text, self.place(value.span(), &table_name)))
+            });
+            if let Some((key, _)) = fields.remove_entry(VARIANTS) {
+                let place = self.place(key.span(), &table_name);
+                self.diags.push(
+                    ConfigError::new(
+                        "misplaced-key",
+                        &place,
+                        format!("`{VARIANTS}` cannot be set in `[{table_name}]`"),
+                        "not allowed here",
+                    )
+                    .help("a variant cannot have variants: declare another variant of the image instead"),
+                );
+            }
+            let (layer, _) = self.layer(&fields, &table_name, Scope::Image, name_place.clone());
+            variants.push(VariantTable {
+                name,
+                name_place,
+                layer,
+                tag_suffix,
+            });
+        }
+        variants
+    }
+}
+
+/// Variant names follow `@` in an image's name and make its default tag suffix: `[a-z0-9][a-z0-9._-]*`.
+pub(crate) fn check_variant_name(name: &str) -> Result<(), &'static str> {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        None => return Err("empty name"),
+        Some(first) if !(first.is_ascii_lowercase() || first.is_ascii_digit()) => {
+            return Err("must start with a lowercase letter or digit");
+        }
+        Some(_) => {}
+    }
+    if bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')) {
+        Ok(())
+    } else {
+        Err("only lowercase letters, digits, `.`, `_` and `-` are allowed")
     }
 }
 

@@ -19,6 +19,7 @@ pub(crate) use diagnostic::{ConfigError, Diagnostics, did_you_mean, file_kind};
 #[cfg(test)]
 pub(crate) use manifest::read_manifest;
 pub(crate) use manifest::{Layer, check_image_name};
+
 pub(crate) use settings::{ConnectionSettings, connection_settings};
 pub(crate) use source::{Place, SourceFile};
 pub(crate) use workspace::{Package, Selection, Workspace};
@@ -36,6 +37,20 @@ pub(crate) struct ImageDefinition {
     /// Where the image was declared: its table's key, or the build script.
     pub(crate) declared: Place,
     pub(crate) layers: Vec<Layer>,
+    /// What makes it a variant of another image, when it is one (`api@debug`).
+    pub(crate) variant: Option<Variant>,
+}
+
+/// A variant: an image made of its image's layers with the variant's table on top, named `<image>@<variant>`.
+#[derive(Debug, Clone)]
+pub(crate) struct Variant {
+    /// The image it is a variant of (`api`): its repository is that image's.
+    pub(crate) of: String,
+    /// The variant's own name (`debug`).
+    pub(crate) name: String,
+    /// What is appended to every rendered tag (`tag-suffix`, default `-<variant>`), and where it was set (the
+    /// variant's key for the default); `None` when the variant sets `tags` itself, which are used as written.
+    pub(crate) tag_suffix: Option<(String, Place)>,
 }
 
 /// Everything the workspace declares.
@@ -125,6 +140,7 @@ pub(crate) fn load(
             let mut layers: Vec<Layer> = workspace_layer.iter().cloned().collect();
             layers.push(package_hive.defaults.clone());
             layers.push(image.layer);
+            let variants = variant_definitions(&image.name, index, &layers, image.variants);
             add_image(
                 &mut images,
                 ImageDefinition {
@@ -132,9 +148,13 @@ pub(crate) fn load(
                     package: index,
                     declared: image.name_place,
                     layers,
+                    variant: None,
                 },
                 diags,
             );
+            for variant in variants {
+                add_image(&mut images, variant, diags);
+            }
         }
     }
 
@@ -240,15 +260,24 @@ fn add_script_images(
                         package: script.package,
                         declared: place,
                         layers,
+                        variant: None,
                     };
                     add_image(images, definition, diags);
                 }
                 Action::Modify => {
-                    match images.iter_mut().find(|image| {
-                        image.name == declared.name && image.package == script.package
-                    }) {
-                        Some(image) => image.layers.push(layer),
+                    // A build script's change to an image applies to its variants too, on top of their tables.
+                    let mut changed = images
+                        .iter_mut()
+                        .filter(|image| {
+                            image.package == script.package
+                                && (image.name == declared.name
+                                    || image.variant.as_ref().is_some_and(|v| v.of == declared.name))
+                        })
+                        .peekable();
+                    match changed.peek() {
+                        Some(_) => changed.for_each(|image| image.layers.push(layer.clone())),
                         None => {
+                            drop(changed);
                             let own = images
                                 .iter()
                                 .filter(|image| image.package == script.package);
@@ -277,6 +306,39 @@ fn add_script_images(
             }
         }
     }
+}
+
+/// The definitions of an image's variants: the image's layers with the variant's on top.
+pub(crate) fn variant_definitions(
+    image: &str,
+    package: usize,
+    image_layers: &[Layer],
+    variants: Vec<manifest::VariantTable>,
+) -> Vec<ImageDefinition> {
+    variants
+        .into_iter()
+        .map(|variant| {
+            // Tags the variant sets are used as written, unless it also sets `tag-suffix` explicitly.
+            let tag_suffix = match (variant.tag_suffix, variant.layer.def.tags.is_some()) {
+                (Some(set), _) => Some(set),
+                (None, true) => None,
+                (None, false) => Some((format!("-{}", variant.name), variant.name_place.clone())),
+            };
+            let mut layers = image_layers.to_vec();
+            layers.push(variant.layer);
+            ImageDefinition {
+                name: format!("{image}@{}", variant.name),
+                package,
+                declared: variant.name_place,
+                layers,
+                variant: Some(Variant {
+                    of: image.to_owned(),
+                    name: variant.name,
+                    tag_suffix,
+                }),
+            }
+        })
+        .collect()
 }
 
 /// Adds an image unless its name is taken: image names are unique across the workspace.

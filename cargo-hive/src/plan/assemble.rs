@@ -7,7 +7,7 @@ use std::path::Path;
 
 use hive_build::ImageDef;
 use hive_build::plan::{
-    Base, Binary, ImageConfig, Origin, PackageInfo, Plan, PlanImage, PlatformPlan,
+    Base, Binary, Edge, ImageConfig, Origin, PackageInfo, Plan, PlanImage, PlatformPlan, Variant,
 };
 use hive_build::schema::{binary_path, defaults};
 
@@ -409,6 +409,11 @@ impl<'a, 'd> Assembler<'a, 'd> {
             name: self.name.to_owned(),
             package: package_info(self.package, root),
             declared_in: self.definition.declared.origin(),
+            variant: self.definition.variant.as_ref().map(|variant| Variant {
+                image: variant.of.clone(),
+                name: variant.name.clone(),
+                tag_suffix: variant.tag_suffix.as_ref().map(|(suffix, _)| suffix.clone()),
+            }),
             binary,
             repository,
             tags,
@@ -616,11 +621,17 @@ impl<'a, 'd> Assembler<'a, 'd> {
             }
             return repository.to_owned();
         }
+        // A variant lives in its image's repository, under its own tags.
+        let name = self
+            .definition
+            .variant
+            .as_ref()
+            .map_or(self.name, |variant| variant.of.as_str());
         let Some((registry, layer)) = self.layers.registry() else {
             set_origin(&mut self.origins, "repository", None);
-            return self.name.to_owned();
+            return name.to_owned();
         };
-        let repository = format!("{}/{}", registry.trim_end_matches('/'), self.name);
+        let repository = format!("{}/{}", registry.trim_end_matches('/'), name);
         if let Err(mut why) = check_repository(&repository) {
             if registry != registry.to_lowercase() {
                 why.help = Some(format!("write `{}`", registry.to_lowercase()));
@@ -661,7 +672,16 @@ impl<'a, 'd> Assembler<'a, 'd> {
             let place = self.list_place(layer, "tags", index);
             match template::render(template, &self.package.version, context) {
                 Ok(tag) => {
-                    if let Some(error) = self.tag_mistake(&tag, template, &tags, &place) {
+                    let suffix = self.definition.variant.as_ref().and_then(|v| v.tag_suffix.as_ref());
+                    let (tag, template, place) = match suffix {
+                        // A bad tag made by the suffix is shown at the suffix (or at the variant, for the default).
+                        Some((suffix, suffix_place)) => {
+                            let place = if check_tag(&tag).is_ok() { suffix_place.clone() } else { place };
+                            (format!("{tag}{suffix}"), format!("{template}{suffix}"), place)
+                        }
+                        None => (tag, template.clone(), place),
+                    };
+                    if let Some(error) = self.tag_mistake(&tag, &template, &tags, &place) {
                         self.diags.push(error);
                     } else {
                         tags.push(tag);
@@ -1275,6 +1295,22 @@ fn narrow(image: &mut PlanImage, platforms: &BTreeSet<Platform>) {
     }
 }
 
+/// The image graph of the plan's images: an edge from each `hive:` base to the image built on it, sorted.
+fn edges(images: &[PlanImage]) -> Vec<Edge> {
+    let mut edges: Vec<Edge> = images
+        .iter()
+        .filter_map(|image| match &image.base {
+            Base::Hive { image: base } => Some(Edge {
+                from: base.clone(),
+                to: image.name.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    edges.sort();
+    edges
+}
+
 /// The plan of the selected images, with their facts.
 pub(crate) fn plan(
     assembled: Assembled,
@@ -1287,6 +1323,7 @@ pub(crate) fn plan(
             format_version: hive_build::plan::FORMAT_VERSION,
             workspace_root: definitions.workspace.root.display().to_string(),
             profile: profile.to_owned(),
+            edges: edges(&assembled.images),
             images: assembled.images,
         },
         image_facts: assembled.facts,
@@ -1338,16 +1375,23 @@ mod tests {
         let mut images: Vec<ImageDefinition> = package_hive
             .images
             .into_iter()
-            .map(|image| ImageDefinition {
-                name: image.name,
-                package: 0,
-                declared: image.name_place,
-                layers: manifest
+            .flat_map(|image| {
+                let layers: Vec<Layer> = manifest
                     .workspace
                     .iter()
                     .cloned()
                     .chain([package_hive.defaults.clone(), image.layer])
-                    .collect(),
+                    .collect();
+                let variants =
+                    crate::config::variant_definitions(&image.name, 0, &layers, image.variants);
+                std::iter::once(ImageDefinition {
+                    name: image.name,
+                    package: 0,
+                    declared: image.name_place,
+                    layers,
+                    variant: None,
+                })
+                .chain(variants)
             })
             .collect();
         let mut runs = BTreeSet::new();

@@ -172,6 +172,7 @@ mod tests {
                 homepage: None,
             },
             declared_in: Origin::Default,
+            variant: None,
             binary: Binary {
                 target: name.into(),
                 path: format!("/usr/local/bin/{name}"),

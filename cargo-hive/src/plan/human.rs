@@ -18,6 +18,9 @@ pub(crate) fn render(plan: &Plan, color: bool) -> String {
         }
         render_image(&mut out, image, &plan.workspace_root, color);
     }
+    if !plan.edges.is_empty() {
+        render_graph(&mut out, plan);
+    }
     let references: usize = plan.images.iter().map(|image| image.references.len()).sum();
     let count = plan.images.len();
     let _ = writeln!(
@@ -28,6 +31,30 @@ pub(crate) fn render(plan: &Plan, color: bool) -> String {
         plan.profile
     );
     out
+}
+
+/// The image graph as an indented tree: roots start from a registry image or scratch, children are built on their
+/// parent (`base = "hive:<parent>"`). Shown only when some image has a `hive:` base: otherwise it is the list above.
+fn render_graph(out: &mut String, plan: &Plan) {
+    out.push_str("\nimage graph (`hive:` bases)\n");
+    let roots = plan
+        .images
+        .iter()
+        .filter(|image| !plan.edges.iter().any(|edge| edge.to == image.name));
+    for root in roots {
+        render_subtree(out, plan, &root.name, 1);
+    }
+}
+
+fn render_subtree(out: &mut String, plan: &Plan, name: &str, depth: usize) {
+    let _ = writeln!(out, "{:indent$}{name}", "", indent = depth * 2);
+    // The plan has no cycle (a cycle is an error before it exists); the depth bound only guards that promise.
+    if depth > plan.images.len() {
+        return;
+    }
+    for edge in plan.edges.iter().filter(|edge| edge.from == name) {
+        render_subtree(out, plan, &edge.to, depth + 1);
+    }
 }
 
 struct Row {
@@ -54,6 +81,17 @@ fn render_image(out: &mut String, image: &PlanImage, root: &str, color: bool) {
     }
     let _ = writeln!(out, "{header}  ({note})");
     let mut rows = Rows(Vec::new());
+    if let Some(variant) = &image.variant {
+        let suffix = match &variant.tag_suffix {
+            Some(suffix) => format!(", tag suffix `{suffix}`"),
+            None => ", its own tags".to_owned(),
+        };
+        rows.add(
+            "variant",
+            format!("`{}` of `{}`{suffix}", variant.name, variant.image),
+            Some(image.declared_in.to_string()),
+        );
+    }
     what_rows(&mut rows, image, root);
     config_rows(&mut rows, image);
     write_rows(out, rows.0, color);
@@ -294,6 +332,7 @@ mod tests {
                 homepage: None,
             },
             declared_in: Origin::Default,
+            variant: None,
             binary: Binary {
                 target: "api".into(),
                 path: "/usr/local/bin/api".into(),
@@ -326,8 +365,57 @@ mod tests {
             workspace_root: "/w".into(),
             profile: "release".into(),
             images: vec![image(aliases, sbom)],
+            edges: Vec::new(),
         };
         render(&plan, false)
+    }
+
+    #[test]
+    fn the_graph_is_a_tree_of_hive_bases_shown_only_with_an_edge() {
+        let named = |name: &str, base: Option<&str>| {
+            let mut image = image(false, false);
+            image.name = name.into();
+            if let Some(base) = base {
+                image.base = Base::Hive { image: base.into() };
+            }
+            image
+        };
+        let edge = |from: &str, to: &str| hive_build::plan::Edge {
+            from: from.into(),
+            to: to.into(),
+        };
+        let mut plan = Plan {
+            format_version: 1,
+            workspace_root: "/w".into(),
+            profile: "release".into(),
+            images: vec![
+                named("api", Some("runtime")),
+                named("api@debug", Some("runtime")),
+                named("lone", None),
+                named("runtime", None),
+                named("tool", Some("api")),
+            ],
+            edges: vec![
+                edge("api", "tool"),
+                edge("runtime", "api"),
+                edge("runtime", "api@debug"),
+            ],
+        };
+        let text = render(&plan, false);
+        let graph = text.split_once("image graph").unwrap().1;
+        assert_eq!(
+            graph.lines().take(6).collect::<Vec<_>>(),
+            [
+                " (`hive:` bases)",
+                "  lone",
+                "  runtime",
+                "    api",
+                "      tool",
+                "    api@debug",
+            ]
+        );
+        plan.edges.clear();
+        assert!(!render(&plan, false).contains("image graph"));
     }
 
     #[test]
