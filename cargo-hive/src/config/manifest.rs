@@ -80,7 +80,7 @@ pub(crate) struct ImageTable {
     /// The table's key, where image-level mistakes (an ambiguous bin, a duplicate name) are shown.
     pub(crate) name_place: Place,
     pub(crate) layer: Layer,
-    /// `[…images.<name>.variants.<variant>]`, in the order written.
+    /// `[…images.<name>.variants.<variant>]`, sorted by name.
     pub(crate) variants: Vec<VariantTable>,
 }
 
@@ -754,7 +754,12 @@ impl Walker<'_> {
     ) -> Vec<VariantTable> {
         let mut variants = Vec::new();
         let Some(table) = value.get_ref().as_table() else {
-            self.wrong_type(VARIANTS, value, image_table_name, "a table of variant tables");
+            self.wrong_type(
+                VARIANTS,
+                value,
+                image_table_name,
+                "a table of variant tables",
+            );
             return variants;
         };
         for (key, variant) in table {
@@ -774,7 +779,12 @@ impl Walker<'_> {
                 continue;
             }
             let Some(fields) = variant.get_ref().as_table() else {
-                self.wrong_type(&format!("{VARIANTS}.{name}"), variant, image_table_name, "a table");
+                self.wrong_type(
+                    &format!("{VARIANTS}.{name}"),
+                    variant,
+                    image_table_name,
+                    "a table",
+                );
                 continue;
             };
             let mut fields = fields.clone();
@@ -816,7 +826,9 @@ pub(crate) fn check_variant_name(name: &str) -> Result<(), &'static str> {
         }
         Some(_) => {}
     }
-    if bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')) {
+    if bytes
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+    {
         Ok(())
     } else {
         Err("only lowercase letters, digits, `.`, `_` and `-` are allowed")
@@ -964,6 +976,59 @@ files = [{ src = "a", dest = "/a" }, { src = "b", dst = "/b", mode = 755 }]
                 "wrong-type: `tags` must be an array of strings, not a string",
             ]
         );
+    }
+
+    #[test]
+    fn variant_tables_are_read_with_their_mistakes() {
+        let (manifest, errors) = read(
+            r#"
+[package.metadata.hive.images.api]
+bin = "api"
+
+[package.metadata.hive.images.api.variants.debug]
+env = { RUST_LOG = "debug" }
+tag-suffix = "-dbg"
+
+[package.metadata.hive.images.api.variants.bare]
+
+[package.metadata.hive.images.api.variants.Bad]
+[package.metadata.hive.images.api.variants.odd]
+colour = "red"
+tag-suffix = 1
+variants = {}
+"#,
+        );
+        assert_eq!(
+            errors,
+            [
+                "invalid-variant-name: invalid variant name `Bad`",
+                "wrong-type: `tag-suffix` must be a string, not an integer",
+                "misplaced-key: `variants` cannot be set in `[package.metadata.hive.images.api.variants.odd]`",
+                "unknown-key: unknown key `colour` in `[package.metadata.hive.images.api.variants.odd]`",
+            ]
+        );
+        let image = &manifest.package.unwrap().images[0];
+        assert_eq!(image.layer.def.bin.as_deref(), Some("api"));
+        let names: Vec<&str> = image.variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["bare", "debug", "odd"]);
+        let debug = &image.variants[1];
+        assert_eq!(debug.layer.def.env["RUST_LOG"], "debug");
+        assert_eq!(debug.tag_suffix.as_ref().unwrap().0, "-dbg");
+        let Place::Manifest { span, file, .. } = debug.layer.place("env.RUST_LOG") else {
+            panic!("no place")
+        };
+        assert_eq!(&file.text[span], "\"debug\"");
+        assert!(image.variants[0].tag_suffix.is_none());
+    }
+
+    #[test]
+    fn variant_names() {
+        assert!(check_variant_name("debug").is_ok());
+        assert!(check_variant_name("0.musl_x-y").is_ok());
+        assert!(check_variant_name("").is_err());
+        assert!(check_variant_name("-debug").is_err());
+        assert!(check_variant_name("Debug").is_err());
+        assert!(check_variant_name("de@bug").is_err());
     }
 
     #[test]

@@ -271,7 +271,10 @@ fn add_script_images(
                         .filter(|image| {
                             image.package == script.package
                                 && (image.name == declared.name
-                                    || image.variant.as_ref().is_some_and(|v| v.of == declared.name))
+                                    || image
+                                        .variant
+                                        .as_ref()
+                                        .is_some_and(|v| v.of == declared.name))
                         })
                         .peekable();
                     match changed.peek() {

@@ -412,7 +412,10 @@ impl<'a, 'd> Assembler<'a, 'd> {
             variant: self.definition.variant.as_ref().map(|variant| Variant {
                 image: variant.of.clone(),
                 name: variant.name.clone(),
-                tag_suffix: variant.tag_suffix.as_ref().map(|(suffix, _)| suffix.clone()),
+                tag_suffix: variant
+                    .tag_suffix
+                    .as_ref()
+                    .map(|(suffix, _)| suffix.clone()),
             }),
             binary,
             repository,
@@ -672,12 +675,24 @@ impl<'a, 'd> Assembler<'a, 'd> {
             let place = self.list_place(layer, "tags", index);
             match template::render(template, &self.package.version, context) {
                 Ok(tag) => {
-                    let suffix = self.definition.variant.as_ref().and_then(|v| v.tag_suffix.as_ref());
+                    let suffix = self
+                        .definition
+                        .variant
+                        .as_ref()
+                        .and_then(|v| v.tag_suffix.as_ref());
                     let (tag, template, place) = match suffix {
                         // A bad tag made by the suffix is shown at the suffix (or at the variant, for the default).
                         Some((suffix, suffix_place)) => {
-                            let place = if check_tag(&tag).is_ok() { suffix_place.clone() } else { place };
-                            (format!("{tag}{suffix}"), format!("{template}{suffix}"), place)
+                            let place = if check_tag(&tag).is_ok() {
+                                suffix_place.clone()
+                            } else {
+                                place
+                            };
+                            (
+                                format!("{tag}{suffix}"),
+                                format!("{template}{suffix}"),
+                                place,
+                            )
                         }
                         None => (tag, template.clone(), place),
                     };
@@ -1510,6 +1525,151 @@ base = "hive:a"
             ["base-cycle: the `hive:` bases form a cycle: a → b → a"]
         );
         assert!(assembled.facts.is_empty());
+    }
+
+    const VARIANTS: &str = r#"
+[workspace.metadata.hive]
+registry = "localhost:5000/hive"
+
+[package.metadata.hive.images.app]
+bin = "app"
+base = "scratch"
+tags = ["{version}", "latest"]
+env = { RUST_LOG = "info", PORT = "80" }
+cmd = ["serve"]
+
+[package.metadata.hive.images.app.variants.debug]
+base = "localhost:5000/hive/busybox"
+env = { RUST_LOG = "debug" }
+
+[package.metadata.hive.images.app.variants.musl]
+tag-suffix = "-static"
+targets = { "linux/amd64" = "x86_64-unknown-linux-musl" }
+
+[package.metadata.hive.images.app.variants.pinned]
+tags = ["edge"]
+repository = "localhost:5000/other/app"
+
+[package.metadata.hive.images.tool]
+bin = "tool"
+base = "hive:app@debug"
+"#;
+
+    #[test]
+    fn a_variant_is_its_image_with_the_variant_table_on_top() {
+        let (images, errors) = resolve_text(VARIANTS, vec![]);
+        assert_eq!(errors, Vec::<String>::new());
+        let names: Vec<&str> = images.iter().map(|image| image.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["app", "app@debug", "app@musl", "app@pinned", "tool"]
+        );
+        let image = |name: &str| images.iter().find(|image| image.name == name).unwrap();
+        let debug = image("app@debug");
+        // Maps merge, single values replace, everything else is the image's.
+        assert_eq!(debug.config.env["RUST_LOG"], "debug");
+        assert_eq!(debug.config.env["PORT"], "80");
+        assert_eq!(debug.config.cmd, ["serve"]);
+        assert_eq!(
+            debug.base,
+            Base::Image {
+                reference: "localhost:5000/hive/busybox:latest".into()
+            }
+        );
+        assert_eq!(
+            debug.references,
+            [
+                "localhost:5000/hive/app:1.2.3-debug",
+                "localhost:5000/hive/app:latest-debug"
+            ]
+        );
+        let variant = debug.variant.as_ref().unwrap();
+        assert_eq!(
+            (variant.image.as_str(), variant.name.as_str()),
+            ("app", "debug")
+        );
+        assert_eq!(variant.tag_suffix.as_deref(), Some("-debug"));
+        // Origins point at the variant's table where it set the value, at the image's elsewhere.
+        let table = |key: &str| match &debug.origins[key] {
+            Origin::Manifest { table, .. } => table.clone(),
+            other => panic!("{key} from {other}"),
+        };
+        assert_eq!(
+            table("base"),
+            "package.metadata.hive.images.app.variants.debug"
+        );
+        assert_eq!(
+            table("env.RUST_LOG"),
+            "package.metadata.hive.images.app.variants.debug"
+        );
+        assert_eq!(table("env.PORT"), "package.metadata.hive.images.app");
+        assert_eq!(image("app").tags, ["1.2.3", "latest"]);
+        assert_eq!(image("app@musl").tags, ["1.2.3-static", "latest-static"]);
+        // A variant's own tags are used as written; so is its own repository.
+        let pinned = image("app@pinned");
+        assert_eq!(pinned.references, ["localhost:5000/other/app:edge"]);
+        assert_eq!(pinned.variant.as_ref().unwrap().tag_suffix, None);
+    }
+
+    #[test]
+    fn a_variant_is_a_base_and_is_selected_by_its_own_name() {
+        let (assembled, definitions, errors) = assemble_text(VARIANTS, vec![]);
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(
+            assembled.facts["tool"].platforms[0].chain.images,
+            ["app@debug", "tool"]
+        );
+        let names = |wanted: &[&str]| {
+            let (assembled, definitions, _) = assemble_text(VARIANTS, vec![]);
+            let wanted: Vec<String> = wanted.iter().map(|name| (*name).to_owned()).collect();
+            let wanted = Wanted {
+                images: &wanted,
+                platforms: &[],
+                targets: &[],
+            };
+            let selected = select(assembled, &definitions, &wanted, false).unwrap();
+            selected
+                .images
+                .iter()
+                .map(|image| (image.name.clone(), image.selected))
+                .collect::<Vec<_>>()
+        };
+        // `--image app` is the image alone, not its variants.
+        assert_eq!(names(&["app"]), [("app".to_owned(), true)]);
+        assert_eq!(
+            names(&["tool"]),
+            [("app@debug".to_owned(), false), ("tool".to_owned(), true)]
+        );
+        let git = GitFacts::fixed(None, None, None);
+        let resolved = plan(assembled, &definitions, "release", git);
+        assert_eq!(
+            resolved.plan.edges,
+            [hive_build::plan::Edge {
+                from: "app@debug".into(),
+                to: "tool".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_tag_suffix_that_makes_a_bad_tag_is_shown_at_the_suffix() {
+        let (_, errors) = resolve_text(
+            r#"
+[package.metadata.hive.images.app]
+bin = "app"
+tags = ["{version}"]
+
+[package.metadata.hive.images.app.variants.debug]
+tag-suffix = "+debug"
+"#,
+            vec![],
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0]
+                .starts_with("invalid-tag: invalid tag `1.2.3+debug` (from `{version}+debug`)"),
+            "{errors:?}"
+        );
     }
 
     #[test]
