@@ -365,10 +365,17 @@ impl Walker<'_> {
         scope: Scope,
     ) {
         let name: &str = key.get_ref();
+        // An image table also takes `variants`, a variant table `tag-suffix`.
+        let extra = match scope {
+            Scope::Image if table_name.contains(".variants.") => Some(TAG_SUFFIX),
+            Scope::Image => Some(VARIANTS),
+            _ => None,
+        };
         let allowed = KEYS
             .iter()
             .filter(|known| known.scopes.contains(&scope))
-            .map(|known| known.name);
+            .map(|known| known.name)
+            .chain(extra);
         let place = self.place(key.span(), table_name);
         let mut error = ConfigError::new(
             "unknown-key",

@@ -671,35 +671,37 @@ impl<'a, 'd> Assembler<'a, 'd> {
             );
         }
         let mut tags: Vec<String> = Vec::new();
+        let suffix = self
+            .definition
+            .variant
+            .as_ref()
+            .and_then(|variant| variant.tag_suffix.clone());
+        // A suffix that spoils every tag is reported once, at the suffix.
+        let mut suffix_reported = false;
         for (index, template) in templates.iter().enumerate() {
             let place = self.list_place(layer, "tags", index);
             match template::render(template, &self.package.version, context) {
                 Ok(tag) => {
-                    let suffix = self
-                        .definition
-                        .variant
-                        .as_ref()
-                        .and_then(|v| v.tag_suffix.as_ref());
-                    let (tag, template, place) = match suffix {
+                    let (tag, template, place, by_suffix) = match &suffix {
                         // A bad tag made by the suffix is shown at the suffix (or at the variant, for the default).
-                        Some((suffix, suffix_place)) => {
-                            let place = if check_tag(&tag).is_ok() {
-                                suffix_place.clone()
-                            } else {
-                                place
-                            };
-                            (
-                                format!("{tag}{suffix}"),
-                                format!("{template}{suffix}"),
-                                place,
-                            )
+                        Some((suffix, suffix_place)) if check_tag(&tag).is_ok() => (
+                            format!("{tag}{suffix}"),
+                            format!("{template}` with tag suffix `{suffix}"),
+                            suffix_place.clone(),
+                            true,
+                        ),
+                        Some((suffix, _)) => {
+                            (format!("{tag}{suffix}"), template.clone(), place, false)
                         }
-                        None => (tag, template.clone(), place),
+                        None => (tag, template.clone(), place, false),
                     };
-                    if let Some(error) = self.tag_mistake(&tag, &template, &tags, &place) {
-                        self.diags.push(error);
-                    } else {
-                        tags.push(tag);
+                    match self.tag_mistake(&tag, &template, &tags, &place) {
+                        Some(_) if by_suffix && suffix_reported => {}
+                        Some(error) => {
+                            suffix_reported |= by_suffix;
+                            self.diags.push(error);
+                        }
+                        None => tags.push(tag),
                     }
                 }
                 Err(errors) => {
@@ -1666,8 +1668,9 @@ tag-suffix = "+debug"
         );
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
-            errors[0]
-                .starts_with("invalid-tag: invalid tag `1.2.3+debug` (from `{version}+debug`)"),
+            errors[0].starts_with(
+                "invalid-tag: invalid tag `1.2.3+debug` (from `{version}` with tag suffix `+debug`)"
+            ),
             "{errors:?}"
         );
     }
