@@ -24,6 +24,7 @@ targets = { "linux/amd64" = "x86_64-unknown-linux-musl" }
 [package.metadata.hive.images.tool]
 base = "hive:hello@debug"
 tags = ["{version}"]
+targets = { "linux/amd64" = "x86_64-unknown-linux-musl" }
 "#,
     );
     std::fs::write(&manifest, text).unwrap();
@@ -110,4 +111,16 @@ fn a_debug_variant_builds_to_its_own_archive_with_its_env_and_suffixed_tags() {
         .collect();
     assert!(env.contains(&"RUST_LOG=debug"), "{env:?}");
     assert!(env.contains(&"GREETING=hello"), "{env:?}");
+}
+
+#[test]
+fn a_variant_is_the_hive_base_of_another_image() {
+    let fixture = hello_with_variant();
+    let result = run(fixture.build().args(["--image", "tool"]));
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    // The variant is built first as the base, and only the selected image is written.
+    assert_eq!(fixture.outputs(), ["tool.oci.tar"]);
+    let config = OciArchive::open(&fixture.archive("tool")).config();
+    let env = config["config"]["Env"].to_string();
+    assert!(env.contains("RUST_LOG=debug"), "{env}");
 }
