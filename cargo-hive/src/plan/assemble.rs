@@ -386,6 +386,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
         let repository = self.repository();
         let tags = self.tags(context);
         let aliases = self.flag("aliases", |def| def.aliases.as_ref());
+        self.variant_aliases(aliases);
         let sbom = self.flag("sbom", |def| def.sbom.as_ref());
         let (platforms, typed) = self.platforms();
         let targets = self.targets(&typed);
@@ -746,6 +747,38 @@ impl<'a, 'd> Assembler<'a, 'd> {
             )
             .help("remove one of them")
         })
+    }
+
+    /// A variant shares its image's repository, so `release`'s alias tags (`1.2`, `1`, unsuffixed) would move the
+    /// image's own: refused until aliases learn the suffix.
+    fn variant_aliases(&mut self, aliases: bool) {
+        let Some(variant) = &self.definition.variant else {
+            return;
+        };
+        if !aliases {
+            return;
+        }
+        let place = self
+            .layers
+            .pick(|def| def.aliases.as_ref())
+            .map_or(self.definition.declared.clone(), |(_, layer)| {
+                layer.place("aliases")
+            });
+        self.diags.push(
+            ConfigError::new(
+                "variant-aliases",
+                &place,
+                format!(
+                    "variant `{}` would take the alias tags of image `{}`",
+                    self.name, variant.of
+                ),
+                "aliases on",
+            )
+            .help(format!(
+                "set `aliases = false` in `[…images.{}.variants.{}]`: a variant's alias tags are not supported yet",
+                variant.of, variant.name
+            )),
+        );
     }
 
     /// A yes-or-no key (`aliases`, `sbom`): the most specific layer's value, off when no layer sets it. Its origin is
@@ -1650,6 +1683,30 @@ base = "hive:app@debug"
                 from: "app@debug".into(),
                 to: "tool".into()
             }]
+        );
+    }
+
+    #[test]
+    fn a_variant_with_aliases_is_refused_until_it_turns_them_off() {
+        let text = |variant: &str| {
+            format!(
+                "[package.metadata.hive.images.app]\nbin = \"app\"\naliases = true\n\n\
+                 [package.metadata.hive.images.app.variants.debug]\n{variant}\n"
+            )
+        };
+        let (_, errors) = resolve_text(&text(""), vec![]);
+        assert_eq!(
+            errors,
+            ["variant-aliases: variant `app@debug` would take the alias tags of image `app`"]
+        );
+        let (images, errors) = resolve_text(&text("aliases = false"), vec![]);
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(
+            images
+                .iter()
+                .map(|i| (i.name.as_str(), i.aliases))
+                .collect::<Vec<_>>(),
+            [("app", true), ("app@debug", false)]
         );
     }
 
