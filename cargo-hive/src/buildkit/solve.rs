@@ -678,6 +678,7 @@ async fn has_loader(
             digest: resolved.digest,
         }),
         layers: vec![Vec::new()],
+        steps: Vec::new(),
         shared_key_hint: String::new(),
         epoch: 0,
         uid: 0,

@@ -14,6 +14,8 @@ use toml::de::{DeTable, DeValue};
 use crate::config::diagnostic::{ConfigError, Diagnostics, did_you_mean};
 use crate::config::source::{Place, SourceFile};
 
+mod run;
+
 /// One layer of definitions (a defaults table, an image table, or a build script's image) with the place of each
 /// value, keyed by path: `tags`, `tags[1]`, `env.RUST_LOG`, `files[0].src`.
 #[derive(Debug, Clone)]
@@ -320,6 +322,7 @@ impl Walker<'_> {
                 }
                 "expose" => layer.def.expose = self.ports(value, table_name, &mut layer.places),
                 "files" => layer.def.files = self.files(value, table_name, &mut layer.places),
+                "run" => layer.def.run = self.run_steps(value, table_name, &mut layer.places),
                 other => unreachable!("schema key `{other}` has no reader"),
             }
             set(&mut layer, name);

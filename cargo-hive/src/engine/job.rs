@@ -13,6 +13,7 @@ use super::fresh;
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
 };
+use crate::buildkit::steps::exec_steps;
 use crate::buildkit::{
     BaseFacts, Buildkit, InTotoAttestation, LoaderCheck, PlatformSolve, ProvenanceMode, SolveJob,
     Solved,
@@ -259,6 +260,9 @@ fn overrides(planned: &PlanImage, epoch: i64, revision: Option<&str>) -> ConfigO
             .map(ToString::to_string)
             .collect(),
         labels,
+        steps: (planned.run.iter())
+            .map(|step| format!("cargo hive: run {}", step.args.join(" ")))
+            .collect(),
     }
 }
 
@@ -673,10 +677,27 @@ fn lay_out(
         Some(resolved) => (Some(resolved.base), Some(resolved.config)),
         None => (None, None),
     };
+    // Each layer's steps see the config of what is below them: the base's, then each `hive:` layer's over it.
+    let mut steps = Vec::with_capacity(chain.len());
+    for layer in chain {
+        steps.push(exec_steps(
+            &layer.planned.name,
+            &layer.planned.run,
+            config.as_deref(),
+        )?);
+        let overrides = overrides(&layer.planned, context.epoch, context.revision.as_deref());
+        config = Some(layout::image_config(
+            config.as_deref(),
+            &platform,
+            &overrides,
+            context.epoch,
+        )?);
+    }
     let image_layout = ImageLayout {
         platform: platform.clone(),
         base: pinned,
         layers: chain.iter().map(|layer| layer.inputs.clone()).collect(),
+        steps,
         shared_key_hint: shared_key(&context.workspace_root, &planned.name),
         epoch: context.epoch,
         uid: 0,
@@ -685,15 +706,6 @@ fn lay_out(
     let mut definition = layout::definition(&image_layout);
     if context.no_cache {
         definition.ignore_cache();
-    }
-    for layer in chain {
-        let overrides = overrides(&layer.planned, context.epoch, context.revision.as_deref());
-        config = Some(layout::image_config(
-            config.as_deref(),
-            &platform,
-            &overrides,
-            context.epoch,
-        )?);
     }
     let config = config.expect("a chain has at least one layer");
     Ok((image_layout, definition, config))
@@ -886,8 +898,10 @@ pub(crate) fn dry_run_json(
         machine: None,
     };
     let inputs = local_inputs(planned, &executable, None).unwrap_or_default();
+    let steps = exec_steps(&planned.name, &planned.run, None).unwrap_or_default();
     let definition = layout::definition(&ImageLayout {
         layers: vec![inputs],
+        steps: vec![steps],
         platform: platform.clone(),
         base: match &planned.base {
             Base::Image { reference } => Some(PinnedBase {

@@ -245,7 +245,7 @@ fn disagreeing_runs(
         );
         Some(ConfigError::new("build-script-disagrees", &place, message, "").help(
             "values of a platform (base, env, labels, files, …) may differ between targets; the image's name, \
-             binary, repository, tags, aliases, sbom, platforms and targets must not",
+             binary, repository, tags, aliases, sbom, platforms, targets and run steps must not",
         ))
     })
 }
@@ -310,7 +310,7 @@ fn disagreement(a: &Resolution, b: &Resolution) -> Option<(&'static str, String,
             .map(|p| (p.platform.to_string(), p.triple.clone()))
             .collect()
     };
-    let fields: [(&'static str, String, String); 8] = [
+    let fields: [(&'static str, String, String); 9] = [
         (
             "binary",
             quote(&a.image.binary.target),
@@ -335,6 +335,7 @@ fn disagreement(a: &Resolution, b: &Resolution) -> Option<(&'static str, String,
             quote(&a.image.config.annotations),
             quote(&b.image.config.annotations),
         ),
+        ("run", quote(&a.image.run), quote(&b.image.run)),
     ];
     fields.into_iter().find(|(_, a, b)| a != b)
 }
@@ -398,6 +399,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
         config.annotations = self.annotations();
         super::nul::check(&self.layers, self.diags);
         let files = self.files(root, &binary);
+        let run = self.run(root);
         if self.diags.len() > errors_before {
             return None;
         }
@@ -421,6 +423,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
             sbom,
             origins: self.origins,
             selected: true,
+            run,
             per_platform: Vec::new(),
         };
         let (platforms, target_origins) = typed
@@ -920,6 +923,18 @@ impl<'a, 'd> Assembler<'a, 'd> {
             merged.insert(key.to_owned(), value.to_owned());
         }
         merged
+    }
+
+    /// `run`: the steps of the layer that set it, each with its origin under `run[<index>]`.
+    fn run(&mut self, root: &Path) -> Vec<hive_build::plan::PlanRunStep> {
+        let Some((steps, layer)) = self.layers.pick(|def| def.run.as_ref()) else {
+            return Vec::new();
+        };
+        set_origin(&mut self.origins, "run", Some(layer));
+        for index in 0..steps.len() {
+            set_origin(&mut self.origins, &format!("run[{index}]"), Some(layer));
+        }
+        super::run::resolve(steps, layer, root, self.diags)
     }
 
     fn files(&mut self, root: &Path, binary: &Binary) -> Vec<hive_build::plan::PlanFile> {

@@ -89,6 +89,10 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
         origin(image, "platforms"),
     );
     per_platform_rows(&mut row, image);
+    for (index, step) in image.run.iter().enumerate() {
+        let key = format!("run[{index}]");
+        row("run", run_text(step), origin(image, &key));
+    }
     row(
         "binary",
         format!("{} → {}", image.binary.target, image.binary.path),
@@ -256,6 +260,26 @@ fn write_rows(out: &mut String, rows: Vec<Row>, color: bool) {
     }
 }
 
+/// A step as written (the shell form's command, else the argument list), then what else it sets.
+fn run_text(step: &hive_build::plan::PlanRunStep) -> String {
+    let mut text = match &step.args[..] {
+        [shell, dash_c, command] if shell == "/bin/sh" && dash_c == "-c" => command.clone(),
+        args => json_list(args),
+    };
+    for mount in &step.cache {
+        let sharing = serde_json::to_value(mount.sharing).unwrap_or_default();
+        let sharing = sharing.as_str().unwrap_or_default();
+        text.push_str(&format!(" [cache {} {sharing}]", mount.target));
+    }
+    if !step.secrets.is_empty() {
+        text.push_str(&format!(" [secrets {}]", step.secrets.join(", ")));
+    }
+    if step.network == hive_build::Network::None {
+        text.push_str(" [network none]");
+    }
+    text
+}
+
 fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_default()
 }
@@ -309,6 +333,7 @@ mod tests {
             sbom,
             origins: origins.clone(),
             selected: true,
+            run: Vec::new(),
             per_platform: vec![PlatformPlan {
                 platform: "linux/amd64".into(),
                 target: "x86_64-unknown-linux-gnu".into(),
