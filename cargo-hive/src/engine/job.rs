@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hive_build::plan::{Base, PlanImage};
 use sha2::{Digest, Sha256};
 
-use super::errors::{JobError, NoLoader};
+use super::errors::{JobError, NoLoader, StepFailed};
 use super::fresh;
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
@@ -266,6 +266,31 @@ fn overrides(planned: &PlanImage, epoch: i64, revision: Option<&str>) -> ConfigO
     }
 }
 
+/// A failed RUN step with the place it is written in the plan; any other solve error as it is.
+fn step_failed(context: &BuildContext, error: crate::buildkit::SolveError) -> JobError {
+    let crate::buildkit::SolveError::Step(step, _) = &error else {
+        return error.into();
+    };
+    let planned = context.images.get(&step.image);
+    let key = format!("run[{}]", step.index);
+    let place = (planned.and_then(|image| image.origins.get(&key))).map(|origin| match origin {
+        hive_build::plan::Origin::Manifest {
+            file, line, column, ..
+        } => format!("{file}:{line}:{column}"),
+        other => other.to_string(),
+    });
+    let command = (planned.and_then(|image| image.run.get(step.index)))
+        .map_or_else(|| step.message.clone(), |run| run.args.join(" "));
+    JobError::Step(Box::new(StepFailed {
+        image: step.image.clone(),
+        index: step.index,
+        place,
+        command,
+        exit_code: step.exit_code,
+        last_lines: step.last_lines.clone(),
+    }))
+}
+
 /// Explains a dynamically linked binary on a base that cannot run it.
 fn loader_error(planned: &PlanImage, interpreter: &str, base: &str) -> JobError {
     JobError::NoLoader(Box::new(NoLoader {
@@ -374,7 +399,8 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             .collect(),
         provenance: context.provenance,
     };
-    let mut solved = context.buildkit.solve(job, &context.progress).await?;
+    let mut solved = (context.buildkit.solve(job, &context.progress).await)
+        .map_err(|error| step_failed(context, error))?;
     finish_outputs(context, &outputs, &mut solved).await?;
     let manifests = manifests(context, planned, &platforms, &solved).await?;
     save_stamp(context, planned, &outputs, fingerprint, &solved, &manifests).await;
