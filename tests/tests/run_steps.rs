@@ -105,3 +105,98 @@ fn a_cache_mount_is_found_by_the_next_build() {
             .all(|layer| !layer.keys().any(|name| name.starts_with("cache/")))
     );
 }
+
+#[test]
+fn a_failing_step_shows_its_place_exit_code_and_last_lines() {
+    let fixture = Fixture::example("hello");
+    fixture.set_image_keys(
+        "Cargo.toml",
+        "hello",
+        r#"run = ["true", "echo early; echo late >&2; exit 3"]"#,
+    );
+    let result = run(&mut fixture.build());
+    // The step is written on the line after the image's table header.
+    let text = std::fs::read_to_string(fixture.root().join("Cargo.toml")).unwrap();
+    let line = 1 + text
+        .lines()
+        .position(|line| line.starts_with("run = "))
+        .unwrap();
+    let column = 1 + text.lines().nth(line - 1).unwrap().find("\"echo").unwrap();
+    fixture.assert_fails(
+        &result,
+        &[
+            "step `run[1]` of image `hello`",
+            &format!("(Cargo.toml:{line}:{column})"),
+            "failed with exit code 3",
+            "its last output:",
+            "    early",
+            "    late",
+        ],
+    );
+}
+
+/// The command lines of the processes on this machine, by pid (the daemon's containers run here too).
+fn processes_running(token: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(token) {
+            found.push(format!(
+                "{}: {cmdline}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    found
+}
+
+/// Ctrl-C while a step sleeps: the build exits 130 and the daemon cancels the step. Docker's embedded BuildKit
+/// runs steps as runc containers that `docker ps` never lists, so what is checked is the step's own processes on
+/// this machine (the shell, whose command line carries a token unique to this test, and its `sleep`).
+#[test]
+fn ctrl_c_during_a_step_cancels_it_on_the_daemon() {
+    let fixture = Fixture::example("hello");
+    let token = format!("hive-ctrl-c-{}", std::process::id());
+    fixture.set_image_keys(
+        "Cargo.toml",
+        "hello",
+        &format!(r#"run = ["sleep 30; echo {token}"]"#),
+    );
+    let mut build = Spawned::start(fixture.build().args(["--progress", "json"]));
+    let started = std::time::Instant::now();
+    loop {
+        let Ok(line) = build.lines.recv() else {
+            let (status, stdout, stderr) = build.finish();
+            panic!("the build ended ({status}) before its step started:\n{stdout}\n{stderr}");
+        };
+        if line.contains("\"vertex-started\"") && line.contains("run[0]") {
+            break;
+        }
+    }
+    // The step's container is up when its shell is.
+    while processes_running(&token).is_empty() {
+        assert!(started.elapsed() < EXIT_GUARD, "the step never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    build.interrupt();
+    let (status, stdout, stderr) = build.finish();
+    assert_interrupted(status, &stdout, &stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "the build waited for the step"
+    );
+    assert_eq!(fixture.outputs(), Vec::<String>::new());
+    // The daemon kills the step's container when the solve is cancelled; give it a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_running(&token).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step still runs after the build was interrupted: {:?}",
+            processes_running(&token)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
