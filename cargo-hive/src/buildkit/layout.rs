@@ -465,6 +465,7 @@ mod tests {
                     }],
                 },
             ]],
+            steps: vec![],
             shared_key_hint: "ws-hello".into(),
             epoch: 1_700_000_000,
             uid: 0,

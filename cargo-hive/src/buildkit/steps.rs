@@ -208,3 +208,152 @@ fn metadata(step: &ExecStep) -> pb::OpMetadata {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hive_build::plan::PlanCacheMount;
+    use hive_proto::prost::Message;
+
+    use super::*;
+    use crate::buildkit::layout::{ImageLayout, PinnedBase, definition};
+    use crate::plan::Platform;
+
+    fn planned(args: &[&str]) -> PlanRunStep {
+        PlanRunStep {
+            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+            env: BTreeMap::new(),
+            workdir: None,
+            user: None,
+            network: Network::Default,
+            cache: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+
+    fn exec_of(bytes: &[u8]) -> Option<pb::ExecOp> {
+        match pb::Op::decode(bytes).unwrap().op {
+            Some(pb::op::Op::Exec(exec)) => Some(exec),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn steps_take_the_base_environment_directory_and_user_unless_they_set_their_own() {
+        let base = br#"{"config": {"Env": ["PATH=/opt/bin", "LANG=C"], "WorkingDir": "/srv", "User": "app"}}"#;
+        let mut own = planned(&["/bin/sh", "-c", "make"]);
+        own.env = BTreeMap::from([("LANG".to_owned(), "C.UTF-8".to_owned())]);
+        own.workdir = Some("/build".to_owned());
+        own.user = Some("root".to_owned());
+        let steps = exec_steps("api", &[planned(&["true"]), own], Some(base)).unwrap();
+        assert_eq!(steps[0].env, ["PATH=/opt/bin", "LANG=C"]);
+        assert_eq!(
+            (steps[0].cwd.as_str(), steps[0].user.as_str()),
+            ("/srv", "app")
+        );
+        assert_eq!(steps[1].env, ["PATH=/opt/bin", "LANG=C.UTF-8"]);
+        assert_eq!(
+            (steps[1].cwd.as_str(), steps[1].user.as_str()),
+            ("/build", "root")
+        );
+        assert_eq!(steps[1].name, "api run[1]: make");
+        assert_eq!(step_of_vertex(&steps[1].name), Some(("api", 1)));
+        // BuildKit adds no PATH: on a base without one (or scratch), Docker's default.
+        let bare = exec_steps("api", &[planned(&["true"])], None).unwrap();
+        assert!(
+            bare[0].env[0].starts_with("PATH=/usr/local/sbin:"),
+            "{:?}",
+            bare[0].env
+        );
+        assert_eq!((bare[0].cwd.as_str(), bare[0].user.as_str()), ("/", ""));
+        assert_eq!(step_of_vertex("copy binary and files"), None);
+    }
+
+    #[test]
+    fn steps_are_exec_ops_on_the_base_before_the_file_layer() {
+        let mut step = planned(&["/bin/sh", "-c", "apt-get update"]);
+        step.network = Network::None;
+        step.secrets = vec!["token".to_owned()];
+        step.cache = vec![
+            PlanCacheMount {
+                target: "/var/lib/apt".to_owned(),
+                id: "lists".to_owned(),
+                sharing: Sharing::Locked,
+            },
+            PlanCacheMount {
+                target: "/var/cache/apt".to_owned(),
+                id: "hive-1".to_owned(),
+                sharing: Sharing::Shared,
+            },
+        ];
+        let steps = exec_steps("api", &[step, planned(&["true"])], None).unwrap();
+        let layout = ImageLayout {
+            platform: Platform::parse("linux/amd64").unwrap(),
+            base: Some(PinnedBase {
+                reference: "localhost:5000/hive/glibc:latest".into(),
+                digest: "sha256:abc".into(),
+            }),
+            layers: vec![vec![crate::buildkit::layout::LocalInput {
+                name: "bin".into(),
+                root: "/ws/target".into(),
+                entries: vec![crate::buildkit::layout::CopyEntry {
+                    source: "api".into(),
+                    destination: "/usr/local/bin/api".into(),
+                    mode: None,
+                }],
+            }]],
+            steps: vec![steps],
+            shared_key_hint: String::new(),
+            epoch: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let llb = definition(&layout);
+        assert_eq!(llb, definition(&layout), "not deterministic");
+        let ops = llb.ops();
+        // The base, two steps, the local source, the copy onto the last step, the terminal op.
+        assert_eq!(ops.len(), 6);
+        let copy = pb::Op::decode(ops[4].as_slice()).unwrap();
+        assert!(matches!(copy.op, Some(pb::op::Op::File(_))));
+        assert_eq!(copy.inputs[0].digest, super::super::llb::digest_of(&ops[2]));
+        let first = exec_of(&ops[1]).expect("the first step follows the base");
+        let second = exec_of(&ops[2]).expect("the second step follows the first");
+        let second_op = pb::Op::decode(ops[2].as_slice()).unwrap();
+        assert_eq!(
+            second_op.inputs[0].digest,
+            super::super::llb::digest_of(&ops[1])
+        );
+        assert_eq!(first.network, pb::NetMode::None as i32);
+        assert_eq!(second.network, pb::NetMode::Unset as i32);
+        let mounts: Vec<(&str, i32, i64, i64)> = (first.mounts.iter())
+            .map(|mount| {
+                (
+                    mount.dest.as_str(),
+                    mount.mount_type,
+                    mount.input,
+                    mount.output,
+                )
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("/", pb::MountType::Bind as i32, 0, 0),
+                ("/run/secrets/token", pb::MountType::Secret as i32, -1, -1),
+                ("/var/cache/apt", pb::MountType::Cache as i32, -1, -1),
+                ("/var/lib/apt", pb::MountType::Cache as i32, -1, -1),
+            ]
+        );
+        let cache = first.mounts[3].cache_opt.clone().unwrap();
+        assert_eq!(
+            (cache.id.as_str(), cache.sharing),
+            ("lists", pb::CacheSharingOpt::Locked as i32)
+        );
+        let secret = first.mounts[1].secret_opt.clone().unwrap();
+        assert_eq!(
+            (secret.id.as_str(), secret.mode, secret.optional),
+            ("token", 0o400, false)
+        );
+        let meta = first.meta.unwrap();
+        assert_eq!(meta.args, ["/bin/sh", "-c", "apt-get update"]);
+    }
+}

@@ -192,3 +192,22 @@ pub(crate) fn default_cache_id(root: &Path, target: &str) -> String {
     hasher.update(target.as_bytes());
     format!("hive-{}", &hex::encode(hasher.finalize())[..16])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_cache_ids_are_stable_and_apart_per_workspace_and_target() {
+        let id = default_cache_id(Path::new("/ws/a"), "/var/cache/apt");
+        assert_eq!(id, default_cache_id(Path::new("/ws/a"), "/var/cache/apt"));
+        assert_eq!(id.len(), "hive-".len() + 16);
+        assert_ne!(id, default_cache_id(Path::new("/ws/b"), "/var/cache/apt"));
+        assert_ne!(id, default_cache_id(Path::new("/ws/a"), "/var/lib/apt"));
+        // Not a plain concatenation: `/ws/a` + `b/c` is not `/ws/ab` + `/c`.
+        assert_ne!(
+            default_cache_id(Path::new("/ws/a"), "b/c"),
+            default_cache_id(Path::new("/ws/ab"), "/c")
+        );
+    }
+}
