@@ -371,4 +371,52 @@ mod tests {
         let off = rendered(false, false);
         assert!(!off.contains("aliases") && !off.contains("sbom"), "{off}");
     }
+
+    #[test]
+    fn run_steps_show_in_order_before_the_binary() {
+        use hive_build::plan::{PlanCacheMount, PlanRunStep};
+        let step = |args: &[&str]| PlanRunStep {
+            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+            env: BTreeMap::new(),
+            workdir: None,
+            user: None,
+            network: hive_build::Network::Default,
+            cache: Vec::new(),
+            secrets: Vec::new(),
+        };
+        let mut image = image(false, false);
+        let mut second = step(&["make", "all"]);
+        second.cache.push(PlanCacheMount {
+            target: "/c".into(),
+            id: "x".into(),
+            sharing: hive_build::Sharing::Locked,
+        });
+        second.secrets.push("npm".into());
+        second.network = hive_build::Network::None;
+        image.run = vec![step(&["/bin/sh", "-c", "apt-get update"]), second];
+        let plan = Plan {
+            format_version: 1,
+            workspace_root: "/w".into(),
+            profile: "release".into(),
+            images: vec![image],
+        };
+        let text = render(&plan, false);
+        let rows: Vec<&str> = (text.lines())
+            .filter(|line| {
+                let key = line.split_whitespace().next().unwrap_or_default();
+                key == "run" || key == "binary"
+            })
+            .map(str::trim)
+            .collect();
+        assert_eq!(rows.len(), 3, "{text}");
+        assert!(
+            rows[0].starts_with("run") && rows[0].contains("apt-get update"),
+            "{text}"
+        );
+        assert!(
+            rows[1].contains(r#"["make","all"] [cache /c locked] [secrets npm] [network none]"#),
+            "{text}"
+        );
+        assert!(rows[2].starts_with("binary"), "{text}");
+    }
 }
