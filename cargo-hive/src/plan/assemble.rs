@@ -1679,6 +1679,37 @@ targets = { "linux/amd64" = "aarch64-unknown-linux-musl", "linux/arm64" = "aarch
     }
 
     #[test]
+    fn run_steps_replace_across_layers_with_a_place_each() {
+        let (images, errors) = resolve_text(
+            r#"
+[workspace.metadata.hive]
+run = ["from the workspace"]
+
+[package.metadata.hive.images.app]
+bin = "app"
+run = ["apt-get update", { command = ["true"], cache = [{ target = "/c" }] }]
+
+[package.metadata.hive.images.other]
+bin = "app"
+"#,
+            vec![],
+        );
+        assert_eq!(errors, Vec::<String>::new());
+        let app = images.iter().find(|image| image.name == "app").unwrap();
+        assert_eq!(app.run.len(), 2);
+        assert_eq!(app.run[0].args, ["/bin/sh", "-c", "apt-get update"]);
+        assert!(app.run[1].cache[0].id.starts_with("hive-"));
+        let line = |key: &str| match &app.origins[key] {
+            Origin::Manifest { line, column, .. } => (*line, *column),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(line("run[0]"), (7, 8));
+        assert_eq!(line("run[1]"), (7, 26));
+        let other = images.iter().find(|image| image.name == "other").unwrap();
+        assert_eq!(other.run[0].args[2], "from the workspace");
+    }
+
+    #[test]
     fn maps_merge_and_lists_replace_across_layers() {
         let build_script = ImageDef {
             tags: Some(vec!["{git.short_sha}".into()]),
