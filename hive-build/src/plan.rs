@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{Mode, Port};
+use crate::schema::{Mode, Network, Port, Sharing};
 
 /// The version of this format, the `format_version` of every [`Plan`].
 pub const FORMAT_VERSION: u32 = 1;
@@ -90,6 +90,10 @@ pub struct PlanImage {
     /// Where each value came from, keyed by field name (`base`, `tags`, …) and, for maps, `env.NAME`,
     /// `labels.KEY`, `annotations.KEY`.
     pub origins: BTreeMap<String, Origin>,
+    /// Commands run on the base, in order, before the binary and files are added (`run`; origins under
+    /// `run[<index>]`). The same on every platform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run: Vec<PlanRunStep>,
     /// Whether the image was selected itself, rather than pulled in as the `hive:` base of a selected image.
     pub selected: bool,
     /// Each platform's Rust target and what the image is made of there, in `platforms` order. A build script runs
@@ -114,6 +118,38 @@ pub struct PlatformPlan {
     pub config: ImageConfig,
     /// Where each value came from (`target`, `base`, …), as in [`PlanImage::origins`].
     pub origins: BTreeMap<String, Origin>,
+}
+
+/// One command run on the base, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanRunStep {
+    /// The argument vector (`["/bin/sh", "-c", "…"]` for the shell form).
+    pub args: Vec<String>,
+    /// The step's own environment variables (the base's are added at build time).
+    pub env: BTreeMap<String, String>,
+    /// Working directory, when the step sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// User, when the step sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The network it sees.
+    pub network: Network,
+    /// Its cache mounts, in the order written.
+    pub cache: Vec<PlanCacheMount>,
+    /// The ids of the secrets mounted at `/run/secrets/<id>`, sorted.
+    pub secrets: Vec<String>,
+}
+
+/// A cache mount of a step, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanCacheMount {
+    /// Where it is mounted.
+    pub target: String,
+    /// The cache's name on the daemon.
+    pub id: String,
+    /// How concurrent builds share it.
+    pub sharing: Sharing,
 }
 
 /// The package an image belongs to, with the fields OCI labels are derived from.

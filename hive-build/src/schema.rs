@@ -66,6 +66,184 @@ pub struct ImageDef {
     /// Whether every platform's image carries an SPDX SBOM made from Cargo's dependency graph. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sbom: Option<bool>,
+    /// Commands run on the base, in order, before the binary and files are added (each its own layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Vec<RunStep>>,
+}
+
+/// One command run on the base: a string is the shell form (`/bin/sh -c`), a table says more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RunStepRepr")]
+pub struct RunStep {
+    /// What to run.
+    pub command: RunCommand,
+    /// Environment variables for this command only, over the base's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory (an absolute path; default: the base's, else `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// User the command runs as (default: the base's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The network the command sees (default: the daemon's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+    /// Cache mounts: directories kept by the daemon between builds, never part of the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache: Vec<CacheMount>,
+    /// Build secrets mounted at `/run/secrets/<id>` while the command runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+}
+
+impl RunStep {
+    /// A shell-form step with nothing else set.
+    pub fn shell(command: impl Into<String>) -> RunStep {
+        RunStep {
+            command: RunCommand::Shell(command.into()),
+            env: BTreeMap::new(),
+            workdir: None,
+            user: None,
+            network: None,
+            cache: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+}
+
+/// How a step is read: a plain string or a table.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RunStepRepr {
+    Shell(String),
+    Table(RunStepTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunStepTable {
+    command: RunCommand,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    workdir: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    network: Option<Network>,
+    #[serde(default)]
+    cache: Vec<CacheMount>,
+    #[serde(default)]
+    secrets: Vec<String>,
+}
+
+impl From<RunStepRepr> for RunStep {
+    fn from(repr: RunStepRepr) -> RunStep {
+        match repr {
+            RunStepRepr::Shell(command) => RunStep::shell(command),
+            RunStepRepr::Table(table) => RunStep {
+                command: table.command,
+                env: table.env,
+                workdir: table.workdir,
+                user: table.user,
+                network: table.network,
+                cache: table.cache,
+                secrets: table.secrets,
+            },
+        }
+    }
+}
+
+/// A step's command: a string for the shell form, a list for the exec form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RunCommand {
+    /// Run by `/bin/sh -c`.
+    Shell(String),
+    /// Run as it is, argv[0] looked up in the step's `PATH`.
+    Exec(Vec<String>),
+}
+
+impl RunCommand {
+    /// The argument vector the container runs.
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            RunCommand::Shell(command) => vec!["/bin/sh".into(), "-c".into(), command.clone()],
+            RunCommand::Exec(args) => args.clone(),
+        }
+    }
+}
+
+/// The network a step sees.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// The daemon's default network.
+    #[default]
+    Default,
+    /// No network at all.
+    None,
+}
+
+impl Network {
+    /// The names a manifest may use.
+    pub const NAMES: &[&str] = &["default", "none"];
+
+    /// Reads a name of [`Network::NAMES`].
+    pub fn parse(name: &str) -> Option<Network> {
+        match name {
+            "default" => Some(Network::Default),
+            "none" => Some(Network::None),
+            _ => None,
+        }
+    }
+}
+
+/// A cache mount of a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheMount {
+    /// Where it is mounted (an absolute path).
+    pub target: String,
+    /// The cache's name on the daemon (default: derived from the workspace root and `target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// How concurrent builds share it (default: shared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<Sharing>,
+}
+
+/// How concurrent builds share a cache mount (BuildKit's modes).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Sharing {
+    /// Every build uses it at once.
+    #[default]
+    Shared,
+    /// A build that finds it in use gets a new one.
+    Private,
+    /// A build waits until the one using it is done.
+    Locked,
+}
+
+impl Sharing {
+    /// The names a manifest may use.
+    pub const NAMES: &[&str] = &["shared", "private", "locked"];
+
+    /// Reads a name of [`Sharing::NAMES`].
+    pub fn parse(name: &str) -> Option<Sharing> {
+        match name {
+            "shared" => Some(Sharing::Shared),
+            "private" => Some(Sharing::Private),
+            "locked" => Some(Sharing::Locked),
+            _ => None,
+        }
+    }
 }
 
 /// A file or directory of the package copied into the image.
@@ -391,6 +569,11 @@ pub const KEYS: &[Key] = &[
         doc: "attach an SPDX SBOM made from Cargo's dependency graph",
     },
     Key {
+        name: "run",
+        scopes: ALL,
+        doc: "commands run on the base before the binary is added",
+    },
+    Key {
         name: "registry",
         scopes: DEFAULTS,
         doc: "prefix of default repository names",
@@ -429,6 +612,14 @@ pub const KEYS: &[Key] = &[
 
 /// The keys of one `files` entry.
 pub const FILE_KEYS: &[&str] = &["src", "dst", "mode"];
+
+/// The keys of one `run` table.
+pub const RUN_KEYS: &[&str] = &[
+    "command", "env", "workdir", "user", "network", "cache", "secrets",
+];
+
+/// The keys of one `cache` entry of a `run` table.
+pub const CACHE_KEYS: &[&str] = &["target", "id", "sharing"];
 
 /// Looks a key up by name.
 pub fn key(name: &str) -> Option<&'static Key> {
@@ -486,6 +677,25 @@ mod tests {
     }
 
     #[test]
+    fn run_steps_read_from_strings_and_tables() {
+        let steps: Vec<RunStep> = serde_json::from_str(
+            r#"["echo hi", {"command": ["touch", "/x"], "network": "none",
+                "cache": [{"target": "/c", "sharing": "locked"}], "secrets": ["t"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(steps[0], RunStep::shell("echo hi"));
+        assert_eq!(steps[0].command.args(), ["/bin/sh", "-c", "echo hi"]);
+        assert_eq!(steps[1].command.args(), ["touch", "/x"]);
+        assert_eq!(steps[1].network, Some(Network::None));
+        assert_eq!(steps[1].cache[0].sharing, Some(Sharing::Locked));
+        assert_eq!(steps[1].secrets, ["t"]);
+        let again: Vec<RunStep> =
+            serde_json::from_str(&serde_json::to_string(&steps).unwrap()).unwrap();
+        assert_eq!(again, steps);
+        assert!(serde_json::from_str::<RunStep>(r#"{"command": "x", "nope": 1}"#).is_err());
+    }
+
+    #[test]
     fn image_keys_are_the_fields_of_image_def() {
         let full = ImageDef {
             bin: Some(String::new()),
@@ -505,6 +715,7 @@ mod tests {
             repository: Some(String::new()),
             aliases: Some(false),
             sbom: Some(false),
+            run: Some(vec![]),
         };
         let serde_json::Value::Object(fields) = serde_json::to_value(&full).unwrap() else {
             unreachable!()

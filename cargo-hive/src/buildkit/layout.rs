@@ -10,6 +10,7 @@ use oci_spec::distribution::Reference;
 use serde_json::{Map, Value, json};
 
 use super::llb::{DefinitionBuilder, Output, input};
+use super::steps::{ExecStep, add_exec};
 use crate::plan::Platform;
 
 /// A file or directory to copy into the image.
@@ -58,6 +59,9 @@ pub(crate) struct ImageLayout {
     /// Our layers, bottom first: one per image of a `hive:` chain, the image itself last. Each layer's local
     /// sources are copied in one file op, so each is one image layer.
     pub(crate) layers: Vec<Vec<LocalInput>>,
+    /// The RUN steps of each layer, run before its files are copied (so the binary's layer stays last and small);
+    /// a layer without an entry here has none.
+    pub(crate) steps: Vec<Vec<ExecStep>>,
     /// A stable key per workspace and image: the daemon keeps the previous transfer under it, so a rebuild sends
     /// only what changed.
     pub(crate) shared_key_hint: String,
@@ -164,7 +168,10 @@ fn definition_of_layers(layout: &ImageLayout, count: usize) -> pb::Definition {
             ),
         )
     });
-    for inputs in layout.layers.iter().take(count) {
+    for (index, inputs) in layout.layers.iter().enumerate().take(count) {
+        for step in layout.steps.get(index).into_iter().flatten() {
+            current = Some(add_exec(&mut builder, current.as_ref(), step, &platform));
+        }
         if let Some(output) = add_layer(&mut builder, layout, current.as_ref(), inputs) {
             current = Some(output);
         }
@@ -281,10 +288,15 @@ pub(crate) struct ConfigOverrides {
     pub(crate) exposed_ports: Vec<String>,
     /// Labels, merged over the base's.
     pub(crate) labels: BTreeMap<String, String>,
+    /// What each RUN step's layer was created by (its history entry), in order.
+    pub(crate) steps: Vec<String>,
 }
 
 /// The base's `Env` in order, `overrides` replacing by name, new names appended in order, and a default `PATH`.
-fn merged_env(config: &Map<String, Value>, overrides: &BTreeMap<String, String>) -> Vec<String> {
+pub(super) fn merged_env(
+    config: &Map<String, Value>,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<String> {
     let mut env: Vec<(String, String)> = config
         .get("Env")
         .and_then(Value::as_array)
@@ -355,7 +367,7 @@ fn apply_overrides(config: &mut Map<String, Value>, overrides: &ConfigOverrides)
 /// The base image's config is not a JSON object.
 #[derive(Debug, thiserror::Error)]
 #[error("the base image config is not JSON: {0}")]
-pub(crate) struct ConfigError(serde_json::Error);
+pub(crate) struct ConfigError(pub(super) serde_json::Error);
 
 /// The image config JSON: `overrides` merged over the base image's config, with `created` and the history entry of
 /// our layer at SOURCE_DATE_EPOCH, so the same inputs give the same config bytes.
@@ -400,6 +412,9 @@ pub(crate) fn image_config(
         Some(Value::Array(history)) => history,
         _ => Vec::new(),
     };
+    for step in &overrides.steps {
+        history.push(json!({"created": created, "created_by": step, "comment": "cargo-hive"}));
+    }
     history.push(json!({"created": created, "created_by": "cargo hive: copy binary and files", "comment": "cargo-hive"}));
     image.insert("history".to_owned(), Value::Array(history));
     Ok(serde_json::to_vec(&Value::Object(sorted(image))).expect("JSON values serialize"))
@@ -450,6 +465,7 @@ mod tests {
                     }],
                 },
             ]],
+            steps: vec![],
             shared_key_hint: "ws-hello".into(),
             epoch: 1_700_000_000,
             uid: 0,

@@ -61,7 +61,7 @@ pub(crate) fn input(output: &Output) -> pb::Input {
     }
 }
 
-fn digest_of(bytes: &[u8]) -> String {
+pub(super) fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 

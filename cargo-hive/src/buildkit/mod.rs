@@ -12,6 +12,7 @@ mod llb;
 mod session;
 mod solve;
 mod status;
+pub(crate) mod steps;
 mod tls;
 mod transport;
 

@@ -132,6 +132,9 @@ pub(crate) enum SolveError {
     /// The build failed (the frontend, the daemon, or the connection).
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A RUN step failed (the build's error with what the status stream said of the step).
+    #[error("{}", .1)]
+    Step(Box<status::FailedStep>, Box<SolveError>),
     /// The job named no platform: there is nothing to build (a bug in the caller).
     #[error("image `{0}` has no platform to build")]
     NoPlatforms(String),
@@ -168,8 +171,18 @@ impl Buildkit {
         })
         .await;
         // The status stream ends with the build; its last messages (the final steps) are worth a short wait.
-        let _ = tokio::time::timeout(STATUS_DRAIN, status).await;
-        let mut solved = finish_session(session, result).await?;
+        let trail = (tokio::time::timeout(STATUS_DRAIN, status).await)
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let mut solved = finish_session(session, result).await.map_err(|error| {
+            match (&error, trail.failed()) {
+                (SolveError::Build(_), Some(step)) => {
+                    SolveError::Step(Box::new(step), Box::new(error))
+                }
+                _ => error,
+            }
+        })?;
         solved.attested = attested;
         Ok(solved)
     }
@@ -203,20 +216,23 @@ impl Buildkit {
         build_ref: &str,
         image: &str,
         progress: Progress,
-    ) -> tokio::task::JoinHandle<()> {
+    ) -> tokio::task::JoinHandle<status::StepTrail> {
         let mut control = self.control();
         let request = StatusRequest {
             r#ref: build_ref.to_owned(),
         };
         let image = image.to_owned();
         tokio::spawn(async move {
+            let mut trail = status::StepTrail::default();
             let Ok(response) = control.status(request).await else {
-                return;
+                return trail;
             };
             let mut stream = response.into_inner();
             while let Ok(Some(message)) = stream.message().await {
+                trail.record(&message);
                 progress.status(&image, status::batch(message));
             }
+            trail
         })
     }
 }
@@ -678,6 +694,7 @@ async fn has_loader(
             digest: resolved.digest,
         }),
         layers: vec![Vec::new()],
+        steps: Vec::new(),
         shared_key_hint: String::new(),
         epoch: 0,
         uid: 0,

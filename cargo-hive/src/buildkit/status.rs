@@ -1,6 +1,7 @@
 //! The one conversion from BuildKit's `Control.Status` messages to progress's own [`StatusBatch`]: the wire's
 //! conventions (empty strings for "none", stream numbers, signed counters, protobuf timestamps) end here.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use hive_build::progress::LogStream;
@@ -8,6 +9,96 @@ use hive_proto::control::{StatusResponse, Vertex, VertexLog, VertexStatus, Verte
 use hive_proto::google::protobuf::Timestamp;
 
 use crate::progress::{StatusBatch, StepLog, StepStatus, StepWarning, TaskStatus};
+
+/// How much of a step's output is kept for its error: the last lines are what explains a failure.
+const TRAIL_BYTES: usize = 8 * 1024;
+/// How many of the last lines a failed step's error shows.
+const TRAIL_LINES: usize = 10;
+
+/// What the status stream said of the RUN steps: each step vertex's name, error and last output, so a failed
+/// step can be explained once the build has failed.
+#[derive(Debug, Default)]
+pub(super) struct StepTrail {
+    steps: BTreeMap<String, TrailEntry>,
+}
+
+#[derive(Debug, Default)]
+struct TrailEntry {
+    name: String,
+    error: Option<String>,
+    output: Vec<u8>,
+}
+
+/// A RUN step the daemon failed, as its vertex said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FailedStep {
+    /// The image the step belongs to (an image of a `hive:` chain may be below the one built).
+    pub(crate) image: String,
+    /// Its index in that image's `run`.
+    pub(crate) index: usize,
+    /// The exit code, when the daemon's error names one.
+    pub(crate) exit_code: Option<i32>,
+    /// The last lines of its output (stdout and stderr, as they came).
+    pub(crate) last_lines: Vec<String>,
+    /// The daemon's error.
+    pub(crate) message: String,
+}
+
+impl StepTrail {
+    /// Takes what a status message says of step vertices (before it goes to progress).
+    pub(super) fn record(&mut self, response: &StatusResponse) {
+        for vertex in &response.vertexes {
+            if super::steps::step_of_vertex(&vertex.name).is_none() {
+                continue;
+            }
+            let entry = self.steps.entry(vertex.digest.clone()).or_default();
+            entry.name.clone_from(&vertex.name);
+            if !vertex.error.is_empty() {
+                entry.error = Some(vertex.error.clone());
+            }
+        }
+        for log in &response.logs {
+            // Logs may come before their vertex: kept for every vertex, and only step vertices are ever read.
+            let entry = self.steps.entry(log.vertex.clone()).or_default();
+            entry.output.extend_from_slice(&log.msg);
+            if entry.output.len() > TRAIL_BYTES {
+                let cut = entry.output.len() - TRAIL_BYTES;
+                entry.output.drain(..cut);
+            }
+        }
+    }
+
+    /// The step that failed, if one did.
+    pub(crate) fn failed(&self) -> Option<FailedStep> {
+        self.steps.values().find_map(|entry| {
+            let message = entry.error.clone()?;
+            let (image, index) = super::steps::step_of_vertex(&entry.name)?;
+            let text = String::from_utf8_lossy(&entry.output);
+            let lines: Vec<&str> = text.lines().collect();
+            let last_lines = lines[lines.len().saturating_sub(TRAIL_LINES)..]
+                .iter()
+                .map(|line| (*line).to_owned())
+                .collect();
+            Some(FailedStep {
+                image: image.to_owned(),
+                index,
+                exit_code: exit_code(&message),
+                last_lines,
+                message,
+            })
+        })
+    }
+}
+
+/// `… did not complete successfully: exit code: 3` → 3.
+fn exit_code(message: &str) -> Option<i32> {
+    let (_, code) = message.rsplit_once("exit code: ")?;
+    let digits: String = code
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    digits.parse().ok()
+}
 
 /// One status message as progress sees it.
 pub(super) fn batch(response: StatusResponse) -> StatusBatch {
@@ -81,6 +172,47 @@ fn time(timestamp: Timestamp) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_step_is_found_with_its_exit_code_and_last_lines() {
+        let mut trail = StepTrail::default();
+        let output: String = (1..=12).map(|n| format!("line {n}\n")).collect();
+        trail.record(&StatusResponse {
+            logs: vec![VertexLog {
+                vertex: "sha256:aa".to_owned(),
+                stream: 1,
+                msg: output.into_bytes(),
+                ..VertexLog::default()
+            }],
+            ..StatusResponse::default()
+        });
+        assert_eq!(trail.failed(), None);
+        trail.record(&StatusResponse {
+            vertexes: vec![
+                Vertex {
+                    digest: "sha256:aa".to_owned(),
+                    name: "api run[2]: make".to_owned(),
+                    error:
+                        "process \"/bin/sh -c make\" did not complete successfully: exit code: 3"
+                            .to_owned(),
+                    ..Vertex::default()
+                },
+                Vertex {
+                    digest: "sha256:bb".to_owned(),
+                    name: "copy binary and files".to_owned(),
+                    error: "canceled".to_owned(),
+                    ..Vertex::default()
+                },
+            ],
+            ..StatusResponse::default()
+        });
+        let failed = trail.failed().unwrap();
+        assert_eq!((failed.image.as_str(), failed.index), ("api", 2));
+        assert_eq!(failed.exit_code, Some(3));
+        assert_eq!(failed.last_lines.len(), TRAIL_LINES);
+        assert_eq!(failed.last_lines.last().unwrap(), "line 12");
+        assert_eq!(failed.last_lines[0], "line 3");
+    }
 
     fn at(seconds: i64, nanos: i32) -> Option<Timestamp> {
         Some(Timestamp { seconds, nanos })

@@ -14,6 +14,8 @@ use toml::de::{DeTable, DeValue};
 use crate::config::diagnostic::{ConfigError, Diagnostics, did_you_mean};
 use crate::config::source::{Place, SourceFile};
 
+mod run;
+
 /// One layer of definitions (a defaults table, an image table, or a build script's image) with the place of each
 /// value, keyed by path: `tags`, `tags[1]`, `env.RUST_LOG`, `files[0].src`.
 #[derive(Debug, Clone)]
@@ -334,6 +336,7 @@ impl Walker<'_> {
                 }
                 "expose" => layer.def.expose = self.ports(value, table_name, &mut layer.places),
                 "files" => layer.def.files = self.files(value, table_name, &mut layer.places),
+                "run" => layer.def.run = self.run_steps(value, table_name, &mut layer.places),
                 other => unreachable!("schema key `{other}` has no reader"),
             }
             set(&mut layer, name);
@@ -868,6 +871,7 @@ pub(crate) fn check_image_name(name: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hive_build::{Network, RunCommand, RunStep, Sharing};
 
     fn read(text: &str) -> (ManifestHive, Vec<String>) {
         let file = Arc::new(SourceFile::new(
@@ -1036,6 +1040,55 @@ variants = {}
         assert!(check_variant_name("-debug").is_err());
         assert!(check_variant_name("Debug").is_err());
         assert!(check_variant_name("de@bug").is_err());
+    }
+
+    #[test]
+    fn reads_run_steps_with_places() {
+        let (manifest, errors) = read(
+            r#"
+[workspace.metadata.hive]
+run = ["update-ca-certificates"]
+
+[package.metadata.hive.images.api]
+run = [
+  "apt-get update",
+  { command = ["make", "all"], env = { CC = "gcc" }, workdir = "/src", user = "1000", network = "none", cache = [{ target = "/root/.cache", id = "c", sharing = "private" }], secrets = ["npm"] },
+]
+"#,
+        );
+        assert_eq!(errors, Vec::<String>::new());
+        let workspace = manifest.workspace.unwrap();
+        assert_eq!(
+            workspace.def.run,
+            Some(vec![RunStep::shell("update-ca-certificates")])
+        );
+        let image = &manifest.package.unwrap().images[0];
+        let steps = image.layer.def.run.as_ref().unwrap();
+        assert_eq!(steps[0], RunStep::shell("apt-get update"));
+        let table = &steps[1];
+        assert_eq!(
+            table.command,
+            RunCommand::Exec(vec!["make".into(), "all".into()])
+        );
+        assert_eq!(table.env["CC"], "gcc");
+        assert_eq!(
+            (table.workdir.as_deref(), table.user.as_deref()),
+            (Some("/src"), Some("1000"))
+        );
+        assert_eq!(table.network, Some(Network::None));
+        assert_eq!(table.cache[0].sharing, Some(Sharing::Private));
+        assert_eq!(table.secrets, ["npm"]);
+        let text = |path: &str| {
+            let Place::Manifest { span, file, .. } = image.layer.place(path) else {
+                panic!("no place for {path}")
+            };
+            file.text[span].to_owned()
+        };
+        assert_eq!(text("run[0]"), "\"apt-get update\"");
+        assert_eq!(text("run[1].workdir"), "\"/src\"");
+        assert_eq!(text("run[1].cache[0].target"), "\"/root/.cache\"");
+        assert_eq!(text("run[1].env.CC"), "\"gcc\"");
+        assert_eq!(text("run[1].secrets[0]"), "\"npm\"");
     }
 
     #[test]

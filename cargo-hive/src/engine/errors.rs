@@ -90,6 +90,9 @@ pub(crate) enum JobError {
         /// What the load can do.
         note: String,
     },
+    /// A RUN step failed on the daemon.
+    #[error(transparent)]
+    Step(Box<StepFailed>),
     /// Each platform's manifest digest, for `--metadata-file`, could not be read back.
     #[error("cannot read the manifests of image `{image}` for --metadata-file: {source}")]
     Manifests {
@@ -133,4 +136,39 @@ pub(crate) struct NoLoader {
     pub(crate) interpreter: String,
     /// What the base lacks, in words.
     pub(crate) base: String,
+}
+
+/// A RUN step that failed: which one, where it is written, how it ended and what it said last.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "step `run[{index}]` of image `{image}`{} failed{}: {command}{}",
+    place.as_ref().map(|place| format!(" ({place})")).unwrap_or_default(),
+    exit_code.map(|code| format!(" with exit code {code}")).unwrap_or_default(),
+    last_output(last_lines)
+)]
+pub(crate) struct StepFailed {
+    /// The image whose `run` holds the step.
+    pub(crate) image: String,
+    /// Its index there.
+    pub(crate) index: usize,
+    /// Where it is written (`Cargo.toml:18:7`, `build.rs of api`).
+    pub(crate) place: Option<String>,
+    /// The command, as the container ran it.
+    pub(crate) command: String,
+    /// The exit code, when the daemon said one.
+    pub(crate) exit_code: Option<i32>,
+    /// The last lines of its output.
+    pub(crate) last_lines: Vec<String>,
+}
+
+fn last_output(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("\n  its last output:");
+    for line in lines {
+        text.push_str("\n    ");
+        text.push_str(line);
+    }
+    text
 }

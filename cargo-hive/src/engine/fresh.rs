@@ -290,6 +290,7 @@ mod tests {
                 platform: crate::plan::Platform::parse("linux/amd64").unwrap(),
                 base: None,
                 layers: vec![],
+                steps: vec![],
                 shared_key_hint: String::new(),
                 epoch: 0,
                 uid: 0,

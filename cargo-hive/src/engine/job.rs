@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use hive_build::plan::{Base, PlanImage};
 use sha2::{Digest, Sha256};
 
-use super::errors::{JobError, NoLoader};
+use super::errors::{JobError, NoLoader, StepFailed};
 use super::fresh;
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
 };
+use crate::buildkit::steps::exec_steps;
 use crate::buildkit::{
     BaseFacts, Buildkit, InTotoAttestation, LoaderCheck, PlatformSolve, ProvenanceMode, SolveJob,
     Solved,
@@ -259,7 +260,35 @@ fn overrides(planned: &PlanImage, epoch: i64, revision: Option<&str>) -> ConfigO
             .map(ToString::to_string)
             .collect(),
         labels,
+        steps: (planned.run.iter())
+            .map(|step| format!("cargo hive: run {}", step.args.join(" ")))
+            .collect(),
     }
+}
+
+/// A failed RUN step with the place it is written in the plan; any other solve error as it is.
+fn step_failed(context: &BuildContext, error: crate::buildkit::SolveError) -> JobError {
+    let crate::buildkit::SolveError::Step(step, _) = &error else {
+        return error.into();
+    };
+    let planned = context.images.get(&step.image);
+    let key = format!("run[{}]", step.index);
+    let place = (planned.and_then(|image| image.origins.get(&key))).map(|origin| match origin {
+        hive_build::plan::Origin::Manifest {
+            file, line, column, ..
+        } => format!("{file}:{line}:{column}"),
+        other => other.to_string(),
+    });
+    let command = (planned.and_then(|image| image.run.get(step.index)))
+        .map_or_else(|| step.message.clone(), |run| run.args.join(" "));
+    JobError::Step(Box::new(StepFailed {
+        image: step.image.clone(),
+        index: step.index,
+        place,
+        command,
+        exit_code: step.exit_code,
+        last_lines: step.last_lines.clone(),
+    }))
 }
 
 /// Explains a dynamically linked binary on a base that cannot run it.
@@ -370,7 +399,8 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             .collect(),
         provenance: context.provenance,
     };
-    let mut solved = context.buildkit.solve(job, &context.progress).await?;
+    let mut solved = (context.buildkit.solve(job, &context.progress).await)
+        .map_err(|error| step_failed(context, error))?;
     finish_outputs(context, &outputs, &mut solved).await?;
     let manifests = manifests(context, planned, &platforms, &solved).await?;
     save_stamp(context, planned, &outputs, fingerprint, &solved, &manifests).await;
@@ -673,10 +703,27 @@ fn lay_out(
         Some(resolved) => (Some(resolved.base), Some(resolved.config)),
         None => (None, None),
     };
+    // Each layer's steps see the config of what is below them: the base's, then each `hive:` layer's over it.
+    let mut steps = Vec::with_capacity(chain.len());
+    for layer in chain {
+        steps.push(exec_steps(
+            &layer.planned.name,
+            &layer.planned.run,
+            config.as_deref(),
+        )?);
+        let overrides = overrides(&layer.planned, context.epoch, context.revision.as_deref());
+        config = Some(layout::image_config(
+            config.as_deref(),
+            &platform,
+            &overrides,
+            context.epoch,
+        )?);
+    }
     let image_layout = ImageLayout {
         platform: platform.clone(),
         base: pinned,
         layers: chain.iter().map(|layer| layer.inputs.clone()).collect(),
+        steps,
         shared_key_hint: shared_key(&context.workspace_root, &planned.name),
         epoch: context.epoch,
         uid: 0,
@@ -685,15 +732,6 @@ fn lay_out(
     let mut definition = layout::definition(&image_layout);
     if context.no_cache {
         definition.ignore_cache();
-    }
-    for layer in chain {
-        let overrides = overrides(&layer.planned, context.epoch, context.revision.as_deref());
-        config = Some(layout::image_config(
-            config.as_deref(),
-            &platform,
-            &overrides,
-            context.epoch,
-        )?);
     }
     let config = config.expect("a chain has at least one layer");
     Ok((image_layout, definition, config))
@@ -886,8 +924,10 @@ pub(crate) fn dry_run_json(
         machine: None,
     };
     let inputs = local_inputs(planned, &executable, None).unwrap_or_default();
+    let steps = exec_steps(&planned.name, &planned.run, None).unwrap_or_default();
     let definition = layout::definition(&ImageLayout {
         layers: vec![inputs],
+        steps: vec![steps],
         platform: platform.clone(),
         base: match &planned.base {
             Base::Image { reference } => Some(PinnedBase {

@@ -245,7 +245,7 @@ fn disagreeing_runs(
         );
         Some(ConfigError::new("build-script-disagrees", &place, message, "").help(
             "values of a platform (base, env, labels, files, …) may differ between targets; the image's name, \
-             binary, repository, tags, aliases, sbom, platforms and targets must not",
+             binary, repository, tags, aliases, sbom, platforms, targets and run steps must not",
         ))
     })
 }
@@ -310,7 +310,7 @@ fn disagreement(a: &Resolution, b: &Resolution) -> Option<(&'static str, String,
             .map(|p| (p.platform.to_string(), p.triple.clone()))
             .collect()
     };
-    let fields: [(&'static str, String, String); 8] = [
+    let fields: [(&'static str, String, String); 9] = [
         (
             "binary",
             quote(&a.image.binary.target),
@@ -335,6 +335,7 @@ fn disagreement(a: &Resolution, b: &Resolution) -> Option<(&'static str, String,
             quote(&a.image.config.annotations),
             quote(&b.image.config.annotations),
         ),
+        ("run", quote(&a.image.run), quote(&b.image.run)),
     ];
     fields.into_iter().find(|(_, a, b)| a != b)
 }
@@ -399,6 +400,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
         config.annotations = self.annotations();
         super::nul::check(&self.layers, self.diags);
         let files = self.files(root, &binary);
+        let run = self.run(root);
         if self.diags.len() > errors_before {
             return None;
         }
@@ -430,6 +432,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
             sbom,
             origins: self.origins,
             selected: true,
+            run,
             per_platform: Vec::new(),
         };
         let (platforms, target_origins) = typed
@@ -990,6 +993,18 @@ impl<'a, 'd> Assembler<'a, 'd> {
             merged.insert(key.to_owned(), value.to_owned());
         }
         merged
+    }
+
+    /// `run`: the steps of the layer that set it, each with its origin under `run[<index>]`.
+    fn run(&mut self, root: &Path) -> Vec<hive_build::plan::PlanRunStep> {
+        let Some((steps, layer)) = self.layers.pick(|def| def.run.as_ref()) else {
+            return Vec::new();
+        };
+        set_origin(&mut self.origins, "run", Some(layer));
+        for index in 0..steps.len() {
+            set_origin(&mut self.origins, &format!("run[{index}]"), Some(layer));
+        }
+        super::run::resolve(steps, layer, root, self.diags)
     }
 
     fn files(&mut self, root: &Path, binary: &Binary) -> Vec<hive_build::plan::PlanFile> {
@@ -1925,6 +1940,37 @@ targets = { "linux/amd64" = "aarch64-unknown-linux-musl", "linux/arm64" = "aarch
                  set by the build script of package `app`)"
             ]
         );
+    }
+
+    #[test]
+    fn run_steps_replace_across_layers_with_a_place_each() {
+        let (images, errors) = resolve_text(
+            r#"
+[workspace.metadata.hive]
+run = ["from the workspace"]
+
+[package.metadata.hive.images.app]
+bin = "app"
+run = ["apt-get update", { command = ["true"], cache = [{ target = "/c" }] }]
+
+[package.metadata.hive.images.other]
+bin = "app"
+"#,
+            vec![],
+        );
+        assert_eq!(errors, Vec::<String>::new());
+        let app = images.iter().find(|image| image.name == "app").unwrap();
+        assert_eq!(app.run.len(), 2);
+        assert_eq!(app.run[0].args, ["/bin/sh", "-c", "apt-get update"]);
+        assert!(app.run[1].cache[0].id.starts_with("hive-"));
+        let line = |key: &str| match &app.origins[key] {
+            Origin::Manifest { line, column, .. } => (*line, *column),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(line("run[0]"), (7, 8));
+        assert_eq!(line("run[1]"), (7, 26));
+        let other = images.iter().find(|image| image.name == "other").unwrap();
+        assert_eq!(other.run[0].args[2], "from the workspace");
     }
 
     #[test]

@@ -188,6 +188,7 @@ mod tests {
             sbom: false,
             origins: BTreeMap::new(),
             selected: true,
+            run: Vec::new(),
             per_platform: vec![hive_build::plan::PlatformPlan {
                 platform: "linux/amd64".into(),
                 target: "x86_64-unknown-linux-gnu".into(),

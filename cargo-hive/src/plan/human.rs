@@ -127,6 +127,10 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
         origin(image, "platforms"),
     );
     per_platform_rows(&mut row, image);
+    for (index, step) in image.run.iter().enumerate() {
+        let key = format!("run[{index}]");
+        row("run", run_text(step), origin(image, &key));
+    }
     row(
         "binary",
         format!("{} → {}", image.binary.target, image.binary.path),
@@ -294,6 +298,26 @@ fn write_rows(out: &mut String, rows: Vec<Row>, color: bool) {
     }
 }
 
+/// A step as written (the shell form's command, else the argument list), then what else it sets.
+fn run_text(step: &hive_build::plan::PlanRunStep) -> String {
+    let mut text = match &step.args[..] {
+        [shell, dash_c, command] if shell == "/bin/sh" && dash_c == "-c" => command.clone(),
+        args => json_list(args),
+    };
+    for mount in &step.cache {
+        let sharing = serde_json::to_value(mount.sharing).unwrap_or_default();
+        let sharing = sharing.as_str().unwrap_or_default();
+        text.push_str(&format!(" [cache {} {sharing}]", mount.target));
+    }
+    if !step.secrets.is_empty() {
+        text.push_str(&format!(" [secrets {}]", step.secrets.join(", ")));
+    }
+    if step.network == hive_build::Network::None {
+        text.push_str(" [network none]");
+    }
+    text
+}
+
 fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_default()
 }
@@ -348,6 +372,7 @@ mod tests {
             sbom,
             origins: origins.clone(),
             selected: true,
+            run: Vec::new(),
             per_platform: vec![PlatformPlan {
                 platform: "linux/amd64".into(),
                 target: "x86_64-unknown-linux-gnu".into(),
@@ -433,5 +458,54 @@ mod tests {
         assert_eq!(row("sbom"), Some(vec!["sbom", "true", "Cargo.toml:8"]));
         let off = rendered(false, false);
         assert!(!off.contains("aliases") && !off.contains("sbom"), "{off}");
+    }
+
+    #[test]
+    fn run_steps_show_in_order_before_the_binary() {
+        use hive_build::plan::{PlanCacheMount, PlanRunStep};
+        let step = |args: &[&str]| PlanRunStep {
+            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+            env: BTreeMap::new(),
+            workdir: None,
+            user: None,
+            network: hive_build::Network::Default,
+            cache: Vec::new(),
+            secrets: Vec::new(),
+        };
+        let mut image = image(false, false);
+        let mut second = step(&["make", "all"]);
+        second.cache.push(PlanCacheMount {
+            target: "/c".into(),
+            id: "x".into(),
+            sharing: hive_build::Sharing::Locked,
+        });
+        second.secrets.push("npm".into());
+        second.network = hive_build::Network::None;
+        image.run = vec![step(&["/bin/sh", "-c", "apt-get update"]), second];
+        let plan = Plan {
+            format_version: 1,
+            workspace_root: "/w".into(),
+            profile: "release".into(),
+            images: vec![image],
+            edges: Vec::new(),
+        };
+        let text = render(&plan, false);
+        let rows: Vec<&str> = (text.lines())
+            .filter(|line| {
+                let key = line.split_whitespace().next().unwrap_or_default();
+                key == "run" || key == "binary"
+            })
+            .map(str::trim)
+            .collect();
+        assert_eq!(rows.len(), 3, "{text}");
+        assert!(
+            rows[0].starts_with("run") && rows[0].contains("apt-get update"),
+            "{text}"
+        );
+        assert!(
+            rows[1].contains(r#"["make","all"] [cache /c locked] [secrets npm] [network none]"#),
+            "{text}"
+        );
+        assert!(rows[2].starts_with("binary"), "{text}");
     }
 }

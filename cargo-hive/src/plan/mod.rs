@@ -12,6 +12,7 @@ pub(crate) mod human;
 mod nul;
 mod platform;
 mod reference;
+mod run;
 mod template;
 mod triple;
 
