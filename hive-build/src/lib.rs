@@ -27,7 +27,7 @@ pub mod schema;
 mod script;
 pub mod spdx;
 
-pub use schema::{FileSpec, ImageDef, Mode, Port, Protocol};
+pub use schema::{FileSpec, ImageDef, Mode, Port, Protocol, SecretSource};
 pub use script::{
     Action, BuildScriptImage, BuildScriptOutput, Image, Images, OUTPUT_ENV, OUTPUT_FILE,
     OUTPUT_FORMAT_VERSION, OUTPUT_MAX_BYTES, images,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use hive_build::ImageDef;
+use hive_build::{ImageDef, SecretSource};
 use hive_build::plan::{
     Base, Binary, ImageConfig, Origin, PackageInfo, Plan, PlanImage, PlatformPlan,
 };
@@ -398,6 +398,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
         config.annotations = self.annotations();
         super::nul::check(&self.layers, self.diags);
         let files = self.files(root, &binary);
+        let secrets = self.secrets(root);
         if self.diags.len() > errors_before {
             return None;
         }
@@ -419,6 +420,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
             files,
             config,
             sbom,
+            secrets,
             origins: self.origins,
             selected: true,
             per_platform: Vec::new(),
@@ -930,6 +932,106 @@ impl<'a, 'd> Assembler<'a, 'd> {
             .insert("files".into(), layer.place("files").origin());
         let binary = (!binary.target.is_empty()).then_some(binary.path.as_str());
         super::files::resolve(specs, layer, self.package, root, binary, self.diags)
+    }
+}
+
+impl Assembler<'_, '_> {
+    /// `secrets` merged id by id: each id usable as a file name under `/run/secrets`, each source named, a relative
+    /// file made absolute from the directory of the manifest that declares it (`~/` is kept: it is expanded when a
+    /// build reads the value, so the plan does not depend on `HOME`).
+    fn secrets(&mut self, root: &Path) -> BTreeMap<String, SecretSource> {
+        let mut merged: BTreeMap<&str, (&SecretSource, &Layer)> = BTreeMap::new();
+        for layer in self.layers.0 {
+            for (id, source) in &layer.def.secrets {
+                merged.insert(id.as_str(), (source, layer));
+            }
+        }
+        let mut secrets = BTreeMap::new();
+        for (id, (source, layer)) in merged {
+            let path = format!("secrets.{id}");
+            self.origins
+                .insert(path.clone(), layer.place(&path).origin());
+            if let Err(why) = check_secret_id(id) {
+                self.diags.push(
+                    ConfigError::new(
+                        "invalid-secret",
+                        &layer.place(&format!("{path}#key")),
+                        format!("invalid secret id `{id}`: {why}"),
+                        "invalid id",
+                    )
+                    .help("a secret id is a file name under `/run/secrets`: letters, digits, `-`, `_` and `.`"),
+                );
+                continue;
+            }
+            match secret_source(source, layer, self.package, root) {
+                Ok(source) => {
+                    secrets.insert(id.to_owned(), source);
+                }
+                Err(why) => self.diags.push(
+                    ConfigError::new(
+                        "invalid-secret",
+                        &layer.place(&path),
+                        format!("invalid source of the secret `{id}`: {why}"),
+                        "invalid source",
+                    )
+                    .help("write `{ env = \"NAME\" }` or `{ file = \"path\" }`; only `~/` is expanded"),
+                ),
+            }
+        }
+        secrets
+    }
+}
+
+/// Why a secret id is not a plain file name.
+fn check_secret_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() {
+        return Err("it is empty");
+    }
+    if id == "." || id == ".." {
+        return Err("it is not a file name");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err("it has a character other than letters, digits, `-`, `_` and `.`");
+    }
+    Ok(())
+}
+
+/// A source checked, its relative file made absolute from the directory of the manifest that declared it (a build
+/// script's: its package's).
+fn secret_source(
+    source: &SecretSource,
+    layer: &Layer,
+    package: &Package,
+    root: &Path,
+) -> Result<SecretSource, &'static str> {
+    match source {
+        SecretSource::Env(name) if name.is_empty() || name.contains(['=', '\0']) => {
+            Err("an environment variable's name is not empty and has no `=`")
+        }
+        SecretSource::Env(_) => Ok(source.clone()),
+        SecretSource::File(file) if file.is_empty() || file.contains('\0') => {
+            Err("the file's path is empty")
+        }
+        SecretSource::File(file) if file == "~" || file.starts_with("~/") => Ok(source.clone()),
+        SecretSource::File(file) if file.starts_with('~') => {
+            Err("`~user` is not expanded; write the path in full")
+        }
+        SecretSource::File(file) => {
+            let dir = match &layer.whole {
+                Place::Manifest { file: manifest, .. } => root
+                    .join(&manifest.workspace_name)
+                    .parent()
+                    .map(Path::to_path_buf),
+                _ => package.manifest_path.parent().map(Path::to_path_buf),
+            }
+            .unwrap_or_else(|| root.to_path_buf());
+            Ok(SecretSource::File(
+                normalize(&dir.join(file)).display().to_string(),
+            ))
+        }
     }
 }
 

@@ -185,6 +185,7 @@ mod tests {
             files: Vec::new(),
             config: ImageConfig::default(),
             sbom: false,
+            secrets: BTreeMap::new(),
             origins: BTreeMap::new(),
             selected: true,
             per_platform: vec![hive_build::plan::PlatformPlan {

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use hive_build::SecretSource;
 use hive_build::plan::{Base, Origin, Plan, PlanImage};
 use owo_colors::OwoColorize;
 
@@ -112,6 +113,22 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
     }
     if image.sbom {
         row("sbom", "true".to_owned(), origin(image, "sbom"));
+    }
+    // Where each secret is read from, never its value (the plan holds no value to show).
+    for (id, source) in &image.secrets {
+        let shown = match source {
+            SecretSource::File(path) => SecretSource::File(
+                path.strip_prefix(root)
+                    .map_or(path.as_str(), |rest| rest.trim_start_matches('/'))
+                    .to_owned(),
+            ),
+            SecretSource::Env(_) => source.clone(),
+        };
+        row(
+            "secret",
+            format!("{id} ← {shown}"),
+            origin(image, &format!("secrets.{id}")),
+        );
     }
 }
 
@@ -307,6 +324,7 @@ mod tests {
             files: Vec::new(),
             config: ImageConfig::default(),
             sbom,
+            secrets: BTreeMap::new(),
             origins: origins.clone(),
             selected: true,
             per_platform: vec![PlatformPlan {
@@ -345,5 +363,34 @@ mod tests {
         assert_eq!(row("sbom"), Some(vec!["sbom", "true", "Cargo.toml:8"]));
         let off = rendered(false, false);
         assert!(!off.contains("aliases") && !off.contains("sbom"), "{off}");
+    }
+
+    #[test]
+    fn secrets_show_their_source_relative_to_the_workspace() {
+        let mut image = image(false, false);
+        image.secrets = [
+            ("netrc".to_owned(), SecretSource::File("/w/api/netrc".into())),
+            ("token".to_owned(), SecretSource::Env("NPM_TOKEN".into())),
+        ]
+        .into();
+        let plan = Plan {
+            format_version: 1,
+            workspace_root: "/w".into(),
+            profile: "release".into(),
+            images: vec![image],
+        };
+        let text = render(&plan, false);
+        let secrets: Vec<Vec<&str>> = text
+            .lines()
+            .filter(|line| line.trim_start().starts_with("secret"))
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                vec!["secret", "netrc", "←", "file", "api/netrc"],
+                vec!["secret", "token", "←", "env", "NPM_TOKEN"],
+            ]
+        );
     }
 }
