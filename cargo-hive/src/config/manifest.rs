@@ -320,9 +320,7 @@ impl Walker<'_> {
                 }
                 "expose" => layer.def.expose = self.ports(value, table_name, &mut layer.places),
                 "files" => layer.def.files = self.files(value, table_name, &mut layer.places),
-                "secrets" => {
-                    layer.def.secrets = self.secrets(value, table_name, &mut layer.places)
-                }
+                "secrets" => layer.def.secrets = self.secrets(value, table_name, &mut layer.places),
                 other => unreachable!("schema key `{other}` has no reader"),
             }
             set(&mut layer, name);
@@ -719,7 +717,10 @@ impl Walker<'_> {
         }
         let place = self.place(entry.span(), table_name);
         let (message, label) = if sources.is_empty() {
-            (format!("the secret `{path}` has no source"), "no `env` or `file`")
+            (
+                format!("the secret `{path}` has no source"),
+                "no `env` or `file`",
+            )
         } else {
             (
                 format!("the secret `{path}` has both `env` and `file`"),
@@ -727,8 +728,9 @@ impl Walker<'_> {
             )
         };
         self.diags.push(
-            ConfigError::new("invalid-secret", &place, message, label)
-                .help("write exactly one source: `{ env = \"NPM_TOKEN\" }` or `{ file = \"~/.netrc\" }`"),
+            ConfigError::new("invalid-secret", &place, message, label).help(
+                "write exactly one source: `{ env = \"NPM_TOKEN\" }` or `{ file = \"~/.netrc\" }`",
+            ),
         );
         None
     }

@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use hive_build::{ImageDef, SecretSource};
 use hive_build::plan::{
     Base, Binary, ImageConfig, Origin, PackageInfo, Plan, PlanImage, PlatformPlan,
 };
 use hive_build::schema::{binary_path, defaults};
+use hive_build::{ImageDef, SecretSource};
 
 use crate::config::{
     ConfigError, Definitions, Diagnostics, ImageDefinition, Layer, Package, Place, did_you_mean,

@@ -369,7 +369,10 @@ mod tests {
     fn secrets_show_their_source_relative_to_the_workspace() {
         let mut image = image(false, false);
         image.secrets = [
-            ("netrc".to_owned(), SecretSource::File("/w/api/netrc".into())),
+            (
+                "netrc".to_owned(),
+                SecretSource::File("/w/api/netrc".into()),
+            ),
             ("token".to_owned(), SecretSource::Env("NPM_TOKEN".into())),
         ]
         .into();
