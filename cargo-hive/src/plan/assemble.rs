@@ -1839,6 +1839,59 @@ platforms = ["linux/arm64"]
     }
 
     #[test]
+    fn secrets_merge_by_id_and_files_are_relative_to_their_manifest() {
+        let manifest = r#"
+[workspace.metadata.hive]
+secrets = { token = { env = "WS_TOKEN" }, netrc = { file = "~/.netrc" } }
+
+[package.metadata.hive.images.app]
+bin = "app"
+secrets = { token = { env = "APP_TOKEN" }, key = { file = "keys/../deploy.key" } }
+"#;
+        let (images, errors) = resolve_text(manifest, vec![]);
+        assert_eq!(errors, Vec::<String>::new());
+        let secrets: Vec<(&str, String)> = (images[0].secrets.iter())
+            .map(|(id, source)| (id.as_str(), source.to_string()))
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                ("key", "file /w/deploy.key".to_owned()),
+                ("netrc", "file ~/.netrc".to_owned()),
+                ("token", "env APP_TOKEN".to_owned()),
+            ]
+        );
+        let Origin::Manifest { table, .. } = &images[0].origins["secrets.netrc"] else {
+            panic!("manifest origin")
+        };
+        assert_eq!(table, "workspace.metadata.hive");
+    }
+
+    #[test]
+    fn bad_secrets_are_each_reported() {
+        let manifest = r#"
+[package.metadata.hive.images.app]
+bin = "app"
+secrets = { "a/b" = { env = "A" }, both = { env = "B", file = "b" }, none = {}, typo = { envv = "C" }, home = { file = "~root/x" }, flat = "D" }
+"#;
+        let (_, errors) = resolve_text(manifest, vec![]);
+        assert_eq!(
+            errors,
+            [
+                "invalid-secret: the secret `secrets.both` has both `env` and `file`",
+                "wrong-type: `secrets.flat` must be a table (`{ env = \"NAME\" }` or `{ file = \"path\" }`), \
+                 not a string",
+                "invalid-secret: the secret `secrets.none` has no source",
+                "unknown-key: unknown key `envv` in the secret `secrets.typo`",
+                "invalid-secret: invalid secret id `a/b`: it has a character other than letters, digits, `-`, \
+                 `_` and `.`",
+                "invalid-secret: invalid source of the secret `home`: `~user` is not expanded; write the path in \
+                 full",
+            ]
+        );
+    }
+
+    #[test]
     fn aliases_and_sbom_take_the_most_specific_layer() {
         let manifest = r#"
 [workspace.metadata.hive]
