@@ -62,6 +62,9 @@ pub(crate) enum HiveError {
     /// Cargo's resolve for the SBOMs could not be read.
     #[error(transparent)]
     Sbom(#[from] crate::sbom::SbomError),
+    /// A build secret could not be read before the build (its variable unset, its file unreadable).
+    #[error(transparent)]
+    Secret(#[from] crate::engine::SecretError),
     /// `--metadata-file` could not be written.
     #[error(transparent)]
     MetadataFile(#[from] crate::engine::MetadataError),
@@ -119,6 +122,7 @@ impl HiveError {
             | HiveError::MetadataFile(_)
             | HiveError::Release(_)
             | HiveError::Sbom(_)
+            | HiveError::Secret(_)
             | HiveError::Output(_)
             | HiveError::Setup { .. } => exit_codes::FAILURE,
             HiveError::Interrupted(Signal::Interrupt) => exit_codes::INTERRUPTED,
@@ -142,9 +146,10 @@ impl HiveError {
     /// The failure's class, as `--progress json` reports it in its `error` event.
     pub(crate) fn kind(&self) -> ErrorKind {
         match self {
-            HiveError::Diagnostics(_) | HiveError::Input(_) | HiveError::Read { .. } => {
-                ErrorKind::InvalidDefinitions
-            }
+            HiveError::Diagnostics(_)
+            | HiveError::Input(_)
+            | HiveError::Read { .. }
+            | HiveError::Secret(_) => ErrorKind::InvalidDefinitions,
             HiveError::Cargo(_) | HiveError::Sbom(_) => ErrorKind::CargoFailed,
             HiveError::Connect(_) => ErrorKind::DaemonUnreachable,
             HiveError::Prepare(_) | HiveError::Images(_) => ErrorKind::ImageFailed,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{Mode, Network, Port, Sharing};
+use crate::schema::{Mode, Network, Port, SecretSource, Sharing};
 
 /// The version of this format, the `format_version` of every [`Plan`].
 pub const FORMAT_VERSION: u32 = 1;
@@ -87,6 +87,11 @@ pub struct PlanImage {
     /// under `sbom`).
     #[serde(default)]
     pub sbom: bool,
+    /// The build secrets its RUN steps may mount, by id: where each value is read from when the build starts (an
+    /// environment variable's name, or a file's path made absolute but `~/` kept), never the value (`secrets`;
+    /// origins under `secrets.ID`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretSource>,
     /// Where each value came from, keyed by field name (`base`, `tags`, …) and, for maps, `env.NAME`,
     /// `labels.KEY`, `annotations.KEY`.
     pub origins: BTreeMap<String, Origin>,

@@ -69,6 +69,10 @@ pub struct ImageDef {
     /// Commands run on the base, in order, before the binary and files are added (each its own layer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<Vec<RunStep>>,
+    /// Build secrets the image's RUN steps may mount, by id; merged id by id across layers. Only where each value
+    /// comes from is written here, never the value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretSource>,
 }
 
 /// One command run on the base: a string is the shell form (`/bin/sh -c`), a table says more.
@@ -245,6 +249,45 @@ impl Sharing {
         }
     }
 }
+
+/// Where a build secret's value is read from when a build starts: `{ env = "NPM_TOKEN" }` or
+/// `{ file = "~/.netrc" }`. Serialized the same way; the value itself never appears anywhere in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum SecretSource {
+    /// An environment variable of the `cargo hive` process, by name.
+    Env(String),
+    /// A file: `~/` is the user's home directory; a relative path is relative to the directory of the manifest
+    /// that declares it (in the plan, already made absolute).
+    File(String),
+}
+
+impl SecretSource {
+    /// `env` or `file`: the key the source is written with.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SecretSource::Env(_) => "env",
+            SecretSource::File(_) => "file",
+        }
+    }
+
+    /// The variable's name or the file's path, as written.
+    pub fn name(&self) -> &str {
+        match self {
+            SecretSource::Env(name) | SecretSource::File(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for SecretSource {
+    /// `env NPM_TOKEN`, `file ~/.netrc`: the source, never the value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind(), self.name())
+    }
+}
+
+/// The keys of one `secrets` entry: exactly one of them.
+pub const SECRET_KEYS: &[&str] = &["env", "file"];
 
 /// A file or directory of the package copied into the image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -574,6 +617,11 @@ pub const KEYS: &[Key] = &[
         doc: "commands run on the base before the binary is added",
     },
     Key {
+        name: "secrets",
+        scopes: ALL,
+        doc: "build secrets for RUN steps, by id, read from `env` or `file` (merged)",
+    },
+    Key {
         name: "registry",
         scopes: DEFAULTS,
         doc: "prefix of default repository names",
@@ -696,6 +744,20 @@ mod tests {
     }
 
     #[test]
+    fn secret_sources_are_one_keyed_tables() {
+        let sources: BTreeMap<String, SecretSource> =
+            serde_json::from_str(r#"{"a": {"env": "A"}, "b": {"file": "~/.netrc"}}"#).unwrap();
+        assert_eq!(sources["a"], SecretSource::Env("A".into()));
+        assert_eq!(sources["b"].to_string(), "file ~/.netrc");
+        assert_eq!(
+            serde_json::to_string(&sources).unwrap(),
+            r#"{"a":{"env":"A"},"b":{"file":"~/.netrc"}}"#
+        );
+        assert!(serde_json::from_str::<SecretSource>(r#"{"env": "A", "file": "b"}"#).is_err());
+        assert!(serde_json::from_str::<SecretSource>(r#"{"value": "A"}"#).is_err());
+    }
+
+    #[test]
     fn image_keys_are_the_fields_of_image_def() {
         let full = ImageDef {
             bin: Some(String::new()),
@@ -716,6 +778,7 @@ mod tests {
             aliases: Some(false),
             sbom: Some(false),
             run: Some(vec![]),
+            secrets: [(String::new(), SecretSource::Env(String::new()))].into(),
         };
         let serde_json::Value::Object(fields) = serde_json::to_value(&full).unwrap() else {
             unreachable!()

@@ -23,7 +23,7 @@ pub(crate) use discovery::{Environment, ManifestSettings};
 pub(crate) use errors::ConnectError;
 pub(crate) use gateway::ExporterSpec;
 pub(crate) use layout::ConfigError;
-pub(crate) use session::{AuthError, DockerAuth, partial_owner};
+pub(crate) use session::{AuthError, DockerAuth, SecretValues, partial_owner};
 pub(crate) use solve::{
     BaseError, BaseFacts, BaseQuery, InTotoAttestation, LoaderCheck, PlatformSolve, ProvenanceMode,
     SolveError, SolveJob, Solved,

@@ -61,5 +61,12 @@ fn redact(plan: &mut Plan) {
                 file.source = format!("[workspace]{rest}");
             }
         }
+        for source in image.secrets.values_mut() {
+            if let hive_build::SecretSource::File(path) = source
+                && let Some(rest) = path.strip_prefix(&root)
+            {
+                *path = format!("[workspace]{rest}");
+            }
+        }
     }
 }

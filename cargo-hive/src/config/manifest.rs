@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use hive_build::schema::{self, FILE_KEYS, KEYS, Scope};
-use hive_build::{FileSpec, ImageDef, Mode, Port};
+use hive_build::schema::{self, FILE_KEYS, KEYS, SECRET_KEYS, Scope};
+use hive_build::{FileSpec, ImageDef, Mode, Port, SecretSource};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -337,6 +337,7 @@ impl Walker<'_> {
                 "expose" => layer.def.expose = self.ports(value, table_name, &mut layer.places),
                 "files" => layer.def.files = self.files(value, table_name, &mut layer.places),
                 "run" => layer.def.run = self.run_steps(value, table_name, &mut layer.places),
+                "secrets" => layer.def.secrets = self.secrets(value, table_name, &mut layer.places),
                 other => unreachable!("schema key `{other}` has no reader"),
             }
             set(&mut layer, name);
@@ -663,6 +664,99 @@ impl Walker<'_> {
             }
         }
         Some(files)
+    }
+
+    /// `secrets = { id = { env = "NAME" } | { file = "path" } }`: each entry a table with exactly one source.
+    fn secrets(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        table_name: &str,
+        places: &mut BTreeMap<String, Place>,
+    ) -> BTreeMap<String, SecretSource> {
+        let mut secrets = BTreeMap::new();
+        let Some(table) = value.get_ref().as_table() else {
+            self.wrong_type("secrets", value, table_name, "a table of secret sources");
+            return secrets;
+        };
+        for (key, entry) in table {
+            let path = format!("secrets.{}", key.get_ref());
+            if let Some(source) = self.secret_source(&path, entry, table_name) {
+                places.insert(format!("{path}#key"), self.place(key.span(), table_name));
+                places.insert(path, self.place(entry.span(), table_name));
+                secrets.insert(key.get_ref().to_string(), source);
+            }
+        }
+        secrets
+    }
+
+    /// One secret's source; every mistake in it is reported.
+    fn secret_source(
+        &mut self,
+        path: &str,
+        entry: &Spanned<DeValue<'_>>,
+        table_name: &str,
+    ) -> Option<SecretSource> {
+        const EXPECTED: &str = "a table (`{ env = \"NAME\" }` or `{ file = \"path\" }`)";
+        let Some(table) = entry.get_ref().as_table() else {
+            self.wrong_type(path, entry, table_name, EXPECTED);
+            return None;
+        };
+        let mut sources = Vec::new();
+        let mut complete = true;
+        for (key, field) in table {
+            let field_path = format!("{path}.{}", key.get_ref());
+            match key.get_ref().as_ref() {
+                "env" => match self.string(&field_path, field, table_name) {
+                    Some(name) => sources.push(SecretSource::Env(name)),
+                    None => complete = false,
+                },
+                "file" => match self.string(&field_path, field, table_name) {
+                    Some(file) => sources.push(SecretSource::File(file)),
+                    None => complete = false,
+                },
+                other => {
+                    let place = self.place(key.span(), table_name);
+                    let mut error = ConfigError::new(
+                        "unknown-key",
+                        &place,
+                        format!("unknown key `{other}` in the secret `{path}`"),
+                        "unknown key",
+                    );
+                    error = match did_you_mean(other, SECRET_KEYS.iter().copied()) {
+                        Some(suggestion) => error.help(format!("did you mean `{suggestion}`?")),
+                        None => error.help(
+                            "a secret is read from `env` (a variable's name) or `file` (a path)",
+                        ),
+                    };
+                    self.diags.push(error);
+                    complete = false;
+                }
+            }
+        }
+        if !complete {
+            return None;
+        }
+        if sources.len() == 1 {
+            return sources.pop();
+        }
+        let place = self.place(entry.span(), table_name);
+        let (message, label) = if sources.is_empty() {
+            (
+                format!("the secret `{path}` has no source"),
+                "no `env` or `file`",
+            )
+        } else {
+            (
+                format!("the secret `{path}` has both `env` and `file`"),
+                "two sources",
+            )
+        };
+        self.diags.push(
+            ConfigError::new("invalid-secret", &place, message, label).help(
+                "write exactly one source: `{ env = \"NPM_TOKEN\" }` or `{ file = \"~/.netrc\" }`",
+            ),
+        );
+        None
     }
 
     fn mode(&mut self, path: &str, value: &Spanned<DeValue<'_>>, table_name: &str) -> Option<Mode> {

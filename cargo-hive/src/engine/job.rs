@@ -60,6 +60,8 @@ pub(crate) struct BuildContext {
     pub(crate) attestations_kept: bool,
     /// The SBOM maker, when some image wants one.
     pub(crate) sboms: Option<super::sboms::Sboms>,
+    /// Every image's build secrets, read before the build started.
+    pub(crate) secrets: super::secrets::ResolvedSecrets,
 }
 
 /// One image of a `hive:` chain: what it adds on top of the one below.
@@ -124,6 +126,16 @@ impl BuildContext {
         }
         Ok((on.chain.root.clone(), layers))
     }
+}
+
+/// The secrets one image's solve serves: its own, then those of the rest of its `hive:` chain (built in the same
+/// solve), on any platform.
+fn solve_secrets(context: &BuildContext, planned: &PlanImage) -> crate::buildkit::SecretValues {
+    let chain = (context.facts(planned).platforms.iter())
+        .flat_map(|on| on.chain.images.iter().rev().map(String::as_str));
+    context
+        .secrets
+        .for_solve(std::iter::once(planned.name.as_str()).chain(chain))
 }
 
 /// The image as it is on one platform: that platform's base, files and config (a build script may set them per
@@ -398,6 +410,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             })
             .collect(),
         provenance: context.provenance,
+        secrets: solve_secrets(context, planned),
     };
     let mut solved = (context.buildkit.solve(job, &context.progress).await)
         .map_err(|error| step_failed(context, error))?;

@@ -8,10 +8,12 @@ mod job;
 mod record;
 mod release;
 mod sboms;
+mod secrets;
 
 pub(crate) use errors::MetadataError;
 pub(crate) use release::{ReleaseRequest, run as release};
 pub(crate) use sboms::SbomAsk;
+pub(crate) use secrets::SecretError;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -387,6 +389,8 @@ async fn prepare_context(
             message,
         });
     }
+    // A secret that cannot be read stops the build before cargo runs and before the daemon hears of it.
+    let secrets = secrets::resolve(plan, &request.env)?;
     let cwd = std::env::current_dir().map_err(|source| HiveError::Read {
         path: PathBuf::from("."),
         source,
@@ -462,6 +466,7 @@ async fn prepare_context(
         provenance: attesting.provenance,
         attestations_kept: attesting.kept,
         sboms,
+        secrets,
     })
 }
 

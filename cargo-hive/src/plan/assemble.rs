@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use hive_build::ImageDef;
 use hive_build::plan::{
     Base, Binary, Edge, ImageConfig, Origin, PackageInfo, Plan, PlanImage, PlatformPlan, Variant,
 };
 use hive_build::schema::{binary_path, defaults};
+use hive_build::{ImageDef, SecretSource};
 
 use crate::config::{
     ConfigError, Definitions, Diagnostics, ImageDefinition, Layer, Package, Place, did_you_mean,
@@ -401,6 +401,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
         super::nul::check(&self.layers, self.diags);
         let files = self.files(root, &binary);
         let run = self.run(root);
+        let secrets = self.secrets(root);
         if self.diags.len() > errors_before {
             return None;
         }
@@ -430,6 +431,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
             files,
             config,
             sbom,
+            secrets,
             origins: self.origins,
             selected: true,
             run,
@@ -1015,6 +1017,106 @@ impl<'a, 'd> Assembler<'a, 'd> {
             .insert("files".into(), layer.place("files").origin());
         let binary = (!binary.target.is_empty()).then_some(binary.path.as_str());
         super::files::resolve(specs, layer, self.package, root, binary, self.diags)
+    }
+}
+
+impl Assembler<'_, '_> {
+    /// `secrets` merged id by id: each id usable as a file name under `/run/secrets`, each source named, a relative
+    /// file made absolute from the directory of the manifest that declares it (`~/` is kept: it is expanded when a
+    /// build reads the value, so the plan does not depend on `HOME`).
+    fn secrets(&mut self, root: &Path) -> BTreeMap<String, SecretSource> {
+        let mut merged: BTreeMap<&str, (&SecretSource, &Layer)> = BTreeMap::new();
+        for layer in self.layers.0 {
+            for (id, source) in &layer.def.secrets {
+                merged.insert(id.as_str(), (source, layer));
+            }
+        }
+        let mut secrets = BTreeMap::new();
+        for (id, (source, layer)) in merged {
+            let path = format!("secrets.{id}");
+            self.origins
+                .insert(path.clone(), layer.place(&path).origin());
+            if let Err(why) = check_secret_id(id) {
+                self.diags.push(
+                    ConfigError::new(
+                        "invalid-secret",
+                        &layer.place(&format!("{path}#key")),
+                        format!("invalid secret id `{id}`: {why}"),
+                        "invalid id",
+                    )
+                    .help("a secret id is a file name under `/run/secrets`: letters, digits, `-`, `_` and `.`"),
+                );
+                continue;
+            }
+            match secret_source(source, layer, self.package, root) {
+                Ok(source) => {
+                    secrets.insert(id.to_owned(), source);
+                }
+                Err(why) => self.diags.push(
+                    ConfigError::new(
+                        "invalid-secret",
+                        &layer.place(&path),
+                        format!("invalid source of the secret `{id}`: {why}"),
+                        "invalid source",
+                    )
+                    .help("write `{ env = \"NAME\" }` or `{ file = \"path\" }`; only `~/` is expanded"),
+                ),
+            }
+        }
+        secrets
+    }
+}
+
+/// Why a secret id is not a plain file name.
+fn check_secret_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() {
+        return Err("it is empty");
+    }
+    if id == "." || id == ".." {
+        return Err("it is not a file name");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err("it has a character other than letters, digits, `-`, `_` and `.`");
+    }
+    Ok(())
+}
+
+/// A source checked, its relative file made absolute from the directory of the manifest that declared it (a build
+/// script's: its package's).
+fn secret_source(
+    source: &SecretSource,
+    layer: &Layer,
+    package: &Package,
+    root: &Path,
+) -> Result<SecretSource, &'static str> {
+    match source {
+        SecretSource::Env(name) if name.is_empty() || name.contains(['=', '\0']) => {
+            Err("an environment variable's name is not empty and has no `=`")
+        }
+        SecretSource::Env(_) => Ok(source.clone()),
+        SecretSource::File(file) if file.is_empty() || file.contains('\0') => {
+            Err("the file's path is empty")
+        }
+        SecretSource::File(file) if file == "~" || file.starts_with("~/") => Ok(source.clone()),
+        SecretSource::File(file) if file.starts_with('~') => {
+            Err("`~user` is not expanded; write the path in full")
+        }
+        SecretSource::File(file) => {
+            let dir = match &layer.whole {
+                Place::Manifest { file: manifest, .. } => root
+                    .join(&manifest.workspace_name)
+                    .parent()
+                    .map(Path::to_path_buf),
+                _ => package.manifest_path.parent().map(Path::to_path_buf),
+            }
+            .unwrap_or_else(|| root.to_path_buf());
+            Ok(SecretSource::File(
+                normalize(&dir.join(file)).display().to_string(),
+            ))
+        }
     }
 }
 
@@ -2043,6 +2145,59 @@ platforms = ["linux/arm64"]
             Base::Image {
                 reference: "gcr.io/distroless/cc-debian12:latest".into()
             }
+        );
+    }
+
+    #[test]
+    fn secrets_merge_by_id_and_files_are_relative_to_their_manifest() {
+        let manifest = r#"
+[workspace.metadata.hive]
+secrets = { token = { env = "WS_TOKEN" }, netrc = { file = "~/.netrc" } }
+
+[package.metadata.hive.images.app]
+bin = "app"
+secrets = { token = { env = "APP_TOKEN" }, key = { file = "keys/../deploy.key" } }
+"#;
+        let (images, errors) = resolve_text(manifest, vec![]);
+        assert_eq!(errors, Vec::<String>::new());
+        let secrets: Vec<(&str, String)> = (images[0].secrets.iter())
+            .map(|(id, source)| (id.as_str(), source.to_string()))
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                ("key", "file /w/deploy.key".to_owned()),
+                ("netrc", "file ~/.netrc".to_owned()),
+                ("token", "env APP_TOKEN".to_owned()),
+            ]
+        );
+        let Origin::Manifest { table, .. } = &images[0].origins["secrets.netrc"] else {
+            panic!("manifest origin")
+        };
+        assert_eq!(table, "workspace.metadata.hive");
+    }
+
+    #[test]
+    fn bad_secrets_are_each_reported() {
+        let manifest = r#"
+[package.metadata.hive.images.app]
+bin = "app"
+secrets = { "a/b" = { env = "A" }, both = { env = "B", file = "b" }, none = {}, typo = { envv = "C" }, home = { file = "~root/x" }, flat = "D" }
+"#;
+        let (_, errors) = resolve_text(manifest, vec![]);
+        assert_eq!(
+            errors,
+            [
+                "invalid-secret: the secret `secrets.both` has both `env` and `file`",
+                "wrong-type: `secrets.flat` must be a table (`{ env = \"NAME\" }` or `{ file = \"path\" }`), \
+                 not a string",
+                "invalid-secret: the secret `secrets.none` has no source",
+                "unknown-key: unknown key `envv` in the secret `secrets.typo`",
+                "invalid-secret: invalid secret id `a/b`: it has a character other than letters, digits, `-`, \
+                 `_` and `.`",
+                "invalid-secret: invalid source of the secret `home`: `~user` is not expanded; write the path in \
+                 full",
+            ]
         );
     }
 

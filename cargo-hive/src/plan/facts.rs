@@ -186,6 +186,7 @@ mod tests {
             files: Vec::new(),
             config: ImageConfig::default(),
             sbom: false,
+            secrets: BTreeMap::new(),
             origins: BTreeMap::new(),
             selected: true,
             run: Vec::new(),

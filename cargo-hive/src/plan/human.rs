@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use hive_build::SecretSource;
 use hive_build::plan::{Base, Origin, Plan, PlanImage};
 use owo_colors::OwoColorize;
 
@@ -154,6 +155,22 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
     }
     if image.sbom {
         row("sbom", "true".to_owned(), origin(image, "sbom"));
+    }
+    // Where each secret is read from, never its value (the plan holds no value to show).
+    for (id, source) in &image.secrets {
+        let shown = match source {
+            SecretSource::File(path) => SecretSource::File(
+                path.strip_prefix(root)
+                    .map_or(path.as_str(), |rest| rest.trim_start_matches('/'))
+                    .to_owned(),
+            ),
+            SecretSource::Env(_) => source.clone(),
+        };
+        row(
+            "secret",
+            format!("{id} ← {shown}"),
+            origin(image, &format!("secrets.{id}")),
+        );
     }
 }
 
@@ -370,6 +387,7 @@ mod tests {
             files: Vec::new(),
             config: ImageConfig::default(),
             sbom,
+            secrets: BTreeMap::new(),
             origins: origins.clone(),
             selected: true,
             run: Vec::new(),
@@ -507,5 +525,38 @@ mod tests {
             "{text}"
         );
         assert!(rows[2].starts_with("binary"), "{text}");
+    }
+
+    #[test]
+    fn secrets_show_their_source_relative_to_the_workspace() {
+        let mut image = image(false, false);
+        image.secrets = [
+            (
+                "netrc".to_owned(),
+                SecretSource::File("/w/api/netrc".into()),
+            ),
+            ("token".to_owned(), SecretSource::Env("NPM_TOKEN".into())),
+        ]
+        .into();
+        let plan = Plan {
+            format_version: 1,
+            workspace_root: "/w".into(),
+            profile: "release".into(),
+            images: vec![image],
+            edges: Vec::new(),
+        };
+        let text = render(&plan, false);
+        let secrets: Vec<Vec<&str>> = text
+            .lines()
+            .filter(|line| line.trim_start().starts_with("secret"))
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                vec!["secret", "netrc", "←", "file", "api/netrc"],
+                vec!["secret", "token", "←", "env", "NPM_TOKEN"],
+            ]
+        );
     }
 }

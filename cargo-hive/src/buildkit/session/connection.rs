@@ -18,6 +18,7 @@ use hive_proto::health::health_server::HealthServer;
 use hive_proto::session::filesync::auth_server::AuthServer;
 use hive_proto::session::filesync::file_send_server::FileSendServer;
 use hive_proto::session::packet::file_sync_server::FileSyncServer;
+use hive_proto::session::secrets::secrets_server::SecretsServer;
 use hive_proto::tonic::body::Body;
 use hive_proto::tonic::metadata::{MetadataMap, MetadataValue};
 use hive_proto::tonic::transport::Server;
@@ -32,6 +33,7 @@ use super::errors::SessionError;
 use super::export::{Export, FileSendService};
 use super::filesync::{FileSyncService, SendLog};
 use super::health::HealthService;
+use super::secrets::{SecretValues, SecretsService};
 use crate::buildkit::{Buildkit, new_id};
 
 /// Bytes buffered in the in-memory pipe each way.
@@ -59,6 +61,8 @@ pub(crate) struct SessionConfig {
     pub(crate) local_dirs: BTreeMap<String, LocalDir>,
     /// Where a `tar`/`oci`/`docker` export goes (one per session), or `None` to refuse exports.
     pub(crate) export: Option<PathBuf>,
+    /// The build secrets this solve's steps may mount, by id; any other id is answered `NotFound`.
+    pub(crate) secrets: SecretValues,
 }
 
 /// A local dir the daemon may read.
@@ -93,7 +97,12 @@ impl Session {
         let id = new_id();
         let log = Arc::new(SendLog::default());
         let export = config.export.map(|path| Arc::new(Export::new(path)));
-        let services = Services::new(config.local_dirs, log.clone(), export.clone());
+        let services = Services::new(
+            config.local_dirs,
+            log.clone(),
+            export.clone(),
+            config.secrets,
+        );
         let metadata = session_metadata(&id, &config.name, &config.shared_key, &services)?;
 
         let (ours, theirs) = tokio::io::duplex(TUNNEL_BUFFER);
@@ -276,6 +285,7 @@ struct Services {
     file_sync: Option<FileSyncServer<FileSyncService>>,
     file_send: Option<FileSendServer<FileSendService>>,
     auth: AuthServer<AuthService>,
+    secrets: SecretsServer<SecretsService>,
     health: HealthServer<HealthService>,
 }
 
@@ -284,6 +294,7 @@ impl Services {
         dirs: BTreeMap<String, LocalDir>,
         log: Arc<SendLog>,
         export: Option<Arc<Export>>,
+        secrets: SecretValues,
     ) -> Services {
         let file_sync = (!dirs.is_empty())
             .then(|| FileSyncServer::new(FileSyncService::new(Arc::new(dirs), log)));
@@ -291,6 +302,7 @@ impl Services {
             file_sync,
             file_send: export.map(|export| FileSendServer::new(FileSendService::new(export))),
             auth: AuthServer::new(AuthService::new(DockerAuth::from_env())),
+            secrets: SecretsServer::new(SecretsService::new(secrets)),
             health: HealthServer::new(HealthService),
         }
     }
@@ -310,6 +322,8 @@ impl Services {
             "/moby.filesync.v1.Auth/FetchToken",
             "/moby.filesync.v1.Auth/GetTokenAuthority",
             "/moby.filesync.v1.Auth/VerifyTokenAuthority",
+            // Always announced: a step asking for an undeclared id then gets our `NotFound`, not "unsupported".
+            "/moby.buildkit.secrets.v1.Secrets/GetSecret",
             "/grpc.health.v1.Health/Check",
         ]);
         methods
@@ -342,6 +356,7 @@ impl tower::Service<http::Request<Body>> for Services {
                 }
             }
             "moby.filesync.v1.Auth" => return self.auth.call(request),
+            "moby.buildkit.secrets.v1.Secrets" => return self.secrets.call(request),
             "grpc.health.v1.Health" => return self.health.call(request),
             _ => {}
         }

@@ -1,5 +1,5 @@
 //! The BuildKit session: the gRPC services we serve to the daemon while it builds — our local dirs (file sync), a
-//! destination for exported archives (file send), registry credentials (auth) and a health check — over an
+//! destination for exported archives (file send), registry credentials (auth), build secrets and a health check — over an
 //! HTTP/2 connection tunnelled inside the `Control.Session` call. One session per solve; the same code serves
 //! standalone buildkitd and Docker's embedded BuildKit.
 
@@ -10,9 +10,11 @@ mod export;
 mod filesync;
 mod health;
 mod patterns;
+mod secrets;
 mod walk;
 
 pub(crate) use auth::{AuthError, DockerAuth};
 pub(crate) use connection::{LocalDir, Session, SessionConfig};
 pub(crate) use errors::SessionError;
 pub(crate) use export::partial_owner;
+pub(crate) use secrets::SecretValues;
