@@ -395,20 +395,7 @@ async fn prepare_context(
         path: PathBuf::from("."),
         source,
     })?;
-    // A missing rustup target is said before cargo runs, with the command that installs it.
-    cargo::check_targets_installed(&request.cargo, &needed_targets(resolved), &cwd)
-        .map_err(|err| HiveError::Input(err.to_string()))?;
-    // The user's cargo builds the binaries, with their flags, cache and toolchain: one run for every triple.
-    let request = compile_request(request, resolved, target_dir);
-    progress.event(EngineEvent::CargoStarted);
-    let artifacts =
-        interrupt::prefer_signal(cargo::build(&request, &cwd).await.map_err(HiveError::Cargo));
-    progress.event(EngineEvent::CargoFinished {
-        success: artifacts.is_ok(),
-    });
-    let executables = artifacts?.executables;
-    artifacts::check_architectures(resolved, &executables)
-        .map_err(|err| HiveError::Input(err.to_string()))?;
+    let executables = build_binaries(request, resolved, target_dir, &cwd, progress).await?;
 
     let buildkit = Buildkit::connect(options).await?;
     let daemon = buildkit.daemon.kind;
@@ -468,6 +455,31 @@ async fn prepare_context(
         sboms,
         secrets,
     })
+}
+
+/// The user's cargo builds the binaries, with their flags, cache and toolchain: one run for every triple, after the
+/// installed targets are checked; each binary is then checked against its platforms.
+async fn build_binaries(
+    request: &BuildRequest,
+    resolved: &Resolved,
+    target_dir: &Path,
+    cwd: &Path,
+    progress: &Progress,
+) -> Result<BTreeMap<ArtifactKey, cargo::Executable>, HiveError> {
+    // A missing rustup target is said before cargo runs, with the command that installs it.
+    cargo::check_targets_installed(&request.cargo, &needed_targets(resolved), cwd)
+        .map_err(|err| HiveError::Input(err.to_string()))?;
+    let request = compile_request(request, resolved, target_dir);
+    progress.event(EngineEvent::CargoStarted);
+    let artifacts =
+        interrupt::prefer_signal(cargo::build(&request, cwd).await.map_err(HiveError::Cargo));
+    progress.event(EngineEvent::CargoFinished {
+        success: artifacts.is_ok(),
+    });
+    let executables = artifacts?.executables;
+    artifacts::check_architectures(resolved, &executables)
+        .map_err(|err| HiveError::Input(err.to_string()))?;
+    Ok(executables)
 }
 
 /// `--output type=oci|docker|tar,dest=PATH` names one file: with several images, each would replace the last.
