@@ -116,7 +116,7 @@ impl BuildContext {
                 .and_then(|facts| facts.on(&on.platform))
                 .map_or(&on.triple, |below| &below.triple);
             let executable = self.executable(&current, triple)?;
-            let suffix = several.then(|| platform_suffix(&on.platform));
+            let suffix = several.then(|| on.platform.path_segment());
             let inputs = local_inputs(&current, &executable, suffix.as_deref())?;
             layers.push(ChainLayer {
                 planned: current,
@@ -147,11 +147,6 @@ fn on_platform(image: &PlanImage, platform: &Platform) -> PlanImage {
         view.platforms = vec![text];
     }
     view
-}
-
-/// What tells one platform's local sources from another's in a multi-platform image (`linux-arm64`).
-fn platform_suffix(platform: &Platform) -> String {
-    platform.to_string().replace('/', "-")
 }
 
 /// A built image.

@@ -124,30 +124,20 @@ async fn keep_previous_indexes(
         ) else {
             continue;
         };
-        if *old == image.digest || image.platforms.is_empty() {
+        if *old == image.digest {
             continue;
         }
         let Some(first) = image.references.first() else {
             continue;
         };
+        // The same images with the same kinds of attestations (provenance on or off alike): one pull of each index.
         let platform = image.platforms.keys().next().cloned().unwrap_or_default();
-        let Ok(old_platforms) =
-            crate::output::index_manifests_from_registry(first, old, &platform).await
-        else {
-            continue;
-        };
-        let old_platforms: BTreeMap<String, String> = old_platforms
-            .into_iter()
-            .map(|manifest| (manifest.platform, manifest.digest))
-            .collect();
-        // The same images with the same kinds of attestations (provenance on or off alike).
-        let kinds = futures::future::join(
-            crate::output::attestation_kinds(first, old),
-            crate::output::attestation_kinds(first, &image.digest),
+        let summaries = futures::future::join(
+            crate::output::index_summary(first, old, &platform),
+            crate::output::index_summary(first, &image.digest, &platform),
         )
         .await;
-        let same_attestations = matches!(kinds, (Ok(a), Ok(b)) if a == b);
-        if old_platforms != image.platforms || !same_attestations {
+        if !matches!(summaries, (Ok(old), Ok(new)) if old == new) {
             continue;
         }
         if crate::output::retag(&release.pushed_references(), old)
@@ -179,16 +169,15 @@ fn release_record(releases: &[ImageRelease], built: &Built) -> Metadata {
             .decisions
             .iter()
             .map(|decision| {
-                let (action, reason) = match &decision.action {
-                    TagAction::Create => ("created", None),
-                    TagAction::Move => ("moved", None),
-                    TagAction::Leave(reason) => ("left", Some(reason.to_string())),
+                let reason = match &decision.action {
+                    TagAction::Leave(reason) => Some(reason.to_string()),
+                    TagAction::Create | TagAction::Move => None,
                 };
                 TagOutcome {
                     reference: release.reference(&decision.tag),
-                    action: action.to_owned(),
+                    action: decision.action.verb().to_owned(),
                     reason,
-                    pushed: image.is_some() && !matches!(decision.action, TagAction::Leave(_)),
+                    pushed: image.is_some() && decision.pushes(),
                 }
             })
             .collect();

@@ -155,16 +155,7 @@ pub(crate) async fn index_manifests_from_registry(
     platform: &str,
 ) -> Result<Vec<PlatformManifest>, IndexError> {
     let parsed = parse_reference(reference)?;
-    let pinned = Reference::with_digest(
-        parsed.registry().to_owned(),
-        parsed.repository().to_owned(),
-        digest.to_owned(),
-    );
-    check_digest(digest)?;
-    let bytes = pull(&pinned, || user_auth(reference)).await?;
-    let what = format!("{}@{digest}", parsed.repository());
-    verify(&bytes, digest, &what)?;
-    let document: Document = parse(&bytes, &what, "image index or manifest")?;
+    let document = pull_document(&parsed, reference, digest).await?;
     if is_index(&document.media_type) || !document.manifests.is_empty() {
         return Ok(image_manifests(&document));
     }
@@ -228,14 +219,35 @@ pub(crate) async fn tag_digest(reference: &str) -> Result<String, IndexError> {
         .map_err(failed)
 }
 
-/// The in-toto predicate types attached to the index `digest` of `reference`'s repository, one per attestation
-/// layer, sorted (a plain manifest has none): what tells two indexes of the same images apart.
-pub(crate) async fn attestation_kinds(
+/// What an index in the registry holds: each platform's image manifest and the in-toto predicate types attached
+/// to them (one per attestation layer, sorted). Two indexes with the same summary hold the same images with the
+/// same kinds of attestations, whatever else (a provenance's build id and times) differs.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct IndexSummary {
+    /// Each platform's image manifest, sorted by platform.
+    pub(crate) platforms: Vec<PlatformManifest>,
+    /// The predicate types of every attestation layer, sorted.
+    pub(crate) attestation_kinds: Vec<String>,
+}
+
+/// The summary of the index `digest` in `reference`'s repository (`platform` names the manifest of a plain
+/// one-platform image, as for [`index_manifests_from_registry`]).
+pub(crate) async fn index_summary(
     reference: &str,
     digest: &str,
-) -> Result<Vec<String>, IndexError> {
+    platform: &str,
+) -> Result<IndexSummary, IndexError> {
     let parsed = parse_reference(reference)?;
     let document = pull_document(&parsed, reference, digest).await?;
+    if !is_index(&document.media_type) && document.manifests.is_empty() {
+        return Ok(IndexSummary {
+            platforms: vec![PlatformManifest {
+                platform: platform.to_owned(),
+                digest: digest.to_owned(),
+            }],
+            attestation_kinds: Vec::new(),
+        });
+    }
     let mut kinds = Vec::new();
     for entry in &document.manifests {
         if entry
@@ -256,7 +268,12 @@ pub(crate) async fn attestation_kinds(
         }));
     }
     kinds.sort();
-    Ok(kinds)
+    let mut platforms = image_manifests(&document);
+    platforms.sort_by(|a, b| a.platform.cmp(&b.platform));
+    Ok(IndexSummary {
+        platforms,
+        attestation_kinds: kinds,
+    })
 }
 
 /// The manifest or index `digest` of `parsed`'s repository, checked against its digest.

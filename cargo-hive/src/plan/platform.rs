@@ -102,6 +102,11 @@ impl Platform {
     pub(crate) fn variant(&self) -> Option<&str> {
         self.variant.as_deref()
     }
+
+    /// `<os>-<arch>[-<variant>]`: the platform as one path segment or name suffix (`linux-arm-v7`).
+    pub(crate) fn path_segment(&self) -> String {
+        self.to_string().replace('/', "-")
+    }
 }
 
 impl fmt::Display for Platform {

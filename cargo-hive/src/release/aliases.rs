@@ -84,12 +84,22 @@ impl fmt::Display for LeaveReason {
     }
 }
 
+impl TagAction {
+    /// What was done, in one word: `created`, `moved` or `left` (the release record's `action`).
+    pub(crate) fn verb(&self) -> &'static str {
+        match self {
+            TagAction::Create => "created",
+            TagAction::Move => "moved",
+            TagAction::Leave(_) => "left",
+        }
+    }
+}
+
 impl fmt::Display for TagAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TagAction::Create => f.write_str("created"),
-            TagAction::Move => f.write_str("moved"),
-            TagAction::Leave(reason) => write!(f, "left ({reason})"),
+            TagAction::Leave(reason) => write!(f, "{} ({reason})", self.verb()),
+            TagAction::Create | TagAction::Move => f.write_str(self.verb()),
         }
     }
 }

@@ -269,10 +269,7 @@ fn created(epoch: i64) -> Result<String, SbomError> {
 fn with_namespace(mut document: Document, subject: &SbomSubject<'_>) -> Result<Vec<u8>, SbomError> {
     let unnamed = serialize(&document)?;
     let digest = hex::encode(Sha256::digest(&unnamed));
-    let name = spdx_id(
-        "x",
-        &[subject.image, &super::platform_stem(subject.platform)],
-    );
+    let name = spdx_id("x", &[subject.image, &subject.platform.path_segment()]);
     let name = name.trim_start_matches("SPDXRef-x-");
     document.document_namespace = format!("https://spdx.org/spdxdocs/cargo-hive/{name}-{digest}");
     serialize(&document)

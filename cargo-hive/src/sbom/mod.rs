@@ -96,22 +96,17 @@ pub(crate) fn sbom_path(target_dir: &Path, image: &str, platform: &Platform) -> 
     target_dir
         .join("hive")
         .join(image)
-        .join(format!("{}.spdx.json", platform_stem(platform)))
-}
-
-/// `<os>-<arch>[-<variant>]`: a platform as one path segment.
-pub(crate) fn platform_stem(platform: &Platform) -> String {
-    let mut stem = format!("{}-{}", platform.os(), platform.architecture());
-    if let Some(variant) = platform.variant() {
-        stem.push('-');
-        stem.push_str(variant);
-    }
-    stem
+        .join(format!("{}.spdx.json", platform.path_segment()))
 }
 
 /// Writes `bytes` to `path` through a temp file in the same directory and a rename, so that a reader never sees a
-/// half-written document (and an interrupted build leaves the previous one).
+/// half-written document (and an interrupted build leaves the previous one). A document already there with these
+/// bytes is left alone: every build makes the documents again (they are part of the fingerprint), and an unchanged
+/// build should not rewrite and sync them.
 pub(crate) fn write_document(path: &Path, bytes: &[u8]) -> Result<(), SbomError> {
+    if std::fs::read(path).is_ok_and(|existing| existing == bytes) {
+        return Ok(());
+    }
     let error = |source| SbomError::Write {
         path: path.to_owned(),
         source,
