@@ -553,11 +553,12 @@ fn rebuild_sends_only_the_changed_binary() {
             .iter()
             .sum()
     };
-    let size = api_size();
+    // The binaries go packed (a gzip'd layer each): less than their size, but never nothing.
+    let first_sent = first["api"].1;
     assert!(
-        first["api"].1 >= size,
-        "the first build sent {} bytes for api, less than its binaries ({size})",
-        first["api"].1
+        first_sent > 0 && first_sent < api_size(),
+        "the first build sent {first_sent} bytes for api's binaries of {} bytes",
+        api_size()
     );
 
     fixture.edit(
@@ -573,12 +574,11 @@ fn rebuild_sends_only_the_changed_binary() {
     let progress = events(&succeed(fixture.build().args(["--progress", "json"])));
     assert_eq!(solved(&progress).len(), 4, "{progress:#?}");
     let second = finished(&progress);
-    let size = api_size();
     let (api_digest, api_sent) = &second["api"];
     assert!(*api_sent > 0, "nothing sent for the changed api binaries");
     assert!(
-        *api_sent as f64 <= size as f64 * 1.05,
-        "{api_sent} bytes sent for the changed api binaries of {size} bytes"
+        *api_sent as f64 <= first_sent as f64 * 1.05,
+        "{api_sent} bytes sent for the changed api binaries, {first_sent} the first time"
     );
     assert_ne!(api_digest, &first["api"].0);
     for unchanged in ["acmectl", "worker", "worker-admin"] {

@@ -42,11 +42,20 @@ impl Interceptor for BuildId {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Caps {
     frontend: BTreeMap<String, bool>,
+    llb: BTreeMap<String, bool>,
 }
 
 impl Caps {
     fn supports(&self, cap: &str) -> bool {
         self.frontend.get(cap).copied().unwrap_or(false)
+    }
+
+    /// Whether LLB can take our layers packed: `oci-layout://` sources read from the session (BuildKit v0.11+)
+    /// and merge ops (v0.10+). Docker 20.10's BuildKit has neither.
+    pub(crate) fn packed_layers(&self) -> bool {
+        ["source.ocilayout", "mergeop"]
+            .iter()
+            .all(|cap| self.llb.get(*cap).copied().unwrap_or(false))
     }
 
     /// Whether results are returned as `Ref` messages (newer daemons) rather than bare id strings.
@@ -90,6 +99,11 @@ pub(crate) struct ResolvedImage {
 }
 
 impl Gateway {
+    /// What the daemon supports.
+    pub(crate) fn caps(&self) -> &Caps {
+        &self.caps
+    }
+
     /// Resolves an image reference through the daemon (its local store, mirrors, registry settings and the
     /// session's credentials).
     pub(crate) async fn resolve_image_config(
@@ -417,12 +431,14 @@ where
             .await
             .map_err(FrontendError::from)?
             .into_inner();
-        let caps = Caps {
-            frontend: pong
-                .frontend_api_caps
-                .iter()
+        let enabled = |caps: &[hive_proto::gateway::ApiCap]| {
+            (caps.iter())
                 .map(|cap| (cap.id.clone(), cap.enabled))
-                .collect(),
+                .collect()
+        };
+        let caps = Caps {
+            frontend: enabled(&pong.frontend_api_caps),
+            llb: enabled(&pong.llb_caps),
         };
         let gateway = Gateway {
             client: client.clone(),

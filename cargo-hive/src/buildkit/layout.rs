@@ -150,24 +150,7 @@ pub(crate) fn base_definition(layout: &ImageLayout) -> Option<Llb> {
 fn definition_of_layers(layout: &ImageLayout, count: usize) -> pb::Definition {
     let platform = super::llb::platform(&layout.platform);
     let mut builder = DefinitionBuilder::default();
-    let mut current: Option<Output> = layout.base.as_ref().map(|base| {
-        let source = pb::Op {
-            op: Some(pb::op::Op::Source(pb::SourceOp {
-                identifier: format!("docker-image://{}", base.pinned()),
-                attrs: BTreeMap::new(),
-            })),
-            platform: Some(platform.clone()),
-            constraints: Some(pb::WorkerConstraints::default()),
-            inputs: vec![],
-        };
-        builder.add(
-            &source,
-            metadata(
-                &[("source.image", true)],
-                &format!("base {}", base.reference),
-            ),
-        )
-    });
+    let mut current = base_source(&mut builder, layout, &platform);
     for (index, inputs) in layout.layers.iter().enumerate().take(count) {
         for step in layout.steps.get(index).into_iter().flatten() {
             current = Some(add_exec(&mut builder, current.as_ref(), step, &platform));
@@ -181,6 +164,120 @@ fn definition_of_layers(layout: &ImageLayout, count: usize) -> pb::Definition {
         // Scratch with nothing in it: an empty file keeps the definition well-formed.
         None => super::llb::file_on_scratch("/.hive-empty", b"", platform.clone()),
     }
+}
+
+/// The base image's source op, pinned to its digest; `None` for scratch.
+fn base_source(
+    builder: &mut DefinitionBuilder,
+    layout: &ImageLayout,
+    platform: &pb::Platform,
+) -> Option<Output> {
+    let base = layout.base.as_ref()?;
+    let source = pb::Op {
+        op: Some(pb::op::Op::Source(pb::SourceOp {
+            identifier: format!("docker-image://{}", base.pinned()),
+            attrs: BTreeMap::new(),
+        })),
+        platform: Some(platform.clone()),
+        constraints: Some(pb::WorkerConstraints::default()),
+        inputs: vec![],
+    };
+    Some(builder.add(
+        &source,
+        metadata(
+            &[("source.image", true)],
+            &format!("base {}", base.reference),
+        ),
+    ))
+}
+
+/// The store id our session's content store answers to (the daemon asks for `oci:<id>`).
+pub(crate) const PACKED_STORE: &str = "hive";
+
+/// One of our layers packed as a one-layer OCI image that the session serves: what an `oci-layout://` source names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PackedRef {
+    /// A name for the progress output (the image the layer belongs to).
+    pub(crate) name: String,
+    /// The manifest's digest, `sha256:<hex>`.
+    pub(crate) manifest_digest: String,
+}
+
+/// The image's LLB with our layers packed: `packed[i]` is `layout.layers[i]` as an `oci-layout://` image (`None`
+/// for a layer with nothing in it), merged onto what is below it. The daemon neither copies, diffs nor compresses
+/// them: it exports the blobs as they are. RUN steps run on the merge of everything below them.
+pub(crate) fn packed_definition(layout: &ImageLayout, packed: &[Option<PackedRef>]) -> Llb {
+    let platform = super::llb::platform(&layout.platform);
+    let mut builder = DefinitionBuilder::default();
+    // What is below, as the inputs of one merge not yet added: merges of merges would only add ops.
+    let mut below: Vec<Output> = base_source(&mut builder, layout, &platform)
+        .into_iter()
+        .collect();
+    for (index, layer) in packed.iter().enumerate() {
+        let steps = layout.steps.get(index).map(Vec::as_slice).unwrap_or_default();
+        if !steps.is_empty() {
+            let mut current = merged(&mut builder, std::mem::take(&mut below));
+            for step in steps {
+                current = Some(add_exec(&mut builder, current.as_ref(), step, &platform));
+            }
+            below.extend(current);
+        }
+        if let Some(layer) = layer {
+            below.push(packed_source(&mut builder, layer, &platform));
+        }
+    }
+    match merged(&mut builder, below) {
+        Some(result) => Llb(builder.finish(&result)),
+        None => Llb(super::llb::file_on_scratch(
+            "/.hive-empty",
+            b"",
+            platform.clone(),
+        )),
+    }
+}
+
+/// A packed layer's `oci-layout://` source (the build's own session serves it: no session id is named).
+fn packed_source(
+    builder: &mut DefinitionBuilder,
+    layer: &PackedRef,
+    platform: &pb::Platform,
+) -> Output {
+    let source = pb::Op {
+        op: Some(pb::op::Op::Source(pb::SourceOp {
+            // The daemon parses it as `host/path@digest`; only the digest is looked up in our store.
+            identifier: format!("oci-layout://{PACKED_STORE}/layer@{}", layer.manifest_digest),
+            attrs: BTreeMap::from([("oci.store".to_owned(), PACKED_STORE.to_owned())]),
+        })),
+        platform: Some(platform.clone()),
+        constraints: Some(pb::WorkerConstraints::default()),
+        inputs: vec![],
+    };
+    builder.add(
+        &source,
+        metadata(
+            &[("source.ocilayout", true)],
+            &format!("layer of {}", layer.name),
+        ),
+    )
+}
+
+/// One output for `inputs`: nothing, the one input, or a merge op stacking them bottom first.
+fn merged(builder: &mut DefinitionBuilder, inputs: Vec<Output>) -> Option<Output> {
+    if inputs.len() < 2 {
+        return inputs.into_iter().next();
+    }
+    let merge = pb::Op {
+        inputs: inputs.iter().map(input).collect(),
+        op: Some(pb::op::Op::Merge(pb::MergeOp {
+            inputs: (0..inputs.len() as i64)
+                .map(|index| pb::MergeInput { input: index })
+                .collect(),
+        })),
+        // A merge is not platform specific (as BuildKit's own client writes it).
+        platform: None,
+        constraints: Some(pb::WorkerConstraints::default()),
+    };
+    Some(builder.add(&merge, metadata(&[("mergeop", true)], "stack layers")))
 }
 
 /// One file op copying every entry of `inputs` onto `below` (or scratch).
@@ -585,6 +682,98 @@ mod tests {
         let below = base_definition(&chain).expect("a lower layer exists");
         assert_eq!(below.0.def.len(), 3);
         assert!(base_definition(&layout(None)).is_none(), "scratch below");
+    }
+
+    fn packed(name: &str) -> Option<PackedRef> {
+        Some(PackedRef {
+            name: name.into(),
+            manifest_digest: format!("sha256:{}", name.repeat(64 / name.len())),
+        })
+    }
+
+    fn ops(llb: &Llb) -> Vec<pb::Op> {
+        (llb.0.def.iter())
+            .map(|bytes| pb::Op::decode(bytes.as_slice()).unwrap())
+            .collect()
+    }
+
+    fn source_of(op: &pb::Op) -> Option<&pb::SourceOp> {
+        match &op.op {
+            Some(pb::op::Op::Source(source)) => Some(source),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_packed_layer_on_scratch_is_the_image_itself() {
+        let llb = packed_definition(&layout(None), &[packed("a")]);
+        let ops = ops(&llb);
+        // The oci-layout source, then the terminal op: no copy, no merge.
+        assert_eq!(ops.len(), 2);
+        let source = source_of(&ops[0]).expect("a source");
+        assert_eq!(
+            source.identifier,
+            format!("oci-layout://hive/layer@sha256:{}", "a".repeat(64))
+        );
+        assert_eq!(source.attrs["oci.store"], PACKED_STORE);
+        assert!(ops[0].platform.is_some());
+        let meta = llb.0.metadata.values().find(|m| m.caps.contains_key("source.ocilayout"));
+        assert!(meta.is_some(), "the source asks for the oci-layout capability");
+    }
+
+    #[test]
+    fn packed_layers_merge_onto_the_base_in_one_op() {
+        let base = PinnedBase {
+            reference: "localhost:5000/hive/glibc:latest".into(),
+            digest: format!("sha256:{}", "b".repeat(64)),
+        };
+        let mut chain = layout(Some(base));
+        chain.layers.insert(0, vec![]);
+        let llb = packed_definition(&chain, &[packed("w"), packed("a")]);
+        let ops = ops(&llb);
+        // base, two layer sources, one merge of all three, terminal.
+        assert_eq!(ops.len(), 5);
+        let Some(pb::op::Op::Merge(merge)) = &ops[3].op else {
+            panic!("a merge: {:?}", ops[3])
+        };
+        assert_eq!(merge.inputs.len(), 3);
+        assert_eq!(ops[3].inputs.len(), 3);
+        assert!(ops[3].platform.is_none(), "a merge has no platform");
+        let base_source = source_of(&ops[0]).unwrap();
+        assert!(base_source.identifier.starts_with("docker-image://"));
+        // Deterministic: the same layout and layers give the same bytes.
+        assert_eq!(llb, packed_definition(&chain, &[packed("w"), packed("a")]));
+    }
+
+    #[test]
+    fn steps_run_on_the_merge_below_them() {
+        let mut chain = layout(None);
+        chain.layers.insert(0, vec![]);
+        chain.steps = vec![
+            vec![],
+            vec![ExecStep {
+                args: vec!["/bin/sh".into(), "-c".into(), "true".into()],
+                env: vec![],
+                cwd: "/".into(),
+                user: String::new(),
+                no_network: false,
+                caches: vec![],
+                secrets: vec![],
+                name: "a run[0]: true".into(),
+            }],
+        ];
+        let llb = packed_definition(&chain, &[packed("w"), packed("a")]);
+        let kinds: Vec<&str> = ops(&llb)
+            .iter()
+            .map(|op| match &op.op {
+                Some(pb::op::Op::Source(_)) => "source",
+                Some(pb::op::Op::Exec(_)) => "exec",
+                Some(pb::op::Op::Merge(_)) => "merge",
+                _ => "other",
+            })
+            .collect();
+        // The lower layer alone needs no merge; the step runs on it; the image's layer merges onto the step.
+        assert_eq!(kinds, ["source", "exec", "source", "merge", "other"]);
     }
 
     #[test]

@@ -16,7 +16,10 @@ use super::gateway::{
     self, AttestationRef, BuildError, ExporterSpec, FrontendError, GatewayRequest, ResolvedImage,
 };
 use super::layout::{ImageLayout, Llb, LocalInput, PinnedBase, base_definition};
-use super::session::{LocalDir, SecretValues, Session, SessionConfig, SessionError};
+use super::packing::Packing;
+use super::session::{
+    ContentBlobs, LocalDir, SecretValues, Session, SessionConfig, SessionError,
+};
 use super::{llb, new_id, status};
 use crate::plan::Platform;
 use crate::progress::Progress;
@@ -78,6 +81,9 @@ pub(crate) struct PlatformSolve {
     pub(crate) loader_check: Option<LoaderCheck>,
     /// In-toto attestations of this platform's image (the daemon's provenance is not among them).
     pub(crate) attestations: Vec<InTotoAttestation>,
+    /// What `definition` was made from: a daemon that takes OCI layouts and merges gets our layers packed
+    /// instead of copied.
+    pub(crate) layout: ImageLayout,
 }
 
 /// One image's solve: what the session serves, what is solved, and where it goes.
@@ -103,6 +109,10 @@ pub(crate) struct SolveJob {
     pub(crate) provenance: Option<ProvenanceMode>,
     /// The build secrets the session serves to this solve's steps.
     pub(crate) secrets: SecretValues,
+    /// `--no-cache`: every op runs again (the packed definition too).
+    pub(crate) no_cache: bool,
+    /// Where packed layers are written while the solve runs (removed after it).
+    pub(crate) pack_dir: PathBuf,
 }
 
 /// What a solve produced.
@@ -153,7 +163,14 @@ impl Buildkit {
         if job.platforms.is_empty() {
             return Err(SolveError::NoPlatforms(job.name));
         }
-        let session = self.start_session(&job).await?;
+        let content = Arc::new(ContentBlobs::default());
+        let session = self.start_session(&job, content.clone()).await?;
+        let packing = Packing {
+            content,
+            dir: job.pack_dir.clone(),
+            no_cache: job.no_cache,
+            image: job.name.clone(),
+        };
         let build_ref = new_id();
         let request = GatewayRequest {
             build_ref: build_ref.clone(),
@@ -169,7 +186,7 @@ impl Buildkit {
                 .iter()
                 .any(|part| !part.attestations.is_empty());
         let result = gateway::build(self, request, |gateway| {
-            frontend(gateway, job.platforms, epoch)
+            frontend(gateway, job.platforms, epoch, packing)
         })
         .await;
         // The status stream ends with the build; its last messages (the final steps) are worth a short wait.
@@ -189,7 +206,11 @@ impl Buildkit {
         Ok(solved)
     }
 
-    async fn start_session(&self, job: &SolveJob) -> Result<Session, SolveError> {
+    async fn start_session(
+        &self,
+        job: &SolveJob,
+        content: Arc<ContentBlobs>,
+    ) -> Result<Session, SolveError> {
         let local_dirs = job
             .inputs
             .iter()
@@ -207,6 +228,7 @@ impl Buildkit {
             local_dirs,
             export: job.export_file.clone(),
             secrets: job.secrets.clone(),
+            content,
         };
         Session::start(self, config)
             .await
@@ -261,6 +283,7 @@ async fn frontend(
     gateway: gateway::Gateway,
     platforms: Vec<PlatformSolve>,
     epoch: i64,
+    packing: Packing,
 ) -> Result<(), FrontendError> {
     let keyed = platforms.len() > 1 || platforms.iter().any(|part| !part.attestations.is_empty());
     let metadata = result_metadata(
@@ -275,7 +298,7 @@ async fn frontend(
         .collect();
     let solves = platforms
         .into_iter()
-        .map(|part| solve_platform(&gateway, part, epoch));
+        .map(|part| solve_platform(&gateway, part, epoch, &packing));
     let mut results = futures::future::try_join_all(solves).await?;
     if !keyed {
         let (only, _) = results.pop().expect("one result");
@@ -290,18 +313,21 @@ async fn frontend(
     Ok(gateway.return_refs(&refs, metadata, &attestations).await?)
 }
 
-/// One platform: its loader check, then its definition and its attestations' files.
+/// One platform: its loader check, then its definition (our layers packed where the daemon takes them so) and its
+/// attestations' files.
 async fn solve_platform(
     gateway: &gateway::Gateway,
     part: PlatformSolve,
     epoch: i64,
+    packing: &Packing,
 ) -> Result<(gateway::ResultRef, Vec<AttestationRef>), FrontendError> {
+    let definition = (packing.definition(gateway.caps(), part.definition, part.layout)).await?;
     let files = part
         .attestations
         .iter()
         .map(|attestation| solve_attestation(gateway, attestation, &part.platform, epoch));
     let (image, attached) = futures::future::try_join(
-        solve_image(gateway, part.definition, part.loader_check),
+        solve_image(gateway, definition, part.loader_check),
         futures::future::try_join_all(files),
     )
     .await?;

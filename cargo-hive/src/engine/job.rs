@@ -352,9 +352,11 @@ pub(crate) async fn build_image(
 /// what Docker finishes, and the stamp for the next build.
 async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, JobError> {
     let started = Instant::now();
-    let outputs = Outputs::of(context, planned)?;
     let platforms = platforms_built(context, planned)?;
     let parts = platform_parts(context, planned, &platforms)?;
+    // Only RUN steps write files dated at build time; everything else we lay out is dated at the epoch already.
+    let steps = (parts.iter()).any(|part| part.solve.layout.steps.iter().any(|s| !s.is_empty()));
+    let outputs = Outputs::of(context, planned, steps)?;
     let inputs: Vec<LocalInput> = (parts.iter())
         .flat_map(|part| part.inputs.clone())
         .collect();
@@ -386,6 +388,8 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             detail,
         })?;
     }
+    // The layers packed for this solve are read by the daemon during it, and needed no more after it.
+    let pack_dir = output::RemoveDirOnDrop(output::pack_dir_path(&context.target_dir, &planned.name));
     let job = SolveJob {
         name: planned.name.clone(),
         shared_key: shared_key(&context.workspace_root, &planned.name),
@@ -406,6 +410,8 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             .collect(),
         provenance: context.provenance,
         secrets: solve_secrets(context, planned),
+        no_cache: context.no_cache,
+        pack_dir: pack_dir.0.clone(),
     };
     let mut solved = (context.buildkit.solve(job, &context.progress).await)
         .map_err(|error| step_failed(context, error))?;
@@ -546,6 +552,7 @@ fn platform_parts(
                 config,
                 loader_check,
                 attestations: (sbom.iter()).map(|sbom| sbom.attestation.clone()).collect(),
+                layout: image_layout,
             },
             inputs: chain
                 .iter()
@@ -676,7 +683,7 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn of(context: &BuildContext, planned: &PlanImage) -> Result<Outputs, JobError> {
+    fn of(context: &BuildContext, planned: &PlanImage, steps: bool) -> Result<Outputs, JobError> {
         let archive = output::archive_path(&context.target_dir, &planned.name);
         let load_archive = output::load_archive_path(&context.target_dir, &planned.name);
         let plan = output::export_plan(
@@ -686,7 +693,10 @@ impl Outputs {
             context.buildkit.daemon.kind,
             &archive,
             &load_archive,
-            context.epoch,
+            output::Times {
+                epoch: context.epoch,
+                rewrite: steps,
+            },
         )?;
         Ok(Outputs {
             plan,

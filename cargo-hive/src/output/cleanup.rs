@@ -1,5 +1,6 @@
 //! Files of ours in `target/hive/` that outlive their build unless removed: the temp files exports stream into
-//! (`.partial`) and the docker archives `--load` goes through with a standalone buildkitd (`.load/`). Each name
+//! (`.partial`), the docker archives `--load` goes through with a standalone buildkitd (`.load/`) and the layers a
+//! solve packs for the daemon to read (`.layers/<image>.<pid>/`). Each name
 //! carries the pid of the build that wrote it, so the next build can tell what a killed build (SIGKILL, a crash)
 //! left from the files of a build still running beside it.
 
@@ -15,6 +16,24 @@ pub(crate) fn load_archive_path(target_dir: &Path, image: &str) -> PathBuf {
 
 fn load_dir(target_dir: &Path) -> PathBuf {
     target_dir.join("hive").join(".load")
+}
+
+/// Where one image's solve packs its layers: `target/hive/.layers/<image>.<pid>/`, removed when the solve ends.
+pub(crate) fn pack_dir_path(target_dir: &Path, image: &str) -> PathBuf {
+    pack_root(target_dir).join(format!("{image}.{}", std::process::id()))
+}
+
+fn pack_root(target_dir: &Path) -> PathBuf {
+    target_dir.join("hive").join(".layers")
+}
+
+/// The pid in a pack directory's name (`<image>.<pid>`).
+fn pack_dir_owner(name: &str) -> Option<u32> {
+    let (image, pid) = name.rsplit_once('.')?;
+    if image.is_empty() {
+        return None;
+    }
+    pid.parse().ok()
 }
 
 /// The pid in a load archive's name (`<image>.<pid>.tar`).
@@ -33,6 +52,16 @@ pub(crate) struct RemoveOnDrop(pub(crate) PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A directory that is removed with everything in it when this is dropped.
+#[derive(Debug)]
+pub(crate) struct RemoveDirOnDrop(pub(crate) PathBuf);
+
+impl Drop for RemoveDirOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -60,6 +89,17 @@ pub(crate) fn remove_stale(target_dir: &Path) -> Vec<PathBuf> {
             if is_file && !in_use(&path, pid) && std::fs::remove_file(&path).is_ok() {
                 removed.push(path);
             }
+        }
+    }
+    let packs = std::fs::read_dir(pack_root(target_dir)).into_iter().flatten();
+    for entry in packs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(pack_dir_owner) else {
+            continue;
+        };
+        let path = entry.path();
+        let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
+        if is_dir && !alive(pid) && std::fs::remove_dir_all(&path).is_ok() {
+            removed.push(path);
         }
     }
     removed

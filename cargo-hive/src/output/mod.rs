@@ -14,7 +14,9 @@ mod registry;
 pub(crate) use attestations::{
     AttestationAsk, AttestationsUnsupported, Settled, settle_attestations,
 };
-pub(crate) use cleanup::{RemoveOnDrop, load_archive_path, remove_stale};
+pub(crate) use cleanup::{
+    RemoveDirOnDrop, RemoveOnDrop, load_archive_path, pack_dir_path, remove_stale,
+};
 pub(crate) use docker::{check_load_target, docker_endpoint, finish};
 pub(crate) use errors::DestinationError;
 pub(crate) use index::{IndexError, index_manifests_from_archive};
@@ -149,16 +151,29 @@ pub(crate) fn archive_path(target_dir: &Path, image: &str) -> PathBuf {
     target_dir.join("hive").join(format!("{image}.oci.tar"))
 }
 
+/// The times of an image's files, as its exporters are to make them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Times {
+    /// SOURCE_DATE_EPOCH, seconds.
+    pub(crate) epoch: i64,
+    /// Whether a layer may hold files dated at build time (RUN steps write them): the exporter then clamps them to
+    /// the epoch. Our own layers are dated at the epoch already, and rewriting costs the daemon a decompress and a
+    /// recompress of every layer.
+    pub(crate) rewrite: bool,
+}
+
 /// Attributes that make every image exporter reproducible (BuildKit ignores attributes it does not know).
-fn reproducible(attrs: &mut BTreeMap<String, String>, epoch: i64) {
-    attrs.insert("source-date-epoch".to_owned(), epoch.to_string());
-    attrs.insert("rewrite-timestamp".to_owned(), "true".to_owned());
+fn reproducible(attrs: &mut BTreeMap<String, String>, times: Times) {
+    attrs.insert("source-date-epoch".to_owned(), times.epoch.to_string());
+    if times.rewrite {
+        attrs.insert("rewrite-timestamp".to_owned(), "true".to_owned());
+    }
 }
 
 /// The moby exporter unpacks into Docker's store, which BuildKit refuses to combine with `rewrite-timestamp`; our
 /// own layer's times are set to SOURCE_DATE_EPOCH by the copy itself.
-fn reproducible_unpacked(attrs: &mut BTreeMap<String, String>, epoch: i64) {
-    attrs.insert("source-date-epoch".to_owned(), epoch.to_string());
+fn reproducible_unpacked(attrs: &mut BTreeMap<String, String>, times: Times) {
+    attrs.insert("source-date-epoch".to_owned(), times.epoch.to_string());
 }
 
 /// What to do after the solve, for outputs BuildKit cannot finish on this daemon by itself.
@@ -193,7 +208,7 @@ pub(crate) fn export_plan(
     daemon: DaemonKind,
     archive: &Path,
     load_archive: &Path,
-    epoch: i64,
+    times: Times,
 ) -> Result<ExportPlan, DestinationError> {
     let mut plan = ExportPlan::default();
     let has_moby = |plan: &ExportPlan| {
@@ -207,7 +222,7 @@ pub(crate) fn export_plan(
                 // `oci`, not `docker`: BuildKit's docker exporter refuses multi-platform results, and an OCI
                 // archive with a manifest.json added (`add_docker_manifest`) loads into every Docker.
                 let mut attrs = BTreeMap::from([("name".to_owned(), references.join(","))]);
-                reproducible(&mut attrs, epoch);
+                reproducible(&mut attrs, times);
                 plan.after
                     .push(After::DockerLoad(load_archive.to_path_buf()));
                 (
@@ -229,11 +244,11 @@ pub(crate) fn export_plan(
                     annotations,
                     daemon,
                     archive,
-                    epoch,
+                    times,
                 )?
             }
             (Destination::Load, _) if has_moby(&plan) => continue,
-            _ => exporter(destination, references, annotations, daemon, archive, epoch)?,
+            _ => exporter(destination, references, annotations, daemon, archive, times)?,
         };
         if let Some(file) = file {
             if plan.file.is_some() {
@@ -253,7 +268,11 @@ pub(crate) fn check_exporters(
     daemon: DaemonKind,
 ) -> Result<(), DestinationError> {
     let any = Path::new("");
-    export_plan(destinations, &[], &BTreeMap::new(), daemon, any, any, 0).map(drop)
+    let times = Times {
+        epoch: 0,
+        rewrite: false,
+    };
+    export_plan(destinations, &[], &BTreeMap::new(), daemon, any, any, times).map(drop)
 }
 
 /// An exporter for one destination of one image, and the file it writes (through the session), if any. The
@@ -264,7 +283,7 @@ pub(crate) fn exporter(
     annotations: &BTreeMap<String, String>,
     daemon: DaemonKind,
     archive: &Path,
-    epoch: i64,
+    times: Times,
 ) -> Result<(ExporterSpec, Option<PathBuf>), DestinationError> {
     let names = references.join(",");
     let mut attrs = BTreeMap::new();
@@ -275,7 +294,7 @@ pub(crate) fn exporter(
             }
             attrs.insert("name".to_owned(), names);
             attrs.insert("oci-mediatypes".to_owned(), "true".to_owned());
-            reproducible(&mut attrs, epoch);
+            reproducible(&mut attrs, times);
             ("oci", Some(archive.to_path_buf()))
         }
         Destination::Load => {
@@ -285,7 +304,7 @@ pub(crate) fn exporter(
                 "--load on buildkitd goes through export_plan"
             );
             attrs.insert("name".to_owned(), names);
-            reproducible_unpacked(&mut attrs, epoch);
+            reproducible_unpacked(&mut attrs, times);
             ("moby", None)
         }
         Destination::Push => {
@@ -298,7 +317,7 @@ pub(crate) fn exporter(
             // Straight to the registry: not also an image in the daemon's own store (`--load` is for that), which
             // costs a cold push of 20 two-platform images about 15%.
             attrs.insert("store".to_owned(), "false".to_owned());
-            reproducible(&mut attrs, epoch);
+            reproducible(&mut attrs, times);
             ("image", None)
         }
         Destination::Raw {
@@ -315,11 +334,11 @@ pub(crate) fn exporter(
             }
             match kind.as_str() {
                 "tar" => {}
-                "moby" => reproducible_unpacked(&mut attrs, epoch),
+                "moby" => reproducible_unpacked(&mut attrs, times),
                 _ if raw.get("unpack").is_some_and(|value| value == "true") => {
-                    reproducible_unpacked(&mut attrs, epoch)
+                    reproducible_unpacked(&mut attrs, times)
                 }
-                _ => reproducible(&mut attrs, epoch),
+                _ => reproducible(&mut attrs, times),
             }
             attrs.extend(raw.iter().map(|(key, value)| (key.clone(), value.clone())));
             (kind.as_str(), dest.clone())
@@ -393,8 +412,13 @@ mod tests {
         assert!(err.to_string().contains("only one output"), "{err}");
     }
 
+    const AT_7: Times = Times {
+        epoch: 7,
+        rewrite: false,
+    };
+
     #[test]
-    fn exporters_follow_the_daemon() {
+fn exporters_follow_the_daemon() {
         let refs = vec![
             "localhost:5000/a:1".to_owned(),
             "localhost:5000/a:latest".to_owned(),
@@ -407,7 +431,7 @@ mod tests {
             &annotations,
             DaemonKind::DockerContainerd,
             archive,
-            7,
+            AT_7,
         )
         .unwrap();
         assert_eq!(oci.kind, "oci");
@@ -416,6 +440,23 @@ mod tests {
             "localhost:5000/a:1,localhost:5000/a:latest"
         );
         assert_eq!(oci.attrs["source-date-epoch"], "7");
+        assert!(
+            !oci.attrs.contains_key("rewrite-timestamp"),
+            "our layers are dated already"
+        );
+        let (with_steps, _) = exporter(
+            &Destination::OciArchive,
+            &refs,
+            &annotations,
+            DaemonKind::DockerContainerd,
+            archive,
+            Times {
+                rewrite: true,
+                ..AT_7
+            },
+        )
+        .unwrap();
+        assert_eq!(with_steps.attrs["rewrite-timestamp"], "true");
         assert_eq!(oci.attrs["annotation.org.example.doc"], "https://x");
         assert_eq!(file.as_deref(), Some(archive));
         let err = exporter(
@@ -424,7 +465,7 @@ mod tests {
             &annotations,
             DaemonKind::DockerGraphDriver,
             archive,
-            7,
+            AT_7,
         )
         .unwrap_err();
         assert!(
@@ -438,7 +479,7 @@ mod tests {
             &annotations,
             DaemonKind::DockerGraphDriver,
             archive,
-            7,
+            AT_7,
         )
         .unwrap();
         assert_eq!(load.kind, "moby");
@@ -448,7 +489,7 @@ mod tests {
             &annotations,
             DaemonKind::Buildkitd,
             archive,
-            7,
+            AT_7,
         )
         .unwrap();
         assert_eq!(
@@ -463,7 +504,7 @@ mod tests {
             dest: Some("out.tar".into()),
         };
         let (tar, _) =
-            exporter(&tar, &refs, &annotations, DaemonKind::Buildkitd, archive, 7).unwrap();
+            exporter(&tar, &refs, &annotations, DaemonKind::Buildkitd, archive, AT_7).unwrap();
         assert!(!tar.attrs.contains_key("annotation.org.example.doc"));
     }
 
@@ -474,7 +515,7 @@ mod tests {
         let archive = Path::new("/t/hive/a.oci.tar");
         let load_archive = Path::new("/t/hive/.load/a.tar");
         let plan = |destinations: &[Destination], daemon| {
-            export_plan(destinations, &refs, &none, daemon, archive, load_archive, 0)
+            export_plan(destinations, &refs, &none, daemon, archive, load_archive, AT_7)
         };
         // Standalone buildkitd: an OCI archive, loaded into Docker afterwards.
         let load = plan(&[Destination::Load], DaemonKind::Buildkitd).unwrap();
