@@ -11,7 +11,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let descriptors = protox::compile(protos, ["proto"])?;
     tonic_prost_build::configure()
-        .build_client(false)
+        // The client is for tests: they speak to our server over a real connection.
+        .build_client(true)
         .build_server(true)
         // One `Timestamp` type for the whole API, the one the BuildKit types already use (prost's default maps the
         // well-known types to `prost-types`; turning that off is what lets the path below point elsewhere).

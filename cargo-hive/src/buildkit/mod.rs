@@ -24,6 +24,11 @@ pub(crate) use errors::ConnectError;
 pub(crate) use gateway::ExporterSpec;
 pub(crate) use layout::ConfigError;
 pub(crate) use session::{AuthError, DockerAuth, SecretValues, partial_owner};
+#[expect(
+    unused_imports,
+    reason = "the solve serves packed layers through these once they are wired in (issue 12)"
+)]
+pub(crate) use session::{Blob, ContentBlobs};
 pub(crate) use solve::{
     BaseError, BaseFacts, BaseQuery, InTotoAttestation, LoaderCheck, PlatformSolve, ProvenanceMode,
     SolveError, SolveJob, Solved,

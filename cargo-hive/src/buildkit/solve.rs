@@ -207,6 +207,7 @@ impl Buildkit {
             local_dirs,
             export: job.export_file.clone(),
             secrets: job.secrets.clone(),
+            content: Default::default(),
         };
         Session::start(self, config)
             .await
