@@ -379,3 +379,46 @@ impl tower::Service<http::Request<Body>> for Services {
         Box::pin(async move { Ok(unimplemented.into_http()) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hive_proto::session::content::InfoRequest;
+    use hive_proto::session::content::content_client::ContentClient;
+
+    use super::*;
+    use crate::buildkit::session::content::Blob;
+
+    /// The content store is announced and routed in every session, even one that serves no dirs.
+    #[tokio::test]
+    async fn every_session_serves_its_content_store() {
+        let content = Arc::new(ContentBlobs::default());
+        content.insert("sha256:config".to_owned(), Blob::Bytes(b"{}".to_vec()));
+        let services = Services::new(
+            BTreeMap::new(),
+            Arc::new(SendLog::default()),
+            None,
+            SecretValues::default(),
+            content,
+        );
+        let methods = services.methods();
+        for method in [
+            "/containerd.services.content.v1.Content/Info",
+            "/containerd.services.content.v1.Content/Read",
+        ] {
+            assert!(methods.contains(&method), "{method} is announced");
+        }
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(serve(services, theirs));
+        let mut client = ContentClient::new(channel_over(ours).await);
+        let mut request = Request::new(InfoRequest {
+            digest: "sha256:config".to_owned(),
+        });
+        request.metadata_mut().insert(
+            "buildkit-attachable-store-id",
+            MetadataValue::from_static("oci:hive"),
+        );
+        let info = client.info(request).await.unwrap().into_inner().info;
+        assert_eq!(info.map(|info| info.size), Some(2));
+        server.abort();
+    }
+}

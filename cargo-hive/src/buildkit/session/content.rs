@@ -442,6 +442,11 @@ mod tests {
         Ok((pieces, bytes))
     }
 
+    /// The status a read fails with.
+    async fn read_error(service: &ContentService, request: Request<ReadContentRequest>) -> Status {
+        read(service, request).await.unwrap_err()
+    }
+
     #[tokio::test]
     async fn info_gives_the_size_of_known_digests() {
         let dir = tempfile::tempdir().unwrap();
@@ -482,15 +487,8 @@ mod tests {
         assert_eq!(other.code(), Code::InvalidArgument);
         let mut read = read_request(SMALL, 0, 0);
         read.metadata_mut().remove(STORE_HEADER);
-        let read = read_ok_or_status(&service, read).await;
+        let read = read_error(&service, read).await;
         assert_eq!(read.code(), Code::InvalidArgument);
-    }
-
-    async fn read_ok_or_status(
-        service: &ContentService,
-        request: Request<ReadContentRequest>,
-    ) -> Status {
-        read(service, request).await.unwrap_err()
     }
 
     #[tokio::test]
@@ -514,15 +512,15 @@ mod tests {
     async fn refuses_reads_outside_the_blob() {
         let dir = tempfile::tempdir().unwrap();
         let (service, log) = service(&dir);
-        let beyond = read_ok_or_status(&service, read_request(SMALL, 13, 0)).await;
+        let beyond = read_error(&service, read_request(SMALL, 13, 0)).await;
         assert_eq!(beyond.code(), Code::OutOfRange);
         assert_eq!(
             beyond.message(),
             "offset 13 is beyond the end of sha256:small (12 bytes)"
         );
-        let negative = read_ok_or_status(&service, read_request(SMALL, -1, 0)).await;
+        let negative = read_error(&service, read_request(SMALL, -1, 0)).await;
         assert_eq!(negative.code(), Code::InvalidArgument);
-        let unknown = read_ok_or_status(&service, read_request("sha256:other", 0, 0)).await;
+        let unknown = read_error(&service, read_request("sha256:other", 0, 0)).await;
         assert_eq!(unknown.code(), Code::NotFound);
         assert_eq!(log.bytes_sent(), 0);
     }
@@ -560,11 +558,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (service, _) = service(&dir);
         std::fs::write(dir.path().join("layer.tar.gz"), b"shorter").unwrap();
-        let changed = read_ok_or_status(&service, read_request(LARGE, 0, 0)).await;
+        let changed = read_error(&service, read_request(LARGE, 0, 0)).await;
         assert_eq!(changed.code(), Code::FailedPrecondition);
         assert!(changed.message().contains("is 7 bytes, not the 2097162"));
         std::fs::remove_file(dir.path().join("layer.tar.gz")).unwrap();
-        let gone = read_ok_or_status(&service, read_request(LARGE, 0, 0)).await;
+        let gone = read_error(&service, read_request(LARGE, 0, 0)).await;
         assert_eq!(gone.code(), Code::Internal);
         assert!(gone.message().starts_with("failed to read "));
     }
