@@ -205,6 +205,7 @@ impl ContentService {
     }
 }
 
+/// The responses of one `Read`, fed by its sending task.
 type ReadStream = ReceiverStream<Result<ReadContentResponse, Status>>;
 
 #[tonic::async_trait]
@@ -571,10 +572,17 @@ mod tests {
     fn blobs_debug_as_sizes() {
         let blobs = ContentBlobs::default();
         blobs.insert(SMALL.to_owned(), Blob::Bytes(b"secret-ish".to_vec()));
-        assert_eq!(
-            format!("{blobs:?}"),
-            r#"ContentBlobs { blobs: RwLock { data: {"sha256:small": Bytes(10 bytes)}, poisoned: false, .. } }"#
+        let shown = format!("{blobs:?}");
+        assert!(
+            shown.contains(r#""sha256:small": Bytes(10 bytes)"#),
+            "{shown}"
         );
+        assert!(!shown.contains("secret"), "{shown}");
+        let file = Blob::File {
+            path: "/t/layer.tar.gz".into(),
+            size: 3,
+        };
+        assert_eq!(format!("{file:?}"), "File(/t/layer.tar.gz, 3 bytes)");
     }
 
     /// Over a real connection, as BuildKit's client reads: the messages decode and the header travels.
