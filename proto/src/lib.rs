@@ -2,7 +2,9 @@
 //!
 //! Everything else in the workspace depends on this crate only, never on the generated crate directly, so the
 //! source of the protocol types can change in one place. The bulk comes from `bollard-buildkit-proto` (BuildKit
-//! v0.29 protos, deterministic map encoding, server stubs for the session services); nothing is generated here.
+//! v0.29 protos, deterministic map encoding, server stubs for the session services). What it lacks is generated
+//! here from `proto/*.proto` by `build.rs` with the pure-Rust `protox` (no `protoc`): containerd's content service,
+//! which the daemon calls on the session to read `oci-layout://` sources.
 
 pub use bollard_buildkit_proto::{fsutil, google, health, pb};
 pub use prost;
@@ -36,5 +38,10 @@ pub mod session {
     /// `moby.sshforward.v1`: SSH agent forwarding.
     pub mod sshforward {
         pub use bollard_buildkit_proto::moby::sshforward::v1::*;
+    }
+    /// `containerd.services.content.v1`: the blobs of `oci-layout://` sources (`Info` and `Read` only).
+    #[allow(missing_docs, unreachable_pub)]
+    pub mod content {
+        tonic::include_proto!("containerd.services.content.v1");
     }
 }

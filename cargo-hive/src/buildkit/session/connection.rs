@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use hive_proto::control::BytesMessage;
 use hive_proto::health::health_server::HealthServer;
+use hive_proto::session::content::content_server::ContentServer;
 use hive_proto::session::filesync::auth_server::AuthServer;
 use hive_proto::session::filesync::file_send_server::FileSendServer;
 use hive_proto::session::packet::file_sync_server::FileSyncServer;
@@ -29,6 +30,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::auth::{AuthService, DockerAuth};
+use super::content::{ContentBlobs, ContentService};
 use super::errors::SessionError;
 use super::export::{Export, FileSendService};
 use super::filesync::{FileSyncService, SendLog};
@@ -63,6 +65,8 @@ pub(crate) struct SessionConfig {
     pub(crate) export: Option<PathBuf>,
     /// The build secrets this solve's steps may mount, by id; any other id is answered `NotFound`.
     pub(crate) secrets: SecretValues,
+    /// The blobs of this solve's `oci-layout://` sources (store id `oci:<id>`), by digest; may grow during the solve.
+    pub(crate) content: Arc<ContentBlobs>,
 }
 
 /// A local dir the daemon may read.
@@ -102,6 +106,7 @@ impl Session {
             log.clone(),
             export.clone(),
             config.secrets,
+            config.content,
         );
         let metadata = session_metadata(&id, &config.name, &config.shared_key, &services)?;
 
@@ -151,7 +156,7 @@ impl Session {
         &self.id
     }
 
-    /// Bytes of file content sent to the daemon so far (local sources).
+    /// Bytes of file content sent to the daemon so far (local sources and content-store blobs).
     pub(crate) fn bytes_sent(&self) -> u64 {
         self.log.bytes_sent()
     }
@@ -286,6 +291,7 @@ struct Services {
     file_send: Option<FileSendServer<FileSendService>>,
     auth: AuthServer<AuthService>,
     secrets: SecretsServer<SecretsService>,
+    content: ContentServer<ContentService>,
     health: HealthServer<HealthService>,
 }
 
@@ -295,14 +301,16 @@ impl Services {
         log: Arc<SendLog>,
         export: Option<Arc<Export>>,
         secrets: SecretValues,
+        content: Arc<ContentBlobs>,
     ) -> Services {
         let file_sync = (!dirs.is_empty())
-            .then(|| FileSyncServer::new(FileSyncService::new(Arc::new(dirs), log)));
+            .then(|| FileSyncServer::new(FileSyncService::new(Arc::new(dirs), log.clone())));
         Services {
             file_sync,
             file_send: export.map(|export| FileSendServer::new(FileSendService::new(export))),
             auth: AuthServer::new(AuthService::new(DockerAuth::from_env())),
             secrets: SecretsServer::new(SecretsService::new(secrets)),
+            content: ContentServer::new(ContentService::new(content, log)),
             health: HealthServer::new(HealthService),
         }
     }
@@ -324,6 +332,9 @@ impl Services {
             "/moby.filesync.v1.Auth/VerifyTokenAuthority",
             // Always announced: a step asking for an undeclared id then gets our `NotFound`, not "unsupported".
             "/moby.buildkit.secrets.v1.Secrets/GetSecret",
+            // Always announced: an empty store answers `NotFound`, which names the missing digest.
+            "/containerd.services.content.v1.Content/Info",
+            "/containerd.services.content.v1.Content/Read",
             "/grpc.health.v1.Health/Check",
         ]);
         methods
@@ -357,6 +368,7 @@ impl tower::Service<http::Request<Body>> for Services {
             }
             "moby.filesync.v1.Auth" => return self.auth.call(request),
             "moby.buildkit.secrets.v1.Secrets" => return self.secrets.call(request),
+            "containerd.services.content.v1.Content" => return self.content.call(request),
             "grpc.health.v1.Health" => return self.health.call(request),
             _ => {}
         }
@@ -365,5 +377,48 @@ impl tower::Service<http::Request<Body>> for Services {
             request.uri().path()
         ));
         Box::pin(async move { Ok(unimplemented.into_http()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hive_proto::session::content::InfoRequest;
+    use hive_proto::session::content::content_client::ContentClient;
+
+    use super::*;
+    use crate::buildkit::session::content::Blob;
+
+    /// The content store is announced and routed in every session, even one that serves no dirs.
+    #[tokio::test]
+    async fn every_session_serves_its_content_store() {
+        let content = Arc::new(ContentBlobs::default());
+        content.insert("sha256:config".to_owned(), Blob::Bytes(b"{}".to_vec()));
+        let services = Services::new(
+            BTreeMap::new(),
+            Arc::new(SendLog::default()),
+            None,
+            SecretValues::default(),
+            content,
+        );
+        let methods = services.methods();
+        for method in [
+            "/containerd.services.content.v1.Content/Info",
+            "/containerd.services.content.v1.Content/Read",
+        ] {
+            assert!(methods.contains(&method), "{method} is announced");
+        }
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(serve(services, theirs));
+        let mut client = ContentClient::new(channel_over(ours).await);
+        let mut request = Request::new(InfoRequest {
+            digest: "sha256:config".to_owned(),
+        });
+        request.metadata_mut().insert(
+            "buildkit-attachable-store-id",
+            MetadataValue::from_static("oci:hive"),
+        );
+        let info = client.info(request).await.unwrap().into_inner().info;
+        assert_eq!(info.map(|info| info.size), Some(2));
+        server.abort();
     }
 }

@@ -48,7 +48,8 @@ impl SendLog {
         self.changed.lock().expect("not poisoned").first().cloned()
     }
 
-    fn add_sent(&self, bytes: usize) {
+    /// Counts `bytes` of content sent (by any of the session's services).
+    pub(super) fn add_sent(&self, bytes: usize) {
         self.sent.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
