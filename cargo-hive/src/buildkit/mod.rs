@@ -9,6 +9,7 @@ mod errors;
 mod gateway;
 pub(crate) mod layout;
 mod llb;
+pub(crate) mod pack;
 mod session;
 mod solve;
 mod status;
