@@ -7,9 +7,12 @@
 //! Reproducible bytes: entries in the order of a directory walk (each path compared component by component, so a
 //! directory comes right before its contents), GNU headers with only the fields we set, gzip from the pure-Rust
 //! zlib at level 6 with a fixed header.
-#![expect(
-    dead_code,
-    reason = "the oci-layout source that uses it is wired into the solve separately (issue 12)"
+#![cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the oci-layout source that uses it is wired into the solve separately (issue 12)"
+    )
 )]
 
 use std::collections::BTreeMap;
@@ -1023,6 +1026,251 @@ mod tests {
                 ("srv/one".to_owned(), file("one", 0o4755)),
                 ("tool".to_owned(), file("bin/tool", 0o755)),
             ]
+        );
+    }
+
+    #[test]
+    fn overrides_reach_nested_entries_and_links_are_kept_or_copied() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().join("ctx");
+        write(&root.join("tree/sub/file"), b"f", 0o600);
+        fs::set_permissions(root.join("tree/sub"), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::hard_link(root.join("tree/sub/file"), root.join("tree/hard")).unwrap();
+        let far = format!("/{LONG_DIR}/{LONG_DIR}/target");
+        symlink(&far, root.join("tree/far")).unwrap();
+        symlink("tree/hard", root.join("alias")).unwrap();
+        let input = LocalInput {
+            name: "context".to_owned(),
+            root,
+            entries: vec![
+                entry("tree", "/srv/", Some(0o2750)),
+                // A symlink source is copied as the symlink (no following), into the directory.
+                entry("alias", "/srv", Some(0o600)),
+            ],
+        };
+        let layer = pack_layer(&[input], 1000, 1001, EPOCH, &temp.path().join("out")).unwrap();
+        let link = |path: &str, target: &str| Seen {
+            link: Some(target.to_owned()),
+            ..seen(path, EntryType::Symlink, 0o777, b"")
+        };
+        assert_eq!(
+            read_back(&decompress(&layer.path)),
+            vec![
+                dir("srv/", 0o755),
+                link("srv/alias", "tree/hard"),
+                link("srv/far", &far),
+                file("srv/hard", 0o2750, b"f"),
+                dir("srv/sub/", 0o2750),
+                file("srv/sub/file", 0o2750, b"f"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_directory_copied_again_merges_and_sets_the_modes() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path();
+        write(&root.join("a/sub/one"), b"1", 0o644);
+        write(&root.join("b/sub/two"), b"2", 0o644);
+        fs::set_permissions(root.join("b/sub"), fs::Permissions::from_mode(0o711)).unwrap();
+        let nodes = tree(
+            root,
+            vec![entry("a", "/app", Some(0o700)), entry("b", "/app", None)],
+        )
+        .unwrap();
+        let file = |source: &str, mode| Node::File {
+            source: root.join(source),
+            mode,
+        };
+        assert_eq!(
+            nodes,
+            vec![
+                ("app".to_owned(), Node::Dir { mode: 0o755 }),
+                ("app/sub".to_owned(), Node::Dir { mode: 0o711 }),
+                ("app/sub/one".to_owned(), file("a/sub/one", 0o700)),
+                ("app/sub/two".to_owned(), file("b/sub/two", 0o644)),
+            ]
+        );
+    }
+
+    #[test]
+    fn conflicts_in_the_layer_are_errors_naming_both_paths() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path();
+        write(&root.join("file"), b"f", 0o644);
+        write(&root.join("dir/inner"), b"i", 0o644);
+        write(&root.join("other/dir"), b"d", 0o644);
+        // A file of a copied directory where an earlier entry made a directory.
+        let error = tree(
+            root,
+            vec![entry("dir", "/y/dir", None), entry("other", "/y", None)],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, PackError::ReplacesDirectory { image_path, .. } if image_path == Path::new("y/dir")),
+            "{error:?}"
+        );
+        // A directory of a copied directory where an earlier entry put a file.
+        let error = tree(
+            root,
+            vec![entry("other", "/y", None), entry(".", "/y", None)],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, PackError::NotADirectory { image_path, .. } if image_path == Path::new("y/dir")),
+            "{error:?}"
+        );
+        // A parent that an earlier entry made a file.
+        let error = tree(
+            root,
+            vec![entry("file", "/x/f", None), entry("file", "/x/f/g", None)],
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot copy {} into the image: /x/f is a file or symlink in this layer, not a directory",
+                root.join("file").display()
+            )
+        );
+    }
+
+    #[test]
+    fn sources_must_exist_stay_inside_and_be_files_dirs_or_links() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path();
+        write(&root.join("real/file"), b"f", 0o644);
+        symlink("real", root.join("via")).unwrap();
+        let _socket = std::os::unix::net::UnixListener::bind(root.join("socket")).unwrap();
+
+        let error = tree(root, vec![entry("real/missing", "/m", None)]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "the source {} does not exist",
+                root.join("real/missing").display()
+            )
+        );
+        let error = pack_layer(
+            &[LocalInput {
+                name: "context".to_owned(),
+                root: root.to_owned(),
+                entries: vec![entry("gone", "/g", None)],
+            }],
+            0,
+            0,
+            EPOCH,
+            &root.join("out"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, PackError::MissingSource { path } if *path == root.join("gone")),
+            "{error:?}"
+        );
+        let error = tree(root, vec![entry("real/../../etc/passwd", "/p", None)]).unwrap_err();
+        assert!(matches!(error, PackError::OutsideRoot { .. }), "{error:?}");
+        let error = tree(root, vec![entry("via/file", "/v", None)]).unwrap_err();
+        assert!(
+            matches!(&error, PackError::SymlinkInPath { link, .. } if *link == root.join("via")),
+            "{error:?}"
+        );
+        let error = tree(root, vec![entry("socket", "/s", None)]).unwrap_err();
+        assert!(
+            matches!(error, PackError::UnsupportedType { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_must_be_as_long_as_its_header_says() {
+        let copy = |content: &[u8], length: u64| {
+            let mut reader = ExactLength::new(content, length);
+            let mut out = Vec::new();
+            let result = io::copy(&mut reader, &mut out);
+            (result.map_err(|_| ()), reader.failure, out)
+        };
+        let (result, failure, out) = copy(b"12345", 5);
+        assert_eq!((result, out), (Ok(5), b"12345".to_vec()));
+        assert!(failure.is_none());
+        let (result, failure, _) = copy(b"123", 5);
+        assert!(result.is_err() && matches!(failure, Some(ReadFailure::SizeChanged)));
+        let (result, failure, out) = copy(b"123456", 5);
+        assert!(result.is_err() && matches!(failure, Some(ReadFailure::SizeChanged)));
+        assert_eq!(out, b"12345", "never more than the header's length");
+    }
+
+    #[test]
+    fn a_file_that_grows_while_packed_is_an_error_naming_it() {
+        // A kernel file: 0 bytes by its metadata, then content when read, as a file being written would be.
+        let temp = tempfile::tempdir().unwrap();
+        let input = LocalInput {
+            name: "proc".to_owned(),
+            root: PathBuf::from("/proc/self"),
+            entries: vec![entry("status", "/status", None)],
+        };
+        let out = temp.path().join("out");
+        let error = pack_layer(&[input], 0, 0, EPOCH, &out).unwrap_err();
+        assert!(
+            matches!(&error, PackError::SizeChanged { path, expected: 0 } if path == Path::new("/proc/self/status")),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("/proc/self/status changed size while it was packed")
+        );
+        assert_eq!(
+            fs::read_dir(&out).unwrap().count(),
+            0,
+            "no partial blob is left"
+        );
+    }
+
+    fn packed(digest: &str, diff_id: &str, size: u64) -> PackedLayer {
+        PackedLayer {
+            digest: digest.to_owned(),
+            diff_id: diff_id.to_owned(),
+            size,
+            path: PathBuf::from("/unused"),
+        }
+    }
+
+    #[test]
+    fn the_layer_image_is_stable_json() {
+        let layer = packed("sha256:aaaa", "sha256:bbbb", 1234);
+        let arm = layer_image(&layer, &Platform::parse("linux/arm/v7").unwrap());
+        assert_eq!(
+            String::from_utf8(arm.config.clone()).unwrap(),
+            r#"{"architecture":"arm","config":{},"os":"linux","rootfs":{"diff_ids":["sha256:bbbb"],"type":"layers"},"variant":"v7"}"#
+        );
+        assert_eq!(arm.config_digest, sha256_digest(&arm.config));
+        assert_eq!(
+            String::from_utf8(arm.manifest.clone()).unwrap(),
+            format!(
+                concat!(
+                    r#"{{"config":{{"digest":"{}","mediaType":"application/vnd.oci.image.config.v1+json","size":{}}},"#,
+                    r#""layers":[{{"digest":"sha256:aaaa","mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":1234}}],"#,
+                    r#""mediaType":"application/vnd.oci.image.manifest.v1+json","schemaVersion":2}}"#
+                ),
+                arm.config_digest,
+                arm.config.len()
+            )
+        );
+        assert_eq!(arm.manifest_digest, sha256_digest(&arm.manifest));
+        let amd = layer_image(&layer, &Platform::parse("linux/amd64").unwrap());
+        assert_eq!(
+            String::from_utf8(amd.config).unwrap(),
+            r#"{"architecture":"amd64","config":{},"os":"linux","rootfs":{"diff_ids":["sha256:bbbb"],"type":"layers"}}"#
+        );
+        assert_eq!(
+            amd.config_digest,
+            "sha256:".to_owned() + &hex::encode(Sha256::digest(
+                br#"{"architecture":"amd64","config":{},"os":"linux","rootfs":{"diff_ids":["sha256:bbbb"],"type":"layers"}}"#
+            ))
+        );
+        assert_eq!(
+            layer_image(&layer, &Platform::parse("linux/arm/v7").unwrap()),
+            arm
         );
     }
 }
