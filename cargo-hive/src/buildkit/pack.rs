@@ -149,8 +149,21 @@ pub(crate) enum PackError {
     },
 }
 
+/// A directory of the layers below ours (the base, earlier layers), as BuildKit's copy finds it: a copy into it
+/// keeps it, so its entry in our layer carries its own mode and owner, not ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DirBelow {
+    /// Permission bits (with setuid, setgid, sticky).
+    pub(crate) mode: u32,
+    /// Owner.
+    pub(crate) uid: u32,
+    /// Group.
+    pub(crate) gid: u32,
+}
+
 /// Packs `inputs` into one layer under `dir` (created if missing; the blob is written to a temp name and renamed
-/// to `<dir>/sha256-<hex>.tar.gz`, so a crash leaves no half blob under a digest name).
+/// to `<dir>/sha256-<hex>.tar.gz`, so a crash leaves no half blob under a digest name). Every parent is written
+/// as a directory made by the copy (0755, `uid`/`gid`): right on scratch; over a base, see [`pack_layer_over`].
 pub(crate) fn pack_layer(
     inputs: &[LocalInput],
     uid: u32,
@@ -158,7 +171,21 @@ pub(crate) fn pack_layer(
     epoch: i64,
     dir: &Path,
 ) -> Result<PackedLayer, PackError> {
-    let tree = Tree::from_inputs(inputs)?;
+    pack_layer_over(inputs, &BTreeMap::new(), uid, gid, epoch, dir)
+}
+
+/// [`pack_layer`] over layers whose directories `below` are known (keyed by path in the image without the
+/// leading `/`): a parent that is there keeps its mode and owner in our layer (a tar entry's metadata replaces the
+/// directory's when the layer is applied), and a file copied to such a directory's path goes into it.
+pub(crate) fn pack_layer_over(
+    inputs: &[LocalInput],
+    below: &BTreeMap<PathBuf, DirBelow>,
+    uid: u32,
+    gid: u32,
+    epoch: i64,
+    dir: &Path,
+) -> Result<PackedLayer, PackError> {
+    let tree = Tree::from_inputs(inputs, below)?;
     let stamp = Stamp {
         uid: u64::from(uid),
         gid: u64::from(gid),
@@ -290,8 +317,11 @@ fn sha256_digest(bytes: &[u8]) -> String {
 /// What goes at one path of the layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
-    /// A directory with its mode.
-    Dir { mode: u32 },
+    /// A directory with its mode, and its owner when it is not the layer's (a directory from below).
+    Dir {
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    },
     /// A regular file: its content is read from `source` while the tar is written.
     File { source: PathBuf, mode: u32 },
     /// A symlink, target as read.
@@ -300,15 +330,22 @@ enum Node {
 
 /// The layer's contents, keyed by path in the image without the leading `/`. `Path`'s order compares component
 /// by component: a directory walk's order, parents first.
-#[derive(Debug, Default)]
-struct Tree {
+#[derive(Debug)]
+struct Tree<'a> {
     nodes: BTreeMap<PathBuf, Node>,
+    below: &'a BTreeMap<PathBuf, DirBelow>,
 }
 
-impl Tree {
+impl<'a> Tree<'a> {
     /// Every entry of every input, in order, each later one replacing what an earlier one put at the same path.
-    fn from_inputs(inputs: &[LocalInput]) -> Result<Tree, PackError> {
-        let mut tree = Tree::default();
+    fn from_inputs(
+        inputs: &[LocalInput],
+        below: &'a BTreeMap<PathBuf, DirBelow>,
+    ) -> Result<Tree<'a>, PackError> {
+        let mut tree = Tree {
+            nodes: BTreeMap::new(),
+            below,
+        };
         for input in inputs {
             for entry in &input.entries {
                 tree.add_entry(&input.root, entry)?;
@@ -379,22 +416,30 @@ impl Tree {
     }
 
     fn is_directory(&self, path: &Path) -> bool {
-        path.as_os_str().is_empty() || matches!(self.nodes.get(path), Some(Node::Dir { .. }))
+        match self.nodes.get(path) {
+            Some(node) => matches!(node, Node::Dir { .. }),
+            None => path.as_os_str().is_empty() || self.below.contains_key(path),
+        }
     }
 
-    /// `path` and its parents as directories: made 0755 where missing, kept where they are.
+    /// `path` and its parents as directories: kept where they are (in this layer or below), else made 0755.
     fn ensure_directories(&mut self, path: &Path, source: &Path) -> Result<(), PackError> {
         let mut prefix = PathBuf::new();
         for component in path.components() {
             prefix.push(component);
             match self.nodes.get(&prefix) {
                 None => {
-                    self.nodes.insert(
-                        prefix.clone(),
-                        Node::Dir {
-                            mode: CREATED_DIR_MODE,
+                    let node = match self.below.get(&prefix) {
+                        Some(dir) => Node::Dir {
+                            mode: dir.mode & MODE_BITS,
+                            owner: Some((dir.uid, dir.gid)),
                         },
-                    );
+                        None => Node::Dir {
+                            mode: CREATED_DIR_MODE,
+                            owner: None,
+                        },
+                    };
+                    self.nodes.insert(prefix.clone(), node);
                 }
                 Some(Node::Dir { .. }) => {}
                 Some(_) => {
@@ -408,15 +453,11 @@ impl Tree {
         Ok(())
     }
 
-    /// A copied directory: new, or merged into one already there, which takes the copied one's mode.
+    /// A copied directory: new, or merged into one already there, which takes the copied one's mode and owner.
     fn put_directory(&mut self, path: PathBuf, mode: u32, source: &Path) -> Result<(), PackError> {
         match self.nodes.get_mut(&path) {
-            None => {
-                self.nodes.insert(path, Node::Dir { mode });
-                Ok(())
-            }
-            Some(Node::Dir { mode: existing }) => {
-                *existing = mode;
+            None | Some(Node::Dir { .. }) => {
+                self.nodes.insert(path, Node::Dir { mode, owner: None });
                 Ok(())
             }
             Some(_) => Err(PackError::NotADirectory {
@@ -428,7 +469,7 @@ impl Tree {
 
     /// A copied file or symlink, replacing any file or symlink already there.
     fn put_leaf(&mut self, path: PathBuf, node: Node, source: &Path) -> Result<(), PackError> {
-        if let Some(Node::Dir { .. }) = self.nodes.get(&path) {
+        if self.is_directory(&path) {
             return Err(PackError::ReplacesDirectory {
                 source_path: source.to_owned(),
                 image_path: path,
@@ -555,10 +596,14 @@ fn write_entries<W: Write>(
     };
     for (path, node) in &tree.nodes {
         match node {
-            Node::Dir { mode } => {
+            Node::Dir { mode, owner } => {
                 let mut header = stamp
                     .header(EntryType::Directory, *mode, 0)
                     .map_err(write_error)?;
+                if let Some((uid, gid)) = owner {
+                    header.set_uid(u64::from(*uid));
+                    header.set_gid(u64::from(*gid));
+                }
                 let mut name = path.as_os_str().to_owned();
                 name.push("/");
                 archive
@@ -984,7 +1029,8 @@ mod tests {
             root: root.to_owned(),
             entries,
         };
-        let tree = Tree::from_inputs(&[input])?;
+        let below = BTreeMap::new();
+        let tree = Tree::from_inputs(&[input], &below)?;
         Ok(tree
             .nodes
             .into_iter()
@@ -1015,7 +1061,10 @@ mod tests {
             source: root.join(source),
             mode,
         };
-        let created = Node::Dir { mode: 0o755 };
+        let created = Node::Dir {
+            mode: 0o755,
+            owner: None,
+        };
         assert_eq!(
             nodes.unwrap(),
             vec![
@@ -1085,8 +1134,20 @@ mod tests {
         assert_eq!(
             nodes,
             vec![
-                ("app".to_owned(), Node::Dir { mode: 0o755 }),
-                ("app/sub".to_owned(), Node::Dir { mode: 0o711 }),
+                (
+                    "app".to_owned(),
+                    Node::Dir {
+                        mode: 0o755,
+                        owner: None
+                    }
+                ),
+                (
+                    "app/sub".to_owned(),
+                    Node::Dir {
+                        mode: 0o711,
+                        owner: None
+                    }
+                ),
                 ("app/sub/one".to_owned(), file("a/sub/one", 0o700)),
                 ("app/sub/two".to_owned(), file("b/sub/two", 0o644)),
             ]
@@ -1271,6 +1332,66 @@ mod tests {
         assert_eq!(
             layer_image(&layer, &Platform::parse("linux/arm/v7").unwrap()),
             arm
+        );
+    }
+
+    #[test]
+    fn directories_below_keep_their_metadata_and_take_files() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().join("ctx");
+        write(&root.join("app"), b"app", 0o644);
+        write(&root.join("conf/file"), b"c", 0o644);
+        let below = BTreeMap::from([
+            (
+                PathBuf::from("usr"),
+                DirBelow {
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                },
+            ),
+            (
+                PathBuf::from("usr/local"),
+                DirBelow {
+                    mode: 0o2775,
+                    uid: 0,
+                    gid: 50,
+                },
+            ),
+            (
+                PathBuf::from("etc"),
+                DirBelow {
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                },
+            ),
+        ]);
+        let input = LocalInput {
+            name: "context".to_owned(),
+            root,
+            entries: vec![
+                // No trailing `/`, but `/usr/local` is a directory below: the file goes into it.
+                entry("app", "/usr/local", Some(0o755)),
+                // A directory's contents into a directory below: kept as it is.
+                entry("conf", "/etc", None),
+            ],
+        };
+        let out = temp.path().join("out");
+        let layer = pack_layer_over(&[input], &below, 1000, 1001, EPOCH, &out).unwrap();
+        let kept = |path: &str, mode, owner| Seen {
+            owner,
+            ..dir(path, mode)
+        };
+        assert_eq!(
+            read_back(&decompress(&layer.path)),
+            vec![
+                kept("etc/", 0o755, (0, 0)),
+                file("etc/file", 0o644, b"c"),
+                kept("usr/", 0o755, (0, 0)),
+                kept("usr/local/", 0o2775, (0, 50)),
+                file("usr/local/app", 0o755, b"app"),
+            ]
         );
     }
 }
