@@ -208,7 +208,7 @@ pub(crate) fn pack_layer_over(
         .write(blob, Compression::new(LEVEL));
     let mut archive = tar::Builder::new(BufWriter::with_capacity(BUFFER, Digesting::new(gzip)));
     write_entries(&mut archive, &tree, &stamp, dir)?;
-    // `into_inner` ends the archive (two zero blocks); each layer below is then flushed and finished in turn.
+    // `into_inner` ends the archive (two zero blocks); each writer under it is then flushed and finished in turn.
     let tar = archive.into_inner().map_err(write_error)?;
     let tar = tar
         .into_inner()
@@ -1393,5 +1393,22 @@ mod tests {
                 file("usr/local/app", 0o755, b"app"),
             ]
         );
+    }
+
+    #[test]
+    fn entries_come_in_directory_walk_order() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path();
+        for name in ["a/b", "a-b", "a.txt", "B"] {
+            write(&root.join("src").join(name), b"", 0o644);
+        }
+        let paths: Vec<String> = tree(root, vec![entry("src", "/", None)])
+            .unwrap()
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
+        // A directory's contents right after it, each directory's entries byte-sorted: not a plain string sort,
+        // which would put `a-b` and `a.txt` before `a/`.
+        assert_eq!(paths, ["B", "a", "a/b", "a-b", "a.txt"]);
     }
 }
