@@ -9,6 +9,7 @@ mod errors;
 mod gateway;
 pub(crate) mod layout;
 mod llb;
+mod pack;
 mod packing;
 mod session;
 mod solve;

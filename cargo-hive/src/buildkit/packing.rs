@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::gateway::{Caps, FrontendError};
 use super::layout::{self, ImageLayout, Llb, PackedRef};
-use super::pack::{self, PackedLayer};
+use super::pack::{self, PackedLayer, Parents};
 use super::session::{Blob, ContentBlobs};
 
 /// What one solve needs to pack its layers.
@@ -49,12 +49,19 @@ impl Packing {
     /// session's store.
     fn pack(&self, layout: &ImageLayout) -> Result<Llb, FrontendError> {
         let mut packed = Vec::with_capacity(layout.layers.len());
-        for inputs in &layout.layers {
+        for (index, inputs) in layout.layers.iter().enumerate() {
             if inputs.iter().all(|input| input.entries.is_empty()) {
                 packed.push(None);
                 continue;
             }
-            let layer = pack::pack_layer(inputs, layout.uid, layout.gid, layout.epoch, &self.dir)
+            let steps = layout.steps.get(index).is_some_and(|steps| !steps.is_empty());
+            let parents = if layout.base.is_none() && packed.iter().all(Option::is_none) && !steps {
+                Parents::Written
+            } else {
+                Parents::Omitted
+            };
+            let (uid, gid, epoch) = (layout.uid, layout.gid, layout.epoch);
+            let layer = pack::pack_layer(inputs, parents, uid, gid, epoch, &self.dir)
                 .map_err(|err| FrontendError(err.to_string()))?;
             packed.push(Some(self.serve(layer, layout)));
         }
