@@ -214,7 +214,11 @@ pub(crate) fn packed_definition(layout: &ImageLayout, packed: &[Option<PackedRef
         .into_iter()
         .collect();
     for (index, layer) in packed.iter().enumerate() {
-        let steps = layout.steps.get(index).map(Vec::as_slice).unwrap_or_default();
+        let steps = layout
+            .steps
+            .get(index)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         if !steps.is_empty() {
             let mut current = merged(&mut builder, std::mem::take(&mut below));
             for step in steps {
@@ -245,7 +249,10 @@ fn packed_source(
     let source = pb::Op {
         op: Some(pb::op::Op::Source(pb::SourceOp {
             // The daemon parses it as `host/path@digest`; only the digest is looked up in our store.
-            identifier: format!("oci-layout://{PACKED_STORE}/layer@{}", layer.manifest_digest),
+            identifier: format!(
+                "oci-layout://{PACKED_STORE}/layer@{}",
+                layer.manifest_digest
+            ),
             attrs: BTreeMap::from([("oci.store".to_owned(), PACKED_STORE.to_owned())]),
         })),
         platform: Some(platform.clone()),
@@ -717,8 +724,15 @@ mod tests {
         );
         assert_eq!(source.attrs["oci.store"], PACKED_STORE);
         assert!(ops[0].platform.is_some());
-        let meta = llb.0.metadata.values().find(|m| m.caps.contains_key("source.ocilayout"));
-        assert!(meta.is_some(), "the source asks for the oci-layout capability");
+        let meta = llb
+            .0
+            .metadata
+            .values()
+            .find(|m| m.caps.contains_key("source.ocilayout"));
+        assert!(
+            meta.is_some(),
+            "the source asks for the oci-layout capability"
+        );
     }
 
     #[test]

@@ -985,7 +985,15 @@ mod tests {
             &temp.path().join("three"),
         )
         .unwrap();
-        let zero = pack_layer(&[input], Parents::Written, 0, 0, 0, &temp.path().join("three")).unwrap();
+        let zero = pack_layer(
+            &[input],
+            Parents::Written,
+            0,
+            0,
+            0,
+            &temp.path().join("three"),
+        )
+        .unwrap();
         assert_eq!(negative.digest, zero.digest);
         assert!(
             read_back(&decompress(&zero.path))
@@ -1068,7 +1076,15 @@ mod tests {
                 entry("alias", "/srv", Some(0o600)),
             ],
         };
-        let layer = pack_layer(&[input], Parents::Written, 1000, 1001, EPOCH, &temp.path().join("out")).unwrap();
+        let layer = pack_layer(
+            &[input],
+            Parents::Written,
+            1000,
+            1001,
+            EPOCH,
+            &temp.path().join("out"),
+        )
+        .unwrap();
         let link = |path: &str, target: &str| Seen {
             link: Some(target.to_owned()),
             ..seen(path, EntryType::Symlink, 0o777, b"")
@@ -1322,8 +1338,7 @@ mod tests {
             ],
         };
         let out = temp.path().join("out");
-        let layer =
-            pack_layer(&[input], Parents::Omitted, 0, 0, EPOCH, &out).unwrap();
+        let layer = pack_layer(&[input], Parents::Omitted, 0, 0, EPOCH, &out).unwrap();
         // `/etc/app`, `/usr`, `/usr/local`, `/usr/local/bin` are the base's (or made when the layer is applied);
         // what was copied is all there, a copied directory included.
         let paths: Vec<String> = read_back(&decompress(&layer.path))

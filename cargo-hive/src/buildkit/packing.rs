@@ -54,7 +54,10 @@ impl Packing {
                 packed.push(None);
                 continue;
             }
-            let steps = layout.steps.get(index).is_some_and(|steps| !steps.is_empty());
+            let steps = layout
+                .steps
+                .get(index)
+                .is_some_and(|steps| !steps.is_empty());
             let parents = if layout.base.is_none() && packed.iter().all(Option::is_none) && !steps {
                 Parents::Written
             } else {

@@ -17,9 +17,7 @@ use super::gateway::{
 };
 use super::layout::{ImageLayout, Llb, LocalInput, PinnedBase, base_definition};
 use super::packing::Packing;
-use super::session::{
-    ContentBlobs, LocalDir, SecretValues, Session, SessionConfig, SessionError,
-};
+use super::session::{ContentBlobs, LocalDir, SecretValues, Session, SessionConfig, SessionError};
 use super::{llb, new_id, status};
 use crate::plan::Platform;
 use crate::progress::Progress;

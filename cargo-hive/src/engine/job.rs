@@ -389,7 +389,8 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         })?;
     }
     // The layers packed for this solve are read by the daemon during it, and needed no more after it.
-    let pack_dir = output::RemoveDirOnDrop(output::pack_dir_path(&context.target_dir, &planned.name));
+    let pack_dir =
+        output::RemoveDirOnDrop(output::pack_dir_path(&context.target_dir, &planned.name));
     let job = SolveJob {
         name: planned.name.clone(),
         shared_key: shared_key(&context.workspace_root, &planned.name),

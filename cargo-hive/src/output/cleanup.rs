@@ -91,7 +91,9 @@ pub(crate) fn remove_stale(target_dir: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    let packs = std::fs::read_dir(pack_root(target_dir)).into_iter().flatten();
+    let packs = std::fs::read_dir(pack_root(target_dir))
+        .into_iter()
+        .flatten();
     for entry in packs.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(pack_dir_owner) else {
             continue;

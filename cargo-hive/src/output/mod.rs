@@ -418,7 +418,7 @@ mod tests {
     };
 
     #[test]
-fn exporters_follow_the_daemon() {
+    fn exporters_follow_the_daemon() {
         let refs = vec![
             "localhost:5000/a:1".to_owned(),
             "localhost:5000/a:latest".to_owned(),
@@ -503,8 +503,15 @@ fn exporters_follow_the_daemon() {
             attrs: BTreeMap::new(),
             dest: Some("out.tar".into()),
         };
-        let (tar, _) =
-            exporter(&tar, &refs, &annotations, DaemonKind::Buildkitd, archive, AT_7).unwrap();
+        let (tar, _) = exporter(
+            &tar,
+            &refs,
+            &annotations,
+            DaemonKind::Buildkitd,
+            archive,
+            AT_7,
+        )
+        .unwrap();
         assert!(!tar.attrs.contains_key("annotation.org.example.doc"));
     }
 
@@ -515,7 +522,15 @@ fn exporters_follow_the_daemon() {
         let archive = Path::new("/t/hive/a.oci.tar");
         let load_archive = Path::new("/t/hive/.load/a.tar");
         let plan = |destinations: &[Destination], daemon| {
-            export_plan(destinations, &refs, &none, daemon, archive, load_archive, AT_7)
+            export_plan(
+                destinations,
+                &refs,
+                &none,
+                daemon,
+                archive,
+                load_archive,
+                AT_7,
+            )
         };
         // Standalone buildkitd: an OCI archive, loaded into Docker afterwards.
         let load = plan(&[Destination::Load], DaemonKind::Buildkitd).unwrap();

@@ -501,7 +501,11 @@ mod tests {
         assert_eq!(past_the_end, (vec![(7, 5)], b"layer".to_vec()));
         let at_the_end = read(&service, read_request(SMALL, 12, 4)).await.unwrap();
         assert_eq!(at_the_end, (vec![], vec![]));
-        assert_eq!(log.bytes_sent(), 0, "documents are not counted as files sent");
+        assert_eq!(
+            log.bytes_sent(),
+            0,
+            "documents are not counted as files sent"
+        );
     }
 
     #[tokio::test]
