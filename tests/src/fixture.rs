@@ -488,6 +488,28 @@ pub fn hello_with_big_file(mib: u64) -> Fixture {
     fixture
 }
 
+/// The hello example with `mib` MiB of noise (no compressor shrinks it) copied into the image as `/noise.bin`: a
+/// layer that is as big on the wire as on disk.
+pub fn hello_with_noise_file(mib: u64) -> Fixture {
+    let fixture = Fixture::example("hello");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = Vec::with_capacity((mib * 1024 * 1024) as usize);
+    while noise.len() < noise.capacity() {
+        // xorshift64: cheap, and random enough that gzip finds nothing to take out.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        noise.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::write(fixture.root().join("noise.bin"), noise).unwrap();
+    fixture.set_image_keys(
+        "Cargo.toml",
+        "hello",
+        "files = [{ src = \"noise.bin\", dst = \"/noise.bin\" }]",
+    );
+    fixture
+}
+
 /// The contract of an interrupted build: exit 130, `interrupted` said, no panic, no image finished.
 pub fn assert_interrupted(status: std::process::ExitStatus, stdout: &str, stderr: &str) {
     assert!(

@@ -184,7 +184,7 @@ fn a_peer_that_is_not_buildkit_is_named_as_such() {
 /// files are on their way) is reported in words, naming the image; nothing is left half-written.
 #[test]
 fn a_connection_lost_mid_build_is_said_in_words() {
-    let fixture = fixture::hello_with_big_file(64);
+    let fixture = fixture::hello_with_noise_file(64);
     // Well past the requests that start the build, well before the 64 MiB file is through.
     let port = fakes::cutting_front_for_docker(&docker_socket(), 8 * 1024 * 1024);
     let addr = format!("tcp://127.0.0.1:{port}");

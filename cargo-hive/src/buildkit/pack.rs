@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use flate2::{Compression, GzBuilder};
@@ -119,6 +119,17 @@ pub(crate) enum PackError {
         path: PathBuf,
         /// Its length when it was opened, as its tar header says.
         expected: u64,
+    },
+    /// A file was written to while it was read (its modification time moved).
+    #[error(
+        "{} changed while it was being sent to BuildKit (a concurrent build, or a linker rewriting it in place?): \
+         the image would hold neither the old file nor the new one, so nothing was written; rebuild once the file \
+         is stable",
+        path.display()
+    )]
+    Changed {
+        /// The file on this machine.
+        path: PathBuf,
     },
     /// A copy would put something below a file or symlink of the same layer, as if it were a directory.
     #[error("cannot copy {} into the image: /{} is a file or symlink in this layer, not a directory", source_path.display(), image_path.display())]
@@ -630,9 +641,21 @@ fn write_file<W: Write>(
     let capacity = usize::try_from(expected)
         .unwrap_or(BUFFER)
         .clamp(8 * 1024, BUFFER);
+    let opened = file.try_clone().map_err(read_error)?;
     let mut reader = ExactLength::new(BufReader::with_capacity(capacity, file), expected);
     match archive.append_data(&mut header, path, &mut reader) {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            // Same length is not same content: a write in place moves the modification time.
+            let after = opened.metadata().map_err(read_error)?;
+            let stamp = |meta: &fs::Metadata| (meta.mtime(), meta.mtime_nsec(), meta.len());
+            if stamp(&after) == stamp(&metadata) {
+                Ok(())
+            } else {
+                Err(PackError::Changed {
+                    path: source.to_owned(),
+                })
+            }
+        }
         Err(error) => Err(match reader.failure.take() {
             Some(ReadFailure::Io(error)) => read_error(error),
             Some(ReadFailure::SizeChanged) => PackError::SizeChanged {

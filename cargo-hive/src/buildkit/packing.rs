@@ -22,6 +22,8 @@ pub(super) struct Packing {
     pub(super) no_cache: bool,
     /// The image, for the sources' names in the progress output.
     pub(super) image: String,
+    /// Whether to pack at all (a retry after a failed packed transfer does not).
+    pub(super) enabled: bool,
 }
 
 impl Packing {
@@ -32,7 +34,7 @@ impl Packing {
         laid_out: Llb,
         layout: ImageLayout,
     ) -> Result<Llb, FrontendError> {
-        if !caps.packed_layers() {
+        if !(self.enabled && caps.packed_layers()) {
             return Ok(laid_out);
         }
         let packing = self.clone();

@@ -66,8 +66,11 @@ pub(crate) struct InTotoAttestation {
     pub(crate) content: Vec<u8>,
 }
 
+/// What BuildKit says when it would resume a half-done transfer from a source that can only stream.
+const UNRESUMABLE_TRANSFER: &str = "unsupported offset";
+
 /// One platform of an image: its LLB, its config, and a loader to check first.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct PlatformSolve {
     /// The platform (its id keys the result and the config in a multi-platform result).
     pub(crate) platform: Platform,
@@ -85,7 +88,7 @@ pub(crate) struct PlatformSolve {
 }
 
 /// One image's solve: what the session serves, what is solved, and where it goes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct SolveJob {
     /// The image's name (the session's name, and what progress is reported under).
     pub(crate) name: String,
@@ -161,6 +164,29 @@ impl Buildkit {
         if job.platforms.is_empty() {
             return Err(SolveError::NoPlatforms(job.name));
         }
+        match self.solve_once(job.clone(), progress, true).await {
+            // BuildKit cannot resume a transfer from an `oci-layout` source that an interrupted build left half
+            // done (it reads the session's blobs as a stream): copying the files instead still builds the image.
+            Err(error) if error.to_string().contains(UNRESUMABLE_TRANSFER) => {
+                progress.event(crate::progress::EngineEvent::Warning {
+                    image: Some(job.name.clone()),
+                    message: "the daemon holds a half-sent layer of this image from an interrupted build, which \
+                              it cannot resume: its files are sent as they are instead"
+                        .to_owned(),
+                });
+                self.solve_once(job, progress, false).await
+            }
+            other => other,
+        }
+    }
+
+    /// One attempt at [`Buildkit::solve`]; `pack` lets the layers go packed where the daemon takes them so.
+    async fn solve_once(
+        &self,
+        job: SolveJob,
+        progress: &Progress,
+        pack: bool,
+    ) -> Result<Solved, SolveError> {
         let content = Arc::new(ContentBlobs::default());
         let session = self.start_session(&job, content.clone()).await?;
         let packing = Packing {
@@ -168,6 +194,7 @@ impl Buildkit {
             dir: job.pack_dir.clone(),
             no_cache: job.no_cache,
             image: job.name.clone(),
+            enabled: pack,
         };
         let build_ref = new_id();
         let request = GatewayRequest {

@@ -1,6 +1,6 @@
 //! Files of ours in `target/hive/` that outlive their build unless removed: the temp files exports stream into
 //! (`.partial`), the docker archives `--load` goes through with a standalone buildkitd (`.load/`) and the layers a
-//! solve packs for the daemon to read (`.layers/<image>.<pid>/`). Each name
+//! solve packs for the daemon to read (`.pack.<image>.<pid>/`). Each name
 //! carries the pid of the build that wrote it, so the next build can tell what a killed build (SIGKILL, a crash)
 //! left from the files of a build still running beside it.
 
@@ -18,18 +18,14 @@ fn load_dir(target_dir: &Path) -> PathBuf {
     target_dir.join("hive").join(".load")
 }
 
-/// Where one image's solve packs its layers: `target/hive/.layers/<image>.<pid>/`, removed when the solve ends.
+/// Where one image's solve packs its layers: `target/hive/.pack.<image>.<pid>/`, removed when the solve ends.
 pub(crate) fn pack_dir_path(target_dir: &Path, image: &str) -> PathBuf {
-    pack_root(target_dir).join(format!("{image}.{}", std::process::id()))
+    (target_dir.join("hive")).join(format!(".pack.{image}.{}", std::process::id()))
 }
 
-fn pack_root(target_dir: &Path) -> PathBuf {
-    target_dir.join("hive").join(".layers")
-}
-
-/// The pid in a pack directory's name (`<image>.<pid>`).
+/// The pid in a pack directory's name (`.pack.<image>.<pid>`).
 fn pack_dir_owner(name: &str) -> Option<u32> {
-    let (image, pid) = name.rsplit_once('.')?;
+    let (image, pid) = name.strip_prefix(".pack.")?.rsplit_once('.')?;
     if image.is_empty() {
         return None;
     }
@@ -91,7 +87,7 @@ pub(crate) fn remove_stale(target_dir: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    let packs = std::fs::read_dir(pack_root(target_dir))
+    let packs = std::fs::read_dir(target_dir.join("hive"))
         .into_iter()
         .flatten();
     for entry in packs.flatten() {
