@@ -6,7 +6,6 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hive_build::progress::{Event, Record};
 use hive_e2e::Run;
 use hive_e2e::fixture::*;
 
