@@ -566,12 +566,18 @@ fn only_the_changed_platform_binary_is_sent_again() {
         "nothing changed, yet BuildKit worked on {again:?}"
     );
 
-    // Other flags for the arm64 target alone: cargo rebuilds only the arm64 binary, with other content.
+    // Other flags for the arm64 target alone: cargo rebuilds only the arm64 binary, with other content — content
+    // of this run only (its own symbol hashes), or the daemon could hold its layer from an earlier run already.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let flags = format!(
+        "-C strip=debuginfo -C metadata=run{}-{}",
+        std::process::id(),
+        now.as_nanos()
+    );
     let (third, entry) = build(
-        Some((
-            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
-            "-C strip=debuginfo",
-        )),
+        Some(("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS", &flags)),
         "third.json",
     );
     assert!(third.contains("worker"));
