@@ -144,6 +144,9 @@ pub struct PlanRunStep {
     pub cache: Vec<PlanCacheMount>,
     /// The ids of the secrets mounted at `/run/secrets/<id>`, sorted.
     pub secrets: Vec<String>,
+    /// Secrets exposed as environment variables: variable name → secret id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_env: BTreeMap<String, String>,
 }
 
 /// A cache mount of a step, resolved.

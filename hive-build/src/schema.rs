@@ -99,6 +99,13 @@ pub struct RunStep {
     /// Build secrets mounted at `/run/secrets/<id>` while the command runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// Build secrets exposed as environment variables while the command runs: variable name → secret id.
+    #[serde(
+        default,
+        rename = "secret-env",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub secret_env: BTreeMap<String, String>,
 }
 
 impl RunStep {
@@ -112,6 +119,7 @@ impl RunStep {
             network: None,
             cache: Vec::new(),
             secrets: Vec::new(),
+            secret_env: BTreeMap::new(),
         }
     }
 }
@@ -140,6 +148,8 @@ struct RunStepTable {
     cache: Vec<CacheMount>,
     #[serde(default)]
     secrets: Vec<String>,
+    #[serde(default, rename = "secret-env")]
+    secret_env: BTreeMap<String, String>,
 }
 
 impl From<RunStepRepr> for RunStep {
@@ -154,6 +164,7 @@ impl From<RunStepRepr> for RunStep {
                 network: table.network,
                 cache: table.cache,
                 secrets: table.secrets,
+                secret_env: table.secret_env,
             },
         }
     }
@@ -663,7 +674,14 @@ pub const FILE_KEYS: &[&str] = &["src", "dst", "mode"];
 
 /// The keys of one `run` table.
 pub const RUN_KEYS: &[&str] = &[
-    "command", "env", "workdir", "user", "network", "cache", "secrets",
+    "command",
+    "env",
+    "workdir",
+    "user",
+    "network",
+    "cache",
+    "secrets",
+    "secret-env",
 ];
 
 /// The keys of one `cache` entry of a `run` table.

@@ -283,3 +283,50 @@ fn a_build_with_declared_secrets_puts_none_of_them_in_the_image() {
     );
     assert_archive_hides_values(&fixture.archive("hello"));
 }
+
+/// A step that asks for the secret as an environment variable gets its value there (the same as the mounted
+/// file), and the value is still nowhere in the image, its config or the progress.
+#[test]
+fn a_secret_as_an_environment_variable_reaches_the_step_only() {
+    let fixture = fixture_with_secrets();
+    fixture.edit(
+        "Cargo.toml",
+        "base = \"localhost:5000/hive/glibc\"",
+        &format!(
+            "base = \"localhost:5000/hive/busybox\"\ntargets = {{ \"linux/amd64\" = \"{}-unknown-linux-musl\" }}\n\
+             run = [{{ command = 'test \"$TOKEN\" = \"$(cat /run/secrets/token)\" && echo ${{#TOKEN}} > /token-length', \
+             secrets = [\"token\"], secret-env = {{ TOKEN = \"token\" }} }}]",
+            std::env::consts::ARCH
+        ),
+    );
+    let built =
+        succeed(
+            fixture
+                .build()
+                .env(VARIABLE, VALUE)
+                .args(["--no-cache", "--progress", "plain"]),
+        );
+    assert_hidden(
+        "plain progress",
+        &format!("{}{}", built.stdout, built.stderr),
+    );
+    let archive = fixture.archive("hello");
+    assert_archive_hides_values(&archive);
+    // The step saw the value: its length is in the image (the value itself is not).
+    let length = OciArchive::open(&archive)
+        .layers()
+        .iter()
+        .flat_map(|layer| {
+            let hex = layer.strip_prefix("sha256:").unwrap();
+            tar_members(&gunzip(&bytes_of(&archive, &format!("blobs/sha256/{hex}"))))
+        })
+        .find(|(name, _)| name.trim_start_matches("./") == "token-length")
+        .map(|(_, content)| String::from_utf8_lossy(&content).trim().to_owned());
+    assert_eq!(length, Some(VALUE.len().to_string()), "{built:#?}");
+    let planned = plan(&fixture, "human");
+    assert!(
+        planned.stdout.contains("[secret token as $TOKEN]"),
+        "{}",
+        planned.stdout
+    );
+}

@@ -773,6 +773,7 @@ mod tests {
                 no_network: false,
                 caches: vec![],
                 secrets: vec![],
+                secret_env: BTreeMap::new(),
                 name: "a run[0]: true".into(),
             }],
         ];

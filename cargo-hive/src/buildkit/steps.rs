@@ -29,6 +29,8 @@ pub(crate) struct ExecStep {
     pub(crate) caches: Vec<CacheMountSpec>,
     /// Secret ids, mounted at `/run/secrets/<id>`.
     pub(crate) secrets: Vec<String>,
+    /// Secrets as environment variables: name → secret id.
+    pub(crate) secret_env: BTreeMap<String, String>,
     /// The vertex name in progress and errors: `<image> run[<index>]: <command>`.
     pub(crate) name: String,
 }
@@ -106,6 +108,7 @@ pub(crate) fn exec_steps(
                     })
                     .collect(),
                 secrets: step.secrets.clone(),
+                secret_env: step.secret_env.clone(),
                 name: format!("{}{shown}", name_prefix(image, index)),
             }
         })
@@ -176,6 +179,14 @@ pub(crate) fn add_exec(
             pb::NetMode::Unset
         } as i32,
         security: pb::SecurityMode::Sandbox as i32,
+        // The value is the daemon's to set in the process's environment: never in the op, the config or history.
+        secretenv: (step.secret_env.iter())
+            .map(|(name, id)| pb::SecretEnv {
+                id: id.clone(),
+                name: name.clone(),
+                optional: false,
+            })
+            .collect(),
         ..Default::default()
     };
     let op = pb::Op {
@@ -198,6 +209,9 @@ fn metadata(step: &ExecStep) -> pb::OpMetadata {
     }
     if !step.secrets.is_empty() {
         caps.insert("exec.mount.secret".to_owned(), true);
+    }
+    if !step.secret_env.is_empty() {
+        caps.insert("exec.secretenv".to_owned(), true);
     }
     if step.no_network {
         caps.insert("exec.meta.network".to_owned(), true);
@@ -227,6 +241,7 @@ mod tests {
             network: Network::Default,
             cache: Vec::new(),
             secrets: Vec::new(),
+            secret_env: BTreeMap::new(),
         }
     }
 
@@ -273,6 +288,7 @@ mod tests {
         let mut step = planned(&["/bin/sh", "-c", "apt-get update"]);
         step.network = Network::None;
         step.secrets = vec!["token".to_owned()];
+        step.secret_env = BTreeMap::from([("NPM_TOKEN".to_owned(), "npm".to_owned())]);
         step.cache = vec![
             PlanCacheMount {
                 target: "/var/lib/apt".to_owned(),
@@ -324,6 +340,13 @@ mod tests {
         );
         assert_eq!(first.network, pb::NetMode::None as i32);
         assert_eq!(second.network, pb::NetMode::Unset as i32);
+        let secret_env: Vec<(&str, &str)> = (first.secretenv.iter())
+            .map(|env| (env.name.as_str(), env.id.as_str()))
+            .collect();
+        assert_eq!(secret_env, [("NPM_TOKEN", "npm")]);
+        assert!(second.secretenv.is_empty());
+        let meta = pb::OpMetadata::clone(&llb.0.metadata[&super::super::llb::digest_of(&ops[1])]);
+        assert_eq!(meta.caps.get("exec.secretenv"), Some(&true));
         let mounts: Vec<(&str, i32, i64, i64)> = (first.mounts.iter())
             .map(|mount| {
                 (

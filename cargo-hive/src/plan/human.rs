@@ -329,6 +329,9 @@ fn run_text(step: &hive_build::plan::PlanRunStep) -> String {
     if !step.secrets.is_empty() {
         text.push_str(&format!(" [secrets {}]", step.secrets.join(", ")));
     }
+    for (name, id) in &step.secret_env {
+        text.push_str(&format!(" [secret {id} as ${name}]"));
+    }
     if step.network == hive_build::Network::None {
         text.push_str(" [network none]");
     }
@@ -489,6 +492,7 @@ mod tests {
             network: hive_build::Network::Default,
             cache: Vec::new(),
             secrets: Vec::new(),
+            secret_env: BTreeMap::new(),
         };
         let mut image = image(false, false);
         let mut second = step(&["make", "all"]);

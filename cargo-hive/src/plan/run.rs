@@ -107,6 +107,28 @@ impl Check<'_, '_> {
         }
         secrets.sort();
         secrets.dedup();
+        for (name, id) in &step.secret_env {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                let message = format!("invalid variable name `{name}` in `{}`", self.path);
+                self.error(
+                    "invalid-env",
+                    &format!(".secret-env.{name}#key"),
+                    message,
+                    "invalid name",
+                    "a name is not empty and has no `=`",
+                );
+            }
+            if id.is_empty() || id.contains(['/', '\0']) || id.contains(char::is_whitespace) {
+                let message = format!("invalid secret id `{id}`");
+                self.error(
+                    "invalid-secret-id",
+                    &format!(".secret-env.{name}"),
+                    message,
+                    "invalid id",
+                    "a secret id is a name without `/` or spaces, declared in `secrets`",
+                );
+            }
+        }
         PlanRunStep {
             args,
             env: step.env.clone(),
@@ -115,6 +137,7 @@ impl Check<'_, '_> {
             network: step.network.unwrap_or_default(),
             cache,
             secrets,
+            secret_env: step.secret_env.clone(),
         }
     }
 

@@ -82,6 +82,9 @@ impl Walker<'_> {
                     step.secrets = (self.strings(&field_path, field, table_name, &mut local))
                         .unwrap_or_default()
                 }
+                "secret-env" => {
+                    step.secret_env = self.string_map(&field_path, field, table_name, &mut local)
+                }
                 other => self.unknown_nested_key(key, other, "a `run` table", RUN_KEYS, table_name),
             }
             local.insert(field_path, self.place(field.span(), table_name));
