@@ -24,7 +24,8 @@ pub struct Plan {
     pub profile: String,
     /// The images, sorted by name.
     pub images: Vec<PlanImage>,
-    /// The image graph: one edge per image built on another image of the workspace (`base = "hive:…"`), sorted.
+    /// The image graph: one edge per image built on another image of the workspace (`base = "hive:…"`, or a
+    /// Dockerfile's `FROM hive-<name>`), sorted.
     #[serde(default)]
     pub edges: Vec<Edge>,
 }
@@ -99,6 +100,11 @@ pub struct PlanImage {
     /// `run[<index>]`). The same on every platform.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub run: Vec<PlanRunStep>,
+    /// Set for a Dockerfile image (`dockerfile`): built from its Dockerfile, whose `FROM` lines are its base
+    /// (`base` is then [`Base::Dockerfile`], `run` and `files` are empty, and `config` holds only labels and
+    /// annotations: the rest comes from the Dockerfile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<PlanDockerfile>,
     /// Whether the image was selected itself, rather than pulled in as the `hive:` base of a selected image.
     pub selected: bool,
     /// Each platform's Rust target and what the image is made of there, in `platforms` order. A build script runs
@@ -144,6 +150,25 @@ pub struct PlanRunStep {
     pub cache: Vec<PlanCacheMount>,
     /// The ids of the secrets mounted at `/run/secrets/<id>`, sorted.
     pub secrets: Vec<String>,
+}
+
+/// How a Dockerfile image is built, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanDockerfile {
+    /// The Dockerfile, an absolute path (under `[workspace]` when redacted; origin under `dockerfile`).
+    pub dockerfile: String,
+    /// The build context, an absolute directory (origin under `context`; the package directory by default).
+    pub context: String,
+    /// The stage built, when not the last one (origin under `target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Build arguments, merged across layers (origins under `build-args.KEY`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_args: BTreeMap<String, String>,
+    /// The images of the workspace its `FROM hive-<name>` lines name, sorted: each is built first and given to
+    /// the Dockerfile as the named context `hive-<name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hive_images: Vec<String>,
 }
 
 /// A cache mount of a step, resolved.
@@ -205,6 +230,8 @@ pub enum Base {
         /// That image's name.
         image: String,
     },
+    /// The `FROM` lines of the image's Dockerfile (see [`PlanImage::dockerfile`]).
+    Dockerfile,
 }
 
 /// A file or directory copied into an image.

@@ -303,6 +303,13 @@ impl Walker<'_> {
                 "workdir" => layer.def.workdir = self.string(name, value, table_name),
                 "user" => layer.def.user = self.string(name, value, table_name),
                 "repository" => layer.def.repository = self.string(name, value, table_name),
+                "dockerfile" => layer.def.dockerfile = self.string(name, value, table_name),
+                "context" => layer.def.context = self.string(name, value, table_name),
+                "target" => layer.def.target = self.string(name, value, table_name),
+                "build-args" => {
+                    layer.def.build_args =
+                        self.string_map(name, value, table_name, &mut layer.places)
+                }
                 "registry" => layer.registry = self.string(name, value, table_name),
                 "aliases" => layer.def.aliases = self.boolean(name, value, table_name),
                 "sbom" => layer.def.sbom = self.boolean(name, value, table_name),

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use hive_build::plan::{
-    Base, Binary, Edge, ImageConfig, Origin, PackageInfo, Plan, PlanImage, PlatformPlan, Variant,
+    Base, Binary, Edge, ImageConfig, Origin, PackageInfo, Plan, PlanDockerfile, PlanImage,
+    PlatformPlan, Variant,
 };
 use hive_build::schema::{binary_path, defaults};
 use hive_build::{ImageDef, SecretSource};
@@ -377,13 +378,24 @@ impl<'a, 'd> Assembler<'a, 'd> {
     ) -> Option<Resolution> {
         let errors_before = self.diags.len();
         let bin = self.bin();
-        let base = self.base(names);
-        let base_place = self
-            .layers
-            .pick(|def| def.base.as_deref())
-            .map_or(self.definition.declared.clone(), |(_, layer)| {
-                layer.place("base")
-            });
+        let dockerfile_key = self.layers.pick(|def| def.dockerfile.as_deref());
+        let (base, base_place) = match dockerfile_key {
+            // A Dockerfile image's base is its `FROM` lines; inherited `base`, `run`, `files` are not used.
+            Some((_, layer)) => {
+                set_origin(&mut self.origins, "base", Some(layer));
+                (Base::Dockerfile, layer.place("dockerfile"))
+            }
+            None => {
+                let base = self.base(names);
+                let place = self
+                    .layers
+                    .pick(|def| def.base.as_deref())
+                    .map_or(self.definition.declared.clone(), |(_, layer)| {
+                        layer.place("base")
+                    });
+                (base, place)
+            }
+        };
         let repository = self.repository();
         let tags = self.tags(context);
         let aliases = self.flag("aliases", |def| def.aliases.as_ref());
@@ -395,12 +407,20 @@ impl<'a, 'd> Assembler<'a, 'd> {
             target: bin.clone(),
             path: binary_path(&bin),
         };
-        let mut config = self.config(&binary);
+        let dockerfile =
+            dockerfile_key.map(|(text, layer)| self.dockerfile(root, names, (text, layer)));
+        let mut config = match dockerfile {
+            // The Dockerfile makes the config; only labels and annotations are ours.
+            Some(_) => ImageConfig::default(),
+            None => self.config(&binary),
+        };
         config.labels = self.labels();
         config.annotations = self.annotations();
         super::nul::check(&self.layers, self.diags);
-        let files = self.files(root, &binary);
-        let run = self.run(root);
+        let (files, run) = match dockerfile {
+            Some(_) => (Vec::new(), Vec::new()),
+            None => (self.files(root, &binary), self.run(root)),
+        };
         let secrets = self.secrets(root);
         if self.diags.len() > errors_before {
             return None;
@@ -435,6 +455,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
             origins: self.origins,
             selected: true,
             run,
+            dockerfile,
             per_platform: Vec::new(),
         };
         let (platforms, target_origins) = typed
@@ -1020,6 +1041,32 @@ impl<'a, 'd> Assembler<'a, 'd> {
     }
 }
 
+impl<'a> Assembler<'a, '_> {
+    /// `dockerfile` and its keys: the keys a Dockerfile replaces refused where the image sets them itself, the
+    /// Dockerfile and context checked, its `FROM hive-<name>` lines resolved.
+    fn dockerfile(
+        &mut self,
+        root: &Path,
+        names: &BTreeSet<&str>,
+        dockerfile: (&'a str, &'a Layer),
+    ) -> PlanDockerfile {
+        let definition = self.definition;
+        let layers = self.layers.0;
+        super::dockerfile::refuse_replaced(self.name, layers, &definition.declared, self.diags);
+        let input = super::dockerfile::Input {
+            name: self.name,
+            package: self.package,
+            root,
+            names,
+            dockerfile,
+            context: self.layers.pick(|def| def.context.as_deref()),
+            target: self.layers.pick(|def| def.target.as_deref()),
+            build_args: self.layers.merged(|def| &def.build_args),
+        };
+        super::dockerfile::resolve(&input, &mut self.origins, self.diags)
+    }
+}
+
 impl Assembler<'_, '_> {
     /// `secrets` merged id by id: each id usable as a file name under `/run/secrets`, each source named, a relative
     /// file made absolute from the directory of the manifest that declares it (`~/` is kept: it is expanded when a
@@ -1462,19 +1509,25 @@ fn narrow(image: &mut PlanImage, platforms: &BTreeSet<Platform>) {
     }
 }
 
-/// The image graph of the plan's images: an edge from each `hive:` base to the image built on it, sorted.
+/// The image graph of the plan's images: an edge from each `hive:` base, and from each image a Dockerfile names in
+/// `FROM hive-<name>`, to the image built on it; sorted.
 fn edges(images: &[PlanImage]) -> Vec<Edge> {
     let mut edges: Vec<Edge> = images
         .iter()
-        .filter_map(|image| match &image.base {
-            Base::Hive { image: base } => Some(Edge {
-                from: base.clone(),
+        .flat_map(|image| {
+            let hive_base = match &image.base {
+                Base::Hive { image: base } => Some(base.clone()),
+                _ => None,
+            };
+            let from_lines = image.dockerfile.iter().flat_map(|d| d.hive_images.clone());
+            hive_base.into_iter().chain(from_lines).map(|from| Edge {
+                from,
                 to: image.name.clone(),
-            }),
-            _ => None,
+            })
         })
         .collect();
     edges.sort();
+    edges.dedup();
     edges
 }
 

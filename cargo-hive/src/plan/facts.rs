@@ -189,6 +189,7 @@ mod tests {
             secrets: BTreeMap::new(),
             origins: BTreeMap::new(),
             selected: true,
+            dockerfile: None,
             run: Vec::new(),
             per_platform: vec![hive_build::plan::PlatformPlan {
                 platform: "linux/amd64".into(),

@@ -37,7 +37,17 @@ pub(crate) fn render(plan: &Plan, color: bool) -> String {
 /// The image graph as an indented tree: roots start from a registry image or scratch, children are built on their
 /// parent (`base = "hive:<parent>"`). Shown only when some image has a `hive:` base: otherwise it is the list above.
 fn render_graph(out: &mut String, plan: &Plan) {
-    out.push_str("\nimage graph (`hive:` bases)\n");
+    let dockerfiles = (plan.images.iter()).any(|image| {
+        image
+            .dockerfile
+            .as_ref()
+            .is_some_and(|d| !d.hive_images.is_empty())
+    });
+    out.push_str(if dockerfiles {
+        "\nimage graph (`hive:` bases and Dockerfiles' `FROM hive-<name>`)\n"
+    } else {
+        "\nimage graph (`hive:` bases)\n"
+    });
     let roots = plan
         .images
         .iter()
@@ -128,6 +138,7 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
         origin(image, "platforms"),
     );
     per_platform_rows(&mut row, image);
+    dockerfile_rows(&mut row, image, root);
     for (index, step) in image.run.iter().enumerate() {
         let key = format!("run[{index}]");
         row("run", run_text(step), origin(image, &key));
@@ -174,6 +185,46 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
     }
 }
 
+/// A Dockerfile image's Dockerfile, context, stage, build arguments and the workspace images it is built on.
+fn dockerfile_rows(
+    row: &mut impl FnMut(&'static str, String, Option<String>),
+    image: &PlanImage,
+    root: &str,
+) {
+    let Some(dockerfile) = &image.dockerfile else {
+        return;
+    };
+    // Relative to the workspace: shorter, and what the user wrote.
+    let relative = |path: &str| match path.strip_prefix(root) {
+        Some(rest) if rest.is_empty() => ".".to_owned(),
+        Some(rest) => rest.trim_start_matches('/').to_owned(),
+        None => path.to_owned(),
+    };
+    row(
+        "dockerfile",
+        relative(&dockerfile.dockerfile),
+        origin(image, "dockerfile"),
+    );
+    row(
+        "context",
+        relative(&dockerfile.context),
+        origin(image, "context"),
+    );
+    if let Some(target) = &dockerfile.target {
+        row("target", target.clone(), origin(image, "target"));
+    }
+    for (key, value) in &dockerfile.build_args {
+        row(
+            "build-arg",
+            format!("{key}={value}"),
+            origin(image, &format!("build-args.{key}")),
+        );
+    }
+    for name in &dockerfile.hive_images {
+        row("from", format!("hive-{name}"), origin(image, "dockerfile"));
+    }
+}
+
 /// Each platform's Rust target and base: one row when every platform has the same, else one per platform.
 fn per_platform_rows(
     row: &mut impl FnMut(&'static str, String, Option<String>),
@@ -210,6 +261,7 @@ fn base_text(base: &Base) -> String {
         Base::Scratch => "scratch".to_owned(),
         Base::Image { reference } => reference.clone(),
         Base::Hive { image } => format!("hive:{image}"),
+        Base::Dockerfile => "the Dockerfile's FROM".to_owned(),
     }
 }
 
@@ -390,6 +442,7 @@ mod tests {
             secrets: BTreeMap::new(),
             origins: origins.clone(),
             selected: true,
+            dockerfile: None,
             run: Vec::new(),
             per_platform: vec![PlatformPlan {
                 platform: "linux/amd64".into(),
