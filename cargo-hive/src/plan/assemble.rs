@@ -124,6 +124,7 @@ pub(crate) fn resolve_all(
     }
     images.sort_by(|a, b| a.name.cmp(&b.name));
     let chains = chains(&images, &platforms, definitions, diags);
+    super::dockerfile::check_graph(&images, definitions, diags);
     let facts = chains
         .into_iter()
         .map(|(name, platforms)| (name, ImageFacts { platforms }))
@@ -1351,7 +1352,8 @@ pub(crate) enum SelectError {
     NothingLeft,
 }
 
-/// The selected images, plus every image a selected one is built on (`hive:` bases), marked unselected; each
+/// The selected images, plus every image a selected one is built on (`hive:` bases, a Dockerfile's
+/// `FROM hive-<name>`), marked unselected; each
 /// with only the platforms `--platform` and `--target` leave (and a base with those its images need).
 pub(crate) fn select(
     assembled: Assembled,
@@ -1410,6 +1412,8 @@ pub(crate) fn select(
             }
         }
     }
+    // A Dockerfile image also needs the images its `FROM hive-<name>` lines name.
+    super::dockerfile::add_from_images(&mut needed, &images, &facts);
     images.retain(|image| needed.contains_key(&image.name));
     facts.retain(|name, _| needed.contains_key(name));
     for image in &mut images {
@@ -1553,7 +1557,6 @@ pub(crate) fn plan(
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::sync::Arc;
 
     use super::*;
@@ -1572,6 +1575,15 @@ mod tests {
         text: &str,
         build_script: Vec<(&str, ImageDef)>,
     ) -> (Assembled, Definitions, Vec<String>) {
+        assemble_at(Path::new("/w"), text, build_script)
+    }
+
+    /// [`assemble_text`] for a workspace (and package) at `root`.
+    fn assemble_at(
+        root: &Path,
+        text: &str,
+        build_script: Vec<(&str, ImageDef)>,
+    ) -> (Assembled, Definitions, Vec<String>) {
         let file = Arc::new(SourceFile::new(
             "Cargo.toml".into(),
             "Cargo.toml".into(),
@@ -1583,7 +1595,7 @@ mod tests {
             id: "app".into(),
             name: "app".into(),
             version: cargo_metadata::semver::Version::new(1, 2, 3),
-            manifest_path: PathBuf::from("/w/Cargo.toml"),
+            manifest_path: root.join("Cargo.toml"),
             description: Some("An app.".into()),
             license: None,
             repository: None,
@@ -1628,9 +1640,9 @@ mod tests {
         }
         let definitions = Definitions {
             workspace: Workspace {
-                root: PathBuf::from("/w"),
-                root_manifest: PathBuf::from("/w/Cargo.toml"),
-                target_directory: PathBuf::from("/w/target"),
+                root: root.to_path_buf(),
+                root_manifest: root.join("Cargo.toml"),
+                target_directory: root.join("target"),
                 packages: vec![package],
                 selected: vec![0],
             },
@@ -2362,5 +2374,223 @@ aliases = false
         assert_eq!(images[0].references, ["app:1.2.3", "app:latest"]);
         assert_eq!(images[0].platforms, ["linux/amd64"]);
         assert_eq!(images[0].binary.path, "/usr/local/bin/tool");
+    }
+
+    /// A workspace directory with these files (path, text), for the Dockerfile checks that read the disk.
+    fn workspace_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    const DOCKERFILE_IMAGES: &str = r#"
+[workspace.metadata.hive]
+base = "localhost:5000/hive/glibc"
+env = { FROM_WORKSPACE = "1" }
+build-args = { MODE = "release", SHARED = "yes" }
+
+[package.metadata.hive.images.runtime]
+bin = "app"
+base = "scratch"
+
+[package.metadata.hive.images.api]
+bin = "app"
+dockerfile = "docker/api.Dockerfile"
+context = "docker"
+target = "Runtime"
+build-args = { MODE = "debug" }
+labels = { team = "core" }
+
+[package.metadata.hive.images.app]
+bin = "app"
+base = "hive:api"
+"#;
+
+    const API_DOCKERFILE: &str = "# syntax=docker/dockerfile:1\n\
+        FROM --platform=$BUILDPLATFORM hive-runtime AS build\n\
+        FROM scratch AS runtime\n\
+        COPY --from=build /usr/local/bin/app /app\n";
+
+    #[test]
+    fn a_dockerfile_image_is_resolved_and_is_a_hive_base() {
+        let dir = workspace_with(&[("docker/api.Dockerfile", API_DOCKERFILE)]);
+        let root = dir.path();
+        let (assembled, definitions, errors) = assemble_at(root, DOCKERFILE_IMAGES, vec![]);
+        assert_eq!(errors, Vec::<String>::new());
+        let api = assembled.images.iter().find(|i| i.name == "api").unwrap();
+        assert_eq!(api.base, Base::Dockerfile);
+        let dockerfile = api.dockerfile.as_ref().unwrap();
+        assert_eq!(
+            dockerfile.dockerfile,
+            root.join("docker/api.Dockerfile").display().to_string()
+        );
+        assert_eq!(
+            dockerfile.context,
+            root.join("docker").display().to_string()
+        );
+        assert_eq!(dockerfile.target.as_deref(), Some("Runtime"));
+        assert_eq!(
+            dockerfile.build_args,
+            BTreeMap::from([
+                ("MODE".to_owned(), "debug".to_owned()),
+                ("SHARED".to_owned(), "yes".to_owned())
+            ])
+        );
+        assert_eq!(dockerfile.hive_images, ["runtime"]);
+        // Inherited base and env are not used; the Dockerfile makes the config but for labels.
+        assert!(api.config.env.is_empty() && api.config.entrypoint.is_empty());
+        assert_eq!(api.config.labels["team"], "core");
+        assert!(api.files.is_empty() && api.run.is_empty());
+        assert_eq!(api.origins["build-args.SHARED"].to_string(), "Cargo.toml:5");
+        assert_eq!(api.origins["context"].to_string(), "Cargo.toml:14");
+        // `hive:api` is accepted and its chain ends at the Dockerfile.
+        let chain = &assembled.facts["app"].platforms[0].chain;
+        assert_eq!(
+            (&chain.images[..], &chain.root),
+            (&["api".to_owned(), "app".to_owned()][..], &Base::Dockerfile)
+        );
+        let wanted = vec!["app".to_owned()];
+        let wanted = Wanted {
+            images: &wanted,
+            platforms: &[],
+            targets: &[],
+        };
+        let selected = select(assembled, &definitions, &wanted, false).unwrap();
+        let names: Vec<(&str, bool)> = (selected.images.iter())
+            .map(|image| (image.name.as_str(), image.selected))
+            .collect();
+        assert_eq!(names, [("api", false), ("app", true), ("runtime", false)]);
+        let resolved = plan(
+            selected,
+            &definitions,
+            "release",
+            GitFacts::fixed(None, None, None),
+        );
+        let edges: Vec<(&str, &str)> = (resolved.plan.edges.iter())
+            .map(|edge| (edge.from.as_str(), edge.to.as_str()))
+            .collect();
+        assert_eq!(edges, [("api", "app"), ("runtime", "api")]);
+    }
+
+    #[test]
+    fn what_a_dockerfile_replaces_is_refused_where_the_image_sets_it() {
+        let dir = workspace_with(&[("api.Dockerfile", "FROM hive-runtme AS base\n")]);
+        std::fs::create_dir(dir.path().join("ctx-dir")).unwrap();
+        let (_, _, errors) = assemble_at(
+            dir.path(),
+            r#"
+[workspace.metadata.hive]
+base = "scratch"
+run = ["true"]
+
+[package.metadata.hive.images.runtime]
+bin = "app"
+
+[package.metadata.hive.images.api]
+bin = "app"
+dockerfile = "api.Dockerfile"
+target = "final"
+build-args = { "A=B" = "x" }
+base = "scratch"
+run = ["echo"]
+files = [{ src = "x", dst = "/x" }]
+entrypoint = ["/a"]
+cmd = ["b"]
+env = { A = "b" }
+user = "1"
+workdir = "/w"
+expose = [80]
+
+[package.metadata.hive.images.gone]
+bin = "app"
+dockerfile = "nope.Dockerfile"
+context = ".."
+
+[package.metadata.hive.images.dir]
+bin = "app"
+dockerfile = "ctx-dir"
+
+[package.metadata.hive.images.dir.variants.debug]
+env = { DEBUG = "1" }
+"#,
+            vec![],
+        );
+        assert_eq!(
+            errors,
+            [
+                "dockerfile-and-base: image `api` is built from a Dockerfile and cannot set `base`",
+                "dockerfile-and-run: image `api` is built from a Dockerfile and cannot set `run`",
+                "dockerfile-and-files: image `api` is built from a Dockerfile and cannot set `files`",
+                "dockerfile-and-config: image `api` is built from a Dockerfile and cannot set `entrypoint`",
+                "dockerfile-and-config: image `api` is built from a Dockerfile and cannot set `cmd`",
+                "dockerfile-and-config: image `api` is built from a Dockerfile and cannot set `env`",
+                "dockerfile-and-config: image `api` is built from a Dockerfile and cannot set `user`",
+                "dockerfile-and-config: image `api` is built from a Dockerfile and cannot set `workdir`",
+                "dockerfile-and-config: image `api` is built from a Dockerfile and cannot set `expose`",
+                "unknown-stage: the Dockerfile has no stage `final`",
+                "unknown-base-image: the Dockerfile's `FROM hive-runtme` names no other image of the workspace",
+                "invalid-build-arg: invalid build argument name `A=B`",
+                "wrong-file-type: `dockerfile = \"ctx-dir\"` is a directory, not a file",
+                "dockerfile-and-config: image `dir@debug` is built from a Dockerfile and cannot set `env`",
+                "wrong-file-type: `dockerfile = \"ctx-dir\"` is a directory, not a file",
+                "missing-file: `dockerfile = \"nope.Dockerfile\"` does not exist in package `app`",
+                "file-outside-workspace: `context = \"..\"` is outside the workspace",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cycle_through_a_dockerfile_names_every_edge() {
+        let dir = workspace_with(&[("api.Dockerfile", "FROM hive-app\n")]);
+        let (_, _, errors) = assemble_at(
+            dir.path(),
+            r#"
+[package.metadata.hive.images.api]
+bin = "app"
+dockerfile = "api.Dockerfile"
+
+[package.metadata.hive.images.app]
+bin = "app"
+base = "hive:api"
+"#,
+            vec![],
+        );
+        assert_eq!(
+            errors,
+            [
+                "base-cycle: the images' bases form a cycle: api → app → api; `api` is built on `app` \
+                 (FROM hive-app, Cargo.toml:4); `app` is built on `api` (base = \"hive:api\", Cargo.toml:8)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dockerfile_image_needs_its_from_images_on_its_platforms() {
+        let dir = workspace_with(&[("api.Dockerfile", "FROM hive-runtime\n")]);
+        let (_, _, errors) = assemble_at(
+            dir.path(),
+            r#"
+[package.metadata.hive.images.runtime]
+bin = "app"
+base = "scratch"
+
+[package.metadata.hive.images.api]
+bin = "app"
+dockerfile = "api.Dockerfile"
+platforms = ["linux/amd64", "linux/arm64"]
+"#,
+            vec![],
+        );
+        assert_eq!(
+            errors,
+            [
+                "base-platform: image `api` is built for linux/arm64 from a Dockerfile with `FROM hive-runtime`, \
+                 which has no linux/arm64 image (it has: linux/amd64)"
+            ]
+        );
     }
 }

@@ -8,10 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use hive_build::plan::{Origin, PlanDockerfile};
+use hive_build::plan::{Base, Origin, PlanDockerfile, PlanImage};
 
+use super::facts::ImageFacts;
+use super::platform::Platform;
 use crate::config::{
-    ConfigError, Diagnostics, Layer, Package, Place, check_image_name, did_you_mean, file_kind,
+    ConfigError, Definitions, Diagnostics, Layer, Package, Place, check_image_name, did_you_mean,
+    file_kind,
 };
 
 /// The prefix a `FROM` gives an image of the workspace: `FROM hive-api`.
@@ -458,6 +461,200 @@ fn package_dir(input: &Input<'_>) -> String {
         Ok(dir) if dir.as_os_str().is_empty() => ".".to_owned(),
         Ok(dir) => dir.display().to_string(),
         Err(_) => input.package.dir().display().to_string(),
+    }
+}
+
+/// The images an image is built on: its `hive:` base and its Dockerfile's `FROM hive-<name>` images.
+fn below(image: &PlanImage) -> impl Iterator<Item = &str> {
+    let base = match &image.base {
+        Base::Hive { image } => Some(image.as_str()),
+        _ => None,
+    };
+    let from_lines = image.dockerfile.iter().flat_map(|d| d.hive_images.iter());
+    base.into_iter().chain(from_lines.map(String::as_str))
+}
+
+/// Where the `dockerfile` of an image was set (the highest layer setting it), else where the image was declared.
+fn dockerfile_place(definitions: &Definitions, name: &str) -> Option<Place> {
+    let definition = definitions.images.iter().find(|d| d.name == name)?;
+    let place = (definition.layers.iter().rev())
+        .find(|layer| layer.def.dockerfile.is_some())
+        .map_or(definition.declared.clone(), |layer| {
+            layer.place("dockerfile")
+        });
+    Some(place)
+}
+
+/// Checks the graph edges that Dockerfiles add: every cycle through a `FROM hive-<name>` (the `hive:` walk finds
+/// the others), and every platform a Dockerfile image is built for present in the images its `FROM`s name.
+pub(super) fn check_graph(
+    images: &[PlanImage],
+    definitions: &Definitions,
+    diags: &mut Diagnostics,
+) {
+    let by_name: BTreeMap<&str, &PlanImage> = (images.iter())
+        .map(|image| (image.name.as_str(), image))
+        .collect();
+    let mut reported = BTreeSet::new();
+    for image in images {
+        let Some(dockerfile) = &image.dockerfile else {
+            continue;
+        };
+        let Some(place) = dockerfile_place(definitions, &image.name) else {
+            continue;
+        };
+        for from in &dockerfile.hive_images {
+            let Some(below_image) = by_name.get(from.as_str()) else {
+                continue;
+            };
+            missing_platforms(image, below_image, &place, diags);
+            let Some(mut cycle) = path(&by_name, from, &image.name) else {
+                continue;
+            };
+            cycle.insert(0, image.name.clone());
+            if cycle.iter().any(|name| reported.contains(name)) {
+                continue;
+            }
+            reported.extend(cycle.iter().cloned());
+            diags.push(cycle_error(&by_name, &cycle, &place));
+        }
+    }
+}
+
+/// A platform the Dockerfile image is built for that an image it names in `FROM` lacks.
+fn missing_platforms(image: &PlanImage, below: &PlanImage, place: &Place, diags: &mut Diagnostics) {
+    let missing = (image.platforms.iter()).find(|platform| !below.platforms.contains(platform));
+    if let Some(platform) = missing {
+        let has = below.platforms.join(", ");
+        diags.push(
+            ConfigError::new(
+                "base-platform",
+                place,
+                format!(
+                    "image `{}` is built for {platform} from a Dockerfile with `FROM {HIVE_PREFIX}{}`, which has no \
+                     {platform} image (it has: {has})",
+                    image.name, below.name
+                ),
+                format!("no {platform}"),
+            )
+            .help(format!(
+                "add {platform} to the platforms of `{}`, or build `{}` for {has} only",
+                below.name, image.name
+            )),
+        );
+    }
+}
+
+/// The images from `start` down to `goal` (both included), following what each is built on; the first found in
+/// name order, so the report is deterministic.
+fn path(by_name: &BTreeMap<&str, &PlanImage>, start: &str, goal: &str) -> Option<Vec<String>> {
+    let mut came_from: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    let mut seen = BTreeSet::from([start]);
+    while let Some(name) = queue.pop_front() {
+        if name == goal {
+            let mut path = vec![goal.to_owned()];
+            let mut at = goal;
+            while let Some(previous) = came_from.get(at) {
+                path.push((*previous).to_owned());
+                at = previous;
+            }
+            path.reverse();
+            return Some(path);
+        }
+        let Some(image) = by_name.get(name) else {
+            continue;
+        };
+        let mut next: Vec<&str> = below(image).collect();
+        next.sort_unstable();
+        for next in next {
+            if seen.insert(next) {
+                came_from.insert(next, name);
+                queue.push_back(next);
+            }
+        }
+    }
+    None
+}
+
+/// The cycle error: every edge of the cycle with where it was written.
+fn cycle_error(
+    by_name: &BTreeMap<&str, &PlanImage>,
+    cycle: &[String],
+    place: &Place,
+) -> ConfigError {
+    let edges: Vec<String> = cycle
+        .windows(2)
+        .map(|pair| {
+            let (image, on) = (pair[0].as_str(), pair[1].as_str());
+            let Some(built) = by_name.get(image) else {
+                return format!("`{image}` on `{on}`");
+            };
+            let (how, key) = match &built.base {
+                Base::Hive { image } if image == on => (format!("base = \"hive:{on}\""), "base"),
+                _ => (format!("FROM {HIVE_PREFIX}{on}"), "dockerfile"),
+            };
+            let at = built
+                .origins
+                .get(key)
+                .map(Origin::to_string)
+                .unwrap_or_default();
+            format!("`{image}` is built on `{on}` ({how}, {at})")
+        })
+        .collect();
+    ConfigError::new(
+        "base-cycle",
+        place,
+        format!(
+            "the images' bases form a cycle: {}; {}",
+            cycle.join(" → "),
+            edges.join("; ")
+        ),
+        "cycle",
+    )
+    .help("one image of the cycle must start from `scratch` or a registry image")
+}
+
+/// Adds to `needed` (image → platforms) every image a needed Dockerfile image names in `FROM hive-<name>`, with
+/// the images of that image's chain, until nothing more is needed.
+pub(super) fn add_from_images(
+    needed: &mut BTreeMap<String, BTreeSet<Platform>>,
+    images: &[PlanImage],
+    facts: &BTreeMap<String, ImageFacts>,
+) {
+    loop {
+        let mut more: Vec<(String, Platform)> = Vec::new();
+        for image in images {
+            let (Some(dockerfile), Some(platforms)) = (&image.dockerfile, needed.get(&image.name))
+            else {
+                continue;
+            };
+            for from in &dockerfile.hive_images {
+                let Some(from_facts) = facts.get(from) else {
+                    continue;
+                };
+                for on in from_facts
+                    .platforms
+                    .iter()
+                    .filter(|on| platforms.contains(&on.platform))
+                {
+                    for name in &on.chain.images {
+                        if !needed
+                            .get(name)
+                            .is_some_and(|have| have.contains(&on.platform))
+                        {
+                            more.push((name.clone(), on.platform.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        if more.is_empty() {
+            return;
+        }
+        for (name, platform) in more {
+            needed.entry(name).or_default().insert(platform);
+        }
     }
 }
 

@@ -196,7 +196,7 @@ fn dockerfile_rows(
     };
     // Relative to the workspace: shorter, and what the user wrote.
     let relative = |path: &str| match path.strip_prefix(root) {
-        Some(rest) if rest.is_empty() => ".".to_owned(),
+        Some("") => ".".to_owned(),
         Some(rest) => rest.trim_start_matches('/').to_owned(),
         None => path.to_owned(),
     };
