@@ -155,11 +155,12 @@ pub struct PlanRunStep {
 /// How a Dockerfile image is built, resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanDockerfile {
-    /// The Dockerfile, an absolute path (under `[workspace]` when redacted; origin under `dockerfile`).
+    /// The Dockerfile, an absolute path (under `[workspace]` when redacted; origin under `dockerfile`, and
+    /// the image's `base` has the same origin).
     pub dockerfile: String,
     /// The build context, an absolute directory (origin under `context`; the package directory by default).
     pub context: String,
-    /// The stage built, when not the last one (origin under `target`).
+    /// The stage built (`target`), when not the last one (origin under `stage`: `target` is the Rust target's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// Build arguments, merged across layers (origins under `build-args.KEY`).

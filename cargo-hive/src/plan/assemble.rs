@@ -383,8 +383,9 @@ impl<'a, 'd> Assembler<'a, 'd> {
         let (base, base_place) = match dockerfile_key {
             // A Dockerfile image's base is its `FROM` lines; inherited `base`, `run`, `files` are not used.
             Some((_, layer)) => {
-                set_origin(&mut self.origins, "base", Some(layer));
-                (Base::Dockerfile, layer.place("dockerfile"))
+                let place = layer.place("dockerfile");
+                self.origins.insert("base".into(), place.origin());
+                (Base::Dockerfile, place)
             }
             None => {
                 let base = self.base(names);

@@ -251,7 +251,8 @@ pub(super) fn resolve(
     let froms = froms.unwrap_or_default();
     let target = input.target.map(|(target, layer)| {
         let place = layer.place("target");
-        origins.insert("target".into(), place.origin());
+        // Under `stage`: `target` is the origin of each platform's Rust target.
+        origins.insert("stage".into(), place.origin());
         check_target(target, &froms, &place, diags);
         target.to_owned()
     });

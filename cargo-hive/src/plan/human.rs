@@ -211,7 +211,7 @@ fn dockerfile_rows(
         origin(image, "context"),
     );
     if let Some(target) = &dockerfile.target {
-        row("target", target.clone(), origin(image, "target"));
+        row("stage", target.clone(), origin(image, "stage"));
     }
     for (key, value) in &dockerfile.build_args {
         row(
@@ -269,11 +269,14 @@ fn base_text(base: &Base) -> String {
 fn config_rows(rows: &mut Rows, image: &PlanImage) {
     let mut row = |key, value, origin| rows.add(key, value, origin);
     let config = &image.config;
-    row(
-        "entrypoint",
-        json_list(&config.entrypoint),
-        origin(image, "entrypoint"),
-    );
+    // A Dockerfile image's entrypoint is its Dockerfile's, unknown until it is built.
+    if image.dockerfile.is_none() {
+        row(
+            "entrypoint",
+            json_list(&config.entrypoint),
+            origin(image, "entrypoint"),
+        );
+    }
     if !config.cmd.is_empty() {
         row("cmd", json_list(&config.cmd), origin(image, "cmd"));
     }
