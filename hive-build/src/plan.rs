@@ -309,3 +309,30 @@ impl std::fmt::Display for Origin {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dockerfile_base_and_plan_read_back() {
+        assert_eq!(
+            serde_json::to_string(&Base::Dockerfile).unwrap(),
+            r#"{"kind":"dockerfile"}"#
+        );
+        let dockerfile = PlanDockerfile {
+            dockerfile: "/w/Dockerfile".into(),
+            context: "/w".into(),
+            target: None,
+            build_args: BTreeMap::new(),
+            hive_images: Vec::new(),
+        };
+        let json = serde_json::to_string(&dockerfile).unwrap();
+        // Unset parts are left out, so plans without them read as before.
+        assert_eq!(json, r#"{"dockerfile":"/w/Dockerfile","context":"/w"}"#);
+        assert_eq!(
+            serde_json::from_str::<PlanDockerfile>(&json).unwrap(),
+            dockerfile
+        );
+    }
+}

@@ -380,24 +380,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
         let errors_before = self.diags.len();
         let bin = self.bin();
         let dockerfile_key = self.layers.pick(|def| def.dockerfile.as_deref());
-        let (base, base_place) = match dockerfile_key {
-            // A Dockerfile image's base is its `FROM` lines; inherited `base`, `run`, `files` are not used.
-            Some((_, layer)) => {
-                let place = layer.place("dockerfile");
-                self.origins.insert("base".into(), place.origin());
-                (Base::Dockerfile, place)
-            }
-            None => {
-                let base = self.base(names);
-                let place = self
-                    .layers
-                    .pick(|def| def.base.as_deref())
-                    .map_or(self.definition.declared.clone(), |(_, layer)| {
-                        layer.place("base")
-                    });
-                (base, place)
-            }
-        };
+        let (base, base_place) = self.base_and_place(names, dockerfile_key.map(|(_, l)| l));
         let repository = self.repository();
         let tags = self.tags(context);
         let aliases = self.flag("aliases", |def| def.aliases.as_ref());
@@ -477,6 +460,28 @@ impl<'a, 'd> Assembler<'a, 'd> {
             platforms,
             target_origins,
         })
+    }
+
+    /// The base and where it was set. A Dockerfile image's base is its `FROM` lines (at `dockerfile`); the
+    /// `base`, `run` and `files` it inherits are not used.
+    fn base_and_place(
+        &mut self,
+        names: &BTreeSet<&str>,
+        dockerfile: Option<&Layer>,
+    ) -> (Base, Place) {
+        if let Some(layer) = dockerfile {
+            let place = layer.place("dockerfile");
+            self.origins.insert("base".into(), place.origin());
+            return (Base::Dockerfile, place);
+        }
+        let base = self.base(names);
+        let place = self
+            .layers
+            .pick(|def| def.base.as_deref())
+            .map_or(self.definition.declared.clone(), |(_, layer)| {
+                layer.place("base")
+            });
+        (base, place)
     }
 
     /// Each platform's Rust target triple: `targets` (merged across layers), else the platform's default; each
@@ -2593,5 +2598,33 @@ platforms = ["linux/amd64", "linux/arm64"]
                  which has no linux/arm64 image (it has: linux/amd64)"
             ]
         );
+    }
+
+    #[test]
+    fn a_variant_can_be_a_dockerfile_image_of_an_image_with_a_base() {
+        let dir = workspace_with(&[("debug.Dockerfile", "FROM hive-app\n")]);
+        let (assembled, _, errors) = assemble_at(
+            dir.path(),
+            r#"
+[package.metadata.hive.images.app]
+bin = "app"
+base = "scratch"
+env = { A = "1" }
+
+[package.metadata.hive.images.app.variants.debug]
+dockerfile = "debug.Dockerfile"
+"#,
+            vec![],
+        );
+        // The image's own base and env are inherited by the variant, so not used there, and no error.
+        assert_eq!(errors, Vec::<String>::new());
+        let debug = assembled
+            .images
+            .iter()
+            .find(|i| i.name == "app@debug")
+            .unwrap();
+        assert_eq!(debug.base, Base::Dockerfile);
+        assert!(debug.config.env.is_empty());
+        assert_eq!(debug.dockerfile.as_ref().unwrap().hive_images, ["app"]);
     }
 }

@@ -615,4 +615,46 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn a_dockerfile_image_shows_its_dockerfile_not_an_entrypoint() {
+        let mut api = image(false, false);
+        api.base = Base::Dockerfile;
+        api.per_platform[0].base = Base::Dockerfile;
+        api.dockerfile = Some(hive_build::plan::PlanDockerfile {
+            dockerfile: "/w/docker/api.Dockerfile".into(),
+            context: "/w".into(),
+            target: Some("runtime".into()),
+            build_args: BTreeMap::from([("MODE".into(), "release".into())]),
+            hive_images: vec!["base".into()],
+        });
+        let mut base = image(false, false);
+        base.name = "base".into();
+        let plan = Plan {
+            format_version: 1,
+            workspace_root: "/w".into(),
+            profile: "release".into(),
+            images: vec![api, base],
+            edges: vec![hive_build::plan::Edge {
+                from: "base".into(),
+                to: "api".into(),
+            }],
+        };
+        let text = render(&plan, false);
+        let api_block = text.split("\n\n").next().unwrap();
+        for row in [
+            "  base        the Dockerfile's FROM",
+            "  dockerfile  docker/api.Dockerfile",
+            "  context     .",
+            "  stage       runtime",
+            "  build-arg   MODE=release",
+            "  from        hive-base",
+        ] {
+            assert!(api_block.contains(row), "{row:?} in:\n{api_block}");
+        }
+        assert!(!api_block.contains("entrypoint"), "{api_block}");
+        assert!(text.contains(
+            "image graph (`hive:` bases and Dockerfiles' `FROM hive-<name>`)\n  base\n    api\n"
+        ));
+    }
 }
