@@ -166,8 +166,8 @@ pub struct PlanDockerfile {
     /// Build arguments, merged across layers (origins under `build-args.KEY`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub build_args: BTreeMap<String, String>,
-    /// The images of the workspace its `FROM hive-<name>` lines name, sorted: each is built first and given to
-    /// the Dockerfile as the named context `hive-<name>`.
+    /// The images of the workspace its `FROM hive-<name>` lines (and `COPY --from=hive-<name>`) name, sorted:
+    /// each is built first and given to the Dockerfile as the named context `hive-<name>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hive_images: Vec<String>,
 }

@@ -1,6 +1,7 @@
 //! Dockerfile images (`dockerfile`, `context`, `target`, `build-args`): the Dockerfile and the context checked on
-//! disk, the keys a Dockerfile replaces refused where the image sets them itself, and the `FROM` lines scanned for
-//! `hive-<name>`, the images of the workspace the Dockerfile is built on (edges of the image graph).
+//! disk, the keys a Dockerfile replaces refused where the image sets them itself, and the `FROM` lines (and
+//! `COPY --from=`, which BuildKit resolves the same way) scanned for `hive-<name>`, the images of the workspace the
+//! Dockerfile is built on (edges of the image graph).
 //!
 //! The scan reads only what the graph needs: no variable is expanded (`FROM $BASE` is left alone) and a `# syntax=`
 //! line is kept as the user wrote it (the daemon may pull a frontend for it; that is the user's choice).
@@ -20,16 +21,19 @@ use crate::config::{
 /// The prefix a `FROM` gives an image of the workspace: `FROM hive-api`.
 pub(crate) const HIVE_PREFIX: &str = "hive-";
 
-/// One `FROM` line of a Dockerfile.
+/// One `FROM` line of a Dockerfile, or a `COPY --from=<image>` (which BuildKit resolves the same way: an earlier
+/// stage, else a named context, else a registry image).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FromLine {
     /// The image (or earlier stage) it starts from, as written.
     pub(crate) image: String,
     /// The stage's name (`AS name`), lowercased as BuildKit does.
     pub(crate) stage: Option<String>,
+    /// Whether it is a `COPY --from`, not a `FROM` (it starts no stage).
+    pub(crate) copy_from: bool,
 }
 
-/// The `FROM` lines of a Dockerfile, in order. Comments and empty lines are skipped, continuation lines joined
+/// The `FROM` lines (and `COPY --from=`s) of a Dockerfile, in order. Comments and empty lines are skipped, continuation lines joined
 /// (with the escape character of a leading `# escape=` directive), flags such as `--platform=…` skipped.
 pub(crate) fn scan(text: &str) -> Vec<FromLine> {
     let escape = escape_char(text);
@@ -78,10 +82,20 @@ fn escape_char(text: &str) -> char {
     '\\'
 }
 
-/// `FROM [--flag=…] image [AS name]`, when the logical line is one.
+/// `FROM [--flag=…] image [AS name]` or `COPY --from=image …`, when the logical line is one.
 fn from_instruction(line: &str) -> Option<FromLine> {
     let mut words = line.split_whitespace();
-    if !words.next()?.eq_ignore_ascii_case("FROM") {
+    let instruction = words.next()?;
+    if instruction.eq_ignore_ascii_case("COPY") {
+        let image = (words.take_while(|word| word.starts_with("--")))
+            .find_map(|flag| flag.strip_prefix("--from="))?;
+        return Some(FromLine {
+            image: image.to_owned(),
+            stage: None,
+            copy_from: true,
+        });
+    }
+    if !instruction.eq_ignore_ascii_case("FROM") {
         return None;
     }
     let mut words = words.skip_while(|word| word.starts_with("--"));
@@ -92,7 +106,11 @@ fn from_instruction(line: &str) -> Option<FromLine> {
         }
         _ => None,
     };
-    Some(FromLine { image, stage })
+    Some(FromLine {
+        image,
+        stage,
+        copy_from: false,
+    })
 }
 
 /// The workspace image a `FROM` names: `hive-<name>` with `<name>` a plain image name (no tag, digest or path),
@@ -301,7 +319,8 @@ fn check_target(target: &str, froms: &[FromLine], place: &Place, diags: &mut Dia
         .iter()
         .filter_map(|from| from.stage.as_deref())
         .collect();
-    if froms.is_empty() || stages.contains(&target.to_ascii_lowercase().as_str()) {
+    let unread = !froms.iter().any(|from| !from.copy_from);
+    if unread || stages.contains(&target.to_ascii_lowercase().as_str()) {
         return;
     }
     let error = ConfigError::new(
@@ -683,6 +702,8 @@ mod tests {
               hive-runtime \\\n\
               as final\n\
             FROM $BASE\n\
+            COPY --chown=1:1 --from=hive-tools /bin/tool /tool\n\
+            COPY hive-not-a-from /x\n\
             RUN echo FROM hive-not-a-from\n";
         assert_eq!(
             froms(text),
@@ -690,6 +711,7 @@ mod tests {
                 ("hive-builder".into(), Some("build".into())),
                 ("hive-runtime".into(), Some("final".into())),
                 ("$BASE".into(), None),
+                ("hive-tools".into(), None),
             ]
         );
     }
@@ -715,10 +737,12 @@ mod tests {
              FROM hive-Upper\n\
              FROM localhost:5000/hive-x\n\
              FROM hive-runtime\n\
-             FROM hive-api@sha256:00\n",
+             FROM hive-api@sha256:00\n\
+             COPY --from=hive-base /a /a\n\
+             COPY --from=hive-tools /b /b\n",
         );
         let names: Vec<String> = hive_references(&froms).into_iter().collect();
-        assert_eq!(names, ["api", "runtime"]);
+        assert_eq!(names, ["api", "runtime", "tools"]);
     }
 
     #[test]
