@@ -305,6 +305,19 @@ impl Walker<'_> {
                 "repository" => layer.def.repository = self.string(name, value, table_name),
                 "dockerfile" => layer.def.dockerfile = self.string(name, value, table_name),
                 "context" => layer.def.context = self.string(name, value, table_name),
+                "target" if value.get_ref().is_table() => {
+                    // `target` (a Dockerfile stage) one letter away from `targets` (Rust triples per platform).
+                    let place = self.place(value.span(), table_name);
+                    self.diags.push(
+                        ConfigError::new(
+                            "wrong-type",
+                            &place,
+                            "`target` must be a string (a Dockerfile stage), not a table",
+                            "expected a string",
+                        )
+                        .help("did you mean `targets`? It maps platforms to Rust target triples"),
+                    );
+                }
                 "target" => layer.def.target = self.string(name, value, table_name),
                 "build-args" => {
                     layer.def.build_args =
@@ -1219,6 +1232,9 @@ build-args = { MODE = "release", N = 1 }
 [package.metadata.hive.images.api.variants.debug]
 target = "debug"
 build-args = { MODE = "debug" }
+
+[package.metadata.hive.images.tool]
+target = { "linux/arm64" = "aarch64-unknown-linux-musl" }
 "#,
         );
         assert_eq!(
@@ -1226,6 +1242,7 @@ build-args = { MODE = "debug" }
             [
                 "misplaced-key: `target` cannot be set in `[workspace.metadata.hive]`",
                 "wrong-type: `build-args.N` must be a string, not an integer",
+                "wrong-type: `target` must be a string (a Dockerfile stage), not a table",
             ]
         );
         assert_eq!(manifest.workspace.unwrap().def.build_args["SHARED"], "1");
