@@ -24,7 +24,8 @@ pub struct Plan {
     pub profile: String,
     /// The images, sorted by name.
     pub images: Vec<PlanImage>,
-    /// The image graph: one edge per image built on another image of the workspace (`base = "hive:…"`), sorted.
+    /// The image graph: one edge per image built on another image of the workspace (`base = "hive:…"`, or a
+    /// Dockerfile's `FROM hive-<name>`), sorted.
     #[serde(default)]
     pub edges: Vec<Edge>,
 }
@@ -99,6 +100,11 @@ pub struct PlanImage {
     /// `run[<index>]`). The same on every platform.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub run: Vec<PlanRunStep>,
+    /// Set for a Dockerfile image (`dockerfile`): built from its Dockerfile, whose `FROM` lines are its base
+    /// (`base` is then [`Base::Dockerfile`], `run` and `files` are empty, and `config` holds only labels and
+    /// annotations: the rest comes from the Dockerfile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<PlanDockerfile>,
     /// Whether the image was selected itself, rather than pulled in as the `hive:` base of a selected image.
     pub selected: bool,
     /// Each platform's Rust target and what the image is made of there, in `platforms` order. A build script runs
@@ -147,6 +153,26 @@ pub struct PlanRunStep {
     /// Secrets exposed as environment variables: variable name → secret id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secret_env: BTreeMap<String, String>,
+}
+
+/// How a Dockerfile image is built, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanDockerfile {
+    /// The Dockerfile, an absolute path (under `[workspace]` when redacted; origin under `dockerfile`, and
+    /// the image's `base` has the same origin).
+    pub dockerfile: String,
+    /// The build context, an absolute directory (origin under `context`; the package directory by default).
+    pub context: String,
+    /// The stage built (`target`), when not the last one (origin under `stage`: `target` is the Rust target's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Build arguments, merged across layers (origins under `build-args.KEY`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_args: BTreeMap<String, String>,
+    /// The images of the workspace its `FROM hive-<name>` lines (and `COPY --from=hive-<name>`) name, sorted:
+    /// each is built first and given to the Dockerfile as the named context `hive-<name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hive_images: Vec<String>,
 }
 
 /// A cache mount of a step, resolved.
@@ -208,6 +234,8 @@ pub enum Base {
         /// That image's name.
         image: String,
     },
+    /// The `FROM` lines of the image's Dockerfile (see [`PlanImage::dockerfile`]).
+    Dockerfile,
 }
 
 /// A file or directory copied into an image.
@@ -282,5 +310,32 @@ impl std::fmt::Display for Origin {
             Origin::BuildScript { package } => write!(f, "build.rs of {package}"),
             Origin::Package { field } => write!(f, "package.{field}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dockerfile_base_and_plan_read_back() {
+        assert_eq!(
+            serde_json::to_string(&Base::Dockerfile).unwrap(),
+            r#"{"kind":"dockerfile"}"#
+        );
+        let dockerfile = PlanDockerfile {
+            dockerfile: "/w/Dockerfile".into(),
+            context: "/w".into(),
+            target: None,
+            build_args: BTreeMap::new(),
+            hive_images: Vec::new(),
+        };
+        let json = serde_json::to_string(&dockerfile).unwrap();
+        // Unset parts are left out, so plans without them read as before.
+        assert_eq!(json, r#"{"dockerfile":"/w/Dockerfile","context":"/w"}"#);
+        assert_eq!(
+            serde_json::from_str::<PlanDockerfile>(&json).unwrap(),
+            dockerfile
+        );
     }
 }

@@ -73,6 +73,24 @@ pub struct ImageDef {
     /// comes from is written here, never the value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, SecretSource>,
+    /// A Dockerfile, relative to the package directory: the image is built from it (its `FROM` lines are the
+    /// base) instead of from `base`, `run` and `files`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// The Dockerfile's build context, a directory relative to the package directory (default: the package
+    /// directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// The Dockerfile stage to build (default: the last one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The Dockerfile's build arguments (`ARG`); merged key by key across layers.
+    #[serde(
+        default,
+        rename = "build-args",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub build_args: BTreeMap<String, String>,
 }
 
 /// One command run on the base: a string is the shell form (`/bin/sh -c`), a table says more.
@@ -633,6 +651,26 @@ pub const KEYS: &[Key] = &[
         doc: "build secrets for RUN steps, by id, read from `env` or `file` (merged)",
     },
     Key {
+        name: "dockerfile",
+        scopes: IMAGE,
+        doc: "build the image from this Dockerfile (relative to the package directory)",
+    },
+    Key {
+        name: "context",
+        scopes: IMAGE,
+        doc: "the Dockerfile's build context (default: the package directory)",
+    },
+    Key {
+        name: "target",
+        scopes: IMAGE,
+        doc: "the Dockerfile stage to build",
+    },
+    Key {
+        name: "build-args",
+        scopes: ALL,
+        doc: "the Dockerfile's build arguments (merged)",
+    },
+    Key {
         name: "registry",
         scopes: DEFAULTS,
         doc: "prefix of default repository names",
@@ -797,6 +835,10 @@ mod tests {
             sbom: Some(false),
             run: Some(vec![]),
             secrets: [(String::new(), SecretSource::Env(String::new()))].into(),
+            dockerfile: Some(String::new()),
+            context: Some(String::new()),
+            target: Some(String::new()),
+            build_args: [(String::new(), String::new())].into(),
         };
         let serde_json::Value::Object(fields) = serde_json::to_value(&full).unwrap() else {
             unreachable!()

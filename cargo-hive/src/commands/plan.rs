@@ -61,6 +61,13 @@ fn redact(plan: &mut Plan) {
                 file.source = format!("[workspace]{rest}");
             }
         }
+        if let Some(dockerfile) = &mut image.dockerfile {
+            for path in [&mut dockerfile.dockerfile, &mut dockerfile.context] {
+                if let Some(rest) = path.strip_prefix(&root) {
+                    *path = format!("[workspace]{rest}");
+                }
+            }
+        }
         for source in image.secrets.values_mut() {
             if let hive_build::SecretSource::File(path) = source
                 && let Some(rest) = path.strip_prefix(&root)

@@ -303,6 +303,26 @@ impl Walker<'_> {
                 "workdir" => layer.def.workdir = self.string(name, value, table_name),
                 "user" => layer.def.user = self.string(name, value, table_name),
                 "repository" => layer.def.repository = self.string(name, value, table_name),
+                "dockerfile" => layer.def.dockerfile = self.string(name, value, table_name),
+                "context" => layer.def.context = self.string(name, value, table_name),
+                "target" if value.get_ref().is_table() => {
+                    // `target` (a Dockerfile stage) one letter away from `targets` (Rust triples per platform).
+                    let place = self.place(value.span(), table_name);
+                    self.diags.push(
+                        ConfigError::new(
+                            "wrong-type",
+                            &place,
+                            "`target` must be a string (a Dockerfile stage), not a table",
+                            "expected a string",
+                        )
+                        .help("did you mean `targets`? It maps platforms to Rust target triples"),
+                    );
+                }
+                "target" => layer.def.target = self.string(name, value, table_name),
+                "build-args" => {
+                    layer.def.build_args =
+                        self.string_map(name, value, table_name, &mut layer.places)
+                }
                 "registry" => layer.registry = self.string(name, value, table_name),
                 "aliases" => layer.def.aliases = self.boolean(name, value, table_name),
                 "sbom" => layer.def.sbom = self.boolean(name, value, table_name),
@@ -1193,5 +1213,63 @@ run = [
         assert!(check_image_name("-api").is_err());
         assert!(check_image_name("a/b").is_err());
         assert!(check_image_name("").is_err());
+    }
+
+    #[test]
+    fn reads_dockerfile_keys_with_places() {
+        let (manifest, errors) = read(
+            r#"
+[workspace.metadata.hive]
+build-args = { SHARED = "1" }
+target = "runtime"
+
+[package.metadata.hive.images.api]
+dockerfile = "docker/api.Dockerfile"
+context = "."
+target = "runtime"
+build-args = { MODE = "release", N = 1 }
+
+[package.metadata.hive.images.api.variants.debug]
+target = "debug"
+build-args = { MODE = "debug" }
+
+[package.metadata.hive.images.tool]
+target = { "linux/arm64" = "aarch64-unknown-linux-musl" }
+"#,
+        );
+        assert_eq!(
+            errors,
+            [
+                "misplaced-key: `target` cannot be set in `[workspace.metadata.hive]`",
+                "wrong-type: `build-args.N` must be a string, not an integer",
+                "wrong-type: `target` must be a string (a Dockerfile stage), not a table",
+            ]
+        );
+        assert_eq!(manifest.workspace.unwrap().def.build_args["SHARED"], "1");
+        let image = &manifest.package.unwrap().images[0];
+        let def = &image.layer.def;
+        assert_eq!(def.dockerfile.as_deref(), Some("docker/api.Dockerfile"));
+        assert_eq!(
+            (def.context.as_deref(), def.target.as_deref()),
+            (Some("."), Some("runtime"))
+        );
+        assert_eq!(
+            def.build_args,
+            BTreeMap::from([("MODE".to_owned(), "release".to_owned())])
+        );
+        let text = |layer: &Layer, path: &str| {
+            let Place::Manifest { span, file, .. } = layer.place(path) else {
+                panic!("no place for {path}")
+            };
+            file.text[span].to_owned()
+        };
+        assert_eq!(
+            text(&image.layer, "dockerfile"),
+            "\"docker/api.Dockerfile\""
+        );
+        assert_eq!(text(&image.layer, "build-args.MODE#key"), "MODE");
+        let debug = &image.variants[0].layer;
+        assert_eq!(debug.def.target.as_deref(), Some("debug"));
+        assert_eq!(text(debug, "build-args.MODE"), "\"debug\"");
     }
 }

@@ -773,6 +773,7 @@ fn loader_check(
         Base::Hive { image } => format!("the base `hive:{image}`"),
         Base::Image { reference } => format!("the base `{reference}`"),
         Base::Scratch => "the base `scratch`".to_owned(),
+        Base::Dockerfile => "the Dockerfile's base".to_owned(),
     };
     Some(LoaderCheck {
         missing: loader_error(

@@ -187,6 +187,7 @@ mod tests {
                 .collect(),
             origins: BTreeMap::new(),
             selected: true,
+            dockerfile: None,
             per_platform: Vec::new(),
             run: Vec::new(),
             variant: None,

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use hive_build::plan::{
-    Base, Binary, Edge, ImageConfig, Origin, PackageInfo, Plan, PlanImage, PlatformPlan, Variant,
+    Base, Binary, Edge, ImageConfig, Origin, PackageInfo, Plan, PlanDockerfile, PlanImage,
+    PlatformPlan, Variant,
 };
 use hive_build::schema::{binary_path, defaults};
 use hive_build::{ImageDef, SecretSource};
@@ -123,6 +124,7 @@ pub(crate) fn resolve_all(
     }
     images.sort_by(|a, b| a.name.cmp(&b.name));
     let chains = chains(&images, &platforms, definitions, diags);
+    super::dockerfile::check_graph(&images, definitions, diags);
     let facts = chains
         .into_iter()
         .map(|(name, platforms)| (name, ImageFacts { platforms }))
@@ -377,13 +379,8 @@ impl<'a, 'd> Assembler<'a, 'd> {
     ) -> Option<Resolution> {
         let errors_before = self.diags.len();
         let bin = self.bin();
-        let base = self.base(names);
-        let base_place = self
-            .layers
-            .pick(|def| def.base.as_deref())
-            .map_or(self.definition.declared.clone(), |(_, layer)| {
-                layer.place("base")
-            });
+        let dockerfile_key = self.layers.pick(|def| def.dockerfile.as_deref());
+        let (base, base_place) = self.base_and_place(names, dockerfile_key.map(|(_, l)| l));
         let repository = self.repository();
         let tags = self.tags(context);
         let aliases = self.flag("aliases", |def| def.aliases.as_ref());
@@ -395,12 +392,20 @@ impl<'a, 'd> Assembler<'a, 'd> {
             target: bin.clone(),
             path: binary_path(&bin),
         };
-        let mut config = self.config(&binary);
+        let dockerfile =
+            dockerfile_key.map(|(text, layer)| self.dockerfile(root, names, (text, layer)));
+        let mut config = match dockerfile {
+            // The Dockerfile makes the config; only labels and annotations are ours.
+            Some(_) => ImageConfig::default(),
+            None => self.config(&binary),
+        };
         config.labels = self.labels();
         config.annotations = self.annotations();
         super::nul::check(&self.layers, self.diags);
-        let files = self.files(root, &binary);
-        let run = self.run(root);
+        let (files, run) = match dockerfile {
+            Some(_) => (Vec::new(), Vec::new()),
+            None => (self.files(root, &binary), self.run(root)),
+        };
         let secrets = self.secrets(root);
         if self.diags.len() > errors_before {
             return None;
@@ -435,6 +440,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
             origins: self.origins,
             selected: true,
             run,
+            dockerfile,
             per_platform: Vec::new(),
         };
         let (platforms, target_origins) = typed
@@ -454,6 +460,28 @@ impl<'a, 'd> Assembler<'a, 'd> {
             platforms,
             target_origins,
         })
+    }
+
+    /// The base and where it was set. A Dockerfile image's base is its `FROM` lines (at `dockerfile`); the
+    /// `base`, `run` and `files` it inherits are not used.
+    fn base_and_place(
+        &mut self,
+        names: &BTreeSet<&str>,
+        dockerfile: Option<&Layer>,
+    ) -> (Base, Place) {
+        if let Some(layer) = dockerfile {
+            let place = layer.place("dockerfile");
+            self.origins.insert("base".into(), place.origin());
+            return (Base::Dockerfile, place);
+        }
+        let base = self.base(names);
+        let place = self
+            .layers
+            .pick(|def| def.base.as_deref())
+            .map_or(self.definition.declared.clone(), |(_, layer)| {
+                layer.place("base")
+            });
+        (base, place)
     }
 
     /// Each platform's Rust target triple: `targets` (merged across layers), else the platform's default; each
@@ -1020,6 +1048,32 @@ impl<'a, 'd> Assembler<'a, 'd> {
     }
 }
 
+impl<'a> Assembler<'a, '_> {
+    /// `dockerfile` and its keys: the keys a Dockerfile replaces refused where the image sets them itself, the
+    /// Dockerfile and context checked, its `FROM hive-<name>` lines resolved.
+    fn dockerfile(
+        &mut self,
+        root: &Path,
+        names: &BTreeSet<&str>,
+        dockerfile: (&'a str, &'a Layer),
+    ) -> PlanDockerfile {
+        let definition = self.definition;
+        let layers = self.layers.0;
+        super::dockerfile::refuse_replaced(self.name, layers, &definition.declared, self.diags);
+        let input = super::dockerfile::Input {
+            name: self.name,
+            package: self.package,
+            root,
+            names,
+            dockerfile,
+            context: self.layers.pick(|def| def.context.as_deref()),
+            target: self.layers.pick(|def| def.target.as_deref()),
+            build_args: self.layers.merged(|def| &def.build_args),
+        };
+        super::dockerfile::resolve(&input, &mut self.origins, self.diags)
+    }
+}
+
 impl Assembler<'_, '_> {
     /// `secrets` merged id by id: each id usable as a file name under `/run/secrets`, each source named, a relative
     /// file made absolute from the directory of the manifest that declares it (`~/` is kept: it is expanded when a
@@ -1304,7 +1358,8 @@ pub(crate) enum SelectError {
     NothingLeft,
 }
 
-/// The selected images, plus every image a selected one is built on (`hive:` bases), marked unselected; each
+/// The selected images, plus every image a selected one is built on (`hive:` bases, a Dockerfile's
+/// `FROM hive-<name>`), marked unselected; each
 /// with only the platforms `--platform` and `--target` leave (and a base with those its images need).
 pub(crate) fn select(
     assembled: Assembled,
@@ -1363,6 +1418,8 @@ pub(crate) fn select(
             }
         }
     }
+    // A Dockerfile image also needs the images its `FROM hive-<name>` lines name.
+    super::dockerfile::add_from_images(&mut needed, &images, &facts);
     images.retain(|image| needed.contains_key(&image.name));
     facts.retain(|name, _| needed.contains_key(name));
     for image in &mut images {
@@ -1462,19 +1519,25 @@ fn narrow(image: &mut PlanImage, platforms: &BTreeSet<Platform>) {
     }
 }
 
-/// The image graph of the plan's images: an edge from each `hive:` base to the image built on it, sorted.
+/// The image graph of the plan's images: an edge from each `hive:` base, and from each image a Dockerfile names in
+/// `FROM hive-<name>`, to the image built on it; sorted.
 fn edges(images: &[PlanImage]) -> Vec<Edge> {
     let mut edges: Vec<Edge> = images
         .iter()
-        .filter_map(|image| match &image.base {
-            Base::Hive { image: base } => Some(Edge {
-                from: base.clone(),
+        .flat_map(|image| {
+            let hive_base = match &image.base {
+                Base::Hive { image: base } => Some(base.clone()),
+                _ => None,
+            };
+            let from_lines = image.dockerfile.iter().flat_map(|d| d.hive_images.clone());
+            hive_base.into_iter().chain(from_lines).map(|from| Edge {
+                from,
                 to: image.name.clone(),
-            }),
-            _ => None,
+            })
         })
         .collect();
     edges.sort();
+    edges.dedup();
     edges
 }
 
@@ -1500,7 +1563,6 @@ pub(crate) fn plan(
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::sync::Arc;
 
     use super::*;
@@ -1519,6 +1581,15 @@ mod tests {
         text: &str,
         build_script: Vec<(&str, ImageDef)>,
     ) -> (Assembled, Definitions, Vec<String>) {
+        assemble_at(Path::new("/w"), text, build_script)
+    }
+
+    /// [`assemble_text`] for a workspace (and package) at `root`.
+    fn assemble_at(
+        root: &Path,
+        text: &str,
+        build_script: Vec<(&str, ImageDef)>,
+    ) -> (Assembled, Definitions, Vec<String>) {
         let file = Arc::new(SourceFile::new(
             "Cargo.toml".into(),
             "Cargo.toml".into(),
@@ -1530,7 +1601,7 @@ mod tests {
             id: "app".into(),
             name: "app".into(),
             version: cargo_metadata::semver::Version::new(1, 2, 3),
-            manifest_path: PathBuf::from("/w/Cargo.toml"),
+            manifest_path: root.join("Cargo.toml"),
             description: Some("An app.".into()),
             license: None,
             repository: None,
@@ -1575,9 +1646,9 @@ mod tests {
         }
         let definitions = Definitions {
             workspace: Workspace {
-                root: PathBuf::from("/w"),
-                root_manifest: PathBuf::from("/w/Cargo.toml"),
-                target_directory: PathBuf::from("/w/target"),
+                root: root.to_path_buf(),
+                root_manifest: root.join("Cargo.toml"),
+                target_directory: root.join("target"),
                 packages: vec![package],
                 selected: vec![0],
             },
@@ -2309,5 +2380,251 @@ aliases = false
         assert_eq!(images[0].references, ["app:1.2.3", "app:latest"]);
         assert_eq!(images[0].platforms, ["linux/amd64"]);
         assert_eq!(images[0].binary.path, "/usr/local/bin/tool");
+    }
+
+    /// A workspace directory with these files (path, text), for the Dockerfile checks that read the disk.
+    fn workspace_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    const DOCKERFILE_IMAGES: &str = r#"
+[workspace.metadata.hive]
+base = "localhost:5000/hive/glibc"
+env = { FROM_WORKSPACE = "1" }
+build-args = { MODE = "release", SHARED = "yes" }
+
+[package.metadata.hive.images.runtime]
+bin = "app"
+base = "scratch"
+
+[package.metadata.hive.images.api]
+bin = "app"
+dockerfile = "docker/api.Dockerfile"
+context = "docker"
+target = "Runtime"
+build-args = { MODE = "debug" }
+labels = { team = "core" }
+
+[package.metadata.hive.images.app]
+bin = "app"
+base = "hive:api"
+"#;
+
+    const API_DOCKERFILE: &str = "# syntax=docker/dockerfile:1\n\
+        FROM --platform=$BUILDPLATFORM hive-runtime AS build\n\
+        FROM scratch AS runtime\n\
+        COPY --from=build /usr/local/bin/app /app\n";
+
+    #[test]
+    fn a_dockerfile_image_is_resolved_and_is_a_hive_base() {
+        let dir = workspace_with(&[("docker/api.Dockerfile", API_DOCKERFILE)]);
+        let root = dir.path();
+        let (assembled, definitions, errors) = assemble_at(root, DOCKERFILE_IMAGES, vec![]);
+        assert_eq!(errors, Vec::<String>::new());
+        let api = assembled.images.iter().find(|i| i.name == "api").unwrap();
+        assert_eq!(api.base, Base::Dockerfile);
+        let dockerfile = api.dockerfile.as_ref().unwrap();
+        assert_eq!(
+            dockerfile.dockerfile,
+            root.join("docker/api.Dockerfile").display().to_string()
+        );
+        assert_eq!(
+            dockerfile.context,
+            root.join("docker").display().to_string()
+        );
+        assert_eq!(dockerfile.target.as_deref(), Some("Runtime"));
+        assert_eq!(
+            dockerfile.build_args,
+            BTreeMap::from([
+                ("MODE".to_owned(), "debug".to_owned()),
+                ("SHARED".to_owned(), "yes".to_owned())
+            ])
+        );
+        assert_eq!(dockerfile.hive_images, ["runtime"]);
+        // Inherited base and env are not used; the Dockerfile makes the config but for labels.
+        assert!(api.config.env.is_empty() && api.config.entrypoint.is_empty());
+        assert_eq!(api.config.labels["team"], "core");
+        assert!(api.files.is_empty() && api.run.is_empty());
+        assert_eq!(api.origins["build-args.SHARED"].to_string(), "Cargo.toml:5");
+        assert_eq!(api.origins["context"].to_string(), "Cargo.toml:14");
+        // `hive:api` is accepted and its chain ends at the Dockerfile.
+        let chain = &assembled.facts["app"].platforms[0].chain;
+        assert_eq!(
+            (&chain.images[..], &chain.root),
+            (&["api".to_owned(), "app".to_owned()][..], &Base::Dockerfile)
+        );
+        let wanted = vec!["app".to_owned()];
+        let wanted = Wanted {
+            images: &wanted,
+            platforms: &[],
+            targets: &[],
+        };
+        let selected = select(assembled, &definitions, &wanted, false).unwrap();
+        let names: Vec<(&str, bool)> = (selected.images.iter())
+            .map(|image| (image.name.as_str(), image.selected))
+            .collect();
+        assert_eq!(names, [("api", false), ("app", true), ("runtime", false)]);
+        let resolved = plan(
+            selected,
+            &definitions,
+            "release",
+            GitFacts::fixed(None, None, None),
+        );
+        let edges: Vec<(&str, &str)> = (resolved.plan.edges.iter())
+            .map(|edge| (edge.from.as_str(), edge.to.as_str()))
+            .collect();
+        assert_eq!(edges, [("api", "app"), ("runtime", "api")]);
+    }
+
+    #[test]
+    fn what_a_dockerfile_replaces_is_refused_where_the_image_sets_it() {
+        let dir = workspace_with(&[("api.Dockerfile", "FROM hive-runtme AS base\n")]);
+        std::fs::create_dir(dir.path().join("ctx-dir")).unwrap();
+        let (_, _, errors) = assemble_at(
+            dir.path(),
+            r#"
+[workspace.metadata.hive]
+base = "scratch"
+run = ["true"]
+
+[package.metadata.hive.images.runtime]
+bin = "app"
+
+[package.metadata.hive.images.api]
+bin = "app"
+dockerfile = "api.Dockerfile"
+target = "final"
+build-args = { "A=B" = "x" }
+base = "scratch"
+run = ["echo"]
+files = [{ src = "x", dst = "/x" }]
+entrypoint = ["/a"]
+cmd = ["b"]
+env = { A = "b" }
+user = "1"
+workdir = "/w"
+expose = [80]
+
+[package.metadata.hive.images.gone]
+bin = "app"
+dockerfile = "nope.Dockerfile"
+context = ".."
+
+[package.metadata.hive.images.dir]
+bin = "app"
+dockerfile = "ctx-dir"
+
+[package.metadata.hive.images.dir.variants.debug]
+env = { DEBUG = "1" }
+"#,
+            vec![],
+        );
+        assert_eq!(
+            errors,
+            [
+                "dockerfile-and-base: image `api` is built from a Dockerfile and cannot set `base`",
+                "dockerfile-and-run: image `api` is built from a Dockerfile and cannot set `run`",
+                "dockerfile-and-files: image `api` is built from a Dockerfile and cannot set `files`",
+                "dockerfile-and-config: image `api` is built from a Dockerfile and cannot set `entrypoint`",
+                "dockerfile-and-config: image `api` is built from a Dockerfile and cannot set `cmd`",
+                "dockerfile-and-config: image `api` is built from a Dockerfile and cannot set `env`",
+                "dockerfile-and-config: image `api` is built from a Dockerfile and cannot set `user`",
+                "dockerfile-and-config: image `api` is built from a Dockerfile and cannot set `workdir`",
+                "dockerfile-and-config: image `api` is built from a Dockerfile and cannot set `expose`",
+                "unknown-stage: the Dockerfile has no stage `final`",
+                "unknown-base-image: the Dockerfile's `FROM hive-runtme` names no other image of the workspace",
+                "invalid-build-arg: invalid build argument name `A=B`",
+                "wrong-file-type: `dockerfile = \"ctx-dir\"` is a directory, not a file",
+                "dockerfile-and-config: image `dir@debug` is built from a Dockerfile and cannot set `env`",
+                "wrong-file-type: `dockerfile = \"ctx-dir\"` is a directory, not a file",
+                "missing-file: `dockerfile = \"nope.Dockerfile\"` does not exist in package `app`",
+                "file-outside-workspace: `context = \"..\"` is outside the workspace",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cycle_through_a_dockerfile_names_every_edge() {
+        let dir = workspace_with(&[("api.Dockerfile", "FROM hive-app\n")]);
+        let (_, _, errors) = assemble_at(
+            dir.path(),
+            r#"
+[package.metadata.hive.images.api]
+bin = "app"
+dockerfile = "api.Dockerfile"
+
+[package.metadata.hive.images.app]
+bin = "app"
+base = "hive:api"
+"#,
+            vec![],
+        );
+        assert_eq!(
+            errors,
+            [
+                "base-cycle: the images' bases form a cycle: api → app → api; `api` is built on `app` \
+                 (FROM hive-app, Cargo.toml:4); `app` is built on `api` (base = \"hive:api\", Cargo.toml:8)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dockerfile_image_needs_its_from_images_on_its_platforms() {
+        let dir = workspace_with(&[("api.Dockerfile", "FROM hive-runtime\n")]);
+        let (_, _, errors) = assemble_at(
+            dir.path(),
+            r#"
+[package.metadata.hive.images.runtime]
+bin = "app"
+base = "scratch"
+
+[package.metadata.hive.images.api]
+bin = "app"
+dockerfile = "api.Dockerfile"
+platforms = ["linux/amd64", "linux/arm64"]
+"#,
+            vec![],
+        );
+        assert_eq!(
+            errors,
+            [
+                "base-platform: image `api` is built for linux/arm64 from a Dockerfile with `FROM hive-runtime`, \
+                 which has no linux/arm64 image (it has: linux/amd64)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_variant_can_be_a_dockerfile_image_of_an_image_with_a_base() {
+        let dir = workspace_with(&[("debug.Dockerfile", "FROM hive-app\n")]);
+        let (assembled, _, errors) = assemble_at(
+            dir.path(),
+            r#"
+[package.metadata.hive.images.app]
+bin = "app"
+base = "scratch"
+env = { A = "1" }
+
+[package.metadata.hive.images.app.variants.debug]
+dockerfile = "debug.Dockerfile"
+"#,
+            vec![],
+        );
+        // The image's own base and env are inherited by the variant, so not used there, and no error.
+        assert_eq!(errors, Vec::<String>::new());
+        let debug = assembled
+            .images
+            .iter()
+            .find(|i| i.name == "app@debug")
+            .unwrap();
+        assert_eq!(debug.base, Base::Dockerfile);
+        assert!(debug.config.env.is_empty());
+        assert_eq!(debug.dockerfile.as_ref().unwrap().hive_images, ["app"]);
     }
 }

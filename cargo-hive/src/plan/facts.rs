@@ -55,7 +55,8 @@ pub(crate) struct PlatformFacts {
 pub(crate) struct Chain {
     /// The images of the chain by name, bottom first: the image's `hive:` bases, then the image itself.
     pub(crate) images: Vec<String>,
-    /// What the bottom image starts from: scratch or a registry image, never `hive:`.
+    /// What the bottom image starts from: scratch, a registry image or a Dockerfile (whose `FROM hive-<name>`
+    /// images are in its `PlanDockerfile::hive_images`), never `hive:`.
     pub(crate) root: Base,
 }
 
@@ -189,6 +190,7 @@ mod tests {
             secrets: BTreeMap::new(),
             origins: BTreeMap::new(),
             selected: true,
+            dockerfile: None,
             run: Vec::new(),
             per_platform: vec![hive_build::plan::PlatformPlan {
                 platform: "linux/amd64".into(),

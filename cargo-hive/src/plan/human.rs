@@ -37,7 +37,17 @@ pub(crate) fn render(plan: &Plan, color: bool) -> String {
 /// The image graph as an indented tree: roots start from a registry image or scratch, children are built on their
 /// parent (`base = "hive:<parent>"`). Shown only when some image has a `hive:` base: otherwise it is the list above.
 fn render_graph(out: &mut String, plan: &Plan) {
-    out.push_str("\nimage graph (`hive:` bases)\n");
+    let dockerfiles = (plan.images.iter()).any(|image| {
+        image
+            .dockerfile
+            .as_ref()
+            .is_some_and(|d| !d.hive_images.is_empty())
+    });
+    out.push_str(if dockerfiles {
+        "\nimage graph (`hive:` bases and Dockerfiles' `FROM hive-<name>`)\n"
+    } else {
+        "\nimage graph (`hive:` bases)\n"
+    });
     let roots = plan
         .images
         .iter()
@@ -128,6 +138,7 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
         origin(image, "platforms"),
     );
     per_platform_rows(&mut row, image);
+    dockerfile_rows(&mut row, image, root);
     for (index, step) in image.run.iter().enumerate() {
         let key = format!("run[{index}]");
         row("run", run_text(step), origin(image, &key));
@@ -174,6 +185,46 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
     }
 }
 
+/// A Dockerfile image's Dockerfile, context, stage, build arguments and the workspace images it is built on.
+fn dockerfile_rows(
+    row: &mut impl FnMut(&'static str, String, Option<String>),
+    image: &PlanImage,
+    root: &str,
+) {
+    let Some(dockerfile) = &image.dockerfile else {
+        return;
+    };
+    // Relative to the workspace: shorter, and what the user wrote.
+    let relative = |path: &str| match path.strip_prefix(root) {
+        Some("") => ".".to_owned(),
+        Some(rest) => rest.trim_start_matches('/').to_owned(),
+        None => path.to_owned(),
+    };
+    row(
+        "dockerfile",
+        relative(&dockerfile.dockerfile),
+        origin(image, "dockerfile"),
+    );
+    row(
+        "context",
+        relative(&dockerfile.context),
+        origin(image, "context"),
+    );
+    if let Some(target) = &dockerfile.target {
+        row("stage", target.clone(), origin(image, "stage"));
+    }
+    for (key, value) in &dockerfile.build_args {
+        row(
+            "build-arg",
+            format!("{key}={value}"),
+            origin(image, &format!("build-args.{key}")),
+        );
+    }
+    for name in &dockerfile.hive_images {
+        row("from", format!("hive-{name}"), origin(image, "dockerfile"));
+    }
+}
+
 /// Each platform's Rust target and base: one row when every platform has the same, else one per platform.
 fn per_platform_rows(
     row: &mut impl FnMut(&'static str, String, Option<String>),
@@ -210,6 +261,7 @@ fn base_text(base: &Base) -> String {
         Base::Scratch => "scratch".to_owned(),
         Base::Image { reference } => reference.clone(),
         Base::Hive { image } => format!("hive:{image}"),
+        Base::Dockerfile => "the Dockerfile's FROM".to_owned(),
     }
 }
 
@@ -217,11 +269,14 @@ fn base_text(base: &Base) -> String {
 fn config_rows(rows: &mut Rows, image: &PlanImage) {
     let mut row = |key, value, origin| rows.add(key, value, origin);
     let config = &image.config;
-    row(
-        "entrypoint",
-        json_list(&config.entrypoint),
-        origin(image, "entrypoint"),
-    );
+    // A Dockerfile image's entrypoint is its Dockerfile's, unknown until it is built.
+    if image.dockerfile.is_none() {
+        row(
+            "entrypoint",
+            json_list(&config.entrypoint),
+            origin(image, "entrypoint"),
+        );
+    }
     if !config.cmd.is_empty() {
         row("cmd", json_list(&config.cmd), origin(image, "cmd"));
     }
@@ -393,6 +448,7 @@ mod tests {
             secrets: BTreeMap::new(),
             origins: origins.clone(),
             selected: true,
+            dockerfile: None,
             run: Vec::new(),
             per_platform: vec![PlatformPlan {
                 platform: "linux/amd64".into(),
@@ -562,5 +618,47 @@ mod tests {
                 vec!["secret", "token", "←", "env", "NPM_TOKEN"],
             ]
         );
+    }
+
+    #[test]
+    fn a_dockerfile_image_shows_its_dockerfile_not_an_entrypoint() {
+        let mut api = image(false, false);
+        api.base = Base::Dockerfile;
+        api.per_platform[0].base = Base::Dockerfile;
+        api.dockerfile = Some(hive_build::plan::PlanDockerfile {
+            dockerfile: "/w/docker/api.Dockerfile".into(),
+            context: "/w".into(),
+            target: Some("runtime".into()),
+            build_args: BTreeMap::from([("MODE".into(), "release".into())]),
+            hive_images: vec!["base".into()],
+        });
+        let mut base = image(false, false);
+        base.name = "base".into();
+        let plan = Plan {
+            format_version: 1,
+            workspace_root: "/w".into(),
+            profile: "release".into(),
+            images: vec![api, base],
+            edges: vec![hive_build::plan::Edge {
+                from: "base".into(),
+                to: "api".into(),
+            }],
+        };
+        let text = render(&plan, false);
+        let api_block = text.split("\n\n").next().unwrap();
+        for row in [
+            "  base        the Dockerfile's FROM",
+            "  dockerfile  docker/api.Dockerfile",
+            "  context     .",
+            "  stage       runtime",
+            "  build-arg   MODE=release",
+            "  from        hive-base",
+        ] {
+            assert!(api_block.contains(row), "{row:?} in:\n{api_block}");
+        }
+        assert!(!api_block.contains("entrypoint"), "{api_block}");
+        assert!(text.contains(
+            "image graph (`hive:` bases and Dockerfiles' `FROM hive-<name>`)\n  base\n    api\n"
+        ));
     }
 }

@@ -5,6 +5,7 @@
 
 mod assemble;
 mod compute;
+mod dockerfile;
 mod facts;
 mod files;
 mod git;

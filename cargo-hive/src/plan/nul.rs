@@ -55,6 +55,8 @@ pub(super) fn check(layers: &Layers<'_>, diags: &mut Diagnostics) {
         ("env", (|def| &def.env) as Map, false),
         ("labels", |def| &def.labels, true),
         ("annotations", |def| &def.annotations, true),
+        // A build argument's name is checked with the other name rules; its value reaches RUN steps' environment.
+        ("build-args", |def| &def.build_args, false),
     ] {
         for (key, (value, layer)) in layers.merged(get) {
             let shown = key.escape_debug();
