@@ -455,12 +455,32 @@ mod tests {
     /// fail the call and must log the file as changed.
     #[tokio::test]
     async fn a_file_rewritten_while_sent_fails_the_transfer() {
+        rewritten_while_sent(false).await;
+    }
+
+    /// The same check holds for a staged file (a binary the linker rewrites in place).
+    #[tokio::test]
+    async fn a_staged_file_rewritten_while_sent_fails_the_transfer() {
+        rewritten_while_sent(true).await;
+    }
+
+    async fn rewritten_while_sent(staged: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app");
+        let elsewhere = tempfile::tempdir().unwrap();
+        let path = if staged {
+            elsewhere.path().join("api")
+        } else {
+            dir.path().join("app")
+        };
         // Far more than the packet queue and the connection's buffers hold: the sender is still reading when the
         // first chunk arrives here.
         fs::write(&path, vec![0u8; 32 * 1024 * 1024]).unwrap();
-        let (mut client, log) = serve_dir(dir.path()).await;
+        let files = if staged {
+            BTreeMap::from([("app".to_owned(), path.clone())])
+        } else {
+            BTreeMap::new()
+        };
+        let (mut client, log) = serve_staged(dir.path(), files).await;
         let (tx, rx) = mpsc::channel(16);
         let mut request = Request::new(ReceiverStream::new(rx));
         request
