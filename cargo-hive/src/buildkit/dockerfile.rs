@@ -10,6 +10,7 @@
 //! (`FROM hive-<name>`) where the frontend has them (BuildKit v0.10+).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use hive_proto::pb;
@@ -17,6 +18,7 @@ use hive_proto::tonic::Status;
 
 use super::gateway::{FrontendError, Gateway, ResultRef};
 use super::layout::Llb;
+use super::session::LocalDir;
 use crate::plan::Platform;
 
 /// The daemon's built-in Dockerfile frontend.
@@ -35,6 +37,34 @@ const CONTEXTS_CAP: &str = "moby.buildkit.frontend.contexts";
 /// `COPY .hive/bin/$TARGETPLATFORM/api …` finds it.
 pub(crate) fn staged_binary_path(platform: &Platform, binary: &str) -> String {
     format!(".hive/bin/{platform}/{binary}")
+}
+
+/// The session's local dirs for a Dockerfile image: the context with `staged` files (relative path → file on
+/// disk, see [`staged_binary_path`]) and the Dockerfile's directory. Neither has an allowlist: what the frontend
+/// reads is up to the Dockerfile and its `.dockerignore`, as with `docker build`.
+pub(crate) fn local_dirs(
+    context: &Path,
+    dockerfile_dir: &Path,
+    staged: BTreeMap<String, PathBuf>,
+) -> BTreeMap<String, LocalDir> {
+    BTreeMap::from([
+        (
+            CONTEXT_DIR.to_owned(),
+            LocalDir {
+                root: context.to_owned(),
+                allow: None,
+                staged,
+            },
+        ),
+        (
+            DOCKERFILE_DIR.to_owned(),
+            LocalDir {
+                root: dockerfile_dir.to_owned(),
+                allow: None,
+                staged: BTreeMap::new(),
+            },
+        ),
+    ])
 }
 
 /// A workspace image a Dockerfile names as `FROM hive-<name>`: its definition for the platform, and its image
@@ -399,6 +429,25 @@ mod tests {
                 .starts_with("FROM hive-a, FROM hive-b need named contexts"),
             "{two}"
         );
+    }
+
+    #[test]
+    fn the_frontend_reads_the_context_with_the_binaries_and_the_dockerfiles_dir() {
+        let staged = BTreeMap::from([(
+            staged_binary_path(&platform("linux/amd64"), "api"),
+            PathBuf::from("/ws/target/x86_64-unknown-linux-gnu/release/api"),
+        )]);
+        let dirs = local_dirs(
+            Path::new("/ws/api"),
+            Path::new("/ws/api/docker"),
+            staged.clone(),
+        );
+        assert_eq!(dirs.keys().collect::<Vec<_>>(), ["context", "dockerfile"]);
+        assert_eq!(dirs["context"].root, Path::new("/ws/api"));
+        assert_eq!(dirs["context"].staged, staged);
+        assert_eq!(dirs["dockerfile"].root, Path::new("/ws/api/docker"));
+        assert!(dirs["dockerfile"].staged.is_empty());
+        assert!(dirs.values().all(|dir| dir.allow.is_none()));
     }
 
     #[test]

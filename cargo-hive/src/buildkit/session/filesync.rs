@@ -1,6 +1,7 @@
-//! `moby.filesync.v1.FileSync/DiffCopy`: how the daemon reads a local source from us. We list the dir (filtered by
-//! the patterns the daemon passes as call metadata and by our own allowlist), then send the content of the files
-//! the daemon asks for — only those whose stat changed since the snapshot it keeps under the session's shared key.
+//! `moby.filesync.v1.FileSync/DiffCopy`: how the daemon reads a local source from us. We list the dir and its staged
+//! files (filtered by the patterns the daemon passes as call metadata and by our own allowlist), then send the
+//! content of the files the daemon asks for — only those whose stat changed since the snapshot it keeps under the
+//! session's shared key.
 
 use std::collections::BTreeMap;
 use std::fs::{File, Metadata};
