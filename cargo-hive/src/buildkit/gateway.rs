@@ -58,6 +58,12 @@ impl Caps {
             .all(|cap| self.llb.get(*cap).copied().unwrap_or(false))
     }
 
+    /// Whether a frontend solved through the gateway can be handed definitions as inputs (`frontend_inputs`, which
+    /// named contexts of the form `input:<name>` read).
+    pub(crate) fn frontend_inputs(&self) -> bool {
+        self.supports("frontend.inputs")
+    }
+
     /// Whether results are returned as `Ref` messages (newer daemons) rather than bare id strings.
     pub(crate) fn ref_messages(&self) -> bool {
         self.supports("proto.refarray")
@@ -87,6 +93,70 @@ pub(crate) struct AttestationRef {
 pub(crate) struct Gateway {
     client: LlbBridgeClient<InterceptedService<Channel, BuildId>>,
     caps: Caps,
+}
+
+/// What a frontend solved through the gateway returned.
+#[derive(Debug, Clone)]
+pub(crate) struct FrontendResult {
+    /// Its result: one, or one per platform id.
+    pub(crate) refs: FrontendRefs,
+    /// Its metadata: `containerimage.config` (or `containerimage.config/<platform id>` per platform),
+    /// `refs.platforms`, and whatever else the frontend adds.
+    pub(crate) metadata: BTreeMap<String, Vec<u8>>,
+}
+
+/// The result refs of a frontend solve.
+#[derive(Debug, Clone)]
+pub(crate) enum FrontendRefs {
+    /// One result (a frontend asked for one platform).
+    Single(ResultRef),
+    /// One result per platform id (`linux/arm/v7`), for a multi-platform request.
+    ByPlatform(BTreeMap<String, ResultRef>),
+}
+
+impl FrontendResult {
+    /// The result for `platform_id`: the one result, or the one keyed by that id.
+    pub(crate) fn result_for(&self, platform_id: &str) -> Option<&ResultRef> {
+        match &self.refs {
+            FrontendRefs::Single(only) => Some(only),
+            FrontendRefs::ByPlatform(refs) => refs.get(platform_id),
+        }
+    }
+
+    /// The image config for `platform_id`: keyed by the id when the frontend keyed it, else the one config.
+    pub(crate) fn config_for(&self, platform_id: &str) -> Option<&[u8]> {
+        (self
+            .metadata
+            .get(&format!("containerimage.config/{platform_id}")))
+        .or_else(|| self.metadata.get("containerimage.config"))
+        .map(Vec::as_slice)
+    }
+
+    /// The answer of a gateway `Solve`: a ref in any of the wire's forms (a frontend that returns nothing
+    /// gives an empty id, as BuildKit does).
+    fn from_wire(response: hive_proto::gateway::SolveResponse) -> FrontendResult {
+        let result = response.result.unwrap_or_default();
+        let single = |id: String| FrontendRefs::Single(ResultRef { id });
+        let refs = match result.result {
+            Some(ResultKind::Ref(reference)) => single(reference.id),
+            Some(ResultKind::RefDeprecated(id)) => single(id),
+            Some(ResultKind::Refs(map)) => FrontendRefs::ByPlatform(
+                (map.refs.into_iter())
+                    .map(|(key, reference)| (key, ResultRef { id: reference.id }))
+                    .collect(),
+            ),
+            Some(ResultKind::RefsDeprecated(map)) => FrontendRefs::ByPlatform(
+                (map.refs.into_iter())
+                    .map(|(key, id)| (key, ResultRef { id }))
+                    .collect(),
+            ),
+            None => single(response.r#ref),
+        };
+        FrontendResult {
+            refs,
+            metadata: result.metadata.into_iter().collect(),
+        }
+    }
 }
 
 /// A resolved base image: its digest (to pin the LLB source) and its config JSON.
@@ -147,6 +217,27 @@ impl Gateway {
             _ => response.r#ref,
         };
         Ok(ResultRef { id })
+    }
+
+    /// Solves through one of the daemon's frontends (`dockerfile.v0`) with its options and input definitions,
+    /// as a frontend of our own would: the daemon runs it inside this build (our session, our progress), and
+    /// its result can be returned or used as an input like any other.
+    pub(crate) async fn solve_frontend(
+        &self,
+        frontend: &str,
+        opts: BTreeMap<String, String>,
+        inputs: BTreeMap<String, pb::Definition>,
+    ) -> Result<FrontendResult, Status> {
+        let request = SolveRequest {
+            frontend: frontend.to_owned(),
+            frontend_opt: opts.into_iter().collect(),
+            frontend_inputs: inputs.into_iter().collect(),
+            allow_result_return: true,
+            allow_result_array_ref: self.caps.ref_messages(),
+            ..Default::default()
+        };
+        let response = self.client.clone().solve(request).await?.into_inner();
+        Ok(FrontendResult::from_wire(response))
     }
 
     /// Whether `path` exists in a solved result (the gateway's StatFile).
@@ -502,6 +593,72 @@ mod tests {
                 digest: vec![],
                 name: String::new(),
             }]
+        );
+    }
+
+    #[test]
+    fn a_frontend_result_in_any_wire_form() {
+        use hive_proto::gateway::SolveResponse;
+        let metadata = HashMap::from([
+            ("containerimage.config".to_owned(), b"{\"one\":1}".to_vec()),
+            ("refs.platforms".to_owned(), b"{}".to_vec()),
+        ]);
+        let single = |kind| SolveResponse {
+            r#ref: String::new(),
+            result: Some(hive_proto::gateway::Result {
+                result: Some(kind),
+                metadata: metadata.clone(),
+                attestations: HashMap::new(),
+            }),
+        };
+        for kind in [
+            ResultKind::Ref(Ref {
+                id: "r".into(),
+                def: None,
+            }),
+            ResultKind::RefDeprecated("r".into()),
+        ] {
+            let result = FrontendResult::from_wire(single(kind));
+            // One result answers for whatever platform it was asked for.
+            assert_eq!(
+                result.result_for("linux/arm64").map(|r| r.id.as_str()),
+                Some("r")
+            );
+            assert_eq!(
+                result.config_for("linux/arm64"),
+                Some(b"{\"one\":1}".as_slice())
+            );
+            assert_eq!(result.metadata.len(), 2);
+        }
+        let keyed = SolveResponse {
+            r#ref: String::new(),
+            result: Some(hive_proto::gateway::Result {
+                result: Some(ResultKind::RefsDeprecated(RefMapDeprecated {
+                    refs: HashMap::from([("linux/amd64".to_owned(), "a".to_owned())]),
+                })),
+                metadata: HashMap::from([(
+                    "containerimage.config/linux/amd64".to_owned(),
+                    b"{}".to_vec(),
+                )]),
+                attestations: HashMap::new(),
+            }),
+        };
+        let result = FrontendResult::from_wire(keyed);
+        assert_eq!(
+            result.result_for("linux/amd64").map(|r| r.id.as_str()),
+            Some("a")
+        );
+        assert!(result.result_for("linux/arm64").is_none());
+        assert_eq!(result.config_for("linux/amd64"), Some(b"{}".as_slice()));
+        assert_eq!(result.config_for("linux/arm64"), None);
+        // An old daemon's answer without a result message: the bare id.
+        let bare = FrontendResult::from_wire(SolveResponse {
+            r#ref: "old".into(),
+            result: None,
+        });
+        assert_eq!(
+            bare.result_for("linux/amd64").map(|r| r.id.as_str()),
+            Some("old")
         );
     }
 

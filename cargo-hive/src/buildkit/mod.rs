@@ -5,6 +5,9 @@ mod address;
 mod client;
 mod daemon;
 mod discovery;
+// Used once the engine builds Dockerfile images (issue 11): remove the allow then.
+#[allow(dead_code)]
+mod dockerfile;
 mod errors;
 mod gateway;
 pub(crate) mod layout;

@@ -243,6 +243,7 @@ impl Buildkit {
                 let dir = LocalDir {
                     root: input.root.clone(),
                     allow: Some(input.include_patterns()),
+                    staged: BTreeMap::new(),
                 };
                 (input.name.clone(), dir)
             })

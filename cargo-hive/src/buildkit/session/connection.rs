@@ -36,6 +36,7 @@ use super::export::{Export, FileSendService};
 use super::filesync::{FileSyncService, SendLog};
 use super::health::HealthService;
 use super::secrets::{SecretValues, SecretsService};
+use super::walk::StagedTree;
 use crate::buildkit::{Buildkit, new_id};
 
 /// Bytes buffered in the in-memory pipe each way.
@@ -76,6 +77,10 @@ pub(crate) struct LocalDir {
     pub(crate) root: PathBuf,
     /// If set, only these relative paths (and what is below them) are ever listed, whatever the daemon asks.
     pub(crate) allow: Option<Vec<String>>,
+    /// Files served as if they were in the dir, by relative path (`.hive/bin/linux/amd64/api`), with the dirs
+    /// they need; they obey the daemon's patterns and the allowlist like the dir's own files, and shadow an entry
+    /// of the dir at the same path.
+    pub(crate) staged: BTreeMap<String, PathBuf>,
 }
 
 /// A live session. Dropping it ends it abruptly; [`Session::close`] ends it cleanly.
@@ -98,6 +103,12 @@ impl Session {
         buildkit: &Buildkit,
         config: SessionConfig,
     ) -> Result<Session, SessionError> {
+        for (name, dir) in &config.local_dirs {
+            StagedTree::new(&dir.staged).map_err(|source| SessionError::Staged {
+                dir: name.clone(),
+                source,
+            })?;
+        }
         let id = new_id();
         let log = Arc::new(SendLog::default());
         let export = config.export.map(|path| Arc::new(Export::new(path)));

@@ -13,6 +13,14 @@ pub(crate) enum SessionError {
         /// Its value.
         value: String,
     },
+    /// A local dir's staged files cannot be served as given (a bug in the caller).
+    #[error("the files staged into local dir `{dir}` cannot be served: {source}")]
+    Staged {
+        /// The local dir's name.
+        dir: String,
+        /// Why.
+        source: super::walk::StagedError,
+    },
     /// The daemon refused or never answered the `Session` call.
     #[error("BuildKit did not accept our session: {detail}")]
     Start {

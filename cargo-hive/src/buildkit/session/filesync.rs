@@ -1,6 +1,7 @@
-//! `moby.filesync.v1.FileSync/DiffCopy`: how the daemon reads a local source from us. We list the dir (filtered by
-//! the patterns the daemon passes as call metadata and by our own allowlist), then send the content of the files
-//! the daemon asks for — only those whose stat changed since the snapshot it keeps under the session's shared key.
+//! `moby.filesync.v1.FileSync/DiffCopy`: how the daemon reads a local source from us. We list the dir and its staged
+//! files (filtered by the patterns the daemon passes as call metadata and by our own allowlist), then send the
+//! content of the files the daemon asks for — only those whose stat changed since the snapshot it keeps under the
+//! session's shared key.
 
 use std::collections::BTreeMap;
 use std::fs::{File, Metadata};
@@ -21,7 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::LocalDir;
 use super::patterns::Patterns;
-use super::walk::{self, Entry, Filter};
+use super::walk::{self, Entry, Filter, StagedTree};
 
 /// Size of the DATA chunks (fsutil's).
 const CHUNK: usize = 32 * 1024;
@@ -97,6 +98,8 @@ impl FileSync for FileSyncService {
         let include = Patterns::new(&options.include).map_err(invalid)?;
         let exclude = Patterns::new(&options.exclude).map_err(invalid)?;
         let allow = dir.allow.as_deref().map(Patterns::literal);
+        let staged = StagedTree::new(&dir.staged)
+            .map_err(|err| Status::invalid_argument(err.to_string()))?;
         let root = dir.root.clone();
         let follow = options.follow;
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -105,7 +108,7 @@ impl FileSync for FileSyncService {
         tokio::spawn(async move {
             let listing = tokio::task::spawn_blocking(move || {
                 let filter = Filter::new(&root, include, exclude, &follow, allow);
-                walk::list(&root, &filter)
+                walk::list_with(&root, &staged, &filter)
             })
             .await;
             let entries = match listing {
@@ -423,11 +426,23 @@ mod tests {
         FileSyncClient<hive_proto::tonic::transport::Channel>,
         Arc<SendLog>,
     ) {
+        serve_staged(root, BTreeMap::new()).await
+    }
+
+    /// [`serve_dir`] with staged files.
+    async fn serve_staged(
+        root: &std::path::Path,
+        staged: BTreeMap<String, PathBuf>,
+    ) -> (
+        FileSyncClient<hive_proto::tonic::transport::Channel>,
+        Arc<SendLog>,
+    ) {
         let dirs = BTreeMap::from([(
             "context".to_owned(),
             LocalDir {
                 root: root.to_owned(),
                 allow: None,
+                staged,
             },
         )]);
         let log = Arc::new(SendLog::default());
@@ -441,12 +456,32 @@ mod tests {
     /// fail the call and must log the file as changed.
     #[tokio::test]
     async fn a_file_rewritten_while_sent_fails_the_transfer() {
+        rewritten_while_sent(false).await;
+    }
+
+    /// The same check holds for a staged file (a binary the linker rewrites in place).
+    #[tokio::test]
+    async fn a_staged_file_rewritten_while_sent_fails_the_transfer() {
+        rewritten_while_sent(true).await;
+    }
+
+    async fn rewritten_while_sent(staged: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app");
+        let elsewhere = tempfile::tempdir().unwrap();
+        let path = if staged {
+            elsewhere.path().join("api")
+        } else {
+            dir.path().join("app")
+        };
         // Far more than the packet queue and the connection's buffers hold: the sender is still reading when the
         // first chunk arrives here.
         fs::write(&path, vec![0u8; 32 * 1024 * 1024]).unwrap();
-        let (mut client, log) = serve_dir(dir.path()).await;
+        let files = if staged {
+            BTreeMap::from([("app".to_owned(), path.clone())])
+        } else {
+            BTreeMap::new()
+        };
+        let (mut client, log) = serve_staged(dir.path(), files).await;
         let (tx, rx) = mpsc::channel(16);
         let mut request = Request::new(ReceiverStream::new(rx));
         request
@@ -480,6 +515,58 @@ mod tests {
             "{status:?}"
         );
         assert_eq!(log.changed_file(), Some(path));
+    }
+
+    /// A staged file is listed with its parents and its content comes from the file on disk.
+    #[tokio::test]
+    async fn serves_staged_files_from_where_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("Dockerfile"), b"FROM scratch").unwrap();
+        let bins = tempfile::tempdir().unwrap();
+        fs::write(bins.path().join("api"), b"the binary").unwrap();
+        let staged = BTreeMap::from([(
+            ".hive/bin/linux/amd64/api".to_owned(),
+            bins.path().join("api"),
+        )]);
+        let (mut client, log) = serve_staged(dir.path(), staged).await;
+        let (tx, rx) = mpsc::channel(16);
+        let mut request = Request::new(ReceiverStream::new(rx));
+        request
+            .metadata_mut()
+            .insert("dir-name", MetadataValue::from_static("context"));
+        let mut inbound = client.diff_copy(request).await.unwrap().into_inner();
+        let mut listing = Vec::new();
+        while let Some(stat) = inbound.message().await.unwrap().unwrap().stat {
+            listing.push(stat.path);
+        }
+        assert_eq!(
+            listing,
+            [
+                ".hive",
+                ".hive/bin",
+                ".hive/bin/linux",
+                ".hive/bin/linux/amd64",
+                ".hive/bin/linux/amd64/api",
+                "Dockerfile"
+            ]
+        );
+        tx.send(packet(PacketType::PacketReq, 4, Vec::new()))
+            .await
+            .unwrap();
+        let data = inbound.message().await.unwrap().unwrap();
+        assert_eq!(
+            (data.id, data.data.as_slice()),
+            (4, b"the binary".as_slice())
+        );
+        let end = inbound.message().await.unwrap().unwrap();
+        assert!(end.data.is_empty());
+        assert_eq!(log.bytes_sent(), 10);
+        // The made-up dirs have no content to ask for.
+        tx.send(packet(PacketType::PacketReq, 0, Vec::new()))
+            .await
+            .unwrap();
+        let status = inbound.message().await.unwrap_err();
+        assert!(status.message().contains("invalid file id 0"), "{status:?}");
     }
 
     /// Plays the daemon's part in-process: list, request every file, check the content arrives, FIN.

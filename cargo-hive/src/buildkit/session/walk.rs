@@ -4,7 +4,13 @@
 //!
 //! Symlinks are listed as symlinks and never followed, so nothing outside the root is ever listed. Sockets, pipes
 //! and devices are left out: they have no place in an image built from a workspace.
+//!
+//! Staged files (our own files, such as the workspace's binaries under `.hive/bin/`) are listed as if they were in
+//! the dir, with the dirs they need: nothing is written into the user's tree. They go through the same filter as
+//! the dir's own files, and shadow an entry of the tree at the same path (a dir of the tree is merged).
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -107,6 +113,14 @@ pub(crate) enum WalkError {
         /// The cause.
         source: io::Error,
     },
+    /// A staged file that is not a regular file.
+    #[error("{path}, staged as {relative}, is not a regular file")]
+    StagedNotAFile {
+        /// Where it is served.
+        relative: String,
+        /// The file on disk.
+        path: PathBuf,
+    },
     /// A name the protocol cannot carry (its paths are UTF-8 strings).
     #[error("{path} is not valid UTF-8, which BuildKit's file sync cannot transfer")]
     NotUtf8 {
@@ -116,86 +130,321 @@ pub(crate) enum WalkError {
 }
 
 /// Lists `root` in walk order.
+#[cfg(test)]
 pub(crate) fn list(root: &Path, filter: &Filter) -> Result<Vec<Entry>, WalkError> {
-    let mut out = Vec::new();
-    let mut pending = Vec::new();
-    visit(root, "", filter, &mut pending, &mut out)?;
-    Ok(out)
+    list_with(root, &StagedTree::default(), filter)
 }
 
-fn visit(
-    dir: &Path,
-    relative: &str,
+/// Lists `root` in walk order with `staged` files among its own, filtered alike.
+pub(crate) fn list_with(
+    root: &Path,
+    staged: &StagedTree,
     filter: &Filter,
-    pending: &mut Vec<Entry>,
-    out: &mut Vec<Entry>,
-) -> Result<(), WalkError> {
-    let io_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| WalkError::Io { path, source }
+) -> Result<Vec<Entry>, WalkError> {
+    let owner = fs::metadata(root).map_err(|source| WalkError::Io {
+        path: root.to_owned(),
+        source,
+    })?;
+    let mut walk = Walk {
+        filter,
+        owner: (owner.uid(), owner.gid()),
+        pending: Vec::new(),
+        out: Vec::new(),
     };
-    let mut names = Vec::new();
-    for item in fs::read_dir(dir).map_err(io_error(dir))? {
-        names.push(item.map_err(io_error(dir))?.file_name());
+    walk.visit(Some(root), root, "", Some(staged))?;
+    Ok(walk.out)
+}
+
+/// Files served as if they were in a dir (relative path → file on disk), checked and arranged as a tree.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct StagedTree {
+    children: BTreeMap<String, StagedNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StagedNode {
+    File(PathBuf),
+    Dir(StagedTree),
+}
+
+/// A staged path that cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum StagedError {
+    /// Not a plain relative path (absolute, empty segments, `.` or `..`).
+    #[error(
+        "the staged path {0:?} is not a plain relative path (no leading `/`, `.`, `..` or empty segments)"
+    )]
+    NotRelative(String),
+    /// Both a file and a directory of other staged files.
+    #[error("the staged path {0:?} is both a file and the directory of another staged file")]
+    FileAndDir(String),
+}
+
+impl StagedTree {
+    /// Arranges `staged` (relative path → file on disk) as a tree.
+    pub(crate) fn new(staged: &BTreeMap<String, PathBuf>) -> Result<StagedTree, StagedError> {
+        let mut tree = StagedTree::default();
+        for (path, source) in staged {
+            let segments: Vec<&str> = path.split('/').collect();
+            let plain = segments
+                .iter()
+                .all(|segment| !matches!(*segment, "" | "." | ".."));
+            if !plain {
+                return Err(StagedError::NotRelative(path.clone()));
+            }
+            let (file, dirs) = segments
+                .split_last()
+                .expect("split yields one segment at least");
+            let mut node = &mut tree;
+            for dir in dirs {
+                let child = node
+                    .children
+                    .entry((*dir).to_owned())
+                    .or_insert_with(|| StagedNode::Dir(StagedTree::default()));
+                node = match child {
+                    StagedNode::Dir(below) => below,
+                    StagedNode::File(_) => return Err(StagedError::FileAndDir(path.clone())),
+                };
+            }
+            // Paths come sorted, so a file is never inserted where a directory already is but by a longer path
+            // sorted after it (`a` < `a/b`): both orders are caught.
+            if node.children.contains_key(*file) {
+                return Err(StagedError::FileAndDir(path.clone()));
+            }
+            node.children
+                .insert((*file).to_owned(), StagedNode::File(source.clone()));
+        }
+        Ok(tree)
     }
-    // Go sorts names as byte strings.
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    for name in names {
-        let path = dir.join(&name);
-        let name = name
-            .to_str()
-            .ok_or_else(|| WalkError::NotUtf8 { path: path.clone() })?;
-        let child = if relative.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{relative}/{name}")
+
+    /// The newest modification time of the files below, in Unix nanoseconds (0 for none).
+    fn newest_mtime(&self) -> i64 {
+        self.children
+            .values()
+            .map(|node| match node {
+                StagedNode::File(source) => fs::metadata(source)
+                    .map(|metadata| mtime_nanos(&metadata))
+                    .unwrap_or(0),
+                StagedNode::Dir(below) => below.newest_mtime(),
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// One walk: the filter, the owner of dirs that exist only for staged files, and the listing so far.
+struct Walk<'a> {
+    filter: &'a Filter,
+    owner: (u32, u32),
+    /// Dirs walked into but not listed yet: listed before the first entry listed below them.
+    pending: Vec<Entry>,
+    out: Vec<Entry>,
+}
+
+/// What a dir's child is: an entry, and where to look below it when it is a dir.
+struct Child<'s> {
+    entry: Entry,
+    below: Option<(Option<PathBuf>, Option<&'s StagedTree>)>,
+}
+
+impl Walk<'_> {
+    /// Lists what is below `dir` (on disk when it is `Some`, else only staged) and `staged` at `relative`.
+    fn visit(
+        &mut self,
+        dir: Option<&Path>,
+        root: &Path,
+        relative: &str,
+        staged: Option<&StagedTree>,
+    ) -> Result<(), WalkError> {
+        let mut names = match dir {
+            Some(dir) => read_names(dir)?,
+            None => Vec::new(),
         };
-        let metadata = match fs::symlink_metadata(&path) {
-            Ok(metadata) => metadata,
-            // Removed since read_dir: as if it was never there.
-            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(io_error(&path)(err)),
-        };
-        let Some(mode) = go_mode(metadata.mode()) else {
-            continue;
-        };
-        let linkname = if mode & GO_MODE_SYMLINK != 0 {
-            let target = fs::read_link(&path).map_err(io_error(&path))?;
-            target
+        if let Some(staged) = staged {
+            names.extend(staged.children.keys().map(OsString::from));
+        }
+        // Go sorts names as byte strings.
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        names.dedup();
+        for name in names {
+            let path = match dir {
+                Some(dir) => dir.join(&name),
+                None => root.join(relative).join(&name),
+            };
+            let name = name
                 .to_str()
-                .ok_or_else(|| WalkError::NotUtf8 { path: path.clone() })?
-                .to_owned()
+                .ok_or_else(|| WalkError::NotUtf8 { path: path.clone() })?;
+            let child_path = if relative.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{relative}/{name}")
+            };
+            let node = staged.and_then(|staged| staged.children.get(name));
+            let child = match node {
+                Some(StagedNode::File(source)) => Some(staged_file(child_path.clone(), source)?),
+                Some(StagedNode::Dir(below)) => {
+                    Some(self.staged_dir(child_path.clone(), path, below)?)
+                }
+                None => real_child(child_path.clone(), path)?,
+            };
+            if let Some(child) = child {
+                self.take(root, &child_path, child)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists `child` if the filter lets it through, and walks below it if it is a dir that may hold something
+    /// listed.
+    fn take(&mut self, root: &Path, relative: &str, child: Child<'_>) -> Result<(), WalkError> {
+        let included = self.filter.included(relative);
+        let excluded = self.filter.excluded(relative);
+        let listed = included && !excluded;
+        let Some((dir, staged)) = child.below else {
+            if listed {
+                self.out.append(&mut self.pending);
+                self.out.push(child.entry);
+            }
+            return Ok(());
+        };
+        if listed {
+            self.out.append(&mut self.pending);
+            self.out.push(child.entry);
+        } else if !self.filter.descend(relative, included, excluded) {
+            return Ok(());
         } else {
-            String::new()
+            self.pending.push(child.entry);
+        }
+        let depth = self.pending.len();
+        self.visit(dir.as_deref(), root, relative, staged)?;
+        // Nothing listed inside: the dir is not listed either.
+        self.pending
+            .truncate(depth.saturating_sub(usize::from(!listed)));
+        Ok(())
+    }
+
+    /// A dir that staged files are in: the dir on disk when there is one (merged with them), else one that
+    /// exists only for them (mode 755, owned like the root, dated as its newest staged file).
+    fn staged_dir<'s>(
+        &self,
+        relative: String,
+        path: PathBuf,
+        below: &'s StagedTree,
+    ) -> Result<Child<'s>, WalkError> {
+        if let Some(metadata) = lstat(&path)?
+            && metadata.is_dir()
+        {
+            let mode = go_mode(metadata.mode()).expect("a dir has a Go mode");
+            let entry = Entry {
+                stat: stat(relative, mode, &metadata, String::new()),
+                dev: metadata.dev(),
+                ino: metadata.ino(),
+                path: path.clone(),
+            };
+            return Ok(Child {
+                entry,
+                below: Some((Some(path), Some(below))),
+            });
+        }
+        // A file or symlink of the tree in the way is shadowed, as the staged files below it are.
+        let stat = Stat {
+            path: relative,
+            mode: GO_MODE_DIR | 0o755,
+            uid: self.owner.0,
+            gid: self.owner.1,
+            mod_time: below.newest_mtime(),
+            ..Default::default()
         };
         let entry = Entry {
-            stat: stat(child.clone(), mode, &metadata, linkname),
+            stat,
             path,
-            dev: metadata.dev(),
-            ino: metadata.ino(),
+            dev: 0,
+            ino: 0,
         };
-        let included = filter.included(&child);
-        let excluded = filter.excluded(&child);
-        let listed = included && !excluded;
-        if metadata.is_dir() {
-            if listed {
-                out.append(pending);
-                out.push(entry.clone());
-            } else if !filter.descend(&child, included, excluded) {
-                continue;
-            } else {
-                pending.push(entry.clone());
-            }
-            let depth = pending.len();
-            visit(&entry.path, &child, filter, pending, out)?;
-            // Nothing listed inside: the dir is not listed either.
-            pending.truncate(depth.saturating_sub(usize::from(!listed)));
-        } else if listed {
-            out.append(pending);
-            out.push(entry);
-        }
+        Ok(Child {
+            entry,
+            below: Some((None, Some(below))),
+        })
     }
-    Ok(())
+}
+
+/// The names in `dir`.
+fn read_names(dir: &Path) -> Result<Vec<OsString>, WalkError> {
+    let io_error = |source| WalkError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut names = Vec::new();
+    for item in fs::read_dir(dir).map_err(io_error)? {
+        names.push(item.map_err(io_error)?.file_name());
+    }
+    Ok(names)
+}
+
+/// `lstat`, with `None` for nothing there.
+fn lstat(path: &Path) -> Result<Option<Metadata>, WalkError> {
+    match fs::symlink_metadata(path) {
+        Ok(metadata) => Ok(Some(metadata)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(WalkError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// An entry of the tree on disk; `None` when it is gone since the dir was read, or of a kind we don't list.
+fn real_child<'s>(relative: String, path: PathBuf) -> Result<Option<Child<'s>>, WalkError> {
+    // Removed since read_dir: as if it was never there.
+    let Some(metadata) = lstat(&path)? else {
+        return Ok(None);
+    };
+    let Some(mode) = go_mode(metadata.mode()) else {
+        return Ok(None);
+    };
+    let linkname = if mode & GO_MODE_SYMLINK != 0 {
+        let target = fs::read_link(&path).map_err(|source| WalkError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        target
+            .to_str()
+            .ok_or_else(|| WalkError::NotUtf8 { path: path.clone() })?
+            .to_owned()
+    } else {
+        String::new()
+    };
+    let below = metadata.is_dir().then(|| (Some(path.clone()), None));
+    let entry = Entry {
+        stat: stat(relative, mode, &metadata, linkname),
+        dev: metadata.dev(),
+        ino: metadata.ino(),
+        path,
+    };
+    Ok(Some(Child { entry, below }))
+}
+
+/// A staged file: listed with the stat of the file on disk (symlinks followed: the file is ours to name), read
+/// from there, and checked for changes while sent like any other.
+fn staged_file<'s>(relative: String, source: &Path) -> Result<Child<'s>, WalkError> {
+    let metadata = fs::metadata(source).map_err(|err| WalkError::Io {
+        path: source.to_owned(),
+        source: err,
+    })?;
+    if !metadata.is_file() {
+        return Err(WalkError::StagedNotAFile {
+            relative,
+            path: source.to_owned(),
+        });
+    }
+    let mode = go_mode(metadata.mode()).expect("a regular file has a Go mode");
+    let entry = Entry {
+        stat: stat(relative, mode, &metadata, String::new()),
+        path: source.to_owned(),
+        dev: metadata.dev(),
+        ino: metadata.ino(),
+    };
+    Ok(Child { entry, below: None })
 }
 
 /// The fsutil `Stat` of an entry.
@@ -211,13 +460,18 @@ fn stat(path: String, mode: u32, metadata: &Metadata, linkname: String) -> Stat 
         } else {
             i64::try_from(metadata.size()).unwrap_or(i64::MAX)
         },
-        mod_time: metadata
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(metadata.mtime_nsec()),
+        mod_time: mtime_nanos(metadata),
         linkname,
         ..Default::default()
     }
+}
+
+/// A modification time in Unix nanoseconds, as fsutil sends it.
+fn mtime_nanos(metadata: &Metadata) -> i64 {
+    metadata
+        .mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(metadata.mtime_nsec())
 }
 
 /// A Unix `st_mode` as Go's `os.FileMode`, or `None` for what we don't list (sockets, pipes, devices).
@@ -475,5 +729,216 @@ mod tests {
         symlink("b", dir.path().join("a")).unwrap();
         symlink("a", dir.path().join("b")).unwrap();
         assert_eq!(follow_links(dir.path(), &["a".into()]), ["a", "b"]);
+    }
+
+    /// `staged` (relative path → file on disk) as a tree.
+    fn staged(files: &[(&str, &Path)]) -> StagedTree {
+        let map = files
+            .iter()
+            .map(|(relative, path)| ((*relative).to_owned(), path.to_path_buf()))
+            .collect();
+        StagedTree::new(&map).unwrap()
+    }
+
+    fn staged_paths(root: &Path, staged: &StagedTree, filter: &Filter) -> Vec<String> {
+        list_with(root, staged, filter)
+            .unwrap()
+            .into_iter()
+            .map(|entry| entry.stat.path)
+            .collect()
+    }
+
+    #[test]
+    fn staged_files_take_their_place_in_walk_order_with_their_parents() {
+        let dir = tree();
+        let bins = tempfile::tempdir().unwrap();
+        let (amd64, arm) = (bins.path().join("api-x86"), bins.path().join("api-arm"));
+        fs::write(&amd64, b"x86 binary").unwrap();
+        fs::write(&arm, b"arm").unwrap();
+        let staged = staged(&[
+            (".hive/bin/linux/amd64/api", &amd64),
+            (".hive/bin/linux/arm/v7/api", &arm),
+            ("a/c/staged", &arm),
+        ]);
+        assert_eq!(
+            staged_paths(dir.path(), &staged, &Filter::default()),
+            [
+                ".hive",
+                ".hive/bin",
+                ".hive/bin/linux",
+                ".hive/bin/linux/amd64",
+                ".hive/bin/linux/amd64/api",
+                ".hive/bin/linux/arm",
+                ".hive/bin/linux/arm/v7",
+                ".hive/bin/linux/arm/v7/api",
+                "B",
+                "a",
+                "a/b",
+                "a/c",
+                "a/c/d",
+                "a/c/staged",
+                "a-b",
+                "a.txt",
+                "empty",
+                "link",
+                "z",
+                "z/y",
+                "z/y/x.txt"
+            ]
+        );
+        // Nothing was written into the tree.
+        assert!(!dir.path().join(".hive").exists());
+        assert!(!dir.path().join("a/c/staged").exists());
+    }
+
+    #[test]
+    fn staged_entries_carry_their_files_stat_and_made_up_dirs_a_plain_one() {
+        let dir = tree();
+        let bins = tempfile::tempdir().unwrap();
+        let binary = bins.path().join("api");
+        fs::write(&binary, b"binary").unwrap();
+        fs::set_permissions(&binary, fs::Permissions::from_mode(0o750)).unwrap();
+        // A symlink to the binary is followed: the staged source is ours to name.
+        symlink(&binary, bins.path().join("via-link")).unwrap();
+        let staged = staged(&[("bin/api", &bins.path().join("via-link"))]);
+        let entries = list_with(dir.path(), &staged, &Filter::default()).unwrap();
+        let find = |path: &str| entries.iter().find(|e| e.stat.path == path).unwrap();
+        let file = find("bin/api");
+        let metadata = fs::metadata(&binary).unwrap();
+        assert_eq!(file.stat.mode, 0o750);
+        assert_eq!(file.stat.size, 6);
+        assert_eq!(file.stat.mod_time, mtime_nanos(&metadata));
+        assert_eq!((file.dev, file.ino), (metadata.dev(), metadata.ino()));
+        assert!(file.is_file());
+        // The changed-while-sent check reads the file on disk.
+        assert_eq!(file.path, bins.path().join("via-link"));
+        let made_up = find("bin");
+        let root = fs::metadata(dir.path()).unwrap();
+        assert_eq!(made_up.stat.mode, GO_MODE_DIR | 0o755);
+        assert_eq!(
+            (made_up.stat.uid, made_up.stat.gid),
+            (root.uid(), root.gid())
+        );
+        assert_eq!(made_up.stat.mod_time, mtime_nanos(&metadata));
+        assert!(!made_up.is_file());
+    }
+
+    #[test]
+    fn staged_files_obey_the_patterns_like_the_trees_own() {
+        let dir = tree();
+        let bins = tempfile::tempdir().unwrap();
+        let binary = bins.path().join("api");
+        fs::write(&binary, b"binary").unwrap();
+        let staged = staged(&[
+            (".hive/bin/linux/amd64/api", &binary),
+            (".hive/bin/linux/arm64/api", &binary),
+        ]);
+        let root = dir.path();
+        // A `.dockerignore` excluding `.hive` hides them.
+        assert_eq!(
+            staged_paths(
+                root,
+                &staged,
+                &filter(root, &[], &[".hive", "a", "z"], None)
+            ),
+            ["B", "a-b", "a.txt", "empty", "link"]
+        );
+        // An exception re-includes one, with its parents.
+        assert_eq!(
+            staged_paths(
+                root,
+                &staged,
+                &filter(root, &[], &["*", "!.hive/bin/linux/arm64"], None)
+            ),
+            [
+                ".hive",
+                ".hive/bin",
+                ".hive/bin/linux",
+                ".hive/bin/linux/arm64",
+                ".hive/bin/linux/arm64/api"
+            ]
+        );
+        // Follow paths (what the Dockerfile frontend asks for when it knows its COPY sources) find them.
+        let follow = Filter::new(
+            root,
+            Patterns::default(),
+            Patterns::default(),
+            &[".hive/bin/linux/amd64/api".into()],
+            None,
+        );
+        assert_eq!(
+            staged_paths(root, &staged, &follow),
+            [
+                ".hive",
+                ".hive/bin",
+                ".hive/bin/linux",
+                ".hive/bin/linux/amd64",
+                ".hive/bin/linux/amd64/api"
+            ]
+        );
+        // And the allowlist.
+        assert_eq!(
+            staged_paths(root, &staged, &filter(root, &[], &[], Some(&["B"]))),
+            ["B"]
+        );
+    }
+
+    #[test]
+    fn staged_files_shadow_the_trees_entries_and_merge_with_its_dirs() {
+        let dir = tree();
+        let root = dir.path();
+        fs::create_dir_all(root.join(".hive/bin")).unwrap();
+        fs::write(root.join(".hive/bin/api"), b"stale").unwrap();
+        fs::write(root.join(".hive/notes"), b"kept").unwrap();
+        let bins = tempfile::tempdir().unwrap();
+        let binary = bins.path().join("api");
+        fs::write(&binary, b"fresh binary").unwrap();
+        // `a/b` is a file of the tree; a staged file below it makes it a dir.
+        let staged = staged(&[(".hive/bin/api", &binary), ("a/b/api", &binary)]);
+        let entries = list_with(root, &staged, &Filter::default()).unwrap();
+        let listed: Vec<&str> = entries.iter().map(|e| e.stat.path.as_str()).collect();
+        assert_eq!(
+            listed[..8],
+            [
+                ".hive",
+                ".hive/bin",
+                ".hive/bin/api",
+                ".hive/notes",
+                "B",
+                "a",
+                "a/b",
+                "a/b/api"
+            ]
+        );
+        let find = |path: &str| entries.iter().find(|e| e.stat.path == path).unwrap();
+        assert_eq!(find(".hive/bin/api").path, binary);
+        assert_eq!(find(".hive/bin/api").stat.size, 12);
+        assert_eq!(find(".hive/bin").path, root.join(".hive/bin"));
+        assert_eq!(find("a/b").stat.mode, GO_MODE_DIR | 0o755);
+    }
+
+    #[test]
+    fn staged_paths_are_checked() {
+        let file = PathBuf::from("/bin/true");
+        for bad in ["/abs", "a//b", "./a", "a/../b", "a/", ""] {
+            let map = BTreeMap::from([(bad.to_owned(), file.clone())]);
+            assert_eq!(
+                StagedTree::new(&map),
+                Err(StagedError::NotRelative(bad.to_owned())),
+                "{bad:?}"
+            );
+        }
+        let both = BTreeMap::from([
+            ("a".to_owned(), file.clone()),
+            ("a/b".to_owned(), file.clone()),
+        ]);
+        assert_eq!(
+            StagedTree::new(&both),
+            Err(StagedError::FileAndDir("a/b".to_owned()))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_file = staged(&[("x", dir.path())]);
+        let error = list_with(dir.path(), &not_a_file, &Filter::default()).unwrap_err();
+        assert!(matches!(error, WalkError::StagedNotAFile { .. }), "{error}");
     }
 }
