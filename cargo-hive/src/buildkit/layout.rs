@@ -524,6 +524,29 @@ pub(crate) fn image_config(
     Ok(serde_json::to_vec(&Value::Object(sorted(image))).expect("JSON values serialize"))
 }
 
+/// A Dockerfile image's config as its frontend made it, with the labels of `ours` (a config we laid out for the
+/// image: its labels are the definitions' and cargo hive's) over its own; everything else is the Dockerfile's.
+pub(crate) fn labels_over(theirs: &[u8], ours: &[u8]) -> Result<Vec<u8>, ConfigError> {
+    let mut image: Map<String, Value> = serde_json::from_slice(theirs).map_err(ConfigError)?;
+    let ours: Value = serde_json::from_slice(ours).map_err(ConfigError)?;
+    let mut config = match image.remove("config") {
+        Some(Value::Object(config)) => config,
+        _ => Map::new(),
+    };
+    let mut labels = match config.remove("Labels") {
+        Some(Value::Object(labels)) => labels,
+        _ => Map::new(),
+    };
+    if let Some(Value::Object(added)) = ours.pointer("/config/Labels") {
+        labels.extend(added.clone());
+    }
+    if !labels.is_empty() {
+        config.insert("Labels".to_owned(), Value::Object(labels));
+    }
+    image.insert("config".to_owned(), Value::Object(config));
+    Ok(serde_json::to_vec(&Value::Object(sorted(image))).expect("JSON values serialize"))
+}
+
 fn sorted(map: Map<String, Value>) -> Map<String, Value> {
     // serde_json's Map is a BTreeMap without `preserve_order`: already sorted; the call documents the intent.
     map.into_iter().collect()

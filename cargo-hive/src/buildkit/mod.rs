@@ -5,9 +5,7 @@ mod address;
 mod client;
 mod daemon;
 mod discovery;
-// Used once the engine builds Dockerfile images (issue 11): remove the allow then.
-#[allow(dead_code)]
-mod dockerfile;
+pub(crate) mod dockerfile;
 mod errors;
 mod gateway;
 pub(crate) mod layout;
@@ -28,7 +26,7 @@ pub(crate) use discovery::{Environment, ManifestSettings};
 pub(crate) use errors::ConnectError;
 pub(crate) use gateway::ExporterSpec;
 pub(crate) use layout::ConfigError;
-pub(crate) use session::{AuthError, DockerAuth, SecretValues, partial_owner};
+pub(crate) use session::{AuthError, DockerAuth, LocalDir, SecretValues, partial_owner};
 pub(crate) use solve::{
     BaseError, BaseFacts, BaseQuery, InTotoAttestation, LoaderCheck, PlatformSolve, ProvenanceMode,
     SolveError, SolveJob, Solved,

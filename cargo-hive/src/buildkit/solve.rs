@@ -12,9 +12,11 @@ use std::time::Duration;
 use hive_proto::control::{SolveRequest, StatusRequest};
 
 use super::client::Buildkit;
+use super::dockerfile::{self, DockerfileSolve};
 use super::gateway::{
     self, AttestationRef, BuildError, ExporterSpec, FrontendError, GatewayRequest, ResolvedImage,
 };
+use super::layout;
 use super::layout::{ImageLayout, Llb, LocalInput, PinnedBase, base_definition};
 use super::packing::Packing;
 use super::session::{ContentBlobs, LocalDir, SecretValues, Session, SessionConfig, SessionError};
@@ -85,6 +87,9 @@ pub(crate) struct PlatformSolve {
     /// What `definition` was made from: a daemon that takes OCI layouts and merges gets our layers packed
     /// instead of copied.
     pub(crate) layout: ImageLayout,
+    /// For a Dockerfile image: the daemon's Dockerfile frontend builds the platform instead of `definition`,
+    /// and its config, with `config`'s labels over its own, is the image's.
+    pub(crate) dockerfile: Option<DockerfileSolve>,
 }
 
 /// One image's solve: what the session serves, what is solved, and where it goes.
@@ -114,6 +119,8 @@ pub(crate) struct SolveJob {
     pub(crate) no_cache: bool,
     /// Where packed layers are written while the solve runs (removed after it).
     pub(crate) pack_dir: PathBuf,
+    /// Local dirs the session serves besides `inputs` (a Dockerfile image's context and Dockerfile directory).
+    pub(crate) dirs: BTreeMap<String, LocalDir>,
 }
 
 /// What a solve produced.
@@ -247,6 +254,7 @@ impl Buildkit {
                 };
                 (input.name.clone(), dir)
             })
+            .chain(job.dirs.clone())
             .collect();
         let config = SessionConfig {
             name: job.name.clone(),
@@ -312,52 +320,67 @@ async fn frontend(
     packing: Packing,
 ) -> Result<(), FrontendError> {
     let keyed = platforms.len() > 1 || platforms.iter().any(|part| !part.attestations.is_empty());
-    let metadata = result_metadata(
-        platforms
-            .iter()
-            .map(|part| (&part.platform, part.config.as_slice())),
-        keyed,
-    );
-    let ids: Vec<String> = platforms
-        .iter()
-        .map(|part| platform_id(&part.platform))
-        .collect();
+    let on: Vec<Platform> = platforms.iter().map(|part| part.platform.clone()).collect();
     let solves = platforms
         .into_iter()
         .map(|part| solve_platform(&gateway, part, epoch, &packing));
     let mut results = futures::future::try_join_all(solves).await?;
+    // The configs are known now: a Dockerfile image's comes from its frontend.
+    let metadata = result_metadata(
+        (on.iter()).zip(results.iter().map(|solved| solved.config.as_slice())),
+        keyed,
+    );
     if !keyed {
-        let (only, _) = results.pop().expect("one result");
-        return Ok(gateway.return_result(&only, metadata).await?);
+        let only = results.pop().expect("one result");
+        return Ok(gateway.return_result(&only.image, metadata).await?);
     }
     let mut refs = BTreeMap::new();
     let mut attestations = BTreeMap::new();
-    for (id, (result, attached)) in ids.into_iter().zip(results) {
-        refs.insert(id.clone(), result);
-        attestations.insert(id, attached);
+    for (platform, solved) in on.iter().zip(results) {
+        let id = platform_id(platform);
+        refs.insert(id.clone(), solved.image);
+        attestations.insert(id, solved.attestations);
     }
     Ok(gateway.return_refs(&refs, metadata, &attestations).await?)
 }
 
-/// One platform: its loader check, then its definition (our layers packed where the daemon takes them so) and its
-/// attestations' files.
+/// What one platform's solve gives the result: the image, its config, its attestations' files.
+struct PlatformSolved {
+    image: gateway::ResultRef,
+    config: Vec<u8>,
+    attestations: Vec<AttestationRef>,
+}
+
+/// One platform: its loader check, then its definition (our layers packed where the daemon takes them so) or its
+/// Dockerfile, and its attestations' files.
 async fn solve_platform(
     gateway: &gateway::Gateway,
     part: PlatformSolve,
     epoch: i64,
     packing: &Packing,
-) -> Result<(gateway::ResultRef, Vec<AttestationRef>), FrontendError> {
-    let definition = (packing.definition(gateway.caps(), part.definition, part.layout)).await?;
+) -> Result<PlatformSolved, FrontendError> {
     let files = part
         .attestations
         .iter()
         .map(|attestation| solve_attestation(gateway, attestation, &part.platform, epoch));
-    let (image, attached) = futures::future::try_join(
-        solve_image(gateway, definition, part.loader_check),
-        futures::future::try_join_all(files),
-    )
-    .await?;
-    Ok((image, attached))
+    let image = async {
+        if let Some(dockerfile) = &part.dockerfile {
+            let built = dockerfile::solve_dockerfile(gateway, dockerfile, epoch).await?;
+            let config = layout::labels_over(&built.config, &part.config)
+                .map_err(|err| FrontendError(err.to_string()))?;
+            return Ok((built.result, config));
+        }
+        let definition = (packing.definition(gateway.caps(), part.definition, part.layout)).await?;
+        let image = solve_image(gateway, definition, part.loader_check).await?;
+        Ok::<_, FrontendError>((image, part.config))
+    };
+    let ((image, config), attestations) =
+        futures::future::try_join(image, futures::future::try_join_all(files)).await?;
+    Ok(PlatformSolved {
+        image,
+        config,
+        attestations,
+    })
 }
 
 /// An attestation's predicate as a file on scratch, dated at the build's epoch so its layer is the same on

@@ -26,6 +26,18 @@ pub(crate) enum JobError {
     /// A `hive:` base that the plan does not hold.
     #[error("the base `hive:{0}` is not in the plan")]
     NotInPlan(String),
+    /// A `hive:` chain that starts on a Dockerfile image: its layers cannot be stacked on the Dockerfile's result
+    /// yet.
+    #[error(
+        "`{image}` is built on the Dockerfile image `{below}` (through `hive:`), which cargo hive cannot put layers \
+         on yet; build `{image}` from a Dockerfile of its own with `FROM hive-{below}`, or give `{below}` a `base`"
+    )]
+    OnDockerfileImage {
+        /// The image being built.
+        image: String,
+        /// The Dockerfile image at the bottom of its chain.
+        below: String,
+    },
     /// A path with no parent or no file name.
     #[error("`{0}` is not a file or directory path")]
     NotAPath(PathBuf),

@@ -367,7 +367,12 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             Some((part.solve.platform.to_string(), path))
         })
         .collect();
-    if let Some(built) = fresh_image(context, planned, &outputs, &fingerprint).await {
+    // A Dockerfile image's inputs are its whole context: BuildKit's cache decides what is up to date.
+    let fresh = match planned.dockerfile {
+        Some(_) => None,
+        None => fresh_image(context, planned, &outputs, &fingerprint).await,
+    };
+    if let Some(built) = fresh {
         return Ok(BuiltImage {
             duration: started.elapsed(),
             sbom,
@@ -413,6 +418,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         secrets: solve_secrets(context, planned),
         no_cache: context.no_cache,
         pack_dir: pack_dir.0.clone(),
+        dirs: dockerfile_dirs(context, planned, &platforms)?,
     };
     let mut solved = (context.buildkit.solve(job, &context.progress).await)
         .map_err(|error| step_failed(context, error))?;
@@ -536,6 +542,10 @@ fn platform_parts(
         .iter()
         .filter(|on| platforms.contains(&on.platform))
     {
+        if let Some(dockerfile) = &planned.dockerfile {
+            parts.push(dockerfile_part(context, planned, on, dockerfile)?);
+            continue;
+        }
         let view = on_platform(planned, &on.platform);
         let (root, chain) = context.chain(on, several)?;
         let base = base_of(context, &view, &on.platform, &root, &chain)?;
@@ -554,6 +564,7 @@ fn platform_parts(
                 loader_check,
                 attestations: (sbom.iter()).map(|sbom| sbom.attestation.clone()).collect(),
                 layout: image_layout,
+                dockerfile: None,
             },
             inputs: chain
                 .iter()
@@ -563,6 +574,100 @@ fn platform_parts(
         });
     }
     Ok(parts)
+}
+
+/// One platform of a Dockerfile image: the daemon's Dockerfile frontend builds it from the context the session
+/// serves (with the image's binary staged under `.hive/bin/<platform>/`), each `FROM hive-<name>` image given as a
+/// named context; our labels go over the config it makes.
+fn dockerfile_part(
+    context: &BuildContext,
+    planned: &PlanImage,
+    on: &PlatformFacts,
+    dockerfile: &hive_build::plan::PlanDockerfile,
+) -> Result<Part, JobError> {
+    let platform = &on.platform;
+    let mut named_contexts = BTreeMap::new();
+    let mut inputs = Vec::new();
+    for name in &dockerfile.hive_images {
+        let below = (context.images.get(name)).ok_or_else(|| JobError::NotInPlan(name.clone()))?;
+        let below_parts = platform_parts(context, below, std::slice::from_ref(platform))?;
+        for part in below_parts {
+            inputs.extend(part.inputs);
+            let named = crate::buildkit::dockerfile::NamedContext {
+                definition: part.solve.definition,
+                config: part.solve.config,
+            };
+            named_contexts.insert(name.clone(), named);
+        }
+    }
+    let overrides = overrides(planned, context.epoch, context.revision.as_deref());
+    let config = layout::image_config(None, platform, &overrides, context.epoch)?;
+    let empty = ImageLayout {
+        platform: platform.clone(),
+        base: None,
+        layers: Vec::new(),
+        steps: Vec::new(),
+        shared_key_hint: shared_key(&context.workspace_root, &planned.name),
+        epoch: context.epoch,
+        uid: 0,
+        gid: 0,
+    };
+    let dockerfile_name = Path::new(&dockerfile.dockerfile)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| JobError::NotAPath(PathBuf::from(&dockerfile.dockerfile)))?;
+    Ok(Part {
+        solve: PlatformSolve {
+            platform: platform.clone(),
+            definition: layout::definition(&empty),
+            config,
+            loader_check: None,
+            attestations: Vec::new(),
+            layout: empty,
+            dockerfile: Some(crate::buildkit::dockerfile::DockerfileSolve {
+                platform: platform.clone(),
+                dockerfile_name,
+                target: dockerfile.target.clone(),
+                build_args: dockerfile.build_args.clone(),
+                named_contexts,
+                no_cache: context.no_cache,
+            }),
+        },
+        inputs,
+        sbom: None,
+    })
+}
+
+/// The session's dirs of a Dockerfile image (none for any other): its context, with the image's binary for each
+/// platform staged at `.hive/bin/<platform>/<binary>`, and the Dockerfile's directory.
+fn dockerfile_dirs(
+    context: &BuildContext,
+    planned: &PlanImage,
+    platforms: &[Platform],
+) -> Result<BTreeMap<String, crate::buildkit::LocalDir>, JobError> {
+    let Some(dockerfile) = &planned.dockerfile else {
+        return Ok(BTreeMap::new());
+    };
+    let mut staged = BTreeMap::new();
+    for on in
+        (context.facts(planned).platforms.iter()).filter(|on| platforms.contains(&on.platform))
+    {
+        let executable = context.executable(planned, &on.triple)?;
+        let name = (executable.path.file_name())
+            .map(|name| name.to_string_lossy().into_owned())
+            .ok_or_else(|| JobError::NotAPath(executable.path.clone()))?;
+        let at = crate::buildkit::dockerfile::staged_binary_path(&on.platform, &name);
+        staged.insert(at, executable.path.clone());
+    }
+    let file = Path::new(&dockerfile.dockerfile);
+    let dir = file
+        .parent()
+        .ok_or_else(|| JobError::NotAPath(file.to_path_buf()))?;
+    Ok(crate::buildkit::dockerfile::local_dirs(
+        Path::new(&dockerfile.context),
+        dir,
+        staged,
+    ))
 }
 
 /// What the image is made of, for the up-to-date check: one platform's fingerprint as it always was, several
@@ -624,6 +729,13 @@ fn base_of(
         .interpreter
         .as_deref()
         .filter(|_| chain.len() == 1);
+    if let Base::Dockerfile = root {
+        let below = chain.first().map(|layer| layer.planned.name.clone());
+        return Err(JobError::OnDockerfileImage {
+            image: planned.name.clone(),
+            below: below.unwrap_or_default(),
+        });
+    }
     if let (Some(interpreter), Base::Scratch) = (interpreter, root) {
         return Err(loader_error(
             planned,

@@ -518,7 +518,16 @@ fn needs(
     executables: &BTreeMap<ArtifactKey, cargo::Executable>,
 ) -> std::collections::BTreeSet<bases::Need> {
     let mut needs = std::collections::BTreeSet::new();
-    for image in resolved.plan.images.iter().filter(|image| image.selected) {
+    // The selected images, and the images their Dockerfiles build `FROM hive-<name>` (built in the same solve).
+    let from_dockerfiles: std::collections::BTreeSet<&str> = (resolved.plan.images.iter())
+        .filter(|image| image.selected)
+        .filter_map(|image| image.dockerfile.as_ref())
+        .flat_map(|dockerfile| dockerfile.hive_images.iter().map(String::as_str))
+        .collect();
+    let built = |image: &&hive_build::plan::PlanImage| {
+        image.selected || from_dockerfiles.contains(image.name.as_str())
+    };
+    for image in resolved.plan.images.iter().filter(built) {
         for on in &resolved.facts(&image.name).platforms {
             let hive_build::plan::Base::Image { reference } = &on.chain.root else {
                 continue;

@@ -1,0 +1,159 @@
+//! Dockerfile images against the real daemons: built by the daemon's own Dockerfile frontend inside our build,
+//! with the image's binary staged at `.hive/bin/$TARGETPLATFORM/`, a workspace image as `FROM hive-<name>` (Docker
+//! 26), our labels over the Dockerfile's config; on Docker 20.10 the same without named contexts, and a clear error
+//! with them.
+
+use std::path::Path;
+
+use hive_e2e::fixture::{Fixture, LocalImages, OciArchive, docker20, docker20_addr, succeed};
+use hive_e2e::tar_members;
+
+/// The hello example with a second image, `hello-df`, built from `docker/hello.Dockerfile` (written by the test).
+fn fixture_with_dockerfile(dockerfile: &str) -> Fixture {
+    let fixture = Fixture::example("hello");
+    let root = fixture.root();
+    std::fs::create_dir_all(root.join("docker")).unwrap();
+    std::fs::write(root.join("docker/hello.Dockerfile"), dockerfile).unwrap();
+    let manifest = root.join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(
+        "\n[package.metadata.hive.images.hello-df]\ndockerfile = \"docker/hello.Dockerfile\"\n\
+         labels = { \"org.example.team\" = \"core\" }\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    fixture
+}
+
+/// The file at `path` (no leading `/`) in any layer of the archive's image, last layer first.
+fn file_in(archive: &Path, path: &str) -> Option<Vec<u8>> {
+    let image = OciArchive::open(archive);
+    let bytes = std::fs::read(archive).unwrap();
+    let members = tar_members(&bytes);
+    image.layers().iter().rev().find_map(|layer| {
+        let hex = layer.strip_prefix("sha256:").unwrap();
+        let blob = &members
+            .iter()
+            .find(|(name, _)| *name == format!("blobs/sha256/{hex}"))?
+            .1;
+        let unpacked = gunzip(blob);
+        tar_members(&unpacked)
+            .into_iter()
+            .find(|(name, _)| name.trim_start_matches("./") == path)
+            .map(|(_, content)| content)
+    })
+}
+
+fn gunzip(blob: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = blob.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(output.status.success(), "gzip failed");
+    output.stdout
+}
+
+#[test]
+fn a_dockerfile_image_builds_on_a_workspace_image_with_the_staged_binary() {
+    let fixture = fixture_with_dockerfile(
+        "FROM hive-hello\nARG TARGETPLATFORM\n\
+         COPY .hive/bin/$TARGETPLATFORM/hello /usr/local/bin/hello-again\n\
+         RUN [\"/usr/local/bin/hello-again\"]\nENV FROM_DOCKERFILE=yes\n",
+    );
+    let result = succeed(
+        fixture
+            .build()
+            .args(["--image", "hello-df", "--progress", "plain"]),
+    );
+    // The RUN step ran the staged binary.
+    assert!(
+        result.stderr.contains("Hello from a cargo-hive image!"),
+        "{result:#?}"
+    );
+    let archive = fixture.archive("hello-df");
+    let config = OciArchive::open(&archive).config();
+    let labels = &config["config"]["Labels"];
+    assert_eq!(labels["org.example.team"], "core", "{config:#}");
+    assert_eq!(
+        labels["org.opencontainers.image.title"], "hello-df",
+        "{config:#}"
+    );
+    let env = config["config"]["Env"].to_string();
+    assert!(env.contains("FROM_DOCKERFILE=yes"), "{config:#}");
+    // `FROM hive-hello` starts from hello's own config: its entrypoint.
+    assert_eq!(
+        config["config"]["Entrypoint"][0], "/usr/local/bin/hello",
+        "{config:#}"
+    );
+    let staged =
+        file_in(&archive, "usr/local/bin/hello-again").expect("the staged binary is in the image");
+    let built = std::fs::read(fixture.target().join("debug/hello")).unwrap();
+    assert!(staged == built, "the image holds the binary cargo built");
+    // Nothing was written into the user's tree.
+    assert!(!fixture.root().join(".hive").exists());
+}
+
+#[test]
+fn a_dockerfile_image_builds_on_docker_20_10() {
+    let fixture = fixture_with_dockerfile(
+        "FROM localhost:5000/hive/glibc\nARG TARGETPLATFORM\n\
+         COPY .hive/bin/$TARGETPLATFORM/hello /usr/local/bin/hello\nENTRYPOINT [\"/usr/local/bin/hello\"]\n",
+    );
+    let _cleanup = LocalImages(vec![
+        "hello-df:0.1.0".to_owned(),
+        "hello-df:latest".to_owned(),
+    ]);
+    succeed(fixture.build_at(&docker20_addr()).args([
+        "--image",
+        "hello-df",
+        "--load",
+        "--progress",
+        "plain",
+    ]));
+    let ran = succeed(docker20().args(["run", "--rm", "hello-df:0.1.0"]));
+    assert!(
+        ran.stdout.contains("Hello from a cargo-hive image!"),
+        "{ran:#?}"
+    );
+    let _ = docker20()
+        .args(["rmi", "--force", "hello-df:0.1.0", "hello-df:latest"])
+        .output();
+}
+
+#[test]
+fn from_a_workspace_image_on_docker_20_10_is_a_clear_error() {
+    let fixture = fixture_with_dockerfile("FROM hive-hello\nENV X=1\n");
+    let mut command = fixture.build_at(&docker20_addr());
+    command.args(["--image", "hello-df", "--load"]);
+    let result = hive_e2e::run(&mut command);
+    fixture.assert_fails(
+        &result,
+        &["FROM hive-hello needs named contexts, which this daemon's Dockerfile frontend lacks"],
+    );
+}
+
+#[test]
+fn a_hive_base_on_a_dockerfile_image_is_refused_in_words() {
+    let fixture = fixture_with_dockerfile("FROM localhost:5000/hive/glibc\nENV X=1\n");
+    let manifest = fixture.root().join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[package.metadata.hive.images.on-df]\nbase = \"hive:hello-df\"\n");
+    std::fs::write(&manifest, text).unwrap();
+    let mut command = fixture.build();
+    command.args(["--image", "on-df"]);
+    let result = hive_e2e::run(&mut command);
+    fixture.assert_fails(
+        &result,
+        &[
+            "`on-df` is built on the Dockerfile image `hello-df`",
+            "FROM hive-hello-df",
+        ],
+    );
+}
