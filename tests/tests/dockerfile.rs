@@ -65,8 +65,15 @@ fn a_dockerfile_image_builds_on_a_workspace_image_with_the_staged_binary() {
     let fixture = fixture_with_dockerfile(
         "FROM hive-hello\nARG TARGETPLATFORM\n\
          COPY .hive/bin/$TARGETPLATFORM/hello /usr/local/bin/hello-again\n\
-         RUN [\"/usr/local/bin/hello-again\"]\nENV FROM_DOCKERFILE=yes\n",
+         RUN [\"/usr/local/bin/hello-again\"]\nENV FROM_DOCKERFILE=yes\n\
+         COPY src /ctx/src\nCOPY notes /ctx/notes\n",
     );
+    // The context's `.dockerignore` applies, as with `docker build`.
+    let notes = fixture.root().join("notes");
+    std::fs::create_dir_all(&notes).unwrap();
+    std::fs::write(notes.join("kept.txt"), "kept\n").unwrap();
+    std::fs::write(notes.join("private.txt"), "ignored\n").unwrap();
+    std::fs::write(fixture.root().join(".dockerignore"), "notes/private.txt\n").unwrap();
     let result = succeed(
         fixture
             .build()
@@ -96,6 +103,12 @@ fn a_dockerfile_image_builds_on_a_workspace_image_with_the_staged_binary() {
         file_in(&archive, "usr/local/bin/hello-again").expect("the staged binary is in the image");
     let built = std::fs::read(fixture.target().join("debug/hello")).unwrap();
     assert!(staged == built, "the image holds the binary cargo built");
+    assert!(file_in(&archive, "ctx/notes/kept.txt").is_some());
+    assert!(file_in(&archive, "ctx/src/main.rs").is_some());
+    assert!(
+        file_in(&archive, "ctx/notes/private.txt").is_none(),
+        ".dockerignore was not applied"
+    );
     // Nothing was written into the user's tree.
     assert!(!fixture.root().join(".hive").exists());
 }
