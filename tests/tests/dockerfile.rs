@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use hive_e2e::fixture::{Fixture, LocalImages, OciArchive, docker20, docker20_addr, succeed};
-use hive_e2e::tar_members;
+use hive_e2e::{gunzip, tar_members};
 
 /// The hello example with a second image, `hello-df`, built from `docker/hello.Dockerfile` (written by the test).
 fn fixture_with_dockerfile(dockerfile: &str) -> Fixture {
@@ -41,23 +41,6 @@ fn file_in(archive: &Path, path: &str) -> Option<Vec<u8>> {
             .find(|(name, _)| name.trim_start_matches("./") == path)
             .map(|(_, content)| content)
     })
-}
-
-fn gunzip(blob: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("gzip")
-        .arg("-dc")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("gzip runs");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = blob.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(output.status.success(), "gzip failed");
-    output.stdout
 }
 
 #[test]

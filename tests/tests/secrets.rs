@@ -6,7 +6,7 @@ use std::path::Path;
 
 use hive_build::plan::Plan;
 use hive_e2e::fixture::{Fixture, OciArchive, succeed};
-use hive_e2e::{Run, assert_error, cargo_hive, run, tar_members};
+use hive_e2e::{Run, assert_error, cargo_hive, gunzip, run, tar_members};
 
 /// The value every test hides: long and unlikely enough that finding it anywhere is a leak.
 const VALUE: &str = "hive-secret-value-7c1e9a52d4";
@@ -171,28 +171,6 @@ fn bytes_of(archive: &Path, member: &str) -> Vec<u8> {
         .find(|(name, _)| name == member)
         .map(|(_, content)| content)
         .unwrap_or_else(|| panic!("no {member} in {}", archive.display()))
-}
-
-/// A gzip layer decompressed with the system's `gzip` (the suite has no inflate crate); an uncompressed one as is.
-fn gunzip(blob: &[u8]) -> Vec<u8> {
-    if !blob.starts_with(&[0x1f, 0x8b]) {
-        return blob.to_vec();
-    }
-    use std::io::Write;
-    let mut child = std::process::Command::new("gzip")
-        .args(["-dc"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("gzip runs");
-    // Fed from a thread: gzip's output fills its pipe long before a layer is written in.
-    let mut stdin = child.stdin.take().unwrap();
-    let input = blob.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(output.status.success(), "gzip failed");
-    output.stdout
 }
 
 /// The hello example on busybox (musl, static), with a step that reads the secret `token`.
