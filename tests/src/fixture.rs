@@ -608,13 +608,7 @@ pub struct PlatformImage {
 impl PlatformImage {
     /// The content of the file at `path` (absolute, in the image) as the top layer holding it has it.
     pub fn file(&self, path: &str) -> Option<Vec<u8>> {
-        let wanted = path.trim_start_matches('/');
-        self.layers.iter().rev().find_map(|layer| {
-            tar_members(layer)
-                .into_iter()
-                .find(|(name, _)| name.trim_start_matches("./").trim_start_matches('/') == wanted)
-                .map(|(_, data)| data)
-        })
+        file_in_layers(&self.layers, path)
     }
 
     /// The OCI architecture of the ELF executable at `path` in the image.
@@ -693,7 +687,28 @@ pub fn platform_images(
     images
 }
 
+/// The content of the file at `path` (absolute, in the image) in the top one of `layers` (uncompressed tars,
+/// bottom first) holding it.
+fn file_in_layers(layers: &[Vec<u8>], path: &str) -> Option<Vec<u8>> {
+    let wanted = path.trim_start_matches('/');
+    layers.iter().rev().find_map(|layer| {
+        tar_members(layer)
+            .into_iter()
+            .find(|(name, _)| name.trim_start_matches("./").trim_start_matches('/') == wanted)
+            .map(|(_, data)| data)
+    })
+}
+
 impl OciArchive {
+    /// The content of the file at `path` (absolute) in the archive's one image, as its top layer holding it has
+    /// it.
+    pub fn file(&self, path: &str) -> Option<Vec<u8>> {
+        let layers: Vec<Vec<u8>> = (self.layers().iter())
+            .map(|digest| gunzip(&self.blob_bytes(digest)))
+            .collect();
+        file_in_layers(&layers, path)
+    }
+
     /// A blob's bytes by digest.
     pub fn blob_bytes(&self, digest: &str) -> Vec<u8> {
         let hex = digest.strip_prefix("sha256:").expect("sha256 digest");

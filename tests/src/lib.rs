@@ -225,28 +225,6 @@ pub fn tar_members(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     members
 }
 
-/// A gzip layer decompressed with the system's `gzip` (the suite has no inflate crate); an uncompressed one as is.
-pub fn gunzip(blob: &[u8]) -> Vec<u8> {
-    if !blob.starts_with(&[0x1f, 0x8b]) {
-        return blob.to_vec();
-    }
-    use std::io::Write;
-    let mut child = std::process::Command::new("gzip")
-        .args(["-dc"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("gzip runs");
-    // Fed from a thread: gzip's output fills its pipe long before a layer is written in.
-    let mut stdin = child.stdin.take().unwrap();
-    let input = blob.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(output.status.success(), "gzip failed");
-    output.stdout
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,7 @@
 //! 26), our labels over the Dockerfile's config; on Docker 20.10 the same without named contexts, and a clear error
 //! with them.
 
-use std::path::Path;
-
 use hive_e2e::fixture::{Fixture, LocalImages, OciArchive, docker20, docker20_addr, succeed};
-use hive_e2e::{gunzip, tar_members};
 
 /// The hello example with a second image, `hello-df`, built from `docker/hello.Dockerfile` (written by the test).
 fn fixture_with_dockerfile(dockerfile: &str) -> Fixture {
@@ -22,25 +19,6 @@ fn fixture_with_dockerfile(dockerfile: &str) -> Fixture {
     );
     std::fs::write(&manifest, text).unwrap();
     fixture
-}
-
-/// The file at `path` (no leading `/`) in any layer of the archive's image, last layer first.
-fn file_in(archive: &Path, path: &str) -> Option<Vec<u8>> {
-    let image = OciArchive::open(archive);
-    let bytes = std::fs::read(archive).unwrap();
-    let members = tar_members(&bytes);
-    image.layers().iter().rev().find_map(|layer| {
-        let hex = layer.strip_prefix("sha256:").unwrap();
-        let blob = &members
-            .iter()
-            .find(|(name, _)| *name == format!("blobs/sha256/{hex}"))?
-            .1;
-        let unpacked = gunzip(blob);
-        tar_members(&unpacked)
-            .into_iter()
-            .find(|(name, _)| name.trim_start_matches("./") == path)
-            .map(|(_, content)| content)
-    })
 }
 
 #[test]
@@ -82,14 +60,21 @@ fn a_dockerfile_image_builds_on_a_workspace_image_with_the_staged_binary() {
         config["config"]["Entrypoint"][0], "/usr/local/bin/hello",
         "{config:#}"
     );
-    let staged =
-        file_in(&archive, "usr/local/bin/hello-again").expect("the staged binary is in the image");
+    let staged = OciArchive::open(&archive)
+        .file("usr/local/bin/hello-again")
+        .expect("the staged binary is in the image");
     let built = std::fs::read(fixture.target().join("debug/hello")).unwrap();
     assert!(staged == built, "the image holds the binary cargo built");
-    assert!(file_in(&archive, "ctx/notes/kept.txt").is_some());
-    assert!(file_in(&archive, "ctx/src/main.rs").is_some());
     assert!(
-        file_in(&archive, "ctx/notes/private.txt").is_none(),
+        OciArchive::open(&archive)
+            .file("ctx/notes/kept.txt")
+            .is_some()
+    );
+    assert!(OciArchive::open(&archive).file("ctx/src/main.rs").is_some());
+    assert!(
+        OciArchive::open(&archive)
+            .file("ctx/notes/private.txt")
+            .is_none(),
         ".dockerignore was not applied"
     );
     // Nothing was written into the user's tree.

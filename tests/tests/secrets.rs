@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use hive_build::plan::Plan;
-use hive_e2e::fixture::{Fixture, OciArchive, succeed};
-use hive_e2e::{Run, assert_error, cargo_hive, gunzip, run, tar_members};
+use hive_e2e::fixture::{Fixture, OciArchive, gunzip, succeed};
+use hive_e2e::{Run, assert_error, cargo_hive, run, tar_members};
 
 /// The value every test hides: long and unlikely enough that finding it anywhere is a leak.
 const VALUE: &str = "hive-secret-value-7c1e9a52d4";
@@ -152,9 +152,7 @@ fn assert_archive_hides_values(path: &Path) {
     let config = archive.config();
     assert_hidden("the config and its history", &config.to_string());
     for layer in archive.layers() {
-        let hex = layer.strip_prefix("sha256:").unwrap();
-        let blob = bytes_of(path, &format!("blobs/sha256/{hex}"));
-        let unpacked = gunzip(&blob);
+        let unpacked = gunzip(&archive.blob_bytes(&layer));
         for (name, content) in tar_members(&unpacked) {
             assert_hidden(
                 &format!("file {name} of layer {layer}"),
@@ -164,24 +162,22 @@ fn assert_archive_hides_values(path: &Path) {
     }
 }
 
-fn bytes_of(archive: &Path, member: &str) -> Vec<u8> {
-    let bytes = std::fs::read(archive).unwrap();
-    tar_members(&bytes)
-        .into_iter()
-        .find(|(name, _)| name == member)
-        .map(|(_, content)| content)
-        .unwrap_or_else(|| panic!("no {member} in {}", archive.display()))
-}
-
 /// The hello example on busybox (musl, static), with a step that reads the secret `token`.
 fn fixture_with_a_secret_step(command: &str) -> Fixture {
+    fixture_with_step(&format!(
+        "{{ command = \"{command}\", secrets = [\"token\"] }}"
+    ))
+}
+
+/// The hello example on busybox (musl, static), with one RUN step: `step`, a TOML table.
+fn fixture_with_step(step: &str) -> Fixture {
     let fixture = fixture_with_secrets();
     fixture.edit(
         "Cargo.toml",
         "base = \"localhost:5000/hive/glibc\"",
         &format!(
             "base = \"localhost:5000/hive/busybox\"\ntargets = {{ \"linux/amd64\" = \"{}-unknown-linux-musl\" }}\n\
-             run = [{{ command = \"{command}\", secrets = [\"token\"] }}]",
+             run = [{step}]",
             std::env::consts::ARCH
         ),
     );
@@ -266,16 +262,9 @@ fn a_build_with_declared_secrets_puts_none_of_them_in_the_image() {
 /// file), and the value is still nowhere in the image, its config or the progress.
 #[test]
 fn a_secret_as_an_environment_variable_reaches_the_step_only() {
-    let fixture = fixture_with_secrets();
-    fixture.edit(
-        "Cargo.toml",
-        "base = \"localhost:5000/hive/glibc\"",
-        &format!(
-            "base = \"localhost:5000/hive/busybox\"\ntargets = {{ \"linux/amd64\" = \"{}-unknown-linux-musl\" }}\n\
-             run = [{{ command = 'test \"$TOKEN\" = \"$(cat /run/secrets/token)\" && echo ${{#TOKEN}} > /token-length', \
-             secrets = [\"token\"], secret-env = {{ TOKEN = \"token\" }} }}]",
-            std::env::consts::ARCH
-        ),
+    let fixture = fixture_with_step(
+        "{ command = 'test \"$TOKEN\" = \"$(cat /run/secrets/token)\" && echo ${#TOKEN} > /token-length', \
+         secrets = [\"token\"], secret-env = { TOKEN = \"token\" } }",
     );
     let built =
         succeed(
@@ -291,15 +280,8 @@ fn a_secret_as_an_environment_variable_reaches_the_step_only() {
     let archive = fixture.archive("hello");
     assert_archive_hides_values(&archive);
     // The step saw the value: its length is in the image (the value itself is not).
-    let length = OciArchive::open(&archive)
-        .layers()
-        .iter()
-        .flat_map(|layer| {
-            let hex = layer.strip_prefix("sha256:").unwrap();
-            tar_members(&gunzip(&bytes_of(&archive, &format!("blobs/sha256/{hex}"))))
-        })
-        .find(|(name, _)| name.trim_start_matches("./") == "token-length")
-        .map(|(_, content)| String::from_utf8_lossy(&content).trim().to_owned());
+    let length = (OciArchive::open(&archive).file("/token-length"))
+        .map(|content| String::from_utf8_lossy(&content).trim().to_owned());
     assert_eq!(length, Some(VALUE.len().to_string()), "{built:#?}");
     let planned = plan(&fixture, "human");
     assert!(
