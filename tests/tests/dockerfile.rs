@@ -138,3 +138,27 @@ fn a_hive_base_on_a_dockerfile_image_is_refused_in_words() {
         ],
     );
 }
+
+#[test]
+fn from_a_dockerfile_image_is_refused_in_words() {
+    let fixture = fixture_with_dockerfile("FROM localhost:5000/hive/glibc\nENV X=1\n");
+    let root = fixture.root();
+    std::fs::write(
+        root.join("docker/on.Dockerfile"),
+        "FROM hive-hello-df\nENV Y=2\n",
+    )
+    .unwrap();
+    let manifest = root.join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(
+        "\n[package.metadata.hive.images.on-df]\ndockerfile = \"docker/on.Dockerfile\"\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let mut command = fixture.build();
+    command.args(["--image", "on-df"]);
+    let result = hive_e2e::run(&mut command);
+    fixture.assert_fails(
+        &result,
+        &["the Dockerfile of `on-df` builds `FROM hive-hello-df`, a Dockerfile image"],
+    );
+}

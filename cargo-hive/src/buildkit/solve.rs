@@ -71,29 +71,38 @@ pub(crate) struct InTotoAttestation {
 /// What BuildKit says when it would resume a half-done transfer from a source that can only stream.
 const UNRESUMABLE_TRANSFER: &str = "unsupported offset";
 
-/// One platform of an image: its LLB, its config, and a loader to check first.
+/// One platform of an image: how it is built, its config, and its attestations.
 #[derive(Debug, Clone)]
 pub(crate) struct PlatformSolve {
     /// The platform (its id keys the result and the config in a multi-platform result).
     pub(crate) platform: Platform,
-    /// The platform's LLB.
-    pub(crate) definition: Llb,
-    /// The platform's image config JSON.
+    /// How the platform's image is built.
+    pub(crate) build: PlatformBuild,
+    /// The platform's image config JSON (for a Dockerfile image, the labels to put over the Dockerfile's).
     pub(crate) config: Vec<u8>,
-    /// A loader to check first, when `hive:` layers are below.
-    pub(crate) loader_check: Option<LoaderCheck>,
     /// In-toto attestations of this platform's image (the daemon's provenance is not among them).
     pub(crate) attestations: Vec<InTotoAttestation>,
-    /// What `definition` was made from: a daemon that takes OCI layouts and merges gets our layers packed
-    /// instead of copied.
-    pub(crate) layout: ImageLayout,
-    /// For a Dockerfile image: the daemon's Dockerfile frontend builds the platform instead of `definition`,
-    /// and its config, with `config`'s labels over its own, is the image's.
-    pub(crate) dockerfile: Option<DockerfileSolve>,
+}
+
+/// How one platform's image is built.
+#[derive(Debug, Clone)]
+pub(crate) enum PlatformBuild {
+    /// Our LLB, after a loader check when `hive:` layers are below. `definition` copies our files; a daemon that
+    /// takes OCI layouts and merges gets the layers of `layout` packed instead.
+    Layers {
+        /// The LLB with copies.
+        definition: Llb,
+        /// What `definition` was made from (boxed: the largest part of a platform's solve).
+        layout: Box<ImageLayout>,
+        /// A loader to check first.
+        loader_check: Option<LoaderCheck>,
+    },
+    /// A Dockerfile image: the daemon's Dockerfile frontend builds it.
+    Dockerfile(DockerfileSolve),
 }
 
 /// One image's solve: what the session serves, what is solved, and where it goes.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct SolveJob {
     /// The image's name (the session's name, and what progress is reported under).
     pub(crate) name: String,
@@ -171,7 +180,7 @@ impl Buildkit {
         if job.platforms.is_empty() {
             return Err(SolveError::NoPlatforms(job.name));
         }
-        match self.solve_once(job.clone(), progress, true).await {
+        match self.solve_once(&job, progress, true).await {
             // BuildKit cannot resume a transfer from an `oci-layout` source that an interrupted build left half
             // done (it reads the session's blobs as a stream): copying the files instead still builds the image.
             Err(error) if error.to_string().contains(UNRESUMABLE_TRANSFER) => {
@@ -181,7 +190,7 @@ impl Buildkit {
                               it cannot resume: its files are sent as they are instead"
                         .to_owned(),
                 });
-                self.solve_once(job, progress, false).await
+                self.solve_once(&job, progress, false).await
             }
             other => other,
         }
@@ -190,12 +199,12 @@ impl Buildkit {
     /// One attempt at [`Buildkit::solve`]; `pack` lets the layers go packed where the daemon takes them so.
     async fn solve_once(
         &self,
-        job: SolveJob,
+        job: &SolveJob,
         progress: &Progress,
         pack: bool,
     ) -> Result<Solved, SolveError> {
         let content = Arc::new(ContentBlobs::default());
-        let session = self.start_session(&job, content.clone()).await?;
+        let session = self.start_session(job, content.clone()).await?;
         let packing = Packing {
             content,
             dir: job.pack_dir.clone(),
@@ -207,7 +216,7 @@ impl Buildkit {
         let request = GatewayRequest {
             build_ref: build_ref.clone(),
             session_id: session.id().to_owned(),
-            exporters: job.exporters,
+            exporters: job.exporters.clone(),
             frontend_attrs: frontend_attrs(job.epoch, job.provenance),
         };
         let status = self.spawn_status(&build_ref, &job.name, progress.clone());
@@ -218,7 +227,7 @@ impl Buildkit {
                 .iter()
                 .any(|part| !part.attestations.is_empty());
         let result = gateway::build(self, request, |gateway| {
-            frontend(gateway, job.platforms, epoch, packing)
+            frontend(gateway, job.platforms.clone(), epoch, packing)
         })
         .await;
         // The status stream ends with the build; its last messages (the final steps) are worth a short wait.
@@ -364,15 +373,23 @@ async fn solve_platform(
         .iter()
         .map(|attestation| solve_attestation(gateway, attestation, &part.platform, epoch));
     let image = async {
-        if let Some(dockerfile) = &part.dockerfile {
-            let built = dockerfile::solve_dockerfile(gateway, dockerfile, epoch).await?;
-            let config = layout::labels_over(&built.config, &part.config)
-                .map_err(|err| FrontendError(err.to_string()))?;
-            return Ok((built.result, config));
+        match part.build {
+            PlatformBuild::Dockerfile(dockerfile) => {
+                let built = dockerfile::solve_dockerfile(gateway, &dockerfile, epoch).await?;
+                let config = layout::labels_over(&built.config, &part.config)
+                    .map_err(|err| FrontendError(err.to_string()))?;
+                Ok((built.result, config))
+            }
+            PlatformBuild::Layers {
+                definition,
+                layout,
+                loader_check,
+            } => {
+                let definition = (packing.definition(gateway.caps(), definition, *layout)).await?;
+                let image = solve_image(gateway, definition, loader_check).await?;
+                Ok::<_, FrontendError>((image, part.config))
+            }
         }
-        let definition = (packing.definition(gateway.caps(), part.definition, part.layout)).await?;
-        let image = solve_image(gateway, definition, part.loader_check).await?;
-        Ok::<_, FrontendError>((image, part.config))
     };
     let ((image, config), attestations) =
         futures::future::try_join(image, futures::future::try_join_all(files)).await?;

@@ -38,6 +38,19 @@ pub(crate) enum JobError {
         /// The Dockerfile image at the bottom of its chain.
         below: String,
     },
+    /// A Dockerfile whose `FROM hive-<name>` names another Dockerfile image: it cannot be given as a named context
+    /// yet.
+    #[error(
+        "the Dockerfile of `{image}` builds `FROM hive-{below}`, a Dockerfile image, which cargo hive cannot hand to \
+         another Dockerfile yet; build `{image}` from `{below}`'s base, or give `{below}` a `base` instead of a \
+         Dockerfile"
+    )]
+    FromDockerfileImage {
+        /// The Dockerfile image being built.
+        image: String,
+        /// The Dockerfile image its Dockerfile names.
+        below: String,
+    },
     /// A path with no parent or no file name.
     #[error("`{0}` is not a file or directory path")]
     NotAPath(PathBuf),

@@ -15,8 +15,8 @@ use crate::buildkit::layout::{
 };
 use crate::buildkit::steps::exec_steps;
 use crate::buildkit::{
-    BaseFacts, Buildkit, InTotoAttestation, LoaderCheck, PlatformSolve, ProvenanceMode, SolveJob,
-    Solved,
+    BaseFacts, Buildkit, InTotoAttestation, LoaderCheck, PlatformBuild, PlatformSolve,
+    ProvenanceMode, SolveJob, Solved,
 };
 use crate::cargo::{ArtifactKey, Executable};
 use crate::output::{self, Destination};
@@ -355,11 +355,16 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let platforms = platforms_built(context, planned)?;
     let parts = platform_parts(context, planned, &platforms)?;
     // Only RUN steps write files dated at build time; everything else we lay out is dated at the epoch already.
-    let steps = (parts.iter()).any(|part| part.solve.layout.steps.iter().any(|s| !s.is_empty()));
+    let steps = (parts.iter()).any(|part| match &part.solve.build {
+        PlatformBuild::Layers { layout, .. } => layout.steps.iter().any(|s| !s.is_empty()),
+        // The Dockerfile's own steps are the frontend's to date.
+        PlatformBuild::Dockerfile(_) => false,
+    });
     let outputs = Outputs::of(context, planned, steps)?;
     let inputs: Vec<LocalInput> = (parts.iter())
         .flat_map(|part| part.inputs.clone())
         .collect();
+    // None for a Dockerfile image: its inputs are its whole context, so BuildKit's cache decides what is up to date.
     let fingerprint = fingerprint(&parts, &outputs.plan.exporters, context.provenance)?;
     let sbom: BTreeMap<String, PathBuf> = (parts.iter())
         .filter_map(|part| {
@@ -367,10 +372,9 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             Some((part.solve.platform.to_string(), path))
         })
         .collect();
-    // A Dockerfile image's inputs are its whole context: BuildKit's cache decides what is up to date.
-    let fresh = match planned.dockerfile {
-        Some(_) => None,
-        None => fresh_image(context, planned, &outputs, &fingerprint).await,
+    let fresh = match &fingerprint {
+        Some(print) => fresh_image(context, planned, &outputs, print).await,
+        None => None,
     };
     if let Some(built) = fresh {
         return Ok(BuiltImage {
@@ -424,7 +428,9 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         .map_err(|error| step_failed(context, error))?;
     finish_outputs(context, &outputs, &mut solved).await?;
     let manifests = manifests(context, planned, &platforms, &solved).await?;
-    save_stamp(context, planned, &outputs, fingerprint, &solved, &manifests).await;
+    if let Some(fingerprint) = fingerprint {
+        save_stamp(context, planned, &outputs, fingerprint, &solved, &manifests).await;
+    }
     Ok(BuiltImage {
         name: planned.name.clone(),
         references: planned.references.clone(),
@@ -559,12 +565,13 @@ fn platform_parts(
         parts.push(Part {
             solve: PlatformSolve {
                 platform: on.platform.clone(),
-                definition,
+                build: PlatformBuild::Layers {
+                    definition,
+                    layout: Box::new(image_layout),
+                    loader_check,
+                },
                 config,
-                loader_check,
                 attestations: (sbom.iter()).map(|sbom| sbom.attestation.clone()).collect(),
-                layout: image_layout,
-                dockerfile: None,
             },
             inputs: chain
                 .iter()
@@ -592,9 +599,15 @@ fn dockerfile_part(
         let below = (context.images.get(name)).ok_or_else(|| JobError::NotInPlan(name.clone()))?;
         let below_parts = platform_parts(context, below, std::slice::from_ref(platform))?;
         for part in below_parts {
+            let PlatformBuild::Layers { definition, .. } = part.solve.build else {
+                return Err(JobError::FromDockerfileImage {
+                    image: planned.name.clone(),
+                    below: name.clone(),
+                });
+            };
             inputs.extend(part.inputs);
             let named = crate::buildkit::dockerfile::NamedContext {
-                definition: part.solve.definition,
+                definition,
                 config: part.solve.config,
             };
             named_contexts.insert(name.clone(), named);
@@ -602,16 +615,6 @@ fn dockerfile_part(
     }
     let overrides = overrides(planned, context.epoch, context.revision.as_deref());
     let config = layout::image_config(None, platform, &overrides, context.epoch)?;
-    let empty = ImageLayout {
-        platform: platform.clone(),
-        base: None,
-        layers: Vec::new(),
-        steps: Vec::new(),
-        shared_key_hint: shared_key(&context.workspace_root, &planned.name),
-        epoch: context.epoch,
-        uid: 0,
-        gid: 0,
-    };
     let dockerfile_name = Path::new(&dockerfile.dockerfile)
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -619,12 +622,7 @@ fn dockerfile_part(
     Ok(Part {
         solve: PlatformSolve {
             platform: platform.clone(),
-            definition: layout::definition(&empty),
-            config,
-            loader_check: None,
-            attestations: Vec::new(),
-            layout: empty,
-            dockerfile: Some(crate::buildkit::dockerfile::DockerfileSolve {
+            build: PlatformBuild::Dockerfile(crate::buildkit::dockerfile::DockerfileSolve {
                 platform: platform.clone(),
                 dockerfile_name,
                 target: dockerfile.target.clone(),
@@ -632,6 +630,8 @@ fn dockerfile_part(
                 named_contexts,
                 no_cache: context.no_cache,
             }),
+            config,
+            attestations: Vec::new(),
         },
         inputs,
         sbom: None,
@@ -672,16 +672,20 @@ fn dockerfile_dirs(
 
 /// What the image is made of, for the up-to-date check: one platform's fingerprint as it always was, several
 /// hashed together in the plan's order; attestations (the daemon's provenance, the platforms' own) are part of it.
+/// `None` for a Dockerfile image, which has none.
 fn fingerprint(
     parts: &[Part],
     exporters: &[crate::buildkit::ExporterSpec],
     provenance: Option<ProvenanceMode>,
-) -> Result<String, JobError> {
+) -> Result<Option<String>, JobError> {
     let mut prints = Vec::new();
     for part in parts {
+        let PlatformBuild::Layers { definition, .. } = &part.solve.build else {
+            return Ok(None);
+        };
         let inputs: Vec<&LocalInput> = part.inputs.iter().collect();
         prints.push(fresh::fingerprint(
-            &part.solve.definition,
+            definition,
             &part.solve.config,
             exporters,
             &inputs,
@@ -692,8 +696,10 @@ fn fingerprint(
         prints.push(format!("provenance {}", mode.as_str()));
     }
     match &prints[..] {
-        [one] => Ok(one.clone()),
-        _ => Ok(hex::encode(Sha256::digest(prints.join("\n").as_bytes()))),
+        [one] => Ok(Some(one.clone())),
+        _ => Ok(Some(hex::encode(Sha256::digest(
+            prints.join("\n").as_bytes(),
+        )))),
     }
 }
 
