@@ -120,22 +120,86 @@ fn from_a_workspace_image_on_docker_20_10_is_a_clear_error() {
     );
 }
 
-#[test]
-fn a_hive_base_on_a_dockerfile_image_is_refused_in_words() {
-    let fixture = fixture_with_dockerfile("FROM localhost:5000/hive/glibc\nENV X=1\n");
+/// `fixture` with one more image, `on-df`, of the hello binary on `hive:hello-df` with `extra` keys.
+fn with_image_on_dockerfile_image(fixture: &Fixture, extra: &str) {
     let manifest = fixture.root().join("Cargo.toml");
     let mut text = std::fs::read_to_string(&manifest).unwrap();
-    text.push_str("\n[package.metadata.hive.images.on-df]\nbase = \"hive:hello-df\"\n");
+    text.push_str(&format!(
+        "\n[package.metadata.hive.images.on-df]\nbase = \"hive:hello-df\"\n{extra}"
+    ));
     std::fs::write(&manifest, text).unwrap();
+}
+
+#[test]
+fn a_dockerfile_image_with_the_staged_binary_is_a_hive_base() {
+    let fixture = fixture_with_dockerfile(
+        "FROM localhost:5000/hive/glibc\nARG TARGETPLATFORM\n\
+         COPY .hive/bin/$TARGETPLATFORM/hello /usr/local/bin/hello-df\n\
+         ENV FROM_DOCKERFILE=yes\nWORKDIR /srv\n",
+    );
+    // Its steps start from the Dockerfile's config (env, workdir) and run the binary the Dockerfile copied.
+    with_image_on_dockerfile_image(
+        &fixture,
+        "env = { ON_DF = \"1\" }\n\
+         run = [\"echo \\\"$FROM_DOCKERFILE in $(pwd)\\\" > /step.txt\", \"/usr/local/bin/hello-df > /ran.txt\"]\n",
+    );
+    let _cleanup = LocalImages(vec!["on-df:0.1.0".to_owned(), "on-df:latest".to_owned()]);
+    succeed(
+        fixture
+            .build()
+            .args(["--image", "on-df", "--progress", "plain"]),
+    );
+    let archive = OciArchive::open(&fixture.archive("on-df"));
+    let config = archive.config();
+    let env = config["config"]["Env"].to_string();
+    assert!(env.contains("FROM_DOCKERFILE=yes"), "{config:#}");
+    assert!(env.contains("ON_DF=1"), "{config:#}");
+    assert_eq!(config["config"]["WorkingDir"], "/srv", "{config:#}");
+    let labels = &config["config"]["Labels"];
+    assert_eq!(
+        labels["org.opencontainers.image.title"], "on-df",
+        "{config:#}"
+    );
+    assert_eq!(
+        labels["org.example.team"], "core",
+        "hello-df's labels carry over: {config:#}"
+    );
+    let text = |path: &str| {
+        let bytes = archive
+            .file(path)
+            .unwrap_or_else(|| panic!("{path} is in the image"));
+        String::from_utf8(bytes).unwrap()
+    };
+    assert_eq!(text("step.txt"), "yes in /srv\n");
+    assert!(text("ran.txt").contains("Hello from a cargo-hive image!"));
+    let built = std::fs::read(fixture.target().join("debug/hello")).unwrap();
+    assert!(
+        archive.file("usr/local/bin/hello-df").unwrap() == built,
+        "the Dockerfile copied the binary cargo built"
+    );
+    assert!(archive.file("usr/local/bin/hello").unwrap() == built);
+    // Loaded into Docker, it runs (its entrypoint is on-df's binary, on the Dockerfile's glibc base).
+    succeed(fixture.build().args(["--image", "on-df", "--load"]));
+    let ran = succeed(std::process::Command::new("docker").args(["run", "--rm", "on-df:0.1.0"]));
+    assert!(
+        ran.stdout.contains("Hello from a cargo-hive image!"),
+        "{ran:#?}"
+    );
+    assert!(!fixture.root().join(".hive").exists());
+}
+
+#[test]
+fn a_dockerfile_image_without_the_loader_is_no_base_for_a_dynamic_binary() {
+    let fixture = fixture_with_dockerfile(
+        "FROM scratch\nARG TARGETPLATFORM\nCOPY .hive/bin/$TARGETPLATFORM/hello /hello\n",
+    );
+    with_image_on_dockerfile_image(&fixture, "");
     let mut command = fixture.build();
     command.args(["--image", "on-df"]);
     let result = hive_e2e::run(&mut command);
     fixture.assert_fails(
         &result,
-        &[
-            "`on-df` is built on the Dockerfile image `hello-df`",
-            "FROM hive-hello-df",
-        ],
+        &["the base `hive:hello-df` has no /lib64/ld-linux-x86-64.so.2"],
     );
 }
 
@@ -159,6 +223,44 @@ fn from_a_dockerfile_image_is_refused_in_words() {
     let result = hive_e2e::run(&mut command);
     fixture.assert_fails(
         &result,
-        &["the Dockerfile of `on-df` builds `FROM hive-hello-df`, a Dockerfile image"],
+        &["the Dockerfile of `on-df` builds `FROM hive-hello-df`, which is built by a Dockerfile"],
     );
+}
+
+#[test]
+fn a_dockerfile_image_is_a_hive_base_on_docker_20_10() {
+    let fixture = fixture_with_dockerfile(
+        "FROM localhost:5000/hive/glibc\nARG TARGETPLATFORM\n\
+         COPY .hive/bin/$TARGETPLATFORM/hello /usr/local/bin/hello-df\nENV FROM_DOCKERFILE=yes\n",
+    );
+    with_image_on_dockerfile_image(&fixture, "run = [\"/usr/local/bin/hello-df > /ran.txt\"]\n");
+    let _cleanup = LocalImages(vec!["on-df:0.1.0".to_owned(), "on-df:latest".to_owned()]);
+    // Docker 20.10's gateway returns the Dockerfile's definition too; our layers go on it by copies there.
+    succeed(fixture.build_at(&docker20_addr()).args([
+        "--image",
+        "on-df",
+        "--load",
+        "--progress",
+        "plain",
+    ]));
+    let ran = succeed(docker20().args(["run", "--rm", "on-df:0.1.0"]));
+    assert!(
+        ran.stdout.contains("Hello from a cargo-hive image!"),
+        "{ran:#?}"
+    );
+    let ran = succeed(docker20().args([
+        "run",
+        "--rm",
+        "--entrypoint",
+        "cat",
+        "on-df:0.1.0",
+        "/ran.txt",
+    ]));
+    assert!(
+        ran.stdout.contains("Hello from a cargo-hive image!"),
+        "{ran:#?}"
+    );
+    let _ = docker20()
+        .args(["rmi", "--force", "on-df:0.1.0", "on-df:latest"])
+        .output();
 }

@@ -70,10 +70,34 @@ impl Caps {
     }
 }
 
-/// A result of a gateway solve: the daemon's id for it.
+/// A result of a gateway solve: the daemon's id for it, and the definition it was solved from where the daemon
+/// says (`Ref.def`: what lets a frontend's result be built on in LLB of ours).
 #[derive(Debug, Clone)]
 pub(crate) struct ResultRef {
     id: String,
+    definition: Option<pb::Definition>,
+}
+
+impl ResultRef {
+    fn of_id(id: String) -> ResultRef {
+        ResultRef {
+            id,
+            definition: None,
+        }
+    }
+
+    fn of_ref(reference: Ref) -> ResultRef {
+        ResultRef {
+            id: reference.id,
+            definition: reference.def,
+        }
+    }
+
+    /// The definition the result was solved from, when the daemon returned it (BuildKit returns it with `Ref`
+    /// messages; a daemon answering bare ids does not).
+    pub(crate) fn definition(&self) -> Option<&pb::Definition> {
+        self.definition.as_ref()
+    }
 }
 
 /// An in-toto attestation as the gateway returns it: the predicate is the file at `path` of `result`, and the
@@ -136,21 +160,20 @@ impl FrontendResult {
     /// gives an empty id, as BuildKit does).
     fn from_wire(response: hive_proto::gateway::SolveResponse) -> FrontendResult {
         let result = response.result.unwrap_or_default();
-        let single = |id: String| FrontendRefs::Single(ResultRef { id });
         let refs = match result.result {
-            Some(ResultKind::Ref(reference)) => single(reference.id),
-            Some(ResultKind::RefDeprecated(id)) => single(id),
+            Some(ResultKind::Ref(reference)) => FrontendRefs::Single(ResultRef::of_ref(reference)),
+            Some(ResultKind::RefDeprecated(id)) => FrontendRefs::Single(ResultRef::of_id(id)),
             Some(ResultKind::Refs(map)) => FrontendRefs::ByPlatform(
                 (map.refs.into_iter())
-                    .map(|(key, reference)| (key, ResultRef { id: reference.id }))
+                    .map(|(key, reference)| (key, ResultRef::of_ref(reference)))
                     .collect(),
             ),
             Some(ResultKind::RefsDeprecated(map)) => FrontendRefs::ByPlatform(
                 (map.refs.into_iter())
-                    .map(|(key, id)| (key, ResultRef { id }))
+                    .map(|(key, id)| (key, ResultRef::of_id(id)))
                     .collect(),
             ),
-            None => single(response.r#ref),
+            None => FrontendRefs::Single(ResultRef::of_id(response.r#ref)),
         };
         FrontendResult {
             refs,
@@ -211,12 +234,11 @@ impl Gateway {
             ..Default::default()
         };
         let response = self.client.clone().solve(request).await?.into_inner();
-        let id = match response.result.and_then(|result| result.result) {
-            Some(ResultKind::Ref(reference)) => reference.id,
-            Some(ResultKind::RefDeprecated(id)) => id,
-            _ => response.r#ref,
-        };
-        Ok(ResultRef { id })
+        Ok(match response.result.and_then(|result| result.result) {
+            Some(ResultKind::Ref(reference)) => ResultRef::of_ref(reference),
+            Some(ResultKind::RefDeprecated(id)) => ResultRef::of_id(id),
+            _ => ResultRef::of_id(response.r#ref),
+        })
     }
 
     /// Solves through one of the daemon's frontends (`dockerfile.v0`) with its options and input definitions,
@@ -570,7 +592,7 @@ mod tests {
         let spdx = AttestationRef {
             predicate_type: "https://spdx.dev/Document".to_owned(),
             path: "/sbom.spdx.json".to_owned(),
-            result: ResultRef { id: "r1".into() },
+            result: ResultRef::of_id("r1".into()),
         };
         let attestations = BTreeMap::from([
             ("linux/arm64".to_owned(), vec![spdx]),
@@ -665,8 +687,8 @@ mod tests {
     #[test]
     fn several_results_use_the_form_the_daemon_has() {
         let refs = BTreeMap::from([
-            ("linux/amd64".to_owned(), ResultRef { id: "a".into() }),
-            ("linux/arm64".to_owned(), ResultRef { id: "b".into() }),
+            ("linux/amd64".to_owned(), ResultRef::of_id("a".into())),
+            ("linux/arm64".to_owned(), ResultRef::of_id("b".into())),
         ]);
         let ResultKind::Refs(map) = ref_map(&refs, true) else {
             panic!("Ref messages expected")

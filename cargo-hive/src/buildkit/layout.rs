@@ -54,8 +54,8 @@ impl LocalInput {
 pub(crate) struct ImageLayout {
     /// The platform.
     pub(crate) platform: Platform,
-    /// `None` for scratch, else the reference and the digest resolved for this platform.
-    pub(crate) base: Option<PinnedBase>,
+    /// What the layers go on: `None` for scratch.
+    pub(crate) base: Option<LayoutBase>,
     /// Our layers, bottom first: one per image of a `hive:` chain, the image itself last. Each layer's local
     /// sources are copied in one file op, so each is one image layer.
     pub(crate) layers: Vec<Vec<LocalInput>>,
@@ -71,6 +71,29 @@ pub(crate) struct ImageLayout {
     pub(crate) uid: u32,
     /// Group of the copied files.
     pub(crate) gid: u32,
+}
+
+/// What an image's layers go on.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum LayoutBase {
+    /// A registry image, pinned to the digest resolved for the platform.
+    Registry(PinnedBase),
+    /// An image built earlier in the same solve (a Dockerfile image's result, as the daemon returned its
+    /// definition).
+    Built {
+        /// What it was solved from.
+        definition: Llb,
+    },
+}
+
+impl ImageLayout {
+    /// The registry image the layers go on, if that is what they go on.
+    pub(crate) fn registry_base(&self) -> Option<&PinnedBase> {
+        match &self.base {
+            Some(LayoutBase::Registry(pinned)) => Some(pinned),
+            _ => None,
+        }
+    }
 }
 
 /// A base image pinned to a digest.
@@ -166,13 +189,17 @@ fn definition_of_layers(layout: &ImageLayout, count: usize) -> pb::Definition {
     }
 }
 
-/// The base image's source op, pinned to its digest; `None` for scratch.
+/// The base: a registry image's source op pinned to its digest, or the ops of an image built in the same solve;
+/// `None` for scratch.
 fn base_source(
     builder: &mut DefinitionBuilder,
     layout: &ImageLayout,
     platform: &pb::Platform,
 ) -> Option<Output> {
-    let base = layout.base.as_ref()?;
+    let base = match layout.base.as_ref()? {
+        LayoutBase::Registry(pinned) => pinned,
+        LayoutBase::Built { definition, .. } => return builder.inline(&definition.0),
+    };
     let source = pb::Op {
         op: Some(pb::op::Op::Source(pb::SourceOp {
             identifier: format!("docker-image://{}", base.pinned()),
@@ -571,7 +598,7 @@ mod tests {
     fn layout(base: Option<PinnedBase>) -> ImageLayout {
         ImageLayout {
             platform: Platform::parse("linux/amd64").unwrap(),
-            base,
+            base: base.map(LayoutBase::Registry),
             layers: vec![vec![
                 LocalInput {
                     name: "bin".into(),

@@ -35,6 +35,32 @@ impl DefinitionBuilder {
         Output { digest, index: 0 }
     }
 
+    /// Adds every op of a solved `definition` (a frontend's result, as the daemon returned it) with its metadata,
+    /// unchanged so its digests and cache keys stay the daemon's, and returns the output its terminal op names;
+    /// `None` when it has no terminal op.
+    pub(crate) fn inline(&mut self, definition: &pb::Definition) -> Option<Output> {
+        let (terminal, ops) = definition.def.split_last()?;
+        let result = pb::Op::decode(terminal.as_slice()).ok()?;
+        let [input] = &result.inputs[..] else {
+            return None;
+        };
+        if result.op.is_some() {
+            return None;
+        }
+        for bytes in ops {
+            let digest = digest_of(bytes);
+            if !self.metadata.contains_key(&digest) {
+                let metadata = definition.metadata.get(&digest).cloned();
+                self.ops.push(bytes.clone());
+                self.metadata.insert(digest, metadata.unwrap_or_default());
+            }
+        }
+        Some(Output {
+            digest: input.digest.clone(),
+            index: input.index,
+        })
+    }
+
     /// The definition whose result is `result`.
     pub(crate) fn finish(mut self, result: &Output) -> pb::Definition {
         let terminal = pb::Op {
@@ -184,6 +210,25 @@ mod tests {
             }]
         );
         assert!(terminal.op.is_none());
+    }
+
+    #[test]
+    fn an_inlined_definition_keeps_its_ops_and_names_its_result() {
+        let platform = platform(&Platform::parse("linux/amd64").unwrap());
+        let solved = file_on_scratch("/f", b"x", platform.clone());
+        let mut builder = DefinitionBuilder::default();
+        let result = builder.inline(&solved).expect("a terminal op");
+        let on_top = builder.finish(&result);
+        // The same ops, the same digests: the daemon's cache keys for them hold.
+        assert_eq!(on_top.def, solved.def);
+        assert_eq!(on_top.metadata, solved.metadata);
+        let mut empty = DefinitionBuilder::default();
+        assert_eq!(empty.inline(&pb::Definition::default()), None);
+        let no_terminal = pb::Definition {
+            def: solved.def[..1].to_vec(),
+            ..Default::default()
+        };
+        assert_eq!(empty.inline(&no_terminal), None);
     }
 
     #[test]

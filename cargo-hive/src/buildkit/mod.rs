@@ -10,6 +10,7 @@ mod errors;
 mod gateway;
 pub(crate) mod layout;
 mod llb;
+pub(crate) mod over_dockerfile;
 mod pack;
 mod packing;
 mod session;

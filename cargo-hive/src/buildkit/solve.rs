@@ -17,7 +17,8 @@ use super::gateway::{
     self, AttestationRef, BuildError, ExporterSpec, FrontendError, GatewayRequest, ResolvedImage,
 };
 use super::layout;
-use super::layout::{ImageLayout, Llb, LocalInput, PinnedBase, base_definition};
+use super::layout::{ImageLayout, LayoutBase, Llb, LocalInput, PinnedBase, base_definition};
+use super::over_dockerfile::{self, LayersOverDockerfile};
 use super::packing::Packing;
 use super::session::{ContentBlobs, LocalDir, SecretValues, Session, SessionConfig, SessionError};
 use super::{llb, new_id, status};
@@ -71,15 +72,13 @@ pub(crate) struct InTotoAttestation {
 /// What BuildKit says when it would resume a half-done transfer from a source that can only stream.
 const UNRESUMABLE_TRANSFER: &str = "unsupported offset";
 
-/// One platform of an image: how it is built, its config, and its attestations.
+/// One platform of an image: how it is built, and its attestations.
 #[derive(Debug, Clone)]
 pub(crate) struct PlatformSolve {
     /// The platform (its id keys the result and the config in a multi-platform result).
     pub(crate) platform: Platform,
-    /// How the platform's image is built.
+    /// How the platform's image is built, and its config.
     pub(crate) build: PlatformBuild,
-    /// The platform's image config JSON (for a Dockerfile image, the labels to put over the Dockerfile's).
-    pub(crate) config: Vec<u8>,
     /// In-toto attestations of this platform's image (the daemon's provenance is not among them).
     pub(crate) attestations: Vec<InTotoAttestation>,
 }
@@ -96,9 +95,19 @@ pub(crate) enum PlatformBuild {
         layout: Box<ImageLayout>,
         /// A loader to check first.
         loader_check: Option<LoaderCheck>,
+        /// The image config JSON.
+        config: Vec<u8>,
     },
     /// A Dockerfile image: the daemon's Dockerfile frontend builds it.
-    Dockerfile(DockerfileSolve),
+    Dockerfile {
+        /// What the frontend is asked.
+        solve: DockerfileSolve,
+        /// A config we laid out for the image: its labels go over the Dockerfile's config.
+        labels: Vec<u8>,
+    },
+    /// Our layers on a Dockerfile image built first in the same solve (a `hive:` chain with a Dockerfile image at
+    /// the bottom): laid out once the frontend has built it.
+    OverDockerfile(Box<LayersOverDockerfile>),
 }
 
 /// One image's solve: what the session serves, what is solved, and where it goes.
@@ -374,9 +383,9 @@ async fn solve_platform(
         .map(|attestation| solve_attestation(gateway, attestation, &part.platform, epoch));
     let image = async {
         match part.build {
-            PlatformBuild::Dockerfile(dockerfile) => {
-                let built = dockerfile::solve_dockerfile(gateway, &dockerfile, epoch).await?;
-                let config = layout::labels_over(&built.config, &part.config)
+            PlatformBuild::Dockerfile { solve, labels } => {
+                let built = dockerfile::solve_dockerfile(gateway, &solve, epoch).await?;
+                let config = layout::labels_over(&built.config, &labels)
                     .map_err(|err| FrontendError(err.to_string()))?;
                 Ok((built.result, config))
             }
@@ -384,10 +393,14 @@ async fn solve_platform(
                 definition,
                 layout,
                 loader_check,
+                config,
             } => {
                 let definition = (packing.definition(gateway.caps(), definition, *layout)).await?;
                 let image = solve_image(gateway, definition, loader_check).await?;
-                Ok::<_, FrontendError>((image, part.config))
+                Ok::<_, FrontendError>((image, config))
+            }
+            PlatformBuild::OverDockerfile(over) => {
+                over_dockerfile::solve(gateway, *over, epoch, packing).await
             }
         }
     };
@@ -422,7 +435,7 @@ async fn solve_attestation(
 }
 
 /// One platform's image: its loader check, then its definition.
-async fn solve_image(
+pub(super) async fn solve_image(
     gateway: &gateway::Gateway,
     definition: Llb,
     loader_check: Option<LoaderCheck>,
@@ -784,10 +797,10 @@ async fn has_loader(
 ) -> Result<(gateway::ResultRef, bool), FrontendError> {
     let layout = ImageLayout {
         platform: query.platform.clone(),
-        base: Some(PinnedBase {
+        base: Some(LayoutBase::Registry(PinnedBase {
             reference: query.reference.clone(),
             digest: resolved.digest,
-        }),
+        })),
         layers: vec![Vec::new()],
         steps: Vec::new(),
         shared_key_hint: String::new(),

@@ -229,7 +229,7 @@ mod tests {
     use hive_proto::prost::Message;
 
     use super::*;
-    use crate::buildkit::layout::{ImageLayout, PinnedBase, definition};
+    use crate::buildkit::layout::{ImageLayout, LayoutBase, PinnedBase, definition};
     use crate::plan::Platform;
 
     fn planned(args: &[&str]) -> PlanRunStep {
@@ -304,10 +304,10 @@ mod tests {
         let steps = exec_steps("api", &[step, planned(&["true"])], None).unwrap();
         let layout = ImageLayout {
             platform: Platform::parse("linux/amd64").unwrap(),
-            base: Some(PinnedBase {
+            base: Some(LayoutBase::Registry(PinnedBase {
                 reference: "localhost:5000/hive/glibc:latest".into(),
                 digest: "sha256:abc".into(),
-            }),
+            })),
             layers: vec![vec![crate::buildkit::layout::LocalInput {
                 name: "bin".into(),
                 root: "/ws/target".into(),

@@ -26,24 +26,24 @@ pub(crate) enum JobError {
     /// A `hive:` base that the plan does not hold.
     #[error("the base `hive:{0}` is not in the plan")]
     NotInPlan(String),
-    /// A `hive:` chain that starts on a Dockerfile image: its layers cannot be stacked on the Dockerfile's result
-    /// yet.
+    /// Platforms of one image built on different Dockerfile images: one solve serves one build context.
     #[error(
-        "`{image}` is built on the Dockerfile image `{below}` (through `hive:`), which cargo hive cannot put layers \
-         on yet; build `{image}` from a Dockerfile of its own with `FROM hive-{below}`, or give `{below}` a `base`"
+        "the platforms of `{image}` are built on different Dockerfile images ({}), and one build serves one \
+         Dockerfile context; build them as images of their own",
+        .below.join(", ")
     )]
-    OnDockerfileImage {
+    SeveralDockerfiles {
         /// The image being built.
         image: String,
-        /// The Dockerfile image at the bottom of its chain.
-        below: String,
+        /// The Dockerfile images at the bottom of its platforms' chains.
+        below: Vec<String>,
     },
     /// A Dockerfile whose `FROM hive-<name>` names another Dockerfile image: it cannot be given as a named context
     /// yet.
     #[error(
-        "the Dockerfile of `{image}` builds `FROM hive-{below}`, a Dockerfile image, which cargo hive cannot hand to \
-         another Dockerfile yet; build `{image}` from `{below}`'s base, or give `{below}` a `base` instead of a \
-         Dockerfile"
+        "the Dockerfile of `{image}` builds `FROM hive-{below}`, which is built by a Dockerfile (or on a \
+         Dockerfile image), and cargo hive cannot hand such an image to another Dockerfile yet; put `{image}`'s \
+         steps in `run` with `base = \"hive:{below}\"` instead"
     )]
     FromDockerfileImage {
         /// The Dockerfile image being built.

@@ -10,9 +10,12 @@ use sha2::{Digest, Sha256};
 
 use super::errors::{JobError, NoLoader, StepFailed};
 use super::fresh;
+use crate::buildkit::dockerfile::{DockerfileSolve, NamedContext};
 use crate::buildkit::layout::{
-    self as layout, ConfigOverrides, CopyEntry, ImageLayout, Llb, LocalInput, PinnedBase,
+    self as layout, ConfigOverrides, CopyEntry, ImageLayout, LayoutBase, Llb, LocalInput,
+    PinnedBase,
 };
+use crate::buildkit::over_dockerfile::{LayersOverDockerfile, LoaderNeed, UpperLayer};
 use crate::buildkit::steps::exec_steps;
 use crate::buildkit::{
     BaseFacts, Buildkit, InTotoAttestation, LoaderCheck, PlatformBuild, PlatformSolve,
@@ -96,14 +99,16 @@ impl BuildContext {
     }
 
     /// The layers of the image's `hive:` chain on one platform (as the plan resolved it), bottom first, and the
-    /// base at the bottom (scratch or a registry image).
+    /// base at the bottom (scratch, a registry image, or a Dockerfile: then the chain's bottom image is the
+    /// Dockerfile image, built by its frontend, and not one of the layers).
     fn chain(
         &self,
         on: &PlatformFacts,
         several: bool,
     ) -> Result<(Base, Vec<ChainLayer>), JobError> {
         let mut layers = Vec::new();
-        for name in &on.chain.images {
+        let built_by_dockerfile = usize::from(on.chain.root == Base::Dockerfile);
+        for name in on.chain.images.iter().skip(built_by_dockerfile) {
             let current = self
                 .images
                 .get(name)
@@ -358,7 +363,10 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let steps = (parts.iter()).any(|part| match &part.solve.build {
         PlatformBuild::Layers { layout, .. } => layout.steps.iter().any(|s| !s.is_empty()),
         // The Dockerfile's own steps are the frontend's to date.
-        PlatformBuild::Dockerfile(_) => false,
+        PlatformBuild::Dockerfile { .. } => false,
+        PlatformBuild::OverDockerfile(over) => {
+            over.layers.iter().any(|layer| !layer.run.is_empty())
+        }
     });
     let outputs = Outputs::of(context, planned, steps)?;
     let inputs: Vec<LocalInput> = (parts.iter())
@@ -554,12 +562,16 @@ fn platform_parts(
         }
         let view = on_platform(planned, &on.platform);
         let (root, chain) = context.chain(on, several)?;
+        if root == Base::Dockerfile {
+            parts.push(over_dockerfile_part(context, &view, on, chain)?);
+            continue;
+        }
         let base = base_of(context, &view, &on.platform, &root, &chain)?;
         let (image_layout, definition, config) =
             lay_out(context, &view, &on.platform, base, &chain)?;
         let loader_check = loader_check(&view, &chain, &image_layout);
         let sbom = match &context.sboms {
-            Some(sboms) => sboms.make(&view, on, image_layout.base.as_ref())?,
+            Some(sboms) => sboms.make(&view, on, image_layout.registry_base())?,
             None => None,
         };
         parts.push(Part {
@@ -569,8 +581,8 @@ fn platform_parts(
                     definition,
                     layout: Box::new(image_layout),
                     loader_check,
+                    config,
                 },
-                config,
                 attestations: (sbom.iter()).map(|sbom| sbom.attestation.clone()).collect(),
             },
             inputs: chain
@@ -592,45 +604,11 @@ fn dockerfile_part(
     on: &PlatformFacts,
     dockerfile: &hive_build::plan::PlanDockerfile,
 ) -> Result<Part, JobError> {
-    let platform = &on.platform;
-    let mut named_contexts = BTreeMap::new();
-    let mut inputs = Vec::new();
-    for name in &dockerfile.hive_images {
-        let below = (context.images.get(name)).ok_or_else(|| JobError::NotInPlan(name.clone()))?;
-        let below_parts = platform_parts(context, below, std::slice::from_ref(platform))?;
-        for part in below_parts {
-            let PlatformBuild::Layers { definition, .. } = part.solve.build else {
-                return Err(JobError::FromDockerfileImage {
-                    image: planned.name.clone(),
-                    below: name.clone(),
-                });
-            };
-            inputs.extend(part.inputs);
-            let named = crate::buildkit::dockerfile::NamedContext {
-                definition,
-                config: part.solve.config,
-            };
-            named_contexts.insert(name.clone(), named);
-        }
-    }
-    let overrides = overrides(planned, context.epoch, context.revision.as_deref());
-    let config = layout::image_config(None, platform, &overrides, context.epoch)?;
-    let dockerfile_name = Path::new(&dockerfile.dockerfile)
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .ok_or_else(|| JobError::NotAPath(PathBuf::from(&dockerfile.dockerfile)))?;
+    let (solve, labels, inputs) = dockerfile_solve(context, planned, &on.platform, dockerfile)?;
     Ok(Part {
         solve: PlatformSolve {
-            platform: platform.clone(),
-            build: PlatformBuild::Dockerfile(crate::buildkit::dockerfile::DockerfileSolve {
-                platform: platform.clone(),
-                dockerfile_name,
-                target: dockerfile.target.clone(),
-                build_args: dockerfile.build_args.clone(),
-                named_contexts,
-                no_cache: context.no_cache,
-            }),
-            config,
+            platform: on.platform.clone(),
+            build: PlatformBuild::Dockerfile { solve, labels },
             attestations: Vec::new(),
         },
         inputs,
@@ -638,21 +616,153 @@ fn dockerfile_part(
     })
 }
 
-/// The session's dirs of a Dockerfile image (none for any other): its context, with the image's binary for each
-/// platform staged at `.hive/bin/<platform>/<binary>`, and the Dockerfile's directory.
+/// What the Dockerfile frontend is asked for one platform of a Dockerfile image, the config whose labels go over
+/// the one it makes, and the local sources of its named contexts.
+fn dockerfile_solve(
+    context: &BuildContext,
+    planned: &PlanImage,
+    platform: &Platform,
+    dockerfile: &hive_build::plan::PlanDockerfile,
+) -> Result<(DockerfileSolve, Vec<u8>, Vec<LocalInput>), JobError> {
+    let mut named_contexts = BTreeMap::new();
+    let mut inputs = Vec::new();
+    for name in &dockerfile.hive_images {
+        let below = (context.images.get(name)).ok_or_else(|| JobError::NotInPlan(name.clone()))?;
+        let below_parts = platform_parts(context, below, std::slice::from_ref(platform))?;
+        for part in below_parts {
+            let PlatformBuild::Layers {
+                definition, config, ..
+            } = part.solve.build
+            else {
+                return Err(JobError::FromDockerfileImage {
+                    image: planned.name.clone(),
+                    below: name.clone(),
+                });
+            };
+            inputs.extend(part.inputs);
+            named_contexts.insert(name.clone(), NamedContext { definition, config });
+        }
+    }
+    let overrides = overrides(planned, context.epoch, context.revision.as_deref());
+    let labels = layout::image_config(None, platform, &overrides, context.epoch)?;
+    let dockerfile_name = Path::new(&dockerfile.dockerfile)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| JobError::NotAPath(PathBuf::from(&dockerfile.dockerfile)))?;
+    let solve = DockerfileSolve {
+        platform: platform.clone(),
+        dockerfile_name,
+        target: dockerfile.target.clone(),
+        build_args: dockerfile.build_args.clone(),
+        named_contexts,
+        no_cache: context.no_cache,
+    };
+    Ok((solve, labels, inputs))
+}
+
+/// One platform of an image whose `hive:` chain starts at a Dockerfile image: the Dockerfile image is built by its
+/// frontend in the same solve, and the layers of the chain above it are laid out on its result there, once its
+/// config is known.
+fn over_dockerfile_part(
+    context: &BuildContext,
+    planned: &PlanImage,
+    on: &PlatformFacts,
+    chain: Vec<ChainLayer>,
+) -> Result<Part, JobError> {
+    let below_name = (on.chain.images.first()).expect("a chain holds at least the image itself");
+    let below =
+        (context.images.get(below_name)).ok_or_else(|| JobError::NotInPlan(below_name.clone()))?;
+    let below = on_platform(below, &on.platform);
+    let dockerfile =
+        (below.dockerfile.as_ref()).ok_or_else(|| JobError::NotInPlan(below_name.clone()))?;
+    let (solve, below_labels, mut inputs) =
+        dockerfile_solve(context, &below, &on.platform, dockerfile)?;
+    // The Dockerfile image is below even the image's own layer: its loader is always checked on what is below.
+    let loader = (chain.last()).and_then(|own| own.executable.interpreter.clone());
+    let loader = loader.map(|interpreter| LoaderNeed {
+        missing: loader_error(
+            planned,
+            &interpreter,
+            &format!("{} has no {interpreter}", base_name(planned)),
+        )
+        .to_string(),
+        interpreter,
+    });
+    let sbom = match &context.sboms {
+        Some(sboms) => sboms.make(planned, on, None)?,
+        None => None,
+    };
+    let layers = (chain.iter())
+        .map(|layer| UpperLayer {
+            image: layer.planned.name.clone(),
+            run: layer.planned.run.clone(),
+            overrides: overrides(&layer.planned, context.epoch, context.revision.as_deref()),
+        })
+        .collect();
+    let image_layout = ImageLayout {
+        platform: on.platform.clone(),
+        // The Dockerfile image's result and the steps over its config are laid in during the solve.
+        base: None,
+        layers: chain.iter().map(|layer| layer.inputs.clone()).collect(),
+        steps: Vec::new(),
+        shared_key_hint: shared_key(&context.workspace_root, &planned.name),
+        epoch: context.epoch,
+        uid: 0,
+        gid: 0,
+    };
+    inputs.extend(chain.into_iter().flat_map(|layer| layer.inputs));
+    let over = LayersOverDockerfile {
+        below: solve,
+        below_name: below_name.clone(),
+        below_labels,
+        layout: image_layout,
+        layers,
+        loader,
+    };
+    Ok(Part {
+        solve: PlatformSolve {
+            platform: on.platform.clone(),
+            build: PlatformBuild::OverDockerfile(Box::new(over)),
+            attestations: (sbom.iter()).map(|sbom| sbom.attestation.clone()).collect(),
+        },
+        inputs,
+        sbom: sbom.map(|sbom| sbom.path),
+    })
+}
+
+/// The session's dirs of the Dockerfile image a solve builds (none for any other): the image itself, or the one
+/// at the bottom of its `hive:` chain. Its context, with its binary for each platform staged at
+/// `.hive/bin/<platform>/<binary>`, and the Dockerfile's directory.
 fn dockerfile_dirs(
     context: &BuildContext,
     planned: &PlanImage,
     platforms: &[Platform],
 ) -> Result<BTreeMap<String, crate::buildkit::LocalDir>, JobError> {
-    let Some(dockerfile) = &planned.dockerfile else {
-        return Ok(BTreeMap::new());
+    // One solve serves one context: every platform's chain starts at the same Dockerfile image, if any.
+    let names: std::collections::BTreeSet<&String> = (context.facts(planned).platforms.iter())
+        .filter(|on| platforms.contains(&on.platform) && on.chain.root == Base::Dockerfile)
+        .filter_map(|on| on.chain.images.first())
+        .collect();
+    let name = match names.into_iter().collect::<Vec<_>>()[..] {
+        [] => return Ok(BTreeMap::new()),
+        [name] => name,
+        ref several => {
+            return Err(JobError::SeveralDockerfiles {
+                image: planned.name.clone(),
+                below: several.iter().map(|name| (*name).clone()).collect(),
+            });
+        }
+    };
+    let dockerfile_image =
+        (context.images.get(name)).ok_or_else(|| JobError::NotInPlan(name.clone()))?;
+    let Some(dockerfile) = &dockerfile_image.dockerfile else {
+        return Err(JobError::NotInPlan(name.clone()));
     };
     let mut staged = BTreeMap::new();
-    for on in
-        (context.facts(planned).platforms.iter()).filter(|on| platforms.contains(&on.platform))
+    for on in (context.facts(dockerfile_image).platforms.iter())
+        .filter(|on| platforms.contains(&on.platform))
     {
-        let executable = context.executable(planned, &on.triple)?;
+        let executable = context.executable(dockerfile_image, &on.triple)?;
         let name = (executable.path.file_name())
             .map(|name| name.to_string_lossy().into_owned())
             .ok_or_else(|| JobError::NotAPath(executable.path.clone()))?;
@@ -680,16 +790,14 @@ fn fingerprint(
 ) -> Result<Option<String>, JobError> {
     let mut prints = Vec::new();
     for part in parts {
-        let PlatformBuild::Layers { definition, .. } = &part.solve.build else {
+        let PlatformBuild::Layers {
+            definition, config, ..
+        } = &part.solve.build
+        else {
             return Ok(None);
         };
         let inputs: Vec<&LocalInput> = part.inputs.iter().collect();
-        prints.push(fresh::fingerprint(
-            definition,
-            &part.solve.config,
-            exporters,
-            &inputs,
-        )?);
+        prints.push(fresh::fingerprint(definition, config, exporters, &inputs)?);
         prints.extend(part.solve.attestations.iter().map(attestation_print));
     }
     if let Some(mode) = provenance {
@@ -735,13 +843,6 @@ fn base_of(
         .interpreter
         .as_deref()
         .filter(|_| chain.len() == 1);
-    if let Base::Dockerfile = root {
-        let below = chain.first().map(|layer| layer.planned.name.clone());
-        return Err(JobError::OnDockerfileImage {
-            image: planned.name.clone(),
-            below: below.unwrap_or_default(),
-        });
-    }
     if let (Some(interpreter), Base::Scratch) = (interpreter, root) {
         return Err(loader_error(
             planned,
@@ -858,7 +959,7 @@ fn lay_out(
     }
     let image_layout = ImageLayout {
         platform: platform.clone(),
-        base: pinned,
+        base: pinned.map(LayoutBase::Registry),
         layers: chain.iter().map(|layer| layer.inputs.clone()).collect(),
         steps,
         shared_key_hint: shared_key(&context.workspace_root, &planned.name),
@@ -887,22 +988,26 @@ fn loader_check(
         .clone()
         .filter(|_| chain.len() > 1)?;
     let below = layout::base_definition(image_layout)?;
-    let base_name = match &planned.base {
-        Base::Hive { image } => format!("the base `hive:{image}`"),
-        Base::Image { reference } => format!("the base `{reference}`"),
-        Base::Scratch => "the base `scratch`".to_owned(),
-        Base::Dockerfile => "the Dockerfile's base".to_owned(),
-    };
     Some(LoaderCheck {
         missing: loader_error(
             planned,
             &interpreter,
-            &format!("{base_name} has no {interpreter}"),
+            &format!("{} has no {interpreter}", base_name(planned)),
         )
         .to_string(),
         interpreter,
         below,
     })
+}
+
+/// The image's base as a loader error names it.
+fn base_name(planned: &PlanImage) -> String {
+    match &planned.base {
+        Base::Hive { image } => format!("the base `hive:{image}`"),
+        Base::Image { reference } => format!("the base `{reference}`"),
+        Base::Scratch => "the base `scratch`".to_owned(),
+        Base::Dockerfile => "the Dockerfile's base".to_owned(),
+    }
 }
 
 /// Whether the stamp of outputs that can be checked (archives, Docker's store, registries) still holds.
@@ -1068,10 +1173,10 @@ pub(crate) fn dry_run_json(
         steps: vec![steps],
         platform: platform.clone(),
         base: match &planned.base {
-            Base::Image { reference } => Some(PinnedBase {
+            Base::Image { reference } => Some(LayoutBase::Registry(PinnedBase {
                 reference: reference.clone(),
                 digest: "sha256:<resolved at build>".to_owned(),
-            }),
+            })),
             _ => None,
         },
         shared_key_hint: planned.name.clone(),

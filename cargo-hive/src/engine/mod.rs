@@ -518,9 +518,16 @@ fn needs(
     executables: &BTreeMap<ArtifactKey, cargo::Executable>,
 ) -> std::collections::BTreeSet<bases::Need> {
     let mut needs = std::collections::BTreeSet::new();
-    // The selected images, and the images their Dockerfiles build `FROM hive-<name>` (built in the same solve).
-    let from_dockerfiles: std::collections::BTreeSet<&str> = (resolved.plan.images.iter())
+    // The selected images, and the images named `FROM hive-<name>` by the Dockerfile each selected image is built
+    // by, itself or at the bottom of its `hive:` chain (built in the same solve).
+    let dockerfile_images: std::collections::BTreeSet<&str> = (resolved.plan.images.iter())
         .filter(|image| image.selected)
+        .flat_map(|image| &resolved.facts(&image.name).platforms)
+        .filter(|on| on.chain.root == hive_build::plan::Base::Dockerfile)
+        .filter_map(|on| on.chain.images.first().map(String::as_str))
+        .collect();
+    let from_dockerfiles: std::collections::BTreeSet<&str> = (resolved.plan.images.iter())
+        .filter(|image| dockerfile_images.contains(image.name.as_str()))
         .filter_map(|image| image.dockerfile.as_ref())
         .flat_map(|dockerfile| dockerfile.hive_images.iter().map(String::as_str))
         .collect();
