@@ -204,26 +204,71 @@ fn a_dockerfile_image_without_the_loader_is_no_base_for_a_dynamic_binary() {
 }
 
 #[test]
-fn from_a_dockerfile_image_is_refused_in_words() {
-    let fixture = fixture_with_dockerfile("FROM localhost:5000/hive/glibc\nENV X=1\n");
+fn a_dockerfile_builds_from_a_dockerfile_image_and_from_layers_on_one() {
+    let fixture = fixture_with_dockerfile(
+        "FROM localhost:5000/hive/glibc\nARG TARGETPLATFORM\n\
+         COPY .hive/bin/$TARGETPLATFORM/hello /usr/local/bin/hello-df\nENV FROM_DOCKERFILE=yes\n\
+         COPY notes /notes\n",
+    );
+    // Built inside top's solve, hello-df's context is filtered by its `.dockerignore` too.
+    let notes = fixture.root().join("notes");
+    std::fs::create_dir_all(&notes).unwrap();
+    std::fs::write(notes.join("kept.txt"), "kept\n").unwrap();
+    std::fs::write(notes.join("private.txt"), "ignored\n").unwrap();
+    std::fs::write(fixture.root().join(".dockerignore"), "notes/private.txt\n").unwrap();
+    with_image_on_dockerfile_image(&fixture, "run = [\"echo on-df > /on-df.txt\"]\n");
+    // A third image, from a Dockerfile of its own: `FROM` the image on the Dockerfile image, and a file of the
+    // Dockerfile image itself; its own binary is staged in its own context.
     let root = fixture.root();
     std::fs::write(
-        root.join("docker/on.Dockerfile"),
-        "FROM hive-hello-df\nENV Y=2\n",
+        root.join("docker/top.Dockerfile"),
+        "FROM hive-on-df\nARG TARGETPLATFORM\n\
+         COPY --from=hive-hello-df /usr/local/bin/hello-df /copied/hello-df\n\
+         COPY .hive/bin/$TARGETPLATFORM/hello /usr/local/bin/hello-top\n\
+         RUN /usr/local/bin/hello-top > /top.txt\n",
     )
     .unwrap();
     let manifest = root.join("Cargo.toml");
     let mut text = std::fs::read_to_string(&manifest).unwrap();
-    text.push_str(
-        "\n[package.metadata.hive.images.on-df]\ndockerfile = \"docker/on.Dockerfile\"\n",
-    );
+    text.push_str("\n[package.metadata.hive.images.top]\ndockerfile = \"docker/top.Dockerfile\"\n");
     std::fs::write(&manifest, text).unwrap();
-    let mut command = fixture.build();
-    command.args(["--image", "on-df"]);
-    let result = hive_e2e::run(&mut command);
-    fixture.assert_fails(
-        &result,
-        &["the Dockerfile of `on-df` builds `FROM hive-hello-df`, which is built by a Dockerfile"],
+    succeed(
+        fixture
+            .build()
+            .args(["--image", "top", "--progress", "plain"]),
+    );
+    let archive = OciArchive::open(&fixture.archive("top"));
+    let text = |path: &str| {
+        let bytes = archive
+            .file(path)
+            .unwrap_or_else(|| panic!("{path} is in the image"));
+        String::from_utf8(bytes).unwrap()
+    };
+    assert_eq!(text("on-df.txt"), "on-df\n");
+    assert_eq!(text("notes/kept.txt"), "kept\n");
+    assert!(
+        archive.file("notes/private.txt").is_none(),
+        ".dockerignore was not applied"
+    );
+    assert!(text("top.txt").contains("Hello from a cargo-hive image!"));
+    let built = std::fs::read(fixture.target().join("debug/hello")).unwrap();
+    assert!(archive.file("copied/hello-df").unwrap() == built);
+    assert!(archive.file("usr/local/bin/hello-top").unwrap() == built);
+    // `FROM hive-on-df` starts from on-df's config: the Dockerfile's env under it, on-df's entrypoint.
+    let config = archive.config();
+    assert!(
+        config["config"]["Env"]
+            .to_string()
+            .contains("FROM_DOCKERFILE=yes"),
+        "{config:#}"
+    );
+    assert_eq!(
+        config["config"]["Entrypoint"][0], "/usr/local/bin/hello",
+        "{config:#}"
+    );
+    assert_eq!(
+        config["config"]["Labels"]["org.opencontainers.image.title"], "top",
+        "{config:#}"
     );
 }
 

@@ -2,12 +2,16 @@
 //! frontend on the gateway (never a `# syntax=` image, so nothing is pulled), for one platform at a time; its
 //! result comes back to us, so labels, outputs and progress stay ours.
 //!
-//! The frontend reads two local dirs from our session: [`CONTEXT_DIR`] (the build context, filtered by its
-//! `.dockerignore`, which the frontend reads first and turns into exclude patterns) and [`DOCKERFILE_DIR`] (the
-//! Dockerfile's directory: the Dockerfile by name, and a `<Dockerfile>.dockerignore` beside it, which then
-//! replaces the context's `.dockerignore`). The workspace's binaries are staged into the context under
+//! The frontend reads two local dirs of our session: the build context, filtered by its `.dockerignore` (which the
+//! frontend reads first and turns into exclude patterns), and the Dockerfile's directory (the Dockerfile by name,
+//! and a `<Dockerfile>.dockerignore` beside it, which then replaces the context's). The frontend always reads the
+//! context from the dir named `context`, so a Dockerfile built inside another's solve (its `FROM hive-<name>`)
+//! gets its context as an input instead ([`ContextSource::Input`]): a dir of its own that we filter with its
+//! `.dockerignore`. The workspace's binaries are staged into the context under
 //! `.hive/bin/<os>/<arch>[/<variant>]/` ([`staged_binary_path`]), and workspace images are named contexts
-//! (`FROM hive-<name>`) where the frontend has them (BuildKit v0.10+).
+//! (`FROM hive-<name>`) where the frontend has them (BuildKit v0.10+): images of our layers as they are laid out,
+//! and images the frontend builds (a Dockerfile image, or our layers on one) once they are built in the same solve,
+//! from their result's definition.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,15 +22,13 @@ use hive_proto::tonic::Status;
 
 use super::gateway::{FrontendError, Gateway, ResultRef};
 use super::layout::Llb;
+use super::packing::Packing;
 use super::session::LocalDir;
+use super::solve::{PlatformBuild, build_platform};
 use crate::plan::Platform;
 
 /// The daemon's built-in Dockerfile frontend.
 pub(crate) const DOCKERFILE_FRONTEND: &str = "dockerfile.v0";
-/// The session's local dir the frontend reads the build context from (`local://context`).
-pub(crate) const CONTEXT_DIR: &str = "context";
-/// The session's local dir the frontend reads the Dockerfile from (`local://dockerfile`).
-pub(crate) const DOCKERFILE_DIR: &str = "dockerfile";
 /// What a workspace image is called in a Dockerfile: `FROM hive-<name>`.
 pub(crate) const NAMED_CONTEXT_PREFIX: &str = "hive-";
 /// The frontend capability of named contexts. Asked for, a Dockerfile frontend without it (BuildKit before
@@ -39,32 +41,187 @@ pub(crate) fn staged_binary_path(platform: &Platform, binary: &str) -> String {
     format!(".hive/bin/{platform}/{binary}")
 }
 
-/// The session's local dirs for a Dockerfile image: the context with `staged` files (relative path → file on
-/// disk, see [`staged_binary_path`]) and the Dockerfile's directory. Neither has an allowlist: what the frontend
-/// reads is up to the Dockerfile and its `.dockerignore`, as with `docker build`.
-pub(crate) fn local_dirs(
+/// The session dir the frontend reads a build context from.
+const CONTEXT_DIR: &str = "context";
+/// The session dir the frontend reads the Dockerfile from, unless told another (`dockerfilekey`).
+const DOCKERFILE_DIR: &str = "dockerfile";
+
+/// Where the frontend reads a Dockerfile image's build context from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ContextSource {
+    /// The session's `context` dir, which the frontend filters by the `.dockerignore` it reads there: the image the
+    /// solve is of (or the one at the bottom of its `hive:` chain).
+    Session,
+    /// A session dir of the image's own, filtered by its `.dockerignore` as we read it, handed to the frontend as
+    /// its `context` input: a Dockerfile built inside another's solve (the session has one `context` dir).
+    Input {
+        /// The session dir.
+        dir: String,
+        /// The `.dockerignore` patterns.
+        excludes: Vec<String>,
+    },
+}
+
+/// The session dirs of a Dockerfile image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DockerfileDirs {
+    /// The build context's dir.
+    pub(crate) context: String,
+    /// The Dockerfile directory's.
+    pub(crate) dockerfile: String,
+}
+
+impl DockerfileDirs {
+    /// The dirs of the solve's own Dockerfile image: the frontend's defaults.
+    pub(crate) fn main() -> DockerfileDirs {
+        DockerfileDirs {
+            context: CONTEXT_DIR.to_owned(),
+            dockerfile: DOCKERFILE_DIR.to_owned(),
+        }
+    }
+
+    /// The dirs of a Dockerfile image built inside another's solve: `<image>-context`, `<image>-dockerfile`.
+    pub(crate) fn nested(image: &str) -> DockerfileDirs {
+        DockerfileDirs {
+            context: format!("{image}-context"),
+            dockerfile: format!("{image}-dockerfile"),
+        }
+    }
+
+    /// The session's local dirs: the context with `staged` files (relative path → file on disk, see
+    /// [`staged_binary_path`]) and the Dockerfile's directory. Neither has an allowlist: what the frontend reads is
+    /// up to the Dockerfile and its `.dockerignore`, as with `docker build`.
+    pub(crate) fn local_dirs(
+        &self,
+        context: &Path,
+        dockerfile_dir: &Path,
+        staged: BTreeMap<String, PathBuf>,
+    ) -> BTreeMap<String, LocalDir> {
+        BTreeMap::from([
+            (
+                self.context.clone(),
+                LocalDir {
+                    root: context.to_owned(),
+                    allow: None,
+                    staged,
+                },
+            ),
+            (
+                self.dockerfile.clone(),
+                LocalDir {
+                    root: dockerfile_dir.to_owned(),
+                    allow: None,
+                    staged: BTreeMap::new(),
+                },
+            ),
+        ])
+    }
+
+    /// Where the frontend reads the context from: the session's `context` dir, or ours as an input filtered by
+    /// `excludes` (asked only then).
+    pub(crate) fn context_source<E>(
+        &self,
+        excludes: impl FnOnce() -> Result<Vec<String>, E>,
+    ) -> Result<ContextSource, E> {
+        if self.context == CONTEXT_DIR {
+            return Ok(ContextSource::Session);
+        }
+        Ok(ContextSource::Input {
+            dir: self.context.clone(),
+            excludes: excludes()?,
+        })
+    }
+}
+
+/// The `.dockerignore` patterns of a Dockerfile image as its frontend reads them: `<Dockerfile>.dockerignore`
+/// beside the Dockerfile if there is one, else the context's `.dockerignore`; none if neither exists.
+pub(crate) fn dockerignore_patterns(
     context: &Path,
-    dockerfile_dir: &Path,
-    staged: BTreeMap<String, PathBuf>,
-) -> BTreeMap<String, LocalDir> {
-    BTreeMap::from([
-        (
-            CONTEXT_DIR.to_owned(),
-            LocalDir {
-                root: context.to_owned(),
-                allow: None,
-                staged,
+    dockerfile: &Path,
+) -> std::io::Result<Vec<String>> {
+    let beside = dockerfile.with_file_name(format!(
+        "{}.dockerignore",
+        dockerfile.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    for candidate in [beside, context.join(".dockerignore")] {
+        match std::fs::read_to_string(&candidate) {
+            Ok(text) => return Ok(parse_dockerignore(&text)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// A `.dockerignore`'s patterns, as Docker reads them: `#` lines and blank lines skipped, each pattern trimmed and
+/// cleaned (`.` and `..` resolved, a leading `/` dropped), a leading `!` kept.
+fn parse_dockerignore(text: &str) -> Vec<String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut patterns = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let line = line.trim();
+        let (invert, pattern) = match line.strip_prefix('!') {
+            Some(rest) => (true, rest.trim()),
+            None => (false, line),
+        };
+        if pattern.is_empty() {
+            continue;
+        }
+        let mut pattern = clean_path(pattern);
+        if pattern.len() > 1 && pattern.starts_with('/') {
+            pattern.remove(0);
+        }
+        patterns.push(if invert {
+            format!("!{pattern}")
+        } else {
+            pattern
+        });
+    }
+    patterns
+}
+
+/// A path cleaned lexically like Go's `filepath.Clean`: repeated `/` and `.` removed, `..` resolved against what
+/// precedes it (kept at the start of a relative path, dropped at the root).
+fn clean_path(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => match parts.last() {
+                Some(&last) if last != ".." => {
+                    parts.pop();
+                }
+                _ if rooted => {}
+                _ => parts.push(".."),
             },
-        ),
-        (
-            DOCKERFILE_DIR.to_owned(),
-            LocalDir {
-                root: dockerfile_dir.to_owned(),
-                allow: None,
-                staged: BTreeMap::new(),
-            },
-        ),
-    ])
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
+}
+
+/// The definition of a context served as an input: the session dir, filtered by `excludes`.
+fn context_input(dir: &str, excludes: &[String], platform: &Platform) -> pb::Definition {
+    let (mut source, mut metadata) = super::llb::local_source(dir, dir, &[], None);
+    source.platform = Some(super::llb::platform(platform));
+    if let (Some(pb::op::Op::Source(op)), false) = (&mut source.op, excludes.is_empty()) {
+        let json = serde_json::to_string(excludes).expect("strings serialize");
+        op.attrs.insert("local.excludepatterns".to_owned(), json);
+        (metadata.caps).insert("source.local.excludepatterns".to_owned(), true);
+    }
+    metadata.description = BTreeMap::from([("llb.customname".to_owned(), format!("load {dir}"))]);
+    let mut builder = super::llb::DefinitionBuilder::default();
+    let output = builder.add(&source, metadata);
+    builder.finish(&output)
 }
 
 /// A workspace image a Dockerfile names as `FROM hive-<name>`: its definition for the platform, and its image
@@ -82,7 +239,11 @@ pub(crate) struct NamedContext {
 pub(crate) struct DockerfileSolve {
     /// The one platform built by this call (the engine calls once per platform).
     pub(crate) platform: Platform,
-    /// The Dockerfile's name in [`DOCKERFILE_DIR`] (`api.Dockerfile`).
+    /// Where the frontend reads the build context from.
+    pub(crate) context: ContextSource,
+    /// The session dir the frontend reads the Dockerfile from.
+    pub(crate) dockerfile_dir: String,
+    /// The Dockerfile's name in its directory (`api.Dockerfile`).
     pub(crate) dockerfile_name: String,
     /// The stage to build (`--target`), or the last one.
     pub(crate) target: Option<String>,
@@ -90,6 +251,9 @@ pub(crate) struct DockerfileSolve {
     pub(crate) build_args: BTreeMap<String, String>,
     /// Workspace images by name (without the `hive-` prefix): `FROM hive-<name>`.
     pub(crate) named_contexts: BTreeMap<String, NamedContext>,
+    /// Workspace images the Dockerfile names that are built first in the same solve (a Dockerfile image, or our
+    /// layers on one): named contexts once built, from their result's definition and config.
+    pub(crate) built_contexts: BTreeMap<String, PlatformBuild>,
     /// `--no-cache`: every step of every stage runs again.
     pub(crate) no_cache: bool,
 }
@@ -131,6 +295,15 @@ pub(crate) enum DockerfileError {
     /// The frontend answered without an image config for the platform.
     #[error("the Dockerfile frontend returned no image config for {0}")]
     NoConfig(Platform),
+    /// A workspace image the Dockerfile names failed to build.
+    #[error(transparent)]
+    Context(#[from] FrontendError),
+    /// A workspace image the Dockerfile names was built, but the daemon did not say from what.
+    #[error(
+        "`{0}` was built, but this daemon does not return the definition of a result, which a Dockerfile's \
+         `FROM hive-{0}` needs"
+    )]
+    NoDefinition(String),
 }
 
 impl From<DockerfileError> for FrontendError {
@@ -148,8 +321,9 @@ fn from_lines(names: &[String]) -> String {
 }
 
 impl DockerfileSolve {
-    /// The frontend's options: `filename`, `target`, `build-arg:K` (the build's `SOURCE_DATE_EPOCH` among them,
-    /// so the frontend dates the image and its history by it), one `platform`, `no-cache`, and per workspace image
+    /// The frontend's options: `filename` (in `dockerfilekey` when that is not the default dir), `target`,
+    /// `build-arg:K` (the build's `SOURCE_DATE_EPOCH` among them, so the frontend dates the image and its history
+    /// by it), one `platform`, `no-cache`, and per workspace image
     /// `context:hive-<name>` = `input:hive-<name>` with its config in `input-metadata:hive-<name>`, asking for the
     /// named-contexts capability so an older frontend refuses instead of pulling.
     pub(crate) fn frontend_opts(
@@ -160,6 +334,9 @@ impl DockerfileSolve {
             ("filename".to_owned(), self.dockerfile_name.clone()),
             ("platform".to_owned(), self.platform.to_string()),
         ]);
+        if self.dockerfile_dir != DOCKERFILE_DIR {
+            opts.insert("dockerfilekey".to_owned(), self.dockerfile_dir.clone());
+        }
         if let Some(target) = &self.target {
             opts.insert("target".to_owned(), target.clone());
         }
@@ -186,21 +363,36 @@ impl DockerfileSolve {
         Ok(opts)
     }
 
-    /// The definitions the named contexts read (`input:hive-<name>`).
+    /// The definitions the named contexts read (`input:hive-<name>`), and the build context when it is an input.
     pub(crate) fn frontend_inputs(&self) -> BTreeMap<String, pb::Definition> {
-        (self.named_contexts.iter())
+        let mut inputs: BTreeMap<String, pb::Definition> = (self.named_contexts.iter())
             .map(|(name, context)| {
                 let full = format!("{NAMED_CONTEXT_PREFIX}{name}");
                 (full, context.definition.0.clone())
             })
-            .collect()
+            .collect();
+        if let ContextSource::Input { dir, excludes } = &self.context {
+            inputs.insert(
+                CONTEXT_DIR.to_owned(),
+                context_input(dir, excludes, &self.platform),
+            );
+        }
+        inputs
     }
 
     /// The names the Dockerfile uses for the workspace images (`hive-api`), sorted.
     fn context_names(&self) -> Vec<String> {
-        (self.named_contexts.keys())
+        let names: std::collections::BTreeSet<&String> = (self.named_contexts.keys())
+            .chain(self.built_contexts.keys())
+            .collect();
+        (names.into_iter())
             .map(|name| format!("{NAMED_CONTEXT_PREFIX}{name}"))
             .collect()
+    }
+
+    /// Whether the Dockerfile names workspace images.
+    fn has_contexts(&self) -> bool {
+        !(self.named_contexts.is_empty() && self.built_contexts.is_empty())
     }
 }
 
@@ -242,20 +434,32 @@ fn lacks_named_contexts(status: &Status) -> bool {
     (status.message()).contains(&format!("unsupported frontend capability {CONTEXTS_CAP}"))
 }
 
-/// Builds one platform of a Dockerfile image through the daemon's Dockerfile frontend, from inside our frontend:
-/// the session must serve [`CONTEXT_DIR`] and [`DOCKERFILE_DIR`].
-pub(crate) async fn solve_dockerfile(
+/// Builds one platform of a Dockerfile image through the daemon's Dockerfile frontend, from inside our frontend
+/// (the session must serve its [`LocalNames`]), after the workspace images it names that are built in the solve.
+pub(super) async fn solve_dockerfile(
     gateway: &Gateway,
     solve: &DockerfileSolve,
     epoch: i64,
+    packing: &Packing,
 ) -> Result<DockerfileResult, DockerfileError> {
-    let opts = solve.frontend_opts(epoch)?;
     let unsupported = || DockerfileError::NamedContextsUnsupported {
         names: solve.context_names(),
     };
-    if !solve.named_contexts.is_empty() && !gateway.caps().frontend_inputs() {
+    if solve.has_contexts() && !gateway.caps().frontend_inputs() {
         return Err(unsupported());
     }
+    let mut solve = solve.clone();
+    for (name, build) in std::mem::take(&mut solve.built_contexts) {
+        let (result, config) = build_platform(gateway, build, epoch, packing).await?;
+        let definition =
+            (result.definition().cloned()).ok_or(DockerfileError::NoDefinition(name.clone()))?;
+        let context = NamedContext {
+            definition: Llb(definition),
+            config,
+        };
+        solve.named_contexts.insert(name, context);
+    }
+    let opts = solve.frontend_opts(epoch)?;
     let answer = gateway
         .solve_frontend(DOCKERFILE_FRONTEND, opts, solve.frontend_inputs())
         .await;
@@ -288,10 +492,13 @@ mod tests {
     fn solve() -> DockerfileSolve {
         DockerfileSolve {
             platform: platform("linux/arm/v7"),
+            context: ContextSource::Session,
+            dockerfile_dir: DOCKERFILE_DIR.to_owned(),
             dockerfile_name: "api.Dockerfile".to_owned(),
             target: None,
             build_args: BTreeMap::new(),
             named_contexts: BTreeMap::new(),
+            built_contexts: BTreeMap::new(),
             no_cache: false,
         }
     }
@@ -437,17 +644,105 @@ mod tests {
             staged_binary_path(&platform("linux/amd64"), "api"),
             PathBuf::from("/ws/target/x86_64-unknown-linux-gnu/release/api"),
         )]);
-        let dirs = local_dirs(
+        let dirs = DockerfileDirs::nested("api@debug").local_dirs(
             Path::new("/ws/api"),
             Path::new("/ws/api/docker"),
             staged.clone(),
         );
-        assert_eq!(dirs.keys().collect::<Vec<_>>(), ["context", "dockerfile"]);
-        assert_eq!(dirs["context"].root, Path::new("/ws/api"));
-        assert_eq!(dirs["context"].staged, staged);
-        assert_eq!(dirs["dockerfile"].root, Path::new("/ws/api/docker"));
-        assert!(dirs["dockerfile"].staged.is_empty());
+        assert_eq!(
+            dirs.keys().collect::<Vec<_>>(),
+            ["api@debug-context", "api@debug-dockerfile"]
+        );
+        assert_eq!(dirs["api@debug-context"].root, Path::new("/ws/api"));
+        assert_eq!(dirs["api@debug-context"].staged, staged);
+        assert_eq!(
+            dirs["api@debug-dockerfile"].root,
+            Path::new("/ws/api/docker")
+        );
+        assert!(dirs["api@debug-dockerfile"].staged.is_empty());
         assert!(dirs.values().all(|dir| dir.allow.is_none()));
+    }
+
+    #[test]
+    fn a_nested_dockerfile_reads_its_context_as_an_input_filtered_by_its_dockerignore() {
+        let main = DockerfileDirs::main().context_source(|| Err::<Vec<String>, ()>(()));
+        assert_eq!(main, Ok(ContextSource::Session));
+        let nested = DockerfileDirs::nested("tools");
+        let excludes = || Ok::<_, ()>(vec!["target".to_owned(), "!target/keep".to_owned()]);
+        let solve = DockerfileSolve {
+            context: nested.context_source(excludes).unwrap(),
+            dockerfile_dir: nested.dockerfile.clone(),
+            ..solve()
+        };
+        let opts = solve.frontend_opts(0).unwrap();
+        assert_eq!(opts["dockerfilekey"], "tools-dockerfile");
+        let inputs = solve.frontend_inputs();
+        let op =
+            <pb::Op as hive_proto::prost::Message>::decode(inputs["context"].def[0].as_slice());
+        let Some(pb::op::Op::Source(source)) = op.unwrap().op else {
+            panic!("the context input is not a source")
+        };
+        assert_eq!(source.identifier, "local://tools-context");
+        assert_eq!(
+            source.attrs["local.excludepatterns"],
+            r#"["target","!target/keep"]"#
+        );
+        // The solve's own Dockerfile keeps the frontend's defaults.
+        assert!(
+            !self::solve()
+                .frontend_opts(0)
+                .unwrap()
+                .contains_key("dockerfilekey")
+        );
+        assert!(!self::solve().frontend_inputs().contains_key("context"));
+    }
+
+    #[test]
+    fn dockerignore_files_read_as_docker_reads_them() {
+        let text = "\u{feff}# comment\n\n  target  \n!target/keep\n/abs/./x/../y\n! spaced \n*.log\n../up\n";
+        assert_eq!(
+            parse_dockerignore(text),
+            [
+                "target",
+                "!target/keep",
+                "abs/y",
+                "!spaced",
+                "*.log",
+                "../up"
+            ]
+        );
+        for (path, clean) in [
+            ("a//b/./c/..", "a/b"),
+            ("/../a", "/a"),
+            ("../../a", "../../a"),
+            ("a/..", "."),
+            ("/", "/"),
+        ] {
+            assert_eq!(clean_path(path), clean, "{path}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let dockerfile = dir.path().join("docker/api.Dockerfile");
+        std::fs::create_dir_all(dockerfile.parent().unwrap()).unwrap();
+        assert!(
+            dockerignore_patterns(dir.path(), &dockerfile)
+                .unwrap()
+                .is_empty()
+        );
+        std::fs::write(dir.path().join(".dockerignore"), "notes\n").unwrap();
+        assert_eq!(
+            dockerignore_patterns(dir.path(), &dockerfile).unwrap(),
+            ["notes"]
+        );
+        // The Dockerfile's own ignore file wins.
+        std::fs::write(
+            dir.path().join("docker/api.Dockerfile.dockerignore"),
+            "src\n",
+        )
+        .unwrap();
+        assert_eq!(
+            dockerignore_patterns(dir.path(), &dockerfile).unwrap(),
+            ["src"]
+        );
     }
 
     #[test]

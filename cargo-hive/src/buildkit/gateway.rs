@@ -87,9 +87,15 @@ impl ResultRef {
     }
 
     fn of_ref(reference: Ref) -> ResultRef {
+        // Without its source map: BuildKit v0.13's frontends dereference nil in a returned source map's nested
+        // definitions when it is handed back as an input (the daemon crashes), and nothing of ours reads it.
+        let definition = reference.def.map(|definition| pb::Definition {
+            source: None,
+            ..definition
+        });
         ResultRef {
             id: reference.id,
-            definition: reference.def,
+            definition,
         }
     }
 

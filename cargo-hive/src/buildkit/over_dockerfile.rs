@@ -58,7 +58,7 @@ pub(super) async fn solve(
     epoch: i64,
     packing: &Packing,
 ) -> Result<(ResultRef, Vec<u8>), FrontendError> {
-    let built = dockerfile::solve_dockerfile(gateway, &over.below, epoch).await?;
+    let built = dockerfile::solve_dockerfile(gateway, &over.below, epoch, packing).await?;
     let definition = built_definition(&built.result, &over.below_name)?;
     let config_error = |err: layout::ConfigError| FrontendError(err.to_string());
     let mut config =

@@ -381,10 +381,28 @@ async fn solve_platform(
         .attestations
         .iter()
         .map(|attestation| solve_attestation(gateway, attestation, &part.platform, epoch));
-    let image = async {
-        match part.build {
+    let image = build_platform(gateway, part.build, epoch, packing);
+    let ((image, config), attestations) =
+        futures::future::try_join(image, futures::future::try_join_all(files)).await?;
+    Ok(PlatformSolved {
+        image,
+        config,
+        attestations,
+    })
+}
+
+/// A platform's image and its config, however it is built. Boxed: a Dockerfile's `FROM hive-<name>` image may be
+/// built first through here, from inside the Dockerfile's build.
+pub(super) fn build_platform<'a>(
+    gateway: &'a gateway::Gateway,
+    build: PlatformBuild,
+    epoch: i64,
+    packing: &'a Packing,
+) -> futures::future::BoxFuture<'a, Result<(gateway::ResultRef, Vec<u8>), FrontendError>> {
+    Box::pin(async move {
+        match build {
             PlatformBuild::Dockerfile { solve, labels } => {
-                let built = dockerfile::solve_dockerfile(gateway, &solve, epoch).await?;
+                let built = dockerfile::solve_dockerfile(gateway, &solve, epoch, packing).await?;
                 let config = layout::labels_over(&built.config, &labels)
                     .map_err(|err| FrontendError(err.to_string()))?;
                 Ok((built.result, config))
@@ -397,19 +415,12 @@ async fn solve_platform(
             } => {
                 let definition = (packing.definition(gateway.caps(), definition, *layout)).await?;
                 let image = solve_image(gateway, definition, loader_check).await?;
-                Ok::<_, FrontendError>((image, config))
+                Ok((image, config))
             }
             PlatformBuild::OverDockerfile(over) => {
                 over_dockerfile::solve(gateway, *over, epoch, packing).await
             }
         }
-    };
-    let ((image, config), attestations) =
-        futures::future::try_join(image, futures::future::try_join_all(files)).await?;
-    Ok(PlatformSolved {
-        image,
-        config,
-        attestations,
     })
 }
 

@@ -26,31 +26,6 @@ pub(crate) enum JobError {
     /// A `hive:` base that the plan does not hold.
     #[error("the base `hive:{0}` is not in the plan")]
     NotInPlan(String),
-    /// Platforms of one image built on different Dockerfile images: one solve serves one build context.
-    #[error(
-        "the platforms of `{image}` are built on different Dockerfile images ({}), and one build serves one \
-         Dockerfile context; build them as images of their own",
-        .below.join(", ")
-    )]
-    SeveralDockerfiles {
-        /// The image being built.
-        image: String,
-        /// The Dockerfile images at the bottom of its platforms' chains.
-        below: Vec<String>,
-    },
-    /// A Dockerfile whose `FROM hive-<name>` names another Dockerfile image: it cannot be given as a named context
-    /// yet.
-    #[error(
-        "the Dockerfile of `{image}` builds `FROM hive-{below}`, which is built by a Dockerfile (or on a \
-         Dockerfile image), and cargo hive cannot hand such an image to another Dockerfile yet; put `{image}`'s \
-         steps in `run` with `base = \"hive:{below}\"` instead"
-    )]
-    FromDockerfileImage {
-        /// The Dockerfile image being built.
-        image: String,
-        /// The Dockerfile image its Dockerfile names.
-        below: String,
-    },
     /// A path with no parent or no file name.
     #[error("`{0}` is not a file or directory path")]
     NotAPath(PathBuf),

@@ -10,7 +10,10 @@ use sha2::{Digest, Sha256};
 
 use super::errors::{JobError, NoLoader, StepFailed};
 use super::fresh;
-use crate::buildkit::dockerfile::{DockerfileSolve, NamedContext};
+use crate::buildkit::LocalDir;
+use crate::buildkit::dockerfile::{
+    self as dockerfile, DockerfileDirs, DockerfileSolve, NamedContext,
+};
 use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, LayoutBase, Llb, LocalInput,
     PinnedBase,
@@ -358,7 +361,7 @@ pub(crate) async fn build_image(
 async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, JobError> {
     let started = Instant::now();
     let platforms = platforms_built(context, planned)?;
-    let parts = platform_parts(context, planned, &platforms)?;
+    let parts = platform_parts(context, planned, &platforms, Place::Own)?;
     // Only RUN steps write files dated at build time; everything else we lay out is dated at the epoch already.
     let steps = (parts.iter()).any(|part| match &part.solve.build {
         PlatformBuild::Layers { layout, .. } => layout.steps.iter().any(|s| !s.is_empty()),
@@ -372,6 +375,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let inputs: Vec<LocalInput> = (parts.iter())
         .flat_map(|part| part.inputs.clone())
         .collect();
+    let dirs = merged_dirs(parts.iter().map(|part| part.dirs.clone()));
     // None for a Dockerfile image: its inputs are its whole context, so BuildKit's cache decides what is up to date.
     let fingerprint = fingerprint(&parts, &outputs.plan.exporters, context.provenance)?;
     let sbom: BTreeMap<String, PathBuf> = (parts.iter())
@@ -430,7 +434,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         secrets: solve_secrets(context, planned),
         no_cache: context.no_cache,
         pack_dir: pack_dir.0.clone(),
-        dirs: dockerfile_dirs(context, planned, &platforms)?,
+        dirs,
     };
     let mut solved = (context.buildkit.solve(job, &context.progress).await)
         .map_err(|error| step_failed(context, error))?;
@@ -453,10 +457,23 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     })
 }
 
+/// Where an image's parts are solved: as the image of the solve, or as one a Dockerfile of the solve names
+/// `FROM hive-<name>` (then a Dockerfile it is built by cannot have the session's `context` dir, the solve's own
+/// Dockerfile has that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// The solve's own image.
+    Own,
+    /// An image a Dockerfile of the solve names.
+    Named,
+}
+
 /// One platform of an image: what is solved for it, and the local sources it reads.
 struct Part {
     solve: PlatformSolve,
     inputs: Vec<LocalInput>,
+    /// The session dirs of the Dockerfiles it is built by (a Dockerfile's context and directory).
+    dirs: BTreeMap<String, LocalDir>,
     /// The platform's SBOM file, when the image has one.
     sbom: Option<PathBuf>,
 }
@@ -547,6 +564,7 @@ fn platform_parts(
     context: &BuildContext,
     planned: &PlanImage,
     platforms: &[Platform],
+    place: Place,
 ) -> Result<Vec<Part>, JobError> {
     let facts = context.facts(planned);
     let several = platforms.len() > 1;
@@ -557,13 +575,13 @@ fn platform_parts(
         .filter(|on| platforms.contains(&on.platform))
     {
         if let Some(dockerfile) = &planned.dockerfile {
-            parts.push(dockerfile_part(context, planned, on, dockerfile)?);
+            parts.push(dockerfile_part(context, planned, on, dockerfile, place)?);
             continue;
         }
         let view = on_platform(planned, &on.platform);
         let (root, chain) = context.chain(on, several)?;
         if root == Base::Dockerfile {
-            parts.push(over_dockerfile_part(context, &view, on, chain)?);
+            parts.push(over_dockerfile_part(context, &view, on, chain, place)?);
             continue;
         }
         let base = base_of(context, &view, &on.platform, &root, &chain)?;
@@ -589,6 +607,7 @@ fn platform_parts(
                 .iter()
                 .flat_map(|layer| layer.inputs.clone())
                 .collect(),
+            dirs: BTreeMap::new(),
             sbom: sbom.map(|sbom| sbom.path),
         });
     }
@@ -603,46 +622,88 @@ fn dockerfile_part(
     planned: &PlanImage,
     on: &PlatformFacts,
     dockerfile: &hive_build::plan::PlanDockerfile,
+    place: Place,
 ) -> Result<Part, JobError> {
-    let (solve, labels, inputs) = dockerfile_solve(context, planned, &on.platform, dockerfile)?;
+    let built = dockerfile_solve(context, planned, &on.platform, dockerfile, place)?;
     Ok(Part {
         solve: PlatformSolve {
             platform: on.platform.clone(),
-            build: PlatformBuild::Dockerfile { solve, labels },
+            build: PlatformBuild::Dockerfile {
+                solve: built.solve,
+                labels: built.labels,
+            },
             attestations: Vec::new(),
         },
-        inputs,
+        inputs: built.inputs,
+        dirs: built.dirs,
         sbom: None,
     })
 }
 
-/// What the Dockerfile frontend is asked for one platform of a Dockerfile image, the config whose labels go over
-/// the one it makes, and the local sources of its named contexts.
+/// One platform of a Dockerfile image as the solve needs it.
+struct DockerfileBuilt {
+    /// What the frontend is asked.
+    solve: DockerfileSolve,
+    /// A config whose labels go over the one the frontend makes.
+    labels: Vec<u8>,
+    /// The local sources of the images it names `FROM hive-<name>`.
+    inputs: Vec<LocalInput>,
+    /// Its context (with its binary for the platform staged) and Dockerfile directory, and those of the
+    /// Dockerfiles the images it names are built by.
+    dirs: BTreeMap<String, LocalDir>,
+}
+
+/// What the Dockerfile frontend is asked for one platform of a Dockerfile image, and what the session serves it:
+/// each image it names `FROM hive-<name>` is a named context, laid out now (our layers) or built first in the
+/// solve (a Dockerfile image, or our layers on one).
 fn dockerfile_solve(
     context: &BuildContext,
     planned: &PlanImage,
     platform: &Platform,
     dockerfile: &hive_build::plan::PlanDockerfile,
-) -> Result<(DockerfileSolve, Vec<u8>, Vec<LocalInput>), JobError> {
+    place: Place,
+) -> Result<DockerfileBuilt, JobError> {
     let mut named_contexts = BTreeMap::new();
+    let mut built_contexts = BTreeMap::new();
     let mut inputs = Vec::new();
+    let mut dirs = Vec::new();
     for name in &dockerfile.hive_images {
         let below = (context.images.get(name)).ok_or_else(|| JobError::NotInPlan(name.clone()))?;
-        let below_parts = platform_parts(context, below, std::slice::from_ref(platform))?;
-        for part in below_parts {
-            let PlatformBuild::Layers {
-                definition, config, ..
-            } = part.solve.build
-            else {
-                return Err(JobError::FromDockerfileImage {
-                    image: planned.name.clone(),
-                    below: name.clone(),
-                });
-            };
+        for part in platform_parts(context, below, std::slice::from_ref(platform), Place::Named)? {
             inputs.extend(part.inputs);
-            named_contexts.insert(name.clone(), NamedContext { definition, config });
+            dirs.push(part.dirs);
+            match part.solve.build {
+                PlatformBuild::Layers {
+                    definition, config, ..
+                } => {
+                    named_contexts.insert(name.clone(), NamedContext { definition, config });
+                }
+                built => {
+                    built_contexts.insert(name.clone(), built);
+                }
+            }
         }
     }
+    let session_dirs = match place {
+        Place::Own => DockerfileDirs::main(),
+        Place::Named => DockerfileDirs::nested(&planned.name),
+    };
+    dirs.push(dockerfile_dirs(
+        context,
+        planned,
+        platform,
+        dockerfile,
+        &session_dirs,
+    )?);
+    let context_source = session_dirs.context_source(|| {
+        let file = Path::new(&dockerfile.dockerfile);
+        dockerfile::dockerignore_patterns(Path::new(&dockerfile.context), file).map_err(|detail| {
+            JobError::Unreadable {
+                path: Path::new(&dockerfile.context).join(".dockerignore"),
+                detail,
+            }
+        })
+    })?;
     let overrides = overrides(planned, context.epoch, context.revision.as_deref());
     let labels = layout::image_config(None, platform, &overrides, context.epoch)?;
     let dockerfile_name = Path::new(&dockerfile.dockerfile)
@@ -651,13 +712,66 @@ fn dockerfile_solve(
         .ok_or_else(|| JobError::NotAPath(PathBuf::from(&dockerfile.dockerfile)))?;
     let solve = DockerfileSolve {
         platform: platform.clone(),
+        context: context_source,
+        dockerfile_dir: session_dirs.dockerfile,
         dockerfile_name,
         target: dockerfile.target.clone(),
         build_args: dockerfile.build_args.clone(),
         named_contexts,
+        built_contexts,
         no_cache: context.no_cache,
     };
-    Ok((solve, labels, inputs))
+    Ok(DockerfileBuilt {
+        solve,
+        labels,
+        inputs,
+        dirs: merged_dirs(dirs),
+    })
+}
+
+/// A Dockerfile image's session dirs on one platform: its context, with its binary for the platform staged at
+/// `.hive/bin/<platform>/<binary>`, and the Dockerfile's directory.
+fn dockerfile_dirs(
+    context: &BuildContext,
+    planned: &PlanImage,
+    platform: &Platform,
+    dockerfile: &hive_build::plan::PlanDockerfile,
+    names: &DockerfileDirs,
+) -> Result<BTreeMap<String, LocalDir>, JobError> {
+    let on = (context.facts(planned).on(platform))
+        .ok_or_else(|| JobError::NotInPlan(planned.name.clone()))?;
+    let executable = context.executable(planned, &on.triple)?;
+    let binary = (executable.path.file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| JobError::NotAPath(executable.path.clone()))?;
+    let staged = BTreeMap::from([(
+        dockerfile::staged_binary_path(platform, &binary),
+        executable.path.clone(),
+    )]);
+    let file = Path::new(&dockerfile.dockerfile);
+    let dir = file
+        .parent()
+        .ok_or_else(|| JobError::NotAPath(file.to_path_buf()))?;
+    Ok(names.local_dirs(Path::new(&dockerfile.context), dir, staged))
+}
+
+/// The session dirs of several platforms (or images) together: a dir named twice is the same directory, its
+/// staged files those of every platform.
+fn merged_dirs(
+    all: impl IntoIterator<Item = BTreeMap<String, LocalDir>>,
+) -> BTreeMap<String, LocalDir> {
+    let mut merged: BTreeMap<String, LocalDir> = BTreeMap::new();
+    for (name, dir) in all.into_iter().flatten() {
+        match merged.entry(name) {
+            std::collections::btree_map::Entry::Occupied(mut entry) => {
+                entry.get_mut().staged.extend(dir.staged);
+            }
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(dir);
+            }
+        }
+    }
+    merged
 }
 
 /// One platform of an image whose `hive:` chain starts at a Dockerfile image: the Dockerfile image is built by its
@@ -668,6 +782,7 @@ fn over_dockerfile_part(
     planned: &PlanImage,
     on: &PlatformFacts,
     chain: Vec<ChainLayer>,
+    place: Place,
 ) -> Result<Part, JobError> {
     let below_name = (on.chain.images.first()).expect("a chain holds at least the image itself");
     let below =
@@ -675,8 +790,8 @@ fn over_dockerfile_part(
     let below = on_platform(below, &on.platform);
     let dockerfile =
         (below.dockerfile.as_ref()).ok_or_else(|| JobError::NotInPlan(below_name.clone()))?;
-    let (solve, below_labels, mut inputs) =
-        dockerfile_solve(context, &below, &on.platform, dockerfile)?;
+    let built = dockerfile_solve(context, &below, &on.platform, dockerfile, place)?;
+    let mut inputs = built.inputs;
     // The Dockerfile image is below even the image's own layer: its loader is always checked on what is below.
     let loader = (chain.last()).and_then(|own| own.executable.interpreter.clone());
     let loader = loader.map(|interpreter| LoaderNeed {
@@ -712,9 +827,9 @@ fn over_dockerfile_part(
     };
     inputs.extend(chain.into_iter().flat_map(|layer| layer.inputs));
     let over = LayersOverDockerfile {
-        below: solve,
+        below: built.solve,
         below_name: below_name.clone(),
-        below_labels,
+        below_labels: built.labels,
         layout: image_layout,
         layers,
         loader,
@@ -726,58 +841,9 @@ fn over_dockerfile_part(
             attestations: (sbom.iter()).map(|sbom| sbom.attestation.clone()).collect(),
         },
         inputs,
+        dirs: built.dirs,
         sbom: sbom.map(|sbom| sbom.path),
     })
-}
-
-/// The session's dirs of the Dockerfile image a solve builds (none for any other): the image itself, or the one
-/// at the bottom of its `hive:` chain. Its context, with its binary for each platform staged at
-/// `.hive/bin/<platform>/<binary>`, and the Dockerfile's directory.
-fn dockerfile_dirs(
-    context: &BuildContext,
-    planned: &PlanImage,
-    platforms: &[Platform],
-) -> Result<BTreeMap<String, crate::buildkit::LocalDir>, JobError> {
-    // One solve serves one context: every platform's chain starts at the same Dockerfile image, if any.
-    let names: std::collections::BTreeSet<&String> = (context.facts(planned).platforms.iter())
-        .filter(|on| platforms.contains(&on.platform) && on.chain.root == Base::Dockerfile)
-        .filter_map(|on| on.chain.images.first())
-        .collect();
-    let name = match names.into_iter().collect::<Vec<_>>()[..] {
-        [] => return Ok(BTreeMap::new()),
-        [name] => name,
-        ref several => {
-            return Err(JobError::SeveralDockerfiles {
-                image: planned.name.clone(),
-                below: several.iter().map(|name| (*name).clone()).collect(),
-            });
-        }
-    };
-    let dockerfile_image =
-        (context.images.get(name)).ok_or_else(|| JobError::NotInPlan(name.clone()))?;
-    let Some(dockerfile) = &dockerfile_image.dockerfile else {
-        return Err(JobError::NotInPlan(name.clone()));
-    };
-    let mut staged = BTreeMap::new();
-    for on in (context.facts(dockerfile_image).platforms.iter())
-        .filter(|on| platforms.contains(&on.platform))
-    {
-        let executable = context.executable(dockerfile_image, &on.triple)?;
-        let name = (executable.path.file_name())
-            .map(|name| name.to_string_lossy().into_owned())
-            .ok_or_else(|| JobError::NotAPath(executable.path.clone()))?;
-        let at = crate::buildkit::dockerfile::staged_binary_path(&on.platform, &name);
-        staged.insert(at, executable.path.clone());
-    }
-    let file = Path::new(&dockerfile.dockerfile);
-    let dir = file
-        .parent()
-        .ok_or_else(|| JobError::NotAPath(file.to_path_buf()))?;
-    Ok(crate::buildkit::dockerfile::local_dirs(
-        Path::new(&dockerfile.context),
-        dir,
-        staged,
-    ))
 }
 
 /// What the image is made of, for the up-to-date check: one platform's fingerprint as it always was, several
