@@ -29,8 +29,8 @@ pub(crate) use gateway::ExporterSpec;
 pub(crate) use layout::ConfigError;
 pub(crate) use session::{AuthError, DockerAuth, LocalDir, SecretValues, partial_owner};
 pub(crate) use solve::{
-    BaseError, BaseFacts, BaseQuery, InTotoAttestation, LoaderCheck, PlatformBuild, PlatformSolve,
-    ProvenanceMode, SolveError, SolveJob, Solved,
+    BaseError, BaseFacts, BaseQuery, InTotoAttestation, LoaderCheck, LoaderNeed, PlatformBuild,
+    PlatformSolve, ProvenanceMode, SolveError, SolveJob, Solved,
 };
 pub(crate) use tls::TlsSettings;
 

@@ -10,7 +10,7 @@ use super::gateway::{FrontendError, Gateway, ResultRef};
 use super::layout::{self, ConfigOverrides, ImageLayout, LayoutBase, Llb};
 use super::llb::DefinitionBuilder;
 use super::packing::Packing;
-use super::solve::{LoaderCheck, solve_image};
+use super::solve::{LoaderCheck, LoaderNeed, solve_image};
 use super::steps::exec_steps;
 
 /// One platform of an image whose `hive:` chain starts at a Dockerfile image.
@@ -39,15 +39,6 @@ pub(crate) struct UpperLayer {
     pub(crate) run: Vec<PlanRunStep>,
     /// Its settings over the config below.
     pub(crate) overrides: ConfigOverrides,
-}
-
-/// A loader the image's binary needs, and the error when what is below lacks it.
-#[derive(Debug, Clone)]
-pub(crate) struct LoaderNeed {
-    /// The loader's path.
-    pub(crate) interpreter: String,
-    /// The error when it is missing.
-    pub(crate) missing: String,
 }
 
 /// Builds the Dockerfile image, then our layers on its result: each layer's steps resolved against the config
@@ -79,8 +70,7 @@ pub(super) async fn solve(
     }
     let loader_check = over.loader.map(|need| LoaderCheck {
         below: layout::base_definition(&image_layout).expect("the Dockerfile image is below"),
-        interpreter: need.interpreter,
-        missing: need.missing,
+        need,
     });
     let mut laid_out = layout::definition(&image_layout);
     if packing.no_cache {

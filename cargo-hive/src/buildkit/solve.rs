@@ -31,11 +31,18 @@ const STATUS_DRAIN: Duration = Duration::from_secs(2);
 /// A loader the image's binary needs, checked inside the build on the layers below the image's own.
 #[derive(Debug, Clone)]
 pub(crate) struct LoaderCheck {
-    /// The loader's path (`/lib64/ld-linux-x86-64.so.2`).
-    pub(crate) interpreter: String,
+    /// The loader, and the error when it is missing.
+    pub(crate) need: LoaderNeed,
     /// The layers below the image's own.
     pub(crate) below: Llb,
-    /// The error when the loader is missing.
+}
+
+/// A loader the image's binary needs, and the error when what is below lacks it.
+#[derive(Debug, Clone)]
+pub(crate) struct LoaderNeed {
+    /// The loader's path (`/lib64/ld-linux-x86-64.so.2`).
+    pub(crate) interpreter: String,
+    /// The error when it is missing.
     pub(crate) missing: String,
 }
 
@@ -453,8 +460,8 @@ pub(super) async fn solve_image(
 ) -> Result<gateway::ResultRef, FrontendError> {
     if let Some(check) = loader_check {
         let below = gateway.solve(check.below.0).await?;
-        if !gateway.exists(&below, &check.interpreter).await? {
-            return Err(FrontendError(check.missing));
+        if !gateway.exists(&below, &check.need.interpreter).await? {
+            return Err(FrontendError(check.need.missing));
         }
     }
     Ok(gateway.solve(definition.0).await?)

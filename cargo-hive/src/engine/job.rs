@@ -18,10 +18,10 @@ use crate::buildkit::layout::{
     self as layout, ConfigOverrides, CopyEntry, ImageLayout, LayoutBase, Llb, LocalInput,
     PinnedBase,
 };
-use crate::buildkit::over_dockerfile::{LayersOverDockerfile, LoaderNeed, UpperLayer};
+use crate::buildkit::over_dockerfile::{LayersOverDockerfile, UpperLayer};
 use crate::buildkit::steps::exec_steps;
 use crate::buildkit::{
-    BaseFacts, Buildkit, InTotoAttestation, LoaderCheck, PlatformBuild, PlatformSolve,
+    BaseFacts, Buildkit, InTotoAttestation, LoaderCheck, LoaderNeed, PlatformBuild, PlatformSolve,
     ProvenanceMode, SolveJob, Solved,
 };
 use crate::cargo::{ArtifactKey, Executable};
@@ -794,15 +794,7 @@ fn over_dockerfile_part(
     let mut inputs = built.inputs;
     // The Dockerfile image is below even the image's own layer: its loader is always checked on what is below.
     let loader = (chain.last()).and_then(|own| own.executable.interpreter.clone());
-    let loader = loader.map(|interpreter| LoaderNeed {
-        missing: loader_error(
-            planned,
-            &interpreter,
-            &format!("{} has no {interpreter}", base_name(planned)),
-        )
-        .to_string(),
-        interpreter,
-    });
+    let loader = loader.map(|interpreter| loader_need(planned, interpreter));
     let sbom = match &context.sboms {
         Some(sboms) => sboms.make(planned, on, None)?,
         None => None,
@@ -1055,15 +1047,18 @@ fn loader_check(
         .filter(|_| chain.len() > 1)?;
     let below = layout::base_definition(image_layout)?;
     Some(LoaderCheck {
-        missing: loader_error(
-            planned,
-            &interpreter,
-            &format!("{} has no {interpreter}", base_name(planned)),
-        )
-        .to_string(),
-        interpreter,
+        need: loader_need(planned, interpreter),
         below,
     })
+}
+
+/// The loader the image's binary needs, with the error when the layers below lack it.
+fn loader_need(planned: &PlanImage, interpreter: String) -> LoaderNeed {
+    let missing = format!("{} has no {interpreter}", base_name(planned));
+    LoaderNeed {
+        missing: loader_error(planned, &interpreter, &missing).to_string(),
+        interpreter,
+    }
 }
 
 /// The image's base as a loader error names it.
