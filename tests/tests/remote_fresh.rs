@@ -32,9 +32,13 @@ struct Outcome {
 
 impl Hello {
     fn new(name: &str) -> Hello {
+        Hello::in_registry(name, "localhost:5000")
+    }
+
+    fn in_registry(name: &str, registry: &str) -> Hello {
         let fixture = Fixture::example("hello");
         let path = unique_repository(&format!("e2e/remote-fresh-{name}"));
-        let repository = format!("localhost:5000/{path}");
+        let repository = format!("{registry}/{path}");
         fixture.set_image_keys(
             "Cargo.toml",
             "hello",
@@ -264,4 +268,23 @@ fn a_tag_moved_by_someone_else_is_pushed_again() {
         digest,
         "the tag names the image again"
     );
+}
+
+/// A registry that wants a login is read with the user's Docker credentials, as the push was made: an unchanged
+/// image there is found fresh too.
+#[test]
+fn the_login_registry_is_read_with_the_users_credentials() {
+    let hello = Hello::in_registry("login", AUTH_REGISTRY);
+    let password = std::fs::read_to_string(AUTH_PASSWORD_FILE).unwrap_or_else(|err| {
+        panic!("{AUTH_PASSWORD_FILE}: {err}: run `scripts/buildkit-up` first")
+    });
+    let auth = base64(format!("hive:{}", password.trim()).as_bytes());
+    let config = serde_json::json!({"auths": {AUTH_REGISTRY: {"auth": auth}}});
+    let config_path = hello.fixture.scratch("docker-config").join("config.json");
+    std::fs::write(config_path, config.to_string()).unwrap();
+    assert!(hello.push(&["--provenance=false"]).solved);
+    hello.forget_records();
+    let again = hello.push(&["--provenance=false"]);
+    assert!(!again.solved, "BuildKit worked on an unchanged image");
+    assert_eq!(again.output, "registry (fresh)");
 }
