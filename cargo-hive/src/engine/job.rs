@@ -385,18 +385,15 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             Some((part.solve.platform.to_string(), path))
         })
         .collect();
-    let mut fresh = match &fingerprint {
-        Some(print) => fresh_image(context, planned, &outputs, print).await,
-        None => None,
-    };
-    // Without a record that holds (a fresh checkout), a push may still find its image in the registry.
-    let mut content = None;
-    if let (None, Some(print)) = (&fresh, &fingerprint) {
-        content = content_fingerprint(context, &parts, &outputs)?;
-        if let Some(content) = &content {
-            fresh = fresh_in_registry(context, planned, &outputs, print, content, &platforms).await;
-        }
-    }
+    let (fresh, content) = freshness(
+        context,
+        planned,
+        &outputs,
+        &parts,
+        fingerprint.as_deref(),
+        &platforms,
+    )
+    .await?;
     if let Some(built) = fresh {
         return Ok(BuiltImage {
             duration: started.elapsed(),
@@ -1138,6 +1135,30 @@ async fn fresh_image(
         duration: Duration::ZERO,
         sbom: BTreeMap::new(),
     })
+}
+
+/// The image as it already is, if it is up to date: by its record, else (a fresh checkout) in the registry it is
+/// pushed to. Also the content fingerprint a push records on the image, once computed (`None` when not pushing).
+async fn freshness(
+    context: &BuildContext,
+    planned: &PlanImage,
+    outputs: &Outputs,
+    parts: &[Part],
+    fingerprint: Option<&str>,
+    platforms: &[Platform],
+) -> Result<(Option<BuiltImage>, Option<String>), JobError> {
+    let Some(print) = fingerprint else {
+        return Ok((None, None));
+    };
+    if let Some(built) = fresh_image(context, planned, outputs, print).await {
+        return Ok((Some(built), None));
+    }
+    // Only a push that is going to happen pays for hashing the inputs' contents.
+    let Some(content) = content_fingerprint(context, parts, outputs)? else {
+        return Ok((None, None));
+    };
+    let built = fresh_in_registry(context, planned, outputs, print, &content, platforms).await;
+    Ok((built, Some(content)))
 }
 
 /// A push-only build without a record that holds: the image is up to date when every reference names the same
