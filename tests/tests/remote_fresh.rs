@@ -288,3 +288,38 @@ fn the_login_registry_is_read_with_the_users_credentials() {
     assert!(!again.solved, "BuildKit worked on an unchanged image");
     assert_eq!(again.output, "registry (fresh)");
 }
+
+/// Another checkout of the same sources, elsewhere on disk and with its own target dir (as a CI runner's), that
+/// builds the same binary finds the image the first pushed: nothing of the checkout's place is in the fingerprint.
+#[test]
+fn another_checkout_elsewhere_finds_the_same_image() {
+    let first = Hello::new("elsewhere");
+    let second = Fixture::example("hello");
+    let repository = format!("localhost:5000/{}", first.path);
+    second.set_image_keys(
+        "Cargo.toml",
+        "hello",
+        &format!("repository = \"{repository}\""),
+    );
+    assert_ne!(first.fixture.root(), second.root());
+    assert!(first.push(&["--release", "--provenance=false"]).solved);
+    let binary = |fixture: &Fixture| std::fs::read(fixture.target().join("release/hello")).unwrap();
+    let result = succeed(second.build().args([
+        "--push",
+        "--release",
+        "--provenance=false",
+        "--progress",
+        "json",
+    ]));
+    // Release builds of hello carry no path of their checkout (no debug info): the same bytes from both.
+    assert!(
+        binary(&first.fixture) == binary(&second),
+        "the two checkouts built different binaries"
+    );
+    let events = events(&result);
+    assert!(
+        !solved(&events).contains("hello"),
+        "the same image from another checkout was built again"
+    );
+    assert_eq!(outcome(&result, Value::Null).output, "registry (fresh)");
+}
