@@ -863,7 +863,7 @@ fn content_fingerprint(
     if pushing.is_empty() || !context.destinations.contains(&Destination::Push) {
         return Ok(None);
     }
-    // Reads every input file whole: off the async workers' backs.
+    // Reads every input file whole: the runtime moves this worker's other tasks elsewhere meanwhile.
     tokio::task::block_in_place(|| {
         fingerprint(
             parts,
