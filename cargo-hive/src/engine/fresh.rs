@@ -1,7 +1,9 @@
 //! Up-to-date checks, as cargo's fingerprints: an image whose LLB, config, exporters and input files (by stat, as
 //! BuildKit's own file sync decides) are what they were at its last successful build, and whose outputs are still
-//! there unchanged, is not sent to BuildKit again. `--no-cache` turns this off; pushes are always rebuilt (the
-//! registry's state is not ours to trust).
+//! there unchanged, is not sent to BuildKit again. `--no-cache` turns this off; a pushed image is checked against
+//! what the registry holds under each of its tags now. Without a record (a fresh CI checkout), a pushed image is
+//! still found up to date by its content fingerprint ([`FileView::Content`]), which the push records on the image
+//! itself (`dev.cargo-hive.fingerprint`, see `output::annotate_fingerprint`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,15 +91,30 @@ pub(crate) fn record_path(target_dir: &Path, image: &str) -> PathBuf {
         .join(format!("{image}.json"))
 }
 
+/// How a fingerprint sees the input files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileView {
+    /// By stat data and absolute path, as BuildKit's file sync decides what to send again: cheap, but only
+    /// meaningful on the machine (and checkout) that recorded it.
+    Stat,
+    /// By content, mode and path relative to each input's root: the same on every checkout of the same sources, so
+    /// it can be recorded with the pushed image itself and checked from a fresh CI checkout.
+    Content,
+}
+
 /// The fingerprint of everything that decides an image's content and where it goes.
 pub(crate) fn fingerprint(
     definition: &Llb,
     config: &[u8],
     exporters: &[ExporterSpec],
     inputs: &[&LocalInput],
+    view: FileView,
 ) -> Result<String, JobError> {
     let mut hasher = Sha256::new();
-    hasher.update(concat!("cargo-hive ", env!("CARGO_PKG_VERSION"), "\n"));
+    hasher.update(match view {
+        FileView::Stat => concat!("cargo-hive ", env!("CARGO_PKG_VERSION"), "\n"),
+        FileView::Content => concat!("cargo-hive content ", env!("CARGO_PKG_VERSION"), "\n"),
+    });
     for op in definition.ops() {
         hasher.update((op.len() as u64).to_le_bytes());
         hasher.update(op);
@@ -111,7 +128,12 @@ pub(crate) fn fingerprint(
     }
     for input in inputs {
         for entry in &input.entries {
-            stat_tree(&input.root.join(&entry.source), &mut hasher)?;
+            match view {
+                FileView::Stat => stat_tree(&input.root.join(&entry.source), &mut hasher)?,
+                FileView::Content => {
+                    content_tree(&input.root, Path::new(&entry.source), &mut hasher)?
+                }
+            }
         }
     }
     Ok(hex::encode(hasher.finalize()))
@@ -144,6 +166,58 @@ fn stat_tree(path: &Path, hasher: &mut Sha256) -> Result<(), JobError> {
         children.sort();
         for child in children {
             stat_tree(&child, hasher)?;
+        }
+    }
+    Ok(())
+}
+
+/// Hashes what a copy of `relative` (below `root`) puts in an image: each entry's path relative to `root`, its
+/// type and permission bits, and a file's bytes or a symlink's target; a directory's entries in name order. Times
+/// and owners are left out: our layers set both (SOURCE_DATE_EPOCH, the layout's uid and gid).
+fn content_tree(root: &Path, relative: &Path, hasher: &mut Sha256) -> Result<(), JobError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = root.join(relative);
+    let unreadable = |detail| JobError::Unreadable {
+        path: path.clone(),
+        detail,
+    };
+    let meta = std::fs::symlink_metadata(&path).map_err(unreadable)?;
+    let kind = if meta.is_dir() {
+        "dir"
+    } else if meta.is_symlink() {
+        "link"
+    } else if meta.is_file() {
+        "file"
+    } else {
+        "other"
+    };
+    let name = relative.as_os_str().as_encoded_bytes();
+    hasher.update((name.len() as u64).to_le_bytes());
+    hasher.update(name);
+    hasher.update(format!(
+        "\0{kind}\0{:o}\0",
+        meta.permissions().mode() & 0o7777
+    ));
+    if meta.is_symlink() {
+        let target = std::fs::read_link(&path).map_err(unreadable)?;
+        let target = target.as_os_str().as_encoded_bytes();
+        hasher.update((target.len() as u64).to_le_bytes());
+        hasher.update(target);
+    } else if meta.is_file() {
+        let mut file = std::fs::File::open(&path).map_err(unreadable)?;
+        let mut content = Sha256::new();
+        let copied = std::io::copy(&mut file, &mut content).map_err(unreadable)?;
+        hasher.update(copied.to_le_bytes());
+        hasher.update(content.finalize());
+    } else if meta.is_dir() {
+        let mut children: Vec<std::ffi::OsString> = std::fs::read_dir(&path)
+            .map_err(unreadable)?
+            .map(|entry| entry.map(|entry| entry.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(unreadable)?;
+        children.sort();
+        for child in children {
+            content_tree(root, &relative.join(child), hasher)?;
         }
     }
     Ok(())
@@ -305,6 +379,7 @@ mod tests {
             b"{}",
             std::slice::from_ref(&exporter),
             &[&input],
+            FileView::Stat,
         )
         .unwrap();
         assert_eq!(
@@ -313,7 +388,8 @@ mod tests {
                 &definition,
                 b"{}",
                 std::slice::from_ref(&exporter),
-                &[&input]
+                &[&input],
+                FileView::Stat,
             )
             .unwrap()
         );
@@ -323,7 +399,8 @@ mod tests {
                 &definition,
                 b"{ }",
                 std::slice::from_ref(&exporter),
-                &[&input]
+                &[&input],
+                FileView::Stat,
             )
             .unwrap()
         );
@@ -333,15 +410,106 @@ mod tests {
         };
         assert_ne!(
             base,
-            fingerprint(&definition, b"{}", &[moby], &[&input]).unwrap()
+            fingerprint(&definition, b"{}", &[moby], &[&input], FileView::Stat).unwrap()
         );
         // A rewritten binary has a new mtime (and usually size): a new fingerprint.
         std::thread::sleep(std::time::Duration::from_millis(10));
         std::fs::write(dir.path().join("app"), b"v2").unwrap();
         assert_ne!(
             base,
-            fingerprint(&definition, b"{}", &[exporter], &[&input]).unwrap()
+            fingerprint(&definition, b"{}", &[exporter], &[&input], FileView::Stat).unwrap()
         );
+    }
+
+    fn empty_definition() -> Llb {
+        crate::buildkit::layout::definition(&crate::buildkit::layout::ImageLayout {
+            platform: crate::plan::Platform::parse("linux/amd64").unwrap(),
+            base: None,
+            layers: vec![],
+            steps: vec![],
+            shared_key_hint: String::new(),
+            epoch: 0,
+            uid: 0,
+            gid: 0,
+        })
+    }
+
+    fn content_print(input: &LocalInput) -> String {
+        fingerprint(&empty_definition(), b"{}", &[], &[input], FileView::Content).unwrap()
+    }
+
+    /// The content fingerprint is the same for the same files in another checkout, whatever their times, and
+    /// follows every byte, mode bit, name, symlink target and file of a directory the image gets.
+    #[test]
+    fn content_fingerprint_follows_content_not_place_or_time() {
+        use std::os::unix::fs::PermissionsExt;
+        let write_tree = |root: &Path| {
+            std::fs::write(root.join("app"), b"v1").unwrap();
+            std::fs::create_dir_all(root.join("conf/sub")).unwrap();
+            std::fs::write(root.join("conf/a.toml"), b"a").unwrap();
+            std::fs::write(root.join("conf/sub/b.toml"), b"b").unwrap();
+            std::os::unix::fs::symlink("a.toml", root.join("conf/link")).unwrap();
+        };
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_tree(one.path());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        write_tree(two.path());
+        let input = |root: &Path| LocalInput {
+            entries: vec![
+                CopyEntry {
+                    source: "app".into(),
+                    destination: "/app".into(),
+                    mode: None,
+                },
+                CopyEntry {
+                    source: "conf".into(),
+                    destination: "/etc/conf".into(),
+                    mode: None,
+                },
+            ],
+            ..self::input(root)
+        };
+        let (here, there) = (input(one.path()), input(two.path()));
+        let base = content_print(&here);
+        assert_eq!(base, content_print(&there), "another checkout, other times");
+        assert_ne!(
+            base,
+            fingerprint(&empty_definition(), b"{}", &[], &[&there], FileView::Stat).unwrap(),
+            "not the stat fingerprint"
+        );
+        let root = two.path();
+        let changes: [(&str, &dyn Fn()); 6] = [
+            ("same size, other bytes", &|| {
+                std::fs::write(root.join("app"), b"v2").unwrap()
+            }),
+            ("a file deep in a directory", &|| {
+                std::fs::write(root.join("conf/sub/b.toml"), b"B").unwrap()
+            }),
+            ("a mode bit", &|| {
+                let mode = std::fs::Permissions::from_mode(0o600);
+                std::fs::set_permissions(root.join("conf/a.toml"), mode).unwrap()
+            }),
+            ("a symlink's target", &|| {
+                std::fs::remove_file(root.join("conf/link")).unwrap();
+                std::os::unix::fs::symlink("sub/b.toml", root.join("conf/link")).unwrap()
+            }),
+            ("a new file", &|| {
+                std::fs::write(root.join("conf/new"), b"").unwrap()
+            }),
+            ("a renamed file", &|| {
+                std::fs::rename(root.join("conf/new"), root.join("conf/renamed")).unwrap()
+            }),
+        ];
+        let mut seen = vec![base];
+        for (what, change) in changes {
+            change();
+            let print = content_print(&there);
+            assert!(
+                !seen.contains(&print),
+                "{what} left the fingerprint as it was"
+            );
+            seen.push(print);
+        }
     }
 
     #[tokio::test]

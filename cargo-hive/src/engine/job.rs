@@ -377,17 +377,27 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         .collect();
     let dirs = merged_dirs(parts.iter().map(|part| part.dirs.clone()));
     // None for a Dockerfile image: its inputs are its whole context, so BuildKit's cache decides what is up to date.
-    let fingerprint = fingerprint(&parts, &outputs.plan.exporters, context.provenance)?;
+    let fingerprint = fingerprint(
+        &parts,
+        &outputs.plan.exporters,
+        context.provenance,
+        fresh::FileView::Stat,
+    )?;
     let sbom: BTreeMap<String, PathBuf> = (parts.iter())
         .filter_map(|part| {
             let path = part.sbom.clone()?;
             Some((part.solve.platform.to_string(), path))
         })
         .collect();
-    let fresh = match &fingerprint {
-        Some(print) => fresh_image(context, planned, &outputs, print).await,
-        None => None,
-    };
+    let (fresh, content) = freshness(
+        context,
+        planned,
+        &outputs,
+        &parts,
+        fingerprint.as_deref(),
+        &platforms,
+    )
+    .await?;
     if let Some(built) = fresh {
         return Ok(BuiltImage {
             duration: started.elapsed(),
@@ -412,12 +422,16 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     // The layers packed for this solve are read by the daemon during it, and needed no more after it.
     let pack_dir =
         output::RemoveDirOnDrop(output::pack_dir_path(&context.target_dir, &planned.name));
+    let mut exporters = outputs.plan.exporters.clone();
+    if let Some(content) = &content {
+        output::annotate_fingerprint(&mut exporters, content, pushed_as_index(context, &parts));
+    }
     let job = SolveJob {
         name: planned.name.clone(),
         shared_key: shared_key(&context.workspace_root, &planned.name),
         inputs,
         export_file: outputs.plan.file.clone(),
-        exporters: outputs.plan.exporters.clone(),
+        exporters,
         epoch: context.epoch,
         platforms: (parts.into_iter())
             .map(|part| PlatformSolve {
@@ -840,22 +854,39 @@ fn over_dockerfile_part(
 
 /// What the image is made of, for the up-to-date check: one platform's fingerprint as it always was, several
 /// hashed together in the plan's order; attestations (the daemon's provenance, the platforms' own) are part of it.
-/// `None` for a Dockerfile image, which has none.
+/// `None` for a Dockerfile image, which has none. Seen by content ([`fresh::FileView::Content`]), the LLB is laid
+/// out again without the shared key hint, the one part of it that names the checkout (its path).
 fn fingerprint(
     parts: &[Part],
     exporters: &[crate::buildkit::ExporterSpec],
     provenance: Option<ProvenanceMode>,
+    view: fresh::FileView,
 ) -> Result<Option<String>, JobError> {
     let mut prints = Vec::new();
     for part in parts {
         let PlatformBuild::Layers {
-            definition, config, ..
+            definition,
+            config,
+            layout,
+            ..
         } = &part.solve.build
         else {
             return Ok(None);
         };
         let inputs: Vec<&LocalInput> = part.inputs.iter().collect();
-        prints.push(fresh::fingerprint(definition, config, exporters, &inputs)?);
+        let print = match view {
+            fresh::FileView::Stat => {
+                fresh::fingerprint(definition, config, exporters, &inputs, view)?
+            }
+            fresh::FileView::Content => {
+                let placeless = layout::definition(&ImageLayout {
+                    shared_key_hint: String::new(),
+                    ..(**layout).clone()
+                });
+                fresh::fingerprint(&placeless, config, exporters, &inputs, view)?
+            }
+        };
+        prints.push(print);
         prints.extend(part.solve.attestations.iter().map(attestation_print));
     }
     if let Some(mode) = provenance {
@@ -867,6 +898,46 @@ fn fingerprint(
             prints.join("\n").as_bytes(),
         )))),
     }
+}
+
+/// The content fingerprint of an image pushed through BuildKit's image exporter (what the push records on the
+/// image, and what a build without a record checks the registry for); `None` when nothing is pushed so, or for a
+/// Dockerfile image. Only the pushing exporters are part of it: the pushed image is theirs alone.
+fn content_fingerprint(
+    context: &BuildContext,
+    parts: &[Part],
+    outputs: &Outputs,
+) -> Result<Option<String>, JobError> {
+    let pushing: Vec<crate::buildkit::ExporterSpec> = (outputs.plan.exporters.iter())
+        .filter(|exporter| {
+            exporter.kind == "image"
+                && exporter
+                    .attrs
+                    .get("push")
+                    .is_some_and(|push| push == "true")
+        })
+        .cloned()
+        .collect();
+    if pushing.is_empty() || !context.destinations.contains(&Destination::Push) {
+        return Ok(None);
+    }
+    // Reads every input file whole: the runtime moves this worker's other tasks elsewhere meanwhile.
+    tokio::task::block_in_place(|| {
+        fingerprint(
+            parts,
+            &pushing,
+            context.provenance,
+            fresh::FileView::Content,
+        )
+    })
+}
+
+/// Whether the pushed result is an index (several platforms, or attestations) rather than one manifest.
+fn pushed_as_index(context: &BuildContext, parts: &[Part]) -> bool {
+    parts.len() > 1
+        || context.provenance.is_some()
+        || (context.attestations_kept
+            && parts.iter().any(|part| !part.solve.attestations.is_empty()))
 }
 
 /// An attestation's part of the fingerprint: its predicate type, path and content.
@@ -1121,6 +1192,90 @@ async fn fresh_image(
         config_digest: stamp.config_digest,
         output: format!("{} (fresh)", outputs.description),
         archive: outputs.plan.file.clone().filter(|_| archived),
+        bytes_sent: 0,
+        duration: Duration::ZERO,
+        sbom: BTreeMap::new(),
+    })
+}
+
+/// The image as it already is, if it is up to date: by its record, else (a fresh checkout) in the registry it is
+/// pushed to. Also the content fingerprint a push records on the image, once computed (`None` when not pushing).
+async fn freshness(
+    context: &BuildContext,
+    planned: &PlanImage,
+    outputs: &Outputs,
+    parts: &[Part],
+    fingerprint: Option<&str>,
+    platforms: &[Platform],
+) -> Result<(Option<BuiltImage>, Option<String>), JobError> {
+    let Some(print) = fingerprint else {
+        return Ok((None, None));
+    };
+    if let Some(built) = fresh_image(context, planned, outputs, print).await {
+        return Ok((Some(built), None));
+    }
+    // Only a push that is going to happen pays for hashing the inputs' contents.
+    let Some(content) = content_fingerprint(context, parts, outputs)? else {
+        return Ok((None, None));
+    };
+    let built = fresh_in_registry(context, planned, outputs, print, &content, platforms).await;
+    Ok((built, Some(content)))
+}
+
+/// A push-only build without a record that holds: the image is up to date when every reference names the same
+/// index (or manifest) in the registry, pushed with this content fingerprint and with the platforms built (one GET
+/// each, at once). Then a record is saved for the next build, as after a solve.
+async fn fresh_in_registry(
+    context: &BuildContext,
+    planned: &PlanImage,
+    outputs: &Outputs,
+    fingerprint: &str,
+    content: &str,
+    platforms: &[Platform],
+) -> Option<BuiltImage> {
+    if !checkable(context) || context.destinations != [Destination::Push] {
+        return None;
+    }
+    let only = platforms.first()?.to_string();
+    let reads = (planned.references.iter()).map(|reference| output::pushed_image(reference, &only));
+    let pushed: Vec<output::PushedImage> = (futures::future::join_all(reads).await)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let first = pushed.first()?;
+    let mut built: Vec<String> = platforms.iter().map(ToString::to_string).collect();
+    built.sort();
+    let held: Vec<&str> = (first.platforms.iter())
+        .map(|manifest| manifest.platform.as_str())
+        .collect();
+    let same = pushed
+        .iter()
+        .all(|image| image.digest == first.digest && image.fingerprint.as_deref() == Some(content));
+    if !same || held != built {
+        return None;
+    }
+    let manifests: BTreeMap<String, String> = (first.platforms.iter())
+        .map(|manifest| (manifest.platform.clone(), manifest.digest.clone()))
+        .collect();
+    let stamp = fresh::Stamp {
+        fingerprint: fingerprint.to_owned(),
+        digest: first.digest.clone(),
+        config_digest: first.config_digest.clone(),
+        platforms: manifests,
+        outputs: vec![fresh::StampedOutput::Registry {
+            references: planned.references.clone(),
+            digest: first.digest.clone(),
+        }],
+    };
+    fresh::save(&outputs.stamp, &stamp);
+    Some(BuiltImage {
+        name: planned.name.clone(),
+        references: planned.references.clone(),
+        platforms: stamp.platforms,
+        digest: stamp.digest,
+        config_digest: stamp.config_digest,
+        output: format!("{} (fresh)", outputs.description),
+        archive: None,
         bytes_sent: 0,
         duration: Duration::ZERO,
         sbom: BTreeMap::new(),

@@ -175,6 +175,9 @@ pub(super) struct Document {
     /// A manifest's layers.
     #[serde(default)]
     pub(super) layers: Vec<Descriptor>,
+    /// Its own annotations (an index's, or a manifest's).
+    #[serde(default)]
+    pub(super) annotations: BTreeMap<String, String>,
 }
 
 /// A platform as an index or an image config writes it.

@@ -22,7 +22,8 @@ pub(crate) use errors::DestinationError;
 pub(crate) use index::{IndexError, index_manifests_from_archive};
 pub(crate) use load::{LoadError, LoadPlatforms, check_multi_platform, load_platforms};
 pub(crate) use registry::{
-    RegistryError, index_manifests_from_registry, index_summary, list_tags, retag, tag_digest,
+    PushedImage, RegistryError, annotate_fingerprint, index_manifests_from_registry, index_summary,
+    list_tags, pushed_image, retag, tag_digest,
 };
 
 use std::collections::BTreeMap;

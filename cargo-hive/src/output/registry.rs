@@ -10,11 +10,13 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
+use sha2::{Digest as _, Sha256};
+
 use super::index::{
     ACCEPTED, Document, IndexError, PlatformManifest, check_digest, image_manifests, is_index,
-    parse, verify,
+    is_manifest, parse, verify,
 };
-use crate::buildkit::{AuthError, DockerAuth};
+use crate::buildkit::{AuthError, DockerAuth, ExporterSpec};
 
 /// Why a repository's tags could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +219,95 @@ pub(crate) async fn tag_digest(reference: &str) -> Result<String, IndexError> {
         .fetch_manifest_digest(&parsed, &auth)
         .await
         .map_err(failed)
+}
+
+/// The annotation a push records its image's content fingerprint in: on the index, or on the manifest of a
+/// one-platform image without attestations (BuildKit refuses index annotations there). Ours, not an
+/// `org.opencontainers.image.*` key.
+pub(crate) const FINGERPRINT_ANNOTATION: &str = "dev.cargo-hive.fingerprint";
+
+/// Adds the content fingerprint `print` to every exporter that pushes an image, on the index when the result is
+/// one (`index`: several platforms, or attestations), else on the manifest. The same inputs give the same
+/// annotation, so the pushed image stays byte-identical from build to build.
+pub(crate) fn annotate_fingerprint(exporters: &mut [ExporterSpec], print: &str, index: bool) {
+    let level = if index {
+        "annotation-index"
+    } else {
+        "annotation-manifest"
+    };
+    for exporter in exporters.iter_mut().filter(|exporter| {
+        exporter.kind == "image"
+            && exporter
+                .attrs
+                .get("push")
+                .is_some_and(|push| push == "true")
+    }) {
+        exporter.attrs.insert(
+            format!("{level}.{FINGERPRINT_ANNOTATION}"),
+            print.to_owned(),
+        );
+    }
+}
+
+/// What a registry holds under one reference now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PushedImage {
+    /// The digest of the index or manifest, computed from the bytes read.
+    pub(crate) digest: String,
+    /// The content fingerprint it was pushed with, if it carries one.
+    pub(crate) fingerprint: Option<String>,
+    /// Each platform's manifest (an index's image manifests, or the one manifest as `platform`), sorted.
+    pub(crate) platforms: Vec<PlatformManifest>,
+    /// The config digest of a single manifest (an index has none of its own).
+    pub(crate) config_digest: Option<String>,
+}
+
+/// What `reference` (`registry/repo:tag`) names now, by one GET of its manifest (anonymously, then with the user's
+/// credentials if the registry wants them). `platform` names the manifest of a plain one-platform image.
+pub(crate) async fn pushed_image(
+    reference: &str,
+    platform: &str,
+) -> Result<PushedImage, IndexError> {
+    let parsed = parse_reference(reference)?;
+    let bytes = pull(&parsed, || user_auth(reference)).await?;
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    pushed_from(&bytes, digest, reference, platform)
+}
+
+/// [`PushedImage`] from the bytes of an index or manifest whose digest is `digest`.
+fn pushed_from(
+    bytes: &[u8],
+    digest: String,
+    reference: &str,
+    platform: &str,
+) -> Result<PushedImage, IndexError> {
+    let document: Document = parse(bytes, reference, "image index or manifest")?;
+    let fingerprint = document.annotations.get(FINGERPRINT_ANNOTATION).cloned();
+    if is_index(&document.media_type) || !document.manifests.is_empty() {
+        let mut platforms = image_manifests(&document);
+        platforms.sort_by(|a, b| a.platform.cmp(&b.platform));
+        return Ok(PushedImage {
+            digest,
+            fingerprint,
+            platforms,
+            config_digest: None,
+        });
+    }
+    if !is_manifest(&document.media_type) {
+        return Err(IndexError::MediaType {
+            what: reference.to_owned(),
+            media_type: document.media_type,
+        });
+    }
+    Ok(PushedImage {
+        platforms: vec![PlatformManifest {
+            platform: platform.to_owned(),
+            digest: digest.clone(),
+        }],
+        config_digest: document.config.map(|config| config.digest),
+        digest,
+        fingerprint,
+    })
 }
 
 /// What an index in the registry holds: each platform's image manifest and the in-toto predicate types attached
@@ -455,7 +546,6 @@ mod tests {
 
     use std::sync::{Arc, Mutex};
 
-    use sha2::{Digest as _, Sha256};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// `Basic` of `me:pw`.
@@ -663,6 +753,90 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, IndexError::BadDigest(_)), "{err}");
+    }
+
+    fn annotated_index() -> Vec<u8> {
+        let mut index: serde_json::Value = serde_json::from_slice(&index_body()).unwrap();
+        index["annotations"] = serde_json::json!({ FINGERPRINT_ANNOTATION: "f1" });
+        serde_json::to_vec(&index).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_pushed_index_says_its_digest_fingerprint_and_platforms() {
+        let (reference, digest, _) = fake_registry(
+            annotated_index(),
+            "application/vnd.oci.image.index.v1+json",
+            false,
+        )
+        .await;
+        let pinned = reference.replace(":1", &format!("@{digest}"));
+        let pushed = pushed_image(&pinned, "linux/amd64").await.unwrap();
+        assert_eq!(pushed.digest, digest);
+        assert_eq!(pushed.fingerprint.as_deref(), Some("f1"));
+        assert_eq!(pushed.config_digest, None);
+        let platforms: Vec<(&str, &str)> = (pushed.platforms.iter())
+            .map(|m| (m.platform.as_str(), m.digest.as_str()))
+            .collect();
+        assert_eq!(
+            platforms,
+            [("linux/amd64", "sha256:aa"), ("linux/arm64", "sha256:bb")]
+        );
+        // A tag the registry does not hold is an error, never an image.
+        assert!(pushed_image(&reference, "linux/amd64").await.is_err());
+    }
+
+    #[test]
+    fn a_single_manifest_is_its_own_platform_with_its_config() {
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:dd", "size": 1},
+            "layers": [],
+        }))
+        .unwrap();
+        let pushed = pushed_from(&manifest, "sha256:m".into(), "r", "linux/arm64").unwrap();
+        assert_eq!(
+            pushed,
+            PushedImage {
+                digest: "sha256:m".into(),
+                fingerprint: None,
+                platforms: vec![PlatformManifest {
+                    platform: "linux/arm64".into(),
+                    digest: "sha256:m".into(),
+                }],
+                config_digest: Some("sha256:dd".into()),
+            }
+        );
+        let config = br#"{"mediaType": "application/vnd.oci.image.config.v1+json"}"#;
+        assert!(matches!(
+            pushed_from(config, "sha256:c".into(), "r", "linux/arm64"),
+            Err(IndexError::MediaType { .. })
+        ));
+    }
+
+    #[test]
+    fn only_pushing_exporters_carry_the_fingerprint_at_the_level_the_result_has() {
+        let exporter = |kind: &str, push: bool| ExporterSpec {
+            kind: kind.to_owned(),
+            attrs: [("push".to_owned(), push.to_string())].into(),
+        };
+        let mut exporters = [
+            exporter("image", true),
+            exporter("image", false),
+            exporter("moby", false),
+            exporter("oci", false),
+        ];
+        annotate_fingerprint(&mut exporters, "f1", true);
+        let index_key = format!("annotation-index.{FINGERPRINT_ANNOTATION}");
+        assert_eq!(exporters[0].attrs[&index_key], "f1");
+        for other in &exporters[1..] {
+            assert_eq!(other.attrs.len(), 1, "{other:?}");
+        }
+        let mut single = [exporter("image", true)];
+        annotate_fingerprint(&mut single, "f1", false);
+        let manifest_key = format!("annotation-manifest.{FINGERPRINT_ANNOTATION}");
+        assert_eq!(single[0].attrs[&manifest_key], "f1");
+        assert!(!single[0].attrs.contains_key(&index_key));
     }
 
     /// How a fake registry answers a tag list.
