@@ -922,14 +922,22 @@ fn content_fingerprint(
         return Ok(None);
     }
     // Reads every input file whole: the runtime moves this worker's other tasks elsewhere meanwhile.
-    tokio::task::block_in_place(|| {
+    let print = tokio::task::block_in_place(|| {
         fingerprint(
             parts,
             &pushing,
             context.provenance,
             fresh::FileView::Content,
         )
-    })
+    })?;
+    // The same files are other layer bytes when the daemon copies them instead of taking our packed layers
+    // (BuildKit before v0.11, the release with both `oci-layout` sources and the Info rpc).
+    let layers = if context.buildkit.daemon.info_rpc {
+        "packed"
+    } else {
+        "copied"
+    };
+    Ok(print.map(|print| hex::encode(Sha256::digest(format!("{print}\nlayers {layers}")))))
 }
 
 /// Whether the pushed result is an index (several platforms, or attestations) rather than one manifest.
