@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hive_build::plan::{Base, PlanImage};
+use hive_build::progress::Phase;
 use sha2::{Digest, Sha256};
 
 use super::errors::{JobError, NoLoader, StepFailed};
@@ -380,10 +381,14 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             Some((part.solve.platform.to_string(), path))
         })
         .collect();
+    let phase = |phase, since| context.progress.phase(phase, Some(&planned.name), since);
+    phase(Phase::Layout, started);
+    let checked = Instant::now();
     let fresh = match &fingerprint {
         Some(print) => fresh_image(context, planned, &outputs, print).await,
         None => None,
     };
+    phase(Phase::Fresh, checked);
     if let Some(built) = fresh {
         return Ok(BuiltImage {
             duration: started.elapsed(),
@@ -432,13 +437,17 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         pack_dir: pack_dir.0.clone(),
         dirs: dockerfile_dirs(context, planned, &platforms)?,
     };
+    let solving = Instant::now();
     let mut solved = (context.buildkit.solve(job, &context.progress).await)
         .map_err(|error| step_failed(context, error))?;
+    phase(Phase::Solve, solving);
+    let finishing = Instant::now();
     finish_outputs(context, &outputs, &mut solved).await?;
     let manifests = manifests(context, planned, &platforms, &solved).await?;
     if let Some(fingerprint) = fingerprint {
         save_stamp(context, planned, &outputs, fingerprint, &solved, &manifests).await;
     }
+    phase(Phase::Finish, finishing);
     Ok(BuiltImage {
         name: planned.name.clone(),
         references: planned.references.clone(),

@@ -18,6 +18,9 @@ pub(crate) use secrets::SecretError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
+
+use hive_build::progress::Phase;
 
 use crate::buildkit::{Buildkit, ConnectOptions, ProvenanceMode};
 use crate::cargo::{self, ArtifactKey, Cargo, CompileRequest};
@@ -284,6 +287,13 @@ async fn build_computed(
     output::remove_stale(&computed.target_dir);
 
     let progress = reporting.start();
+    for (phase, duration) in &computed.phases {
+        progress.event(EngineEvent::Phase {
+            phase: *phase,
+            image: None,
+            duration: *duration,
+        });
+    }
     if epoch_source == crate::plan::EpochSource::Zero {
         progress.event(EngineEvent::Warning {
             image: None,
@@ -395,8 +405,11 @@ async fn prepare_context(
         path: PathBuf::from("."),
         source,
     })?;
+    let started = Instant::now();
     let executables = build_binaries(request, resolved, target_dir, &cwd, progress).await?;
+    progress.phase(Phase::CargoBuild, None, started);
 
+    let started = Instant::now();
     let buildkit = Buildkit::connect(options).await?;
     let daemon = buildkit.daemon.kind;
     // Where the images go is known now: an exporter this daemon lacks, or a missing Docker for --load, fails
@@ -419,9 +432,12 @@ async fn prepare_context(
     )
     .await?;
     let docker_socket = output::docker_endpoint(buildkit_docker.as_deref(), docker_host).socket;
+    progress.phase(Phase::Connect, None, started);
 
+    let started = Instant::now();
     let bases = bases::prepare(&buildkit, needs(resolved, &executables)).await?;
     bases::check_platforms(resolved, &bases)?;
+    progress.phase(Phase::Bases, None, started);
     // Cargo's resolve for the SBOMs: once, for every triple an image that wants one is built for.
     let sboms = sboms::Sboms::load(
         inputs.request.sbom,

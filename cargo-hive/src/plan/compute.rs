@@ -2,6 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hive_build::progress::Phase;
 
 use crate::cargo::Cargo;
 use crate::cargo::host_default_triple as host_triple;
@@ -36,6 +39,8 @@ pub(crate) struct Computed {
     pub(crate) target_dir: PathBuf,
     /// How the manifest says to reach BuildKit.
     pub(crate) connection: ConnectionSettings,
+    /// How long each planning phase took, in the order they ran (`build-scripts` only when the pass ran).
+    pub(crate) phases: Vec<(Phase, Duration)>,
 }
 
 /// Computes the plan of the selected images. Every mistake in the definitions is reported at once, as
@@ -47,7 +52,11 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
         env,
     } = request;
     let mut diags = Diagnostics::default();
+    let started = Instant::now();
     let mut definitions = config::load(LoadOptions { cargo, selection }, &mut diags)?;
+    let mut phases = vec![(Phase::CargoMetadata, started.elapsed())];
+    let started = Instant::now();
+    let mut scripts = Duration::ZERO;
     let overrides = GitOverrides {
         sha: env.get("HIVE_GIT_SHA").cloned(),
         branch: env.get("HIVE_GIT_BRANCH").cloned(),
@@ -76,8 +85,10 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
                 triples: &triples,
                 pass_target,
             };
+            let pass = Instant::now();
             check_installed(cargo, &triples)?;
             config::run_build_scripts(&mut definitions, cargo, targets, &mut diags)?;
+            scripts += pass.elapsed();
         }
         let mut pass_diags = Diagnostics::default();
         let this_pass = assemble::resolve_all(&definitions, &context, &mut pass_diags);
@@ -104,10 +115,15 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
     let assembled = assemble::select(assembled, &definitions, &wanted, selection.names_packages())
         .map_err(|err| HiveError::Input(err.to_string()))?;
     let resolved = assemble::plan(assembled, &definitions, profile, git);
+    if scripts > Duration::ZERO {
+        phases.push((Phase::BuildScripts, scripts));
+    }
+    phases.push((Phase::Plan, started.elapsed().saturating_sub(scripts)));
     Ok(Computed {
         resolved,
         target_dir: definitions.workspace.target_directory,
         connection: definitions.connection,
+        phases,
     })
 }
 
