@@ -87,17 +87,13 @@ fn a_build_and_the_no_op_after_it_report_their_phases() {
 
     let first = build();
     let built = phases(&first);
-    // No build script declares images here: no build-script pass.
-    assert_eq!(
-        built.build,
-        [
-            Phase::CargoMetadata,
-            Phase::Plan,
-            Phase::CargoBuild,
-            Phase::Connect,
-            Phase::Bases
-        ]
-    );
+    // No build script declares images here: no build-script pass. BuildKit is connected while cargo builds, so
+    // those two end in either order.
+    assert_eq!(built.build[..2], [Phase::CargoMetadata, Phase::Plan]);
+    let mut overlapping = built.build[2..4].to_vec();
+    overlapping.sort();
+    assert_eq!(overlapping, [Phase::CargoBuild, Phase::Connect]);
+    assert_eq!(built.build[4..], [Phase::Bases]);
     assert_eq!(built.images.keys().collect::<Vec<_>>(), names);
     for (image, phases) in &built.images {
         assert_eq!(
