@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use hive_build::progress::{Event, Phase};
+use hive_build::progress::{ErrorKind, Event, Phase};
 use hive_e2e::fixture::*;
 
 /// The build's phases (image absent) in the order they came, and each image's in the order they came.
@@ -166,5 +166,40 @@ fn the_build_script_pass_is_a_phase_when_it_runs() {
             .filter(|phase| **phase == Phase::BuildScripts)
             .count(),
         1
+    );
+}
+
+/// BuildKit is connected while cargo builds: when both fail, cargo's failure is still the one reported (as when
+/// the daemon was only asked after cargo), and the build's phases stop before `bases`.
+#[test]
+fn cargo_fails_first_when_the_daemon_is_down_too() {
+    let fixture = Fixture::example("hello");
+    fixture.edit(
+        "src/main.rs",
+        "fn main() {",
+        "compile_error!(\"on purpose\");\nfn main() {",
+    );
+    let missing = fixture.scratch("no-buildkitd.sock");
+    let addr = format!("unix://{}", missing.display());
+    let result = hive_e2e::run(fixture.build_at(&addr).args(["--progress", "json"]));
+    assert_eq!(result.code, 1, "{result:#?}");
+    let events = events(&result);
+    let kinds: Vec<ErrorKind> = (events.iter())
+        .filter_map(|event| match event {
+            Event::Error { kind, .. } => Some(*kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, [ErrorKind::CargoFailed], "{result:#?}");
+    assert!(result.stderr.contains("on purpose"), "{result:#?}");
+    assert!(
+        !events.iter().any(|event| matches!(
+            event,
+            Event::Phase {
+                phase: Phase::Bases,
+                ..
+            }
+        )),
+        "{result:#?}"
     );
 }
