@@ -8,6 +8,15 @@
 //! only `error` and `build-finished`. Every step that starts gets exactly one `vertex-started` and at most one of
 //! `vertex-cached`, `vertex-completed` or `vertex-errored` (none when the build is interrupted first).
 //!
+//! `phase` events say how long each stage of the build took (a [`Phase`]), for tools that show where the time
+//! goes. Each is sent when its stage ends: those of the whole build (`image` absent) at most once, those of an
+//! image (`image` set) at most once per image, between its `image-started` and its `image-finished`. The planning
+//! phases (`cargo-metadata`, `build-scripts`, `plan`) ran before progress started and come first, in that order.
+//! BuildKit is connected while cargo builds, so `cargo-build` and `connect` end in either order (each timed from
+//! when both began); `bases` follows both. A phase that did not run is not sent: `build-scripts` when no build
+//! script declares images, `bases` and the images' phases when the build ended before, `solve`, `export` and
+//! `finish` for an image found up to date.
+//!
 //! Stability: fields and event types may be added in a minor release (readers must ignore unknown fields and
 //! types); removing or changing the meaning of a field bumps [`FORMAT_VERSION`].
 //!
