@@ -421,7 +421,7 @@ async fn prepare_context(
         progress.phase(Phase::Connect, None, started);
         connected
     };
-    let (executables, connected) = tokio::join!(compiled, connected);
+    let (connected, executables) = tokio::join!(connected, compiled);
     let executables = executables?;
     let Connected {
         buildkit,
@@ -525,8 +525,19 @@ async fn build_binaries(
     cwd: &Path,
     progress: &Progress,
 ) -> Result<BTreeMap<ArtifactKey, cargo::Executable>, HiveError> {
-    // A missing rustup target is said before cargo runs, with the command that installs it.
-    cargo::check_targets_installed(&request.cargo, &needed_targets(resolved), cwd)
+    // A missing rustup target is said before cargo runs, with the command that installs it. Off the runtime's
+    // threads: it may wait for rustc, and BuildKit is being connected meanwhile.
+    let (toolchain, needed, dir) = (
+        request.cargo.clone(),
+        needed_targets(resolved),
+        cwd.to_path_buf(),
+    );
+    tokio::task::spawn_blocking(move || cargo::check_targets_installed(&toolchain, &needed, &dir))
+        .await
+        .map_err(|err| HiveError::Setup {
+            what: "check the installed Rust targets",
+            source: std::io::Error::other(err),
+        })?
         .map_err(|err| HiveError::Input(err.to_string()))?;
     let request = compile_request(request, resolved, target_dir);
     progress.event(EngineEvent::CargoStarted);
