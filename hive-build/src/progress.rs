@@ -8,6 +8,15 @@
 //! only `error` and `build-finished`. Every step that starts gets exactly one `vertex-started` and at most one of
 //! `vertex-cached`, `vertex-completed` or `vertex-errored` (none when the build is interrupted first).
 //!
+//! `phase` events say how long each stage of the build took (a [`Phase`]), for tools that show where the time
+//! goes. Each is sent when its stage ends: those of the whole build (`image` absent) at most once, those of an
+//! image (`image` set) at most once per image, between its `image-started` and its `image-finished`. The planning
+//! phases (`cargo-metadata`, `build-scripts`, `plan`) ran before progress started and come first, in that order.
+//! BuildKit is connected while cargo builds, so `cargo-build` and `connect` end in either order (each timed from
+//! when both began); `bases` follows both. A phase that did not run is not sent: `build-scripts` when no build
+//! script declares images, `bases` and the images' phases when the build ended before, `solve`, `export` and
+//! `finish` for an image found up to date.
+//!
 //! Stability: fields and event types may be added in a minor release (readers must ignore unknown fields and
 //! types); removing or changing the meaning of a field bumps [`FORMAT_VERSION`].
 //!
@@ -187,6 +196,16 @@ pub enum Event {
         /// The error, rendered (without its causes).
         message: String,
     },
+    /// A stage of the build ended: how long it took, for the whole build or for one image.
+    Phase {
+        /// The stage.
+        phase: Phase,
+        /// The image, for the stages run per image.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        /// Wall time of the stage (for `export`, the daemon's exporter steps, by its clock).
+        duration_secs: f64,
+    },
     /// The build is over.
     BuildFinished {
         /// Whether cargo and every image succeeded.
@@ -198,6 +217,77 @@ pub enum Event {
         /// Wall time of the whole build.
         duration_secs: f64,
     },
+}
+
+/// A stage of `cargo hive build`, the `phase` of a `phase` event. Stages of the whole build run once, in this
+/// order; those of an image run once per image, concurrently with other images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// `cargo metadata` read the workspace, and the manifests were parsed.
+    CargoMetadata,
+    /// The build-script pass (`cargo check`) ran the build scripts that declare images.
+    BuildScripts,
+    /// The definitions were merged, checked and resolved (git facts, platforms, tags) into the plan.
+    Plan,
+    /// The installed targets were checked and cargo built the binaries (checked afterwards).
+    CargoBuild,
+    /// BuildKit was connected and the daemon checked against the outputs (exporters, Docker for `--load`).
+    Connect,
+    /// The registry bases were resolved, once per base and platform.
+    Bases,
+    /// An image's LLB, config and fingerprint were laid out.
+    Layout,
+    /// An image's up-to-date check: its stamp and its outputs.
+    Fresh,
+    /// An image's solve, without its export: BuildKit's steps, the files sent.
+    Solve,
+    /// The daemon's exporter steps of an image's solve (writing an archive, storing, pushing).
+    Export,
+    /// What Docker finishes for an image (a load, a push), its manifests read and its stamp written.
+    Finish,
+}
+
+impl Phase {
+    /// Every phase, in the order the stages run.
+    pub const ALL: [Phase; 11] = [
+        Phase::CargoMetadata,
+        Phase::BuildScripts,
+        Phase::Plan,
+        Phase::CargoBuild,
+        Phase::Connect,
+        Phase::Bases,
+        Phase::Layout,
+        Phase::Fresh,
+        Phase::Solve,
+        Phase::Export,
+        Phase::Finish,
+    ];
+
+    /// The phase's name in JSON, `cargo-metadata`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::CargoMetadata => "cargo-metadata",
+            Phase::BuildScripts => "build-scripts",
+            Phase::Plan => "plan",
+            Phase::CargoBuild => "cargo-build",
+            Phase::Connect => "connect",
+            Phase::Bases => "bases",
+            Phase::Layout => "layout",
+            Phase::Fresh => "fresh",
+            Phase::Solve => "solve",
+            Phase::Export => "export",
+            Phase::Finish => "finish",
+        }
+    }
+
+    /// Whether the phase runs once per image (else once per build).
+    pub fn per_image(self) -> bool {
+        matches!(
+            self,
+            Phase::Layout | Phase::Fresh | Phase::Solve | Phase::Export | Phase::Finish
+        )
+    }
 }
 
 /// Why a build failed, as the `kind` of an `error` event.
@@ -269,6 +359,43 @@ mod tests {
             r#"{"format_version":1,"type":"error","kind":"daemon-unreachable","message":"no"}"#
         );
         assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
+    }
+
+    #[test]
+    fn phases_are_kebab_case_and_named_in_order() {
+        let record = Record::new(Event::Phase {
+            phase: Phase::CargoMetadata,
+            image: None,
+            duration_secs: 0.25,
+        });
+        let json = serde_json::to_string(&record).unwrap();
+        assert_eq!(
+            json,
+            r#"{"format_version":1,"type":"phase","phase":"cargo-metadata","duration_secs":0.25}"#
+        );
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
+        let line =
+            r#"{"format_version":1,"type":"phase","phase":"solve","image":"a","duration_secs":1}"#;
+        assert_eq!(
+            serde_json::from_str::<Record>(line).unwrap().event,
+            Event::Phase {
+                phase: Phase::Solve,
+                image: Some("a".into()),
+                duration_secs: 1.0
+            }
+        );
+        for phase in Phase::ALL {
+            let json = serde_json::to_string(&phase).unwrap();
+            assert_eq!(json, format!("\"{}\"", phase.as_str()));
+        }
+        let mut sorted = Phase::ALL;
+        sorted.sort();
+        assert_eq!(sorted, Phase::ALL);
+        let per_image: Vec<&str> = (Phase::ALL.iter())
+            .filter(|phase| phase.per_image())
+            .map(|phase| phase.as_str())
+            .collect();
+        assert_eq!(per_image, ["layout", "fresh", "solve", "export", "finish"]);
     }
 
     #[test]

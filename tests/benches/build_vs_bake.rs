@@ -1,15 +1,18 @@
 //! `cargo hive build --release --load` against `cargo build --release && docker buildx bake --load` on the same
 //! daemon, for a generated workspace of 20 binary crates: cold (BuildKit cache pruned), nothing changed, one binary
-//! changed; median of several runs; plus the bytes our session sent. Prints a markdown table.
+//! changed; median of several runs; plus the bytes our session sent. Prints a markdown table, and the median of
+//! each phase cargo hive's `--progress json` reports, per scenario.
 //!
 //! Run: `cargo bench -p hive-e2e --bench build_vs_bake` (needs `scripts/buildkit-up` first). `HIVE_BENCH_RUNS`
 //! sets the runs per cell (default 5), `HIVE_BENCH_CRATES` the number of crates (default 20).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hive_e2e::bench::{human_bytes, median};
+use hive_build::progress::Phase;
+use hive_e2e::bench::{human_bytes, median, median_phases, phase_table, phase_times, time_output};
 
 const BASE: &str = "localhost:5000/hive/glibc:latest";
 
@@ -57,6 +60,9 @@ fn main() {
                 "--release",
                 "--load",
                 "--quiet",
+                // Data, not drawing: the phases for the breakdown (-q leaves JSON on).
+                "--progress",
+                "json",
                 "--metadata-file",
                 "target/hive-metadata.json",
             ])
@@ -75,6 +81,7 @@ fn main() {
     };
 
     let mut table = Vec::new();
+    let mut phases: Vec<(String, BTreeMap<Phase, Duration>)> = Vec::new();
     let mut counter = 0u32;
     let scenarios = [
         "cold",
@@ -84,11 +91,12 @@ fn main() {
     ];
     for scenario in scenarios {
         let mut hive_times = Vec::new();
+        let mut hive_phases = Vec::new();
         let mut bake_times = Vec::new();
         let mut bytes = Vec::new();
         if scenario != "cold" {
             // The cold scenario's prunes leave one side cold: one untimed run each puts both in the same state.
-            must(&mut hive_cmd());
+            time_output(&mut hive_cmd());
             must(&mut bake_cmd());
         }
         for run in 0..runs {
@@ -112,19 +120,25 @@ fn main() {
                 } else {
                     bake_cmd()
                 };
-                let elapsed = time(&mut command);
+                let (elapsed, progress) = if tool == "hive" {
+                    time_output(&mut command)
+                } else {
+                    (time(&mut command), String::new())
+                };
                 eprintln!(
                     "{scenario:>20} run {run} {tool}: {:.3}s",
                     elapsed.as_secs_f64()
                 );
                 if tool == "hive" {
                     hive_times.push(elapsed);
+                    hive_phases.push(phase_times(&progress));
                     bytes.push(bytes_sent(&ws));
                 } else {
                     bake_times.push(elapsed);
                 }
             }
         }
+        phases.push((scenario.to_owned(), median_phases(&hive_phases)));
         table.push((
             scenario,
             median(&hive_times),
@@ -154,6 +168,10 @@ fn main() {
             human_bytes(*bytes)
         );
     }
+    println!(
+        "\n{}",
+        phase_table(&format!("cargo hive's phases (median of {runs})"), &phases)
+    );
     let one_changed_bytes = table.last().map(|row| row.3).unwrap_or(0);
     println!(
         "\nbytes sent for one changed binary: {} for a {} binary ({:.3}×; target ≤ 1.05×)",

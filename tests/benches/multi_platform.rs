@@ -3,20 +3,27 @@
 //! `scratch`, from the same host-cross-compiled musl binaries (no emulation on either side). Both push a
 //! two-platform index per image to the local registry; every run is checked by reading the indexes back. Scenarios:
 //! cold (BuildKit cache pruned, the bench's local images removed, fresh registry repositories), nothing changed,
-//! nothing changed without cargo hive's fingerprints, one binary changed. Prints a markdown table of medians.
+//! nothing changed without cargo hive's fingerprints, one binary changed. Prints a markdown table of medians, and
+//! where cargo hive's time went: the median of each phase its `--progress json` reports, per scenario.
 //!
 //! Run: `cargo bench -p hive-e2e --bench multi_platform` (needs `scripts/buildkit-up` and the rustup targets
 //! `x86_64-unknown-linux-musl` and `aarch64-unknown-linux-musl`). `HIVE_BENCH_RUNS` sets the runs per cell
 //! (default 3), `HIVE_BENCH_CRATES` the number of crates (default 20); `HIVE_BENCH_BAKE_ONLY=1` runs bake's side
 //! alone (to check the harness where cargo hive cannot build several platforms).
+//!
+//! `HIVE_BENCH_SCALE=1` measures scale instead (crates default to 200): `cargo hive plan` and the no-op
+//! `cargo hive build --push` (after one untimed build), with their phases; it neither prunes BuildKit nor runs bake,
+//! so it can run beside other work on the daemon.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use hive_build::progress::Phase;
 use hive_e2e::bench::{
     BAKE_SCRIPT, MultiPlatformWorkspace, PLATFORMS, REGISTRY, REPOSITORY_ROOT, assert_pushed_index,
-    human_bytes, median, must, ratio, time,
+    human_bytes, median, median_phases, must, phase_table, phase_times, ratio, time_output,
 };
 
 /// The sides of the comparison.
@@ -67,6 +74,8 @@ struct Row {
     hive: Option<Duration>,
     bake: Duration,
     bytes: Option<u64>,
+    /// cargo hive's phases, the median of each.
+    phases: BTreeMap<Phase, Duration>,
 }
 
 /// The bench's settings and the things every run needs.
@@ -83,6 +92,12 @@ struct Bench {
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let runs = env_number("HIVE_BENCH_RUNS", 3);
+    if std::env::var("HIVE_BENCH_SCALE").is_ok_and(|v| v == "1") {
+        let crates = env_number("HIVE_BENCH_CRATES", 200);
+        let mut bench = Bench::prepare(runs, crates, false);
+        bench.scale(crates);
+        return;
+    }
     let crates = env_number("HIVE_BENCH_CRATES", 20);
     let bake_only = std::env::var("HIVE_BENCH_BAKE_ONLY").is_ok_and(|v| v == "1");
     let mut bench = Bench::prepare(runs, crates, bake_only);
@@ -154,12 +169,13 @@ impl Bench {
             }
         }
         let mut hive_times = Vec::new();
+        let mut hive_phases = Vec::new();
         let mut bake_times = Vec::new();
         let mut bytes = Vec::new();
         for run in 0..self.runs {
             for &tool in self.tools() {
                 let repositories = self.prepare_run(scenario, tool, run, &warm);
-                let elapsed = self.run(tool, scenario);
+                let (elapsed, progress) = self.run(tool, scenario);
                 self.check_pushed(tool, &repositories);
                 eprintln!(
                     "{:>32} run {run} {tool:?}: {:.3}s",
@@ -169,6 +185,7 @@ impl Bench {
                 match tool {
                     Tool::Hive => {
                         hive_times.push(elapsed);
+                        hive_phases.push(phase_times(&progress));
                         bytes.push(bytes_sent(self.workspace.root()));
                     }
                     Tool::Bake => bake_times.push(elapsed),
@@ -180,7 +197,56 @@ impl Bench {
             hive: (!hive_times.is_empty()).then(|| median(&hive_times)),
             bake: median(&bake_times),
             bytes: (!bytes.is_empty()).then(|| median(&bytes)),
+            phases: median_phases(&hive_phases),
         }
+    }
+
+    /// The scale mode: `cargo hive plan` and the no-op build of a big workspace, timed; nothing pruned, no bake.
+    fn scale(&mut self, crates: usize) {
+        let warm = format!("{}-scale", self.run_id);
+        self.workspace.push_to(&warm);
+        eprintln!("building the {crates} images once (untimed)…");
+        self.run(Tool::Hive, Scenario::NothingChanged);
+        let mut plans = Vec::new();
+        let mut builds = Vec::new();
+        let mut phases = Vec::new();
+        for run in 0..self.runs {
+            let mut plan = Command::new(&self.hive);
+            plan.args(["hive", "plan", "--quiet", "--format", "json"])
+                .current_dir(self.workspace.root());
+            let (planned, _) = time_output(&mut plan);
+            let (built, progress) = self.run(Tool::Hive, Scenario::NothingChanged);
+            self.check_pushed(Tool::Hive, &warm);
+            eprintln!(
+                "scale run {run}: plan {:.3}s, no-op build {:.3}s",
+                planned.as_secs_f64(),
+                built.as_secs_f64()
+            );
+            plans.push(planned);
+            builds.push(built);
+            phases.push(phase_times(&progress));
+        }
+        println!(
+            "\n| {crates} images × {} (median of {}) | time | target |",
+            PLATFORMS.len(),
+            self.runs
+        );
+        println!("| --- | ---: | ---: |");
+        println!(
+            "| `cargo hive plan` | {:.3} s | ≤ 1 s |",
+            median(&plans).as_secs_f64()
+        );
+        println!(
+            "| no-op `cargo hive build --release --push` | {:.3} s | ≤ 1.5 s |",
+            median(&builds).as_secs_f64()
+        );
+        println!(
+            "\n{}",
+            phase_table(
+                "phase (no-op build, median)",
+                &[(format!("{crates} images"), median_phases(&phases))]
+            )
+        );
     }
 
     /// Puts the daemon, the workspace and the registry in the scenario's starting state for one timed run;
@@ -210,8 +276,9 @@ impl Bench {
         warm.to_owned()
     }
 
-    /// One timed run of `tool`; panics with its stderr when it fails.
-    fn run(&self, tool: Tool, scenario: Scenario) -> Duration {
+    /// One timed run of `tool`, with its stdout (cargo hive's `--progress json`); panics with its stderr when it
+    /// fails.
+    fn run(&self, tool: Tool, scenario: Scenario) -> (Duration, String) {
         let mut command = match tool {
             Tool::Hive => {
                 let mut command = Command::new(&self.hive);
@@ -223,6 +290,9 @@ impl Bench {
                     // Like for like: bake runs without its default attestations (see `bake_script`).
                     "--provenance=false",
                     "--quiet",
+                    // Data, not drawing: the phases for the breakdown (-q leaves JSON on).
+                    "--progress",
+                    "json",
                     "--color",
                     "never",
                     "--metadata-file",
@@ -237,7 +307,8 @@ impl Bench {
             }
         };
         command.current_dir(self.workspace.root());
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| time(&mut command)));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| time_output(&mut command)));
         result.unwrap_or_else(|panic| {
             eprintln!(
                 "{tool:?} failed in scenario \"{}\" on the {}-platform workspace{}",
@@ -303,6 +374,16 @@ fn print_table(rows: &[Row], crates: usize, runs: usize, changed_size: u64) {
             row.bake.as_secs_f64(),
             row.scenario.target(),
             row.bytes.map_or("—".to_owned(), human_bytes),
+        );
+    }
+    let phases: Vec<(String, BTreeMap<Phase, Duration>)> = (rows.iter())
+        .filter(|row| row.hive.is_some())
+        .map(|row| (row.scenario.label().to_owned(), row.phases.clone()))
+        .collect();
+    if !phases.is_empty() {
+        println!(
+            "\n{}",
+            phase_table(&format!("cargo hive's phases (median of {runs})"), &phases)
         );
     }
     if let Some(bytes) = rows.last().and_then(|row| row.bytes) {

@@ -1,12 +1,13 @@
 //! Pieces of the benchmarks in `tests/benches/`: the generated multi-platform workspace (its cargo-hive metadata,
 //! its bake file and the script that stages cross-compiled binaries for bake), reading back what a run pushed, and
-//! the arithmetic of the printed table.
+//! the arithmetic of the printed tables (the totals, and the per-phase breakdown read from `--progress json`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use hive_build::progress::{Event, Phase, Record};
 use serde_json::Value;
 
 /// One platform of the multi-platform benchmark: its OCI name, Docker's `TARGETARCH` and the Rust target that
@@ -292,6 +293,18 @@ pub fn time(command: &mut Command) -> Duration {
 
 /// Runs `command` and panics, quoting the command, its exit status and its stderr, unless it succeeds.
 pub fn must(command: &mut Command) {
+    must_output(command);
+}
+
+/// Runs `command` and panics, with its stderr, unless it succeeds; returns how long it took and its stdout.
+pub fn time_output(command: &mut Command) -> (Duration, String) {
+    let started = Instant::now();
+    let stdout = must_output(command);
+    (started.elapsed(), stdout)
+}
+
+/// [`must`], returning the command's stdout.
+fn must_output(command: &mut Command) -> String {
     let output = command.output().expect("command starts");
     assert!(
         output.status.success(),
@@ -299,6 +312,83 @@ pub fn must(command: &mut Command) {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// How long each phase of one `cargo hive build --progress json` run took: a phase of the whole build as reported;
+/// a phase of the images as the slowest image's (images run concurrently, so that is what the build waited for).
+/// Lines that are not progress records (or records of a newer kind) are skipped.
+pub fn phase_times(progress: &str) -> BTreeMap<Phase, Duration> {
+    let mut phases: BTreeMap<Phase, Duration> = BTreeMap::new();
+    let records = progress
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Record>(line).ok());
+    for record in records {
+        if let Event::Phase {
+            phase,
+            duration_secs,
+            ..
+        } = record.event
+        {
+            let took = Duration::from_secs_f64(duration_secs.max(0.0));
+            let slot = phases.entry(phase).or_default();
+            *slot = if phase.per_image() {
+                (*slot).max(took)
+            } else {
+                *slot + took
+            };
+        }
+    }
+    phases
+}
+
+/// Per phase, the median over runs; a phase a run did not report (an image found up to date is not solved) counts
+/// as zero in that run, and a phase no run reported is left out.
+pub fn median_phases(runs: &[BTreeMap<Phase, Duration>]) -> BTreeMap<Phase, Duration> {
+    let seen: BTreeSet<Phase> = runs.iter().flat_map(|run| run.keys().copied()).collect();
+    seen.into_iter()
+        .map(|phase| {
+            let times: Vec<Duration> = runs
+                .iter()
+                .map(|run| run.get(&phase).copied().unwrap_or_default())
+                .collect();
+            (phase, median(&times))
+        })
+        .collect()
+}
+
+/// A markdown table of phases (rows, in the order they run) by column (a scenario each, in the order given), in
+/// milliseconds; `—` where a column has no such phase.
+pub fn phase_table(title: &str, columns: &[(String, BTreeMap<Phase, Duration>)]) -> String {
+    let mut text = format!("| {title} |");
+    for (name, _) in columns {
+        text.push_str(&format!(" {name} |"));
+    }
+    text.push_str("\n| --- |");
+    text.push_str(&" ---: |".repeat(columns.len()));
+    text.push('\n');
+    for phase in Phase::ALL {
+        if !columns
+            .iter()
+            .any(|(_, phases)| phases.contains_key(&phase))
+        {
+            continue;
+        }
+        let per_image = if phase.per_image() {
+            " (slowest image)"
+        } else {
+            ""
+        };
+        text.push_str(&format!("| {}{per_image} |", phase.as_str()));
+        for (_, phases) in columns {
+            match phases.get(&phase) {
+                Some(took) => text.push_str(&format!(" {:.1} ms |", took.as_secs_f64() * 1000.0)),
+                None => text.push_str(" — |"),
+            }
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// The median of `values` (the upper one of an even count). Panics when `values` is empty.
@@ -428,6 +518,67 @@ mod tests {
         assert_eq!(median(&[3, 1, 2]), 2);
         assert_eq!(median(&[4, 1, 3, 2]), 3);
         assert_eq!(ratio(Duration::from_secs(1), Duration::from_secs(4)), 0.25);
+    }
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn phase_times_keep_build_phases_and_the_slowest_image() {
+        let lines = [
+            r#"{"format_version":1,"type":"phase","phase":"cargo-metadata","duration_secs":0.02}"#,
+            r#"{"format_version":1,"type":"cargo-started"}"#,
+            r#"{"format_version":1,"type":"phase","phase":"fresh","image":"a","duration_secs":0.03}"#,
+            r#"{"format_version":1,"type":"phase","phase":"fresh","image":"b","duration_secs":0.05}"#,
+            r#"{"format_version":1,"type":"phase","phase":"solve","image":"a","duration_secs":0.5}"#,
+            r#"{"format_version":1,"type":"a-newer-event"}"#,
+            "not json",
+        ];
+        let phases = phase_times(&lines.join("\n"));
+        assert_eq!(
+            phases,
+            BTreeMap::from([
+                (Phase::CargoMetadata, ms(20)),
+                (Phase::Fresh, ms(50)),
+                (Phase::Solve, ms(500)),
+            ])
+        );
+    }
+
+    #[test]
+    fn median_phases_count_a_missing_phase_as_zero() {
+        let runs = [
+            BTreeMap::from([(Phase::Plan, ms(10)), (Phase::Solve, ms(300))]),
+            BTreeMap::from([(Phase::Plan, ms(30))]),
+            BTreeMap::from([(Phase::Plan, ms(20)), (Phase::Solve, ms(100))]),
+        ];
+        assert_eq!(
+            median_phases(&runs),
+            BTreeMap::from([(Phase::Plan, ms(20)), (Phase::Solve, ms(100))])
+        );
+        assert_eq!(median_phases(&[]), BTreeMap::new());
+    }
+
+    #[test]
+    fn phase_table_has_a_row_per_phase_seen_in_run_order() {
+        let columns = [
+            (
+                "cold".to_owned(),
+                BTreeMap::from([(Phase::Solve, ms(1500)), (Phase::CargoBuild, ms(2000))]),
+            ),
+            (
+                "nothing changed".to_owned(),
+                BTreeMap::from([(Phase::CargoBuild, Duration::from_micros(40_250))]),
+            ),
+        ];
+        assert_eq!(
+            phase_table("phase (cargo hive, median)", &columns),
+            "| phase (cargo hive, median) | cold | nothing changed |\n\
+             | --- | ---: | ---: |\n\
+             | cargo-build | 2000.0 ms | 40.2 ms |\n\
+             | solve (slowest image) | 1500.0 ms | — |\n"
+        );
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! cross target is named with the `rustup` command that installs it, instead of surfacing as a pile of
 //! `can't find crate for std` errors minutes into a build.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::Cargo;
 
@@ -107,7 +109,7 @@ pub(crate) fn check_targets_installed(
     if checked.is_empty() {
         return Ok(());
     }
-    let sysroot = sysroot(&cargo.rustc, cwd)?;
+    let sysroot = sysroot_for(&cargo.rustc, cwd)?;
     let missing = missing_targets(&sysroot, checked.into_iter());
     if missing.is_empty() {
         Ok(())
@@ -120,6 +122,48 @@ pub(crate) fn check_targets_installed(
 /// with `build-std`, or fails in cargo with its own message).
 fn needs_check(triple: &str) -> bool {
     triple != host_default_triple() && !triple.ends_with(".json")
+}
+
+/// The sysroot asked ahead of need, for one rustc in one directory: the thread asking, then its answer.
+enum Prefetched {
+    Asking(std::thread::JoinHandle<Option<PathBuf>>),
+    Answered(Option<PathBuf>),
+}
+
+/// The sysroots asked ahead of need in this process, by rustc program and the directory it runs in.
+static PREFETCHED: Mutex<BTreeMap<(OsString, PathBuf), Prefetched>> = Mutex::new(BTreeMap::new());
+
+/// Starts `rustc --print sysroot` on another thread, so the answer is there when [`check_targets_installed`]
+/// needs it for the same rustc and directory (rustc takes tens of milliseconds; cargo reads the workspace
+/// meanwhile).
+pub(crate) fn prefetch_sysroot(cargo: &Cargo, cwd: &Path) {
+    let key = (cargo.rustc.clone(), cwd.to_path_buf());
+    let (rustc, dir) = key.clone();
+    let asking = std::thread::spawn(move || sysroot(&rustc, &dir).ok());
+    let mut prefetched = PREFETCHED
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    prefetched.insert(key, Prefetched::Asking(asking));
+}
+
+/// The sysroot of `rustc` in `cwd`: the prefetched answer when there is one, else asked now (also when the
+/// prefetch failed, so that its error is the one of asking now).
+fn sysroot_for(rustc: &OsString, cwd: &Path) -> Result<PathBuf, ToolchainError> {
+    let key = (rustc.clone(), cwd.to_path_buf());
+    let mut prefetched = PREFETCHED
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    let answer = match prefetched.remove(&key) {
+        Some(Prefetched::Asking(thread)) => thread.join().ok().flatten(),
+        Some(Prefetched::Answered(answer)) => answer,
+        None => None,
+    };
+    if let Some(path) = answer {
+        prefetched.insert(key, Prefetched::Answered(Some(path.clone())));
+        return Ok(path);
+    }
+    drop(prefetched);
+    sysroot(rustc, cwd)
 }
 
 /// `rustc --print sysroot`, run where cargo runs.
@@ -266,6 +310,78 @@ mod tests {
             ),
             "{error}"
         );
+    }
+
+    /// A rustc that answers `--print sysroot` with `sysroot` (or fails), counting its runs in `<dir>/runs`.
+    fn counting_rustc(dir: &Path, sysroot: Option<&Path>) -> OsString {
+        use std::os::unix::fs::PermissionsExt;
+        let answer = match sysroot {
+            Some(path) => format!("echo {}", path.display()),
+            None => "echo 'no sysroot here' >&2; exit 3".to_owned(),
+        };
+        let script = dir.join("rustc");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho run >> {}/runs\n{answer}\n", dir.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script.into_os_string()
+    }
+
+    fn runs(dir: &Path) -> usize {
+        std::fs::read_to_string(dir.join("runs"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
+    #[test]
+    fn a_prefetched_sysroot_is_asked_once_and_still_finds_a_missing_target() {
+        let root = fake_sysroot();
+        let dir = tempfile::tempdir().unwrap();
+        let cargo = Cargo {
+            rustc: counting_rustc(dir.path(), Some(root.path())),
+            ..Default::default()
+        };
+        prefetch_sysroot(&cargo, dir.path());
+        let installed = [need(
+            "x86_64-unknown-linux-musl",
+            "linux/amd64 of image `api`",
+        )];
+        assert!(check_targets_installed(&cargo, &installed, dir.path()).is_ok());
+        let missing = [need(
+            "aarch64-unknown-linux-gnu",
+            "linux/arm64 of image `api`",
+        )];
+        let error = check_targets_installed(&cargo, &missing, dir.path()).unwrap_err();
+        assert!(matches!(error, ToolchainError::NotInstalled(ref m) if m.len() == 1));
+        assert_eq!(runs(dir.path()), 1);
+        // Elsewhere (another directory, so maybe another toolchain file), rustc is asked again.
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert!(check_targets_installed(&cargo, &installed, elsewhere.path()).is_ok());
+        assert_eq!(runs(dir.path()), 2);
+    }
+
+    #[test]
+    fn a_failed_prefetch_is_asked_again_and_reported_as_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cargo = Cargo {
+            rustc: counting_rustc(dir.path(), None),
+            ..Default::default()
+        };
+        prefetch_sysroot(&cargo, dir.path());
+        let cross = [need(
+            "aarch64-unknown-linux-gnu",
+            "linux/arm64 of image `api`",
+        )];
+        let error = check_targets_installed(&cargo, &cross, dir.path()).unwrap_err();
+        assert!(
+            error.to_string().contains("--print sysroot` failed")
+                && error.to_string().contains("no sysroot here"),
+            "{error}"
+        );
+        assert_eq!(runs(dir.path()), 2);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hive_build::plan::{Base, PlanImage};
+use hive_build::progress::Phase;
 use sha2::{Digest, Sha256};
 
 use super::errors::{JobError, NoLoader, StepFailed};
@@ -362,20 +363,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let started = Instant::now();
     let platforms = platforms_built(context, planned)?;
     let parts = platform_parts(context, planned, &platforms, Place::Own)?;
-    // Only RUN steps write files dated at build time; everything else we lay out is dated at the epoch already.
-    let steps = (parts.iter()).any(|part| match &part.solve.build {
-        PlatformBuild::Layers { layout, .. } => layout.steps.iter().any(|s| !s.is_empty()),
-        // The Dockerfile's own steps are the frontend's to date.
-        PlatformBuild::Dockerfile { .. } => false,
-        PlatformBuild::OverDockerfile(over) => {
-            over.layers.iter().any(|layer| !layer.run.is_empty())
-        }
-    });
-    let outputs = Outputs::of(context, planned, steps)?;
-    let inputs: Vec<LocalInput> = (parts.iter())
-        .flat_map(|part| part.inputs.clone())
-        .collect();
-    let dirs = merged_dirs(parts.iter().map(|part| part.dirs.clone()));
+    let outputs = Outputs::of(context, planned, has_steps(&parts))?;
     // None for a Dockerfile image: its inputs are its whole context, so BuildKit's cache decides what is up to date.
     let fingerprint = fingerprint(
         &parts,
@@ -389,6 +377,9 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
             Some((part.solve.platform.to_string(), path))
         })
         .collect();
+    let phase = |phase, since| context.progress.phase(phase, Some(&planned.name), since);
+    phase(Phase::Layout, started);
+    let checked = Instant::now();
     let (fresh, content) = freshness(
         context,
         planned,
@@ -398,6 +389,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         &platforms,
     )
     .await?;
+    phase(Phase::Fresh, checked);
     if let Some(built) = fresh {
         return Ok(BuiltImage {
             duration: started.elapsed(),
@@ -422,11 +414,70 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     // The layers packed for this solve are read by the daemon during it, and needed no more after it.
     let pack_dir =
         output::RemoveDirOnDrop(output::pack_dir_path(&context.target_dir, &planned.name));
+    let job = solve_job(
+        context,
+        planned,
+        &outputs,
+        parts,
+        content.as_deref(),
+        &pack_dir.0,
+    );
+    let solving = Instant::now();
+    let mut solved = (context.buildkit.solve(job, &context.progress).await)
+        .map_err(|error| step_failed(context, error))?;
+    phase(Phase::Solve, solving);
+    let finishing = Instant::now();
+    finish_outputs(context, &outputs, &mut solved).await?;
+    let manifests = manifests(context, planned, &platforms, &solved).await?;
+    if let Some(fingerprint) = fingerprint {
+        save_stamp(context, planned, &outputs, fingerprint, &solved, &manifests).await;
+    }
+    phase(Phase::Finish, finishing);
+    Ok(BuiltImage {
+        name: planned.name.clone(),
+        references: planned.references.clone(),
+        platforms: manifests,
+        digest: solved.digest,
+        config_digest: solved.config_digest,
+        sbom,
+        output: outputs.description,
+        archive: solved.file_written,
+        bytes_sent: solved.bytes_sent,
+        duration: started.elapsed(),
+    })
+}
+
+/// Whether the image has RUN steps of ours: only they write files dated at build time (everything else we lay out
+/// is dated at the epoch already; a Dockerfile's own steps are the frontend's to date).
+fn has_steps(parts: &[Part]) -> bool {
+    (parts.iter()).any(|part| match &part.solve.build {
+        PlatformBuild::Layers { layout, .. } => layout.steps.iter().any(|s| !s.is_empty()),
+        PlatformBuild::Dockerfile { .. } => false,
+        PlatformBuild::OverDockerfile(over) => {
+            over.layers.iter().any(|layer| !layer.run.is_empty())
+        }
+    })
+}
+
+/// The image's solve: every platform's part, the session's sources and dirs, and the exporters (a push annotated
+/// with the image's content fingerprint, so a checkout without records finds it fresh).
+fn solve_job(
+    context: &BuildContext,
+    planned: &PlanImage,
+    outputs: &Outputs,
+    parts: Vec<Part>,
+    content: Option<&str>,
+    pack_dir: &Path,
+) -> SolveJob {
     let mut exporters = outputs.plan.exporters.clone();
-    if let Some(content) = &content {
+    if let Some(content) = content {
         output::annotate_fingerprint(&mut exporters, content, pushed_as_index(context, &parts));
     }
-    let job = SolveJob {
+    let inputs = (parts.iter())
+        .flat_map(|part| part.inputs.clone())
+        .collect();
+    let dirs = merged_dirs(parts.iter().map(|part| part.dirs.clone()));
+    SolveJob {
         name: planned.name.clone(),
         shared_key: shared_key(&context.workspace_root, &planned.name),
         inputs,
@@ -447,28 +498,9 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         provenance: context.provenance,
         secrets: solve_secrets(context, planned),
         no_cache: context.no_cache,
-        pack_dir: pack_dir.0.clone(),
+        pack_dir: pack_dir.to_path_buf(),
         dirs,
-    };
-    let mut solved = (context.buildkit.solve(job, &context.progress).await)
-        .map_err(|error| step_failed(context, error))?;
-    finish_outputs(context, &outputs, &mut solved).await?;
-    let manifests = manifests(context, planned, &platforms, &solved).await?;
-    if let Some(fingerprint) = fingerprint {
-        save_stamp(context, planned, &outputs, fingerprint, &solved, &manifests).await;
     }
-    Ok(BuiltImage {
-        name: planned.name.clone(),
-        references: planned.references.clone(),
-        platforms: manifests,
-        digest: solved.digest,
-        config_digest: solved.config_digest,
-        sbom,
-        output: outputs.description,
-        archive: solved.file_written,
-        bytes_sent: solved.bytes_sent,
-        duration: started.elapsed(),
-    })
 }
 
 /// Where an image's parts are solved: as the image of the solve, or as one a Dockerfile of the solve names

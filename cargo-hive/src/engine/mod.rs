@@ -18,6 +18,9 @@ pub(crate) use secrets::SecretError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
+
+use hive_build::progress::Phase;
 
 use crate::buildkit::{Buildkit, ConnectOptions, ProvenanceMode};
 use crate::cargo::{self, ArtifactKey, Cargo, CompileRequest};
@@ -101,12 +104,14 @@ fn pushes(destination: &output::Destination) -> bool {
 }
 
 /// The attestations the images get, settled against the daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Attesting {
     /// The provenance the daemon generates.
     provenance: Option<ProvenanceMode>,
     /// Whether the images carry attestations at all (false: those on by default were dropped).
     kept: bool,
+    /// The one line that says defaults were dropped, to show once cargo is done.
+    warning: Option<String>,
 }
 
 /// The attestations the images get, settled once against the daemon before any image is built: one asked for
@@ -117,7 +122,6 @@ fn settle_attestations(
     resolved: &Resolved,
     destinations: &[output::Destination],
     daemon: &crate::buildkit::Daemon,
-    progress: &Progress,
 ) -> Result<Attesting, HiveError> {
     let provenance = request.provenance.asked(destinations);
     let mut asks: Vec<output::AttestationAsk> = provenance
@@ -140,17 +144,13 @@ fn settle_attestations(
         output::Settled::Keep => Ok(Attesting {
             provenance: provenance.map(|(mode, _)| mode),
             kept: true,
+            warning: None,
         }),
-        output::Settled::Dropped { warning } => {
-            progress.event(EngineEvent::Warning {
-                image: None,
-                message: warning,
-            });
-            Ok(Attesting {
-                provenance: None,
-                kept: false,
-            })
-        }
+        output::Settled::Dropped { warning } => Ok(Attesting {
+            provenance: None,
+            kept: false,
+            warning: Some(warning),
+        }),
     }
 }
 
@@ -214,6 +214,12 @@ impl Reporting<'_> {
 
 /// Plan, checks, then cargo, BuildKit and the images.
 async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result<i32, HiveError> {
+    // Cross targets are checked against rustc's sysroot before cargo builds: asked now, answered by then.
+    if !request.dry_run
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        cargo::prefetch_sysroot(&request.cargo, &cwd);
+    }
     let computed = compute(request)?;
     if request.dry_run {
         let (epoch, _) = epoch(request, &computed.resolved)?;
@@ -284,6 +290,13 @@ async fn build_computed(
     output::remove_stale(&computed.target_dir);
 
     let progress = reporting.start();
+    for (phase, duration) in &computed.phases {
+        progress.event(EngineEvent::Phase {
+            phase: *phase,
+            image: None,
+            duration: *duration,
+        });
+    }
     if epoch_source == crate::plan::EpochSource::Zero {
         progress.event(EngineEvent::Warning {
             image: None,
@@ -395,33 +408,37 @@ async fn prepare_context(
         path: PathBuf::from("."),
         source,
     })?;
-    let executables = build_binaries(request, resolved, target_dir, &cwd, progress).await?;
+    // BuildKit is connected and the daemon checked while cargo builds; cargo's failure is still the one reported
+    // when both fail, as when they ran one after the other.
+    let started = Instant::now();
+    let compiled = async {
+        let executables = build_binaries(request, resolved, target_dir, &cwd, progress).await;
+        progress.phase(Phase::CargoBuild, None, started);
+        executables
+    };
+    let connected = async {
+        let connected = connect(inputs, &destinations).await;
+        progress.phase(Phase::Connect, None, started);
+        connected
+    };
+    let (connected, executables) = tokio::join!(connected, compiled);
+    let executables = executables?;
+    let Connected {
+        buildkit,
+        attesting,
+        docker_socket,
+    } = connected?;
+    if let Some(message) = attesting.warning.clone() {
+        progress.event(EngineEvent::Warning {
+            image: None,
+            message,
+        });
+    }
 
-    let buildkit = Buildkit::connect(options).await?;
-    let daemon = buildkit.daemon.kind;
-    // Where the images go is known now: an exporter this daemon lacks, or a missing Docker for --load, fails
-    // once, before anything is built for it.
-    output::check_exporters(&destinations, daemon)?;
-    let attesting = settle_attestations(
-        inputs.request,
-        resolved,
-        &destinations,
-        &buildkit.daemon,
-        progress,
-    )?;
-    let buildkit_docker = buildkit.daemon.docker_socket.clone();
-    let docker_host = options.env.docker_host.as_deref();
-    output::check_load_target(
-        &destinations,
-        daemon,
-        buildkit_docker.as_deref(),
-        docker_host,
-    )
-    .await?;
-    let docker_socket = output::docker_endpoint(buildkit_docker.as_deref(), docker_host).socket;
-
+    let started = Instant::now();
     let bases = bases::prepare(&buildkit, needs(resolved, &executables)).await?;
     bases::check_platforms(resolved, &bases)?;
+    progress.phase(Phase::Bases, None, started);
     // Cargo's resolve for the SBOMs: once, for every triple an image that wants one is built for.
     let sboms = sboms::Sboms::load(
         inputs.request.sbom,
@@ -457,6 +474,48 @@ async fn prepare_context(
     })
 }
 
+/// BuildKit, connected and checked against where the images go.
+struct Connected {
+    buildkit: Buildkit,
+    attesting: Attesting,
+    docker_socket: PathBuf,
+}
+
+/// Connects BuildKit and checks the daemon once: its exporters for the destinations, the attestations it can keep,
+/// the Docker `--load` goes to.
+async fn connect(
+    inputs: &Inputs<'_>,
+    destinations: &[output::Destination],
+) -> Result<Connected, HiveError> {
+    let options = &inputs.connect;
+    let buildkit = Buildkit::connect(options).await?;
+    let daemon = buildkit.daemon.kind;
+    // Where the images go is known now: an exporter this daemon lacks, or a missing Docker for --load, fails
+    // once, before anything is built for it.
+    output::check_exporters(destinations, daemon)?;
+    let attesting = settle_attestations(
+        inputs.request,
+        inputs.resolved,
+        destinations,
+        &buildkit.daemon,
+    )?;
+    let buildkit_docker = buildkit.daemon.docker_socket.clone();
+    let docker_host = options.env.docker_host.as_deref();
+    output::check_load_target(
+        destinations,
+        daemon,
+        buildkit_docker.as_deref(),
+        docker_host,
+    )
+    .await?;
+    let docker_socket = output::docker_endpoint(buildkit_docker.as_deref(), docker_host).socket;
+    Ok(Connected {
+        buildkit,
+        attesting,
+        docker_socket,
+    })
+}
+
 /// The user's cargo builds the binaries, with their flags, cache and toolchain: one run for every triple, after the
 /// installed targets are checked; each binary is then checked against its platforms.
 async fn build_binaries(
@@ -466,8 +525,19 @@ async fn build_binaries(
     cwd: &Path,
     progress: &Progress,
 ) -> Result<BTreeMap<ArtifactKey, cargo::Executable>, HiveError> {
-    // A missing rustup target is said before cargo runs, with the command that installs it.
-    cargo::check_targets_installed(&request.cargo, &needed_targets(resolved), cwd)
+    // A missing rustup target is said before cargo runs, with the command that installs it. Off the runtime's
+    // threads: it may wait for rustc, and BuildKit is being connected meanwhile.
+    let (toolchain, needed, dir) = (
+        request.cargo.clone(),
+        needed_targets(resolved),
+        cwd.to_path_buf(),
+    );
+    tokio::task::spawn_blocking(move || cargo::check_targets_installed(&toolchain, &needed, &dir))
+        .await
+        .map_err(|err| HiveError::Setup {
+            what: "check the installed Rust targets",
+            source: std::io::Error::other(err),
+        })?
         .map_err(|err| HiveError::Input(err.to_string()))?;
     let request = compile_request(request, resolved, target_dir);
     progress.event(EngineEvent::CargoStarted);

@@ -2,6 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hive_build::progress::Phase;
 
 use crate::cargo::Cargo;
 use crate::cargo::host_default_triple as host_triple;
@@ -36,6 +39,8 @@ pub(crate) struct Computed {
     pub(crate) target_dir: PathBuf,
     /// How the manifest says to reach BuildKit.
     pub(crate) connection: ConnectionSettings,
+    /// How long each planning phase took, in the order they ran (`build-scripts` only when the pass ran).
+    pub(crate) phases: Vec<(Phase, Duration)>,
 }
 
 /// Computes the plan of the selected images. Every mistake in the definitions is reported at once, as
@@ -47,22 +52,66 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
         env,
     } = request;
     let mut diags = Diagnostics::default();
+    let started = Instant::now();
+    warm_reference_parser();
     let mut definitions = config::load(LoadOptions { cargo, selection }, &mut diags)?;
+    let mut phases = vec![(Phase::CargoMetadata, started.elapsed())];
+    let started = Instant::now();
     let overrides = GitOverrides {
         sha: env.get("HIVE_GIT_SHA").cloned(),
         branch: env.get("HIVE_GIT_BRANCH").cloned(),
     };
     let git = GitFacts::new(definitions.workspace.root.clone(), overrides);
-    let env = |name: &str| env.get(name).cloned();
     let profile = cargo.flags.profile_name();
+    let lookup = |name: &str| env.get(name).cloned();
     let context = Context {
         profile,
         git: &git,
-        env: &env,
+        env: &lookup,
     };
+    // git runs (for the epoch, and the sha on the way) while the definitions are assembled, rather than when a tag
+    // or the build first asks.
+    let (assembled, scripts) = std::thread::scope(|scope| {
+        scope.spawn(|| git.commit_time());
+        assemble_selected(cargo, selection, &mut definitions, &context, diags)
+    })?;
+    let resolved = assemble::plan(assembled, &definitions, profile, git);
+    if let Some(scripts) = scripts {
+        phases.push((Phase::BuildScripts, scripts));
+    }
+    phases.push((
+        Phase::Plan,
+        started
+            .elapsed()
+            .saturating_sub(scripts.unwrap_or_default()),
+    ));
+    Ok(Computed {
+        resolved,
+        target_dir: definitions.workspace.target_directory,
+        connection: definitions.connection,
+        phases,
+    })
+}
+
+/// oci-spec compiles its reference grammar (a large Unicode regex, tens of milliseconds) on the first parse:
+/// compiled on another thread while cargo reads the workspace, it is ready when the first reference is checked.
+fn warm_reference_parser() {
+    std::thread::spawn(|| oci_spec::distribution::Reference::try_from("warm").is_ok());
+}
+
+/// The selected images, assembled from the definitions after the build scripts that declare images ran; and how
+/// long the build-script pass took, when it ran.
+fn assemble_selected(
+    cargo: &Cargo,
+    selection: &Selection,
+    definitions: &mut Definitions,
+    context: &Context<'_>,
+    mut diags: Diagnostics,
+) -> Result<(assemble::Assembled, Option<Duration>), HiveError> {
+    let mut scripts = None;
     // Build scripts run once per triple their package's images need. The manifests name most of them; a platform
     // only a build script adds needs a second run that includes its triple.
-    let mut triples = script_triples(&definitions);
+    let mut triples = script_triples(definitions);
     let mut assembled = None;
     for _pass in 0..2 {
         if definitions
@@ -71,16 +120,18 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
             .iter()
             .any(|p| p.uses_hive_build)
         {
+            let pass = Instant::now();
             let pass_target = triples.iter().any(|triple| triple != host_triple());
             let targets = ScriptTargets {
                 triples: &triples,
                 pass_target,
             };
             check_installed(cargo, &triples)?;
-            config::run_build_scripts(&mut definitions, cargo, targets, &mut diags)?;
+            config::run_build_scripts(definitions, cargo, targets, &mut diags)?;
+            *scripts.get_or_insert(Duration::ZERO) += pass.elapsed();
         }
         let mut pass_diags = Diagnostics::default();
-        let this_pass = assemble::resolve_all(&definitions, &context, &mut pass_diags);
+        let this_pass = assemble::resolve_all(definitions, context, &mut pass_diags);
         let missing = this_pass.missing_triples.clone();
         assembled = Some((this_pass, pass_diags));
         if missing.is_subset(&triples) {
@@ -101,14 +152,9 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
         platforms: &selection.platforms,
         targets: &selection.targets,
     };
-    let assembled = assemble::select(assembled, &definitions, &wanted, selection.names_packages())
+    let selected = assemble::select(assembled, definitions, &wanted, selection.names_packages())
         .map_err(|err| HiveError::Input(err.to_string()))?;
-    let resolved = assemble::plan(assembled, &definitions, profile, git);
-    Ok(Computed {
-        resolved,
-        target_dir: definitions.workspace.target_directory,
-        connection: definitions.connection,
-    })
+    Ok((selected, scripts))
 }
 
 /// The triples the build scripts run for first: those of the platforms the manifests give the images of every

@@ -58,6 +58,16 @@ pub(crate) enum EngineEvent {
         /// The error, rendered without its causes.
         message: String,
     },
+    /// A stage of the build ended (for tools: only the JSON renderer shows it). The tracker splits an image's
+    /// [`hive_build::progress::Phase::Solve`] into the solve and the daemon's export.
+    Phase {
+        /// The stage.
+        phase: hive_build::progress::Phase,
+        /// The image, for a stage of one image.
+        image: Option<String>,
+        /// How long it took.
+        duration: std::time::Duration,
+    },
     /// All images are done; renderers print a summary.
     BuildFinished {
         /// Whether the engine ended without an error (an interrupt or a connection error fails the build even

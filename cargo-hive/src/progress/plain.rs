@@ -100,8 +100,11 @@ impl<W: Write + Send> Plain<W> {
     fn lines(&mut self, event: &Out) -> Vec<(Context, String)> {
         let d = self.display;
         match event {
-            // The error itself is printed once, on stderr, by the command's error report.
-            Out::CargoStarted {} | Out::BytesSent { .. } | Out::Error { .. } => vec![],
+            // The error itself is printed once, on stderr, by the command's error report; phases are for tools.
+            Out::CargoStarted {}
+            | Out::BytesSent { .. }
+            | Out::Error { .. }
+            | Out::Phase { .. } => vec![],
             Out::CargoFinished {
                 success,
                 duration_secs,

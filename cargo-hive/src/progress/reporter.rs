@@ -122,6 +122,20 @@ impl Progress {
         self.send(|at| Message::Event(at, event));
     }
 
+    /// Reports that `phase` (of `image`, for a stage of one image) ended; it began at `started`.
+    pub(crate) fn phase(
+        &self,
+        phase: hive_build::progress::Phase,
+        image: Option<&str>,
+        started: Instant,
+    ) {
+        self.event(EngineEvent::Phase {
+            phase,
+            image: image.map(str::to_owned),
+            duration: started.elapsed(),
+        });
+    }
+
     /// Feeds one batch of the daemon's status stream for `image`'s solve, as received.
     pub(crate) fn status(&self, image: &str, batch: StatusBatch) {
         self.send(|at| Message::Status(at, image.to_owned(), batch));

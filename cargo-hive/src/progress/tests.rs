@@ -581,3 +581,121 @@ async fn progress_from_many_tasks() {
     assert_eq!(text.matches("DONE 0.2s").count(), 3, "{text}");
     Progress::disabled().event(EngineEvent::CargoStarted);
 }
+
+#[test]
+fn a_solve_phase_is_split_into_solve_and_the_daemons_export() {
+    use hive_build::progress::Phase as Stage;
+    let mut tracker = Tracker::default();
+    let mut events = Vec::new();
+    let phase = |phase, image: Option<&str>, ms| EngineEvent::Phase {
+        phase,
+        image: image.map(str::to_owned),
+        duration: Duration::from_millis(ms),
+    };
+    tracker.event(Duration::ZERO, phase(Stage::Connect, None, 40), &mut events);
+    tracker.event(
+        Duration::ZERO,
+        EngineEvent::ImageStarted {
+            image: "api".into(),
+            reference: "api:1".into(),
+            platforms: vec!["linux/amd64".into()],
+        },
+        &mut events,
+    );
+    tracker.status(
+        Duration::ZERO,
+        "api",
+        batch(vec![
+            done(1, "copy /api /usr/local/bin/api", 0, 200),
+            done(2, "exporting to image", 200, 500),
+            done(3, "exporting to oci image format", 500, 750),
+        ]),
+        &mut events,
+    );
+    // Another image's export is not this one's.
+    tracker.status(
+        Duration::ZERO,
+        "web",
+        batch(vec![done(4, "exporting to image", 0, 900)]),
+        &mut events,
+    );
+    events.clear();
+    tracker.event(
+        Duration::ZERO,
+        phase(Stage::Solve, Some("api"), 1000),
+        &mut events,
+    );
+    // An image without exporter steps (or with the daemon's clock ahead of ours) never gets a negative solve.
+    tracker.event(
+        Duration::ZERO,
+        phase(Stage::Solve, Some("web"), 500),
+        &mut events,
+    );
+    tracker.event(
+        Duration::ZERO,
+        phase(Stage::Solve, Some("db"), 300),
+        &mut events,
+    );
+    let phases: Vec<(Stage, Option<&str>, u64)> = (events.iter())
+        .map(|event| match event {
+            Out::Phase {
+                phase,
+                image,
+                duration_secs,
+            } => (
+                *phase,
+                image.as_deref(),
+                (duration_secs * 1000.0).round() as u64,
+            ),
+            other => panic!("not a phase: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            (Stage::Solve, Some("api"), 450),
+            (Stage::Export, Some("api"), 550),
+            (Stage::Solve, Some("web"), 0),
+            (Stage::Export, Some("web"), 500),
+            (Stage::Solve, Some("db"), 300),
+            (Stage::Export, Some("db"), 0),
+        ]
+    );
+}
+
+#[test]
+fn phases_pass_through_to_json_and_stay_out_of_plain() {
+    use hive_build::progress::Phase as Stage;
+    let mut tracker = Tracker::default();
+    let mut events = Vec::new();
+    tracker.event(
+        Duration::ZERO,
+        EngineEvent::Phase {
+            phase: Stage::CargoMetadata,
+            image: None,
+            duration: Duration::from_millis(25),
+        },
+        &mut events,
+    );
+    assert_eq!(
+        events,
+        [Out::Phase {
+            phase: Stage::CargoMetadata,
+            image: None,
+            duration_secs: 0.025
+        }]
+    );
+    let json = Buffer::default();
+    let mut renderer = Json::new(json.clone());
+    let plain = Buffer::default();
+    let mut human = Plain::new(plain.clone(), Display { redact: false });
+    for event in &events {
+        renderer.event(event, &tracker).unwrap();
+        human.event(event, &tracker).unwrap();
+    }
+    assert_eq!(
+        json.text(),
+        "{\"format_version\":1,\"type\":\"phase\",\"phase\":\"cargo-metadata\",\"duration_secs\":0.025}\n"
+    );
+    assert_eq!(plain.text(), "");
+}

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
-use hive_build::progress::{Event as Out, LogStream};
+use hive_build::progress::{Event as Out, LogStream, Phase as Stage};
 
 use super::EngineEvent;
 use super::status::{StatusBatch, StepStatus, StepWarning, TaskStatus};
@@ -57,6 +57,8 @@ pub(super) struct VertexState {
     /// When it started by our clock: the live timer; the daemon's timestamps give the final duration.
     pub(super) seen_at: Duration,
     started: Option<SystemTime>,
+    /// How long it ran by the daemon's clock, once it ended and the daemon said.
+    ran: Option<f64>,
     pub(super) log_tail: VecDeque<String>,
     /// Bytes of an unfinished line, per stream (stdout, stderr).
     partial: [Vec<u8>; 2],
@@ -158,6 +160,11 @@ impl Tracker {
                     duration_secs: duration,
                 });
             }
+            EngineEvent::Phase {
+                phase,
+                image,
+                duration,
+            } => self.phase(phase, image, duration, out),
             EngineEvent::Warning { image, message } => out.push(Out::Warning { image, message }),
             EngineEvent::Failed { kind, message } => out.push(Out::Error { kind, message }),
             EngineEvent::BuildFinished { success } => {
@@ -176,6 +183,38 @@ impl Tracker {
                     duration_secs: secs(at),
                 });
             }
+        }
+    }
+
+    /// A phase that ended. An image's solve includes the daemon's export (one RPC does both): its exporter steps
+    /// (`exporting to …`, by the daemon's clock) are told apart as the `export` phase, the rest stays `solve`.
+    fn phase(
+        &mut self,
+        phase: Stage,
+        image: Option<String>,
+        duration: Duration,
+        out: &mut Vec<Out>,
+    ) {
+        let total = secs(duration);
+        let export = match (phase, &image) {
+            (Stage::Solve, Some(name)) => Some(
+                (self.images.iter().find(|state| &state.name == name))
+                    .map_or(0.0, ImageState::export_secs)
+                    .min(total),
+            ),
+            _ => None,
+        };
+        out.push(Out::Phase {
+            phase,
+            image: image.clone(),
+            duration_secs: total - export.unwrap_or(0.0),
+        });
+        if let Some(export) = export {
+            out.push(Out::Phase {
+                phase: Stage::Export,
+                image,
+                duration_secs: export,
+            });
         }
     }
 
@@ -294,6 +333,16 @@ impl ImageState {
     }
 }
 
+impl ImageState {
+    /// The time the daemon's exporter steps of this image ran, in seconds.
+    fn export_secs(&self) -> f64 {
+        (self.vertexes.values())
+            .filter(|vertex| vertex.name.starts_with("exporting "))
+            .filter_map(|vertex| vertex.ran)
+            .sum()
+    }
+}
+
 impl VertexState {
     /// The transition to running, with number `number`.
     fn start(
@@ -335,6 +384,7 @@ impl VertexState {
             .started
             .zip(vertex.completed)
             .map(|(start, end)| span(start, end));
+        self.ran = duration;
         if vertex.cached {
             self.phase = Phase::Cached;
             out.push(Out::VertexCached {
@@ -471,6 +521,7 @@ fn vertex_entry<'a>(
             phase: Phase::Pending,
             seen_at: Duration::ZERO,
             started: None,
+            ran: None,
             log_tail: VecDeque::new(),
             partial: [Vec::new(), Vec::new()],
             tasks: HashMap::new(),
