@@ -39,6 +39,19 @@ pub(crate) struct ConnectOptions {
 }
 
 impl ConnectOptions {
+    /// The Docker socket of an explicit `docker+unix://` address, known before connecting (auto-detection finds
+    /// out only by connecting).
+    pub(crate) fn explicit_docker_socket(&self) -> Option<std::path::PathBuf> {
+        let candidates = candidates(self.addr.as_deref(), self.manifest.as_ref(), &self.env);
+        match &candidates[..] {
+            [only] if only.origin.is_explicit() => match &only.address {
+                Ok(Address::Docker(socket)) => Some(socket.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Checks that TLS settings can apply to the address they come with; TLS exists only on `tcp://`. Settings
     /// given with the address they contradict (flags on this command line, or the manifest's keys beside its own
     /// `buildkit`) are an error; manifest keys overridden by an address from elsewhere are a warning, returned.

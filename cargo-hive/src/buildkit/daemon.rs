@@ -108,7 +108,22 @@ pub(crate) struct Daemon {
 impl Daemon {
     /// Asks the daemon at `address`, connected as `control`, what it is.
     pub(super) async fn examine(control: ControlClient<Channel>, address: &Address) -> Daemon {
-        let (version, info_rpc, version_note) = match version(control, address).await {
+        let docker_socket = match address {
+            Address::Docker(socket) => Some(socket.clone()),
+            Address::Unix(_) | Address::Tcp { .. } => None,
+        };
+        // BuildKit's Info and Docker's /info are independent questions: asked at once.
+        let docker = async {
+            match &docker_socket {
+                Some(socket) => Some(match DockerInfo::fetch(socket).await {
+                    Ok(info) => DockerFacts::Known(info),
+                    Err(err) => DockerFacts::Unreadable(err.to_string()),
+                }),
+                None => None,
+            }
+        };
+        let (version, docker) = tokio::join!(version(control, address), docker);
+        let (version, info_rpc, version_note) = match version {
             Ok(Some(version)) => (Some(version), true, None),
             Ok(None) => (
                 None,
@@ -119,17 +134,6 @@ impl Daemon {
                 ),
             ),
             Err(err) => (None, true, Some(err.to_string())),
-        };
-        let docker_socket = match address {
-            Address::Docker(socket) => Some(socket.clone()),
-            Address::Unix(_) | Address::Tcp { .. } => None,
-        };
-        let docker = match &docker_socket {
-            Some(socket) => Some(match DockerInfo::fetch(socket).await {
-                Ok(info) => DockerFacts::Known(info),
-                Err(err) => DockerFacts::Unreadable(err.to_string()),
-            }),
-            None => None,
         };
         Daemon {
             kind: classify(docker.as_ref(), info_rpc),

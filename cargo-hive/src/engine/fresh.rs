@@ -8,6 +8,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -230,6 +234,7 @@ pub(crate) async fn up_to_date(
     fingerprint: &str,
     expected: &[Expected],
     docker: Option<&Path>,
+    prefetched: Option<&DockerIds>,
 ) -> Option<Stamp> {
     let text = tokio::fs::read_to_string(path).await.ok()?;
     let record: Stamp = serde_json::from_str(&text).ok()?;
@@ -246,7 +251,12 @@ pub(crate) async fn up_to_date(
             } => std::fs::metadata(path)
                 .is_ok_and(|meta| meta.len() == *len && mtime(&meta) == *mtime_ns),
             StampedOutput::Docker { reference, id } => match docker {
-                Some(socket) => docker_id(socket, reference).await.as_deref() == Some(id.as_str()),
+                Some(socket) => {
+                    DockerIds::id(prefetched, socket, reference)
+                        .await
+                        .as_deref()
+                        == Some(id.as_str())
+                }
                 None => false,
             },
             StampedOutput::Registry { references, digest } => pushed(references, digest).await,
@@ -256,6 +266,43 @@ pub(crate) async fn up_to_date(
         }
     }
     Some(record)
+}
+
+/// Docker image ids asked while cargo builds and BuildKit connects, so the up-to-date checks of `--load` need no
+/// round trip of their own. Asked of the socket Docker is expected at; a check against another socket asks again.
+#[derive(Clone)]
+pub(crate) struct DockerIds {
+    socket: PathBuf,
+    ids: Shared<BoxFuture<'static, Arc<BTreeMap<String, Option<String>>>>>,
+}
+
+impl DockerIds {
+    /// Starts asking the Docker at `socket` for the ids of `references` (on the runtime, at once).
+    pub(crate) fn prefetch(socket: PathBuf, references: Vec<String>) -> DockerIds {
+        let asked = socket.clone();
+        let task = tokio::spawn(async move {
+            let ids = references
+                .iter()
+                .map(|reference| docker_id(&asked, reference));
+            let ids = futures::future::join_all(ids).await;
+            references.into_iter().zip(ids).collect::<BTreeMap<_, _>>()
+        });
+        let ids = async move { Arc::new(task.await.unwrap_or_default()) }
+            .boxed()
+            .shared();
+        DockerIds { socket, ids }
+    }
+
+    /// The id of `reference` in the Docker at `socket`: as prefetched when it was asked of that socket, else asked
+    /// now.
+    async fn id(prefetched: Option<&DockerIds>, socket: &Path, reference: &str) -> Option<String> {
+        if let Some(ids) = prefetched.filter(|ids| ids.socket == socket)
+            && let Some(id) = ids.ids.clone().await.get(reference)
+        {
+            return id.clone();
+        }
+        docker_id(socket, reference).await
+    }
 }
 
 /// Whether the registry holds `digest` under every reference now (one HEAD each, at once): someone else's push,
@@ -341,6 +388,32 @@ fn mtime(meta: &std::fs::Metadata) -> i64 {
 mod tests {
     use super::*;
     use crate::buildkit::layout::CopyEntry;
+
+    #[tokio::test]
+    async fn prefetched_docker_ids_answer_only_for_the_socket_they_were_asked_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let asked = dir.path().join("docker.sock");
+        let ids = BTreeMap::from([("api:1".to_owned(), Some("sha256:1".to_owned()))]);
+        let prefetched = DockerIds {
+            socket: asked.clone(),
+            ids: async move { Arc::new(ids) }.boxed().shared(),
+        };
+        // No Docker listens at either socket: an answer can only come from the prefetch.
+        let id = |socket: PathBuf, reference: &'static str| {
+            let prefetched = prefetched.clone();
+            async move { DockerIds::id(Some(&prefetched), &socket, reference).await }
+        };
+        assert_eq!(
+            id(asked.clone(), "api:1").await.as_deref(),
+            Some("sha256:1")
+        );
+        assert_eq!(id(dir.path().join("other.sock"), "api:1").await, None);
+        assert_eq!(
+            id(asked, "web:1").await,
+            None,
+            "not prefetched: asked, and no Docker answers"
+        );
+    }
 
     fn input(root: &Path) -> LocalInput {
         LocalInput {
@@ -528,14 +601,17 @@ mod tests {
         save(&path, &record);
         let expected = [Expected::Archive(archive.clone())];
         assert_eq!(
-            up_to_date(&path, "f", &expected, None).await,
+            up_to_date(&path, "f", &expected, None, None).await,
             Some(record.clone())
         );
-        assert_eq!(up_to_date(&path, "other", &expected, None).await, None);
+        assert_eq!(
+            up_to_date(&path, "other", &expected, None, None).await,
+            None
+        );
         std::fs::write(&archive, b"changed").unwrap();
-        assert_eq!(up_to_date(&path, "f", &expected, None).await, None);
+        assert_eq!(up_to_date(&path, "f", &expected, None, None).await, None);
         std::fs::remove_file(&archive).unwrap();
-        assert_eq!(up_to_date(&path, "f", &expected, None).await, None);
+        assert_eq!(up_to_date(&path, "f", &expected, None, None).await, None);
         forget(&path);
         assert!(!path.exists());
     }
@@ -557,14 +633,17 @@ mod tests {
         save(&path, &record);
         let here = Expected::Archive(dir.path().join("a.oci.tar"));
         assert_eq!(
-            up_to_date(&path, "f", std::slice::from_ref(&here), None).await,
+            up_to_date(&path, "f", std::slice::from_ref(&here), None, None).await,
             None
         );
         let both = [Expected::Archive(elsewhere.clone()), here];
-        assert_eq!(up_to_date(&path, "f", &both, None).await, None);
+        assert_eq!(up_to_date(&path, "f", &both, None, None).await, None);
         let docker = [Expected::Docker("a:latest".into())];
-        assert_eq!(up_to_date(&path, "f", &docker, None).await, None);
+        assert_eq!(up_to_date(&path, "f", &docker, None, None).await, None);
         let same = [Expected::Archive(elsewhere)];
-        assert_eq!(up_to_date(&path, "f", &same, None).await, Some(record));
+        assert_eq!(
+            up_to_date(&path, "f", &same, None, None).await,
+            Some(record)
+        );
     }
 }

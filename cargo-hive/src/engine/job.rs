@@ -36,6 +36,8 @@ pub(crate) struct BuildContext {
     pub(crate) buildkit: Buildkit,
     /// The Docker daemon behind `--load` and pushes through Docker, found once after connecting.
     pub(crate) docker_socket: PathBuf,
+    /// The ids of the images' Docker references, asked early for the `--load` up-to-date checks.
+    pub(crate) docker_ids: Option<fresh::DockerIds>,
     /// Where images go.
     pub(crate) destinations: Vec<Destination>,
     /// SOURCE_DATE_EPOCH.
@@ -1220,6 +1222,7 @@ async fn fresh_image(
         fingerprint,
         &expected,
         Some(&context.docker_socket),
+        context.docker_ids.as_ref(),
     )
     .await?;
     let archived =

@@ -421,6 +421,7 @@ async fn prepare_context(
         progress.phase(Phase::Connect, None, started);
         connected
     };
+    let docker_ids = prefetch_docker_ids(inputs, &destinations);
     let (connected, executables) = tokio::join!(connected, compiled);
     let executables = executables?;
     let Connected {
@@ -451,6 +452,7 @@ async fn prepare_context(
     Ok(job::BuildContext {
         buildkit,
         docker_socket,
+        docker_ids,
         destinations,
         epoch: *epoch,
         target_dir: target_dir.to_path_buf(),
@@ -514,6 +516,26 @@ async fn connect(
         attesting,
         docker_socket,
     })
+}
+
+/// The Docker image ids the `--load` up-to-date checks compare, asked while cargo builds and BuildKit connects,
+/// of the Docker the images are expected to go to.
+fn prefetch_docker_ids(
+    inputs: &Inputs<'_>,
+    destinations: &[output::Destination],
+) -> Option<fresh::DockerIds> {
+    if inputs.request.no_cache || !destinations.contains(&output::Destination::Load) {
+        return None;
+    }
+    let options = &inputs.connect;
+    let buildkit_docker = options.explicit_docker_socket();
+    let docker_host = options.env.docker_host.as_deref();
+    let socket = output::docker_endpoint(buildkit_docker.as_deref(), docker_host).socket;
+    let references = (inputs.resolved.plan.images.iter())
+        .filter(|image| image.selected)
+        .filter_map(|image| image.references.first().cloned())
+        .collect();
+    Some(fresh::DockerIds::prefetch(socket, references))
 }
 
 /// The user's cargo builds the binaries, with their flags, cache and toolchain: one run for every triple, after the
