@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{FileSpec, ImageDef, Mode, Port};
+use crate::schema::{Compression, FileSpec, ImageDef, Mode, Port};
 
 /// The version of [`BuildScriptOutput`]'s format.
 pub const OUTPUT_FORMAT_VERSION: u32 = 1;
@@ -214,6 +214,13 @@ impl Image {
     /// Whether every platform's image carries an SPDX SBOM made from Cargo's dependency graph.
     pub fn sbom(mut self, sbom: bool) -> Image {
         self.def.sbom = Some(sbom);
+        self
+    }
+
+    /// How the image's layers are compressed, and at which level (`None`: the compressor's default).
+    pub fn compression(mut self, compression: Compression, level: Option<u32>) -> Image {
+        self.def.compression = Some(compression);
+        self.def.compression_level = level;
         self
     }
 }
