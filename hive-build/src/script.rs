@@ -327,7 +327,8 @@ mod tests {
                     .expose(8080)
                     .expose(Port::udp(53))
                     .aliases(true)
-                    .sbom(false),
+                    .sbom(false)
+                    .compression(Compression::Zstd, Some(19)),
             )
             .modify("api", |image| {
                 image.env("RUST_LOG", "info").tag("{version}").tag("edge")
@@ -344,6 +345,13 @@ mod tests {
         assert_eq!(read.images[0].action, Action::Declare);
         assert_eq!(read.images[0].image.aliases, Some(true));
         assert_eq!(read.images[0].image.sbom, Some(false));
+        assert_eq!(
+            (
+                read.images[0].image.compression,
+                read.images[0].image.compression_level
+            ),
+            (Some(Compression::Zstd), Some(19))
+        );
         assert_eq!(
             read.images[1].image.tags.as_deref(),
             Some(&["{version}".to_owned(), "edge".to_owned()][..])

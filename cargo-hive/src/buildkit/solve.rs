@@ -136,9 +136,9 @@ pub(crate) struct SolveJob {
     pub(crate) secrets: SecretValues,
     /// `--no-cache`: every op runs again (the packed definition too).
     pub(crate) no_cache: bool,
-    /// Where packed layers are written while the solve runs (removed after it).
     /// How the layers we pack are compressed (the exporters are told the same).
     pub(crate) compression: LayerCompression,
+    /// Where packed layers are written while the solve runs (removed after it).
     pub(crate) pack_dir: PathBuf,
     /// Local dirs the session serves besides `inputs` (a Dockerfile image's context and Dockerfile directory).
     pub(crate) dirs: BTreeMap<String, LocalDir>,
