@@ -23,14 +23,20 @@ fn layer_media_types(manifest: &Value) -> Vec<String> {
 #[test]
 fn zstd_and_uncompressed_archives_hold_such_layers() {
     let fixture = Fixture::example("hello");
-    fixture.set_image_keys("Cargo.toml", "hello", "compression = \"zstd\"");
+    // A RUN step's layer is compressed by the daemon: the exporter is told the compression too.
+    fixture.set_image_keys(
+        "Cargo.toml",
+        "hello",
+        "compression = \"zstd\"\nrun = [\"echo made > /step\"]",
+    );
     succeed(&mut fixture.build());
     let archive = OciArchive::open(&fixture.archive("hello"));
     let (_, _, manifest) = archive.manifest();
-    // Ours (packed as zstd) and the base's (recompressed by the exporter's force-compression).
+    // The base's (recompressed by the exporter's force-compression), the step's (the daemon's) and ours (packed
+    // as zstd).
     let types = layer_media_types(&manifest);
     assert!(
-        !types.is_empty() && types.iter().all(|t| t == ZSTD_LAYER),
+        types.len() >= 3 && types.iter().all(|t| t == ZSTD_LAYER),
         "{types:?}"
     );
     for digest in archive.layers() {
