@@ -111,11 +111,15 @@ fn main() {
         let mut samples = Vec::new();
         for run in 0..runs {
             let floor = floor(&binary, row.zstd);
-            let repository = format!(
-                "{PUSH_ROOT}/r{}-{run}-{}",
-                std::process::id(),
-                row.name().replace(':', "-")
-            );
+            // Only a push needs a new repository per run; the others keep one name (and one Docker tag).
+            let repository = match row.output {
+                Output::Push => format!(
+                    "{PUSH_ROOT}/r{}-{run}-{}",
+                    std::process::id(),
+                    row.name().replace(':', "-")
+                ),
+                Output::Archive | Output::Load => format!("{PUSH_ROOT}/local"),
+            };
             write_manifest(&ws, &repository);
             let (hive, peak_rss) = run_hive(&hive, &ws, &addr, row);
             eprintln!(
@@ -272,7 +276,7 @@ fn vm_hwm_kib(status: &str) -> Option<u64> {
 /// Writes the workspace (files already up to date are left alone, so cargo's cache stays valid).
 fn generate(ws: &Path) {
     std::fs::create_dir_all(ws.join("src")).unwrap();
-    write_manifest(ws, &format!("{PUSH_ROOT}/initial"));
+    write_manifest(ws, &format!("{PUSH_ROOT}/local"));
     write_if_changed(
         &ws.join("src/main.rs"),
         "//! A ~100 MB binary: its data compresses like code.\n\n\
