@@ -28,8 +28,8 @@ mod script;
 pub mod spdx;
 
 pub use schema::{
-    CacheMount, FileSpec, ImageDef, Mode, Network, Port, Protocol, RunCommand, RunStep,
-    SecretSource, Sharing,
+    CacheMount, Compression, FileSpec, ImageDef, Mode, Network, Port, Protocol, RunCommand,
+    RunStep, SecretSource, Sharing,
 };
 pub use script::{
     Action, BuildScriptImage, BuildScriptOutput, Image, Images, OUTPUT_ENV, OUTPUT_FILE,

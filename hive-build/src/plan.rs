@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{Mode, Network, Port, SecretSource, Sharing};
+use crate::schema::{Compression, Mode, Network, Port, SecretSource, Sharing};
 
 /// The version of this format, the `format_version` of every [`Plan`].
 pub const FORMAT_VERSION: u32 = 1;
@@ -88,6 +88,13 @@ pub struct PlanImage {
     /// under `sbom`).
     #[serde(default)]
     pub sbom: bool,
+    /// How its layers are compressed (`compression`; origin under `compression`).
+    #[serde(default)]
+    pub compression: Compression,
+    /// The compressor's level when one is set (`compression-level`); unset, the compressor's default
+    /// ([`Compression::default_level`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_level: Option<u32>,
     /// The build secrets its RUN steps may mount, by id: where each value is read from when the build starts (an
     /// environment variable's name, or a file's path made absolute but `~/` kept), never the value (`secrets`;
     /// origins under `secrets.ID`).

@@ -91,6 +91,16 @@ pub struct ImageDef {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub build_args: BTreeMap<String, String>,
+    /// How the image's layers are compressed: `gzip` (the default), `zstd` or `uncompressed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
+    /// The compressor's level: gzip 0 to 9 (default 6), zstd 1 to 22 (default 3).
+    #[serde(
+        default,
+        rename = "compression-level",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compression_level: Option<u32>,
 }
 
 /// One command run on the base: a string is the shell form (`/bin/sh -c`), a table says more.
@@ -276,6 +286,70 @@ impl Sharing {
             "locked" => Some(Sharing::Locked),
             _ => None,
         }
+    }
+}
+
+/// How an image's layers are compressed (BuildKit's exporter `compression` values, and the media type of each
+/// layer: `tar+gzip`, `tar+zstd`, `tar`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// gzip: what every registry and runtime reads.
+    #[default]
+    Gzip,
+    /// zstd: smaller and faster to unpack; needs containerd 1.5+ or Docker 23+ to run, BuildKit 0.10+ to build.
+    Zstd,
+    /// Plain tar: no compression work at all, the most bytes.
+    Uncompressed,
+}
+
+impl Compression {
+    /// The names a manifest (and `--compression`) may use.
+    pub const NAMES: &[&str] = &["gzip", "zstd", "uncompressed"];
+
+    /// Reads a name of [`Compression::NAMES`].
+    pub fn parse(name: &str) -> Option<Compression> {
+        match name {
+            "gzip" => Some(Compression::Gzip),
+            "zstd" => Some(Compression::Zstd),
+            "uncompressed" => Some(Compression::Uncompressed),
+            _ => None,
+        }
+    }
+
+    /// Its name, as written in a manifest and in BuildKit's `compression` attribute.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Uncompressed => "uncompressed",
+        }
+    }
+
+    /// The levels it takes (`None`: it takes none): gzip's 0 to 9, zstd's 1 to 22.
+    pub fn levels(self) -> Option<std::ops::RangeInclusive<u32>> {
+        match self {
+            Compression::Gzip => Some(0..=9),
+            Compression::Zstd => Some(1..=22),
+            Compression::Uncompressed => None,
+        }
+    }
+
+    /// The level used when none is set: `gzip -6` and `zstd -3`, as the command-line tools and BuildKit do.
+    pub fn default_level(self) -> Option<u32> {
+        match self {
+            Compression::Gzip => Some(6),
+            Compression::Zstd => Some(3),
+            Compression::Uncompressed => None,
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -671,6 +745,16 @@ pub const KEYS: &[Key] = &[
         doc: "the Dockerfile's build arguments (merged)",
     },
     Key {
+        name: "compression",
+        scopes: ALL,
+        doc: "layer compression: `gzip` (default), `zstd` or `uncompressed`",
+    },
+    Key {
+        name: "compression-level",
+        scopes: ALL,
+        doc: "the compressor's level: gzip 0 to 9 (default 6), zstd 1 to 22 (default 3)",
+    },
+    Key {
         name: "registry",
         scopes: DEFAULTS,
         doc: "prefix of default repository names",
@@ -814,6 +898,20 @@ mod tests {
     }
 
     #[test]
+    fn compressions_read_and_print() {
+        for name in Compression::NAMES {
+            let compression = Compression::parse(name).unwrap();
+            assert_eq!(compression.to_string(), *name);
+            let json = serde_json::to_string(&compression).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+        }
+        assert_eq!(Compression::parse("gz"), None);
+        assert_eq!(Compression::Gzip.levels(), Some(0..=9));
+        assert_eq!(Compression::Zstd.default_level(), Some(3));
+        assert_eq!(Compression::Uncompressed.levels(), None);
+    }
+
+    #[test]
     fn image_keys_are_the_fields_of_image_def() {
         let full = ImageDef {
             bin: Some(String::new()),
@@ -839,6 +937,8 @@ mod tests {
             context: Some(String::new()),
             target: Some(String::new()),
             build_args: [(String::new(), String::new())].into(),
+            compression: Some(Compression::Zstd),
+            compression_level: Some(3),
         };
         let serde_json::Value::Object(fields) = serde_json::to_value(&full).unwrap() else {
             unreachable!()

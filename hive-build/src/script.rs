@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{FileSpec, ImageDef, Mode, Port};
+use crate::schema::{Compression, FileSpec, ImageDef, Mode, Port};
 
 /// The version of [`BuildScriptOutput`]'s format.
 pub const OUTPUT_FORMAT_VERSION: u32 = 1;
@@ -216,6 +216,13 @@ impl Image {
         self.def.sbom = Some(sbom);
         self
     }
+
+    /// How the image's layers are compressed, and at which level (`None`: the compressor's default).
+    pub fn compression(mut self, compression: Compression, level: Option<u32>) -> Image {
+        self.def.compression = Some(compression);
+        self.def.compression_level = level;
+        self
+    }
 }
 
 /// The images a build script declares or changes; [`Images::emit`] hands them to `cargo hive`.
@@ -320,7 +327,8 @@ mod tests {
                     .expose(8080)
                     .expose(Port::udp(53))
                     .aliases(true)
-                    .sbom(false),
+                    .sbom(false)
+                    .compression(Compression::Zstd, Some(19)),
             )
             .modify("api", |image| {
                 image.env("RUST_LOG", "info").tag("{version}").tag("edge")
@@ -337,6 +345,13 @@ mod tests {
         assert_eq!(read.images[0].action, Action::Declare);
         assert_eq!(read.images[0].image.aliases, Some(true));
         assert_eq!(read.images[0].image.sbom, Some(false));
+        assert_eq!(
+            (
+                read.images[0].image.compression,
+                read.images[0].image.compression_level
+            ),
+            (Some(Compression::Zstd), Some(19))
+        );
         assert_eq!(
             read.images[1].image.tags.as_deref(),
             Some(&["{version}".to_owned(), "edge".to_owned()][..])

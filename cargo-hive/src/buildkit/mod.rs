@@ -27,6 +27,7 @@ pub(crate) use discovery::{Environment, ManifestSettings};
 pub(crate) use errors::ConnectError;
 pub(crate) use gateway::ExporterSpec;
 pub(crate) use layout::ConfigError;
+pub(crate) use pack::LayerCompression;
 pub(crate) use session::{AuthError, DockerAuth, LocalDir, SecretValues, partial_owner};
 pub(crate) use solve::{
     BaseError, BaseFacts, BaseQuery, InTotoAttestation, LoaderCheck, LoaderNeed, PlatformBuild,

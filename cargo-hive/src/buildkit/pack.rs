@@ -1,12 +1,13 @@
-//! Our layers packed by us: the entries of a layer's local sources as one deterministic gzip'd tar, written in one
-//! streaming pass that hashes the tar and the blob as they are written, and the one-layer OCI image around it that
+//! Our layers packed by us: the entries of a layer's local sources as one deterministic tar, compressed as the image
+//! asks (gzip, zstd or none), written in one streaming pass that hashes the tar and the blob as they are written, and the one-layer OCI image around it that
 //! an `oci-layout://` source hands to BuildKit. The tar holds what BuildKit's FileOp copy would have made of the
 //! same entries (owner, mode, SOURCE_DATE_EPOCH, created parents, directory contents, symlinks kept), so the daemon
 //! only has to push or export a blob that already exists.
 //!
 //! Reproducible bytes: entries in the order of a directory walk (each path compared component by component, so a
 //! directory comes right before its contents), GNU headers with only the fields we set, gzip from the pure-Rust
-//! zlib at level 6 with a fixed header.
+//! zlib (level 6 unless set) with a fixed header, zstd from the bundled libzstd (level 3 unless set), single-threaded
+//! and without a checksum or content size in its frame (as BuildKit's own zstd layers).
 //!
 //! Over a base (or our own layers below), the directories a copy creates are left out of the tar: BuildKit's copy
 //! keeps a directory that is there (its mode, owner and time), and applying a layer creates missing parents, so
@@ -18,18 +19,17 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use flate2::{Compression, GzBuilder};
+use flate2::GzBuilder;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
 use super::layout::{CopyEntry, LocalInput};
 use crate::plan::Platform;
+use hive_build::Compression as Kind;
 
 /// Reads and writes go through buffers this large: a few system calls per megabyte, and little memory.
 const BUFFER: usize = 1 << 20;
-/// gzip's level: what `gzip -6` (and BuildKit's default) use.
-const LEVEL: u32 = 6;
 /// The gzip header's OS byte: "unknown", the same on every machine (as Go's gzip writes it).
 const GZIP_OS_UNKNOWN: u8 = 255;
 /// Directories made for a destination's parents, as BuildKit's `MkdirAll` makes them.
@@ -42,9 +42,99 @@ const SYMLINK_MODE: u32 = 0o777;
 /// The OCI media types of the one-layer image.
 const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
-const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
-/// One of our layers, packed: a gzip'd tar written to a file, with its digests.
+/// How a packed layer's tar is compressed: the image's `compression` and `compression-level` (`None`: the
+/// compressor's default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LayerCompression {
+    /// gzip, zstd or none.
+    pub(crate) kind: Kind,
+    /// The level, when one is set.
+    pub(crate) level: Option<u32>,
+}
+
+impl LayerCompression {
+    /// The layer's OCI media type.
+    pub(crate) fn media_type(self) -> &'static str {
+        match self.kind {
+            Kind::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Kind::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Kind::Uncompressed => "application/vnd.oci.image.layer.v1.tar",
+        }
+    }
+
+    /// The blob file's extension.
+    fn extension(self) -> &'static str {
+        match self.kind {
+            Kind::Gzip => "tar.gz",
+            Kind::Zstd => "tar.zst",
+            Kind::Uncompressed => "tar",
+        }
+    }
+
+    fn level(self) -> u32 {
+        (self.level.or(self.kind.default_level())).unwrap_or_default()
+    }
+
+    /// The compressing writer over `blob`.
+    fn encoder<W: Write>(self, blob: W) -> io::Result<Encoder<W>> {
+        Ok(match self.kind {
+            Kind::Gzip => Encoder::Gzip(
+                GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(GZIP_OS_UNKNOWN)
+                    .write(blob, flate2::Compression::new(self.level())),
+            ),
+            Kind::Zstd => {
+                let level = i32::try_from(self.level()).unwrap_or(3);
+                let mut encoder = zstd::stream::write::Encoder::new(blob, level)?;
+                // The frame as BuildKit's (Go) zstd writes it for a stream: no checksum, no size up front.
+                encoder.include_checksum(false)?;
+                encoder.include_contentsize(false)?;
+                Encoder::Zstd(encoder)
+            }
+            Kind::Uncompressed => Encoder::Plain(blob),
+        })
+    }
+}
+
+/// The compressing writer of a layer: gzip, zstd, or the tar as it is.
+enum Encoder<W: Write> {
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Plain(W),
+}
+
+impl<W: Write> Encoder<W> {
+    /// Ends the stream (trailer, last frame) and gives the writer back.
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Gzip(gzip) => gzip.finish(),
+            Encoder::Zstd(zstd) => zstd.finish(),
+            Encoder::Plain(plain) => Ok(plain),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Gzip(gzip) => gzip.write(buf),
+            Encoder::Zstd(zstd) => zstd.write(buf),
+            Encoder::Plain(plain) => plain.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Gzip(gzip) => gzip.flush(),
+            Encoder::Zstd(zstd) => zstd.flush(),
+            Encoder::Plain(plain) => plain.flush(),
+        }
+    }
+}
+
+/// One of our layers, packed: a (compressed) tar written to a file, with its digests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PackedLayer {
     /// `sha256:<hex>` of the compressed blob (the layer's digest).
@@ -55,6 +145,8 @@ pub(crate) struct PackedLayer {
     pub(crate) size: u64,
     /// Where the blob is.
     pub(crate) path: PathBuf,
+    /// The blob's OCI media type.
+    pub(crate) media_type: &'static str,
 }
 
 /// A one-layer OCI image around a packed layer, for an `oci-layout://` source: the manifest and config blobs.
@@ -167,13 +259,12 @@ pub(crate) enum Parents {
 }
 
 /// Packs `inputs` into one layer under `dir` (created if missing; the blob is written to a temp name and renamed
-/// to `<dir>/sha256-<hex>.tar.gz`, so a crash leaves no half blob under a digest name).
+/// to `<dir>/sha256-<hex>.tar.gz` (`.tar.zst`, `.tar`), so a crash leaves no half blob under a digest name).
 pub(crate) fn pack_layer(
     inputs: &[LocalInput],
     parents: Parents,
-    uid: u32,
-    gid: u32,
-    epoch: i64,
+    (uid, gid, epoch): (u32, u32, i64),
+    compression: LayerCompression,
     dir: &Path,
 ) -> Result<PackedLayer, PackError> {
     let tree = Tree::from_inputs(inputs)?;
@@ -187,32 +278,39 @@ pub(crate) fn pack_layer(
         source,
     };
     fs::create_dir_all(dir).map_err(write_error)?;
+    let extension = compression.extension();
     let mut temp = tempfile::Builder::new()
         .prefix(".partial-")
-        .suffix(".tar.gz")
+        .suffix(&format!(".{extension}"))
         .tempfile_in(dir)
         .map_err(write_error)?;
-    let blob = Digesting::new(BufWriter::with_capacity(BUFFER, temp.as_file_mut()));
-    let gzip = GzBuilder::new()
-        .mtime(0)
-        .operating_system(GZIP_OS_UNKNOWN)
-        .write(blob, Compression::new(LEVEL));
-    let mut archive = tar::Builder::new(BufWriter::with_capacity(BUFFER, Digesting::new(gzip)));
+    // An uncompressed blob is the tar itself: its digest is the diff id, hashed once.
+    let hash_blob = compression.kind != Kind::Uncompressed;
+    let blob = Digesting::new(
+        BufWriter::with_capacity(BUFFER, temp.as_file_mut()),
+        hash_blob,
+    );
+    let encoder = compression.encoder(blob).map_err(write_error)?;
+    let mut archive = tar::Builder::new(BufWriter::with_capacity(
+        BUFFER,
+        Digesting::new(encoder, true),
+    ));
     write_entries(&mut archive, &tree, parents, &stamp, dir)?;
     // `into_inner` ends the archive (two zero blocks); each writer under it is then flushed and finished in turn.
     let tar = archive.into_inner().map_err(write_error)?;
     let tar = tar
         .into_inner()
         .map_err(|error| write_error(error.into_error()))?;
-    let (gzip, diff_id, _) = tar.finish();
-    let blob = gzip.finish().map_err(write_error)?;
+    let (encoder, diff_id, _) = tar.finish();
+    let blob = encoder.finish().map_err(write_error)?;
     let (buffered, digest, size) = blob.finish();
+    let digest = if hash_blob { digest } else { diff_id.clone() };
     // Flushed, not synced: the blob lives as long as the solve that reads it, and what a crash leaves is stale.
     buffered
         .into_inner()
         .map_err(|error| write_error(error.into_error()))?;
     let hex = digest.trim_start_matches("sha256:");
-    let path = dir.join(format!("sha256-{hex}.tar.gz"));
+    let path = dir.join(format!("sha256-{hex}.{extension}"));
     temp.persist(&path)
         .map_err(|error| write_error(error.error))?;
     Ok(PackedLayer {
@@ -220,6 +318,7 @@ pub(crate) fn pack_layer(
         diff_id,
         size,
         path,
+        media_type: compression.media_type(),
     })
 }
 
@@ -246,7 +345,7 @@ pub(crate) fn layer_image(layer: &PackedLayer, platform: &Platform) -> LayerImag
         },
         layers: [Descriptor {
             digest: &layer.digest,
-            media_type: LAYER_MEDIA_TYPE,
+            media_type: layer.media_type,
             size: layer.size,
         }],
         media_type: MANIFEST_MEDIA_TYPE,
@@ -734,25 +833,27 @@ impl<R: Read> Read for ExactLength<R> {
     }
 }
 
-/// A writer that hashes (SHA-256) and counts what goes through it.
+/// A writer that hashes (SHA-256, when asked) and counts what goes through it.
 struct Digesting<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     written: u64,
 }
 
 impl<W: Write> Digesting<W> {
-    fn new(inner: W) -> Digesting<W> {
+    fn new(inner: W, hash: bool) -> Digesting<W> {
         Digesting {
             inner,
-            hasher: Sha256::new(),
+            hasher: hash.then(Sha256::new),
             written: 0,
         }
     }
 
     /// The writer back, with `sha256:<hex>` of everything written and its length.
     fn finish(self) -> (W, String, u64) {
-        let digest = format!("sha256:{}", hex::encode(self.hasher.finalize()));
+        let digest = (self.hasher)
+            .map(|hasher| format!("sha256:{}", hex::encode(hasher.finalize())))
+            .unwrap_or_default();
         (self.inner, digest, self.written)
     }
 }
@@ -760,7 +861,9 @@ impl<W: Write> Digesting<W> {
 impl<W: Write> Write for Digesting<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let written = self.inner.write(buf)?;
-        self.hasher.update(&buf[..written]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..written]);
+        }
         self.written += written as u64;
         Ok(written)
     }
@@ -780,6 +883,10 @@ mod tests {
     use super::*;
 
     const EPOCH: i64 = 1_700_000_000;
+    const GZIP: LayerCompression = LayerCompression {
+        kind: Kind::Gzip,
+        level: None,
+    };
 
     fn write(path: &Path, content: &[u8], mode: u32) {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -907,7 +1014,8 @@ mod tests {
     fn packs_what_the_file_op_would_copy_in_walk_order() {
         let (temp, input) = sources();
         let out = temp.path().join("blobs");
-        let layer = pack_layer(&[input], Parents::Written, 1000, 1001, EPOCH, &out).unwrap();
+        let layer =
+            pack_layer(&[input], Parents::Written, (1000, 1001, EPOCH), GZIP, &out).unwrap();
         let long = format!("opt/{LONG_DIR}/");
         let mut link = seen("etc/app/link", EntryType::Symlink, 0o777, b"");
         link.link = Some("main.toml".to_owned());
@@ -935,10 +1043,64 @@ mod tests {
     }
 
     #[test]
+    fn zstd_and_uncompressed_blobs_hold_the_same_tar() {
+        let (temp, input) = sources();
+        let pack = |kind, level, dir: &str| {
+            let compression = LayerCompression { kind, level };
+            let out = temp.path().join(dir);
+            let layer = pack_layer(
+                std::slice::from_ref(&input),
+                Parents::Written,
+                (0, 0, EPOCH),
+                compression,
+                &out,
+            )
+            .unwrap();
+            let blob = fs::read(&layer.path).unwrap();
+            assert_eq!(layer.digest, sha256_digest(&blob), "{kind}");
+            assert_eq!(layer.size, blob.len() as u64, "{kind}");
+            assert_eq!(layer.media_type, compression.media_type());
+            assert_eq!(fs::read_dir(&out).unwrap().count(), 1, "{kind}");
+            (layer, blob)
+        };
+        let (gzip, _) = pack(Kind::Gzip, None, "gzip");
+        let tar = decompress(&gzip.path);
+        let (zstd, zstd_blob) = pack(Kind::Zstd, None, "zstd");
+        assert_eq!(zstd::decode_all(&zstd_blob[..]).unwrap(), tar);
+        assert_eq!(zstd.diff_id, gzip.diff_id);
+        assert!(zstd.path.to_string_lossy().ends_with(".tar.zst"));
+        assert_eq!(
+            zstd.media_type,
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+        // zstd's magic number, and the same bytes every time.
+        assert_eq!(&zstd_blob[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        assert_eq!(pack(Kind::Zstd, None, "zstd-again").0.digest, zstd.digest);
+        let (plain, plain_blob) = pack(Kind::Uncompressed, None, "plain");
+        assert_eq!(plain_blob, tar);
+        assert_eq!(plain.digest, plain.diff_id);
+        assert_eq!(plain.diff_id, gzip.diff_id);
+        assert_eq!(plain.media_type, "application/vnd.oci.image.layer.v1.tar");
+        // A level changes the blob, never the tar.
+        let (best, _) = pack(Kind::Zstd, Some(19), "zstd-19");
+        assert_eq!(best.diff_id, zstd.diff_id);
+        let (fast, _) = pack(Kind::Gzip, Some(1), "gzip-1");
+        assert_eq!(decompress(&fast.path), tar);
+        assert_ne!(fast.digest, gzip.digest);
+        // The one-layer image names the layer's media type.
+        let image = layer_image(&zstd, &Platform::parse("linux/amd64").unwrap());
+        let manifest: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
+        assert_eq!(
+            manifest["layers"][0]["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+    }
+
+    #[test]
     fn digests_and_size_describe_the_blob() {
         let (temp, input) = sources();
         let out = temp.path().join("blobs");
-        let layer = pack_layer(&[input], Parents::Written, 0, 0, EPOCH, &out).unwrap();
+        let layer = pack_layer(&[input], Parents::Written, (0, 0, EPOCH), GZIP, &out).unwrap();
         let blob = fs::read(&layer.path).unwrap();
         assert_eq!(layer.digest, sha256_digest(&blob));
         assert_eq!(layer.diff_id, sha256_digest(&decompress(&layer.path)));
@@ -957,9 +1119,8 @@ mod tests {
         let first = pack_layer(
             std::slice::from_ref(&input),
             Parents::Written,
-            0,
-            0,
-            EPOCH,
+            (0, 0, EPOCH),
+            GZIP,
             &temp.path().join("one"),
         )
         .unwrap();
@@ -973,9 +1134,8 @@ mod tests {
         let second = pack_layer(
             std::slice::from_ref(&input),
             Parents::Written,
-            0,
-            0,
-            EPOCH,
+            (0, 0, EPOCH),
+            GZIP,
             &temp.path().join("two"),
         )
         .unwrap();
@@ -990,9 +1150,8 @@ mod tests {
         let other = pack_layer(
             std::slice::from_ref(&input),
             Parents::Written,
-            0,
-            0,
-            EPOCH + 1,
+            (0, 0, EPOCH + 1),
+            GZIP,
             &temp.path().join("two"),
         )
         .unwrap();
@@ -1002,18 +1161,16 @@ mod tests {
         let negative = pack_layer(
             std::slice::from_ref(&input),
             Parents::Written,
-            0,
-            0,
-            -5,
+            (0, 0, -5),
+            GZIP,
             &temp.path().join("three"),
         )
         .unwrap();
         let zero = pack_layer(
             &[input],
             Parents::Written,
-            0,
-            0,
-            0,
+            (0, 0, 0),
+            GZIP,
             &temp.path().join("three"),
         )
         .unwrap();
@@ -1102,9 +1259,8 @@ mod tests {
         let layer = pack_layer(
             &[input],
             Parents::Written,
-            1000,
-            1001,
-            EPOCH,
+            (1000, 1001, EPOCH),
+            GZIP,
             &temp.path().join("out"),
         )
         .unwrap();
@@ -1229,9 +1385,8 @@ mod tests {
                 entries: vec![entry("gone", "/g", None)],
             }],
             Parents::Written,
-            0,
-            0,
-            EPOCH,
+            (0, 0, EPOCH),
+            GZIP,
             &root.join("out"),
         )
         .unwrap_err();
@@ -1281,7 +1436,7 @@ mod tests {
             entries: vec![entry("status", "/status", None)],
         };
         let out = temp.path().join("out");
-        let error = pack_layer(&[input], Parents::Written, 0, 0, EPOCH, &out).unwrap_err();
+        let error = pack_layer(&[input], Parents::Written, (0, 0, EPOCH), GZIP, &out).unwrap_err();
         assert!(
             matches!(&error, PackError::SizeChanged { path, expected: 0 } if path == Path::new("/proc/self/status")),
             "{error:?}"
@@ -1304,6 +1459,7 @@ mod tests {
             diff_id: diff_id.to_owned(),
             size,
             path: PathBuf::from("/unused"),
+            media_type: GZIP.media_type(),
         }
     }
 
@@ -1361,7 +1517,7 @@ mod tests {
             ],
         };
         let out = temp.path().join("out");
-        let layer = pack_layer(&[input], Parents::Omitted, 0, 0, EPOCH, &out).unwrap();
+        let layer = pack_layer(&[input], Parents::Omitted, (0, 0, EPOCH), GZIP, &out).unwrap();
         // `/etc/app`, `/usr`, `/usr/local`, `/usr/local/bin` are the base's (or made when the layer is applied);
         // what was copied is all there, a copied directory included.
         let paths: Vec<String> = read_back(&decompress(&layer.path))

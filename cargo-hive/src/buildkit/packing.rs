@@ -1,4 +1,4 @@
-//! Our layers handed to the daemon packed: each layer a gzip'd tar we write ourselves, wrapped in a one-layer OCI
+//! Our layers handed to the daemon packed: each layer a tar we write (and compress, as the image asks) ourselves, wrapped in a one-layer OCI
 //! image that the session's content store serves to an `oci-layout://` source, and merged onto what is below it.
 //! The daemon then neither copies, snapshots, diffs nor compresses our files: it exports the blob as it is. A daemon
 //! without `oci-layout` sources or merge ops (Docker 20.10) gets the definition with copies instead.
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::gateway::{Caps, FrontendError};
 use super::layout::{self, ImageLayout, Llb, PackedRef};
-use super::pack::{self, PackedLayer, Parents};
+use super::pack::{self, LayerCompression, PackedLayer, Parents};
 use super::session::{Blob, ContentBlobs};
 
 /// What one solve needs to pack its layers.
@@ -24,6 +24,8 @@ pub(super) struct Packing {
     pub(super) image: String,
     /// Whether to pack at all (a retry after a failed packed transfer does not).
     pub(super) enabled: bool,
+    /// How the packed layers are compressed.
+    pub(super) compression: LayerCompression,
 }
 
 impl Packing {
@@ -65,9 +67,10 @@ impl Packing {
             } else {
                 Parents::Omitted
             };
-            let (uid, gid, epoch) = (layout.uid, layout.gid, layout.epoch);
-            let layer = pack::pack_layer(inputs, parents, uid, gid, epoch, &self.dir)
-                .map_err(|err| FrontendError(err.to_string()))?;
+            let owner_and_time = (layout.uid, layout.gid, layout.epoch);
+            let layer =
+                pack::pack_layer(inputs, parents, owner_and_time, self.compression, &self.dir)
+                    .map_err(|err| FrontendError(err.to_string()))?;
             packed.push(Some(self.serve(layer, layout)));
         }
         Ok(layout::packed_definition(layout, &packed))

@@ -19,6 +19,7 @@ use super::gateway::{
 use super::layout;
 use super::layout::{ImageLayout, LayoutBase, Llb, LocalInput, PinnedBase, base_definition};
 use super::over_dockerfile::{self, LayersOverDockerfile};
+use super::pack::LayerCompression;
 use super::packing::Packing;
 use super::session::{ContentBlobs, LocalDir, SecretValues, Session, SessionConfig, SessionError};
 use super::{llb, new_id, status};
@@ -142,6 +143,8 @@ pub(crate) struct SolveJob {
     pub(crate) secrets: SecretValues,
     /// `--no-cache`: every op runs again (the packed definition too).
     pub(crate) no_cache: bool,
+    /// How the layers we pack are compressed (the exporters are told the same).
+    pub(crate) compression: LayerCompression,
     /// Where packed layers are written while the solve runs (removed after it).
     pub(crate) pack_dir: PathBuf,
     /// Local dirs the session serves besides `inputs` (a Dockerfile image's context and Dockerfile directory).
@@ -227,6 +230,7 @@ impl Buildkit {
             no_cache: job.no_cache,
             image: job.name.clone(),
             enabled: pack,
+            compression: job.compression,
         };
         let build_ref = new_id();
         let request = GatewayRequest {

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use hive_build::Compression;
+
 use crate::cargo::CargoFlags;
 use crate::config::Selection;
 use crate::progress::Renderer;
@@ -337,6 +339,24 @@ pub(crate) struct BuildArgs {
     /// Attach an SPDX SBOM from Cargo's dependency graph to every image (also written to target/hive/)
     #[arg(long, help_heading = "Output")]
     pub(crate) sbom: bool,
+    /// Layer compression of every image, over the manifests' `compression`: gzip, zstd or uncompressed
+    #[arg(long, value_name = "TYPE", value_parser = compression_names(), help_heading = "Output")]
+    pub(crate) compression: Option<Compression>,
+    /// The compressor's level with --compression: gzip 0-9 (default 6), zstd 1-22 (default 3)
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "compression",
+        help_heading = "Output"
+    )]
+    pub(crate) compression_level: Option<u32>,
+}
+
+/// `--compression`'s values, as the manifests spell them (clap lists them when another is given).
+fn compression_names() -> impl clap::builder::TypedValueParser<Value = Compression> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Compression::NAMES)
+        .map(|name| Compression::parse(&name).expect("clap accepts only the listed names"))
 }
 
 impl ProvenanceArg {
@@ -436,6 +456,13 @@ mod tests {
             ("cargo-hive build --push --provenance false", true),
             ("cargo-hive build --provenance=full", false),
             ("cargo-hive build --provenance", false),
+            ("cargo-hive build --compression zstd", true),
+            (
+                "cargo-hive build --compression zstd --compression-level 19",
+                true,
+            ),
+            ("cargo-hive build --compression brotli", false),
+            ("cargo-hive build --compression-level 3", false),
             ("cargo-hive frobnicate", false),
         ];
         for (line, ok) in table {

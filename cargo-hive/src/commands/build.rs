@@ -2,6 +2,7 @@
 
 use super::args::{BuildArgs, GlobalArgs, ProvenanceArg};
 use super::{ProcessEnv, cargo, stderr_is_live_terminal};
+use crate::buildkit::LayerCompression;
 use crate::engine::{self, BuildRequest, SbomAsk};
 use crate::errors::HiveError;
 use crate::progress;
@@ -14,7 +15,30 @@ pub(super) async fn run(
     env: &ProcessEnv,
     term: &Term,
 ) -> Result<i32, HiveError> {
-    engine::run(&request(global, args, env), term).await
+    let request = request(global, args, env);
+    if let Some(compression) = request.compression {
+        check_level(compression)?;
+    }
+    engine::run(&request, term).await
+}
+
+/// `--compression-level` must be a level of `--compression`: bad input, said before anything runs.
+fn check_level(compression: LayerCompression) -> Result<(), HiveError> {
+    let Some(level) = compression.level else {
+        return Ok(());
+    };
+    let kind = compression.kind;
+    match kind.levels() {
+        Some(levels) if levels.contains(&level) => Ok(()),
+        Some(levels) => Err(HiveError::Input(format!(
+            "--compression-level {level} is not a level of {kind}: it takes {} to {}",
+            levels.start(),
+            levels.end()
+        ))),
+        None => Err(HiveError::Input(format!(
+            "--compression-level {level} has no meaning with --compression {kind}: it takes no level"
+        ))),
+    }
 }
 
 /// The engine's request for these flags; destructured in full so that a new flag cannot be forgotten.
@@ -34,6 +58,8 @@ fn request(global: &GlobalArgs, args: &BuildArgs, env: &ProcessEnv) -> BuildRequ
         dry_run,
         provenance,
         sbom,
+        compression,
+        compression_level,
     } = args;
     BuildRequest {
         cargo: cargo(global, features, compile, env),
@@ -58,5 +84,9 @@ fn request(global: &GlobalArgs, args: &BuildArgs, env: &ProcessEnv) -> BuildRequ
             flag: *sbom,
             by_default: false,
         },
+        compression: compression.map(|kind| LayerCompression {
+            kind,
+            level: *compression_level,
+        }),
     }
 }

@@ -54,6 +54,8 @@ fn request(global: &GlobalArgs, args: &ReleaseArgs, env: &ProcessEnv) -> Release
             redact: env.redact(),
             metadata_file: metadata_file.clone(),
             no_cache: false,
+            // A release compresses as the manifests say.
+            compression: None,
             dry_run: false,
             provenance: ProvenanceArg::to_flag(*provenance),
             // Every image of a release gets one; a daemon that cannot keep them gets a warning, not an error.

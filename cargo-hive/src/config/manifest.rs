@@ -14,6 +14,7 @@ use toml::de::{DeTable, DeValue};
 use crate::config::diagnostic::{ConfigError, Diagnostics, did_you_mean};
 use crate::config::source::{Place, SourceFile};
 
+mod compression;
 mod run;
 
 /// One layer of definitions (a defaults table, an image table, or a build script's image) with the place of each
@@ -326,6 +327,10 @@ impl Walker<'_> {
                 "registry" => layer.registry = self.string(name, value, table_name),
                 "aliases" => layer.def.aliases = self.boolean(name, value, table_name),
                 "sbom" => layer.def.sbom = self.boolean(name, value, table_name),
+                "compression" => layer.def.compression = self.compression(value, table_name),
+                "compression-level" => {
+                    layer.def.compression_level = self.compression_level(value, table_name)
+                }
                 "buildkit" | "tlscacert" | "tlscert" | "tlskey" | "tlsservername" => {
                     let name = CONNECTION_KEYS
                         .iter()
@@ -1065,6 +1070,43 @@ sbom = false
             panic!("no place")
         };
         assert_eq!(&file.text[span], "RUST_LOG");
+    }
+
+    #[test]
+    fn compression_keys_read_with_their_mistakes() {
+        let (manifest, errors) = read(
+            r#"
+[workspace.metadata.hive]
+compression = "zstd"
+compression-level = 19
+
+[package.metadata.hive]
+compression = "brotli"
+compression-level = -1
+
+[package.metadata.hive.images.api]
+compression = "uncompressed"
+compression-level = "3"
+"#,
+        );
+        assert_eq!(
+            errors,
+            [
+                "invalid-compression: `compression` cannot be `brotli`",
+                "invalid-compression-level: `compression-level = -1` is not a level",
+                "wrong-type: `compression-level` must be an integer, not a string",
+            ]
+        );
+        let workspace = manifest.workspace.unwrap();
+        assert_eq!(
+            (workspace.def.compression, workspace.def.compression_level),
+            (Some(hive_build::Compression::Zstd), Some(19))
+        );
+        let package = manifest.package.unwrap();
+        assert_eq!(
+            package.images[0].layer.def.compression,
+            Some(hive_build::Compression::Uncompressed)
+        );
     }
 
     #[test]

@@ -273,8 +273,11 @@ pub(crate) async fn up_to_date(
 #[derive(Clone)]
 pub(crate) struct DockerIds {
     socket: PathBuf,
-    ids: Shared<BoxFuture<'static, Arc<BTreeMap<String, Option<String>>>>>,
+    ids: Shared<BoxFuture<'static, IdsByReference>>,
 }
+
+/// Docker image ids by reference (`None`: Docker has no such image).
+type IdsByReference = Arc<BTreeMap<String, Option<String>>>;
 
 impl DockerIds {
     /// Starts asking the Docker at `socket` for the ids of `references` (on the runtime, at once).

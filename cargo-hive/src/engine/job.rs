@@ -500,6 +500,7 @@ fn solve_job(
         provenance: context.provenance,
         secrets: solve_secrets(context, planned),
         no_cache: context.no_cache,
+        compression: compression(planned),
         pack_dir: pack_dir.to_path_buf(),
         dirs,
     }
@@ -1064,6 +1065,14 @@ struct PinnedResolved {
     config: Vec<u8>,
 }
 
+/// How the image's layers are compressed (the manifests' keys, or `--compression`).
+pub(crate) fn compression(planned: &PlanImage) -> crate::buildkit::LayerCompression {
+    crate::buildkit::LayerCompression {
+        kind: planned.compression,
+        level: planned.compression_level,
+    }
+}
+
 /// Where one image goes: its export plan, the files involved, and what an up-to-date check expects.
 struct Outputs {
     plan: output::ExportPlan,
@@ -1077,7 +1086,7 @@ impl Outputs {
     fn of(context: &BuildContext, planned: &PlanImage, steps: bool) -> Result<Outputs, JobError> {
         let archive = output::archive_path(&context.target_dir, &planned.name);
         let load_archive = output::load_archive_path(&context.target_dir, &planned.name);
-        let plan = output::export_plan(
+        let mut plan = output::export_plan(
             &context.destinations,
             &planned.references,
             &planned.config.annotations,
@@ -1089,6 +1098,7 @@ impl Outputs {
                 rewrite: steps,
             },
         )?;
+        output::set_compression(&mut plan, compression(planned));
         Ok(Outputs {
             plan,
             description: describe_outputs(&context.destinations, &archive),

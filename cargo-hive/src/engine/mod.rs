@@ -65,6 +65,8 @@ pub(crate) struct BuildRequest {
     pub(crate) provenance: ProvenanceFlag,
     /// Which images get an SBOM besides those with `sbom = true`.
     pub(crate) sbom: SbomAsk,
+    /// `--compression` (and `--compression-level`): every image's, over what the manifests say.
+    pub(crate) compression: Option<crate::buildkit::LayerCompression>,
 }
 
 /// `--provenance`, as given.
@@ -235,11 +237,17 @@ async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result
 /// The plan of the request's images.
 fn compute(request: &BuildRequest) -> Result<crate::plan::Computed, HiveError> {
     // Cargo runs here (metadata, build scripts): a signal kills it, and the signal is what we report.
-    interrupt::prefer_signal(crate::plan::compute(crate::plan::PlanRequest {
+    let mut computed = interrupt::prefer_signal(crate::plan::compute(crate::plan::PlanRequest {
         cargo: &request.cargo,
         selection: &request.selection,
         env: &request.env,
-    }))
+    }))?;
+    if let Some(compression) = request.compression {
+        for image in &mut computed.resolved.plan.images {
+            (image.compression, image.compression_level) = (compression.kind, compression.level);
+        }
+    }
+    Ok(computed)
 }
 
 /// The build's SOURCE_DATE_EPOCH and where it came from.
@@ -495,6 +503,11 @@ async fn connect(
     // Where the images go is known now: an exporter this daemon lacks, or a missing Docker for --load, fails
     // once, before anything is built for it.
     output::check_exporters(destinations, daemon)?;
+    // Only the selected images' solves are exported (a `hive:` base goes in its image's layers and compression).
+    let images = (inputs.resolved.plan.images.iter())
+        .filter(|image| image.selected)
+        .map(|image| (image.name.as_str(), job::compression(image)));
+    output::check_compression(destinations, daemon, images)?;
     let attesting = settle_attestations(
         inputs.request,
         inputs.resolved,

@@ -182,6 +182,8 @@ mod tests {
             files: Vec::new(),
             config: ImageConfig::default(),
             sbom: false,
+            compression: Default::default(),
+            compression_level: None,
             secrets: (secrets.iter())
                 .map(|(id, source)| ((*id).to_owned(), source.clone()))
                 .collect(),

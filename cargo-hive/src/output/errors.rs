@@ -69,6 +69,19 @@ pub(crate) enum DestinationError {
          ({{\"features\":{{\"containerd-snapshotter\":true}}}} in daemon.json), or use --load and `docker push`"
     )]
     NoPushExporter,
+    /// A compression other than gzip where Docker's classic image store takes the layers (the moby exporter):
+    /// it keeps them unpacked and pushes them gzip'd.
+    #[error(
+        "image `{image}` asks for {compression} layers, but this Docker daemon keeps images in its classic store,          which holds layers unpacked and pushes them gzip'd{legacy}: turn on Docker's containerd image store          ({{\"features\":{{\"containerd-snapshotter\":true}}}} in daemon.json), or use `compression = \"gzip\"`"
+    )]
+    CompressionUnsupported {
+        /// The image.
+        image: String,
+        /// What it asks for.
+        compression: hive_build::Compression,
+        /// Said of Docker 20.10, whose BuildKit (v0.8) has no zstd at all.
+        legacy: &'static str,
+    },
     /// A raw `--output type=` the daemon does not have.
     #[error(
         "this Docker daemon has no `{0}` exporter: turn on Docker's containerd image store, or use type=moby / \

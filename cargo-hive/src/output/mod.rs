@@ -29,7 +29,8 @@ pub(crate) use registry::{
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::buildkit::{DaemonKind, ExporterSpec};
+use crate::buildkit::{DaemonKind, ExporterSpec, LayerCompression};
+use hive_build::Compression;
 
 /// One requested destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,6 +277,65 @@ pub(crate) fn check_exporters(
     export_plan(destinations, &[], &BTreeMap::new(), daemon, any, any, times).map(drop)
 }
 
+/// Checks, once right after connecting, that the daemon can keep each image's compression (`images`: name and
+/// compression) for these destinations: Docker's classic store (Docker 20.10, or any Docker without the containerd
+/// image store) keeps only what it can push gzip'd.
+pub(crate) fn check_compression<'a>(
+    destinations: &[Destination],
+    daemon: DaemonKind,
+    images: impl IntoIterator<Item = (&'a str, LayerCompression)>,
+) -> Result<(), DestinationError> {
+    if daemon.has_image_exporters() || destinations.is_empty() {
+        return Ok(());
+    }
+    let mut images: Vec<(&str, LayerCompression)> = images.into_iter().collect();
+    images.sort_by_key(|(name, _)| *name);
+    match images
+        .into_iter()
+        .find(|(_, compression)| compression.kind != Compression::Gzip)
+    {
+        Some((image, compression)) => Err(DestinationError::CompressionUnsupported {
+            image: image.to_owned(),
+            compression: compression.kind,
+            legacy: if daemon == DaemonKind::DockerLegacy {
+                " (and its BuildKit, v0.8, has no zstd)"
+            } else {
+                ""
+            },
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Tells every image-making exporter of `plan` the image's compression: `compression`, `compression-level` and
+/// `force-compression` for the layers the daemon compresses itself (RUN steps, copies where it takes no packed
+/// layers, and the base's, which are recompressed so that the whole image is as asked). gzip at its default level
+/// is BuildKit's own default: nothing is added, so nothing is recompressed. A raw `--output` keeps what it says.
+pub(crate) fn set_compression(plan: &mut ExportPlan, compression: LayerCompression) {
+    if compression == LayerCompression::default() {
+        return;
+    }
+    let mut attrs =
+        BTreeMap::from([("compression".to_owned(), compression.kind.name().to_owned())]);
+    if let Some(level) = compression.level {
+        attrs.insert("compression-level".to_owned(), level.to_string());
+    }
+    if compression.kind != Compression::Gzip {
+        attrs.insert("force-compression".to_owned(), "true".to_owned());
+    }
+    for exporter in &mut plan.exporters {
+        if !matches!(exporter.kind.as_str(), "image" | "oci" | "docker" | "moby") {
+            continue;
+        }
+        for (key, value) in &attrs {
+            exporter
+                .attrs
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+    }
+}
+
 /// An exporter for one destination of one image, and the file it writes (through the session), if any. The
 /// image's `annotations` go on its manifest (`annotation.KEY`) with every exporter that makes an image.
 pub(crate) fn exporter(
@@ -514,6 +574,92 @@ mod tests {
         )
         .unwrap();
         assert!(!tar.attrs.contains_key("annotation.org.example.doc"));
+    }
+
+    #[test]
+    fn compression_goes_to_the_image_exporters_and_a_raw_output_keeps_its_own() {
+        let refs = vec!["localhost:5000/a:1".to_owned()];
+        let raw = Destination::Raw {
+            kind: "oci".into(),
+            attrs: BTreeMap::from([("compression".into(), "gzip".into())]),
+            dest: Some("x.tar".into()),
+        };
+        let plan = |compression| {
+            let mut plan = export_plan(
+                &[Destination::Push, raw.clone()],
+                &refs,
+                &BTreeMap::new(),
+                DaemonKind::DockerContainerd,
+                Path::new("/t/a.tar"),
+                Path::new("/t/l.tar"),
+                AT_7,
+            )
+            .unwrap();
+            set_compression(&mut plan, compression);
+            plan.exporters
+        };
+        let default = plan(LayerCompression::default());
+        assert!(
+            !default[0].attrs.contains_key("compression"),
+            "gzip at its default level is BuildKit's default: {default:?}"
+        );
+        let zstd = plan(LayerCompression {
+            kind: Compression::Zstd,
+            level: Some(9),
+        });
+        let push = &zstd[0].attrs;
+        assert_eq!(
+            (
+                push["compression"].as_str(),
+                push["compression-level"].as_str(),
+                push["force-compression"].as_str()
+            ),
+            ("zstd", "9", "true")
+        );
+        assert_eq!(zstd[1].attrs["compression"], "gzip", "the raw output's own");
+        let gzip_9 = plan(LayerCompression {
+            kind: Compression::Gzip,
+            level: Some(9),
+        });
+        assert_eq!(gzip_9[0].attrs["compression-level"], "9");
+        assert!(!gzip_9[0].attrs.contains_key("force-compression"));
+    }
+
+    #[test]
+    fn a_classic_docker_store_refuses_other_compressions_before_the_build() {
+        let zstd = LayerCompression {
+            kind: Compression::Zstd,
+            level: None,
+        };
+        let images = [("b", zstd), ("a", LayerCompression::default())];
+        for daemon in [DaemonKind::DockerContainerd, DaemonKind::Buildkitd] {
+            check_compression(&[Destination::Load], daemon, images).unwrap();
+        }
+        let err = check_compression(&[Destination::Load], DaemonKind::DockerLegacy, images)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("image `b` asks for zstd layers")
+                && err.contains("v0.8, has no zstd")
+                && err.contains("containerd image store"),
+            "{err}"
+        );
+        let plain = [(
+            "a",
+            LayerCompression {
+                kind: Compression::Uncompressed,
+                level: None,
+            },
+        )];
+        let err = check_compression(&[Destination::Push], DaemonKind::DockerGraphDriver, plain)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("asks for uncompressed layers") && !err.contains("v0.8"),
+            "{err}"
+        );
+        let gzip = [("a", LayerCompression::default())];
+        check_compression(&[Destination::Load], DaemonKind::DockerLegacy, gzip).unwrap();
     }
 
     #[test]

@@ -10,7 +10,7 @@ use hive_build::plan::{
     PlatformPlan, Variant,
 };
 use hive_build::schema::{binary_path, defaults};
-use hive_build::{ImageDef, SecretSource};
+use hive_build::{Compression, ImageDef, SecretSource};
 
 use crate::config::{
     ConfigError, Definitions, Diagnostics, ImageDefinition, Layer, Package, Place, did_you_mean,
@@ -34,6 +34,13 @@ impl<'a> Layers<'a> {
             .iter()
             .rev()
             .find_map(|layer| get(&layer.def).map(|value| (value, layer)))
+    }
+
+    /// Where `layer` is in the stack: higher is more specific.
+    fn position(&self, layer: &Layer) -> usize {
+        (self.0.iter())
+            .position(|candidate| std::ptr::eq(candidate, layer))
+            .unwrap_or(0)
     }
 
     /// A map merged key by key; each entry with the layer that set it.
@@ -312,7 +319,7 @@ fn disagreement(a: &Resolution, b: &Resolution) -> Option<(&'static str, String,
             .map(|p| (p.platform.to_string(), p.triple.clone()))
             .collect()
     };
-    let fields: [(&'static str, String, String); 9] = [
+    let fields: [(&'static str, String, String); 10] = [
         (
             "binary",
             quote(&a.image.binary.target),
@@ -326,6 +333,11 @@ fn disagreement(a: &Resolution, b: &Resolution) -> Option<(&'static str, String,
         ("tags", quote(&a.image.tags), quote(&b.image.tags)),
         ("aliases", quote(&a.image.aliases), quote(&b.image.aliases)),
         ("sbom", quote(&a.image.sbom), quote(&b.image.sbom)),
+        (
+            "compression",
+            quote(&(a.image.compression, a.image.compression_level)),
+            quote(&(b.image.compression, b.image.compression_level)),
+        ),
         (
             "platforms",
             quote(&a.image.platforms),
@@ -386,6 +398,7 @@ impl<'a, 'd> Assembler<'a, 'd> {
         let aliases = self.flag("aliases", |def| def.aliases.as_ref());
         self.variant_aliases(aliases);
         let sbom = self.flag("sbom", |def| def.sbom.as_ref());
+        let (compression, compression_level) = self.compression();
         let (platforms, typed) = self.platforms();
         let targets = self.targets(&typed);
         let binary = Binary {
@@ -436,6 +449,8 @@ impl<'a, 'd> Assembler<'a, 'd> {
             files,
             config,
             sbom,
+            compression,
+            compression_level,
             secrets,
             origins: self.origins,
             selected: true,
@@ -824,6 +839,60 @@ impl<'a, 'd> Assembler<'a, 'd> {
             }
             None => false,
         }
+    }
+
+    /// `compression` and `compression-level`, each the most specific layer's; the level must be one the
+    /// compression takes (none for `uncompressed`).
+    fn compression(&mut self) -> (Compression, Option<u32>) {
+        let picked = self.layers.pick(|def| def.compression.as_ref());
+        set_origin(
+            &mut self.origins,
+            "compression",
+            picked.map(|(_, layer)| layer),
+        );
+        let compression = picked.map_or(Compression::Gzip, |(compression, _)| *compression);
+        let Some((level, layer)) = self.layers.pick(|def| def.compression_level.as_ref()) else {
+            return (compression, None);
+        };
+        // A level below the layer that chose the compression was meant for another compression.
+        if let Some((_, chosen)) = picked
+            && self.layers.position(layer) < self.layers.position(chosen)
+        {
+            return (compression, None);
+        }
+        set_origin(&mut self.origins, "compression-level", Some(layer));
+        let levels = compression.levels();
+        if levels.as_ref().is_some_and(|levels| levels.contains(level)) {
+            return (compression, Some(*level));
+        }
+        let (message, help) = match levels {
+            Some(levels) => (
+                format!(
+                    "{compression} has no level {level}: image `{}` is compressed with {compression}",
+                    self.name
+                ),
+                format!(
+                    "{compression} takes {} to {} (default {})",
+                    levels.start(),
+                    levels.end(),
+                    compression.default_level().unwrap_or_default()
+                ),
+            ),
+            None => (
+                format!("image `{}` is uncompressed: it takes no level", self.name),
+                "remove `compression-level`, or set `compression` to `gzip` or `zstd`".to_owned(),
+            ),
+        };
+        self.diags.push(
+            ConfigError::new(
+                "invalid-compression-level",
+                &layer.place("compression-level"),
+                message,
+                "not a level of this compression",
+            )
+            .help(help),
+        );
+        (compression, None)
     }
 
     /// The platforms as written (for the public plan) and parsed (for the engine).
@@ -2268,6 +2337,69 @@ secrets = { "a/b" = { env = "A" }, both = { env = "B", file = "b" }, none = {}, 
                  `_` and `.`",
                 "invalid-secret: invalid source of the secret `home`: `~user` is not expanded; write the path in \
                  full",
+            ]
+        );
+    }
+
+    #[test]
+    fn compression_takes_the_most_specific_layer_and_a_level_it_has() {
+        let manifest = r#"
+[workspace.metadata.hive]
+compression = "zstd"
+compression-level = 19
+
+[package.metadata.hive.images.app]
+bin = "app"
+
+[package.metadata.hive.images.plain]
+bin = "app"
+compression = "gzip"
+compression-level = 9
+
+[package.metadata.hive.images.default]
+bin = "app"
+compression = "gzip"
+"#;
+        let (images, errors) = resolve_text(manifest, vec![]);
+        assert_eq!(errors, Vec::<String>::new());
+        let got: Vec<_> = (images.iter())
+            .map(|image| {
+                (
+                    image.name.as_str(),
+                    image.compression,
+                    image.compression_level,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("app", Compression::Zstd, Some(19)),
+                // The workspace's level is zstd's; this image's gzip takes it only where it is one of gzip's.
+                ("default", Compression::Gzip, None),
+                ("plain", Compression::Gzip, Some(9)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_level_the_compression_does_not_have_is_refused() {
+        let manifest = r#"
+[package.metadata.hive.images.app]
+bin = "app"
+compression = "uncompressed"
+compression-level = 3
+
+[package.metadata.hive.images.tool]
+bin = "app"
+compression-level = 12
+"#;
+        let (_, errors) = resolve_text(manifest, vec![]);
+        assert_eq!(
+            errors,
+            [
+                "invalid-compression-level: image `app` is uncompressed: it takes no level",
+                "invalid-compression-level: gzip has no level 12: image `tool` is compressed with gzip",
             ]
         );
     }

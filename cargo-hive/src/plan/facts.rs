@@ -187,6 +187,8 @@ mod tests {
             files: Vec::new(),
             config: ImageConfig::default(),
             sbom: false,
+            compression: Default::default(),
+            compression_level: None,
             secrets: BTreeMap::new(),
             origins: BTreeMap::new(),
             selected: true,

@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
-use hive_build::SecretSource;
 use hive_build::plan::{Base, Origin, Plan, PlanImage};
+use hive_build::{Compression, SecretSource};
 use owo_colors::OwoColorize;
 
 /// Renders the plan as text.
@@ -166,6 +166,17 @@ fn what_rows(rows: &mut Rows, image: &PlanImage, root: &str) {
     }
     if image.sbom {
         row("sbom", "true".to_owned(), origin(image, "sbom"));
+    }
+    // gzip at its default level is what every image gets: shown only when the manifests chose otherwise.
+    if image.compression != Compression::Gzip || image.compression_level.is_some() {
+        let shown = match image
+            .compression_level
+            .or(image.compression.default_level())
+        {
+            Some(level) => format!("{} (level {level})", image.compression),
+            None => image.compression.to_string(),
+        };
+        row("compression", shown, origin(image, "compression"));
     }
     // Where each secret is read from, never its value (the plan holds no value to show).
     for (id, source) in &image.secrets {
@@ -445,6 +456,8 @@ mod tests {
             files: Vec::new(),
             config: ImageConfig::default(),
             sbom,
+            compression: Default::default(),
+            compression_level: None,
             secrets: BTreeMap::new(),
             origins: origins.clone(),
             selected: true,
@@ -535,6 +548,26 @@ mod tests {
         assert_eq!(row("sbom"), Some(vec!["sbom", "true", "Cargo.toml:8"]));
         let off = rendered(false, false);
         assert!(!off.contains("aliases") && !off.contains("sbom"), "{off}");
+        assert!(!off.contains("compression"), "gzip is not shown: {off}");
+    }
+
+    #[test]
+    fn a_chosen_compression_shows_with_its_level() {
+        let mut plan_image = image(false, false);
+        plan_image.compression = Compression::Zstd;
+        let plan = Plan {
+            format_version: 1,
+            workspace_root: "/w".into(),
+            profile: "release".into(),
+            images: vec![plan_image],
+            edges: Vec::new(),
+        };
+        let text = render(&plan, false);
+        let line = text
+            .lines()
+            .find(|line| line.trim_start().starts_with("compression"))
+            .expect("a compression row");
+        assert!(line.contains("zstd (level 3)"), "{line}");
     }
 
     #[test]
