@@ -308,7 +308,7 @@ pub(crate) struct BuildArgs {
     pub(crate) compile: CompileArgs,
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
-    /// Images to build at once (default: all)
+    /// Images to build at once (default: 32)
     #[arg(short, long, value_name = "N")]
     pub(crate) jobs: Option<usize>,
     /// Load the images into Docker
@@ -395,7 +395,7 @@ pub(crate) struct ReleaseArgs {
     pub(crate) compile: CompileArgs,
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
-    /// Images to build at once (default: all)
+    /// Images to build at once (default: 32)
     #[arg(short, long, value_name = "N")]
     pub(crate) jobs: Option<usize>,
     /// Progress output: auto, tty, plain, json

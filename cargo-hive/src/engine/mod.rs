@@ -337,6 +337,10 @@ struct Inputs<'a> {
     progress: &'a Progress,
 }
 
+/// Images built at once unless `--jobs` says: a daemon given hundreds of sessions at once stops accepting them
+/// in time (200 images at once failed on Docker 26), while a few dozen keep it busy.
+const DEFAULT_JOBS: usize = 32;
+
 async fn build_all(
     inputs: Inputs<'_>,
     destinations: Vec<output::Destination>,
@@ -348,7 +352,7 @@ async fn build_all(
     } = inputs;
     let plan = &resolved.plan;
     let context = Arc::new(context);
-    let jobs = request.jobs.unwrap_or(usize::MAX).max(1);
+    let jobs = request.jobs.unwrap_or(DEFAULT_JOBS).max(1);
     let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs.min(1024)));
     let mut tasks = tokio::task::JoinSet::new();
     for planned in plan.images.iter().filter(|image| image.selected).cloned() {
