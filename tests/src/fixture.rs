@@ -50,6 +50,37 @@ impl Fixture {
         Fixture { dir }
     }
 
+    /// A copy of `examples/build-rs` (whose build script declares images), its path dependency on hive-build
+    /// pointed back into this repository: the copy is outside it.
+    pub fn build_rs_example() -> Fixture {
+        let fixture = Fixture::example("build-rs");
+        fixture.edit(
+            "Cargo.toml",
+            "path = \"../../hive-build\"",
+            &format!(
+                "path = \"{}\"",
+                workspace_root().join("hive-build").display()
+            ),
+        );
+        fixture
+    }
+
+    /// A copy of `examples/hello` whose image goes to `repository`, and a guard that removes what Docker kept of
+    /// it (its two tags).
+    pub fn hello_in(repository: &str) -> (Fixture, LocalImages) {
+        let fixture = Fixture::example("hello");
+        fixture.set_image_keys(
+            "Cargo.toml",
+            "hello",
+            &format!("repository = \"{repository}\""),
+        );
+        let cleanup = LocalImages(vec![
+            format!("{repository}:0.1.0"),
+            format!("{repository}:latest"),
+        ]);
+        (fixture, cleanup)
+    }
+
     /// The workspace copy.
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("ws")

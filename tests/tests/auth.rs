@@ -29,18 +29,7 @@ fn auth_registry_password() -> String {
 
 /// A copy of hello whose image goes to the login registry; the guard removes what Docker kept of it.
 fn hello_for_the_login_registry(name: &str) -> (Fixture, LocalImages) {
-    let fixture = Fixture::example("hello");
-    let repository = unique_repository(&format!("{AUTH_REGISTRY}/e2e/{name}"));
-    fixture.set_image_keys(
-        "Cargo.toml",
-        "hello",
-        &format!("repository = \"{repository}\""),
-    );
-    let cleanup = LocalImages(vec![
-        format!("{repository}:0.1.0"),
-        format!("{repository}:latest"),
-    ]);
-    (fixture, cleanup)
+    Fixture::hello_in(&unique_repository(&format!("{AUTH_REGISTRY}/e2e/{name}")))
 }
 
 /// Writes the fixture's Docker config.

@@ -140,16 +140,7 @@ fn a_build_and_the_no_op_after_it_report_their_phases() {
 
 #[test]
 fn the_build_script_pass_is_a_phase_when_it_runs() {
-    let fixture = Fixture::example("build-rs");
-    // The copy is outside the repository: its path dependency on hive-build points back into it.
-    fixture.edit(
-        "Cargo.toml",
-        "path = \"../../hive-build\"",
-        &format!(
-            "path = \"{}\"",
-            hive_e2e::workspace_root().join("hive-build").display()
-        ),
-    );
+    let fixture = Fixture::build_rs_example();
     let platform = format!("linux/{}", hive_e2e::host_arch());
     let result = succeed(
         fixture

@@ -36,18 +36,8 @@ impl Hello {
     }
 
     fn in_registry(name: &str, registry: &str) -> Hello {
-        let fixture = Fixture::example("hello");
         let path = unique_repository(&format!("e2e/remote-fresh-{name}"));
-        let repository = format!("{registry}/{path}");
-        fixture.set_image_keys(
-            "Cargo.toml",
-            "hello",
-            &format!("repository = \"{repository}\""),
-        );
-        let cleanup = LocalImages(vec![
-            format!("{repository}:0.1.0"),
-            format!("{repository}:latest"),
-        ]);
+        let (fixture, cleanup) = Fixture::hello_in(&format!("{registry}/{path}"));
         Hello {
             fixture,
             path,

@@ -12,7 +12,7 @@ use hive_e2e::fixture::{
     EXIT_GUARD, Fixture, LocalImages, Signal, Spawned, events, files_in, hello_with_big_file,
     succeed, unique_repository,
 };
-use hive_e2e::{docker_socket, run, workspace_root};
+use hive_e2e::{docker_socket, run};
 
 /// What an interrupted build must show: the signal's exit code, `interrupted`, no panic, no image finished.
 fn assert_cancelled(status: std::process::ExitStatus, stdout: &str, stderr: &str, code: i32) {
@@ -184,15 +184,7 @@ fn hello_with_sleeping_build_script() -> Fixture {
 /// build-rs (whose build script declares images) with its script sleeping: the build-script pass that reads the
 /// image definitions is running it when the signal comes.
 fn build_rs_with_sleeping_script() -> Fixture {
-    let fixture = Fixture::example("build-rs");
-    fixture.edit(
-        "Cargo.toml",
-        "path = \"../../hive-build\"",
-        &format!(
-            "path = \"{}\"",
-            workspace_root().join("hive-build").display()
-        ),
-    );
+    let fixture = Fixture::build_rs_example();
     fixture.edit(
         "build.rs",
         "fn main() {\n",

@@ -435,17 +435,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app"), b"v1").unwrap();
         let input = input(dir.path());
-        let definition =
-            crate::buildkit::layout::definition(&crate::buildkit::layout::ImageLayout {
-                platform: crate::plan::Platform::parse("linux/amd64").unwrap(),
-                base: None,
-                layers: vec![],
-                steps: vec![],
-                shared_key_hint: String::new(),
-                epoch: 0,
-                uid: 0,
-                gid: 0,
-            });
+        let definition = empty_definition();
         let exporter = ExporterSpec {
             kind: "oci".into(),
             attrs: [("name".into(), "a".into())].into(),
