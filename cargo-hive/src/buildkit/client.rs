@@ -206,13 +206,12 @@ impl Buildkit {
             };
             let started = Instant::now();
             match probe(&address, &tls, timeout, options.verbose).await {
-                Ok((channel, workers)) => {
+                Ok((channel, workers, daemon)) => {
                     attempts.push(Attempt {
                         address: address.to_string(),
                         origin: origin.clone(),
                         outcome: Ok(started.elapsed()),
                     });
-                    let daemon = Daemon::examine(control_client(&channel), &address).await;
                     return Ok(Buildkit {
                         channel,
                         daemon,
@@ -283,7 +282,7 @@ async fn probe(
     tls: &TlsSettings,
     timeout: Duration,
     verbose: bool,
-) -> Result<(Channel, Vec<WorkerRecord>), ConnectError> {
+) -> Result<(Channel, Vec<WorkerRecord>, Daemon), ConnectError> {
     let deadline = Instant::now() + timeout;
     let channel = tokio::time::timeout(timeout, transport::connect(address, tls, timeout))
         .await
@@ -293,12 +292,19 @@ async fn probe(
         })??;
     let mut control = ControlClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE);
     let remaining = deadline.saturating_duration_since(Instant::now());
-    let workers = match tokio::time::timeout(
+    // What the daemon is, asked meanwhile; dropped at once if it does not answer as BuildKit.
+    let mut examined = {
+        let (control, address) = (control_client(&channel), address.clone());
+        AbortOnDrop(tokio::spawn(async move {
+            Daemon::examine(control, &address).await
+        }))
+    };
+    let listed = tokio::time::timeout(
         remaining,
         control.list_workers(ListWorkersRequest::default()),
     )
-    .await
-    {
+    .await;
+    let workers = match listed {
         Err(_) => {
             return Err(ConnectError::Timeout {
                 address: address.to_string(),
@@ -308,7 +314,21 @@ async fn probe(
         Ok(Err(status)) => return Err(probe_error(address, tls, &status, verbose)),
         Ok(Ok(response)) => response.into_inner().record,
     };
-    Ok((channel, workers))
+    let daemon = match (&mut examined.0).await {
+        Ok(daemon) => daemon,
+        // Not aborted yet, so it panicked: as if it had run here.
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    };
+    Ok((channel, workers, daemon))
+}
+
+/// A task aborted when its handle is dropped (a probe that fails leaves nothing running).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Why the probe's call failed, in words. The connection is up by then, so a failure of the transport itself (not a
