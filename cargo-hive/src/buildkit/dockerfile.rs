@@ -138,7 +138,7 @@ impl DockerfileDirs {
 pub(crate) fn dockerignore_patterns(
     context: &Path,
     dockerfile: &Path,
-) -> std::io::Result<Vec<String>> {
+) -> Result<Vec<String>, UnreadableIgnoreFile> {
     let beside = dockerfile.with_file_name(format!(
         "{}.dockerignore",
         dockerfile.file_name().unwrap_or_default().to_string_lossy()
@@ -147,10 +147,25 @@ pub(crate) fn dockerignore_patterns(
         match std::fs::read_to_string(&candidate) {
             Ok(text) => return Ok(parse_dockerignore(&text)),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(err),
+            Err(detail) => {
+                return Err(UnreadableIgnoreFile {
+                    path: candidate,
+                    detail,
+                });
+            }
         }
     }
     Ok(Vec::new())
+}
+
+/// A `.dockerignore` that exists but cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {detail}", .path.display())]
+pub(crate) struct UnreadableIgnoreFile {
+    /// The file.
+    pub(crate) path: PathBuf,
+    /// Why.
+    pub(crate) detail: std::io::Error,
 }
 
 /// A `.dockerignore`'s patterns, as Docker reads them: `#` lines and blank lines skipped, each pattern trimmed and
@@ -742,6 +757,14 @@ mod tests {
         assert_eq!(
             dockerignore_patterns(dir.path(), &dockerfile).unwrap(),
             ["src"]
+        );
+        // One that cannot be read is named (a directory here), not skipped.
+        let other = dir.path().join("docker/other.Dockerfile");
+        std::fs::create_dir(dir.path().join("docker/other.Dockerfile.dockerignore")).unwrap();
+        let error = dockerignore_patterns(dir.path(), &other).unwrap_err();
+        assert_eq!(
+            error.path,
+            dir.path().join("docker/other.Dockerfile.dockerignore")
         );
     }
 

@@ -79,14 +79,14 @@ pub(crate) struct ResultRef {
 }
 
 impl ResultRef {
-    fn of_id(id: String) -> ResultRef {
+    pub(super) fn of_id(id: String) -> ResultRef {
         ResultRef {
             id,
             definition: None,
         }
     }
 
-    fn of_ref(reference: Ref) -> ResultRef {
+    pub(super) fn of_ref(reference: Ref) -> ResultRef {
         // Without its source map: BuildKit v0.13's frontends dereference nil in a returned source map's nested
         // definitions when it is handed back as an input (the daemon crashes), and nothing of ours reads it.
         let definition = reference.def.map(|definition| pb::Definition {

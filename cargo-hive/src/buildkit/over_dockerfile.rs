@@ -96,3 +96,56 @@ fn built_definition(result: &ResultRef, name: &str) -> Result<Llb, FrontendError
     }
     Ok(Llb(definition.clone()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buildkit::llb;
+    use crate::plan::Platform;
+    use hive_proto::gateway::Ref;
+    use hive_proto::pb;
+
+    fn solved() -> pb::Definition {
+        let platform = llb::platform(&Platform::parse("linux/amd64").unwrap());
+        llb::file_on_scratch("/f", b"x", platform)
+    }
+
+    #[test]
+    fn layers_go_on_the_definition_the_daemon_returned_without_its_source_map() {
+        let with_map = pb::Definition {
+            source: Some(pb::Source::default()),
+            ..solved()
+        };
+        let result = ResultRef::of_ref(Ref {
+            id: "r".into(),
+            def: Some(with_map),
+        });
+        assert_eq!(built_definition(&result, "api").unwrap(), Llb(solved()));
+    }
+
+    #[test]
+    fn a_result_without_a_usable_definition_is_refused_in_words() {
+        let bare = ResultRef::of_id("r".into());
+        let error = built_definition(&bare, "api").unwrap_err();
+        assert!(
+            error.0.starts_with(
+                "`api` is a Dockerfile image, and this daemon does not return the definition of a \
+                 Dockerfile's result"
+            ),
+            "{error}"
+        );
+        let no_terminal = pb::Definition {
+            def: solved().def[..1].to_vec(),
+            ..Default::default()
+        };
+        let result = ResultRef::of_ref(Ref {
+            id: "r".into(),
+            def: Some(no_terminal),
+        });
+        let error = built_definition(&result, "api").unwrap_err();
+        assert_eq!(
+            error.0,
+            "the daemon returned the definition of Dockerfile image `api` without its result"
+        );
+    }
+}

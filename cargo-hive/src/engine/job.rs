@@ -746,12 +746,12 @@ fn dockerfile_solve(
     )?);
     let context_source = session_dirs.context_source(|| {
         let file = Path::new(&dockerfile.dockerfile);
-        dockerfile::dockerignore_patterns(Path::new(&dockerfile.context), file).map_err(|detail| {
-            JobError::Unreadable {
-                path: Path::new(&dockerfile.context).join(".dockerignore"),
-                detail,
-            }
-        })
+        dockerfile::dockerignore_patterns(Path::new(&dockerfile.context), file).map_err(
+            |unreadable| JobError::Unreadable {
+                path: unreadable.path,
+                detail: unreadable.detail,
+            },
+        )
     })?;
     let overrides = overrides(planned, context.epoch, context.revision.as_deref());
     let labels = layout::image_config(None, platform, &overrides, context.epoch)?;
