@@ -824,6 +824,13 @@ impl Fixture {
         command
     }
 
+    /// [`Fixture::plan`] with the workspace's paths redacted (`[workspace]/…`), as the plan snapshots are.
+    pub fn redacted_plan(&self) -> Command {
+        let mut command = self.plan();
+        command.env("HIVE_REDACT", "1");
+        command
+    }
+
     /// A binary cargo built for `triple` (with `--target`, so under `<target>/<triple>/debug/`).
     pub fn binary(&self, triple: &str, name: &str) -> PathBuf {
         self.target().join(triple).join("debug").join(name)

@@ -48,8 +48,7 @@ fn plan_shows_a_dockerfile_image_and_its_graph() {
     );
     let json = succeed(
         fixture
-            .plan()
-            .env("HIVE_REDACT", "1")
+            .redacted_plan()
             .args(["--quiet", "--format", "json"]),
     );
     let plan: Plan = serde_json::from_str(&json.stdout).unwrap();
@@ -75,7 +74,7 @@ fn plan_shows_a_dockerfile_image_and_its_graph() {
     };
     assert_eq!(plan.edges, [edge("api", "tool"), edge("hello", "api")]);
 
-    let human = succeed(fixture.plan().env("HIVE_REDACT", "1").arg("--quiet"));
+    let human = succeed(fixture.redacted_plan().arg("--quiet"));
     snapshot("plan_human", &human.stdout);
 
     // `--image tool` brings `api` and, through its `FROM hive-hello`, `hello`.

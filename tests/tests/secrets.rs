@@ -184,12 +184,9 @@ fn fixture_with_step(step: &str) -> Fixture {
     fixture
 }
 
-#[test]
-fn secret_used_by_a_step_leaks_nowhere() {
-    let fixture = fixture_with_a_secret_step(
-        "cat /run/secrets/token > /dev/null && test -s /run/secrets/token",
-    );
-    let plain =
+/// The fixture built with the secret's variable set and plain progress, which must not show its value.
+fn plain_build_hiding_the_value(fixture: &Fixture) -> hive_e2e::Run {
+    let built =
         succeed(
             fixture
                 .build()
@@ -198,8 +195,17 @@ fn secret_used_by_a_step_leaks_nowhere() {
         );
     assert_hidden(
         "plain progress",
-        &format!("{}{}", plain.stdout, plain.stderr),
+        &format!("{}{}", built.stdout, built.stderr),
     );
+    built
+}
+
+#[test]
+fn secret_used_by_a_step_leaks_nowhere() {
+    let fixture = fixture_with_a_secret_step(
+        "cat /run/secrets/token > /dev/null && test -s /run/secrets/token",
+    );
+    plain_build_hiding_the_value(&fixture);
     assert_archive_hides_values(&fixture.archive("hello"));
 
     let json =
@@ -266,17 +272,7 @@ fn a_secret_as_an_environment_variable_reaches_the_step_only() {
         "{ command = 'test \"$TOKEN\" = \"$(cat /run/secrets/token)\" && echo ${#TOKEN} > /token-length', \
          secrets = [\"token\"], secret-env = { TOKEN = \"token\" } }",
     );
-    let built =
-        succeed(
-            fixture
-                .build()
-                .env(VARIABLE, VALUE)
-                .args(["--no-cache", "--progress", "plain"]),
-        );
-    assert_hidden(
-        "plain progress",
-        &format!("{}{}", built.stdout, built.stderr),
-    );
+    let built = plain_build_hiding_the_value(&fixture);
     let archive = fixture.archive("hello");
     assert_archive_hides_values(&archive);
     // The step saw the value: its length is in the image (the value itself is not).

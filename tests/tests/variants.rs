@@ -42,8 +42,7 @@ fn plan_lists_a_variant_as_an_image_and_shows_the_graph() {
     let fixture = hello_with_variant();
     let json = succeed(
         fixture
-            .plan()
-            .env("HIVE_REDACT", "1")
+            .redacted_plan()
             .args(["--quiet", "--format", "json"]),
     );
     let plan: Plan = serde_json::from_str(&json.stdout).unwrap();
@@ -71,7 +70,7 @@ fn plan_lists_a_variant_as_an_image_and_shows_the_graph() {
         }]
     );
 
-    let human = succeed(fixture.plan().env("HIVE_REDACT", "1").arg("--quiet"));
+    let human = succeed(fixture.redacted_plan().arg("--quiet"));
     snapshot("plan_human", &human.stdout);
 
     // `--image hello` is the image alone; `--image hello@debug` the variant alone.

@@ -452,6 +452,25 @@ mod tests {
         (FileSyncClient::new(channel_over(client_io).await), log)
     }
 
+    /// Starts a `DiffCopy` of dir `context` with `metadata` besides its name: the sender of our packets, and the
+    /// service's packets.
+    async fn start_copy(
+        client: &mut FileSyncClient<hive_proto::tonic::transport::Channel>,
+        metadata: &[(&'static str, &'static str)],
+    ) -> (mpsc::Sender<Packet>, Streaming<Packet>) {
+        let (tx, rx) = mpsc::channel(16);
+        let mut request = Request::new(ReceiverStream::new(rx));
+        request
+            .metadata_mut()
+            .insert("dir-name", MetadataValue::from_static("context"));
+        for (key, value) in metadata {
+            request
+                .metadata_mut()
+                .append(*key, MetadataValue::from_static(value));
+        }
+        (tx, client.diff_copy(request).await.unwrap().into_inner())
+    }
+
     /// A file rewritten in place after its first chunk went out: the sender must not end it as if whole, must
     /// fail the call and must log the file as changed.
     #[tokio::test]
@@ -482,12 +501,7 @@ mod tests {
             BTreeMap::new()
         };
         let (mut client, log) = serve_staged(dir.path(), files).await;
-        let (tx, rx) = mpsc::channel(16);
-        let mut request = Request::new(ReceiverStream::new(rx));
-        request
-            .metadata_mut()
-            .insert("dir-name", MetadataValue::from_static("context"));
-        let mut inbound = client.diff_copy(request).await.unwrap().into_inner();
+        let (tx, mut inbound) = start_copy(&mut client, &[]).await;
         while inbound.message().await.unwrap().unwrap().stat.is_some() {}
         tx.send(packet(PacketType::PacketReq, 0, Vec::new()))
             .await
@@ -529,12 +543,7 @@ mod tests {
             bins.path().join("api"),
         )]);
         let (mut client, log) = serve_staged(dir.path(), staged).await;
-        let (tx, rx) = mpsc::channel(16);
-        let mut request = Request::new(ReceiverStream::new(rx));
-        request
-            .metadata_mut()
-            .insert("dir-name", MetadataValue::from_static("context"));
-        let mut inbound = client.diff_copy(request).await.unwrap().into_inner();
+        let (tx, mut inbound) = start_copy(&mut client, &[]).await;
         let mut listing = Vec::new();
         while let Some(stat) = inbound.message().await.unwrap().unwrap().stat {
             listing.push(stat.path);
@@ -579,15 +588,7 @@ mod tests {
         fs::write(dir.path().join("secret"), b"no").unwrap();
         symlink("bin/app", dir.path().join("link")).unwrap();
         let (mut client, log) = serve_dir(dir.path()).await;
-        let (tx, rx) = mpsc::channel(16);
-        let mut request = Request::new(ReceiverStream::new(rx));
-        request
-            .metadata_mut()
-            .insert("dir-name", MetadataValue::from_static("context"));
-        request
-            .metadata_mut()
-            .append("exclude-patterns", MetadataValue::from_static("secret"));
-        let mut inbound = client.diff_copy(request).await.unwrap().into_inner();
+        let (tx, mut inbound) = start_copy(&mut client, &[("exclude-patterns", "secret")]).await;
         let mut listing = Vec::new();
         loop {
             let packet = inbound.message().await.unwrap().unwrap();
