@@ -25,7 +25,7 @@ pub(crate) use client::{Attempt, Buildkit, ConnectOptions};
 pub(crate) use daemon::{Daemon, DaemonKind, DockerFacts};
 pub(crate) use discovery::{Environment, ManifestSettings};
 pub(crate) use errors::ConnectError;
-pub(crate) use gateway::ExporterSpec;
+pub(crate) use gateway::{ExporterSpec, ResolvedImage};
 pub(crate) use layout::ConfigError;
 pub(crate) use pack::LayerCompression;
 pub(crate) use session::{AuthError, DockerAuth, LocalDir, SecretValues, partial_owner};

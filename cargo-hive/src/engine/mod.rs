@@ -434,6 +434,10 @@ async fn prepare_context(
         connected
     };
     let docker_ids = prefetch_docker_ids(inputs, &destinations);
+    let base_references = (needs(resolved, &BTreeMap::new()).into_iter())
+        .map(|need| need.reference)
+        .collect();
+    let heads = bases::Heads::ask(base_references);
     let (connected, executables) = tokio::join!(connected, compiled);
     let executables = executables?;
     let Connected {
@@ -449,7 +453,14 @@ async fn prepare_context(
     }
 
     let started = Instant::now();
-    let bases = bases::prepare(&buildkit, needs(resolved, &executables)).await?;
+    let bases = bases::prepare(
+        &buildkit,
+        needs(resolved, &executables),
+        heads,
+        &bases::known_dir(target_dir),
+        request.no_cache,
+    )
+    .await?;
     bases::check_platforms(resolved, &bases)?;
     progress.phase(Phase::Bases, None, started);
     // Cargo's resolve for the SBOMs: once, for every triple an image that wants one is built for.
