@@ -139,11 +139,11 @@ impl Fixture {
         command
     }
 
-    /// What is in `<target>/hive/` (nothing when it does not exist), but for cargo-hive's bookkeeping: `.fresh/`
-    /// (its records of what it built last) and `.bases/` (what the daemon found under each base digest).
+    /// What is in `<target>/hive/` (nothing when it does not exist), but for `.fresh/`, cargo-hive's records of
+    /// what it built last (its up-to-date checks), which is bookkeeping rather than output.
     pub fn outputs(&self) -> Vec<String> {
         let mut names = files_in(&self.target().join("hive"));
-        names.retain(|name| name != ".fresh" && name != ".bases");
+        names.retain(|name| name != ".fresh");
         names
     }
 

@@ -1,5 +1,5 @@
 //! What the daemon found under a base's digest (its config per platform, whether a loader is there) is kept in
-//! `target/hive/.bases/` and used while the base's tag still names that digest: the registry is asked what the tag
+//! `target/hive/.fresh/.bases/` and used while the base's tag still names that digest: the registry is asked what the tag
 //! names on every build (one HEAD), the daemon only about digests it has not answered for. A moved tag is resolved
 //! again; `--no-cache` asks the daemon regardless.
 
@@ -85,7 +85,7 @@ fn image_on(base: &PushedBase) -> Fixture {
 /// Where the answers about `digest` are kept.
 fn kept(fixture: &Fixture, digest: &str) -> PathBuf {
     let file = digest.replacen(':', "-", 1) + ".json";
-    fixture.target().join("hive/.bases").join(file)
+    fixture.target().join("hive/.fresh/.bases").join(file)
 }
 
 /// Adds `KEPT=1` to the config kept for linux/amd64 under `digest`, so a build shows whether it used it.

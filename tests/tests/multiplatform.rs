@@ -382,6 +382,31 @@ fn a_target_that_is_not_installed_is_named_with_its_rustup_command() {
     assert!(!fixture.target().join(triple).exists(), "{result:#?}");
 }
 
+/// The sysroot remembered from an earlier build spares rustc while it has every target; when it is another
+/// toolchain's (one that has the target), cargo fails, and the missing target is still what is said.
+#[test]
+fn a_missing_target_is_named_even_when_the_remembered_sysroot_has_it() {
+    let triple = "riscv64gc-unknown-linux-gnu";
+    let fixture = Fixture::example("workspace");
+    fixture.edit(
+        "Cargo.toml",
+        "platforms = [\"linux/amd64\", \"linux/arm64\"]",
+        "platforms = [\"linux/amd64\", \"linux/riscv64\"]",
+    );
+    let other = fixture.scratch("other-toolchain");
+    let lib = other.join("lib/rustlib").join(triple).join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("libstd-0123abcd.rlib"), b"").unwrap();
+    let memory = fixture.target().join("hive/.fresh/.sysroot.json");
+    std::fs::create_dir_all(memory.parent().unwrap()).unwrap();
+    let remembered = serde_json::json!({"rustc": "rustc", "dir": fixture.root(), "sysroot": other});
+    std::fs::write(&memory, remembered.to_string()).unwrap();
+    let result = run(fixture.build().args(["--image", "api"]));
+    fixture.assert_fails(&result, &[triple, &format!("rustup target add {triple}")]);
+    // cargo ran (the remembered sysroot had the target) and failed for want of it.
+    assert!(fixture.target().join(triple).exists(), "{result:#?}");
+}
+
 #[test]
 fn a_base_without_the_platform_is_refused_at_its_key() {
     // A single-platform base: hello, pushed for linux/amd64 only.

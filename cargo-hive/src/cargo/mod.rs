@@ -13,7 +13,8 @@ use crate::elf::NotABinary;
 
 pub(crate) use compile::{ArtifactKey, CompileRequest, Executable, LinkerHint, build};
 pub(crate) use toolchain::{
-    NeededTarget, ToolchainError, check_targets_installed, host_default_triple, prefetch_sysroot,
+    NeededTarget, TargetsFound, ToolchainError, check_targets_installed, host_default_triple,
+    sysroot_memory,
 };
 
 /// Cargo's own flags that `cargo hive` forwards to every cargo it runs: feature selection and compilation options.

@@ -2,11 +2,9 @@
 //! cross target is named with the `rustup` command that installs it, instead of surfacing as a pile of
 //! `can't find crate for std` errors minutes into a build.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use super::Cargo;
 
@@ -95,24 +93,48 @@ pub(crate) enum ToolchainError {
     NotInstalled(Vec<MissingTarget>),
 }
 
+/// How the installed targets were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TargetsFound {
+    /// Only the host's target (or custom target JSONs) is needed: nothing to look for.
+    NothingToCheck,
+    /// In the sysroot rustc named now.
+    Asked,
+    /// In the sysroot rustc named for the same program and directory last time, without running it: a toolchain
+    /// switched since can only make cargo fail, after which [`check_targets_installed`] is asked again without it.
+    Remembered,
+}
+
 /// Checks that every needed cross target has its standard library in the sysroot of the toolchain that cargo will
-/// use in `cwd` (so `rust-toolchain.toml` applies). Runs rustc only when some triple is not the host's default.
+/// use in `cwd` (so `rust-toolchain.toml` applies). Runs rustc only when some triple is not the host's default,
+/// and not at all when the sysroot remembered in `memory` (for the same rustc and directory) has every target;
+/// what rustc names is remembered there.
 pub(crate) fn check_targets_installed(
     cargo: &Cargo,
     needed: &[NeededTarget],
     cwd: &Path,
-) -> Result<(), ToolchainError> {
+    memory: Option<&Path>,
+) -> Result<TargetsFound, ToolchainError> {
     let checked: Vec<&NeededTarget> = needed
         .iter()
         .filter(|need| needs_check(&need.triple))
         .collect();
     if checked.is_empty() {
-        return Ok(());
+        return Ok(TargetsFound::NothingToCheck);
     }
-    let sysroot = sysroot_for(&cargo.rustc, cwd)?;
+    let remembered = memory.and_then(|path| Remembered::read(path, &cargo.rustc, cwd));
+    if let Some(sysroot) = remembered
+        && missing_targets(&sysroot, checked.iter().copied()).is_empty()
+    {
+        return Ok(TargetsFound::Remembered);
+    }
+    let sysroot = sysroot(&cargo.rustc, cwd)?;
+    if let Some(path) = memory {
+        Remembered::write(path, &cargo.rustc, cwd, &sysroot);
+    }
     let missing = missing_targets(&sysroot, checked.into_iter());
     if missing.is_empty() {
-        Ok(())
+        Ok(TargetsFound::Asked)
     } else {
         Err(ToolchainError::NotInstalled(missing))
     }
@@ -124,46 +146,48 @@ fn needs_check(triple: &str) -> bool {
     triple != host_default_triple() && !triple.ends_with(".json")
 }
 
-/// The sysroot asked ahead of need, for one rustc in one directory: the thread asking, then its answer.
-enum Prefetched {
-    Asking(std::thread::JoinHandle<Option<PathBuf>>),
-    Answered(Option<PathBuf>),
+/// The sysroot rustc named last, for which rustc program and directory (`target/hive/.fresh/.sysroot.json`): rustc takes
+/// tens of milliseconds of CPU to say it, every build.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    rustc: PathBuf,
+    dir: PathBuf,
+    sysroot: PathBuf,
 }
 
-/// The sysroots asked ahead of need in this process, by rustc program and the directory it runs in.
-static PREFETCHED: Mutex<BTreeMap<(OsString, PathBuf), Prefetched>> = Mutex::new(BTreeMap::new());
-
-/// Starts `rustc --print sysroot` on another thread, so the answer is there when [`check_targets_installed`]
-/// needs it for the same rustc and directory (rustc takes tens of milliseconds; cargo reads the workspace
-/// meanwhile).
-pub(crate) fn prefetch_sysroot(cargo: &Cargo, cwd: &Path) {
-    let key = (cargo.rustc.clone(), cwd.to_path_buf());
-    let (rustc, dir) = key.clone();
-    let asking = std::thread::spawn(move || sysroot(&rustc, &dir).ok());
-    let mut prefetched = PREFETCHED
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
-    prefetched.insert(key, Prefetched::Asking(asking));
-}
-
-/// The sysroot of `rustc` in `cwd`: the prefetched answer when there is one, else asked now (also when the
-/// prefetch failed, so that its error is the one of asking now).
-fn sysroot_for(rustc: &OsString, cwd: &Path) -> Result<PathBuf, ToolchainError> {
-    let key = (rustc.clone(), cwd.to_path_buf());
-    let mut prefetched = PREFETCHED
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
-    let answer = match prefetched.remove(&key) {
-        Some(Prefetched::Asking(thread)) => thread.join().ok().flatten(),
-        Some(Prefetched::Answered(answer)) => answer,
-        None => None,
-    };
-    if let Some(path) = answer {
-        prefetched.insert(key, Prefetched::Answered(Some(path.clone())));
-        return Ok(path);
+impl Remembered {
+    fn read(path: &Path, rustc: &OsString, cwd: &Path) -> Option<PathBuf> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let remembered: Remembered = serde_json::from_str(&text).ok()?;
+        (remembered.rustc.as_os_str() == rustc && remembered.dir == cwd)
+            .then_some(remembered.sysroot)
     }
-    drop(prefetched);
-    sysroot(rustc, cwd)
+
+    /// Remembers atomically; failing to only costs the next build a rustc run.
+    fn write(path: &Path, rustc: &OsString, cwd: &Path, sysroot: &Path) {
+        let remembered = Remembered {
+            rustc: PathBuf::from(rustc),
+            dir: cwd.to_path_buf(),
+            sysroot: sysroot.to_path_buf(),
+        };
+        let Some(dir) = path.parent() else { return };
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        let Ok(mut temp) = tempfile::NamedTempFile::new_in(dir) else {
+            return;
+        };
+        let text = serde_json::to_string(&remembered).expect("a sysroot record serializes");
+        if std::io::Write::write_all(&mut temp, text.as_bytes()).is_ok() {
+            let _ = temp.persist(path);
+        }
+    }
+}
+
+/// Where the sysroot rustc named last is remembered: with the up-to-date records, as state of this checkout's
+/// builds (`.sysroot` cannot be an image's name).
+pub(crate) fn sysroot_memory(target_dir: &Path) -> PathBuf {
+    target_dir.join("hive").join(".fresh").join(".sysroot.json")
 }
 
 /// `rustc --print sysroot`, run where cargo runs.
@@ -293,17 +317,17 @@ mod tests {
             ..Default::default()
         };
         let cwd = std::env::temp_dir();
-        assert!(check_targets_installed(&cargo, &[], &cwd).is_ok());
+        assert!(check_targets_installed(&cargo, &[], &cwd, None).is_ok());
         let host_only = [
             need(host_default_triple(), "linux/amd64 of image `api`"),
             need("/x/custom.json", "linux/amd64 of image `api`"),
         ];
-        assert!(check_targets_installed(&cargo, &host_only, &cwd).is_ok());
+        assert!(check_targets_installed(&cargo, &host_only, &cwd, None).is_ok());
         let cross = [need(
             "aarch64-unknown-linux-gnu",
             "linux/arm64 of image `api`",
         )];
-        let error = check_targets_installed(&cargo, &cross, &cwd).unwrap_err();
+        let error = check_targets_installed(&cargo, &cross, &cwd, None).unwrap_err();
         assert!(
             error.to_string().starts_with(
                 "failed to run `/nonexistent/rustc --print sysroot` to find the installed Rust targets: "
@@ -337,51 +361,67 @@ mod tests {
     }
 
     #[test]
-    fn a_prefetched_sysroot_is_asked_once_and_still_finds_a_missing_target() {
+    fn a_remembered_sysroot_spares_rustc_while_it_has_every_target() {
         let root = fake_sysroot();
         let dir = tempfile::tempdir().unwrap();
+        let memory = dir.path().join("hive/.sysroot.json");
         let cargo = Cargo {
             rustc: counting_rustc(dir.path(), Some(root.path())),
             ..Default::default()
         };
-        prefetch_sysroot(&cargo, dir.path());
         let installed = [need(
             "x86_64-unknown-linux-musl",
             "linux/amd64 of image `api`",
         )];
-        assert!(check_targets_installed(&cargo, &installed, dir.path()).is_ok());
+        let check = |needed: &[NeededTarget], cwd: &Path| {
+            check_targets_installed(&cargo, needed, cwd, Some(&memory))
+        };
+        assert_eq!(check(&installed, dir.path()).unwrap(), TargetsFound::Asked);
+        assert_eq!(
+            check(&installed, dir.path()).unwrap(),
+            TargetsFound::Remembered
+        );
+        assert_eq!(runs(dir.path()), 1);
+        // A target the remembered sysroot lacks is looked for in what rustc names now.
         let missing = [need(
             "aarch64-unknown-linux-gnu",
             "linux/arm64 of image `api`",
         )];
-        let error = check_targets_installed(&cargo, &missing, dir.path()).unwrap_err();
+        let error = check(&missing, dir.path()).unwrap_err();
         assert!(matches!(error, ToolchainError::NotInstalled(ref m) if m.len() == 1));
-        assert_eq!(runs(dir.path()), 1);
+        assert_eq!(runs(dir.path()), 2);
         // Elsewhere (another directory, so maybe another toolchain file), rustc is asked again.
         let elsewhere = tempfile::tempdir().unwrap();
-        assert!(check_targets_installed(&cargo, &installed, elsewhere.path()).is_ok());
-        assert_eq!(runs(dir.path()), 2);
+        assert_eq!(
+            check(&installed, elsewhere.path()).unwrap(),
+            TargetsFound::Asked
+        );
+        assert_eq!(runs(dir.path()), 3);
+        // Without the memory, rustc is always asked.
+        let asked = check_targets_installed(&cargo, &installed, elsewhere.path(), None);
+        assert_eq!(asked.unwrap(), TargetsFound::Asked);
+        assert_eq!(runs(dir.path()), 4);
     }
 
     #[test]
-    fn a_failed_prefetch_is_asked_again_and_reported_as_asked() {
+    fn a_failing_rustc_is_reported_and_nothing_is_remembered() {
         let dir = tempfile::tempdir().unwrap();
+        let memory = dir.path().join(".sysroot.json");
         let cargo = Cargo {
             rustc: counting_rustc(dir.path(), None),
             ..Default::default()
         };
-        prefetch_sysroot(&cargo, dir.path());
         let cross = [need(
             "aarch64-unknown-linux-gnu",
             "linux/arm64 of image `api`",
         )];
-        let error = check_targets_installed(&cargo, &cross, dir.path()).unwrap_err();
+        let error = check_targets_installed(&cargo, &cross, dir.path(), Some(&memory)).unwrap_err();
         assert!(
             error.to_string().contains("--print sysroot` failed")
                 && error.to_string().contains("no sysroot here"),
             "{error}"
         );
-        assert_eq!(runs(dir.path()), 2);
+        assert!(!memory.exists());
     }
 
     #[test]
@@ -397,7 +437,8 @@ mod tests {
             sysroot.display()
         );
         let bogus = [need("sparc-nonexistent-none", "linux/sparc of image `x`")];
-        let error = check_targets_installed(&cargo, &bogus, &std::env::temp_dir()).unwrap_err();
+        let error =
+            check_targets_installed(&cargo, &bogus, &std::env::temp_dir(), None).unwrap_err();
         assert!(matches!(error, ToolchainError::NotInstalled(ref missing) if missing.len() == 1));
     }
 }

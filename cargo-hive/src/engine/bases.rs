@@ -4,7 +4,7 @@
 //!
 //! What a base's tag points to is asked of its registry directly, while cargo builds (one HEAD per base). What
 //! the daemon found under that digest (the config for each platform, whether a loader is there) cannot change, so
-//! it is kept in `target/hive/.bases/` and the daemon is asked again only about digests it has not answered for:
+//! it is kept in `target/hive/.fresh/.bases/` and the daemon is asked again only about digests it has not answered for:
 //! when nothing moved, no gateway build runs at all.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -125,9 +125,10 @@ fn known_answer(dir: &Path, digest: &str, need: &Need) -> Option<(ResolvedImage,
     Some((resolved, loader))
 }
 
-/// Where the daemon's answers about bases are kept.
+/// Where the daemon's answers about bases are kept: with the up-to-date records, as state of this checkout's
+/// builds (`.bases` cannot be an image's name).
 pub(crate) fn known_dir(target_dir: &Path) -> PathBuf {
-    target_dir.join("hive").join(".bases")
+    target_dir.join("hive").join(".fresh").join(".bases")
 }
 
 /// Resolves and checks everything in `needs`: from what is kept for the digests the registries named now, and in

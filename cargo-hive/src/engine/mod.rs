@@ -216,12 +216,6 @@ impl Reporting<'_> {
 
 /// Plan, checks, then cargo, BuildKit and the images.
 async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result<i32, HiveError> {
-    // Cross targets are checked against rustc's sysroot before cargo builds: asked now, answered by then.
-    if !request.dry_run
-        && let Ok(cwd) = std::env::current_dir()
-    {
-        cargo::prefetch_sysroot(&request.cargo, &cwd);
-    }
     let computed = compute(request)?;
     if request.dry_run {
         let (epoch, _) = epoch(request, &computed.resolved)?;
@@ -575,31 +569,49 @@ async fn build_binaries(
     cwd: &Path,
     progress: &Progress,
 ) -> Result<BTreeMap<ArtifactKey, cargo::Executable>, HiveError> {
-    // A missing rustup target is said before cargo runs, with the command that installs it. Off the runtime's
-    // threads: it may wait for rustc, and BuildKit is being connected meanwhile.
+    // A missing rustup target is said before cargo runs, with the command that installs it.
+    let memory = cargo::sysroot_memory(target_dir);
+    let found = check_targets(request, resolved, cwd, Some(memory)).await?;
+    let compile = compile_request(request, resolved, target_dir);
+    progress.event(EngineEvent::CargoStarted);
+    let artifacts =
+        interrupt::prefer_signal(cargo::build(&compile, cwd).await.map_err(HiveError::Cargo));
+    progress.event(EngineEvent::CargoFinished {
+        success: artifacts.is_ok(),
+    });
+    // The sysroot remembered from an earlier build may not be this toolchain's: when cargo fails, a missing target
+    // is what to say.
+    if matches!(artifacts, Err(HiveError::Cargo(_))) && found == cargo::TargetsFound::Remembered {
+        check_targets(request, resolved, cwd, None).await?;
+    }
+    let executables = artifacts?.executables;
+    artifacts::check_architectures(resolved, &executables)
+        .map_err(|err| HiveError::Input(err.to_string()))?;
+    Ok(executables)
+}
+
+/// Whether the cross targets the plan needs are installed (rustc's sysroot, or the one remembered in `memory`). Off
+/// the runtime's threads: it may wait for rustc, and BuildKit is being connected meanwhile.
+async fn check_targets(
+    request: &BuildRequest,
+    resolved: &Resolved,
+    cwd: &Path,
+    memory: Option<PathBuf>,
+) -> Result<cargo::TargetsFound, HiveError> {
     let (toolchain, needed, dir) = (
         request.cargo.clone(),
         needed_targets(resolved),
         cwd.to_path_buf(),
     );
-    tokio::task::spawn_blocking(move || cargo::check_targets_installed(&toolchain, &needed, &dir))
-        .await
-        .map_err(|err| HiveError::Setup {
-            what: "check the installed Rust targets",
-            source: std::io::Error::other(err),
-        })?
-        .map_err(|err| HiveError::Input(err.to_string()))?;
-    let request = compile_request(request, resolved, target_dir);
-    progress.event(EngineEvent::CargoStarted);
-    let artifacts =
-        interrupt::prefer_signal(cargo::build(&request, cwd).await.map_err(HiveError::Cargo));
-    progress.event(EngineEvent::CargoFinished {
-        success: artifacts.is_ok(),
-    });
-    let executables = artifacts?.executables;
-    artifacts::check_architectures(resolved, &executables)
-        .map_err(|err| HiveError::Input(err.to_string()))?;
-    Ok(executables)
+    tokio::task::spawn_blocking(move || {
+        cargo::check_targets_installed(&toolchain, &needed, &dir, memory.as_deref())
+    })
+    .await
+    .map_err(|err| HiveError::Setup {
+        what: "check the installed Rust targets",
+        source: std::io::Error::other(err),
+    })?
+    .map_err(|err| HiveError::Input(err.to_string()))
 }
 
 /// `--output type=oci|docker|tar,dest=PATH` names one file: with several images, each would replace the last.

@@ -212,6 +212,7 @@ fn check_installed(cargo: &Cargo, triples: &BTreeSet<String>) -> Result<(), Hive
         path: PathBuf::from("."),
         source,
     })?;
-    crate::cargo::check_targets_installed(cargo, &needed, &cwd)
+    crate::cargo::check_targets_installed(cargo, &needed, &cwd, None)
+        .map(drop)
         .map_err(|err| HiveError::Input(err.to_string()))
 }
