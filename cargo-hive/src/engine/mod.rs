@@ -216,12 +216,16 @@ impl Reporting<'_> {
 
 /// Plan, checks, then cargo, BuildKit and the images.
 async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result<i32, HiveError> {
+    // While cargo reads the workspace, Docker is asked about the images the last build loaded.
+    let early_ids = (!request.dry_run)
+        .then(|| early_docker_ids(request))
+        .flatten();
     let computed = compute(request)?;
     if request.dry_run {
         let (epoch, _) = epoch(request, &computed.resolved)?;
         return dry_run(&computed.resolved, epoch);
     }
-    let built = build_computed(request, &computed, reporting).await?;
+    let built = build_computed(request, &computed, early_ids, reporting).await?;
     if let Some(path) = &request.metadata_file {
         record::write(path, &record::metadata(&built.images))?;
     }
@@ -281,6 +285,7 @@ impl Built {
 async fn build_computed(
     request: &BuildRequest,
     computed: &crate::plan::Computed,
+    early_ids: Option<fresh::DockerIds>,
     reporting: &mut Reporting<'_>,
 ) -> Result<Built, HiveError> {
     let resolved = &computed.resolved;
@@ -316,6 +321,7 @@ async fn build_computed(
         target_dir: &computed.target_dir,
         epoch,
         progress: &progress,
+        early_ids,
     };
     build_all(inputs, destinations).await
 }
@@ -329,6 +335,8 @@ struct Inputs<'a> {
     target_dir: &'a Path,
     epoch: i64,
     progress: &'a Progress,
+    /// Docker's ids of the images the last build loaded, asked before the plan was known.
+    early_ids: Option<fresh::DockerIds>,
 }
 
 /// Images built at once unless `--jobs` says: a daemon given hundreds of sessions at once stops accepting them
@@ -398,6 +406,7 @@ async fn prepare_context(
         target_dir,
         epoch,
         progress,
+        ..
     } = inputs;
     let plan = &resolved.plan;
     let workspace_root = PathBuf::from(&plan.workspace_root);
@@ -553,10 +562,41 @@ fn prefetch_docker_ids(
     let buildkit_docker = options.explicit_docker_socket();
     let docker_host = options.env.docker_host.as_deref();
     let socket = output::docker_endpoint(buildkit_docker.as_deref(), docker_host).socket;
-    let references = (inputs.resolved.plan.images.iter())
+    let references: Vec<String> = (inputs.resolved.plan.images.iter())
         .filter(|image| image.selected)
         .filter_map(|image| image.references.first().cloned())
         .collect();
+    // What was asked early, of this Docker, answers the references it asked about; any other is asked now.
+    if let Some(early) = &inputs.early_ids
+        && early.asks(&socket, &references)
+    {
+        return Some(early.clone());
+    }
+    Some(fresh::DockerIds::prefetch(socket, references))
+}
+
+/// The Docker ids of the images the last build of this workspace loaded (its records), asked before cargo has said
+/// where the workspace and its target dir are: from `CARGO_TARGET_DIR` or the nearest `target/` above here with
+/// records, of the Docker the command line and environment name. A guess; what the plan says is checked later.
+fn early_docker_ids(request: &BuildRequest) -> Option<fresh::DockerIds> {
+    if request.no_cache || !request.load {
+        return None;
+    }
+    let cwd = std::env::current_dir().ok()?;
+    let records = match request.env.get("CARGO_TARGET_DIR") {
+        Some(dir) => cwd.join(dir).join("hive").join(".fresh"),
+        None => (cwd.ancestors())
+            .map(|dir| dir.join("target").join("hive").join(".fresh"))
+            .find(|records| records.is_dir())?,
+    };
+    let references = fresh::loaded_references(&records);
+    if references.is_empty() {
+        return None;
+    }
+    let options = &request.connect;
+    let buildkit_docker = options.explicit_docker_socket();
+    let docker_host = options.env.docker_host.as_deref();
+    let socket = output::docker_endpoint(buildkit_docker.as_deref(), docker_host).socket;
     Some(fresh::DockerIds::prefetch(socket, references))
 }
 
