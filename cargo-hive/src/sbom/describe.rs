@@ -1,8 +1,9 @@
 //! How one thing becomes facts of an SPDX package: SPDX ids, declared licenses, download locations and package
 //! URLs, for crates (from their cargo source id) and for images (from their references).
 
-use crate::plan::ImageReference;
 use hive_build::spdx::NOASSERTION;
+
+use crate::plan::ImageReference;
 
 /// The crates.io index, as cargo names it in source ids (git and sparse protocol).
 const CRATES_IO: [&str; 2] = [
