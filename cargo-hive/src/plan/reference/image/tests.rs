@@ -157,6 +157,9 @@ fn edge_cases() -> Vec<String> {
         texts.push(format!("localhost/{}", "a".repeat(length)));
         texts.push(format!("ghcr.io/{}:1@sha256:12", "a".repeat(length)));
         texts.push(format!("{}/a", "b".repeat(length)));
+        // Which error wins when the name is too long and the digest wrong too.
+        texts.push(format!("{}@sha256:{}", "a".repeat(length), "f".repeat(40)));
+        texts.push(format!("{}@md5:{}", "a".repeat(length), "f".repeat(32)));
     }
     texts
 }
