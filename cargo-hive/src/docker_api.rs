@@ -11,9 +11,10 @@ use http::{Method, Request, StatusCode};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use oci_spec::distribution::Reference;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::UnixStream;
+
+use crate::plan::ImageReference;
 
 /// Why a Docker Engine API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -248,7 +249,7 @@ async fn push_within(
     auth: &str,
     timeout: Duration,
 ) -> Result<(), DockerApiError> {
-    let parsed = Reference::try_from(reference).map_err(|err| DockerApiError::BadReference {
+    let parsed = ImageReference::parse(reference).map_err(|err| DockerApiError::BadReference {
         reference: reference.to_owned(),
         detail: err.to_string(),
     })?;

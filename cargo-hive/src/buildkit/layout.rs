@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use hive_proto::pb;
-use oci_spec::distribution::Reference;
 use serde_json::{Map, Value, json};
 
 use super::llb::{DefinitionBuilder, Output, input};
 use super::steps::{ExecStep, add_exec};
-use crate::plan::Platform;
+use crate::plan::{ImageReference, Platform};
 
 /// A file or directory to copy into the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +111,7 @@ impl PinnedBase {
         if self.digest.is_empty() {
             return self.reference.clone();
         }
-        match Reference::try_from(self.reference.as_str()) {
+        match ImageReference::parse(&self.reference) {
             Ok(parsed) => format!(
                 "{}/{}@{}",
                 parsed.registry(),

@@ -17,6 +17,7 @@ use super::index::{
     is_manifest, parse, verify,
 };
 use crate::buildkit::{AuthError, DockerAuth, ExporterSpec};
+use crate::plan::ImageReference;
 
 /// Why a repository's tags could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -101,9 +102,8 @@ fn parse_repository(repository: &str) -> Result<Reference, RegistryError> {
     if repository.contains('@') || (repository.contains('/') && last.contains(':')) {
         return Err(bad("a repository has no tag or digest".to_owned()));
     }
-    repository
-        .parse()
-        .map_err(|err: oci_client::ParseError| bad(err.to_string()))
+    let parsed = ImageReference::parse(repository).map_err(|err| bad(err.to_string()))?;
+    Ok(client_reference(&parsed))
 }
 
 /// The tags of every page, sorted. A page after the first that finds the repository gone ends the list.
@@ -431,14 +431,29 @@ pub(crate) async fn retag(references: &[String], digest: &str) -> Result<(), Ind
     Ok(())
 }
 
-/// `registry/repo[:tag]` as oci-client reads it.
+/// `registry/repo[:tag]` as oci-client reads it, without its parser (which compiles a large regex on first use).
 fn parse_reference(reference: &str) -> Result<Reference, IndexError> {
-    reference
-        .parse()
-        .map_err(|err: oci_client::ParseError| IndexError::BadReference {
-            reference: reference.to_owned(),
-            detail: err.to_string(),
-        })
+    let parsed = ImageReference::parse(reference).map_err(|err| IndexError::BadReference {
+        reference: reference.to_owned(),
+        detail: err.to_string(),
+    })?;
+    Ok(client_reference(&parsed))
+}
+
+/// oci-client's reference for one of ours: the same registry (`docker.io`, which oci-client resolves to
+/// `index.docker.io` when it connects), repository, tag and digest that its own parser would give.
+fn client_reference(parsed: &ImageReference) -> Reference {
+    let (registry, repository) = (parsed.registry().to_owned(), parsed.repository().to_owned());
+    match (parsed.tag(), parsed.digest()) {
+        (Some(tag), Some(digest)) => {
+            Reference::with_tag_and_digest(registry, repository, tag.to_owned(), digest.to_owned())
+        }
+        (None, Some(digest)) => Reference::with_digest(registry, repository, digest.to_owned()),
+        // A parsed reference without a digest always has a tag (`latest` at least).
+        (tag, None) => {
+            Reference::with_tag(registry, repository, tag.unwrap_or("latest").to_owned())
+        }
+    }
 }
 
 /// Whether a registry's refusal asks for credentials (401, or the 403 some registries answer anonymous reads with).
@@ -550,6 +565,90 @@ mod tests {
 
     /// `Basic` of `me:pw`.
     const GOOD: &str = "Basic bWU6cHc=";
+
+    #[test]
+    fn references_built_from_ours_are_the_ones_oci_client_parses() {
+        let hex = "0123456789abcdef".repeat(4);
+        let mut texts: Vec<String> = [
+            "debian",
+            "debian:12-slim",
+            "acme/api:1",
+            "docker.io/debian",
+            "docker.io/library/debian:12",
+            "index.docker.io/debian",
+            "index.docker.io/acme/api:1",
+            "registry-1.docker.io/acme/api:1",
+            "localhost/app",
+            "localhost:5000/hive/glibc:latest",
+            "127.0.0.1:5001/private/app:v1.2.3",
+            "ghcr.io/acme/team/api",
+            "Example.COM:443/a_b/c.d/e--f:T_1",
+            "gcr.io/distroless/cc-debian12",
+        ]
+        .iter()
+        .map(|text| (*text).to_owned())
+        .collect();
+        for name in ["alpine", "localhost:5000/app", "docker.io/acme/api"] {
+            texts.push(format!("{name}@sha256:{hex}"));
+            texts.push(format!("{name}:1@sha256:{hex}"));
+            texts.push(format!("{name}:1@sha512:{hex}{hex}"));
+        }
+        for text in &texts {
+            let theirs: Reference = text.parse().unwrap();
+            let ours = parse_reference(text).unwrap();
+            assert_eq!(ours, theirs, "{text}");
+            assert_eq!(ours.whole(), theirs.whole(), "{text}");
+            assert_eq!(ours.resolve_registry(), theirs.resolve_registry(), "{text}");
+            assert_eq!(
+                (
+                    ours.registry(),
+                    ours.repository(),
+                    ours.tag(),
+                    ours.digest()
+                ),
+                (
+                    theirs.registry(),
+                    theirs.repository(),
+                    theirs.tag(),
+                    theirs.digest()
+                ),
+                "{text}"
+            );
+        }
+        for bad in ["", "Debian:12", "a:b:c", "alpine@sha256:abc", "a//b"] {
+            assert!(bad.parse::<Reference>().is_err(), "{bad}");
+            assert!(
+                matches!(parse_reference(bad), Err(IndexError::BadReference { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn repositories_read_as_oci_client_reads_them() {
+        for repository in [
+            "localhost:5000/hive/app",
+            "ghcr.io/acme/api",
+            "acme/api",
+            "debian",
+        ] {
+            let theirs: Reference = repository.parse().unwrap();
+            assert_eq!(
+                parse_repository(repository).unwrap(),
+                theirs,
+                "{repository}"
+            );
+        }
+        for bad in ["localhost:5000/app:1", "app@sha256:00", "acme/API", "a//b"] {
+            assert!(
+                matches!(
+                    parse_repository(bad),
+                    Err(RegistryError::BadRepository { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
 
     /// What a fake server answers one request: status line, extra headers, body.
     type Answer = (&'static str, String, Vec<u8>);

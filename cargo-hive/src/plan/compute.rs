@@ -53,7 +53,6 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
     } = request;
     let mut diags = Diagnostics::default();
     let started = Instant::now();
-    warm_reference_parser();
     let mut definitions = config::load(LoadOptions { cargo, selection }, &mut diags)?;
     let mut phases = vec![(Phase::CargoMetadata, started.elapsed())];
     let started = Instant::now();
@@ -91,12 +90,6 @@ pub(crate) fn compute(request: PlanRequest<'_>) -> Result<Computed, HiveError> {
         connection: definitions.connection,
         phases,
     })
-}
-
-/// oci-spec compiles its reference grammar (a large Unicode regex, tens of milliseconds) on the first parse:
-/// compiled on another thread while cargo reads the workspace, it is ready when the first reference is checked.
-fn warm_reference_parser() {
-    std::thread::spawn(|| oci_spec::distribution::Reference::try_from("warm").is_ok());
 }
 
 /// The selected images, assembled from the definitions after the build scripts that declare images ran; and how

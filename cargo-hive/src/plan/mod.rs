@@ -21,5 +21,5 @@ pub(crate) use compute::{Computed, PlanRequest, compute};
 pub(crate) use facts::{ImageFacts, PlatformFacts, Resolved, take_platform_values};
 pub(crate) use git::{EpochSource, source_date_epoch};
 pub(crate) use platform::Platform;
-pub(crate) use reference::registry_host;
+pub(crate) use reference::{ImageReference, registry_host};
 pub(crate) use triple::default_triple;

@@ -2,7 +2,8 @@
 //! URLs, for crates (from their cargo source id) and for images (from their references).
 
 use hive_build::spdx::NOASSERTION;
-use oci_spec::distribution::Reference;
+
+use crate::plan::ImageReference;
 
 /// The crates.io index, as cargo names it in source ids (git and sparse protocol).
 const CRATES_IO: [&str; 2] = [
@@ -108,7 +109,7 @@ pub(crate) fn crate_purl(name: &str, version: &str) -> String {
 /// Docker Hub. `pkg:docker` (not `pkg:oci`) because its version may be a tag as well as a digest: the image being
 /// built has no digest yet when its SBOM is made.
 pub(crate) fn image_purl(reference: &str, version: Option<&str>) -> Option<String> {
-    let parsed = Reference::try_from(reference).ok()?;
+    let parsed = ImageReference::parse(reference).ok()?;
     let version = version
         .map(str::to_owned)
         .or_else(|| parsed.digest().map(str::to_owned))
@@ -123,7 +124,7 @@ pub(crate) fn image_purl(reference: &str, version: Option<&str>) -> Option<Strin
 
 /// The tag of a reference, if it has one.
 pub(crate) fn tag(reference: &str) -> Option<String> {
-    Reference::try_from(reference)
+    ImageReference::parse(reference)
         .ok()
         .and_then(|parsed| parsed.tag().map(str::to_owned))
 }

@@ -1,9 +1,11 @@
-//! Image references and tags. References are parsed with `oci-spec`'s port of the distribution
-//! reference grammar (the one Docker and BuildKit use); tags follow the OCI distribution spec's
-//! `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+//! Image references and tags. References are parsed by `image` (the distribution reference grammar that Docker
+//! and BuildKit use, without a regex); tags follow the OCI distribution spec's `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+
+mod image;
 
 use hive_build::plan::Base;
-use oci_spec::distribution::{ParseError, Reference};
+
+pub(crate) use image::{ImageReference, ReferenceError};
 
 /// Why a value is not valid: a sentence, and a hint when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,20 +23,19 @@ impl Invalid {
     }
 }
 
-fn explain(text: &str, err: &ParseError) -> Invalid {
+fn explain(text: &str, err: ReferenceError) -> Invalid {
     // The grammar rejects uppercase as a format error; say what is actually wrong.
-    let lowercase_parses =
-        text != text.to_lowercase() && Reference::try_from(text.to_lowercase()).is_ok();
-    if lowercase_parses || *err == ParseError::NameContainsUppercase {
+    let lowercase = text.to_lowercase();
+    if text != lowercase && ImageReference::parse(&lowercase).is_ok() {
         return Invalid::new(
             "repository names must be lowercase",
             Some(format!("write `{}`", text.to_lowercase())),
         );
     }
     let help = match err {
-        ParseError::DigestInvalidLength
-        | ParseError::DigestInvalidFormat
-        | ParseError::DigestUnsupported => "a digest is `sha256:` followed by 64 hex digits",
+        ReferenceError::DigestLength | ReferenceError::DigestUnsupported => {
+            "a digest is `sha256:` followed by 64 hex digits"
+        }
         _ => {
             "a reference looks like `registry.example.com/team/name:tag` or `name@sha256:<64 hex digits>`"
         }
@@ -52,7 +53,7 @@ pub(crate) fn parse_base(text: &str) -> Result<Base, Invalid> {
             image: image.to_owned(),
         });
     }
-    let reference = Reference::try_from(text).map_err(|err| explain(text, &err))?;
+    let reference = ImageReference::parse(text).map_err(|err| explain(text, err))?;
     Ok(Base::Image {
         reference: reference.whole(),
     })
@@ -61,30 +62,25 @@ pub(crate) fn parse_base(text: &str) -> Result<Base, Invalid> {
 /// The registry host of a reference, as Docker and BuildKit name it (`localhost:5000/a/b:1` → `localhost:5000`,
 /// `debian` → `docker.io`): the key for its credentials.
 pub(crate) fn registry_host(reference: &str) -> Result<String, Invalid> {
-    let parsed = Reference::try_from(reference).map_err(|err| explain(reference, &err))?;
+    let parsed = ImageReference::parse(reference).map_err(|err| explain(reference, err))?;
     Ok(parsed.registry().to_owned())
 }
 
 /// Checks a repository: a reference name without tag or digest.
 pub(crate) fn check_repository(text: &str) -> Result<(), Invalid> {
-    if Reference::try_from(format!("{text}:tag")).is_ok() {
+    if ImageReference::parse(&format!("{text}:tag")).is_ok() {
         return Ok(());
     }
-    if Reference::try_from(text).is_ok() {
-        return Err(Invalid::new(
+    match ImageReference::parse(text) {
+        Ok(_) => Err(Invalid::new(
             "a repository has no tag or digest",
             Some(
                 "set tags with `tags`; `repository` is only the name, like `ghcr.io/acme/api`"
                     .to_owned(),
             ),
-        ));
+        )),
+        Err(err) => Err(explain(text, err)),
     }
-    Err(explain(
-        text,
-        &Reference::try_from(text)
-            .err()
-            .unwrap_or(ParseError::ReferenceInvalidFormat),
-    ))
 }
 
 /// Checks a rendered tag against the OCI grammar.
