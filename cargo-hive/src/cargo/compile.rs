@@ -6,12 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::path::{Component, Path, PathBuf};
-use std::process::Stdio;
 
 use cargo_metadata::Message;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
+use super::early::{CargoRun, EarlyRun};
 use super::{Cargo, CargoError, host_default_triple, package_name};
 use crate::elf::{self, InspectError, Machine};
 
@@ -207,32 +205,33 @@ fn is_link_failure(message: &str) -> bool {
         || (message.starts_with("linker `") && message.ends_with("` not found"))
 }
 
-/// Runs cargo once for every triple and collects the executables.
-pub(crate) async fn build(request: &CompileRequest, cwd: &Path) -> Result<Artifacts, CargoError> {
+/// Runs cargo once for every triple and collects the executables: the `early` run when it is the one the
+/// request asks for, else a run of its own.
+pub(crate) async fn build(
+    request: &CompileRequest,
+    cwd: &Path,
+    early: Option<EarlyRun>,
+) -> Result<Artifacts, CargoError> {
     debug_assert!(
         request.pass_target || request.triples.len() == 1,
         "a build without --target is for the one host triple"
     );
     let ansi = std::io::stderr().is_terminal();
-    let mut command = Command::new(&request.cargo.program);
-    command
-        .args(cargo_args(request, ansi))
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    // Its own process group: a signal, or a cancelled build dropping this future, ends rustc and build scripts too.
-    let (mut child, group) =
-        crate::interrupt::spawn_async(&mut command).map_err(CargoError::Spawn)?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = BufReader::new(stdout).lines();
+    let args = cargo_args(request, ansi);
+    let program = &request.cargo.program;
+    let early = match early {
+        Some(early) => early.take_if(program, cwd, &args).await,
+        None => None,
+    };
+    let mut run = match early {
+        Some(run) => run,
+        None => CargoRun::start(program, cwd, &args, false).map_err(CargoError::Spawn)?,
+    };
     let mut output = RunOutput::default();
-    while let Ok(Some(line)) = lines.next_line().await {
+    while let Some(line) = run.next_line().await {
         output.read_line(&line, &mut std::io::stderr().lock());
     }
-    let status = child.wait().await.map_err(CargoError::Spawn)?;
-    group.reaped();
+    let status = run.wait().await.map_err(CargoError::Spawn)?;
     if !status.success() {
         return Err(failure(request, status.to_string(), output.link_failed));
     }

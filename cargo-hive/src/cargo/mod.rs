@@ -2,6 +2,7 @@
 //! build of the binaries for every target triple; [`toolchain`] checks, before that, that the triples are installed.
 
 mod compile;
+mod early;
 mod toolchain;
 
 use std::ffi::OsString;
@@ -11,7 +12,8 @@ use cargo_metadata::PackageId;
 
 use crate::elf::NotABinary;
 
-pub(crate) use compile::{ArtifactKey, CompileRequest, Executable, LinkerHint, build};
+pub(crate) use compile::{ArtifactKey, CompileRequest, Executable, LinkerHint, build, cargo_args};
+pub(crate) use early::{EarlyRun, remember as remember_run, run_memory};
 pub(crate) use toolchain::{
     NeededTarget, TargetsFound, ToolchainError, check_targets_installed, host_default_triple,
     sysroot_memory,

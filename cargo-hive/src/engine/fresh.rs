@@ -405,16 +405,22 @@ pub(crate) fn archive_record(path: &Path) -> Option<StampedOutput> {
     })
 }
 
-/// Docker's id of an image name, if Docker has it.
+/// Docker's id of an image name, if Docker has it: the id of the newest entry of its history, which is the image's
+/// own (the classic store's image id, the containerd store's manifest or index digest), as `docker inspect` says
+/// it. The history costs the daemon about half of what an inspect does (no sizes, no tags of the containerd
+/// store's images), and a no-op `--load` asks once per image.
 pub(crate) async fn docker_id(socket: &Path, reference: &str) -> Option<String> {
-    let info = docker_api::get_json(
+    let history = docker_api::get_json(
         socket,
-        &format!("/images/{reference}/json"),
+        &format!("/images/{reference}/history"),
         std::time::Duration::from_secs(5),
     )
     .await
     .ok()?;
-    info["Id"].as_str().map(str::to_owned)
+    history[0]["Id"]
+        .as_str()
+        .filter(|id| id.starts_with("sha256:"))
+        .map(str::to_owned)
 }
 
 fn mtime(meta: &std::fs::Metadata) -> i64 {

@@ -216,16 +216,19 @@ impl Reporting<'_> {
 
 /// Plan, checks, then cargo, BuildKit and the images.
 async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result<i32, HiveError> {
-    // While cargo reads the workspace, Docker is asked about the images the last build loaded.
-    let early_ids = (!request.dry_run)
-        .then(|| early_docker_ids(request))
-        .flatten();
+    // While cargo reads the workspace, Docker is asked about the images the last build loaded, and cargo builds
+    // what the last build built (used if the plan asks for the same).
+    let records = (!request.dry_run).then(|| guess_records(request)).flatten();
+    let early = Early {
+        ids: (records.as_deref()).and_then(|records| early_docker_ids(request, records)),
+        run: (records.as_deref()).and_then(|records| early_cargo_run(request, records)),
+    };
     let computed = compute(request)?;
     if request.dry_run {
         let (epoch, _) = epoch(request, &computed.resolved)?;
         return dry_run(&computed.resolved, epoch);
     }
-    let built = build_computed(request, &computed, early_ids, reporting).await?;
+    let built = build_computed(request, &computed, early, reporting).await?;
     if let Some(path) = &request.metadata_file {
         record::write(path, &record::metadata(&built.images))?;
     }
@@ -285,7 +288,7 @@ impl Built {
 async fn build_computed(
     request: &BuildRequest,
     computed: &crate::plan::Computed,
-    early_ids: Option<fresh::DockerIds>,
+    early: Early,
     reporting: &mut Reporting<'_>,
 ) -> Result<Built, HiveError> {
     let resolved = &computed.resolved;
@@ -321,7 +324,7 @@ async fn build_computed(
         target_dir: &computed.target_dir,
         epoch,
         progress: &progress,
-        early_ids,
+        early,
     };
     build_all(inputs, destinations).await
 }
@@ -335,8 +338,17 @@ struct Inputs<'a> {
     target_dir: &'a Path,
     epoch: i64,
     progress: &'a Progress,
-    /// Docker's ids of the images the last build loaded, asked before the plan was known.
-    early_ids: Option<fresh::DockerIds>,
+    /// What was started before the plan was known.
+    early: Early,
+}
+
+/// What is started before the plan is known, on the last build's word: each is used only if the plan asks for it.
+#[derive(Default)]
+pub(crate) struct Early {
+    /// Docker's ids of the images the last build loaded.
+    ids: Option<fresh::DockerIds>,
+    /// The cargo build the last build ran.
+    run: Option<cargo::EarlyRun>,
 }
 
 /// Images built at once unless `--jobs` says: a daemon given hundreds of sessions at once stops accepting them
@@ -347,8 +359,11 @@ async fn build_all(
     inputs: Inputs<'_>,
     destinations: Vec<output::Destination>,
 ) -> Result<Built, HiveError> {
+    let mut inputs = inputs;
+    let early_run = inputs.early.run.take();
     // Until the images start, a signal drops whatever runs (cargo's tree is killed, connections close).
-    let context = interrupt::until_signal(prepare_context(&inputs, destinations)).await?;
+    let context =
+        interrupt::until_signal(prepare_context(&inputs, destinations, early_run)).await?;
     let Inputs {
         request, resolved, ..
     } = inputs;
@@ -398,6 +413,7 @@ async fn build_all(
 async fn prepare_context(
     inputs: &Inputs<'_>,
     destinations: Vec<output::Destination>,
+    early_run: Option<cargo::EarlyRun>,
 ) -> Result<job::BuildContext, HiveError> {
     let Inputs {
         request,
@@ -427,7 +443,8 @@ async fn prepare_context(
     // when both fail, as when they ran one after the other.
     let started = Instant::now();
     let compiled = async {
-        let executables = build_binaries(request, resolved, target_dir, &cwd, progress).await;
+        let executables =
+            build_binaries(request, resolved, target_dir, &cwd, early_run, progress).await;
         progress.phase(Phase::CargoBuild, None, started);
         executables
     };
@@ -567,7 +584,7 @@ fn prefetch_docker_ids(
         .filter_map(|image| image.references.first().cloned())
         .collect();
     // What was asked early, of this Docker, answers the references it asked about; any other is asked now.
-    if let Some(early) = &inputs.early_ids
+    if let Some(early) = &inputs.early.ids
         && early.asks(&socket, &references)
     {
         return Some(early.clone());
@@ -578,18 +595,11 @@ fn prefetch_docker_ids(
 /// The Docker ids of the images the last build of this workspace loaded (its records), asked before cargo has said
 /// where the workspace and its target dir are: from `CARGO_TARGET_DIR` or the nearest `target/` above here with
 /// records, of the Docker the command line and environment name. A guess; what the plan says is checked later.
-fn early_docker_ids(request: &BuildRequest) -> Option<fresh::DockerIds> {
+fn early_docker_ids(request: &BuildRequest, records: &Path) -> Option<fresh::DockerIds> {
     if request.no_cache || !request.load {
         return None;
     }
-    let cwd = std::env::current_dir().ok()?;
-    let records = match request.env.get("CARGO_TARGET_DIR") {
-        Some(dir) => cwd.join(dir).join("hive").join(".fresh"),
-        None => (cwd.ancestors())
-            .map(|dir| dir.join("target").join("hive").join(".fresh"))
-            .find(|records| records.is_dir())?,
-    };
-    let references = fresh::loaded_references(&records);
+    let references = fresh::loaded_references(records);
     if references.is_empty() {
         return None;
     }
@@ -600,6 +610,30 @@ fn early_docker_ids(request: &BuildRequest) -> Option<fresh::DockerIds> {
     Some(fresh::DockerIds::prefetch(socket, references))
 }
 
+/// Where the last build of this workspace left its records (`target/hive/.fresh`), guessed before cargo has said
+/// where the target dir is: `CARGO_TARGET_DIR`, or the nearest `target/` above here that has records.
+fn guess_records(request: &BuildRequest) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    match request.env.get("CARGO_TARGET_DIR") {
+        Some(dir) => Some(cwd.join(dir).join("hive").join(".fresh")),
+        None => (cwd.ancestors())
+            .map(|dir| dir.join("target").join("hive").join(".fresh"))
+            .find(|records| records.is_dir()),
+    }
+}
+
+/// The cargo build the last build ran here, started again now. Not on a terminal: piping its stderr would take
+/// cargo's progress bar away.
+fn early_cargo_run(request: &BuildRequest, records: &Path) -> Option<cargo::EarlyRun> {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        return None;
+    }
+    let target_dir = records.parent()?.parent()?;
+    let cwd = std::env::current_dir().ok()?;
+    cargo::EarlyRun::start(&cargo::run_memory(target_dir), &request.cargo, &cwd)
+}
+
 /// The user's cargo builds the binaries, with their flags, cache and toolchain: one run for every triple, after the
 /// installed targets are checked; each binary is then checked against its platforms.
 async fn build_binaries(
@@ -607,6 +641,7 @@ async fn build_binaries(
     resolved: &Resolved,
     target_dir: &Path,
     cwd: &Path,
+    early_run: Option<cargo::EarlyRun>,
     progress: &Progress,
 ) -> Result<BTreeMap<ArtifactKey, cargo::Executable>, HiveError> {
     // A missing rustup target is said before cargo runs, with the command that installs it.
@@ -614,8 +649,20 @@ async fn build_binaries(
     let found = check_targets(request, resolved, cwd, Some(memory)).await?;
     let compile = compile_request(request, resolved, target_dir);
     progress.event(EngineEvent::CargoStarted);
-    let artifacts =
-        interrupt::prefer_signal(cargo::build(&compile, cwd).await.map_err(HiveError::Cargo));
+    let artifacts = cargo::build(&compile, cwd, early_run).await;
+    if artifacts.is_ok() {
+        let args = cargo::cargo_args(
+            &compile,
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        );
+        cargo::remember_run(
+            &cargo::run_memory(target_dir),
+            &compile.cargo.program,
+            cwd,
+            &args,
+        );
+    }
+    let artifacts = interrupt::prefer_signal(artifacts.map_err(HiveError::Cargo));
     progress.event(EngineEvent::CargoFinished {
         success: artifacts.is_ok(),
     });

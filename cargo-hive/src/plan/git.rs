@@ -88,8 +88,30 @@ impl GitFacts {
     /// The full commit hash: `HIVE_GIT_SHA`, else `HEAD`'s.
     pub(crate) fn sha(&self) -> Result<&str, &GitError> {
         self.sha
-            .get_or_init(|| self.git(&["rev-parse", "HEAD"]))
+            .get_or_init(|| match self.head() {
+                Some((sha, time)) => {
+                    let _ = self.time.set(Some(time));
+                    Ok(sha)
+                }
+                // Asked again the plain way, for its error.
+                None => self.git(&["rev-parse", "HEAD"]),
+            })
             .as_deref()
+    }
+
+    /// `HEAD`'s hash and commit time, from one git run (every build needs both).
+    fn head(&self) -> Option<(String, i64)> {
+        let head = self.git(&[
+            "log",
+            "-1",
+            "--format=%H %ct",
+            "--end-of-options",
+            "HEAD",
+            "--",
+        ]);
+        let head = head.ok()?;
+        let (sha, time) = head.split_once(' ')?;
+        Some((sha.to_owned(), time.parse().ok()?))
     }
 
     /// The first seven characters of [`GitFacts::sha`].

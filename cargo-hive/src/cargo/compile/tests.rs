@@ -369,7 +369,7 @@ async fn a_real_link_failure_hints_at_the_linker() {
     let root = tempfile::tempdir().unwrap();
     scratch_crate(root.path());
     let request = scratch_request(root.path(), &["aarch64-unknown-linux-gnu"]);
-    let error = build(&request, root.path()).await.unwrap_err();
+    let error = build(&request, root.path(), None).await.unwrap_err();
     let CargoError::LinkFailed { hints, .. } = &error else {
         panic!("not a link failure: {error}");
     };
@@ -389,7 +389,7 @@ async fn one_real_cargo_run_builds_every_triple() {
         root.path(),
         &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-musl"],
     );
-    let artifacts = build(&request, root.path()).await.unwrap();
+    let artifacts = build(&request, root.path(), None).await.unwrap();
     let architectures: Vec<(&str, Option<&str>)> = artifacts
         .executables
         .iter()
@@ -409,4 +409,68 @@ async fn one_real_cargo_run_builds_every_triple() {
             ("x86_64-unknown-linux-gnu", Some("amd64")),
         ]
     );
+}
+
+/// A cargo that counts its runs in `<dir>/runs`, then is the real one.
+fn counting_cargo(dir: &Path) -> std::ffi::OsString {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("cargo");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho run >> {}/runs\nexec {} \"$@\"\n",
+            dir.display(),
+            env!("CARGO")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script.into_os_string()
+}
+
+fn runs(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("runs"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+#[tokio::test]
+async fn an_early_run_is_used_only_when_it_is_the_run_asked_for() {
+    let root = tempfile::tempdir().unwrap();
+    let counter = tempfile::tempdir().unwrap();
+    scratch_crate(root.path());
+    let mut request = scratch_request(root.path(), &["x86_64-unknown-linux-gnu"]);
+    request.cargo.program = counting_cargo(counter.path());
+    let memory = super::super::run_memory(&root.path().join("out"));
+    assert!(super::super::EarlyRun::start(&memory, &request.cargo, root.path()).is_none());
+    let args = cargo_args(&request, std::io::stderr().is_terminal());
+    super::super::remember_run(&memory, &request.cargo.program, root.path(), &args);
+
+    // The same run: started early, used, and cargo ran once.
+    let early = super::super::EarlyRun::start(&memory, &request.cargo, root.path());
+    let artifacts = build(&request, root.path(), early).await.unwrap();
+    assert_eq!(artifacts.executables.len(), 1);
+    assert_eq!(runs(counter.path()), 1);
+
+    // Another run remembered (another package): started early, killed, and the asked run ran.
+    let mut other = args.clone();
+    other.extend(["--package".into(), "no-such-package".into()]);
+    super::super::remember_run(&memory, &request.cargo.program, root.path(), &other);
+    let early = super::super::EarlyRun::start(&memory, &request.cargo, root.path());
+    assert!(early.is_some());
+    // Once it has started (it would fail: no such package), the build kills it and runs its own.
+    for _ in 0..1000 {
+        if runs(counter.path()) == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(runs(counter.path()), 2, "the early run never started");
+    let artifacts = build(&request, root.path(), early).await.unwrap();
+    assert_eq!(artifacts.executables.len(), 1);
+    assert_eq!(runs(counter.path()), 3);
+
+    // A run remembered for another directory is not started.
+    assert!(super::super::EarlyRun::start(&memory, &request.cargo, counter.path()).is_none());
 }
