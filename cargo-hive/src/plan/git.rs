@@ -136,8 +136,10 @@ impl GitFacts {
     /// The commit's time in seconds since 1970: of the commit [`GitFacts::sha`] names, so it agrees with the
     /// tags and the label. `None` outside git, or when the commit is not in the checkout.
     pub(crate) fn commit_time(&self) -> Option<i64> {
+        // Asked first, outside the time's initialization: finding HEAD's hash may set the time (one git run).
+        let sha = self.sha();
         *self.time.get_or_init(|| {
-            let sha = self.sha().ok()?;
+            let sha = sha.ok()?;
             let time = self.git(&["log", "-1", "--format=%ct", "--end-of-options", sha, "--"]);
             time.ok()?.parse().ok()
         })
@@ -275,6 +277,11 @@ mod tests {
             1_100_000_000,
         );
         let head = git(dir, &["rev-parse", "HEAD"], 0);
+
+        // The time asked first (the hash is found on the way, with it, in one git run).
+        let time_first = GitFacts::new(dir.to_owned(), GitOverrides::default());
+        assert_eq!(time_first.commit_time(), Some(1_100_000_000));
+        assert_eq!(time_first.sha().unwrap(), head);
 
         let facts = GitFacts::new(dir.to_owned(), GitOverrides::default());
         assert_eq!(facts.sha().unwrap(), head);
