@@ -146,6 +146,7 @@ fn main() {
             median(&bytes),
         ));
     }
+    let (hive_noop, cargo_noop) = noop_over_cargo(&hive, &ws, runs.max(5) * 3);
     let changed_size = std::fs::metadata(ws.join("target/release/bin07"))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -172,6 +173,17 @@ fn main() {
         "\n{}",
         phase_table(&format!("cargo hive's phases (median of {runs})"), &phases)
     );
+    println!(
+        "\n| nothing changed, over cargo's own no-op (median of {}) | cargo hive build --release --load | cargo build --release | over | target |",
+        runs.max(5) * 3
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!(
+        "| {crates} images | {:.3} s | {:.3} s | {:.3} s | ≤ 0.060 s |",
+        hive_noop.as_secs_f64(),
+        cargo_noop.as_secs_f64(),
+        hive_noop.as_secs_f64() - cargo_noop.as_secs_f64()
+    );
     let one_changed_bytes = table.last().map(|row| row.3).unwrap_or(0);
     println!(
         "\nbytes sent for one changed binary: {} for a {} binary ({:.3}×; target ≤ 1.05×)",
@@ -179,6 +191,33 @@ fn main() {
         human_bytes(changed_size),
         one_changed_bytes as f64 / changed_size.max(1) as f64
     );
+}
+
+/// The no-op `cargo hive build --release --load` (as a user types it, output not a terminal) and cargo's own no-op,
+/// alternated `runs` times after one untimed run of each: their medians.
+fn noop_over_cargo(hive: &Path, ws: &Path, runs: usize) -> (Duration, Duration) {
+    let mut hive_cmd = || {
+        let mut command = Command::new(hive);
+        command
+            .args(["hive", "build", "--release", "--load", "--quiet"])
+            .current_dir(ws);
+        command
+    };
+    let mut cargo_cmd = || {
+        let mut command = Command::new("cargo");
+        command
+            .args(["build", "--release", "--quiet"])
+            .current_dir(ws);
+        command
+    };
+    time_output(&mut hive_cmd());
+    time_output(&mut cargo_cmd());
+    let (mut hive_times, mut cargo_times) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        hive_times.push(time_output(&mut hive_cmd()).0);
+        cargo_times.push(time_output(&mut cargo_cmd()).0);
+    }
+    (median(&hive_times), median(&cargo_times))
 }
 
 fn generate(ws: &Path, crates: usize) {
