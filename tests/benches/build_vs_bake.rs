@@ -196,14 +196,14 @@ fn main() {
 /// The no-op `cargo hive build --release --load` (as a user types it, output not a terminal) and cargo's own no-op,
 /// alternated `runs` times after one untimed run of each: their medians.
 fn noop_over_cargo(hive: &Path, ws: &Path, runs: usize) -> (Duration, Duration) {
-    let mut hive_cmd = || {
+    let hive_cmd = || {
         let mut command = Command::new(hive);
         command
             .args(["hive", "build", "--release", "--load", "--quiet"])
             .current_dir(ws);
         command
     };
-    let mut cargo_cmd = || {
+    let cargo_cmd = || {
         let mut command = Command::new("cargo");
         command
             .args(["build", "--release", "--quiet"])
