@@ -21,6 +21,7 @@ mod plan;
 mod progress;
 mod release;
 mod sbom;
+mod state;
 mod term;
 
 use std::process::ExitCode;

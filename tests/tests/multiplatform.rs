@@ -357,6 +357,17 @@ fn push_of_two_platforms_through_docker_20_10_is_refused() {
 
 // --- errors --------------------------------------------------------------------------------------------------------
 
+/// examples/workspace built for linux/amd64 and linux/riscv64 (a target these machines do not install).
+fn workspace_on_riscv64() -> Fixture {
+    let fixture = Fixture::example("workspace");
+    fixture.edit(
+        "Cargo.toml",
+        "platforms = [\"linux/amd64\", \"linux/arm64\"]",
+        "platforms = [\"linux/amd64\", \"linux/riscv64\"]",
+    );
+    fixture
+}
+
 #[test]
 fn a_target_that_is_not_installed_is_named_with_its_rustup_command() {
     let triple = "riscv64gc-unknown-linux-gnu";
@@ -369,12 +380,7 @@ fn a_target_that_is_not_installed_is_named_with_its_rustup_command() {
         "{triple} is installed here ({}): this test needs a target that is not",
         installed.display()
     );
-    let fixture = Fixture::example("workspace");
-    fixture.edit(
-        "Cargo.toml",
-        "platforms = [\"linux/amd64\", \"linux/arm64\"]",
-        "platforms = [\"linux/amd64\", \"linux/riscv64\"]",
-    );
+    let fixture = workspace_on_riscv64();
     let result = run(fixture.build().args(["--image", "api"]));
     fixture.assert_fails(&result, &[triple, &format!("rustup target add {triple}")]);
     // Found before cargo ran: nothing was compiled.
@@ -387,12 +393,7 @@ fn a_target_that_is_not_installed_is_named_with_its_rustup_command() {
 #[test]
 fn a_missing_target_is_named_even_when_the_remembered_sysroot_has_it() {
     let triple = "riscv64gc-unknown-linux-gnu";
-    let fixture = Fixture::example("workspace");
-    fixture.edit(
-        "Cargo.toml",
-        "platforms = [\"linux/amd64\", \"linux/arm64\"]",
-        "platforms = [\"linux/amd64\", \"linux/riscv64\"]",
-    );
+    let fixture = workspace_on_riscv64();
     let other = fixture.scratch("other-toolchain");
     let lib = other.join("lib/rustlib").join(triple).join("lib");
     std::fs::create_dir_all(&lib).unwrap();

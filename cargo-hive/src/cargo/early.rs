@@ -208,19 +208,8 @@ pub(crate) fn remember(memory: &Path, program: &OsString, dir: &Path, args: &[St
         dir: dir.to_path_buf(),
         args: args.to_vec(),
     };
-    let Some(parent) = memory.parent() else {
-        return;
-    };
-    if std::fs::create_dir_all(parent).is_err() {
-        return;
-    }
-    let Ok(mut temp) = tempfile::NamedTempFile::new_in(parent) else {
-        return;
-    };
     let text = serde_json::to_string(&last).expect("a cargo run serializes");
-    if std::io::Write::write_all(&mut temp, text.as_bytes()).is_ok() {
-        let _ = temp.persist(memory);
-    }
+    crate::state::keep(memory, &text);
 }
 
 /// Where a target dir's last cargo run is remembered: with the up-to-date records (`.cargo-run` cannot be an

@@ -5,6 +5,9 @@ mod compile;
 mod early;
 mod toolchain;
 
+#[cfg(test)]
+mod test_scripts;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 

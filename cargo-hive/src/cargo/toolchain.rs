@@ -170,17 +170,8 @@ impl Remembered {
             dir: cwd.to_path_buf(),
             sysroot: sysroot.to_path_buf(),
         };
-        let Some(dir) = path.parent() else { return };
-        if std::fs::create_dir_all(dir).is_err() {
-            return;
-        }
-        let Ok(mut temp) = tempfile::NamedTempFile::new_in(dir) else {
-            return;
-        };
         let text = serde_json::to_string(&remembered).expect("a sysroot record serializes");
-        if std::io::Write::write_all(&mut temp, text.as_bytes()).is_ok() {
-            let _ = temp.persist(path);
-        }
+        crate::state::keep(path, &text);
     }
 }
 
@@ -338,27 +329,14 @@ mod tests {
 
     /// A rustc that answers `--print sysroot` with `sysroot` (or fails), counting its runs in `<dir>/runs`.
     fn counting_rustc(dir: &Path, sysroot: Option<&Path>) -> OsString {
-        use std::os::unix::fs::PermissionsExt;
         let answer = match sysroot {
             Some(path) => format!("echo {}", path.display()),
             None => "echo 'no sysroot here' >&2; exit 3".to_owned(),
         };
-        let script = dir.join("rustc");
-        std::fs::write(
-            &script,
-            format!("#!/bin/sh\necho run >> {}/runs\n{answer}\n", dir.display()),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        script.into_os_string()
+        crate::cargo::test_scripts::counting(dir, "rustc", &answer)
     }
 
-    fn runs(dir: &Path) -> usize {
-        std::fs::read_to_string(dir.join("runs"))
-            .unwrap_or_default()
-            .lines()
-            .count()
-    }
+    use crate::cargo::test_scripts::runs;
 
     #[test]
     fn a_remembered_sysroot_spares_rustc_while_it_has_every_target() {

@@ -98,16 +98,8 @@ fn keep(dir: &Path, digest: &str, platform: &str, config: &[u8], loaders: &[(&st
     for (loader, found) in loaders {
         entry.loaders.insert((*loader).to_owned(), *found);
     }
-    if std::fs::create_dir_all(dir).is_err() {
-        return;
-    }
-    let Ok(mut temp) = tempfile::NamedTempFile::new_in(dir) else {
-        return;
-    };
     let text = serde_json::to_string(&known).expect("known bases serialize");
-    if std::io::Write::write_all(&mut temp, text.as_bytes()).is_ok() {
-        let _ = temp.persist(path);
-    }
+    crate::state::keep(&path, &text);
 }
 
 /// The answer kept for `need` under `digest`: the base and, when asked, its loader; `None` if anything is missing.

@@ -359,17 +359,8 @@ async fn pushed(references: &[String], digest: &str) -> bool {
 
 /// Records a successful build (atomically; a failure to record only costs the next build its shortcut).
 pub(crate) fn save(path: &Path, record: &Stamp) {
-    let Some(dir) = path.parent() else { return };
-    if std::fs::create_dir_all(dir).is_err() {
-        return;
-    }
-    let Ok(mut temp) = tempfile::NamedTempFile::new_in(dir) else {
-        return;
-    };
     let text = serde_json::to_string_pretty(record).expect("records serialize");
-    if std::io::Write::write_all(&mut temp, text.as_bytes()).is_ok() {
-        let _ = temp.persist(path);
-    }
+    crate::state::keep(path, &text);
 }
 
 /// After a release pointed an image's tags back at the index they named before (the same images), the record

@@ -472,17 +472,7 @@ async fn prepare_context(
         });
     }
 
-    let started = Instant::now();
-    let bases = bases::prepare(
-        &buildkit,
-        needs(resolved, &executables),
-        heads,
-        &bases::known_dir(target_dir),
-        request.no_cache,
-    )
-    .await?;
-    bases::check_platforms(resolved, &bases)?;
-    progress.phase(Phase::Bases, None, started);
+    let bases = prepare_bases(inputs, &buildkit, &executables, heads).await?;
     // Cargo's resolve for the SBOMs: once, for every triple an image that wants one is built for.
     let sboms = sboms::Sboms::load(
         inputs.request.sbom,
@@ -517,6 +507,23 @@ async fn prepare_context(
         sboms,
         secrets,
     })
+}
+
+/// The registry bases' facts for the binaries cargo built (their loaders), from the answers kept for the digests
+/// the registries named (`heads`) or from the daemon; a base without a platform is the user's mistake.
+async fn prepare_bases(
+    inputs: &Inputs<'_>,
+    buildkit: &Buildkit,
+    executables: &BTreeMap<ArtifactKey, cargo::Executable>,
+    heads: bases::Heads,
+) -> Result<crate::buildkit::BaseFacts, HiveError> {
+    let started = Instant::now();
+    let known = bases::known_dir(inputs.target_dir);
+    let needs = needs(inputs.resolved, executables);
+    let facts = bases::prepare(buildkit, needs, heads, &known, inputs.request.no_cache).await?;
+    bases::check_platforms(inputs.resolved, &facts)?;
+    inputs.progress.phase(Phase::Bases, None, started);
+    Ok(facts)
 }
 
 /// BuildKit, connected and checked against where the images go.

@@ -413,27 +413,11 @@ async fn one_real_cargo_run_builds_every_triple() {
 
 /// A cargo that counts its runs in `<dir>/runs`, then is the real one.
 fn counting_cargo(dir: &Path) -> std::ffi::OsString {
-    use std::os::unix::fs::PermissionsExt;
-    let script = dir.join("cargo");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho run >> {}/runs\nexec {} \"$@\"\n",
-            dir.display(),
-            env!("CARGO")
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    script.into_os_string()
+    let real = format!("exec {} \"$@\"", env!("CARGO"));
+    crate::cargo::test_scripts::counting(dir, "cargo", &real)
 }
 
-fn runs(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("runs"))
-        .unwrap_or_default()
-        .lines()
-        .count()
-}
+use crate::cargo::test_scripts::runs;
 
 #[tokio::test]
 async fn an_early_run_is_used_only_when_it_is_the_run_asked_for() {
