@@ -21,17 +21,21 @@ use crate::plan::Resolved;
 /// What to find out about one base.
 pub(crate) type Need = BaseQuery;
 
-/// How long the registries' answers are waited for once cargo is done: past it, the daemon is asked as if no
-/// registry had answered (a registry the daemon reaches through a mirror may never answer us).
+/// How long after asking the registries' answers are waited for: past it, the daemon is asked as if no registry had
+/// answered (a registry the daemon reaches through a mirror may never answer us).
 const HEAD_GRACE: Duration = Duration::from_secs(2);
 
 /// The digest each registry base's reference points to now, asked of the registries at once in the background.
-pub(crate) struct Heads(tokio::task::JoinHandle<BTreeMap<String, String>>);
+pub(crate) struct Heads {
+    task: tokio::task::JoinHandle<BTreeMap<String, String>>,
+    asked: tokio::time::Instant,
+}
 
 impl Heads {
     /// Starts asking, for each reference, its registry what it points to (a digest reference names its own).
     pub(crate) fn ask(references: BTreeSet<String>) -> Heads {
-        Heads(tokio::spawn(async move {
+        let asked = tokio::time::Instant::now();
+        let task = tokio::spawn(async move {
             let heads = references.into_iter().map(|reference| async move {
                 let digest = match reference.rsplit_once('@') {
                     Some((_, digest)) => Some(digest.to_owned()),
@@ -44,13 +48,14 @@ impl Heads {
                 .into_iter()
                 .flatten()
                 .collect()
-        }))
+        });
+        Heads { task, asked }
     }
 
     /// The digests found, or none when the registries took too long.
     async fn digests(self) -> BTreeMap<String, String> {
-        let Heads(mut task) = self;
-        match tokio::time::timeout(HEAD_GRACE, &mut task).await {
+        let Heads { mut task, asked } = self;
+        match tokio::time::timeout_at(asked + HEAD_GRACE, &mut task).await {
             Ok(Ok(digests)) => digests,
             _ => {
                 task.abort();
