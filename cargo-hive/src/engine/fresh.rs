@@ -273,7 +273,6 @@ pub(crate) async fn up_to_date(
 #[derive(Clone)]
 pub(crate) struct DockerIds {
     socket: PathBuf,
-    asked: Arc<Vec<String>>,
     ids: Shared<BoxFuture<'static, IdsByReference>>,
 }
 
@@ -283,29 +282,16 @@ type IdsByReference = Arc<BTreeMap<String, Option<String>>>;
 impl DockerIds {
     /// Starts asking the Docker at `socket` for the ids of `references` (on the runtime, at once).
     pub(crate) fn prefetch(socket: PathBuf, references: Vec<String>) -> DockerIds {
-        let asked = Arc::new(references);
-        let (of, references) = (socket.clone(), asked.clone());
+        let of = socket.clone();
         let task = tokio::spawn(async move {
             let ids = references.iter().map(|reference| docker_id(&of, reference));
             let ids = futures::future::join_all(ids).await;
-            references
-                .iter()
-                .cloned()
-                .zip(ids)
-                .collect::<BTreeMap<_, _>>()
+            references.into_iter().zip(ids).collect::<BTreeMap<_, _>>()
         });
         let ids = async move { Arc::new(task.await.unwrap_or_default()) }
             .boxed()
             .shared();
-        DockerIds { socket, asked, ids }
-    }
-
-    /// Whether these ids were asked of `socket` about every one of `references`.
-    pub(crate) fn asks(&self, socket: &Path, references: &[String]) -> bool {
-        self.socket == socket
-            && references
-                .iter()
-                .all(|reference| self.asked.contains(reference))
+        DockerIds { socket, ids }
     }
 
     /// The id of `reference` in the Docker at `socket`: as prefetched when it was asked of that socket, else asked
@@ -318,31 +304,6 @@ impl DockerIds {
         }
         docker_id(socket, reference).await
     }
-}
-
-/// The Docker references the records in `records` (a `.fresh` dir) say their builds loaded, sorted.
-pub(crate) fn loaded_references(records: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(records) else {
-        return Vec::new();
-    };
-    let mut references: Vec<String> = (entries.flatten())
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.ends_with(".json"))
-        })
-        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
-        .filter_map(|text| serde_json::from_str::<Stamp>(&text).ok())
-        .flat_map(|record| record.outputs)
-        .filter_map(|output| match output {
-            StampedOutput::Docker { reference, .. } => Some(reference),
-            _ => None,
-        })
-        .collect();
-    references.sort();
-    references.dedup();
-    references
 }
 
 /// Whether the registry holds `digest` under every reference now (one HEAD each, at once): someone else's push,
@@ -433,7 +394,6 @@ mod tests {
         let ids = BTreeMap::from([("api:1".to_owned(), Some("sha256:1".to_owned()))]);
         let prefetched = DockerIds {
             socket: asked.clone(),
-            asked: Arc::new(vec!["api:1".to_owned()]),
             ids: async move { Arc::new(ids) }.boxed().shared(),
         };
         // No Docker listens at either socket: an answer can only come from the prefetch.

@@ -216,11 +216,9 @@ impl Reporting<'_> {
 
 /// Plan, checks, then cargo, BuildKit and the images.
 async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result<i32, HiveError> {
-    // While cargo reads the workspace, Docker is asked about the images the last build loaded, and cargo builds
-    // what the last build built (used if the plan asks for the same).
+    // While cargo reads the workspace, cargo builds what the last build built (used if the plan asks for the same).
     let records = (!request.dry_run).then(|| guess_records(request)).flatten();
     let early = Early {
-        ids: (records.as_deref()).and_then(|records| early_docker_ids(request, records)),
         run: (records.as_deref()).and_then(|records| early_cargo_run(request, records)),
     };
     let computed = compute(request)?;
@@ -342,11 +340,10 @@ struct Inputs<'a> {
     early: Early,
 }
 
-/// What is started before the plan is known, on the last build's word: each is used only if the plan asks for it.
+/// What is started before the plan is known, on the last build's word: used only if the plan asks for it. (Docker's
+/// image ids asked this early made the no-op slower: on 2 cores they compete with `cargo metadata`.)
 #[derive(Default)]
 pub(crate) struct Early {
-    /// Docker's ids of the images the last build loaded.
-    ids: Option<fresh::DockerIds>,
     /// The cargo build the last build ran.
     run: Option<cargo::EarlyRun>,
 }
@@ -586,34 +583,10 @@ fn prefetch_docker_ids(
     let buildkit_docker = options.explicit_docker_socket();
     let docker_host = options.env.docker_host.as_deref();
     let socket = output::docker_endpoint(buildkit_docker.as_deref(), docker_host).socket;
-    let references: Vec<String> = (inputs.resolved.plan.images.iter())
+    let references = (inputs.resolved.plan.images.iter())
         .filter(|image| image.selected)
         .filter_map(|image| image.references.first().cloned())
         .collect();
-    // What was asked early, of this Docker, answers the references it asked about; any other is asked now.
-    if let Some(early) = &inputs.early.ids
-        && early.asks(&socket, &references)
-    {
-        return Some(early.clone());
-    }
-    Some(fresh::DockerIds::prefetch(socket, references))
-}
-
-/// The Docker ids of the images the last build of this workspace loaded (its records), asked before cargo has said
-/// where the workspace and its target dir are: from `CARGO_TARGET_DIR` or the nearest `target/` above here with
-/// records, of the Docker the command line and environment name. A guess; what the plan says is checked later.
-fn early_docker_ids(request: &BuildRequest, records: &Path) -> Option<fresh::DockerIds> {
-    if request.no_cache || !request.load {
-        return None;
-    }
-    let references = fresh::loaded_references(records);
-    if references.is_empty() {
-        return None;
-    }
-    let options = &request.connect;
-    let buildkit_docker = options.explicit_docker_socket();
-    let docker_host = options.env.docker_host.as_deref();
-    let socket = output::docker_endpoint(buildkit_docker.as_deref(), docker_host).socket;
     Some(fresh::DockerIds::prefetch(socket, references))
 }
 
