@@ -71,15 +71,14 @@ fn zstd_and_uncompressed_archives_hold_such_layers() {
 
 #[test]
 fn a_zstd_image_runs_after_load() {
-    let fixture = Fixture::example("hello");
     let repository = unique_repository("localhost:5000/e2e/hello-zstd-load");
+    let (fixture, _cleanup) = Fixture::hello_in(&repository);
     fixture.set_image_keys(
         "Cargo.toml",
         "hello",
-        &format!("repository = \"{repository}\"\ncompression = \"zstd\"\ncompression-level = 9"),
+        "compression = \"zstd\"\ncompression-level = 9",
     );
     let reference = format!("{repository}:0.1.0");
-    let _cleanup = LocalImages(vec![reference.clone(), format!("{repository}:latest")]);
     succeed(fixture.build().arg("--load"));
     let output = succeed(docker().args(["run", "--rm", &reference]));
     assert_eq!(output.stdout, GREETING);
@@ -113,16 +112,10 @@ fn a_zstd_image_runs_after_load() {
 
 #[test]
 fn a_pushed_zstd_image_pulls_back_and_runs() {
-    let fixture = Fixture::example("hello");
     let path = unique_repository("e2e/hello-zstd-push");
     let repository = format!("localhost:5000/{path}");
-    fixture.set_image_keys(
-        "Cargo.toml",
-        "hello",
-        &format!("repository = \"{repository}\""),
-    );
+    let (fixture, _cleanup) = Fixture::hello_in(&repository);
     let reference = format!("{repository}:0.1.0");
-    let _cleanup = LocalImages(vec![reference.clone(), format!("{repository}:latest")]);
     // Without provenance the tag names the image's manifest itself.
     succeed(
         fixture

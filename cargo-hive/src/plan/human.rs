@@ -416,6 +416,17 @@ mod tests {
 
     use super::*;
 
+    /// A plan of `images` and `edges`, as `plan` would print it for a workspace at `/w`.
+    fn plan_of(images: Vec<PlanImage>, edges: Vec<hive_build::plan::Edge>) -> Plan {
+        Plan {
+            format_version: 1,
+            workspace_root: "/w".into(),
+            profile: "release".into(),
+            images,
+            edges,
+        }
+    }
+
     fn image(aliases: bool, sbom: bool) -> PlanImage {
         let manifest = |line| Origin::Manifest {
             file: "Cargo.toml".into(),
@@ -475,13 +486,7 @@ mod tests {
     }
 
     fn rendered(aliases: bool, sbom: bool) -> String {
-        let plan = Plan {
-            format_version: 1,
-            workspace_root: "/w".into(),
-            profile: "release".into(),
-            images: vec![image(aliases, sbom)],
-            edges: Vec::new(),
-        };
+        let plan = plan_of(vec![image(aliases, sbom)], Vec::new());
         render(&plan, false)
     }
 
@@ -499,23 +504,20 @@ mod tests {
             from: from.into(),
             to: to.into(),
         };
-        let mut plan = Plan {
-            format_version: 1,
-            workspace_root: "/w".into(),
-            profile: "release".into(),
-            images: vec![
+        let mut plan = plan_of(
+            vec![
                 named("api", Some("runtime")),
                 named("api@debug", Some("runtime")),
                 named("lone", None),
                 named("runtime", None),
                 named("tool", Some("api")),
             ],
-            edges: vec![
+            vec![
                 edge("api", "tool"),
                 edge("runtime", "api"),
                 edge("runtime", "api@debug"),
             ],
-        };
+        );
         let text = render(&plan, false);
         let graph = text.split_once("image graph").unwrap().1;
         assert_eq!(
@@ -555,13 +557,7 @@ mod tests {
     fn a_chosen_compression_shows_with_its_level() {
         let mut plan_image = image(false, false);
         plan_image.compression = Compression::Zstd;
-        let plan = Plan {
-            format_version: 1,
-            workspace_root: "/w".into(),
-            profile: "release".into(),
-            images: vec![plan_image],
-            edges: Vec::new(),
-        };
+        let plan = plan_of(vec![plan_image], Vec::new());
         let text = render(&plan, false);
         let line = text
             .lines()
@@ -593,13 +589,7 @@ mod tests {
         second.secrets.push("npm".into());
         second.network = hive_build::Network::None;
         image.run = vec![step(&["/bin/sh", "-c", "apt-get update"]), second];
-        let plan = Plan {
-            format_version: 1,
-            workspace_root: "/w".into(),
-            profile: "release".into(),
-            images: vec![image],
-            edges: Vec::new(),
-        };
+        let plan = plan_of(vec![image], Vec::new());
         let text = render(&plan, false);
         let rows: Vec<&str> = (text.lines())
             .filter(|line| {
@@ -631,13 +621,7 @@ mod tests {
             ("token".to_owned(), SecretSource::Env("NPM_TOKEN".into())),
         ]
         .into();
-        let plan = Plan {
-            format_version: 1,
-            workspace_root: "/w".into(),
-            profile: "release".into(),
-            images: vec![image],
-            edges: Vec::new(),
-        };
+        let plan = plan_of(vec![image], Vec::new());
         let text = render(&plan, false);
         let secrets: Vec<Vec<&str>> = text
             .lines()
@@ -667,16 +651,11 @@ mod tests {
         });
         let mut base = image(false, false);
         base.name = "base".into();
-        let plan = Plan {
-            format_version: 1,
-            workspace_root: "/w".into(),
-            profile: "release".into(),
-            images: vec![api, base],
-            edges: vec![hive_build::plan::Edge {
-                from: "base".into(),
-                to: "api".into(),
-            }],
+        let edge = hive_build::plan::Edge {
+            from: "base".into(),
+            to: "api".into(),
         };
+        let plan = plan_of(vec![api, base], vec![edge]);
         let text = render(&plan, false);
         let api_block = text.split("\n\n").next().unwrap();
         for row in [
