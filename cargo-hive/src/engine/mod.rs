@@ -217,16 +217,15 @@ impl Reporting<'_> {
 /// Plan, checks, then cargo, BuildKit and the images.
 async fn stages(request: &BuildRequest, reporting: &mut Reporting<'_>) -> Result<i32, HiveError> {
     // While cargo reads the workspace, cargo builds what the last build built (used if the plan asks for the same).
-    let records = (!request.dry_run).then(|| guess_records(request)).flatten();
-    let early = Early {
-        run: (records.as_deref()).and_then(|records| early_cargo_run(request, records)),
-    };
+    let early_run = (!request.dry_run)
+        .then(|| early_cargo_run(request))
+        .flatten();
     let computed = compute(request)?;
     if request.dry_run {
         let (epoch, _) = epoch(request, &computed.resolved)?;
         return dry_run(&computed.resolved, epoch);
     }
-    let built = build_computed(request, &computed, early, reporting).await?;
+    let built = build_computed(request, &computed, early_run, reporting).await?;
     if let Some(path) = &request.metadata_file {
         record::write(path, &record::metadata(&built.images))?;
     }
@@ -286,7 +285,7 @@ impl Built {
 async fn build_computed(
     request: &BuildRequest,
     computed: &crate::plan::Computed,
-    early: Early,
+    early_run: Option<cargo::EarlyRun>,
     reporting: &mut Reporting<'_>,
 ) -> Result<Built, HiveError> {
     let resolved = &computed.resolved;
@@ -322,7 +321,7 @@ async fn build_computed(
         target_dir: &computed.target_dir,
         epoch,
         progress: &progress,
-        early,
+        early_run,
     };
     build_all(inputs, destinations).await
 }
@@ -336,16 +335,10 @@ struct Inputs<'a> {
     target_dir: &'a Path,
     epoch: i64,
     progress: &'a Progress,
-    /// What was started before the plan was known.
-    early: Early,
-}
-
-/// What is started before the plan is known, on the last build's word: used only if the plan asks for it. (Docker's
-/// image ids asked this early made the no-op slower: on 2 cores they compete with `cargo metadata`.)
-#[derive(Default)]
-pub(crate) struct Early {
-    /// The cargo build the last build ran.
-    run: Option<cargo::EarlyRun>,
+    /// The last build's cargo run, started before the plan was known; used only if the plan asks for it. (Nothing
+    /// else starts that early: Docker's image ids or a BuildKit connection asked then made the no-op slower, as on
+    /// 2 cores they compete with `cargo metadata`.)
+    early_run: Option<cargo::EarlyRun>,
 }
 
 /// Images built at once unless `--jobs` says: a daemon given hundreds of sessions at once stops accepting them
@@ -357,7 +350,7 @@ async fn build_all(
     destinations: Vec<output::Destination>,
 ) -> Result<Built, HiveError> {
     let mut inputs = inputs;
-    let early_run = inputs.early.run.take();
+    let early_run = inputs.early_run.take();
     // Until the images start, a signal drops whatever runs (cargo's tree is killed, connections close).
     let context =
         interrupt::until_signal(prepare_context(&inputs, destinations, early_run)).await?;
@@ -590,28 +583,22 @@ fn prefetch_docker_ids(
     Some(fresh::DockerIds::prefetch(socket, references))
 }
 
-/// Where the last build of this workspace left its records (`target/hive/.fresh`), guessed before cargo has said
-/// where the target dir is: `CARGO_TARGET_DIR`, or the nearest `target/` above here that has records.
-fn guess_records(request: &BuildRequest) -> Option<PathBuf> {
-    let cwd = std::env::current_dir().ok()?;
-    match request.env.get("CARGO_TARGET_DIR") {
-        Some(dir) => Some(cwd.join(dir).join("hive").join(".fresh")),
-        None => (cwd.ancestors())
-            .map(|dir| dir.join("target").join("hive").join(".fresh"))
-            .find(|records| records.is_dir()),
-    }
-}
-
-/// The cargo build the last build ran here, started again now. Not on a terminal: piping its stderr would take
-/// cargo's progress bar away.
-fn early_cargo_run(request: &BuildRequest, records: &Path) -> Option<cargo::EarlyRun> {
+/// The cargo build the last build ran here, started again now. Its memory is found before cargo has said where the
+/// target dir is: under `CARGO_TARGET_DIR`, or the nearest `target/` above here that has one. Not on a terminal:
+/// piping its stderr would take cargo's progress bar away.
+fn early_cargo_run(request: &BuildRequest) -> Option<cargo::EarlyRun> {
     use std::io::IsTerminal;
     if std::io::stderr().is_terminal() {
         return None;
     }
-    let target_dir = records.parent()?.parent()?;
     let cwd = std::env::current_dir().ok()?;
-    cargo::EarlyRun::start(&cargo::run_memory(target_dir), &request.cargo, &cwd)
+    let memory = match request.env.get("CARGO_TARGET_DIR") {
+        Some(dir) => cargo::run_memory(&cwd.join(dir)),
+        None => (cwd.ancestors())
+            .map(|dir| cargo::run_memory(&dir.join("target")))
+            .find(|memory| memory.is_file())?,
+    };
+    cargo::EarlyRun::start(&memory, &request.cargo, &cwd)
 }
 
 /// The user's cargo builds the binaries, with their flags, cache and toolchain: one run for every triple, after the

@@ -72,13 +72,7 @@ async fn release(
         }
     }
     let previous = previous_indexes(&releases).await;
-    let mut built = build_computed(
-        &request.build,
-        &computed,
-        super::Early::default(),
-        reporting,
-    )
-    .await?;
+    let mut built = build_computed(&request.build, &computed, None, reporting).await?;
     keep_previous_indexes(&releases, &previous, &mut built, &computed.target_dir).await;
     let record = release_record(&releases, &built);
     let target_dir = &computed.target_dir;
