@@ -21,6 +21,8 @@ pub(crate) fn keep(path: &Path, text: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     #[test]
     fn kept_text_replaces_the_file_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -33,5 +35,4 @@ mod tests {
         // A path that cannot be written is no error.
         super::keep(Path::new("/proc/no/such/place"), "x");
     }
-    use std::path::Path;
 }

@@ -740,6 +740,14 @@ impl OciArchive {
         file_in_layers(&layers, path)
     }
 
+    /// [`OciArchive::file`] as UTF-8 text; the file must be there.
+    pub fn text(&self, path: &str) -> String {
+        let bytes = self
+            .file(path)
+            .unwrap_or_else(|| panic!("{path} is in the image"));
+        String::from_utf8(bytes).unwrap()
+    }
+
     /// A blob's bytes by digest.
     pub fn blob_bytes(&self, digest: &str) -> Vec<u8> {
         let hex = digest.strip_prefix("sha256:").expect("sha256 digest");

@@ -164,14 +164,12 @@ fn a_dockerfile_image_with_the_staged_binary_is_a_hive_base() {
         labels["org.example.team"], "core",
         "hello-df's labels carry over: {config:#}"
     );
-    let text = |path: &str| {
-        let bytes = archive
-            .file(path)
-            .unwrap_or_else(|| panic!("{path} is in the image"));
-        String::from_utf8(bytes).unwrap()
-    };
-    assert_eq!(text("step.txt"), "yes in /srv\n");
-    assert!(text("ran.txt").contains("Hello from a cargo-hive image!"));
+    assert_eq!(archive.text("step.txt"), "yes in /srv\n");
+    assert!(
+        archive
+            .text("ran.txt")
+            .contains("Hello from a cargo-hive image!")
+    );
     let built = std::fs::read(fixture.target().join("debug/hello")).unwrap();
     assert!(
         archive.file("usr/local/bin/hello-df").unwrap() == built,
@@ -238,19 +236,17 @@ fn a_dockerfile_builds_from_a_dockerfile_image_and_from_layers_on_one() {
             .args(["--image", "top", "--progress", "plain"]),
     );
     let archive = OciArchive::open(&fixture.archive("top"));
-    let text = |path: &str| {
-        let bytes = archive
-            .file(path)
-            .unwrap_or_else(|| panic!("{path} is in the image"));
-        String::from_utf8(bytes).unwrap()
-    };
-    assert_eq!(text("on-df.txt"), "on-df\n");
-    assert_eq!(text("notes/kept.txt"), "kept\n");
+    assert_eq!(archive.text("on-df.txt"), "on-df\n");
+    assert_eq!(archive.text("notes/kept.txt"), "kept\n");
     assert!(
         archive.file("notes/private.txt").is_none(),
         ".dockerignore was not applied"
     );
-    assert!(text("top.txt").contains("Hello from a cargo-hive image!"));
+    assert!(
+        archive
+            .text("top.txt")
+            .contains("Hello from a cargo-hive image!")
+    );
     let built = std::fs::read(fixture.target().join("debug/hello")).unwrap();
     assert!(archive.file("copied/hello-df").unwrap() == built);
     assert!(archive.file("usr/local/bin/hello-top").unwrap() == built);
