@@ -550,6 +550,27 @@ pub(crate) fn image_config(
     Ok(serde_json::to_vec(&Value::Object(sorted(image))).expect("JSON values serialize"))
 }
 
+/// The comment of an image's newest history entry (ours) that names its content fingerprint: what `--load` finds
+/// in Docker's history of an image, so a checkout without records knows an unchanged image is already there.
+pub(crate) fn fingerprint_comment(print: &str) -> String {
+    format!("cargo-hive fingerprint {print}")
+}
+
+/// `config` with its newest history entry commented with `print` (see [`fingerprint_comment`]); everything else
+/// as it was.
+pub(crate) fn with_fingerprint(config: &[u8], print: &str) -> Result<Vec<u8>, ConfigError> {
+    let mut image: Value = serde_json::from_slice(config).map_err(ConfigError)?;
+    if let Some(newest) = image
+        .get_mut("history")
+        .and_then(Value::as_array_mut)
+        .and_then(|history| history.last_mut())
+        .and_then(Value::as_object_mut)
+    {
+        newest.insert("comment".to_owned(), json!(fingerprint_comment(print)));
+    }
+    Ok(serde_json::to_vec(&image).expect("JSON values serialize"))
+}
+
 /// A Dockerfile image's config as its frontend made it, with the labels of `ours` (a config we laid out for the
 /// image: its labels are the definitions' and cargo hive's) over its own; everything else is the Dockerfile's.
 pub(crate) fn labels_over(theirs: &[u8], ours: &[u8]) -> Result<Vec<u8>, ConfigError> {
@@ -894,6 +915,23 @@ mod tests {
             )
             .unwrap()
         );
+    }
+
+    /// The fingerprint comments our newest history entry only; the base's entries and every other byte stay.
+    #[test]
+    fn the_fingerprint_comments_the_newest_history_entry() {
+        let base =
+            serde_json::to_vec(&json!({"history": [{"created_by": "base", "comment": "theirs"}]}))
+                .unwrap();
+        let platform = Platform::parse("linux/amd64").unwrap();
+        let plain = image_config(Some(&base), &platform, &ConfigOverrides::default(), 0).unwrap();
+        let stamped = with_fingerprint(&plain, "abc").unwrap();
+        let mut config: Value = serde_json::from_slice(&stamped).unwrap();
+        let history = config["history"].as_array().unwrap();
+        assert_eq!(history[0]["comment"], "theirs");
+        assert_eq!(history[1]["comment"], "cargo-hive fingerprint abc");
+        config["history"][1]["comment"] = json!("cargo-hive");
+        assert_eq!(serde_json::to_vec(&config).unwrap(), plain);
     }
 
     #[test]

@@ -126,9 +126,7 @@ pub(crate) fn fingerprint(
     hasher.update((config.len() as u64).to_le_bytes());
     hasher.update(config);
     for exporter in exporters {
-        let mut attrs: Vec<_> = exporter.attrs.iter().collect();
-        attrs.sort();
-        hasher.update(format!("exporter {} {attrs:?}\n", exporter.kind));
+        hasher.update(exporter_line(exporter) + "\n");
     }
     for input in inputs {
         for entry in &input.entries {
@@ -141,6 +139,13 @@ pub(crate) fn fingerprint(
         }
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// An exporter as a fingerprint sees it: its kind and its attributes in order.
+pub(crate) fn exporter_line(exporter: &ExporterSpec) -> String {
+    let mut attrs: Vec<_> = exporter.attrs.iter().collect();
+    attrs.sort();
+    format!("exporter {} {attrs:?}", exporter.kind)
 }
 
 /// Hashes the stat data of a file or of a directory's whole tree, in a stable order.
@@ -234,7 +239,7 @@ pub(crate) async fn up_to_date(
     fingerprint: &str,
     expected: &[Expected],
     docker: Option<&Path>,
-    prefetched: Option<&DockerIds>,
+    prefetched: Option<&DockerImages>,
 ) -> Option<Stamp> {
     let text = tokio::fs::read_to_string(path).await.ok()?;
     let record: Stamp = serde_json::from_str(&text).ok()?;
@@ -251,12 +256,9 @@ pub(crate) async fn up_to_date(
             } => std::fs::metadata(path)
                 .is_ok_and(|meta| meta.len() == *len && mtime(&meta) == *mtime_ns),
             StampedOutput::Docker { reference, id } => match docker {
-                Some(socket) => {
-                    DockerIds::id(prefetched, socket, reference)
-                        .await
-                        .as_deref()
-                        == Some(id.as_str())
-                }
+                Some(socket) => DockerImages::get(prefetched, socket, reference)
+                    .await
+                    .is_some_and(|image| image.id == *id),
                 None => false,
             },
             StampedOutput::Registry { references, digest } => pushed(references, digest).await,
@@ -268,41 +270,60 @@ pub(crate) async fn up_to_date(
     Some(record)
 }
 
-/// Docker image ids asked while cargo builds and BuildKit connects, so the up-to-date checks of `--load` need no
-/// round trip of their own. Asked of the socket Docker is expected at; a check against another socket asks again.
-#[derive(Clone)]
-pub(crate) struct DockerIds {
-    socket: PathBuf,
-    ids: Shared<BoxFuture<'static, IdsByReference>>,
+/// An image in Docker's store, as the newest entry of its history tells: enough for both `--load` checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DockerImage {
+    /// Docker's id of the image (what a record of it keeps).
+    pub(crate) id: String,
+    /// The comment of its newest history entry: our content fingerprint, when cargo hive built it.
+    pub(crate) comment: String,
 }
 
-/// Docker image ids by reference (`None`: Docker has no such image).
-type IdsByReference = Arc<BTreeMap<String, Option<String>>>;
+/// Docker's images under the `--load` references, asked while cargo builds and BuildKit connects, so the
+/// up-to-date checks need no round trip of their own. Asked of the socket Docker is expected at; a check against
+/// another socket asks again.
+#[derive(Clone)]
+pub(crate) struct DockerImages {
+    socket: PathBuf,
+    images: Shared<BoxFuture<'static, ImagesByReference>>,
+}
 
-impl DockerIds {
-    /// Starts asking the Docker at `socket` for the ids of `references` (on the runtime, at once).
-    pub(crate) fn prefetch(socket: PathBuf, references: Vec<String>) -> DockerIds {
+/// Docker's images by reference (`None`: Docker has no such image).
+type ImagesByReference = Arc<BTreeMap<String, Option<DockerImage>>>;
+
+impl DockerImages {
+    /// Starts asking the Docker at `socket` about `references` (on the runtime, at once).
+    pub(crate) fn prefetch(socket: PathBuf, references: Vec<String>) -> DockerImages {
         let of = socket.clone();
         let task = tokio::spawn(async move {
-            let ids = references.iter().map(|reference| docker_id(&of, reference));
-            let ids = futures::future::join_all(ids).await;
-            references.into_iter().zip(ids).collect::<BTreeMap<_, _>>()
+            let images = references
+                .iter()
+                .map(|reference| docker_image(&of, reference));
+            let images = futures::future::join_all(images).await;
+            references
+                .into_iter()
+                .zip(images)
+                .collect::<BTreeMap<_, _>>()
         });
-        let ids = async move { Arc::new(task.await.unwrap_or_default()) }
+        let images = async move { Arc::new(task.await.unwrap_or_default()) }
             .boxed()
             .shared();
-        DockerIds { socket, ids }
+        DockerImages { socket, images }
     }
 
-    /// The id of `reference` in the Docker at `socket`: as prefetched when it was asked of that socket, else asked
-    /// now.
-    async fn id(prefetched: Option<&DockerIds>, socket: &Path, reference: &str) -> Option<String> {
-        if let Some(ids) = prefetched.filter(|ids| ids.socket == socket)
-            && let Some(id) = ids.ids.clone().await.get(reference)
+    /// The image under `reference` in the Docker at `socket`: as prefetched when it was asked of that socket,
+    /// else asked now.
+    pub(crate) async fn get(
+        prefetched: Option<&DockerImages>,
+        socket: &Path,
+        reference: &str,
+    ) -> Option<DockerImage> {
+        if let Some(images) = prefetched.filter(|images| images.socket == socket)
+            && let Some(image) = images.images.clone().await.get(reference)
         {
-            return id.clone();
+            return image.clone();
         }
-        docker_id(socket, reference).await
+        docker_image(socket, reference).await
     }
 }
 
@@ -357,11 +378,11 @@ pub(crate) fn archive_record(path: &Path) -> Option<StampedOutput> {
     })
 }
 
-/// Docker's id of an image name, if Docker has it: the id of the newest entry of its history, which is the image's
-/// own (the classic store's image id, the containerd store's manifest or index digest), as `docker inspect` says
-/// it. The history costs the daemon about half of what an inspect does (no sizes, no tags of the containerd
-/// store's images), and a no-op `--load` asks once per image.
-pub(crate) async fn docker_id(socket: &Path, reference: &str) -> Option<String> {
+/// The image under a name in Docker, if Docker has it, from the newest entry of its history: its id, which is the
+/// image's own (the classic store's image id, the containerd store's manifest or index digest), as `docker
+/// inspect` says it, and its comment. The history costs the daemon about half of what an inspect does (no sizes,
+/// no tags of the containerd store's images), and a no-op `--load` asks once per image.
+pub(crate) async fn docker_image(socket: &Path, reference: &str) -> Option<DockerImage> {
     let history = docker_api::get_json(
         socket,
         &format!("/images/{reference}/history"),
@@ -369,10 +390,12 @@ pub(crate) async fn docker_id(socket: &Path, reference: &str) -> Option<String> 
     )
     .await
     .ok()?;
-    history[0]["Id"]
-        .as_str()
-        .filter(|id| id.starts_with("sha256:"))
-        .map(str::to_owned)
+    let newest = &history[0];
+    let id = (newest["Id"].as_str()).filter(|id| id.starts_with("sha256:"))?;
+    Some(DockerImage {
+        id: id.to_owned(),
+        comment: newest["Comment"].as_str().unwrap_or_default().to_owned(),
+    })
 }
 
 fn mtime(meta: &std::fs::Metadata) -> i64 {
@@ -388,26 +411,27 @@ mod tests {
     use crate::buildkit::layout::CopyEntry;
 
     #[tokio::test]
-    async fn prefetched_docker_ids_answer_only_for_the_socket_they_were_asked_of() {
+    async fn prefetched_docker_images_answer_only_for_the_socket_they_were_asked_of() {
         let dir = tempfile::tempdir().unwrap();
         let asked = dir.path().join("docker.sock");
-        let ids = BTreeMap::from([("api:1".to_owned(), Some("sha256:1".to_owned()))]);
-        let prefetched = DockerIds {
+        let image = DockerImage {
+            id: "sha256:1".to_owned(),
+            comment: "cargo-hive fingerprint 1".to_owned(),
+        };
+        let images = BTreeMap::from([("api:1".to_owned(), Some(image.clone()))]);
+        let prefetched = DockerImages {
             socket: asked.clone(),
-            ids: async move { Arc::new(ids) }.boxed().shared(),
+            images: async move { Arc::new(images) }.boxed().shared(),
         };
         // No Docker listens at either socket: an answer can only come from the prefetch.
-        let id = |socket: PathBuf, reference: &'static str| {
+        let get = |socket: PathBuf, reference: &'static str| {
             let prefetched = prefetched.clone();
-            async move { DockerIds::id(Some(&prefetched), &socket, reference).await }
+            async move { DockerImages::get(Some(&prefetched), &socket, reference).await }
         };
+        assert_eq!(get(asked.clone(), "api:1").await, Some(image));
+        assert_eq!(get(dir.path().join("other.sock"), "api:1").await, None);
         assert_eq!(
-            id(asked.clone(), "api:1").await.as_deref(),
-            Some("sha256:1")
-        );
-        assert_eq!(id(dir.path().join("other.sock"), "api:1").await, None);
-        assert_eq!(
-            id(asked, "web:1").await,
+            get(asked, "web:1").await,
             None,
             "not prefetched: asked, and no Docker answers"
         );

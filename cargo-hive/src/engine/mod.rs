@@ -443,7 +443,7 @@ async fn prepare_context(
         progress.phase(Phase::Connect, None, started);
         connected
     };
-    let docker_ids = prefetch_docker_ids(inputs, &destinations);
+    let docker_images = prefetch_docker_images(inputs, &destinations);
     let base_references = (needs(resolved, &BTreeMap::new()).into_iter())
         .map(|need| need.reference)
         .collect();
@@ -475,7 +475,7 @@ async fn prepare_context(
     Ok(job::BuildContext {
         buildkit,
         docker_socket,
-        docker_ids,
+        docker_images,
         destinations,
         epoch: *epoch,
         target_dir: target_dir.to_path_buf(),
@@ -565,10 +565,10 @@ async fn connect(
 
 /// The Docker image ids the `--load` up-to-date checks compare, asked while cargo builds and BuildKit connects,
 /// of the Docker the images are expected to go to.
-fn prefetch_docker_ids(
+fn prefetch_docker_images(
     inputs: &Inputs<'_>,
     destinations: &[output::Destination],
-) -> Option<fresh::DockerIds> {
+) -> Option<fresh::DockerImages> {
     if inputs.request.no_cache || !destinations.contains(&output::Destination::Load) {
         return None;
     }
@@ -580,7 +580,7 @@ fn prefetch_docker_ids(
         .filter(|image| image.selected)
         .filter_map(|image| image.references.first().cloned())
         .collect();
-    Some(fresh::DockerIds::prefetch(socket, references))
+    Some(fresh::DockerImages::prefetch(socket, references))
 }
 
 /// The cargo build the last build ran here, started again now. Its memory is found before cargo has said where the

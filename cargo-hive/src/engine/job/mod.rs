@@ -22,13 +22,15 @@ use crate::buildkit::layout::{
 use crate::buildkit::over_dockerfile::{LayersOverDockerfile, UpperLayer};
 use crate::buildkit::steps::exec_steps;
 use crate::buildkit::{
-    BaseFacts, Buildkit, InTotoAttestation, LoaderCheck, LoaderNeed, PlatformBuild, PlatformSolve,
-    ProvenanceMode, SolveJob, Solved,
+    BaseFacts, Buildkit, LoaderCheck, LoaderNeed, PlatformBuild, PlatformSolve, ProvenanceMode,
+    SolveJob, Solved,
 };
 use crate::cargo::{ArtifactKey, Executable};
 use crate::output::{self, Destination};
 use crate::plan::{ImageFacts, Platform, PlatformFacts};
 use crate::progress::{EngineEvent, Progress};
+
+mod freshness;
 
 /// What every image build shares.
 pub(crate) struct BuildContext {
@@ -36,8 +38,9 @@ pub(crate) struct BuildContext {
     pub(crate) buildkit: Buildkit,
     /// The Docker daemon behind `--load` and pushes through Docker, found once after connecting.
     pub(crate) docker_socket: PathBuf,
-    /// The ids of the images' Docker references, asked early for the `--load` up-to-date checks.
-    pub(crate) docker_ids: Option<fresh::DockerIds>,
+    /// The images under the Docker references (id, newest history comment), asked early for the `--load`
+    /// up-to-date checks.
+    pub(crate) docker_images: Option<fresh::DockerImages>,
     /// Where images go.
     pub(crate) destinations: Vec<Destination>,
     /// SOURCE_DATE_EPOCH.
@@ -364,15 +367,10 @@ pub(crate) async fn build_image(
 async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltImage, JobError> {
     let started = Instant::now();
     let platforms = platforms_built(context, planned)?;
-    let parts = platform_parts(context, planned, &platforms, Place::Own)?;
+    let mut parts = platform_parts(context, planned, &platforms, Place::Own)?;
     let outputs = Outputs::of(context, planned, has_steps(&parts))?;
     // None for a Dockerfile image: its inputs are its whole context, so BuildKit's cache decides what is up to date.
-    let fingerprint = fingerprint(
-        &parts,
-        &outputs.plan.exporters,
-        context.provenance,
-        fresh::FileView::Stat,
-    )?;
+    let fingerprint = freshness::fingerprint(&parts, &outputs.plan.exporters, context.provenance)?;
     let sbom: BTreeMap<String, PathBuf> = (parts.iter())
         .filter_map(|part| {
             let path = part.sbom.clone()?;
@@ -382,17 +380,17 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     let phase = |phase, since| context.progress.phase(phase, Some(&planned.name), since);
     phase(Phase::Layout, started);
     let checked = Instant::now();
-    let (fresh, content) = freshness(
+    let checked_freshness = freshness::check(
         context,
         planned,
         &outputs,
-        &parts,
+        &mut parts,
         fingerprint.as_deref(),
         &platforms,
     )
     .await?;
     phase(Phase::Fresh, checked);
-    if let Some(built) = fresh {
+    if let Some(built) = checked_freshness.fresh {
         return Ok(BuiltImage {
             duration: started.elapsed(),
             sbom,
@@ -421,7 +419,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
         planned,
         &outputs,
         parts,
-        content.as_deref(),
+        checked_freshness.annotation.as_deref(),
         &pack_dir.0,
     );
     let solving = Instant::now();
@@ -432,7 +430,7 @@ async fn build_one(context: &BuildContext, planned: &PlanImage) -> Result<BuiltI
     finish_outputs(context, &outputs, &mut solved).await?;
     let manifests = manifests(context, planned, &platforms, &solved).await?;
     if let Some(fingerprint) = fingerprint {
-        save_stamp(context, planned, &outputs, fingerprint, &solved, &manifests).await;
+        freshness::save_stamp(context, planned, &outputs, fingerprint, &solved, &manifests).await;
     }
     phase(Phase::Finish, finishing);
     Ok(BuiltImage {
@@ -468,12 +466,13 @@ fn solve_job(
     planned: &PlanImage,
     outputs: &Outputs,
     parts: Vec<Part>,
-    content: Option<&str>,
+    annotation: Option<&str>,
     pack_dir: &Path,
 ) -> SolveJob {
     let mut exporters = outputs.plan.exporters.clone();
-    if let Some(content) = content {
-        output::annotate_fingerprint(&mut exporters, content, pushed_as_index(context, &parts));
+    if let Some(print) = annotation {
+        let index = freshness::exported_as_index(context, &parts);
+        output::annotate_fingerprint(&mut exporters, print, index);
     }
     let inputs = (parts.iter())
         .flat_map(|part| part.inputs.clone())
@@ -574,7 +573,7 @@ async fn manifests(
     solved: &Solved,
 ) -> Result<BTreeMap<String, String>, JobError> {
     // A stamp keeps them too, so a fresh image reports them without a build.
-    if !(context.wants_manifests || checkable(context)) || solved.digest.is_empty() {
+    if !(context.wants_manifests || freshness::checkable(context)) || solved.digest.is_empty() {
         return Ok(BTreeMap::new());
     }
     // One platform without attestations is a plain manifest; with them, an index like several platforms'.
@@ -887,116 +886,6 @@ fn over_dockerfile_part(
     })
 }
 
-/// What the image is made of, for the up-to-date check: one platform's fingerprint as it always was, several
-/// hashed together in the plan's order; attestations (the daemon's provenance, the platforms' own) are part of it.
-/// `None` for a Dockerfile image, which has none. Seen by content ([`fresh::FileView::Content`]), the LLB is laid
-/// out again without the shared key hint, the one part of it that names the checkout (its path).
-fn fingerprint(
-    parts: &[Part],
-    exporters: &[crate::buildkit::ExporterSpec],
-    provenance: Option<ProvenanceMode>,
-    view: fresh::FileView,
-) -> Result<Option<String>, JobError> {
-    let mut prints = Vec::new();
-    for part in parts {
-        let PlatformBuild::Layers {
-            definition,
-            config,
-            layout,
-            ..
-        } = &part.solve.build
-        else {
-            return Ok(None);
-        };
-        let inputs: Vec<&LocalInput> = part.inputs.iter().collect();
-        let print = match view {
-            fresh::FileView::Stat => {
-                fresh::fingerprint(definition, config, exporters, &inputs, view)?
-            }
-            fresh::FileView::Content => {
-                let placeless = layout::definition(&ImageLayout {
-                    shared_key_hint: String::new(),
-                    ..(**layout).clone()
-                });
-                fresh::fingerprint(&placeless, config, exporters, &inputs, view)?
-            }
-        };
-        prints.push(print);
-        prints.extend(part.solve.attestations.iter().map(attestation_print));
-    }
-    if let Some(mode) = provenance {
-        prints.push(format!("provenance {}", mode.as_str()));
-    }
-    match &prints[..] {
-        [one] => Ok(Some(one.clone())),
-        _ => Ok(Some(hex::encode(Sha256::digest(
-            prints.join("\n").as_bytes(),
-        )))),
-    }
-}
-
-/// The content fingerprint of an image pushed through BuildKit's image exporter (what the push records on the
-/// image, and what a build without a record checks the registry for); `None` when nothing is pushed so, or for a
-/// Dockerfile image. Only the pushing exporters are part of it: the pushed image is theirs alone.
-fn content_fingerprint(
-    context: &BuildContext,
-    parts: &[Part],
-    outputs: &Outputs,
-) -> Result<Option<String>, JobError> {
-    let pushing: Vec<crate::buildkit::ExporterSpec> = (outputs.plan.exporters.iter())
-        .filter(|exporter| {
-            exporter.kind == "image"
-                && exporter
-                    .attrs
-                    .get("push")
-                    .is_some_and(|push| push == "true")
-        })
-        .cloned()
-        .collect();
-    if pushing.is_empty() || !context.destinations.contains(&Destination::Push) {
-        return Ok(None);
-    }
-    // Reads every input file whole: the runtime moves this worker's other tasks elsewhere meanwhile.
-    let print = tokio::task::block_in_place(|| {
-        fingerprint(
-            parts,
-            &pushing,
-            context.provenance,
-            fresh::FileView::Content,
-        )
-    })?;
-    // The same files are other layer bytes when the daemon copies them instead of taking our packed layers
-    // (BuildKit before v0.11, the release with both `oci-layout` sources and the Info rpc).
-    let layers = if context.buildkit.daemon.info_rpc {
-        "packed"
-    } else {
-        "copied"
-    };
-    Ok(print.map(|print| hex::encode(Sha256::digest(format!("{print}\nlayers {layers}")))))
-}
-
-/// Whether the pushed result is an index (several platforms, or attestations) rather than one manifest.
-fn pushed_as_index(context: &BuildContext, parts: &[Part]) -> bool {
-    parts.len() > 1
-        || context.provenance.is_some()
-        || (context.attestations_kept
-            && parts.iter().any(|part| !part.solve.attestations.is_empty()))
-}
-
-/// An attestation's part of the fingerprint: its predicate type, path and content.
-fn attestation_print(attestation: &InTotoAttestation) -> String {
-    let mut hasher = Sha256::new();
-    for field in [
-        attestation.predicate_type.as_bytes(),
-        attestation.path.as_bytes(),
-        &attestation.content,
-    ] {
-        hasher.update((field.len() as u64).to_le_bytes());
-        hasher.update(field);
-    }
-    format!("attestation {}", hex::encode(hasher.finalize()))
-}
-
 /// The registry base at the bottom of the chain, resolved (once for all images, before them), with the loader
 /// checks that need no build of their own: a dynamically linked binary right on scratch, or right on a registry
 /// base without its loader.
@@ -1194,147 +1083,6 @@ fn base_name(planned: &PlanImage) -> String {
     }
 }
 
-/// Whether the stamp of outputs that can be checked (archives, Docker's store, registries) still holds.
-fn checkable(context: &BuildContext) -> bool {
-    !context.no_cache
-        && context.destinations.iter().all(|destination| {
-            matches!(
-                destination,
-                Destination::OciArchive | Destination::Load | Destination::Push
-            )
-        })
-}
-
-/// The image as its last build left it, when nothing it is made of changed and its outputs are intact.
-async fn fresh_image(
-    context: &BuildContext,
-    planned: &PlanImage,
-    outputs: &Outputs,
-    fingerprint: &str,
-) -> Option<BuiltImage> {
-    if !checkable(context) {
-        return None;
-    }
-    let expected: Vec<fresh::Expected> = (context.destinations.iter())
-        .filter_map(|destination| match destination {
-            Destination::OciArchive => Some(fresh::Expected::Archive(outputs.archive.clone())),
-            Destination::Load => planned
-                .references
-                .first()
-                .cloned()
-                .map(fresh::Expected::Docker),
-            Destination::Push => Some(fresh::Expected::Registry(planned.references.clone())),
-            Destination::Raw { .. } => None,
-        })
-        .collect();
-    let stamp = fresh::up_to_date(
-        &outputs.stamp,
-        fingerprint,
-        &expected,
-        Some(&context.docker_socket),
-        context.docker_ids.as_ref(),
-    )
-    .await?;
-    let archived =
-        (stamp.outputs.iter()).any(|o| matches!(o, fresh::StampedOutput::Archive { .. }));
-    Some(BuiltImage {
-        name: planned.name.clone(),
-        references: planned.references.clone(),
-        platforms: stamp.platforms.clone(),
-        digest: stamp.digest,
-        config_digest: stamp.config_digest,
-        output: format!("{} (fresh)", outputs.description),
-        archive: outputs.plan.file.clone().filter(|_| archived),
-        bytes_sent: 0,
-        duration: Duration::ZERO,
-        sbom: BTreeMap::new(),
-    })
-}
-
-/// The image as it already is, if it is up to date: by its record, else (a fresh checkout) in the registry it is
-/// pushed to. Also the content fingerprint a push records on the image, once computed (`None` when not pushing).
-async fn freshness(
-    context: &BuildContext,
-    planned: &PlanImage,
-    outputs: &Outputs,
-    parts: &[Part],
-    fingerprint: Option<&str>,
-    platforms: &[Platform],
-) -> Result<(Option<BuiltImage>, Option<String>), JobError> {
-    let Some(print) = fingerprint else {
-        return Ok((None, None));
-    };
-    if let Some(built) = fresh_image(context, planned, outputs, print).await {
-        return Ok((Some(built), None));
-    }
-    // Only a push that is going to happen pays for hashing the inputs' contents.
-    let Some(content) = content_fingerprint(context, parts, outputs)? else {
-        return Ok((None, None));
-    };
-    let built = fresh_in_registry(context, planned, outputs, print, &content, platforms).await;
-    Ok((built, Some(content)))
-}
-
-/// A push-only build without a record that holds: the image is up to date when every reference names the same
-/// index (or manifest) in the registry, pushed with this content fingerprint and with the platforms built (one GET
-/// each, at once). Then a record is saved for the next build, as after a solve.
-async fn fresh_in_registry(
-    context: &BuildContext,
-    planned: &PlanImage,
-    outputs: &Outputs,
-    fingerprint: &str,
-    content: &str,
-    platforms: &[Platform],
-) -> Option<BuiltImage> {
-    if !checkable(context) || context.destinations != [Destination::Push] {
-        return None;
-    }
-    let only = platforms.first()?.to_string();
-    let reads = (planned.references.iter()).map(|reference| output::pushed_image(reference, &only));
-    let pushed: Vec<output::PushedImage> = (futures::future::join_all(reads).await)
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let first = pushed.first()?;
-    let mut built: Vec<String> = platforms.iter().map(ToString::to_string).collect();
-    built.sort();
-    let held: Vec<&str> = (first.platforms.iter())
-        .map(|manifest| manifest.platform.as_str())
-        .collect();
-    let same = pushed
-        .iter()
-        .all(|image| image.digest == first.digest && image.fingerprint.as_deref() == Some(content));
-    if !same || held != built {
-        return None;
-    }
-    let manifests: BTreeMap<String, String> = (first.platforms.iter())
-        .map(|manifest| (manifest.platform.clone(), manifest.digest.clone()))
-        .collect();
-    let stamp = fresh::Stamp {
-        fingerprint: fingerprint.to_owned(),
-        digest: first.digest.clone(),
-        config_digest: first.config_digest.clone(),
-        platforms: manifests,
-        outputs: vec![fresh::StampedOutput::Registry {
-            references: planned.references.clone(),
-            digest: first.digest.clone(),
-        }],
-    };
-    fresh::save(&outputs.stamp, &stamp);
-    Some(BuiltImage {
-        name: planned.name.clone(),
-        references: planned.references.clone(),
-        platforms: stamp.platforms,
-        digest: stamp.digest,
-        config_digest: stamp.config_digest,
-        output: format!("{} (fresh)", outputs.description),
-        archive: None,
-        bytes_sent: 0,
-        duration: Duration::ZERO,
-        sbom: BTreeMap::new(),
-    })
-}
-
 /// What BuildKit could not do on this daemon, done through Docker; a loaded archive is gone afterwards.
 async fn finish_outputs(
     context: &BuildContext,
@@ -1353,58 +1101,6 @@ async fn finish_outputs(
         }
     }
     Ok(result?)
-}
-
-/// Records what this build left behind, for the next build's up-to-date check; only when every output can be
-/// recorded.
-async fn save_stamp(
-    context: &BuildContext,
-    planned: &PlanImage,
-    outputs: &Outputs,
-    fingerprint: String,
-    solved: &Solved,
-    platforms: &BTreeMap<String, String>,
-) {
-    if !checkable(context) {
-        return;
-    }
-    let mut recorded = Vec::new();
-    for destination in &context.destinations {
-        let output = match destination {
-            Destination::OciArchive => solved
-                .file_written
-                .as_deref()
-                .and_then(fresh::archive_record),
-            Destination::Load => match planned.references.first() {
-                Some(reference) => fresh::docker_id(&context.docker_socket, reference)
-                    .await
-                    .map(|id| fresh::StampedOutput::Docker {
-                        reference: reference.clone(),
-                        id,
-                    }),
-                None => None,
-            },
-            // What the registry holds is only known for a digest BuildKit's push named.
-            Destination::Push => (!solved.digest.is_empty()
-                && solved.digest.starts_with("sha256:"))
-            .then(|| fresh::StampedOutput::Registry {
-                references: planned.references.clone(),
-                digest: solved.digest.clone(),
-            }),
-            Destination::Raw { .. } => None,
-        };
-        recorded.extend(output);
-    }
-    if recorded.len() == context.destinations.len() {
-        let stamp = fresh::Stamp {
-            fingerprint,
-            digest: solved.digest.clone(),
-            config_digest: solved.config_digest.clone(),
-            platforms: platforms.clone(),
-            outputs: recorded,
-        };
-        fresh::save(&outputs.stamp, &stamp);
-    }
 }
 
 /// Where an image goes, for people.
