@@ -57,17 +57,7 @@ impl Hello {
                 .args(args),
         );
         let events = events(&result);
-        let (output, bytes_sent) = (events.iter())
-            .find_map(|event| match event {
-                Event::ImageFinished {
-                    image,
-                    output,
-                    bytes_sent,
-                    ..
-                } if image == "hello" => Some((output.clone(), *bytes_sent)),
-                _ => None,
-            })
-            .expect("hello finished");
+        let (output, bytes_sent) = hello_finished(&events);
         Outcome {
             solved: solved(&events).contains("hello"),
             output,
@@ -93,6 +83,21 @@ impl Hello {
         let newest = history.stdout.lines().next().unwrap_or_default().to_owned();
         (id, newest)
     }
+}
+
+/// What hello's `image-finished` event says: its output and the bytes sent.
+fn hello_finished(events: &[Event]) -> (String, u64) {
+    (events.iter())
+        .find_map(|event| match event {
+            Event::ImageFinished {
+                image,
+                output,
+                bytes_sent,
+                ..
+            } if image == "hello" => Some((output.clone(), *bytes_sent)),
+            _ => None,
+        })
+        .expect("hello finished")
 }
 
 /// The comment that names a content fingerprint, and the fingerprint (64 hex digits).
@@ -225,4 +230,37 @@ fn the_archive_and_the_loaded_image_are_one_image() {
         manifest["config"]["digest"], loaded.metadata["containerimage.config.digest"],
         "Docker's image config is not the archive's"
     );
+}
+
+/// Another checkout of the same sources, elsewhere on disk with its own target dir (as a CI runner's), finds the
+/// image the first loaded: nothing of the checkout's place is in the fingerprint.
+#[test]
+fn another_checkout_elsewhere_finds_the_same_image() {
+    let first = Hello::new("elsewhere");
+    let second = Fixture::example("hello");
+    let repository = first.reference.trim_end_matches(":0.1.0");
+    second.set_image_keys(
+        "Cargo.toml",
+        "hello",
+        &format!("repository = \"{repository}\""),
+    );
+    assert_ne!(first.fixture.root(), second.root());
+    assert!(first.load(&["--release"]).solved);
+    let binary = |fixture: &Fixture| std::fs::read(fixture.target().join("release/hello")).unwrap();
+    let result = succeed(
+        second
+            .build()
+            .args(["--load", "--release", "--progress", "json"]),
+    );
+    // Release builds of hello carry no path of their checkout (no debug info): the same bytes from both.
+    assert!(
+        binary(&first.fixture) == binary(&second),
+        "the two checkouts built different binaries"
+    );
+    let events = events(&result);
+    assert!(
+        !solved(&events).contains("hello"),
+        "the same image from another checkout was built again"
+    );
+    assert_eq!(hello_finished(&events).0, "docker (fresh)");
 }

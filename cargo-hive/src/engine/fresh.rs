@@ -1,9 +1,10 @@
 //! Up-to-date checks, as cargo's fingerprints: an image whose LLB, config, exporters and input files (by stat, as
 //! BuildKit's own file sync decides) are what they were at its last successful build, and whose outputs are still
 //! there unchanged, is not sent to BuildKit again. `--no-cache` turns this off; a pushed image is checked against
-//! what the registry holds under each of its tags now. Without a record (a fresh CI checkout), a pushed image is
-//! still found up to date by its content fingerprint ([`FileView::Content`]), which the push records on the image
-//! itself (`dev.cargo-hive.fingerprint`, see `output::annotate_fingerprint`).
+//! what the registry holds under each of its tags now. Without a record (a fresh CI checkout), an image is still
+//! found up to date by its content fingerprint ([`FileView::Content`]), which it carries itself: in its newest
+//! history entry's comment (what Docker's history of it shows, [`DockerImage`]) and, pushed, as the
+//! `dev.cargo-hive.fingerprint` annotation (see `output::annotate_fingerprint`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
