@@ -1,6 +1,7 @@
 //! `cargo hive build --release --load` against `cargo build --release && docker buildx bake --load` on the same
-//! daemon, for a generated workspace of 20 binary crates: cold (BuildKit cache pruned), nothing changed, one binary
-//! changed; median of several runs; plus the bytes our session sent. Prints a markdown table, and the median of
+//! daemon, for a generated workspace of 20 binary crates: cold (BuildKit cache pruned, images removed from Docker),
+//! nothing changed, nothing changed without cargo hive's records (a fresh CI checkout), one binary changed; median
+//! of several runs; plus the bytes our session sent. Prints a markdown table, and the median of
 //! each phase cargo hive's `--progress json` reports, per scenario.
 //!
 //! Run: `cargo bench -p hive-e2e --bench build_vs_bake` (needs `scripts/buildkit-up` first). `HIVE_BENCH_RUNS`
@@ -102,10 +103,12 @@ fn main() {
         for run in 0..runs {
             for tool in ["hive", "bake"] {
                 match scenario {
-                    // Cold on both sides: BuildKit's cache and cargo hive's own up-to-date records.
+                    // Cold on both sides: BuildKit's cache, cargo hive's own up-to-date records, and the images
+                    // in Docker (an unchanged image there is found by its fingerprint).
                     "cold" => {
                         prune();
                         forget_fingerprints(&ws);
+                        forget_images(crates);
                     }
                     // BuildKit does all the work again (from its cache): what a build costs without the shortcut.
                     "nothing changed, no fingerprints" => forget_fingerprints(&ws),
@@ -295,6 +298,26 @@ fn touch_binary(ws: &Path, counter: u32) {
 
 fn forget_fingerprints(ws: &Path) {
     let _ = std::fs::remove_dir_all(ws.join("target/hive/.fresh"));
+}
+
+/// Removes both tools' images from Docker.
+fn forget_images(crates: usize) {
+    let names: Vec<String> = (1..=crates)
+        .flat_map(|i| {
+            let name = format!("bin{i:02}");
+            [
+                format!("localhost:5000/bench/{name}:latest"),
+                format!("localhost:5000/bench-bake/{name}:latest"),
+            ]
+        })
+        .collect();
+    // Missing images are no failure: the first cold run has none of bake's.
+    let _ = Command::new("docker")
+        .args(["rmi", "--force"])
+        .args(&names)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 fn prune() {
