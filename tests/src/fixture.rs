@@ -91,6 +91,14 @@ impl Fixture {
         self.dir.path().join("target")
     }
 
+    /// Removes cargo hive's records of earlier builds (`target/hive/.fresh/`), as in a fresh CI checkout.
+    pub fn forget_records(&self) {
+        let records = self.target().join("hive/.fresh");
+        if records.exists() {
+            std::fs::remove_dir_all(records).unwrap();
+        }
+    }
+
     /// A path in the fixture's temp dir but outside the workspace.
     pub fn scratch(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -221,6 +229,60 @@ pub fn finished(events: &[Event]) -> BTreeMap<String, (Option<String>, u64)> {
             _ => None,
         })
         .collect()
+}
+
+/// What one build did to one image: whether BuildKit worked on it, what its `image-finished` event said, and what
+/// `--metadata-file` recorded of it.
+pub struct ImageOutcome {
+    /// BuildKit ran a step for it (it was not up to date).
+    pub solved: bool,
+    /// Where it went, as `image-finished` says (`docker (fresh)`, `registry`, …).
+    pub output: String,
+    /// What the session sent for it.
+    pub bytes_sent: u64,
+    /// Its entry in the `--metadata-file` (null when none was asked).
+    pub metadata: Value,
+}
+
+impl ImageOutcome {
+    /// Builds `fixture` with `args`, JSON progress and a metadata file, and tells what happened to `image`.
+    pub fn build(fixture: &Fixture, image: &str, args: &[&str]) -> ImageOutcome {
+        let metadata_file = fixture.scratch("metadata.json");
+        let result = succeed(
+            fixture
+                .build()
+                .args(["--progress", "json", "--metadata-file"])
+                .arg(&metadata_file)
+                .args(args),
+        );
+        ImageOutcome::of(
+            &result,
+            image,
+            read_json(&metadata_file)["images"][image].clone(),
+        )
+    }
+
+    /// What a JSON-progress run did to `image`, with `metadata` recorded of it.
+    pub fn of(result: &Run, image: &str, metadata: Value) -> ImageOutcome {
+        let events = events(result);
+        let (output, bytes_sent) = (events.iter())
+            .find_map(|event| match event {
+                Event::ImageFinished {
+                    image: finished,
+                    output,
+                    bytes_sent,
+                    ..
+                } if finished == image => Some((output.clone(), *bytes_sent)),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{image} did not finish: {}", result.stdout));
+        ImageOutcome {
+            solved: solved(&events).contains(image),
+            output,
+            bytes_sent,
+            metadata,
+        }
+    }
 }
 
 /// The images BuildKit worked on in a run (images that are up to date are finished without any step).

@@ -4,24 +4,14 @@
 //! else put under the name, or `--no-cache` build and load again. And the fingerprint is the image's own: the same
 //! sources make the same image whether it is loaded or written as an archive.
 
-use hive_build::progress::Event;
 use hive_e2e::docker;
 use hive_e2e::fixture::*;
-use serde_json::Value;
 
 /// examples/hello loaded as a repository of its own (tags `0.1.0` and `latest`).
 struct Hello {
     fixture: Fixture,
     reference: String,
     _cleanup: LocalImages,
-}
-
-/// What one build did to the image.
-struct Outcome {
-    solved: bool,
-    output: String,
-    bytes_sent: u64,
-    metadata: Value,
 }
 
 impl Hello {
@@ -40,30 +30,12 @@ impl Hello {
 
     /// The records of earlier builds are gone, as in a fresh CI checkout.
     fn forget_records(&self) {
-        let records = self.fixture.target().join("hive/.fresh");
-        if records.exists() {
-            std::fs::remove_dir_all(records).unwrap();
-        }
+        self.fixture.forget_records();
     }
 
     /// `cargo hive build --load` with `args`, and what it did.
-    fn load(&self, args: &[&str]) -> Outcome {
-        let metadata_file = self.fixture.scratch("metadata.json");
-        let result = succeed(
-            self.fixture
-                .build()
-                .args(["--load", "--progress", "json", "--metadata-file"])
-                .arg(&metadata_file)
-                .args(args),
-        );
-        let events = events(&result);
-        let (output, bytes_sent) = hello_finished(&events);
-        Outcome {
-            solved: solved(&events).contains("hello"),
-            output,
-            bytes_sent,
-            metadata: read_json(&metadata_file)["images"]["hello"].clone(),
-        }
+    fn load(&self, args: &[&str]) -> ImageOutcome {
+        ImageOutcome::build(&self.fixture, "hello", &[&["--load"], args].concat())
     }
 
     /// Docker's id of the image under the reference, and the comment of its newest history entry.
@@ -83,21 +55,6 @@ impl Hello {
         let newest = history.stdout.lines().next().unwrap_or_default().to_owned();
         (id, newest)
     }
-}
-
-/// What hello's `image-finished` event says: its output and the bytes sent.
-fn hello_finished(events: &[Event]) -> (String, u64) {
-    (events.iter())
-        .find_map(|event| match event {
-            Event::ImageFinished {
-                image,
-                output,
-                bytes_sent,
-                ..
-            } if image == "hello" => Some((output.clone(), *bytes_sent)),
-            _ => None,
-        })
-        .expect("hello finished")
 }
 
 /// The comment that names a content fingerprint, and the fingerprint (64 hex digits).
@@ -247,20 +204,15 @@ fn another_checkout_elsewhere_finds_the_same_image() {
     assert_ne!(first.fixture.root(), second.root());
     assert!(first.load(&["--release"]).solved);
     let binary = |fixture: &Fixture| std::fs::read(fixture.target().join("release/hello")).unwrap();
-    let result = succeed(
-        second
-            .build()
-            .args(["--load", "--release", "--progress", "json"]),
-    );
+    let again = ImageOutcome::build(&second, "hello", &["--load", "--release"]);
     // Release builds of hello carry no path of their checkout (no debug info): the same bytes from both.
     assert!(
         binary(&first.fixture) == binary(&second),
         "the two checkouts built different binaries"
     );
-    let events = events(&result);
     assert!(
-        !solved(&events).contains("hello"),
+        !again.solved,
         "the same image from another checkout was built again"
     );
-    assert_eq!(hello_finished(&events).0, "docker (fresh)");
+    assert_eq!(again.output, "docker (fresh)");
 }

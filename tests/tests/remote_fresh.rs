@@ -5,9 +5,8 @@
 //!
 //! Each test pushes to a repository of its own in the plain registry.
 
-use hive_build::progress::Event;
+use hive_e2e::docker;
 use hive_e2e::fixture::*;
-use hive_e2e::{Run, docker};
 use serde_json::Value;
 
 /// The annotation a push records the content fingerprint in.
@@ -19,15 +18,6 @@ struct Hello {
     /// The repository's path in the plain registry.
     path: String,
     _cleanup: LocalImages,
-}
-
-/// What one build did to the image: whether BuildKit worked on it, what its `image-finished` event said, and what
-/// `--metadata-file` recorded.
-struct Outcome {
-    solved: bool,
-    output: String,
-    bytes_sent: u64,
-    metadata: Value,
 }
 
 impl Hello {
@@ -47,10 +37,7 @@ impl Hello {
 
     /// The records of earlier builds are gone, as in a fresh CI checkout.
     fn forget_records(&self) {
-        let records = self.fixture.target().join("hive/.fresh");
-        if records.exists() {
-            std::fs::remove_dir_all(records).unwrap();
-        }
+        self.fixture.forget_records();
     }
 
     fn record_exists(&self) -> bool {
@@ -61,19 +48,8 @@ impl Hello {
     }
 
     /// `cargo hive build --push` with `args`, and what it did.
-    fn push(&self, args: &[&str]) -> Outcome {
-        let metadata_file = self.fixture.scratch("metadata.json");
-        let result = succeed(
-            self.fixture
-                .build()
-                .args(["--push", "--progress", "json", "--metadata-file"])
-                .arg(&metadata_file)
-                .args(args),
-        );
-        outcome(
-            &result,
-            read_json(&metadata_file)["images"]["hello"].clone(),
-        )
+    fn push(&self, args: &[&str]) -> ImageOutcome {
+        ImageOutcome::build(&self.fixture, "hello", &[&["--push"], args].concat())
     }
 
     /// The digest and JSON of what `tag` names in the registry.
@@ -87,28 +63,6 @@ impl Hello {
         document["annotations"][ANNOTATION]
             .as_str()
             .map(str::to_owned)
-    }
-}
-
-fn outcome(result: &Run, metadata: Value) -> Outcome {
-    let events = events(result);
-    let (output, bytes_sent) = events
-        .iter()
-        .find_map(|event| match event {
-            Event::ImageFinished {
-                image,
-                output,
-                bytes_sent,
-                ..
-            } if image == "hello" => Some((output.clone(), *bytes_sent)),
-            _ => None,
-        })
-        .expect("hello finished");
-    Outcome {
-        solved: solved(&events).contains("hello"),
-        output,
-        bytes_sent,
-        metadata,
     }
 }
 
@@ -205,10 +159,7 @@ fn a_changed_image_is_pushed_again() {
     let fixture = workspace_under(&registry);
     let _cleanup = LocalImages(vec![format!("{registry}/worker:1.4.2")]);
     let push = |extra: &[&str]| {
-        let records = fixture.target().join("hive/.fresh");
-        if records.exists() {
-            std::fs::remove_dir_all(&records).unwrap();
-        }
+        fixture.forget_records();
         let result = succeed(
             fixture
                 .build()
@@ -311,5 +262,8 @@ fn another_checkout_elsewhere_finds_the_same_image() {
         !solved(&events).contains("hello"),
         "the same image from another checkout was built again"
     );
-    assert_eq!(outcome(&result, Value::Null).output, "registry (fresh)");
+    assert_eq!(
+        ImageOutcome::of(&result, "hello", Value::Null).output,
+        "registry (fresh)"
+    );
 }
