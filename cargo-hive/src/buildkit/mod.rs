@@ -30,8 +30,8 @@ pub(crate) use layout::ConfigError;
 pub(crate) use pack::LayerCompression;
 pub(crate) use session::{AuthError, DockerAuth, LocalDir, SecretValues, partial_owner};
 pub(crate) use solve::{
-    BaseError, BaseFacts, BaseQuery, InTotoAttestation, LoaderCheck, LoaderNeed, PlatformBuild,
-    PlatformSolve, ProvenanceMode, SolveError, SolveJob, Solved,
+    BaseError, BaseFacts, BaseQuery, InTotoAttestation, LateFingerprint, LoaderCheck, LoaderNeed,
+    PlatformBuild, PlatformSolve, ProvenanceMode, SolveError, SolveJob, Solved,
 };
 pub(crate) use tls::TlsSettings;
 

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use hive_proto::control::{SolveRequest, StatusRequest};
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+
 use super::client::Buildkit;
 use super::dockerfile::{self, DockerfileSolve};
 use super::gateway::{
@@ -105,6 +108,9 @@ pub(crate) enum PlatformBuild {
         loader_check: Option<LoaderCheck>,
         /// The image config JSON.
         config: Vec<u8>,
+        /// The content fingerprint our history entry in `config` gets once known, when it is computed beside the
+        /// solve (else `config` has it already, or the image has none).
+        fingerprint: Option<LateFingerprint>,
     },
     /// A Dockerfile image: the daemon's Dockerfile frontend builds it.
     Dockerfile {
@@ -116,6 +122,28 @@ pub(crate) enum PlatformBuild {
     /// Our layers on a Dockerfile image built first in the same solve (a `hive:` chain with a Dockerfile image at
     /// the bottom): laid out once the frontend has built it.
     OverDockerfile(Box<LayersOverDockerfile>),
+}
+
+/// A platform's content fingerprint being computed beside its solve: only the config needs it, and the config goes
+/// with the result, at the end of the solve. Hashing a big binary then costs no time of its own: it runs while the
+/// layers are packed and the daemon solves them.
+#[derive(Clone)]
+pub(crate) struct LateFingerprint(Shared<BoxFuture<'static, Result<String, FrontendError>>>);
+
+impl LateFingerprint {
+    /// The fingerprint `print` will give (started by the caller already), or why it could not.
+    pub(crate) fn new<E: std::fmt::Display>(
+        print: impl Future<Output = Result<String, E>> + Send + 'static,
+    ) -> LateFingerprint {
+        let print = print.map(|print| print.map_err(|err| FrontendError(err.to_string())));
+        LateFingerprint(print.boxed().shared())
+    }
+}
+
+impl std::fmt::Debug for LateFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LateFingerprint")
+    }
 }
 
 /// One image's solve: what the session serves, what is solved, and where it goes.
@@ -423,9 +451,15 @@ pub(super) fn build_platform<'a>(
                 layout,
                 loader_check,
                 config,
+                fingerprint,
             } => {
                 let definition = (packing.definition(gateway.caps(), definition, *layout)).await?;
                 let image = solve_image(gateway, definition, loader_check).await?;
+                let config = match fingerprint {
+                    Some(late) => layout::with_fingerprint(&config, &late.0.await?)
+                        .map_err(|err| FrontendError(err.to_string()))?,
+                    None => config,
+                };
                 Ok((image, config))
             }
             PlatformBuild::OverDockerfile(over) => {

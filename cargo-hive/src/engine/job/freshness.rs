@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use super::{BuildContext, BuiltImage, Outputs, Part};
 use crate::buildkit::layout::{self, ImageLayout, LocalInput};
 use crate::buildkit::{
-    DaemonKind, ExporterSpec, InTotoAttestation, PlatformBuild, ProvenanceMode, Solved,
+    DaemonKind, ExporterSpec, InTotoAttestation, LateFingerprint, PlatformBuild, ProvenanceMode,
+    Solved,
 };
 use crate::engine::errors::JobError;
 use crate::engine::fresh;
@@ -50,6 +51,10 @@ pub(super) async fn check(
             fresh: Some(built),
             ..nothing
         });
+    }
+    if !content_checked(context, parts) {
+        fingerprint_beside_the_solve(context, parts);
+        return Ok(nothing);
     }
     // Reads every input file whole: the runtime moves this worker's other tasks elsewhere meanwhile.
     let Some(prints) = tokio::task::block_in_place(|| content_prints(context, parts))? else {
@@ -106,34 +111,89 @@ pub(super) fn fingerprint(
     }
 }
 
-/// Each platform's content fingerprint ([`fresh::FileView::Content`]): its LLB laid out again without the shared
-/// key hint (the one part of it that names the checkout), its config, its input files by content, and whether the
-/// daemon takes our packed layers (the same files are other layer bytes when it copies them: BuildKit before
-/// v0.11). No exporter is part of it: the image is the same wherever it goes. `None` when a platform is not our
-/// layers (a Dockerfile's).
+/// Whether the content fingerprints are needed before the solve: to look for the image in Docker or the
+/// registry without a record, or for the annotation a push carries. Otherwise they are computed beside the solve.
+fn content_checked(context: &BuildContext, parts: &[Part]) -> bool {
+    context.destinations.contains(&Destination::Push) || docker_checkable(context, parts)
+}
+
+/// Whether Docker can tell that it has the image: a `--load`-only build of one platform without attestations (one
+/// manifest) into Docker's containerd store, whose image id is the manifest digest a solve reports (a classic
+/// store's is the config's).
+fn docker_checkable(context: &BuildContext, parts: &[Part]) -> bool {
+    checkable(context)
+        && context.destinations == [Destination::Load]
+        && context.buildkit.daemon.kind == DaemonKind::DockerContainerd
+        && !exported_as_index(context, parts)
+}
+
+/// Each platform's content fingerprint ([`fresh::FileView::Content`]); `None` when a platform is not our layers (a
+/// Dockerfile's).
 fn content_prints(context: &BuildContext, parts: &[Part]) -> Result<Option<Vec<String>>, JobError> {
-    let layers = if context.buildkit.daemon.info_rpc {
-        "packed"
-    } else {
-        "copied"
-    };
     let mut prints = Vec::with_capacity(parts.len());
     for part in parts {
         let PlatformBuild::Layers { config, layout, .. } = &part.solve.build else {
             return Ok(None);
         };
-        let placeless = layout::definition(&ImageLayout {
-            shared_key_hint: String::new(),
-            ..(**layout).clone()
-        });
-        let inputs: Vec<&LocalInput> = part.inputs.iter().collect();
-        let view = fresh::FileView::Content;
-        let print = fresh::fingerprint(&placeless, config, &[], &inputs, view)?;
-        prints.push(hex::encode(Sha256::digest(format!(
-            "{print}\nlayers {layers}"
-        ))));
+        prints.push(content_print(
+            layout,
+            config,
+            &part.inputs,
+            packed(context),
+        )?);
     }
     Ok(Some(prints))
+}
+
+/// Whether the daemon takes our packed layers (the same files are other layer bytes when it copies them: BuildKit
+/// before v0.11).
+fn packed(context: &BuildContext) -> bool {
+    context.buildkit.daemon.info_rpc
+}
+
+/// One platform's content fingerprint: its LLB laid out again without the shared key hint (the one part of it that
+/// names the checkout), its config, its input files by content, and whether its layers are packed. No exporter is
+/// part of it: the image is the same wherever it goes.
+fn content_print(
+    layout: &ImageLayout,
+    config: &[u8],
+    inputs: &[LocalInput],
+    packed: bool,
+) -> Result<String, JobError> {
+    let placeless = layout::definition(&ImageLayout {
+        shared_key_hint: String::new(),
+        ..layout.clone()
+    });
+    let inputs: Vec<&LocalInput> = inputs.iter().collect();
+    let print = fresh::fingerprint(&placeless, config, &[], &inputs, fresh::FileView::Content)?;
+    let layers = if packed { "packed" } else { "copied" };
+    Ok(hex::encode(Sha256::digest(format!(
+        "{print}\nlayers {layers}"
+    ))))
+}
+
+/// Starts each platform's content fingerprint on a blocking thread, for its config to take when the solve
+/// returns the result.
+fn fingerprint_beside_the_solve(context: &BuildContext, parts: &mut [Part]) {
+    let packed = packed(context);
+    for part in parts {
+        let PlatformBuild::Layers {
+            config,
+            layout,
+            fingerprint,
+            ..
+        } = &mut part.solve.build
+        else {
+            continue;
+        };
+        let (layout, config, inputs) = ((**layout).clone(), config.clone(), part.inputs.clone());
+        let task =
+            tokio::task::spawn_blocking(move || content_print(&layout, &config, &inputs, packed));
+        *fingerprint = Some(LateFingerprint::new(async move {
+            task.await
+                .unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()))
+        }));
+    }
 }
 
 /// Each platform's config with its content fingerprint in our history entry's comment.
@@ -247,10 +307,9 @@ async fn by_record(
     Some(fresh_built(planned, outputs, stamp, archived))
 }
 
-/// A `--load`-only build of one platform without a record that holds: the image is up to date when Docker's image
-/// under its name carries this platform's content fingerprint in its newest history entry (asked while cargo
-/// built). Only on Docker's containerd store, whose image id is the manifest digest a solve reports; a classic
-/// store's id is the config's. Then a record is saved for the next build, as after a solve.
+/// A build without a record that holds, that Docker can answer for ([`docker_checkable`]): the image is up to
+/// date when Docker's image under its name carries this platform's content fingerprint in its newest history entry
+/// (asked while cargo built). Then a record is saved for the next build, as after a solve.
 async fn in_docker(
     context: &BuildContext,
     planned: &PlanImage,
@@ -262,11 +321,7 @@ async fn in_docker(
     let ([part], [print]) = (parts, prints) else {
         return None;
     };
-    if !checkable(context)
-        || context.destinations != [Destination::Load]
-        || context.buildkit.daemon.kind != DaemonKind::DockerContainerd
-        || exported_as_index(context, parts)
-    {
+    if !docker_checkable(context, parts) {
         return None;
     }
     let reference = planned.references.first()?;

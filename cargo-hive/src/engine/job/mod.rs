@@ -648,6 +648,7 @@ fn platform_parts(
                     layout: Box::new(image_layout),
                     loader_check,
                     config,
+                    fingerprint: None,
                 },
                 attestations: (sbom.iter()).map(|sbom| sbom.attestation.clone()).collect(),
             },
