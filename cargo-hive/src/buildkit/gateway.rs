@@ -435,6 +435,11 @@ pub(crate) struct ExporterSpec {
 }
 
 impl ExporterSpec {
+    /// Whether it pushes an image to a registry (BuildKit's `image` exporter with `push=true`).
+    pub(crate) fn pushes(&self) -> bool {
+        self.kind == "image" && self.attrs.get("push").is_some_and(|push| push == "true")
+    }
+
     fn wire(&self) -> Exporter {
         Exporter {
             r#type: self.kind.clone(),

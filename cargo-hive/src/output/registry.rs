@@ -235,13 +235,7 @@ pub(crate) fn annotate_fingerprint(exporters: &mut [ExporterSpec], print: &str, 
     } else {
         "annotation-manifest"
     };
-    for exporter in exporters.iter_mut().filter(|exporter| {
-        exporter.kind == "image"
-            && exporter
-                .attrs
-                .get("push")
-                .is_some_and(|push| push == "true")
-    }) {
+    for exporter in exporters.iter_mut().filter(|exporter| exporter.pushes()) {
         exporter.attrs.insert(
             format!("{level}.{FINGERPRINT_ANNOTATION}"),
             print.to_owned(),

@@ -216,13 +216,7 @@ fn annotation(
     outputs: &Outputs,
 ) -> Option<String> {
     let pushing: Vec<&ExporterSpec> = (outputs.plan.exporters.iter())
-        .filter(|exporter| {
-            exporter.kind == "image"
-                && exporter
-                    .attrs
-                    .get("push")
-                    .is_some_and(|push| push == "true")
-        })
+        .filter(|exporter| exporter.pushes())
         .collect();
     if pushing.is_empty() || !context.destinations.contains(&Destination::Push) {
         return None;
