@@ -108,8 +108,8 @@ pub(crate) enum PlatformBuild {
         loader_check: Option<LoaderCheck>,
         /// The image config JSON.
         config: Vec<u8>,
-        /// The content fingerprint our history entry in `config` gets once known, when it is computed beside the
-        /// solve (else `config` has it already, or the image has none).
+        /// The content fingerprint our history entry in `config` gets before the result is returned (known
+        /// already, or computed beside the solve); `None` leaves `config` as it is.
         fingerprint: Option<LateFingerprint>,
     },
     /// A Dockerfile image: the daemon's Dockerfile frontend builds it.
@@ -124,13 +124,18 @@ pub(crate) enum PlatformBuild {
     OverDockerfile(Box<LayersOverDockerfile>),
 }
 
-/// A platform's content fingerprint being computed beside its solve: only the config needs it, and the config goes
-/// with the result, at the end of the solve. Hashing a big binary then costs no time of its own: it runs while the
-/// layers are packed and the daemon solves them.
+/// A platform's content fingerprint, stamped into its config when the result is returned, at the end of the solve:
+/// known already, or still being computed beside the solve (hashing a big binary then costs no time of its own: it
+/// runs while the layers are packed and the daemon solves them).
 #[derive(Clone)]
 pub(crate) struct LateFingerprint(Shared<BoxFuture<'static, Result<String, FrontendError>>>);
 
 impl LateFingerprint {
+    /// A fingerprint known already.
+    pub(crate) fn known(print: String) -> LateFingerprint {
+        LateFingerprint(futures::future::ready(Ok(print)).boxed().shared())
+    }
+
     /// The fingerprint `print` will give (started by the caller already), or why it could not.
     pub(crate) fn new<E: std::fmt::Display>(
         print: impl Future<Output = Result<String, E>> + Send + 'static,

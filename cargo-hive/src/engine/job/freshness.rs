@@ -29,8 +29,8 @@ pub(super) struct Freshness {
 }
 
 /// The image as it already is, if it is up to date: by its record, else in Docker or the registry it goes to.
-/// When it is not, each platform's config gets its content fingerprint (the comment of our history entry), so the
-/// image carries it wherever it goes: every output of the same sources is the same image.
+/// When it is not, each platform's solve gets its content fingerprint for the comment of our history entry in its
+/// config, so the image carries it wherever it goes: every output of the same sources is the same image.
 pub(super) async fn check(
     context: &BuildContext,
     planned: &PlanImage,
@@ -60,7 +60,7 @@ pub(super) async fn check(
     let Some(prints) = tokio::task::block_in_place(|| content_prints(context, parts))? else {
         return Ok(nothing);
     };
-    stamp_configs(parts, &prints)?;
+    fingerprint_known(parts, &prints);
     if let Some(built) = in_docker(context, planned, outputs, print, parts, &prints).await {
         return Ok(Freshness {
             fresh: Some(built),
@@ -196,14 +196,13 @@ fn fingerprint_beside_the_solve(context: &BuildContext, parts: &mut [Part]) {
     }
 }
 
-/// Each platform's config with its content fingerprint in our history entry's comment.
-fn stamp_configs(parts: &mut [Part], prints: &[String]) -> Result<(), JobError> {
+/// Each platform's content fingerprint, known now, for its config to take when the solve returns the result.
+fn fingerprint_known(parts: &mut [Part], prints: &[String]) {
     for (part, print) in parts.iter_mut().zip(prints) {
-        if let PlatformBuild::Layers { config, .. } = &mut part.solve.build {
-            *config = layout::with_fingerprint(config, print)?;
+        if let PlatformBuild::Layers { fingerprint, .. } = &mut part.solve.build {
+            *fingerprint = Some(LateFingerprint::known(print.clone()));
         }
     }
-    Ok(())
 }
 
 /// The content fingerprint a push records on the image (and a build without a record looks for in the registry):
