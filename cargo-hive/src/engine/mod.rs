@@ -563,8 +563,8 @@ async fn connect(
     })
 }
 
-/// The Docker image ids the `--load` up-to-date checks compare, asked while cargo builds and BuildKit connects,
-/// of the Docker the images are expected to go to.
+/// The Docker images (id, newest history comment) the `--load` up-to-date checks compare, asked while cargo
+/// builds and BuildKit connects, of the Docker the images are expected to go to.
 fn prefetch_docker_images(
     inputs: &Inputs<'_>,
     destinations: &[output::Destination],
