@@ -1,7 +1,8 @@
 //! One ~100 MB binary in one image on `scratch`, built with `--no-cache` to an OCI archive, `--load` and `--push`,
 //! each against the floor measured in the same run: the physical work every tool must do once, `sha256sum` plus
 //! `gzip -6` (single-threaded) of the binary, or `zstd -3` for the zstd rows. Also the peak memory (VmHWM) of
-//! `cargo hive`. Prints a markdown table of medians.
+//! `cargo hive`. Prints a markdown table of medians. The floor and each build wait for the daemons to go idle first
+//! (the previous run's garbage collection is neither's cost).
 //!
 //! The binary `include_bytes!`s 100 MiB generated deterministically to compress like real binaries (~3.3× with
 //! `gzip -6`, ~3.0× with `zstd -3`; cargo-hive's own release binary is ~2.8×, Docker's CLI ~3.3×): a skewed choice
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hive_e2e::bench::{human_bytes, median, must};
+use hive_e2e::bench::{human_bytes, median, must, settle_daemons};
 
 /// The generated data's size: with the code around it, a binary of ~100 MB.
 const DATA_BYTES: usize = 100 << 20;
@@ -110,6 +111,7 @@ fn main() {
     for row in rows {
         let mut samples = Vec::new();
         for run in 0..runs {
+            settle_daemons();
             let floor = floor(&binary, row.zstd);
             // Only a push needs a new repository per run; the others keep one name (and one Docker tag).
             let repository = match row.output {
@@ -121,6 +123,7 @@ fn main() {
                 Output::Archive | Output::Load => format!("{PUSH_ROOT}/local"),
             };
             write_manifest(&ws, &repository);
+            settle_daemons();
             let (hive, peak_rss) = run_hive(&hive, &ws, &addr, row);
             eprintln!(
                 "{:>13} run {run}: cargo hive {:.3}s, floor {:.3}s, peak {}",

@@ -2,7 +2,9 @@
 //! daemon, for a generated workspace of 20 binary crates: cold (BuildKit cache pruned, images removed from Docker),
 //! nothing changed, nothing changed without cargo hive's records (a fresh CI checkout), one binary changed; median
 //! of several runs; plus the bytes our session sent. Prints a markdown table, and the median of
-//! each phase cargo hive's `--progress json` reports, per scenario.
+//! each phase cargo hive's `--progress json` reports, per scenario; then the no-op over cargo's own, in pairs. Every
+//! timed run waits for the daemons to go idle first (containerd collects garbage a few seconds after images are
+//! replaced: neither tool's cost, but it lands in whichever run comes next).
 //!
 //! Run: `cargo bench -p hive-e2e --bench build_vs_bake` (needs `scripts/buildkit-up` first). `HIVE_BENCH_RUNS`
 //! sets the runs per cell (default 5), `HIVE_BENCH_CRATES` the number of crates (default 20).
@@ -13,9 +15,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hive_build::progress::Phase;
-use hive_e2e::bench::{human_bytes, median, median_phases, phase_table, phase_times, time_output};
+use hive_e2e::bench::{
+    human_bytes, median, median_phases, phase_table, phase_times, settle_daemons, time_output,
+};
 
 const BASE: &str = "localhost:5000/hive/glibc:latest";
+
+/// Pairs of no-op runs (cargo hive, then cargo) for the row over cargo's own no-op: each takes a tenth of a second.
+const NOOP_PAIRS: usize = 30;
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
@@ -118,6 +125,7 @@ fn main() {
                     }
                     _ => {}
                 }
+                settle_daemons();
                 let mut command = if tool == "hive" {
                     hive_cmd()
                 } else {
@@ -149,7 +157,7 @@ fn main() {
             median(&bytes),
         ));
     }
-    let (hive_noop, cargo_noop) = noop_over_cargo(&hive, &ws, runs.max(5) * 3);
+    let noop = noop_over_cargo(&hive, &ws, NOOP_PAIRS);
     let changed_size = std::fs::metadata(ws.join("target/release/bin07"))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -177,15 +185,15 @@ fn main() {
         phase_table(&format!("cargo hive's phases (median of {runs})"), &phases)
     );
     println!(
-        "\n| nothing changed, over cargo's own no-op (median of {}) | cargo hive build --release --load | cargo build --release | over | target |",
-        runs.max(5) * 3
+        "\n| nothing changed, over cargo's own no-op (median of {}) | cargo hive build --release --load | cargo build --release | over (median of the pairs) | target |",
+        NOOP_PAIRS
     );
     println!("| --- | ---: | ---: | ---: | ---: |");
     println!(
         "| {crates} images | {:.3} s | {:.3} s | {:.3} s | ≤ 0.060 s |",
-        hive_noop.as_secs_f64(),
-        cargo_noop.as_secs_f64(),
-        hive_noop.as_secs_f64() - cargo_noop.as_secs_f64()
+        noop.hive.as_secs_f64(),
+        noop.cargo.as_secs_f64(),
+        noop.over.as_secs_f64()
     );
     let one_changed_bytes = table.last().map(|row| row.3).unwrap_or(0);
     println!(
@@ -196,9 +204,20 @@ fn main() {
     );
 }
 
+/// The no-op `cargo hive build --release --load` and cargo's own no-op, timed in pairs.
+struct NoopOverCargo {
+    /// The median of cargo hive's runs.
+    hive: Duration,
+    /// The median of cargo's runs.
+    cargo: Duration,
+    /// The median of each pair's difference: a pair runs within a fraction of a second, so a slow stretch of a
+    /// noisy machine slows both of its runs rather than one side's median.
+    over: Duration,
+}
+
 /// The no-op `cargo hive build --release --load` (as a user types it, output not a terminal) and cargo's own no-op,
-/// alternated `runs` times after one untimed run of each: their medians.
-fn noop_over_cargo(hive: &Path, ws: &Path, runs: usize) -> (Duration, Duration) {
+/// alternated `runs` times after one untimed run of each.
+fn noop_over_cargo(hive: &Path, ws: &Path, runs: usize) -> NoopOverCargo {
     let hive_cmd = || {
         let mut command = Command::new(hive);
         command
@@ -215,12 +234,20 @@ fn noop_over_cargo(hive: &Path, ws: &Path, runs: usize) -> (Duration, Duration) 
     };
     time_output(&mut hive_cmd());
     time_output(&mut cargo_cmd());
-    let (mut hive_times, mut cargo_times) = (Vec::new(), Vec::new());
+    settle_daemons();
+    let (mut hive_times, mut cargo_times, mut overs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        hive_times.push(time_output(&mut hive_cmd()).0);
-        cargo_times.push(time_output(&mut cargo_cmd()).0);
+        let hive = time_output(&mut hive_cmd()).0;
+        let cargo = time_output(&mut cargo_cmd()).0;
+        hive_times.push(hive);
+        cargo_times.push(cargo);
+        overs.push(hive.saturating_sub(cargo));
     }
-    (median(&hive_times), median(&cargo_times))
+    NoopOverCargo {
+        hive: median(&hive_times),
+        cargo: median(&cargo_times),
+        over: median(&overs),
+    }
 }
 
 fn generate(ws: &Path, crates: usize) {
