@@ -12,11 +12,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hive_build::progress::Phase;
 use hive_e2e::bench::{
-    human_bytes, median, median_phases, phase_table, phase_times, settle_daemons, time_output,
+    human_bytes, median, median_phases, must, phase_table, phase_times, settle_daemons, time,
+    time_output,
 };
 
 const BASE: &str = "localhost:5000/hive/glibc:latest";
@@ -353,17 +354,6 @@ fn prune() {
             .args(["builder", "prune", "-af"])
             .stdout(std::process::Stdio::null()),
     );
-}
-
-fn time(command: &mut Command) -> Duration {
-    let started = Instant::now();
-    must(command);
-    started.elapsed()
-}
-
-fn must(command: &mut Command) {
-    let status = command.status().expect("command starts");
-    assert!(status.success(), "{command:?} failed: {status}");
 }
 
 fn bytes_sent(ws: &Path) -> u64 {
