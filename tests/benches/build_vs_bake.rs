@@ -122,7 +122,7 @@ fn main() {
                     "nothing changed, no fingerprints" => forget_fingerprints(&ws),
                     "one binary changed" => {
                         counter += 1;
-                        touch_binary(&ws, counter);
+                        touch_binary(&ws, crates, counter);
                     }
                     _ => {}
                 }
@@ -159,7 +159,7 @@ fn main() {
         ));
     }
     let noop = noop_over_cargo(&hive, &ws, NOOP_PAIRS);
-    let changed_size = std::fs::metadata(ws.join("target/release/bin07"))
+    let changed_size = std::fs::metadata(ws.join("target/release").join(changed_crate(crates)))
         .map(|m| m.len())
         .unwrap_or(0);
 
@@ -315,11 +315,17 @@ fn write(path: &Path, text: &str) {
     }
 }
 
-fn touch_binary(ws: &Path, counter: u32) {
-    let main: PathBuf = ws.join("crates/bin07/src/main.rs");
+/// The crate the "one binary changed" scenario changes: `bin07`, or the last one of a smaller workspace.
+fn changed_crate(crates: usize) -> String {
+    format!("bin{:02}", crates.clamp(1, 7))
+}
+
+fn touch_binary(ws: &Path, crates: usize, counter: u32) {
+    let name = changed_crate(crates);
+    let main: PathBuf = ws.join("crates").join(&name).join("src/main.rs");
     std::fs::write(
         &main,
-        format!("fn main() {{\n    println!(\"bin07 {counter}\");\n}}\n"),
+        format!("fn main() {{\n    println!(\"{name} {counter}\");\n}}\n"),
     )
     .unwrap();
 }
