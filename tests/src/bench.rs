@@ -288,9 +288,9 @@ pub fn assert_pushed_index(repository: &str) {
 /// BuildKit's cache pruning) would land in the next timed run.
 const DAEMONS: [&str; 3] = ["dockerd", "containerd", "buildkitd"];
 
-/// Waits until the daemons are idle (under 5% of one core for half a second), at most 20 s; returns how long it
-/// waited. Both tools are timed after it: the burst a previous run left behind is neither tool's cost.
-pub fn settle_daemons() -> Duration {
+/// Waits until the daemons are idle (under 5% of one core for half a second), at most 20 s. Both tools are timed
+/// after it: the burst a previous run left behind is neither tool's cost.
+pub fn settle_daemons() {
     const WINDOW: Duration = Duration::from_millis(500);
     const IDLE: Duration = Duration::from_millis(25);
     let started = Instant::now();
@@ -301,7 +301,6 @@ pub fn settle_daemons() -> Duration {
             break;
         }
     }
-    started.elapsed()
 }
 
 /// CPU time the daemons have used so far (user + system, from `/proc`).
