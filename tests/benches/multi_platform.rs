@@ -4,7 +4,9 @@
 //! two-platform index per image to the local registry; every run is checked by reading the indexes back. Scenarios:
 //! cold (BuildKit cache pruned, the bench's local images removed, fresh registry repositories), nothing changed,
 //! nothing changed without cargo hive's fingerprints, one binary changed. Prints a markdown table of medians, and
-//! where cargo hive's time went: the median of each phase its `--progress json` reports, per scenario.
+//! where cargo hive's time went: the median of each phase its `--progress json` reports, per scenario. Every timed
+//! run waits for the daemons to go idle first (a prune or a replaced image makes containerd collect garbage a few
+//! seconds later).
 //!
 //! Run: `cargo bench -p hive-e2e --bench multi_platform` (needs `scripts/buildkit-up` and the rustup targets
 //! `x86_64-unknown-linux-musl` and `aarch64-unknown-linux-musl`). `HIVE_BENCH_RUNS` sets the runs per cell
@@ -23,7 +25,8 @@ use std::time::Duration;
 use hive_build::progress::Phase;
 use hive_e2e::bench::{
     BAKE_SCRIPT, MultiPlatformWorkspace, PLATFORMS, REGISTRY, REPOSITORY_ROOT, assert_pushed_index,
-    human_bytes, median, median_phases, must, phase_table, phase_times, ratio, time_output,
+    human_bytes, median, median_phases, must, phase_table, phase_times, ratio, settle_daemons,
+    time_output,
 };
 
 /// The sides of the comparison.
@@ -175,6 +178,7 @@ impl Bench {
         for run in 0..self.runs {
             for &tool in self.tools() {
                 let repositories = self.prepare_run(scenario, tool, run, &warm);
+                settle_daemons();
                 let (elapsed, progress) = self.run(tool, scenario);
                 self.check_pushed(tool, &repositories);
                 eprintln!(
@@ -214,6 +218,7 @@ impl Bench {
             let mut plan = Command::new(&self.hive);
             plan.args(["hive", "plan", "--quiet", "--format", "json"])
                 .current_dir(self.workspace.root());
+            settle_daemons();
             let (planned, _) = time_output(&mut plan);
             let (built, progress) = self.run(Tool::Hive, Scenario::NothingChanged);
             self.check_pushed(Tool::Hive, &warm);
